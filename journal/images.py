@@ -1,0 +1,59 @@
+"""Image files the journal stores or publishes: decoded, checked, and re-encoded as PNG with no metadata at all."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from .errors import InvalidInput
+
+Image.MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond what any pipeline makes
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """A PNG encoding of an image's pixels alone, and facts about it."""
+
+    data: bytes
+    sha256: str
+    width: int
+    height: int
+
+
+def open_image(path: Path) -> Image.Image:
+    """Open and fully decode an image, or raise InvalidInput naming the file."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy() if im.mode in ("1", "L", "LA", "RGB", "RGBA", "I;16") else im.convert("RGBA" if _has_alpha(im) else "RGB")
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"{path} is a directory, not an image") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"{path} is not an image Pillow can read ({exc.__class__.__name__}); pass a PNG, JPEG or WebP") from None
+
+
+def _has_alpha(im: Image.Image) -> bool:
+    return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+
+
+def clean_png(im: Image.Image) -> CleanImage:
+    """Encode only the pixels: no text chunks, EXIF, XMP, ICC profile or any other ancillary data."""
+    bare = Image.frombytes(im.mode, im.size, im.tobytes())  # a fresh image carries an empty .info
+    buf = io.BytesIO()
+    bare.save(buf, format="PNG")
+    data = buf.getvalue()
+    return CleanImage(data, hashlib.sha256(data).hexdigest(), im.width, im.height)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,458 @@
+"""The Journal: numbered experiments in a git repository, indexed in TinyDB, written crash-safely by one writer.
+
+Layout of a journal directory::
+
+    journal.toml                      marker (tracked)
+    .gitignore                        ignores journal.json and .promptism/ (tracked)
+    experiments/0001-<slug>/          one folder per experiment (tracked)
+        experiment.json               the full document, private prompt included — the source of truth
+        01-s1234.png …                images, re-encoded with no metadata
+    journal.json                      TinyDB index of the same documents (ignored; rebuilt from git when missing)
+    .promptism/                       lock, pending-write intent, commit message, run scratch area (ignored)
+
+Every change follows one protocol: write an intent naming the folders it touches, write the files, ``git add``,
+``git commit`` (the atomic point), update the TinyDB index, tag, delete the intent. After a crash at any step the
+next writer (or ``open``) restores those folders to what HEAD holds and re-syncs the index from them: a change
+whose commit landed is completed, one whose commit did not is rolled back. Readers only ever read the index, which
+is replaced atomically and updated after the commit, so they never see an experiment that is not committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import operator
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from tinydb import Query, TinyDB
+from tinydb.table import Document
+
+from . import failpoints
+from .atomic import write_atomic
+from .errors import ExperimentNotFound, InvalidInput, JournalError, JournalLocked, NotAJournal
+from .gitrepo import GitRepo
+from .images import clean_png, open_image, sha256_file
+from .lock import WriterLock
+from .model import Experiment, ImageRecord, NewExperiment
+from .publish import GalleryEntry, check_titles_keep_secrets, write_gallery
+from .slug import check_title, fold, slugify
+from .storage import AtomicJSONStorage
+
+MARKER = "journal.toml"
+DB_FILE = "journal.json"
+SCRATCH = ".promptism"
+EXPERIMENTS = "experiments"
+EXPERIMENT_FILE = "experiment.json"
+INTENT_FILE = "intent.json"
+
+_MARKER_TEXT = "# A promptism journal: numbered text-to-image experiments. Managed by `promptism`.\nschema = 1\n"
+_GITIGNORE_TEXT = f"/{DB_FILE}\n/.{DB_FILE}.*.tmp\n/{SCRATCH}/\n"
+
+
+def tool_version() -> str:
+    try:
+        return version("promptism")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def is_journal(path: Path) -> bool:
+    return (path / MARKER).is_file() and (path / ".git").exists()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing ``doctor`` noticed; ``repaired`` is None when it needs no repair, False when it could not be."""
+
+    problem: str
+    repaired: bool | None
+
+
+class Journal:
+    def __init__(self, path: Path, lock_timeout: float = 0.0):
+        self.path = path
+        self.lock_timeout = lock_timeout
+        self._lock = WriterLock(path / SCRATCH / "lock", path)
+        self._git = GitRepo(path, self._lock.inherited_fds)
+        self._db = TinyDB(path / DB_FILE, storage=AtomicJSONStorage)
+        self._table = self._db.table("experiments", cache_size=0)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def init(cls, path: str | os.PathLike) -> "Journal":
+        """Create a journal in a new or empty directory (a no-op open if it already is one)."""
+        path = Path(path).expanduser().absolute()
+        if is_journal(path):
+            return cls.open(path)
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise NotAJournal(f"{path} is not empty and is not a journal; choose a new or empty directory")
+        path.mkdir(parents=True, exist_ok=True)
+        repo = GitRepo.init(path)
+        (path / SCRATCH).mkdir()
+        (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
+        (path / ".gitignore").write_text(_GITIGNORE_TEXT, encoding="utf-8")
+        repo.add(MARKER, ".gitignore")
+        repo.commit("Start a promptism journal", path / SCRATCH / "COMMIT_MSG", MARKER, ".gitignore")
+        journal = cls(path)
+        journal._db.storage.write({"experiments": {}})
+        return journal
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, create: bool = False, lock_timeout: float = 0.0) -> "Journal":
+        """Open a journal; with ``create``, a missing or empty directory becomes a new journal.
+
+        Finishes an interrupted write (or rebuilds a missing index) first, if no other writer is active.
+        """
+        path = Path(path).expanduser().absolute()
+        if not is_journal(path):
+            if create and (not path.exists() or (path.is_dir() and not any(path.iterdir()))):
+                return cls.init(path)
+            if not path.exists():
+                raise NotAJournal(f"no journal at {path}; create one with `promptism init {path}`")
+            raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
+        journal = cls(path, lock_timeout)
+        (path / SCRATCH).mkdir(exist_ok=True)
+        if journal._intent_path.exists() or not (path / DB_FILE).exists():
+            try:
+                with journal._writing():
+                    pass  # _writing recovers and rebuilds on entry
+            except JournalLocked:
+                if not (path / DB_FILE).exists():
+                    raise
+        return journal
+
+    # ------------------------------------------------------------------ reading
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def get(self, number: int) -> Experiment:
+        doc = self._table.get(doc_id=number) if isinstance(number, int) and number > 0 else None
+        if doc is None:
+            last = self.last_number()
+            hint = f"the journal has #1 to #{last}" if last else "the journal is empty"
+            raise ExperimentNotFound(f"no experiment #{number}; {hint} (see `promptism log`)")
+        return Experiment.from_doc(doc)
+
+    def last_number(self) -> int:
+        return max((doc.doc_id for doc in self._table.all()), default=0)
+
+    def list(self, offset: int = 0, limit: int | None = 20) -> list[Experiment]:
+        """Experiments newest first."""
+        return self.search(offset=offset, limit=limit)
+
+    def search(
+        self,
+        text: str | None = None,
+        *,
+        model: str | None = None,
+        keyword: str | None = None,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        offset: int = 0,
+        limit: int | None = 20,
+    ) -> list[Experiment]:
+        """Newest first. ``text`` matches title or model (case and letter style ignored); ``keyword`` an exact keyword;
+        ``since``/``until`` are inclusive ``YYYY-MM-DD`` dates (UTC)."""
+        q = Query()
+        conditions = []
+        if text:
+            needle = fold(text)
+            conditions.append(q.title.test(lambda t: needle in fold(t)) | q.model.id.test(lambda m: needle in fold(m)))
+        if model:
+            wanted = fold(model)
+            conditions.append(q.model.id.test(lambda m: wanted in fold(m)))
+        if keyword:
+            wanted_kw = fold(keyword.strip())
+            conditions.append(q.keywords.test(lambda ks: any(fold(k) == wanted_kw for k in ks)))
+        if status:
+            conditions.append(q.status == status)
+        if since:
+            conditions.append(q.created.test(lambda c: c[:10] >= since))
+        if until:
+            conditions.append(q.created.test(lambda c: c[:10] <= until))
+        docs = self._table.search(functools.reduce(operator.and_, conditions)) if conditions else self._table.all()
+        docs.sort(key=lambda d: d.doc_id, reverse=True)
+        end = None if limit is None else offset + limit
+        return [Experiment.from_doc(d) for d in docs[offset:end]]
+
+    def folder(self, exp: Experiment) -> Path:
+        return self.path / exp.dir
+
+    def image_path(self, exp: Experiment, image: ImageRecord) -> Path:
+        return self.path / exp.dir / image.file
+
+    @property
+    def scratch(self) -> Path:
+        """The git-ignored working area (runs, locks) inside the journal."""
+        return self.path / SCRATCH
+
+    # ------------------------------------------------------------------ writing
+
+    def accept(self, new: NewExperiment) -> Experiment:
+        """Record ``new`` as the next numbered experiment: one commit ``#N <title>`` and a tag ``exp/NNNN``."""
+        check_title(new.title)
+        if not new.model.id.strip():
+            raise InvalidInput("the model that made the images is required: pass --model NAME")
+        if not new.images:
+            raise InvalidInput("an experiment needs at least one image")
+        cleaned = [clean_png(open_image(Path(img.path))) for img in new.images]  # all decoded before anything is written
+        with self._writing():
+            if new.parent is not None:
+                self.get(new.parent)
+            number = self.last_number() + 1
+            if list((self.path / EXPERIMENTS).glob(f"{number:04d}-*")):
+                raise JournalError(f"a folder for #{number} already exists outside the index; run `promptism doctor`")
+            slug = slugify(new.title)
+            names = [f"{i:02d}" + (f"-s{img.seed}" if img.seed is not None else "") + ".png" for i, img in enumerate(new.images, 1)]
+            now = _now()
+            exp = Experiment.from_doc(Experiment(
+                number=number,
+                title=new.title,
+                slug=slug,
+                dir=f"{EXPERIMENTS}/{number:04d}-{slug}",
+                model=new.model,
+                images=tuple(
+                    ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt, score=img.score)
+                    for name, c, img in zip(names, cleaned, new.images)
+                ),
+                created=now,
+                updated=now,
+                prompt=new.prompt,
+                negative_prompt=new.negative_prompt,
+                keywords=tuple(new.keywords),
+                grid=new.grid,
+                params=dict(new.params),
+                parent=new.parent,
+                compute=new.compute,
+                tool_version=tool_version(),
+            ).to_doc())
+            lines = [f"Model: {_model_line(exp)}", f"Images: {len(exp.images)}" + _seeds(exp)]
+            if exp.parent:
+                lines.append(f"Parent: #{exp.parent}")
+            self._commit([exp], f"#{number} {exp.title}\n\n" + "\n".join(lines) + "\n",
+                         images={name: c.data for name, c in zip(names, cleaned)}, tag=True)
+            return exp
+
+    def retitle(self, number: int, title: str) -> Experiment:
+        check_title(title)
+        with self._writing():
+            old = self.get(number)
+            exp = old.replace(title=title, updated=_now())
+            self._commit([exp], f"#{number} {title}\n\nRetitled; was: {old.title}\nModel: {_model_line(exp)}\n")
+            return exp
+
+    def publish(self, numbers: Iterable[int], out: Path, *, allow_title_overlap: bool = False) -> list[Experiment]:
+        """Write the gallery of every published experiment plus ``numbers`` to ``out``; mark ``numbers`` published."""
+        with self._writing():
+            targets = [self.get(n) for n in dict.fromkeys(numbers)]
+            if not targets:
+                raise InvalidInput("name at least one experiment number to publish")
+            if not allow_title_overlap:
+                check_titles_keep_secrets(targets)
+            now = _now()
+            changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
+            shown = {e.number: e for e in self.search(status="published", limit=None)}
+            shown.update({e.number: e for e in targets})
+            shown.update({e.number: e for e in changed})
+            write_gallery(Path(out), [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
+            if changed:
+                subject = "Publish " + ", ".join(f"#{e.number}" for e in changed)
+                self._commit(changed, subject + "\n\n" + "".join(f"#{e.number} {e.title} — {_model_line(e)}\n" for e in changed))
+            return [shown[e.number] for e in targets]
+
+    def unpublish(self, numbers: Iterable[int]) -> list[Experiment]:
+        with self._writing():
+            targets = [self.get(n) for n in dict.fromkeys(numbers)]
+            now = _now()
+            changed = [e.replace(status="unreleased", published=None, updated=now) for e in targets if e.status == "published"]
+            if changed:
+                self._commit(changed, "Unpublish " + ", ".join(f"#{e.number}" for e in changed) + "\n")
+            return [e.replace(status="unreleased", published=None) for e in targets]
+
+    # ------------------------------------------------------------------ the write protocol
+
+    @property
+    def _intent_path(self) -> Path:
+        return self.path / SCRATCH / INTENT_FILE
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[list[Finding]]:
+        """Hold the writer lock; on entry finish any interrupted write and rebuild a missing index (yields what it did)."""
+        self._lock.acquire(self.lock_timeout)
+        try:
+            findings = self._recover()
+            if not (self.path / DB_FILE).exists():
+                findings.append(Finding(f"rebuilt the missing index of {self._rebuild_index()} experiment(s) from git", True))
+            yield findings
+        finally:
+            self._lock.release()
+
+    def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None, tag: bool = False) -> None:
+        paths = [e.dir for e in experiments]
+        write_atomic(self._intent_path, json.dumps({"numbers": [e.number for e in experiments], "paths": paths, "tag": tag}).encode())
+        failpoints.hit("intent-written")
+        for exp in experiments:
+            folder = self.path / exp.dir
+            folder.mkdir(parents=True, exist_ok=True)
+            for name, data in (images or {}).items():
+                write_atomic(folder / name, data)
+                failpoints.hit("image-written")
+            write_atomic(folder / EXPERIMENT_FILE, _encode(exp))
+        failpoints.hit("files-written")
+        self._git.add(*paths)
+        failpoints.hit("staged")
+        sha = self._git.commit(message, self.path / SCRATCH / "COMMIT_MSG", *paths)
+        failpoints.hit("committed")
+        for exp in experiments:
+            self._table.upsert(Document(exp.to_doc(), doc_id=exp.number))
+        failpoints.hit("indexed")
+        if tag:
+            for exp in experiments:
+                self._git.tag(_tag(exp.number), sha)
+            failpoints.hit("tagged")
+        self._intent_path.unlink()
+
+    def _recover(self) -> list[Finding]:
+        """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows."""
+        findings = [Finding(f"removed stale git lock {lock}", True) for lock in self._git.remove_stale_locks()]
+        for tmp in [*self.path.glob(f".{DB_FILE}.*.tmp"), *(self.path / SCRATCH).glob(".*.tmp")]:
+            tmp.unlink()  # half-written replacements from a killed writer; the files they were replacing are intact
+        try:
+            intent = json.loads(self._intent_path.read_bytes())
+        except FileNotFoundError:
+            return findings
+        except ValueError:  # write_atomic makes this impossible short of disk corruption
+            intent = {"numbers": [], "paths": []}
+        for number, rel in zip(intent["numbers"], intent["paths"]):
+            if self._git.head_exists():
+                self._git.restore_to_head(rel)
+            doc_file = self.path / rel / EXPERIMENT_FILE
+            if doc_file.exists():
+                exp = self._read_experiment(doc_file)
+                self._table.upsert(Document(exp.to_doc(), doc_id=number))
+                if intent.get("tag"):
+                    self._ensure_tag(exp)
+                findings.append(Finding(f"completed an interrupted write of #{number} (it was committed)", True))
+            else:
+                if self._table.contains(doc_id=number):
+                    self._table.remove(doc_ids=[number])
+                findings.append(Finding(f"rolled back an interrupted write of #{number} (it was never committed)", True))
+        self._intent_path.unlink()
+        return findings
+
+    def _ensure_tag(self, exp: Experiment) -> bool:
+        name = _tag(exp.number)
+        if name in self._git.tags(name):
+            return False
+        sha = self._git.first_commit_adding(f"{exp.dir}/{EXPERIMENT_FILE}")
+        if sha:
+            self._git.tag(name, sha)
+        return True
+
+    def _read_experiment(self, doc_file: Path) -> Experiment:
+        try:
+            return Experiment.from_doc(json.loads(doc_file.read_bytes()))
+        except ValueError as exc:
+            raise JournalError(f"{doc_file} is not valid JSON ({exc})") from None
+
+    def _tree_experiments(self) -> dict[int, Experiment]:
+        found: dict[int, Experiment] = {}
+        for doc_file in sorted((self.path / EXPERIMENTS).glob(f"*/{EXPERIMENT_FILE}")):
+            exp = self._read_experiment(doc_file)
+            found[exp.number] = exp
+        return found
+
+    def _rebuild_index(self) -> int:
+        """Replace the whole index, in one atomic write, with the documents in the experiment folders."""
+        tree = self._tree_experiments()
+        self._db.storage.write({"experiments": {str(n): e.to_doc() for n, e in sorted(tree.items())}})
+        return len(tree)
+
+    # ------------------------------------------------------------------ doctor
+
+    def doctor(self, repair: bool = True) -> list[Finding]:
+        """Check index ↔ files ↔ git history; with ``repair``, fix what can be fixed without losing anything."""
+        if not repair:
+            return self._diagnose(repair=False)
+        with self._writing() as recovered:
+            return recovered + self._diagnose(repair=True)
+
+    def _diagnose(self, repair: bool) -> list[Finding]:
+        findings: list[Finding] = []
+        if self._intent_path.exists():
+            findings.append(Finding("an interrupted write is pending (doctor without --check finishes it)", False))
+        for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
+            if status == "??":
+                if repair:
+                    dest = self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S") / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.move(self.path / rel, dest)
+                findings.append(Finding(f"{rel} is not part of any committed experiment" + (f"; moved to {dest.relative_to(self.path)}" if repair else ""), repair))
+            else:
+                if repair:
+                    self._git.restore_to_head(rel)
+                findings.append(Finding(f"{rel} differs from the committed version" + ("; restored from git" if repair else ""), repair))
+        try:
+            tree = self._tree_experiments()
+        except (JournalError, InvalidInput) as exc:
+            return findings + [Finding(str(exc), False)]
+        expected = set(range(1, max(tree, default=0) + 1))
+        if missing := sorted(expected - set(tree)):
+            findings.append(Finding("numbering has gaps: no experiment " + ", ".join(f"#{n}" for n in missing), False))
+        for number, exp in sorted(tree.items()):
+            folder = self.path / exp.dir
+            if not (folder / EXPERIMENT_FILE).exists():
+                findings.append(Finding(f"#{number} lives in the wrong folder (its document says {exp.dir})", False))
+                continue
+            for image in exp.images:
+                path = folder / image.file
+                if not path.exists() or sha256_file(path) != image.sha256:
+                    findings.append(Finding(f"#{number}: {image.file} is missing or does not match its recorded sha256", False))
+        index = {doc.doc_id: doc for doc in self._table.all()}
+        stale = sorted(n for n in set(index) | set(tree) if n not in tree or index.get(n) != tree[n].to_doc())
+        if stale:
+            if repair:
+                self._rebuild_index()
+            findings.append(Finding(f"the index disagreed with git on {len(stale)} experiment(s) (" + ", ".join(f"#{n}" for n in stale[:10])
+                                    + ")" + ("; rebuilt it from the committed documents" if repair else ""), repair))
+        known = self._git.tags("exp/*")
+        for number, exp in sorted(tree.items()):
+            if _tag(number) not in known:
+                if repair:
+                    self._ensure_tag(exp)
+                findings.append(Finding(f"tag {_tag(number)} was missing" + ("; created it" if repair else ""), repair))
+        return findings
+
+
+def _encode(exp: Experiment) -> bytes:
+    return (json.dumps(exp.to_doc(), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+
+
+def _tag(number: int) -> str:
+    return f"exp/{number:04d}"
+
+
+def _model_line(exp: Experiment) -> str:
+    m = exp.model
+    details = ", ".join(x for x in (m.pipeline, m.scheduler) if x)
+    return m.credit + (f" @ {m.revision}" if m.revision else "") + (f" ({details})" if details else "")
+
+
+def _seeds(exp: Experiment) -> str:
+    seeds = list(dict.fromkeys(i.seed for i in exp.images if i.seed is not None))
+    return ("; seeds " + ", ".join(map(str, seeds))) if seeds else ""

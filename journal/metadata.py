@@ -1,0 +1,168 @@
+"""Generation metadata other tools embed in images: AUTOMATIC1111 infotext, ComfyUI graphs, InvokeAI JSON.
+
+Used by ``promptism import`` to recover prompt, negative prompt, seed, steps and model. Parsing is best effort:
+anything unrecognised is simply absent from the result.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+# One "Key: value" pair of A1111's last infotext line (same pattern as A1111's generation_parameters_copypaste).
+_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_SIZE = re.compile(r"^(\d+)x(\d+)$")
+_EXIF_USER_COMMENT = 0x9286
+_EXIF_IFD = 0x8769
+
+
+@dataclass
+class GenerationInfo:
+    source: str | None = None
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    params: dict = field(default_factory=dict)
+    model: str | None = None
+    model_hash: str | None = None
+
+
+def read_generation_info(im: Image.Image) -> GenerationInfo:
+    """What the image says about how it was made (an empty GenerationInfo if nothing)."""
+    info = im.info
+    if isinstance(info.get("parameters"), str):
+        return parse_a1111(info["parameters"])
+    if isinstance(info.get("invokeai_metadata"), str):
+        return _parse_invokeai(info["invokeai_metadata"])
+    if isinstance(info.get("prompt"), str):
+        return _parse_comfyui(info["prompt"])
+    comment = _exif_user_comment(im)
+    if comment:
+        return parse_a1111(comment)
+    return GenerationInfo()
+
+
+def parse_a1111(text: str) -> GenerationInfo:
+    """Parse AUTOMATIC1111 infotext: prompt line(s), optional ``Negative prompt: …`` line(s), then ``Steps: …``."""
+    *lines, last = text.strip().split("\n")
+    if len(_PARAM.findall(last)) < 3:
+        lines.append(last)
+        last = ""
+    prompt, negative, in_negative = [], [], False
+    for line in lines:
+        if line.startswith("Negative prompt:"):
+            in_negative = True
+            line = line[len("Negative prompt:") :].strip()
+        (negative if in_negative else prompt).append(line)
+    result = GenerationInfo(source="automatic1111", prompt="\n".join(prompt).strip(), negative_prompt="\n".join(negative).strip())
+    for key, value in _PARAM.findall(last):
+        value = value.strip()
+        if value.startswith('"') and value.endswith('"'):
+            value = json.loads(value)
+        _set_a1111_param(result, key.strip(), value)
+    return result
+
+
+def _set_a1111_param(result: GenerationInfo, key: str, value: str) -> None:
+    if key == "Seed":
+        result.seed = _int(value)
+    elif key == "Steps":
+        result.params["steps"] = _int(value)
+    elif key == "CFG scale":
+        result.params["guidance"] = _float(value)
+    elif key == "Sampler":
+        result.params["sampler"] = value
+    elif key == "Denoising strength":
+        result.params["strength"] = _float(value)
+    elif key == "Size" and (m := _SIZE.match(value)):
+        result.params["width"], result.params["height"] = int(m.group(1)), int(m.group(2))
+    elif key == "Model":
+        result.model = value
+    elif key == "Model hash":
+        result.model_hash = value
+
+
+def _parse_invokeai(text: str) -> GenerationInfo:
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return GenerationInfo()
+    if not isinstance(meta, dict):
+        return GenerationInfo()
+    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
+    params = {"steps": _int(meta.get("steps")), "guidance": _float(meta.get("cfg_scale")),
+              "width": _int(meta.get("width")), "height": _int(meta.get("height")), "sampler": meta.get("scheduler")}
+    return GenerationInfo(
+        source="invokeai",
+        prompt=_str(meta.get("positive_prompt")),
+        negative_prompt=_str(meta.get("negative_prompt")),
+        seed=_int(meta.get("seed")),
+        params={k: v for k, v in params.items() if v is not None},
+        model=_str(model.get("name") or model.get("model_name")),
+        model_hash=_str(model.get("hash")),
+    )
+
+
+def _parse_comfyui(text: str) -> GenerationInfo:
+    """Best effort over ComfyUI's API graph: the first sampler node, its linked text encoders and checkpoint."""
+    try:
+        graph = json.loads(text)
+    except ValueError:
+        return GenerationInfo()
+    if not isinstance(graph, dict):
+        return GenerationInfo()
+    nodes = {k: v for k, v in graph.items() if isinstance(v, dict)}
+    samplers = [n for n in nodes.values() if "KSampler" in str(n.get("class_type", ""))]
+    if not samplers:
+        return GenerationInfo()
+    inputs = samplers[0].get("inputs", {})
+
+    def linked_text(ref) -> str | None:
+        node = nodes.get(str(ref[0])) if isinstance(ref, list) and ref else None
+        return _str(node.get("inputs", {}).get("text")) if node else None
+
+    checkpoint = next((n.get("inputs", {}).get("ckpt_name") for n in nodes.values()
+                       if "CheckpointLoader" in str(n.get("class_type", ""))), None)
+    params = {"steps": _int(inputs.get("steps")), "guidance": _float(inputs.get("cfg")), "sampler": _str(inputs.get("sampler_name"))}
+    return GenerationInfo(
+        source="comfyui",
+        prompt=linked_text(inputs.get("positive")),
+        negative_prompt=linked_text(inputs.get("negative")),
+        seed=_int(inputs.get("seed", inputs.get("noise_seed"))),
+        params={k: v for k, v in params.items() if v is not None},
+        model=_str(checkpoint),
+    )
+
+
+def _exif_user_comment(im: Image.Image) -> str | None:
+    """A1111 writes infotext to EXIF UserComment in JPEG and WebP (8-byte charset header, then the text)."""
+    try:
+        raw = im.getexif().get_ifd(_EXIF_IFD).get(_EXIF_USER_COMMENT)
+    except Exception:  # noqa: BLE001 - malformed EXIF means "no metadata", never a failed import
+        return None
+    if isinstance(raw, bytes):
+        header, body = raw[:8], raw[8:]
+        codec = "utf-16-be" if header.startswith(b"UNICODE") else "utf-8"
+        raw = body.decode(codec, "ignore")
+    return raw.strip("\x00 ") or None if isinstance(raw, str) else None
+
+
+def _int(v) -> int | None:
+    try:
+        return int(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _float(v) -> float | None:
+    try:
+        return float(str(v).strip())
+    except (TypeError, ValueError):
+        return None
+
+
+def _str(v) -> str | None:
+    return v if isinstance(v, str) else None

@@ -1,0 +1,216 @@
+"""The experiment document: its fields, their validation, and the public (prompt-free) view of it.
+
+An experiment is stored twice with identical content: as ``experiment.json`` in its folder (committed to git, the
+source of truth) and as a TinyDB document in ``journal.json`` (the queryable index). Both go through
+``Experiment.from_doc`` so nothing malformed is ever written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InvalidInput
+from .slug import check_title
+
+SCHEMA_VERSION = 1
+STATUSES = ("unreleased", "published")
+#: Fields that hold the artist's private prompt; left out of every public view.
+PRIVATE_FIELDS = ("prompt", "negative_prompt", "keywords", "grid")
+#: The private field of each image record (the variant prompt it was made from).
+PRIVATE_IMAGE_FIELDS = ("prompt",)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What made the images: always credited when an experiment is shown or published."""
+
+    id: str
+    revision: str | None = None
+    hash: str | None = None
+    pipeline: str | None = None
+    scheduler: str | None = None
+
+    @property
+    def credit(self) -> str:
+        return self.id
+
+
+@dataclass(frozen=True)
+class Compute:
+    device: str | None = None
+    seconds: float | None = None
+    energy_wh: float | None = None
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    file: str
+    sha256: str
+    width: int
+    height: int
+    seed: int | None = None
+    prompt: str | None = None  # the variant prompt this image was made from (private)
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class NewImage:
+    """An image to accept into the journal, with what is known about how it was made."""
+
+    path: Path
+    seed: int | None = None
+    prompt: str | None = None
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class NewExperiment:
+    """Everything ``Journal.accept`` needs; the journal assigns number, folder, hashes and timestamps."""
+
+    title: str
+    model: ModelInfo
+    images: Sequence[NewImage]
+    prompt: str = ""
+    negative_prompt: str = ""
+    keywords: Sequence[str] = ()
+    grid: dict | None = None
+    params: dict = field(default_factory=dict)
+    parent: int | None = None
+    compute: Compute | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    number: int
+    title: str
+    slug: str
+    dir: str
+    model: ModelInfo
+    images: tuple[ImageRecord, ...]
+    created: str
+    updated: str
+    prompt: str = ""
+    negative_prompt: str = ""
+    keywords: tuple[str, ...] = ()
+    grid: dict | None = None
+    params: dict = field(default_factory=dict)
+    parent: int | None = None
+    status: str = "unreleased"
+    published: str | None = None
+    compute: Compute | None = None
+    tool_version: str = ""
+    schema: int = SCHEMA_VERSION
+
+    def to_doc(self) -> dict[str, Any]:
+        return dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+
+    def public_doc(self) -> dict[str, Any]:
+        """The document without the prompt, negative prompt, keywords, grid spec or variant prompts."""
+        doc = self.to_doc()
+        for key in PRIVATE_FIELDS:
+            doc.pop(key)
+        for image in doc["images"]:
+            for key in PRIVATE_IMAGE_FIELDS:
+                image.pop(key)
+        return doc
+
+    def replace(self, **changes) -> "Experiment":
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> "Experiment":
+        """Build and validate; raise InvalidInput naming the first bad field."""
+        if not isinstance(doc, dict):
+            raise InvalidInput("an experiment document must be a JSON object")
+        d = dict(doc)
+        try:
+            exp = cls(
+                number=_req(d, "number", int),
+                title=check_title(_req(d, "title", str)),
+                slug=_req(d, "slug", str),
+                dir=_req(d, "dir", str),
+                model=ModelInfo(**_fields(ModelInfo, _req(d, "model", dict), "model")),
+                images=tuple(ImageRecord(**_fields(ImageRecord, i, "images[]")) for i in _req(d, "images", list)),
+                created=_req(d, "created", str),
+                updated=_req(d, "updated", str),
+                prompt=_opt(d, "prompt", str, ""),
+                negative_prompt=_opt(d, "negative_prompt", str, ""),
+                keywords=tuple(_opt(d, "keywords", list, [])),
+                grid=_opt(d, "grid", dict, None),
+                params=_opt(d, "params", dict, {}),
+                parent=_opt(d, "parent", int, None),
+                status=_opt(d, "status", str, "unreleased"),
+                published=_opt(d, "published", str, None),
+                compute=Compute(**_fields(Compute, d["compute"], "compute")) if d.get("compute") is not None else None,
+                tool_version=_opt(d, "tool_version", str, ""),
+                schema=_opt(d, "schema", int, SCHEMA_VERSION),
+            )
+        except TypeError as exc:
+            raise InvalidInput(f"malformed experiment document: {exc}") from None
+        exp._check()
+        return exp
+
+    def _check(self) -> None:
+        n = self.number
+        if n < 1:
+            raise InvalidInput(f"experiment number must be 1 or more, not {n}")
+        if self.status not in STATUSES:
+            raise InvalidInput(f"#{n}: status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+        if not self.images:
+            raise InvalidInput(f"#{n}: an experiment needs at least one image")
+        if not all(isinstance(k, str) and k for k in self.keywords):
+            raise InvalidInput(f"#{n}: keywords must be non-empty strings")
+        if self.parent is not None and not 1 <= self.parent < n:
+            raise InvalidInput(f"#{n}: parent must be an earlier experiment, not #{self.parent}")
+        for key, value in self.params.items():
+            if not isinstance(key, str) or not _json_scalar_or_list(value):
+                raise InvalidInput(f"#{n}: parameter {key!r} must be a number, string, boolean, null or a list of them")
+        for image in self.images:
+            if "/" in image.file or image.file.startswith(".") or not image.file:
+                raise InvalidInput(f"#{n}: image file name {image.file!r} must be a plain name inside the folder")
+            for name, value in (("seed", image.seed), ("width", image.width), ("height", image.height)):
+                if value is not None and not isinstance(value, int):
+                    raise InvalidInput(f"#{n}: image {name} must be an integer")
+            if image.score is not None and not _finite(image.score):
+                raise InvalidInput(f"#{n}: image score must be a finite number")
+
+
+def _req(d: dict, key: str, typ: type):
+    if key not in d:
+        raise InvalidInput(f"experiment document lacks the field {key!r}")
+    return _typed(d[key], key, typ)
+
+
+def _opt(d: dict, key: str, typ: type, default):
+    value = d.get(key, default)
+    return default if value is None else _typed(value, key, typ)
+
+
+def _typed(value, key: str, typ: type):
+    if typ is int and isinstance(value, bool) or not isinstance(value, typ):
+        raise InvalidInput(f"experiment field {key!r} must be {typ.__name__}, not {type(value).__name__}")
+    return value
+
+
+def _fields(cls, value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"experiment field {where!r} must be an object")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(value) - known
+    if unknown:
+        raise InvalidInput(f"experiment field {where!r} has unknown keys: {', '.join(sorted(unknown))}")
+    return value
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _json_scalar_or_list(v) -> bool:
+    if isinstance(v, list):
+        return all(_json_scalar_or_list(x) and not isinstance(x, list) for x in v)
+    return v is None or isinstance(v, (str, bool, int)) or _finite(v)

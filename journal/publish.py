@@ -1,0 +1,107 @@
+"""The public gallery: index.html and metadata-free images showing number, title, model credit and date — no prompt.
+
+A gallery directory belongs to promptism: it is rebuilt whole in a temporary sibling and swapped into place, so a
+reader never sees a half-written gallery, and a directory that is not a promptism gallery is never touched.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput, PrivacyError
+from .images import clean_png, open_image
+from .model import Experiment
+from .slug import fold
+
+GENERATOR = '<meta name="generator" content="promptism">'
+
+
+@dataclass(frozen=True)
+class GalleryEntry:
+    experiment: Experiment
+    images: list[Path]
+
+
+def check_titles_keep_secrets(experiments: list[Experiment]) -> None:
+    """Refuse to publish a title that contains its experiment's prompt, negative prompt or a keyword."""
+    for exp in experiments:
+        title = fold(exp.title)
+        secrets = [exp.prompt, exp.negative_prompt, *exp.keywords, *(i.prompt or "" for i in exp.images)]
+        if any(s.strip() and fold(s.strip()) in title for s in secrets):
+            raise PrivacyError(
+                f"the title of #{exp.number} contains its private prompt or a keyword; "
+                f"retitle it (promptism retitle {exp.number} NEW-TITLE) or pass --allow-title-overlap"
+            )
+
+
+def write_gallery(out: Path, entries: list[GalleryEntry]) -> None:
+    """Replace the gallery at ``out`` with one showing ``entries`` (newest first)."""
+    out = out.absolute()
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
+        raise InvalidInput(f"{out} exists and is not a promptism gallery; choose a new or empty directory for --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        figures = []
+        for entry in sorted(entries, key=lambda e: -e.experiment.number):
+            exp = entry.experiment
+            for k, src in enumerate(entry.images, 1):
+                name = f"{exp.number:04d}-{exp.slug}-{k}.png"
+                (staging / name).write_bytes(clean_png(open_image(src)).data)
+                figures.append(_figure(exp, name, k, len(entry.images)))
+        (staging / "index.html").write_text(_page(figures), encoding="utf-8")
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _is_gallery(path: Path) -> bool:
+    index = path / "index.html"
+    return index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
+        os.replace(out, old / "gallery")
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _figure(exp: Experiment, name: str, k: int, count: int) -> str:
+    e = html.escape
+    label = f"#{exp.number} {exp.title}" + (f" ({k}/{count})" if count > 1 else "")
+    date = (exp.published or exp.created)[:10]
+    return (
+        f'<figure><img src="{e(name)}" alt="{e(label)}" width="{256}" loading="lazy">'
+        f'<figcaption><b>#{exp.number}</b> <cite>{e(exp.title)}</cite><br>'
+        f"Generated with {e(exp.model.credit)} · <time>{e(date)}</time></figcaption></figure>"
+    )
+
+
+def _page(figures: list[str]) -> str:
+    body = "\n".join(figures) or "<p>Nothing published yet.</p>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">{GENERATOR}
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Gallery</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem; background: #111; color: #eee; }}
+main {{ display: flex; flex-wrap: wrap; gap: 1.5rem; }}
+figure {{ margin: 0; max-width: 256px; }}
+img {{ width: 256px; height: auto; image-rendering: pixelated; display: block; }}
+figcaption {{ font-size: .9rem; margin-top: .4rem; color: #bbb; }}
+cite {{ font-style: normal; color: #fff; }}
+</style></head>
+<body><main>
+{body}
+</main></body></html>
+"""

@@ -1,0 +1,52 @@
+"""TinyDB storage that survives crashes: validated, atomically replaced JSON with a stat-keyed read cache.
+
+TinyDB's stock JSONStorage truncates and rewrites the file in place, so a crash mid-write or a value json
+cannot encode leaves a corrupt database (tinydb issues #467, #144, #89). Here the whole document set is
+encoded first (so a bad value fails before the file is touched), then written to a temp file, fsynced and
+renamed over the old one. Readers therefore see the old or the new database, never a torn one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tinydb.storages import Storage
+
+from .atomic import write_atomic
+from .errors import InvalidInput, JournalError
+
+
+class AtomicJSONStorage(Storage):
+    def __init__(self, path: str | os.PathLike):
+        self._path = Path(path)
+        self._cache_key: tuple[int, int, int] | None = None
+        self._cache: dict | None = None
+
+    def read(self) -> dict | None:
+        try:
+            st = os.stat(self._path)
+        except FileNotFoundError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key != self._cache_key:
+            try:
+                self._cache = json.loads(self._path.read_bytes())
+            except ValueError as exc:
+                raise JournalError(f"{self._path} is not valid JSON ({exc}); run `promptism doctor`") from None
+            self._cache_key = key
+        return self._cache
+
+    def write(self, data: dict) -> None:
+        self._cache_key, self._cache = None, None  # TinyDB mutates what read() returned; never trust it now
+        try:
+            encoded = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+        except (TypeError, ValueError, UnicodeEncodeError) as exc:
+            raise InvalidInput(f"refusing to write a document JSON cannot hold: {exc}") from None
+        write_atomic(self._path, encoded)
+        st = os.stat(self._path)
+        self._cache_key, self._cache = (st.st_ino, st.st_mtime_ns, st.st_size), data
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,34 @@
+"""Shared fixtures: an isolated home (no git identity, no user dirs) and fresh journals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from journal import Journal
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))  # no user.name: the journal must cope
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("PROMPTISM_JOURNAL", raising=False)
+    monkeypatch.delenv("PROMPTISM_FAILPOINT", raising=False)
+    return home
+
+
+@pytest.fixture
+def jdir(tmp_path) -> Path:
+    return tmp_path / "journal"
+
+
+@pytest.fixture
+def journal(jdir) -> Journal:
+    return Journal.init(jdir)

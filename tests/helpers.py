@@ -1,0 +1,112 @@
+"""Helpers shared by the tests: images made with Pillow, git and CLI runners, fresh interpreters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from journal import ModelInfo, NewExperiment, NewImage
+from workshop.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_png(path: Path, color=(200, 30, 30), size=(64, 64), text: dict[str, str] | None = None) -> Path:
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_itxt(key, value)
+    Image.new("RGB", size, color).save(path, pnginfo=info)
+    return path
+
+
+def new_experiment(tmp_path: Path, title: str, n_images: int = 1, **kw) -> NewExperiment:
+    images = [NewImage(make_png(tmp_path / f"src-{title.encode().hex()[:16]}-{i}.png", (10 * i, 100, 200)), seed=i + 1,
+                       prompt=kw.pop("variant", None)) for i in range(n_images)]
+    kw.setdefault("model", ModelInfo("test-model", pipeline="StableDiffusionPipeline"))
+    return NewExperiment(title=title, images=images, **kw)
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True, encoding="utf-8").stdout
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def python(code: str, *args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (the real thing for crash and concurrency tests)."""
+    return subprocess.run([sys.executable, "-c", code, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, **kw)
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from journal import Journal, ModelInfo, NewExperiment, NewImage
+
+jdir, op, *args = sys.argv[1:]
+journal = Journal.open(jdir, lock_timeout=float(args.pop()) if op == "loop" else 0.0)
+
+def accept(title, image):
+    return journal.accept(NewExperiment(title=title, model=ModelInfo("crash-model"), prompt="SECRET-PROMPT",
+                                        images=[NewImage(Path(image), seed=11, prompt="SECRET-VARIANT")]))
+
+if op == "accept":
+    print(accept(args[0], args[1]).number, flush=True)
+elif op == "loop":
+    prefix, image, count = args
+    for i in range(int(count)):
+        print(accept(f"{prefix} {i}", image).number, flush=True)
+elif op == "retitle":
+    journal.retitle(int(args[0]), args[1])
+elif op == "publish":
+    journal.publish([int(args[0])], Path(args[1]))
+elif op == "hold":
+    with journal._writing():
+        print("holding", flush=True)
+        sys.stdin.read()
+"""
+
+
+def worker(*args: str, failpoint: str | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {"PROMPTISM_FAILPOINT": failpoint} if failpoint else None
+    return python(WORKER, *map(str, args), env=env, **kw)
+
+
+def start_worker(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", WORKER, *map(str, args)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def assert_consistent(jdir: Path):
+    """The journal's invariants: opens, gap-free numbers, git fsck clean, tree clean, index == files == commits."""
+    import json
+
+    from journal import Journal
+
+    journal = Journal.open(jdir)
+    exps = journal.list(limit=None)
+    numbers = sorted(e.number for e in exps)
+    assert numbers == list(range(1, len(numbers) + 1)), numbers
+    fsck = subprocess.run(["git", "fsck", "--no-progress"], cwd=jdir, capture_output=True, text=True)
+    assert fsck.returncode == 0, fsck.stderr
+    assert git(jdir, "status", "--porcelain", "--untracked-files=all") == ""
+    assert not (jdir / ".promptism" / "intent.json").exists()
+    assert [p.name for p in jdir.rglob("*.tmp")] == []  # no half-written replacement left anywhere
+    assert sorted(p.name for p in (jdir / "experiments").glob("*")) == sorted(e.dir.split("/")[1] for e in exps) if exps else True
+    tags = git(jdir, "tag", "--list").split()
+    assert tags == [f"exp/{n:04d}" for n in numbers]
+    for exp in exps:
+        committed = json.loads(git(jdir, "show", f"HEAD:{exp.dir}/experiment.json"))
+        assert committed == exp.to_doc()
+        added = git(jdir, "log", "--format=%s", "--diff-filter=A", "--", f"{exp.dir}/experiment.json").splitlines()
+        assert len(added) == 1 and added[0].startswith(f"#{exp.number} ")
+        assert git(jdir, "log", "-1", "--format=%s", f"exp/{exp.number:04d}").strip() == added[0]
+    assert journal.doctor(repair=False) == []
+    return journal

@@ -1,0 +1,72 @@
+"""Real subprocesses SIGKILLed at every step of a write (and at random moments), then the invariants checked."""
+
+import random
+import signal
+import time
+
+import pytest
+
+from journal import Journal
+from tests.helpers import assert_consistent, git, make_png, start_worker, worker
+
+ACCEPT_STEPS = ["intent-written", "image-written", "files-written", "staged", "committed", "indexed", "tagged"]
+LANDED = {"committed", "indexed", "tagged"}  # after the commit, the accept is completed on recovery
+
+
+@pytest.fixture
+def image(tmp_path):
+    return make_png(tmp_path / "img.png")
+
+
+@pytest.mark.parametrize("step", ACCEPT_STEPS)
+def test_accept_killed_at_each_step(jdir, image, step):
+    Journal.init(jdir)
+    assert worker(jdir, "accept", "first", image).returncode == 0
+    killed = worker(jdir, "accept", "second 𝔳𝔦𝔰𝔦𝔬𝔫", image, failpoint=step)
+    assert killed.returncode == -signal.SIGKILL
+    assert (jdir / ".promptism" / "intent.json").exists()  # half-finished, until the next open
+    journal = assert_consistent(jdir)
+    expected = 2 if step in LANDED else 1
+    assert len(journal) == expected
+    if step in LANDED:
+        assert journal.get(2).title == "second 𝔳𝔦𝔰𝔦𝔬𝔫"
+    # and the journal goes on: the next accept takes the next number
+    assert worker(jdir, "accept", "third", image).stdout.strip() == str(expected + 1)
+    assert_consistent(jdir)
+
+
+@pytest.mark.parametrize("step", ["files-written", "staged", "committed", "indexed"])
+def test_retitle_killed_at_each_step(jdir, image, step):
+    Journal.init(jdir)
+    worker(jdir, "accept", "old title", image)
+    assert worker(jdir, "retitle", "1", "new title", failpoint=step).returncode == -signal.SIGKILL
+    journal = assert_consistent(jdir)
+    assert journal.get(1).title == ("new title" if step in LANDED else "old title")
+
+
+@pytest.mark.parametrize("step", ["files-written", "committed"])
+def test_publish_killed(jdir, image, tmp_path, step):
+    Journal.init(jdir)
+    worker(jdir, "accept", "to publish", image)
+    assert worker(jdir, "publish", "1", tmp_path / "site", failpoint=step).returncode == -signal.SIGKILL
+    journal = assert_consistent(jdir)
+    assert journal.get(1).status == ("published" if step in LANDED else "unreleased")
+
+
+def test_killed_at_random_moments(tmp_path, image):
+    """Kills land anywhere, inside git's own commit and ref updates too; every time the invariants hold."""
+    rng = random.Random(1234)
+    interrupted = 0
+    for round_ in range(8):
+        jdir = tmp_path / f"journal-{round_}"
+        Journal.init(jdir)
+        proc = start_worker(jdir, "loop", f"round {round_}", image, 1000, 0)
+        assert proc.stdout.readline().strip() == "1"  # started and working
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        reported = len(proc.communicate()[0].split()) + 1
+        interrupted += (jdir / ".promptism" / "intent.json").exists()
+        journal = assert_consistent(jdir)
+        assert len(journal) in (reported, reported + 1)  # all it reported, plus perhaps one it was finishing
+        assert int(git(jdir, "rev-list", "--count", "HEAD")) == len(journal) + 1
+    assert interrupted >= 4  # most kills did land in the middle of a write

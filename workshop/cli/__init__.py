@@ -1,0 +1,59 @@
+"""The ``promptism`` command line: every command, and the rule that bad input is one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from journal import JournalError
+
+from .journal_commands import JOURNAL_COMMANDS
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT, invoke_without_command=True)
+@click.version_option(package_name="promptism", prog_name="promptism")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """promptism — a prompt workshop for text-to-image models with a numbered, git-backed experiment journal.
+
+    Every accepted experiment gets the next number (#1, #2, …), a title and a model credit; its prompt stays private.
+    The journal lives in $PROMPTISM_JOURNAL (or your user data directory); every command takes --journal DIR.
+    """
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
+
+
+for command in JOURNAL_COMMANDS:
+    cli.add_command(command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: run the CLI, turning every failure into one line on stderr and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="promptism", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "promptism"
+        return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
+    except click.ClickException as exc:
+        return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
+    except JournalError as exc:
+        return _fail(f"promptism: {exc}", 1)
+    except (click.Abort, KeyboardInterrupt):
+        return _fail("promptism: interrupted", 130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit when piped into `head`
+        return 0
+    except Exception as exc:  # noqa: BLE001 - the promise is no traceback, even for our own bugs
+        if os.environ.get("PROMPTISM_DEBUG"):
+            raise
+        return _fail(f"promptism: internal error: {exc.__class__.__name__}: {exc} (set PROMPTISM_DEBUG=1 for details)", 70)
+
+
+def _fail(message: str, code: int) -> int:
+    click.echo(" ".join(message.split()), err=True)
+    return code

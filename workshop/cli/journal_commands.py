@@ -1,0 +1,206 @@
+"""Journal commands: init, import, log, show, retitle, publish, unpublish, doctor."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import click
+
+from journal import Experiment, Journal
+from journal.importing import Overrides, experiment_from_images
+from journal.model import STATUSES
+
+from .. import paths
+from .output import console, literal, print_table
+
+NUMBER = click.IntRange(min=1)
+DATE = click.DateTime(formats=["%Y-%m-%d"])
+
+
+def journal_option(fn):
+    """``--journal DIR`` for every command (default: $PROMPTISM_JOURNAL, else the user data directory)."""
+
+    @click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                  help="Journal directory. Default: $PROMPTISM_JOURNAL, else your user data directory.")
+    @functools.wraps(fn)
+    def wrapper(*args, journal_dir: Path | None, **kwargs):
+        return fn(*args, journal_dir=journal_dir or paths.journal_dir(), **kwargs)
+
+    return wrapper
+
+
+def json_option(fn):
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
+
+
+def _dump(data) -> None:
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@click.command("init")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@journal_option
+def init_cmd(directory: Path | None, journal_dir: Path) -> None:
+    """Create a journal in DIRECTORY (default: the --journal directory)."""
+    journal = Journal.init(directory or journal_dir)
+    click.echo(f"journal ready at {journal.path} ({len(journal)} experiments)")
+
+
+@click.command("import")
+@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--title", "-t", required=True, help="Title of the new experiment (any Unicode; it is published).")
+@click.option("--model", "-m", help="Model that made the images (read from the image metadata when present).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed of the images (overrides metadata).")
+@click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
+@click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
+@click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
+@journal_option
+def import_cmd(images, title, model, seed, prompt, prompt_file, negative, journal_dir: Path) -> None:
+    """Record IMAGES made elsewhere as the next numbered experiment.
+
+    Prompt, negative prompt, seed, steps and model are read from AUTOMATIC1111, ComfyUI or InvokeAI metadata when
+    the image carries it; flags override it. The journal's copies carry no metadata at all.
+    """
+    if prompt is not None and prompt_file is not None:
+        raise click.UsageError("give --prompt or --prompt-file, not both")
+    if prompt_file is not None:
+        prompt = prompt_file.read().strip()
+    new = experiment_from_images(list(images), title, Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative))
+    journal = Journal.open(journal_dir, create=True)
+    exp = journal.accept(new)
+    click.echo(f"#{exp.number} ", nl=False)
+    console().print(literal(exp.title), end="")
+    click.echo(f" — {len(exp.images)} image(s) by {exp.model.credit} in {journal.folder(exp)}")
+
+
+@click.command("log")
+@click.option("--search", "-s", "text", help="Only titles or models containing this (case and letter style ignored).")
+@click.option("--model", help="Only experiments whose model id contains this.")
+@click.option("--keyword", help="Only experiments that used this keyword.")
+@click.option("--status", type=click.Choice(STATUSES), help="Only unreleased or published experiments.")
+@click.option("--since", type=DATE, help="Only experiments created on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--until", type=DATE, help="Only experiments created on or before this date (YYYY-MM-DD, UTC).")
+@click.option("--limit", "-l", type=click.IntRange(min=1), default=20, show_default=True, help="How many to show.")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="Skip this many newest matches first (paging).")
+@json_option
+@journal_option
+def log_cmd(text, model, keyword, status, since, until, limit, offset, as_json, journal_dir: Path) -> None:
+    """List experiments, newest first."""
+    journal = Journal.open(journal_dir)
+    found = journal.search(text, model=model, keyword=keyword, status=status, offset=offset, limit=limit,
+                           since=since and since.date().isoformat(), until=until and until.date().isoformat())
+    if as_json:
+        _dump([e.public_doc() for e in found])
+        return
+    if not found:
+        click.echo("no experiments match" if (text or model or keyword or status or since or until) else
+                   f"the journal at {journal.path} is empty — record images with `promptism import`")
+        return
+    print_table(["#", "title", "model", "created", "status", "images"],
+                [[str(e.number), e.title, e.model.credit, e.created[:10], e.status, str(len(e.images))] for e in found])
+
+
+@click.command("show")
+@click.argument("number", type=NUMBER)
+@click.option("--reveal-prompt", is_flag=True, help="Also show the private prompt, negative prompt and keywords.")
+@click.option("--image", "show_image", is_flag=True, help="Draw the images in the terminal (kitty, iTerm2 or blocks).")
+@json_option
+@journal_option
+def show_cmd(number: int, reveal_prompt: bool, show_image: bool, as_json: bool, journal_dir: Path) -> None:
+    """Show experiment NUMBER. The prompt stays hidden unless --reveal-prompt."""
+    journal = Journal.open(journal_dir)
+    exp = journal.get(number)
+    if as_json:
+        doc = exp.to_doc() if reveal_prompt else exp.public_doc()
+        doc["path"] = str(journal.folder(exp))
+        _dump(doc)
+        return
+    rows = _describe(exp, journal, reveal_prompt)
+    out = console()
+    out.print(literal(f"#{exp.number} {exp.title}"), style="bold")
+    for label, value in rows:
+        out.print(literal(f"{label:<11}{value}"))
+    if show_image:
+        from .output import draw_image
+
+        for image in exp.images:
+            draw_image(journal.image_path(exp, image))
+
+
+def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str, str]]:
+    m = exp.model
+    rows = [("Model", m.credit + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision, m.hash) if x)),
+            ("Status", exp.status + (f" ({exp.published[:10]})" if exp.published else "")),
+            ("Created", exp.created.replace("T", " ").replace("Z", " UTC"))]
+    if exp.params:
+        rows.append(("Parameters", " ".join(f"{k}={v}" for k, v in exp.params.items())))
+    if exp.parent:
+        rows.append(("Parent", f"#{exp.parent}"))
+    if exp.compute:
+        c = exp.compute
+        rows.append(("Compute", " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
+                                                       c.energy_wh is not None and f"{c.energy_wh:.3f} Wh") if x)))
+    for image in exp.images:
+        extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
+        rows.append(("Image", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
+    if reveal:
+        rows += [("Prompt", exp.prompt), ("Negative", exp.negative_prompt), ("Keywords", ", ".join(exp.keywords))]
+    else:
+        rows.append(("Prompt", "(private — add --reveal-prompt to see it)"))
+    return rows
+
+
+@click.command("retitle")
+@click.argument("number", type=NUMBER)
+@click.argument("title")
+@journal_option
+def retitle_cmd(number: int, title: str, journal_dir: Path) -> None:
+    """Give experiment NUMBER a new TITLE (one commit)."""
+    exp = Journal.open(journal_dir).retitle(number, title)
+    console().print(literal(f"#{exp.number} {exp.title}"))
+
+
+@click.command("publish")
+@click.argument("numbers", nargs=-1, required=True, type=NUMBER)
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Gallery directory to (re)write.")
+@click.option("--allow-title-overlap", is_flag=True, help="Publish even if a title contains its prompt or a keyword.")
+@journal_option
+def publish_cmd(numbers, out: Path, allow_title_overlap: bool, journal_dir: Path) -> None:
+    """Mark NUMBERS published and write a static gallery of all published experiments to --out.
+
+    The gallery shows number, title, "Generated with <model>" and date; images are re-encoded with no metadata.
+    No prompt, negative prompt or keyword is written anywhere in it.
+    """
+    published = Journal.open(journal_dir).publish(numbers, out, allow_title_overlap=allow_title_overlap)
+    click.echo(f"published {', '.join(f'#{e.number}' for e in published)} — gallery at {out.absolute() / 'index.html'}")
+
+
+@click.command("unpublish")
+@click.argument("numbers", nargs=-1, required=True, type=NUMBER)
+@journal_option
+def unpublish_cmd(numbers, journal_dir: Path) -> None:
+    """Mark NUMBERS unreleased again (re-run publish to rewrite a gallery without them)."""
+    done = Journal.open(journal_dir).unpublish(numbers)
+    click.echo(f"unpublished {', '.join(f'#{e.number}' for e in done)}")
+
+
+@click.command("doctor")
+@click.option("--check", is_flag=True, help="Only report; change nothing.")
+@journal_option
+def doctor_cmd(check: bool, journal_dir: Path) -> None:
+    """Check the index against the files and git history, and repair what can be repaired without losing anything."""
+    journal = Journal.open(journal_dir)
+    findings = journal.doctor(repair=not check)
+    for f in findings:
+        mark = {True: "repaired", False: "PROBLEM", None: "note"}[f.repaired]
+        console().print(literal(f"{mark:>8}  {f.problem}"))
+    broken = [f for f in findings if f.repaired is False]
+    if not broken:
+        click.echo(f"journal at {journal.path} is healthy ({len(journal)} experiments)")
+    else:
+        raise click.ClickException(f"{len(broken)} problem(s) remain in {journal.path}")
+
+
+JOURNAL_COMMANDS = [init_cmd, import_cmd, log_cmd, show_cmd, retitle_cmd, publish_cmd, unpublish_cmd, doctor_cmd]

@@ -1,0 +1,65 @@
+"""Terminal output for the CLI: user text always printed literally (no markup, no escape sequences), tables, images."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def visible(text: str) -> str:
+    """Replace control characters (ESC, CSI, BEL, …) with visible symbols so no text can drive the terminal."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in "\n\t":
+            out.append(ch)
+        elif code < 0x20:
+            out.append(chr(0x2400 + code))  # ␛ for ESC, ␇ for BEL, …
+        elif code == 0x7F:
+            out.append("\u2421")
+        elif 0x80 <= code < 0xA0:
+            out.append("\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def literal(text: str) -> Text:
+    """Rich Text that renders exactly ``text``: ``[bold]`` stays brackets, ESC becomes ␛."""
+    return Text(visible(text))
+
+
+@lru_cache(maxsize=1)
+def console() -> Console:
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="right" if i == 0 else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(literal(cell) for cell in row))
+    console().print(table, soft_wrap=False)
+
+
+def draw_image(path: Path) -> None:
+    """Draw an image inline (kitty / iTerm2 / coloured blocks, detected by term-image); only on a terminal."""
+    if not sys.stdout.isatty():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from term_image.image import AutoImage
+
+    from journal.images import open_image
+
+    image = AutoImage(open_image(path))
+    image.set_size(maxsize=(60, 24))
+    image.draw(h_align="left", pad_height=0)
+    print()
