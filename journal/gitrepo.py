@@ -41,12 +41,20 @@ class GitRepo:
     def add(self, *paths: str) -> None:
         self.run("add", "--all", "--", *paths)
 
-    def commit(self, message: str, message_file: Path, *paths: str) -> str:
-        """Commit exactly ``paths`` (already added) with ``message``; return the new commit's sha."""
+    def commit(self, message: str, message_file: Path) -> str:
+        """Commit the index with ``message``; return the new commit's sha.
+
+        Plumbing rather than ``git commit``: 1. write the index as a tree, 2. make the commit object, 3. move the
+        branch with a compare-and-swap on its old value — the one atomic step. No work-tree scan, so it stays fast in
+        a journal of tens of thousands of files.
+        """
         self._ensure_identity()
         message_file.write_text(message, encoding="utf-8")
-        self.run("commit", "--quiet", "--cleanup=whitespace", f"--file={message_file}", "--", *paths)
-        return self.run("rev-parse", "HEAD")
+        tree = self.run("write-tree")
+        parent = self.run("rev-parse", "--verify", "--quiet", "HEAD") if self.head_exists() else None
+        sha = self.run("commit-tree", tree, *(["-p", parent] if parent else []), "-F", str(message_file))
+        self.run("update-ref", "-m", "promptism", "HEAD", sha, *([parent] if parent else []))
+        return sha
 
     def tag(self, name: str, rev: str) -> None:
         self.run("tag", "--force", name, rev)

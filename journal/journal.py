@@ -32,19 +32,18 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from tinydb import Query, TinyDB
-from tinydb.table import Document
+from tinydb import Query
 
 from . import failpoints
 from .atomic import write_atomic
 from .errors import ExperimentNotFound, InvalidInput, JournalError, JournalLocked, NotAJournal
 from .gitrepo import GitRepo
+from .index import Index
 from .images import clean_png, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
 from .publish import GalleryEntry, check_titles_keep_secrets, write_gallery
 from .slug import check_title, fold, slugify
-from .storage import AtomicJSONStorage
 
 MARKER = "journal.toml"
 DB_FILE = "journal.json"
@@ -86,8 +85,7 @@ class Journal:
         self.lock_timeout = lock_timeout
         self._lock = WriterLock(path / SCRATCH / "lock", path)
         self._git = GitRepo(path, self._lock.inherited_fds)
-        self._db = TinyDB(path / DB_FILE, storage=AtomicJSONStorage)
-        self._table = self._db.table("experiments", cache_size=0)
+        self._index = Index(path / DB_FILE)
 
     # ------------------------------------------------------------------ opening
 
@@ -105,9 +103,9 @@ class Journal:
         (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         (path / ".gitignore").write_text(_GITIGNORE_TEXT, encoding="utf-8")
         repo.add(MARKER, ".gitignore")
-        repo.commit("Start a promptism journal", path / SCRATCH / "COMMIT_MSG", MARKER, ".gitignore")
+        repo.commit("Start a promptism journal\n", path / SCRATCH / "COMMIT_MSG")
         journal = cls(path)
-        journal._db.storage.write({"experiments": {}})
+        journal._index.replace_all([])
         return journal
 
     @classmethod
@@ -125,7 +123,7 @@ class Journal:
             raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
         journal = cls(path, lock_timeout)
         (path / SCRATCH).mkdir(exist_ok=True)
-        if journal._intent_path.exists() or not (path / DB_FILE).exists():
+        if journal._intent_path.exists() or not (path / DB_FILE).exists() or journal._temp_files():
             try:
                 with journal._writing():
                     pass  # _writing recovers and rebuilds on entry
@@ -137,10 +135,10 @@ class Journal:
     # ------------------------------------------------------------------ reading
 
     def __len__(self) -> int:
-        return len(self._table)
+        return len(self._index)
 
     def get(self, number: int) -> Experiment:
-        doc = self._table.get(doc_id=number) if isinstance(number, int) and number > 0 else None
+        doc = self._index.get(number) if isinstance(number, int) and number > 0 else None
         if doc is None:
             last = self.last_number()
             hint = f"the journal has #1 to #{last}" if last else "the journal is empty"
@@ -148,7 +146,7 @@ class Journal:
         return Experiment.from_doc(doc)
 
     def last_number(self) -> int:
-        return max((doc.doc_id for doc in self._table.all()), default=0)
+        return self._index.last_number()
 
     def list(self, offset: int = 0, limit: int | None = 20) -> list[Experiment]:
         """Experiments newest first."""
@@ -185,7 +183,7 @@ class Journal:
             conditions.append(q.created.test(lambda c: c[:10] >= since))
         if until:
             conditions.append(q.created.test(lambda c: c[:10] <= until))
-        docs = self._table.search(functools.reduce(operator.and_, conditions)) if conditions else self._table.all()
+        docs = self._index.search(functools.reduce(operator.and_, conditions) if conditions else None)
         docs.sort(key=lambda d: d.doc_id, reverse=True)
         end = None if limit is None else offset + limit
         return [Experiment.from_doc(d) for d in docs[offset:end]]
@@ -316,10 +314,9 @@ class Journal:
         failpoints.hit("files-written")
         self._git.add(*paths)
         failpoints.hit("staged")
-        sha = self._git.commit(message, self.path / SCRATCH / "COMMIT_MSG", *paths)
+        sha = self._git.commit(message, self.path / SCRATCH / "COMMIT_MSG")
         failpoints.hit("committed")
-        for exp in experiments:
-            self._table.upsert(Document(exp.to_doc(), doc_id=exp.number))
+        self._index.put(e.to_doc() for e in experiments)
         failpoints.hit("indexed")
         if tag:
             for exp in experiments:
@@ -330,7 +327,7 @@ class Journal:
     def _recover(self) -> list[Finding]:
         """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows."""
         findings = [Finding(f"removed stale git lock {lock}", True) for lock in self._git.remove_stale_locks()]
-        for tmp in [*self.path.glob(f".{DB_FILE}.*.tmp"), *(self.path / SCRATCH).glob(".*.tmp")]:
+        for tmp in self._temp_files():
             tmp.unlink()  # half-written replacements from a killed writer; the files they were replacing are intact
         try:
             intent = json.loads(self._intent_path.read_bytes())
@@ -344,16 +341,18 @@ class Journal:
             doc_file = self.path / rel / EXPERIMENT_FILE
             if doc_file.exists():
                 exp = self._read_experiment(doc_file)
-                self._table.upsert(Document(exp.to_doc(), doc_id=number))
+                self._index.put([exp.to_doc()])
                 if intent.get("tag"):
                     self._ensure_tag(exp)
                 findings.append(Finding(f"completed an interrupted write of #{number} (it was committed)", True))
             else:
-                if self._table.contains(doc_id=number):
-                    self._table.remove(doc_ids=[number])
+                self._index.drop(number)
                 findings.append(Finding(f"rolled back an interrupted write of #{number} (it was never committed)", True))
         self._intent_path.unlink()
         return findings
+
+    def _temp_files(self) -> list[Path]:
+        return [*self.path.glob(f".{DB_FILE}.*.tmp"), *(self.path / SCRATCH).glob(".*.tmp")]
 
     def _ensure_tag(self, exp: Experiment) -> bool:
         name = _tag(exp.number)
@@ -380,7 +379,7 @@ class Journal:
     def _rebuild_index(self) -> int:
         """Replace the whole index, in one atomic write, with the documents in the experiment folders."""
         tree = self._tree_experiments()
-        self._db.storage.write({"experiments": {str(n): e.to_doc() for n, e in sorted(tree.items())}})
+        self._index.replace_all(e.to_doc() for e in tree.values())
         return len(tree)
 
     # ------------------------------------------------------------------ doctor
@@ -423,7 +422,7 @@ class Journal:
                 path = folder / image.file
                 if not path.exists() or sha256_file(path) != image.sha256:
                     findings.append(Finding(f"#{number}: {image.file} is missing or does not match its recorded sha256", False))
-        index = {doc.doc_id: doc for doc in self._table.all()}
+        index = {doc.doc_id: doc for doc in self._index.search()}
         stale = sorted(n for n in set(index) | set(tree) if n not in tree or index.get(n) != tree[n].to_doc())
         if stale:
             if repair:

@@ -177,6 +177,11 @@ class Experiment:
                     raise InvalidInput(f"#{n}: image {name} must be an integer")
             if image.score is not None and not _finite(image.score):
                 raise InvalidInput(f"#{n}: image score must be a finite number")
+        if self.compute is not None:
+            for name in ("seconds", "energy_wh"):
+                value = getattr(self.compute, name)
+                if value is not None and not _finite(value):
+                    raise InvalidInput(f"#{n}: compute {name} must be a finite number")
 
 
 def _req(d: dict, key: str, typ: type):

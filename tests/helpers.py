@@ -98,7 +98,8 @@ def assert_consistent(jdir: Path):
     assert fsck.returncode == 0, fsck.stderr
     assert git(jdir, "status", "--porcelain", "--untracked-files=all") == ""
     assert not (jdir / ".promptism" / "intent.json").exists()
-    assert [p.name for p in jdir.rglob("*.tmp")] == []  # no half-written replacement left anywhere
+    leftovers = [str(p.relative_to(jdir)) for p in jdir.rglob("*.tmp")]
+    assert leftovers == [], leftovers  # no half-written replacement left anywhere
     assert sorted(p.name for p in (jdir / "experiments").glob("*")) == sorted(e.dir.split("/")[1] for e in exps) if exps else True
     tags = git(jdir, "tag", "--list").split()
     assert tags == [f"exp/{n:04d}" for n in numbers]

@@ -74,6 +74,8 @@ def test_public_doc_has_no_private_fields():
     ({"images": []}, "image"),
     ({"parent": 1}, "parent"),
     ({"params": {"steps": float("nan")}}, "steps"),
+    ({"compute": {"device": "cpu", "seconds": float("inf")}}, "seconds"),
+    ({"images": [{"file": "a.png", "sha256": "", "width": 1, "height": 1, "score": float("nan")}]}, "score"),
     ({"params": {"nested": {"a": 1}}}, "nested"),
     ({"model": {"id": "m", "colour": "red"}}, "colour"),
     ({"images": [{"file": "../x.png", "sha256": "", "width": 1, "height": 1}]}, "file name"),

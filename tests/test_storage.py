@@ -12,7 +12,7 @@ def test_unserialisable_value_fails_before_the_file_is_touched(tmp_path):
     db = TinyDB(path, storage=AtomicJSONStorage)
     db.insert({"a": 1})
     before = path.read_bytes()
-    for bad in [{"a": object()}, {"a": float("nan")}, {"a": "\ud800"}]:
+    for bad in [{"a": object()}, {"a": "\ud800"}, {"a": {1: "non-string key"}}]:
         with pytest.raises(InvalidInput):
             db.insert(bad)
         assert path.read_bytes() == before
@@ -45,6 +45,7 @@ def test_unicode_is_stored_as_utf8(tmp_path):
     TinyDB(path, storage=AtomicJSONStorage).insert({"title": "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 🔅"})
     assert "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 🔅" in path.read_text(encoding="utf-8")
     assert json.loads(path.read_bytes())["_default"]["1"]["title"] == "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 🔅"
+    assert "\\u" not in path.read_text(encoding="utf-8")  # stored as UTF-8, not escaped
 
 
 def test_corrupt_file_gives_a_journal_error(tmp_path):

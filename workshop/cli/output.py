@@ -37,7 +37,8 @@ def literal(text: str) -> Text:
 
 @lru_cache(maxsize=1)
 def console() -> Console:
-    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True)
+    # Piped output is not wrapped at 80 columns: a table row stays one line for grep and friends.
+    return Console(highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:

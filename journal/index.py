@@ -1,0 +1,56 @@
+"""The queryable index of experiment documents: a TinyDB table in ``journal.json``, keyed by experiment number.
+
+Queries go through TinyDB. Writes replace documents in one atomic storage write (a publish of several experiments
+lands all at once or not at all); TinyDB's own update/insert would rewrite the whole file once per call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+from tinydb import TinyDB
+from tinydb.queries import QueryLike
+from tinydb.table import Document
+
+from .storage import AtomicJSONStorage
+
+TABLE = "experiments"
+
+
+class Index:
+    def __init__(self, path: Path):
+        self.path = path
+        self._db = TinyDB(path, storage=AtomicJSONStorage)
+        self._table = self._db.table(TABLE, cache_size=0)  # no query cache: another process may have written
+
+    def __len__(self) -> int:
+        return len(self._raw())
+
+    def last_number(self) -> int:
+        return max(map(int, self._raw()), default=0)
+
+    def get(self, number: int) -> Document | None:
+        return self._table.get(doc_id=number)
+
+    def search(self, condition: QueryLike | None = None) -> list[Document]:
+        return self._table.search(condition) if condition is not None else self._table.all()
+
+    def put(self, docs: Iterable[dict]) -> None:
+        table = dict(self._raw())
+        table.update({str(doc["number"]): doc for doc in docs})
+        self._write(table)
+
+    def drop(self, number: int) -> None:
+        table = dict(self._raw())
+        if table.pop(str(number), None) is not None:
+            self._write(table)
+
+    def replace_all(self, docs: Iterable[dict]) -> None:
+        self._write({str(doc["number"]): doc for doc in sorted(docs, key=lambda d: d["number"])})
+
+    def _raw(self) -> dict[str, dict]:
+        return (self._db.storage.read() or {}).get(TABLE, {})
+
+    def _write(self, table: dict[str, dict]) -> None:
+        self._db.storage.write({TABLE: table})

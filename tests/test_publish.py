@@ -1,0 +1,121 @@
+"""Publishing: the gallery credits the model and never contains a prompt, negative prompt or keyword — byte for byte."""
+
+import html
+import subprocess
+
+import pytest
+
+from journal import InvalidInput, Journal, ModelInfo, NewExperiment, NewImage, PrivacyError
+from tests.helpers import git, make_png, run_cli
+from tests.test_import import INFOTEXT, png_chunks
+
+SECRETS = {
+    1: dict(prompt="zanzibar velvet lighthouse", negative_prompt="grotesque qwertyuiop", keywords=["trending on artstation", "in the style of Basquiat"],
+            variant="zanzibar velvet lighthouse, trending on artstation"),
+    2: dict(prompt="obsidian marmalade cathedral", negative_prompt="xylophone smudge", keywords=["rendered in unreal engine", "pixel art"],
+            variant="obsidian marmalade cathedral, pixel art"),
+}
+TITLES = {1: "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 𝔳𝔦𝔰𝔦𝔬𝔫 🔅", 2: "<Basquiat & Ouroboros>"}
+
+
+def all_secret_strings():
+    out = []
+    for s in SECRETS.values():
+        out += [s["prompt"], s["negative_prompt"], s["variant"], *s["keywords"]]
+    return out + ["a lighthouse at dusk", "blurry, lowres"]  # from the A1111 metadata of the source images
+
+
+@pytest.fixture
+def journal(jdir, tmp_path):
+    journal = Journal.init(jdir)
+    for n, secret in SECRETS.items():
+        images = [NewImage(make_png(tmp_path / f"src{n}-{k}.png", (40 * k, 90, 200 - n), text={"parameters": INFOTEXT}),
+                           seed=k, prompt=secret["variant"]) for k in range(2)]
+        journal.accept(NewExperiment(title=TITLES[n], model=ModelInfo(f"model-{n}", pipeline="StableDiffusionPipeline"), images=images,
+                                     prompt=secret["prompt"], negative_prompt=secret["negative_prompt"], keywords=secret["keywords"],
+                                     grid={"mode": "leave-one-out", "keywords": secret["keywords"]}))
+    return journal
+
+
+def scan(data: bytes, where: str):
+    for secret in all_secret_strings():
+        for encoding in ("utf-8", "utf-16-be", "utf-16-le"):
+            assert secret.encode(encoding) not in data, f"{secret!r} ({encoding}) found in {where}"
+            assert html.escape(secret).encode(encoding) not in data, f"{secret!r} (escaped) found in {where}"
+
+
+def test_published_output_never_contains_a_secret(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1, 2], out)
+    files = sorted(out.rglob("*"))
+    assert {f.name for f in files} == {"index.html", "0001-enchanted-vision-1.png", "0001-enchanted-vision-2.png",
+                                       "0002-basquiat-ouroboros-1.png", "0002-basquiat-ouroboros-2.png"}
+    for f in files:
+        scan(f.name.encode(), f"file name {f.name}")
+        scan(f.read_bytes(), str(f))
+        if f.suffix == ".png":
+            assert png_chunks(f) == ["IHDR", "IDAT", "IEND"]  # no text, EXIF, XMP, ICC — no metadata at all
+    page = (out / "index.html").read_text(encoding="utf-8")
+    for n in (1, 2):
+        assert f"<b>#{n}</b>" in page and f"Generated with model-{n}" in page and html.escape(TITLES[n]) in page
+    assert "<Basquiat" not in page  # the title is escaped, not markup
+
+
+def test_journal_files_and_history_never_carry_secrets_outside_the_documents(journal, tmp_path):
+    journal.publish([1], tmp_path / "site")
+    journal.retitle(2, "renamed")
+    journal.unpublish([1])
+    scan(git(journal.path, "log", "--all", "--format=%B%n%N").encode(), "commit messages")
+    scan(git(journal.path, "for-each-ref", "--format=%(refname) %(contents)").encode(), "refs and tag messages")
+    for f in (journal.path / "experiments").rglob("*"):
+        scan(str(f.relative_to(journal.path)).encode(), "file names")
+        if f.suffix == ".png":
+            scan(f.read_bytes(), str(f))
+            assert png_chunks(f) == ["IHDR", "IDAT", "IEND"]
+
+
+def test_cli_outputs_hide_the_prompt_unless_revealed(journal, capsys):
+    j = str(journal.path)
+    for args in (["log"], ["log", "--json"], ["show", "1"], ["show", "1", "--json"], ["show", "2", "--image"]):
+        code, out, err = run_cli(capsys, *args, "--journal", j)
+        assert code == 0, err
+        scan((out + err).encode(), " ".join(args))
+    code, out, _ = run_cli(capsys, "show", "1", "--reveal-prompt", "--json", "--journal", j)
+    assert '"prompt": "zanzibar velvet lighthouse"' in out and "trending on artstation" in out
+
+
+def test_title_containing_a_keyword_is_refused_unless_allowed(journal, tmp_path):
+    journal.retitle(2, "Pixel Art cathedral")
+    with pytest.raises(PrivacyError, match="retitle"):
+        journal.publish([2], tmp_path / "site")
+    assert not (tmp_path / "site").exists() and journal.get(2).status == "unreleased"
+    journal.publish([2], tmp_path / "site", allow_title_overlap=True)
+    assert journal.get(2).status == "published"
+
+
+def test_gallery_holds_all_published_and_drops_unpublished(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1], out)
+    journal.publish([2], out)
+    assert "#1</b>" in (out / "index.html").read_text() and "#2</b>" in (out / "index.html").read_text()
+    journal.unpublish([1])
+    journal.publish([2], out)
+    page = (out / "index.html").read_text()
+    assert "#1</b>" not in page and not list(out.glob("0001-*")) and list(out.glob("0002-*"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".site")]  # staging folders cleaned up
+
+
+def test_refuses_to_overwrite_a_directory_that_is_not_a_gallery(journal, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.txt").write_text("do not delete")
+    with pytest.raises(InvalidInput, match="not a promptism gallery"):
+        journal.publish([1], out)
+    assert (out / "thesis.txt").read_text() == "do not delete" and journal.get(1).status == "unreleased"
+
+
+def test_publish_cli(journal, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "publish", "1", "2", "--out", str(tmp_path / "site"), "--journal", str(journal.path))
+    assert code == 0 and "published #1, #2" in out, err
+    log = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=journal.path, capture_output=True, text=True).stdout
+    assert log.strip() == "Publish #1, #2"
