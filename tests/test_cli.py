@@ -126,3 +126,31 @@ def test_doctor_reports_and_repairs(jpath, capsys):
     assert list((jpath / ".promptism" / "orphans").rglob("stray.txt"))  # moved aside, never deleted
     code, out, _ = run_cli(capsys, "doctor", "--journal", str(jpath))
     assert code == 0 and out.strip().endswith("healthy (1 experiments)")
+
+
+def test_show_image_draws_on_a_terminal(jpath):
+    """On a real (pseudo-)terminal the image is drawn with term-image's coloured blocks; piped, it is left out."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    exe = str(Path(sys.executable).parent / "promptism")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: promptism on an 80×24 pty
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(exe, [exe, "show", "1", "--image", "--journal", str(jpath)])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
+    assert b"#1 first" in out and b"\x1b[48;2;200;30;30m" in out  # the image's red, as 24-bit block colour

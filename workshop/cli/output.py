@@ -60,7 +60,12 @@ def draw_image(path: Path) -> None:
 
     from journal.images import open_image
 
+    from term_image.exceptions import TermImageError
+
     image = AutoImage(open_image(path))
-    image.set_size(maxsize=(60, 24))
-    image.draw(h_align="left", pad_height=0)
+    try:
+        image.set_size(frame_size=(60, 24))  # fit within 60 columns × 24 lines
+        image.draw(h_align="left", pad_height=0)
+    except TermImageError as exc:  # a terminal too small, or one that reports no size
+        console().print(literal(f"(cannot draw {path.name} here: {exc})"))
     print()
