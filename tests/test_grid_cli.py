@@ -1,0 +1,104 @@
+"""``promptism grid --dry-run``: spec files, flags over them, human and JSON output, one-line errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_cli
+
+SPEC = '''
+prompt = "a red circle on a blue background"
+negative = "blurry"
+keywords = ["glowing", "pixel art", { text = "striped", on = false }]
+mode = "leave-one-out"
+seeds = "1-2"
+model = "shapes"
+[params]
+steps = 12
+[axes]
+z = "guidance=3,7.5"
+'''
+
+
+@pytest.fixture
+def spec(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text(SPEC, encoding="utf-8")
+    return path
+
+
+def test_spec_file_dry_run_json(spec, capsys):
+    code, out, err = run_cli(capsys, "grid", str(spec), "--dry-run", "--json")
+    assert code == 0, err
+    cells = json.loads(out)
+    assert len(cells) == 3 * 2 * 2
+    first = cells[0]
+    assert {"index", "prompt", "negative", "seed", "row", "col", "keywords", "tokens", "truncated_keywords", "guidance"} <= set(first)
+    assert first["prompt"] == "a red circle on a blue background, glowing, pixel art" and first["negative"] == "blurry"
+    assert (first["seed"], first["row"], first["col"], first["guidance"]) == (1, 0, 0, 3.0)
+    assert cells[8]["prompt"] == "a red circle on a blue background, glowing" and cells[8]["seed"] == 1 and cells[8]["guidance"] == 7.5
+    assert all("striped" not in c["prompt"] for c in cells)
+    assert isinstance(first["tokens"], int) and first["tokens"] > 10
+
+
+def test_flags_override_the_spec(spec, capsys):
+    code, out, _ = run_cli(capsys, "grid", str(spec), "--mode", "add-one", "--seeds", "9", "--keyword", "outlined", "--dry-run", "--json")
+    cells = json.loads(out)
+    assert code == 0 and [c["prompt"] for c in cells[:2]] == ["a red circle on a blue background", "a red circle on a blue background, outlined"]
+    assert {c["seed"] for c in cells} == {9}
+
+
+def test_flags_only_with_axes(capsys):
+    code, out, _ = run_cli(capsys, "grid", "--prompt", "a red circle", "--x", "sr=red,blue,green", "--y", "seed=1-3", "--dry-run", "--json")
+    cells = json.loads(out)
+    assert code == 0 and len(cells) == 9
+    assert [(c["prompt"], c["seed"], c["row"], c["col"]) for c in cells[:4]] == [
+        ("a red circle", 1, 0, 0), ("a blue circle", 1, 0, 1), ("a green circle", 1, 0, 2), ("a red circle", 2, 1, 0)]
+
+
+def test_human_output_is_a_table_with_token_counts(capsys):
+    long = "a painting of " + ", ".join(["a lighthouse at dusk"] * 16)
+    code, out, _ = run_cli(capsys, "grid", "-p", long, "-k", "pixel art", "--mode", "leave-one-out", "--dry-run")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("leave-one-out · 2 variants = 2 cells")
+    assert "tokens" in lines[1] and "/77 !" in out
+    assert "past the 77-token limit: 'pixel art'" in out
+
+
+def test_dry_run_json_is_identical_across_processes(spec):
+    exe = str(Path(sys.executable).parent / "promptism")
+    runs = [subprocess.run([exe, "grid", str(spec), "--dry-run", "--json"], capture_output=True, text=True) for _ in range(2)]
+    assert runs[0].returncode == 0 and runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("[")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--prompt", ""], "spec file or --prompt"),
+    ([], "spec file or --prompt"),
+    (["-p", "a", "-k", "x", "-k", "x"], "twice"),
+    (["-p", "a", "--mode", "ablate"], "--mode"),
+    (["-p", "a", "--x", "colour=red"], "TYPE=VALUES"),
+    (["-p", "a", "--seeds", "1-x"], "cannot read seed"),
+    (["-p", "a red", "--x", "sr=blue,green"], "not in the prompt"),
+    (["-p", "a", "--seeds", "1-100"], "over the cap"),
+    (["-p", "a", "--max-cells", "x"], "--max-cells"),
+    (["{bad_toml}"], "not valid TOML"),
+    (["{unknown_key}"], "unknown key 'modes'"),
+    (["{bad_mode}"], "unknown mode 'ablation'"),
+    (["/no/such.toml"], "no such spec file"),
+    (["-p", "a"], "--dry-run"),  # running needs the runner
+])
+def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
+    files = {"{bad_toml}": 'prompt = "a\nmode = 3', "{unknown_key}": 'prompt = "a"\nmodes = "matrix"',
+             "{bad_mode}": 'prompt = "a"\nmode = "ablation"'}
+    real = []
+    for a in args:
+        if a in files:
+            (tmp_path / "s.toml").write_text(files[a])
+            a = str(tmp_path / "s.toml")
+        real.append(a)
+    code, out, err = run_cli(capsys, "grid", *real, *([] if args == ["-p", "a"] else ["--dry-run"]))
+    assert code != 0 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, err

@@ -1,0 +1,75 @@
+"""``promptism grid``: compose a keyword-ablation grid from a spec file and/or flags, and preview its cells."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..compose.grid import MODES, Grid, build_grid
+from ..compose.spec import read_spec_file, spec_from
+from ..compose.tokens import CONTEXT
+from .output import console, literal, print_table
+
+
+@click.command("grid")
+@click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--prompt", "-p", help="The base prompt.")
+@click.option("--negative", "-n", help="The negative prompt.")
+@click.option("--keyword", "-k", "keywords", multiple=True, help="A keyword (repeat for several, in order).")
+@click.option("--off", "off", multiple=True, help="A keyword listed but switched off (repeat for several).")
+@click.option("--keywords-first", is_flag=True, default=None, help="Put the keywords before the base prompt.")
+@click.option("--mode", "-m", type=click.Choice(MODES), help="How keywords vary (default: plain, or sr with an S/R axis).")
+@click.option("--seeds", "-s", help="Seeds: 7, or 1,2,3, or 1-9 (several seeds add an axis).")
+@click.option("--per-cell-seeds", is_flag=True, default=None, help="Seed + cell index instead of one shared seed.")
+@click.option("--x", "x", help="Column axis TYPE=VALUES: sr=red,blue | seed=1-3 | steps=10-30 (+10) | guidance=3,7.5")
+@click.option("--y", "y", help="Row axis, as --x.")
+@click.option("--z", "z", help="Sub-grid axis, as --x.")
+@click.option("--wildcards", type=click.Path(file_okay=False, path_type=Path), help="Folder of NAME.txt wildcard files.")
+@click.option("--max-cells", type=int, help="Refuse grids with more cells than this (default 64).")
+@click.option("--dry-run", is_flag=True, help="Show the cells without loading a model.")
+@click.option("--json", "as_json", is_flag=True, help="Print the cells as JSON.")
+def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, seeds, per_cell_seeds, x, y, z, wildcards,
+             max_cells, dry_run, as_json) -> None:
+    """Compose a grid of prompt variants × seeds from SPEC_FILE (TOML) and/or flags; flags win over the file.
+
+    \b
+    Modes: matrix (A1111 Prompt matrix), leave-one-out, add-one, sr (Prompt S/R axes), dynamic ({a|b} alternatives).
+    Example: promptism grid -p "a red circle" -k glowing -k "pixel art" --mode leave-one-out --seeds 1-3 --dry-run
+    """
+    values = read_spec_file(spec_file) if spec_file else {}
+    flags = {"prompt": prompt, "negative": negative, "mode": mode, "keywords_first": keywords_first, "seeds": seeds,
+             "per_cell_seeds": per_cell_seeds, "max_cells": max_cells, "wildcards": wildcards and str(wildcards)}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    if keywords or off:
+        values["keywords"] = [*keywords, *({"text": k, "on": False} for k in off)]
+    axes = {name: value for name, value in (("x", x), ("y", y), ("z", z)) if value is not None}
+    if axes:
+        values["axes"] = {**values.get("axes", {}), **axes}
+    if not values.get("prompt") and not values.get("keywords"):
+        raise click.UsageError("give a spec file or --prompt TEXT")
+    grid = build_grid(spec_from(values))
+    if not dry_run:
+        raise click.UsageError("running grids needs the runner, which promptism does not have yet; add --dry-run to preview the cells")
+    if as_json:
+        click.echo(json.dumps([c.to_json() for c in grid.cells], ensure_ascii=False, indent=2))
+    else:
+        _print_grid(grid)
+
+
+def _print_grid(grid: Grid) -> None:
+    out = console()
+    out.print(literal(grid.describe()), style="bold")
+    params = sorted({k for c in grid.cells for k in c.params})
+    show_sub = grid.subgrids > 1
+    headers = ["#", "row", "col", *(["sub"] if show_sub else []), "seed", *params, "tokens", "prompt"]
+    rows = []
+    for c in grid.cells:
+        tokens = f"{c.tokens}/{CONTEXT}" + (" !" if c.tokens > CONTEXT else "")
+        rows.append([str(c.index), str(c.row), str(c.col), *([str(c.subgrid)] if show_sub else []), str(c.seed),
+                     *(str(c.params.get(p, "")) for p in params), tokens, c.prompt])
+    print_table(headers, rows)
+    for c in grid.cells:
+        if c.truncated_keywords:
+            out.print(literal(f"! cell {c.index}: past the {CONTEXT}-token limit: " + ", ".join(repr(k) for k in c.truncated_keywords)))

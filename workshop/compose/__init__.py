@@ -1,0 +1,11 @@
+"""Prompt composition: the prompt model, keyword-ablation grids, axes, spec files and token budgets.
+
+Pure Python: nothing here imports torch, diffusers or textual at module level (open_clip's tokenizer is imported
+only when a token budget is asked for without a model tokenizer).
+"""
+
+from .errors import SpecError
+from .grid import Cell, Grid, GridSpec, Label, build_grid
+from .prompt import Keyword, Prompt
+
+__all__ = ["Cell", "Grid", "GridSpec", "Keyword", "Label", "Prompt", "SpecError", "build_grid"]

@@ -1,0 +1,54 @@
+"""Dynamic prompts: ``{a|b|c}`` alternatives and ``__wildcard__`` files expanded combinatorially by dynamicprompts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .errors import SpecError
+
+_WILDCARD_LEFT = re.compile(r"__([^_\s][^\s]*?)__")
+
+
+def is_dynamic(text: str) -> bool:
+    return "{" in text or "__" in text
+
+
+def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
+    """Every combination ``text`` stands for, in dynamicprompts' order; at most ``limit`` + 1 (to detect overflow)."""
+    if not is_dynamic(text):
+        return [text]
+    from dynamicprompts.generators import CombinatorialPromptGenerator
+    from dynamicprompts.wildcards import WildcardManager
+
+    if wildcards is not None and not Path(wildcards).is_dir():
+        raise SpecError(f"the wildcards directory {wildcards} does not exist: pass --wildcards DIR")
+    generator = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(Path(wildcards) if wildcards else None))
+    try:
+        out = list(generator.generate(text, max_prompts=limit + 1))
+    except Exception as exc:  # noqa: BLE001 - pyparsing and dynamicprompts raise several kinds for bad syntax
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise SpecError(f"cannot read the dynamic prompt {text!r}: {detail}") from None
+    for variant in out:
+        if m := _WILDCARD_LEFT.search(variant):
+            where = f" in {wildcards}" if wildcards else "; pass --wildcards DIR (a folder of NAME.txt files)"
+            raise SpecError(f"no wildcard file for __{m.group(1)}__{where}")
+    return out
+
+
+def varying_part(variant: str, siblings: list[str]) -> str:
+    """What distinguishes ``variant`` from its siblings: the text between their common prefix and suffix."""
+    if len(siblings) < 2:
+        return variant
+    prefix = len(_common_prefix(siblings))
+    suffix = len(_common_prefix([s[prefix:][::-1] for s in siblings]))
+    middle = variant[prefix: len(variant) - suffix].strip(" ,")
+    return middle or variant
+
+
+def _common_prefix(texts: list[str]) -> str:
+    first, last = min(texts), max(texts)
+    n = 0
+    while n < len(first) and n < len(last) and first[n] == last[n]:
+        n += 1
+    return first[:n]

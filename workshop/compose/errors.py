@@ -1,0 +1,5 @@
+"""The one error composition raises: a spec, flag or prompt that cannot make a grid, said in one line."""
+
+
+class SpecError(ValueError):
+    """Bad grid input; the message names the problem and the fix."""

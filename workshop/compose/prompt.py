@@ -1,0 +1,58 @@
+"""The prompt model: base text, ordered keywords that can each be switched on or off, a negative prompt.
+
+Rendered the AUTOMATIC1111 way: every part stripped of surrounding spaces and commas, empty parts dropped, the rest
+joined with ", " — keywords after the base, or before it with ``keywords_first``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import SpecError
+
+_STRIP = " \t\r\n,"
+
+
+def clean(part: str) -> str:
+    return part.strip(_STRIP)
+
+
+def join(parts) -> str:
+    return ", ".join(p for p in map(clean, parts) if p)
+
+
+@dataclass(frozen=True)
+class Keyword:
+    text: str
+    on: bool = True
+
+
+@dataclass(frozen=True)
+class Prompt:
+    base: str
+    keywords: tuple[Keyword, ...] = ()
+    negative: str = ""
+    keywords_first: bool = False
+
+    def __post_init__(self):
+        if not clean(self.base) and not any(clean(k.text) for k in self.keywords):
+            raise SpecError("the prompt is empty: give --prompt TEXT (or prompt = \"…\" in the spec)")
+        seen = set()
+        for kw in self.keywords:
+            text = clean(kw.text)
+            if not text:
+                raise SpecError("a keyword is empty: remove it or give it some text")
+            if text.casefold() in seen:
+                raise SpecError(f"the keyword {text!r} is given twice: keep one")
+            seen.add(text.casefold())
+
+    @property
+    def enabled(self) -> list[str]:
+        """The texts of the keywords that are switched on, in order."""
+        return [clean(k.text) for k in self.keywords if k.on]
+
+    def render(self, keywords: list[str] | None = None, base: str | None = None) -> str:
+        """The prompt with ``keywords`` (default: the enabled ones) around ``base`` (default: this base)."""
+        kws = self.enabled if keywords is None else keywords
+        base = self.base if base is None else base
+        return join([*kws, base] if self.keywords_first else [base, *kws])
