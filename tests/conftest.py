@@ -9,8 +9,14 @@ import pytest
 from journal import Journal
 
 
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """One cache of built-in models for the whole session (the tiny pipeline is built once)."""
+    return tmp_path_factory.mktemp("model-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path_factory, monkeypatch):
+def isolated_env(tmp_path_factory, monkeypatch, model_cache):
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
@@ -19,6 +25,9 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / "gitconfig"))  # no user.name: the journal must cope
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
+    monkeypatch.setenv("PROMPTISM_CACHE", str(model_cache))
+    monkeypatch.setenv("PROMPTISM_CONFIG", str(home / "config.toml"))
     monkeypatch.delenv("PROMPTISM_JOURNAL", raising=False)
     monkeypatch.delenv("PROMPTISM_FAILPOINT", raising=False)
     return home

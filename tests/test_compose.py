@@ -270,3 +270,14 @@ def test_composition_imports_no_heavy_libraries():
             "bad = [m for m in ('textual', 'torch', 'diffusers', 'open_clip') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("text", ["a red circle, pixel art", "Trending on ArtStation!!", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 vision 🔅",
+                                  "don't stop, it's 4k & 8K", "a   very\tlong   prompt, (dramatic lighting:1.2), [cat]",
+                                  "日本語のテキスト", "café crème brûlée", "hello-world_test 123.45"])
+def test_clip_bpe_matches_open_clips_tokenizer(text):
+    from open_clip.tokenizer import SimpleTokenizer
+
+    from workshop.compose.tokens import clip_bpe
+
+    assert clip_bpe()(text) == SimpleTokenizer().encode(text)

@@ -10,8 +10,10 @@ import click
 from journal import JournalError
 
 from ..compose import SpecError
+from ..runner.errors import RunError
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS
+from .run_commands import RUN_COMMANDS
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -29,7 +31,7 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for command in [*JOURNAL_COMMANDS, grid_cmd]:
+for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS]:
     cli.add_command(command)
 
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except click.ClickException as exc:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
-    except (JournalError, SpecError) as exc:
+    except (JournalError, SpecError, RunError) as exc:
         return _fail(f"promptism: {exc}", 1)
     except (click.Abort, KeyboardInterrupt):
         return _fail("promptism: interrupted", 130)

@@ -11,6 +11,7 @@ from ..compose.grid import MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from
 from ..compose.tokens import CONTEXT
 from .output import console, literal, print_table
+from .run_commands import execute_grid, run_options
 
 
 @click.command("grid")
@@ -20,7 +21,7 @@ from .output import console, literal, print_table
 @click.option("--keyword", "-k", "keywords", multiple=True, help="A keyword (repeat for several, in order).")
 @click.option("--off", "off", multiple=True, help="A keyword listed but switched off (repeat for several).")
 @click.option("--keywords-first", is_flag=True, default=None, help="Put the keywords before the base prompt.")
-@click.option("--mode", "-m", type=click.Choice(MODES), help="How keywords vary (default: plain, or sr with an S/R axis).")
+@click.option("--mode", type=click.Choice(MODES), help="How keywords vary (default: plain, or sr with an S/R axis).")
 @click.option("--seeds", "-s", help="Seeds: 7, or 1,2,3, or 1-9 (several seeds add an axis).")
 @click.option("--per-cell-seeds", is_flag=True, default=None, help="Seed + cell index instead of one shared seed.")
 @click.option("--x", "x", help="Column axis TYPE=VALUES: sr=red,blue | seed=1-3 | steps=10-30 (+10) | guidance=3,7.5")
@@ -29,10 +30,10 @@ from .output import console, literal, print_table
 @click.option("--wildcards", type=click.Path(file_okay=False, path_type=Path), help="Folder of NAME.txt wildcard files.")
 @click.option("--max-cells", type=int, help="Refuse grids with more cells than this (default 64).")
 @click.option("--dry-run", is_flag=True, help="Show the cells without loading a model.")
-@click.option("--json", "as_json", is_flag=True, help="Print the cells as JSON.")
+@run_options
 def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, seeds, per_cell_seeds, x, y, z, wildcards,
-             max_cells, dry_run, as_json) -> None:
-    """Compose a grid of prompt variants × seeds from SPEC_FILE (TOML) and/or flags; flags win over the file.
+             max_cells, dry_run, journal_dir, **opts) -> None:
+    """Compose a grid of prompt variants × seeds from SPEC_FILE (TOML) and/or flags (flags win), and run it.
 
     \b
     Modes: matrix (A1111 Prompt matrix), leave-one-out, add-one, sr (Prompt S/R axes), dynamic ({a|b} alternatives).
@@ -51,8 +52,8 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
         raise click.UsageError("give a spec file or --prompt TEXT")
     grid = build_grid(spec_from(values))
     if not dry_run:
-        raise click.UsageError("running grids needs the runner, which promptism does not have yet; add --dry-run to preview the cells")
-    if as_json:
+        execute_grid(grid, opts, journal_dir)
+    elif opts["as_json"]:
         click.echo(json.dumps([c.to_json() for c in grid.cells], ensure_ascii=False, indent=2))
     else:
         _print_grid(grid)

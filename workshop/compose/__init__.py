@@ -1,7 +1,7 @@
 """Prompt composition: the prompt model, keyword-ablation grids, axes, spec files and token budgets.
 
-Pure Python: nothing here imports torch, diffusers or textual at module level (open_clip's tokenizer is imported
-only when a token budget is asked for without a model tokenizer).
+Pure Python: nothing here imports torch, diffusers or textual; token budgets use CLIP's BPE through the
+`tokenizers` library.
 """
 
 from .errors import SpecError

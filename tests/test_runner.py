@@ -1,0 +1,308 @@
+"""The runner on the CPU with the tiny pipeline: determinism, embedding reuse, cancel, out-of-memory halving, crash
+persistence, accept, rerun --verify, img2img, scoring, contact sheets, model resolution, and every bad input."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from journal import Journal
+from tests.helpers import make_png, run_cli
+from workshop.compose.grid import build_grid
+from workshop.compose.spec import spec_from
+from workshop.runner import events as ev
+from workshop.runner.engine import Engine, Job, plan_batches
+from workshop.runner.errors import RunError
+from workshop.runner.models import load_pipeline, resolve
+from workshop.runner.runs import accept_run, list_runs
+from workshop.runner.session import RunOptions, execute
+
+PROMPT = "a lighthouse at dusk"
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return load_pipeline(resolve("tiny"), torch.device("cpu"))
+
+
+def jobs_for(prompts_seeds, steps=4):
+    return [Job(i, p, "", s, steps, 7.5, 64, 64) for i, (p, s) in enumerate(prompts_seeds)]
+
+
+def run_engine(pipe, jobs, layout, **kw):
+    engine = Engine(pipe, **kw)
+    out = {}
+    for indices, images in engine.run(jobs, layout):
+        out.update(zip(indices, images))
+    return out, engine
+
+
+def test_generate_command_from_the_issue(tmp_path, capsys):
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--model", "tiny", "--seed", "7", "--steps", "4", "--size", "64x64",
+                             "--journal", str(j))
+    assert code == 0, err
+    runs = list_runs(Journal.open(j))
+    assert len(runs) == 1 and runs[0].state == "finished" and len(runs[0].done) == 1
+    image = Image.open(runs[0].image(runs[0].done[0]))
+    assert image.size == (64, 64) and image.info == {}
+    assert "random-weight" in out and "lighthouse" not in out  # the tiny model is labelled; the prompt is not echoed
+
+
+def test_alone_vs_batched_within_1_of_255_and_rerun_identical(pipe):
+    jobs = jobs_for([(PROMPT, 1), ("a red circle", 2), (PROMPT, 3), ("a blue square", 4)])
+    batched, _ = run_engine(pipe, jobs, [[0, 1, 2, 3]])
+    again, _ = run_engine(pipe, jobs, [[0, 1, 2, 3]])
+    alone, _ = run_engine(pipe, jobs, [[0], [1], [2], [3]])
+    for i in range(4):
+        a, b, c = (np.asarray(x[i], dtype=np.int16) for x in (batched, again, alone))
+        assert np.array_equal(a, b)  # same layout: bit-identical
+        assert np.abs(a - c).max() <= 1  # alone vs in a batch: at most 1/255 per channel
+    assert not np.array_equal(np.asarray(batched[0]), np.asarray(batched[2]))  # same prompt, other seed: other image
+
+
+def test_text_embeddings_computed_once_per_distinct_prompt(pipe):
+    calls = []
+    hook = pipe.text_encoder.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        jobs = jobs_for([(PROMPT, s) for s in range(4)] + [("a red circle", s) for s in range(4)])
+        run_engine(pipe, jobs, plan_batches(jobs, 3))
+    finally:
+        hook.remove()
+    assert len(calls) == 2 * 2  # 2 distinct prompts × (prompt + negative), whatever the batches
+
+
+def test_plan_batches_groups_compatible_jobs():
+    jobs = [Job(0, "a", "", 1, 4, 7.5, 64, 64), Job(1, "a", "", 2, 8, 7.5, 64, 64), Job(2, "b", "", 1, 4, 7.5, 64, 64),
+            Job(3, "b", "", 2, 4, 7.5, 64, 64), Job(4, "c", "", 3, 4, 7.5, 64, 64)]
+    assert plan_batches(jobs, 2) == [[0, 2], [3, 4], [1]]
+
+
+def test_progress_events_and_previews(pipe):
+    seen = []
+    jobs = jobs_for([(PROMPT, 1), (PROMPT, 2)], steps=4)
+    run_engine(pipe, jobs, [[0, 1]], on_event=seen.append, preview_every=2)
+    steps = [e for e in seen if isinstance(e, ev.Step)]
+    assert [s.step for s in steps] == [1, 2, 3, 4] and steps[-1].done == steps[-1].total == 4 and steps[-1].eta_s == 0
+    previews = [e for e in seen if isinstance(e, ev.Preview)]
+    assert len(previews) == 1 and len(previews[0].images) == 2 and previews[0].images[0].size == (256, 256)
+    assert isinstance(seen[0], ev.BatchStarted) and isinstance(seen[-1], ev.BatchFinished)
+    assert json.loads(json.dumps(steps[0].to_json()))["event"] == "Step"
+
+
+def test_cancel_keeps_finished_batches(tmp_path):
+    journal = Journal.init(tmp_path / "j")
+    grid = build_grid(spec_from({"prompt": PROMPT, "seeds": "1-6"}))
+    batches_done = []
+
+    def on_event(e):
+        if isinstance(e, ev.BatchFinished):
+            batches_done.append(e)
+
+    run = execute(grid, RunOptions(max_batch=2), journal, on_event=on_event, cancel=lambda: len(batches_done) >= 2)
+    assert run.state == "cancelled"
+    assert [c["index"] for c in run.done] == [0, 1, 2, 3]  # two whole batches kept, the third stopped mid-way
+    assert all(run.image(c).exists() for c in run.done) and (run.folder / "sheet.png").exists()
+
+
+class OutOfMemoryAbove:
+    """The real pipeline, except that a batch larger than ``limit`` raises CUDA's out-of-memory error."""
+
+    def __init__(self, pipe, limit):
+        self._pipe, self.limit, self.sizes = pipe, limit, []
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, **kwargs):
+        size = len(kwargs["generator"])
+        self.sizes.append(size)
+        if size > self.limit:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
+        return self._pipe(**kwargs)
+
+
+def test_out_of_memory_halves_the_batch_and_reports(pipe):
+    flaky = OutOfMemoryAbove(pipe, limit=2)
+    seen = []
+    jobs = jobs_for([(PROMPT, s) for s in range(6)])
+    images, engine = run_engine(flaky, jobs, [[0, 1, 2, 3, 4, 5]], on_event=seen.append)
+    assert sorted(images) == list(range(6))
+    assert flaky.sizes == [6, 3, 2, 1, 2, 1]  # 6 fails, 3 fails, then batches of 2 (later ones too)
+    assert engine.layout == [[0, 1], [2], [3, 4], [5]]
+    splits = [e for e in seen if isinstance(e, ev.BatchSplit)]
+    assert [(s.size, s.new_size) for s in splits] == [(6, 3), (3, 2)]
+    reference, _ = run_engine(pipe, jobs, engine.layout)  # the recorded layout reproduces the images exactly
+    assert all(np.array_equal(np.asarray(images[i]), np.asarray(reference[i])) for i in range(6))
+    with pytest.raises(RunError, match="single image"):
+        run_engine(OutOfMemoryAbove(pipe, limit=0), jobs_for([(PROMPT, 1)]), [[0]])
+
+
+def test_accept_pick_and_rerun_verify(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    code, _, err = run_cli(capsys, "grid", "-p", "a red circle on a blue background", "-k", "glowing", "-k", "pixel art",
+                           "--mode", "leave-one-out", "--seeds", "1-2", "--max-batch", "4", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert len(run.done) == 6 and run.manifest["layout"] == [[0, 1, 2, 3], [4, 5]]
+    code, out, err = run_cli(capsys, "accept", run.id[-4:], "--title", "𝔊𝔩𝔬𝔴 study", "--pick", "0,5", "--journal", j)
+    assert code == 0 and out.startswith("#1 𝔊𝔩𝔬𝔴 study"), err
+    exp = Journal.open(j).get(1)
+    assert [i.seed for i in exp.images] == [1, 2] and exp.images[1].prompt == "a red circle on a blue background, glowing"
+    assert exp.keywords == ("glowing", "pixel art") and exp.model.id == "tiny" and exp.model.pipeline == "StableDiffusionPipeline"
+    assert exp.grid["picked"] == [0, 5] and exp.params["steps"] == 4 and exp.compute.seconds > 0
+    code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
+    assert code == 0 and "byte-identical" in out, out + err
+    rerun = list_runs(Journal.open(j))[0]
+    assert rerun.manifest["rerun_of"] == 1 and rerun.manifest["verified"] is True
+
+
+def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
+    j = tmp_path / "j"
+    run_cli(capsys, "generate", PROMPT, "--seed", "3", "--accept", "kept", "--journal", str(j))
+    journal = Journal.open(j)
+    exp = journal.get(1)
+    path = journal.image_path(exp, exp.images[0])
+    make_png(path, (1, 2, 3))  # someone changed the image behind the journal's back …
+    Journal.open(j)._index.put([exp.replace(images=(exp.images[0].__class__(**{**exp.images[0].__dict__, "sha256": "0" * 64}),)).to_doc()])
+    code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", str(j))
+    assert code == 1 and "did not reproduce" in err and err.count("\n") == 1
+
+
+def test_img2img_from_an_experiment_records_the_parent(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    assert run_cli(capsys, "generate", PROMPT, "--seed", "1", "--accept", "parent", "--journal", j)[0] == 0
+    code, _, err = run_cli(capsys, "generate", "a red circle", "--init-image", "#1", "--strength", "0.5", "--steps", "4",
+                           "--accept", "child", "--journal", j)
+    assert code == 0, err
+    child = Journal.open(j).get(2)
+    assert child.parent == 1 and child.params["init_image"] == "#1" and child.params["strength"] == 0.5
+    init = make_png(tmp_path / "init.png", (0, 200, 0), size=(40, 40))
+    code, _, err = run_cli(capsys, "generate", "x", "--init-image", str(init), "--journal", j)
+    assert code == 0, err
+
+
+def test_scores_effects_and_contact_sheet(tmp_path):
+    journal = Journal.init(tmp_path / "j")
+    grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing", "pixel art"], "mode": "leave-one-out", "seeds": [1, 2]}))
+    run = execute(grid, RunOptions(clip="tiny-clip"), journal)
+    cells = run.manifest["cells"]
+    assert all(-1 <= c["score"] <= 1 and -1 <= c["base_score"] <= 1 for c in cells)
+    effects = run.manifest["effects"]
+    assert set(effects) == {"glowing", "pixel art"} and effects["glowing"]["pairs"] == 2
+    sheet = Image.open(run.folder / "sheet.png")
+    bare = Image.open(run.folder / "sheet-unlabelled.png")
+    assert bare.size == (3 * 64, 2 * 64) and sheet.width > bare.width and sheet.height > bare.height
+    exp = accept_run(journal, run, "scored")
+    assert [i.score for i in exp.images] == [c["score"] for c in cells] and exp.grid["effects"] == effects
+
+
+def test_crash_after_first_batch_keeps_it(tmp_path):
+    j = tmp_path / "j"
+    Journal.init(j)
+    exe = str(Path(sys.executable).parent / "promptism")
+    proc = subprocess.Popen([exe, "generate", PROMPT, "--seeds", "1-40", "--max-batch", "2", "--steps", "30", "--json",
+                             "--journal", str(j)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "BatchFinished":
+            break
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    runs = list_runs(Journal.open(j))
+    assert len(runs) == 1 and runs[0].state == "interrupted" and 2 <= len(runs[0].done) < 40
+    assert all(Image.open(runs[0].image(c)).size == (64, 64) for c in runs[0].done)
+    code = subprocess.run([exe, "runs", "--journal", str(j)], capture_output=True, text=True)
+    assert "interrupted" in code.stdout
+    assert subprocess.run([exe, "accept", runs[0].id, "-t", "saved", "--journal", str(j)], capture_output=True).returncode == 0
+
+
+def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, monkeypatch):
+    tiny = resolve("tiny").path
+    cache = Path(__import__("os").environ["HF_HUB_CACHE"])
+    snapshot = cache / "models--someone--tiny-sd" / "snapshots" / "0123456789abcdef"
+    shutil.copytree(tiny, snapshot)
+    (cache / "models--someone--tiny-sd" / "refs").mkdir()
+    (cache / "models--someone--tiny-sd" / "refs" / "main").write_text("0123456789abcdef")
+    source = resolve("someone/tiny-sd")
+    assert source.kind == "hf-cache" and source.revision == "0123456789abcdef"
+    code, out, _ = run_cli(capsys, "models", "--json")
+    ids = {m["id"]: m for m in json.loads(out)}
+    assert "tiny" in ids and ids["someone/tiny-sd"]["revision"] == "0123456789abcdef"
+    j = str(tmp_path / "j")
+    for model in ("someone/tiny-sd", str(tiny)):
+        code, _, err = run_cli(capsys, "generate", PROMPT, "--model", model, "--steps", "2", "--journal", j)
+        assert code == 0, err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--model", "no-such-model"], "unknown model 'no-such-model': use tiny"),
+    (["--model", "someone/absent"], "not in the local Hugging Face cache"),
+    (["--model", "{pickle}"], "pickle"),
+    (["--model", "{notapipe}"], "no model_index.json"),
+    (["--init-image", "{notimage}"], "not an image"),
+    (["--init-image", "#9"], "no experiment #9"),
+    (["--size", "60x64"], "not a multiple of 8"),
+    (["--size", "big"], "WIDTHxHEIGHT"),
+    (["--steps", "0"], "steps must be 1 or more"),
+    (["--seed", "-1"], "outside"),
+    (["--seed", str(2**32)], "outside"),
+    (["--strength", "1.5", "--init-image", "{image}"], "strength"),
+    (["--clip", "nonsense"], "CLIP"),
+    (["--clip", "ViT-B-32:{pickle_ckpt}"], "pickle"),
+])
+def test_bad_run_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, capsys):
+    j = tmp_path / "j"
+    Journal.init(j)
+    pickle_model = tmp_path / "pickled"
+    shutil.copytree(resolve("tiny").path, pickle_model)
+    for f in pickle_model.rglob("*.safetensors"):
+        f.rename(f.with_suffix(".bin"))
+    (tmp_path / "notapipe").mkdir()
+    (tmp_path / "notimage.png").write_text("no")
+    (tmp_path / "clip.pt").write_bytes(b"x")
+    subs = {"{pickle}": str(pickle_model), "{notapipe}": str(tmp_path / "notapipe"), "{notimage}": str(tmp_path / "notimage.png"),
+            "{image}": str(make_png(tmp_path / "i.png")), "ViT-B-32:{pickle_ckpt}": f"ViT-B-32:{tmp_path / 'clip.pt'}"}
+    code, out, err = run_cli(capsys, "generate", PROMPT, *[subs.get(a, a) for a in args], "--journal", str(j))
+    assert code != 0 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, err
+    assert list_runs(Journal.open(j)) == []  # nothing half-written
+
+
+def test_runner_never_imports_textual():
+    code = ("import sys, workshop.runner.session, workshop.runner.engine, workshop.runner.scoring, workshop.runner.sheet;"
+            "sys.exit('textual' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_runs_show_json_and_discard(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    run_cli(capsys, "generate", PROMPT, "--seeds", "1,2", "--journal", j)
+    run_id = list_runs(Journal.open(j))[0].id
+    code, out, _ = run_cli(capsys, "runs", run_id, "--journal", j)
+    assert code == 0 and "finished · 2/2 images" in out and "cell-001-s2.png" in out
+    code, out, _ = run_cli(capsys, "runs", "--json", "--journal", j)
+    data = json.loads(out)
+    assert data[0]["id"] == run_id and len(data[0]["images"]) == 2 and data[0]["layout"] == [[0, 1]]
+    code, out, _ = run_cli(capsys, "discard", run_id, "--journal", j)
+    assert code == 0 and list_runs(Journal.open(j)) == []
+    code, _, err = run_cli(capsys, "accept", run_id, "-t", "gone", "--journal", j)
+    assert code == 1 and "no run" in err
+
+
+def test_generate_out_dir_and_json_events(tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--seeds", "1-3", "--json", "--out", str(out_dir), "--journal", str(tmp_path / "j"))
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "RunStarted" and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
+    assert len(list(out_dir.glob("*.png"))) == 3 and all("lighthouse" not in p.name for p in out_dir.iterdir())
+    assert all("lighthouse" not in line for line in out.splitlines())  # progress events carry no prompt

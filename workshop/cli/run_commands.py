@@ -1,0 +1,278 @@
+"""Run commands: generate, runs, accept, discard, rerun, models — and the options ``grid`` shares with ``generate``.
+
+The runner (torch, diffusers) is imported inside the commands that run models, so journal commands stay quick.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from journal import Journal
+
+from ..compose.grid import build_grid
+from ..compose.spec import spec_from
+from ..settings import load_settings
+from .journal_commands import journal_option
+from .output import console, literal, print_table
+
+
+def run_options(fn):
+    """The options of every command that makes images."""
+    options = [
+        click.option("--model", "-m", "model", help="tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
+        click.option("--steps", type=int, help="Denoising steps (default: 4 for tiny, 25 otherwise)."),
+        click.option("--guidance", "-g", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale."),
+        click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
+        click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
+        click.option("--strength", type=float, default=0.75, show_default=True, help="How far to move from the init image (0–1]."),
+        click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
+        click.option("--clip", help="Score images with this CLIP (tiny-clip, ARCH:CHECKPOINT or ARCH:TAG)."),
+        click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
+        click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
+        click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
+        click.option("--accept", "accept_title", metavar="TITLE", help="Accept the run at once as the next experiment, titled TITLE."),
+        click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return journal_option(fn)
+
+
+def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
+    """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
+    from ..runner.session import RunOptions, execute, parse_size
+
+    settings = load_settings()
+    options = RunOptions(
+        model=opts["model"] or grid.spec.model or settings.model, steps=opts["steps"], guidance=opts["guidance"],
+        size=parse_size(opts["size"]) if opts["size"] else None, init_image=opts["init_image"], strength=opts["strength"],
+        max_batch=opts["max_batch"] or settings.max_batch, clip=opts["clip"] or settings.clip,
+        allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh,
+    )
+    journal = Journal.open(journal_dir, create=True)
+    with _Progress(opts["as_json"]) as progress, _graceful_interrupt() as cancelled:
+        run = execute(grid, options, journal, on_event=progress.on_event, cancel=cancelled)
+    if opts["out"]:
+        _copy_out(run, opts["out"])
+    if opts["as_json"]:
+        click.echo(json.dumps({"event": "Result", "run": run.id, "state": run.state, "folder": str(run.folder),
+                               "images": [str(run.image(c)) for c in run.done]}))
+    else:
+        _report(run)
+    if opts["accept_title"]:
+        from ..runner.runs import accept_run
+
+        exp = accept_run(journal, run, opts["accept_title"])
+        click.echo(f"accepted as #{exp.number}", err=opts["as_json"])
+
+
+@click.command("generate")
+@click.argument("prompt")
+@click.option("--negative", "-n", default="", help="Negative prompt.")
+@click.option("--seed", "-s", type=int, help="One seed (default 0).")
+@click.option("--seeds", help="Several seeds: 1,2,3 or 1-9.")
+@run_options
+def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **opts) -> None:
+    """Make images of PROMPT (one per seed) as a new run in the journal's scratch area.
+
+    \b
+    Example: promptism generate "a lighthouse at dusk" --model tiny --seed 7 --steps 4 --size 64x64
+    """
+    if seed is not None and seeds:
+        raise click.UsageError("give --seed or --seeds, not both")
+    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds else [seed if seed is not None else 0]}
+    execute_grid(build_grid(spec_from(values)), opts, journal_dir)
+
+
+@click.command("runs")
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@journal_option
+def runs_cmd(run_id: str | None, as_json: bool, journal_dir: Path) -> None:
+    """List runs (finished, cancelled, or interrupted by a crash or lost connection), or show one."""
+    from ..runner.runs import list_runs, load_run
+
+    journal = Journal.open(journal_dir)
+    runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
+    if as_json:
+        click.echo(json.dumps([_run_json(r) for r in runs], ensure_ascii=False, indent=2))
+        return
+    if run_id:
+        _report(runs[0], cells=True)
+        return
+    if not runs:
+        click.echo("no runs yet — make some with `promptism generate` or `promptism grid`")
+        return
+    print_table(["run", "state", "images", "model", "accepted"],
+                [[r.id, r.state, f"{len(r.done)}/{len(r.manifest['cells'])}", r.manifest["model"]["id"],
+                  " ".join(f"#{n}" for n in r.manifest.get("accepted", []))] for r in runs])
+
+
+def _run_json(run) -> dict:
+    m = run.manifest
+    return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": m.get("created"), "model": m["model"]["id"],
+            "cells": m["cells"], "images": [str(run.image(c)) for c in run.done], "layout": m.get("layout", []),
+            "compute": m.get("compute"), "effects": m.get("effects"), "accepted": m.get("accepted", [])}
+
+
+@click.command("accept")
+@click.argument("run_id")
+@click.option("--title", "-t", required=True, help="Title of the new experiment (any Unicode; it is published).")
+@click.option("--pick", help="Only these cells, by the numbers `promptism runs RUN` shows: 0,2,5.")
+@journal_option
+def accept_cmd(run_id: str, title: str, pick: str | None, journal_dir: Path) -> None:
+    """Make RUN (or its picked cells) the next numbered experiment."""
+    from ..runner.runs import accept_run, load_run
+
+    try:
+        picked = [int(p) for p in pick.split(",") if p.strip()] if pick else None
+    except ValueError:
+        raise click.BadParameter(f"{pick!r}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick") from None
+    journal = Journal.open(journal_dir)
+    exp = accept_run(journal, load_run(journal, run_id), title, picked)
+    console().print(literal(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}"))
+
+
+@click.command("discard")
+@click.argument("run_id")
+@journal_option
+def discard_cmd(run_id: str, journal_dir: Path) -> None:
+    """Delete RUN's folder and images (accepted experiments keep their own copies)."""
+    from ..runner.runs import discard_run, load_run
+
+    run = load_run(Journal.open(journal_dir), run_id)
+    discard_run(run)
+    click.echo(f"discarded run {run.id}")
+
+
+@click.command("rerun")
+@click.argument("number", type=click.IntRange(min=1))
+@click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
+@click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
+@journal_option
+def rerun_cmd(number: int, verify: bool, as_json: bool, journal_dir: Path) -> None:
+    """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
+    from ..runner.session import RunOptions, rerun
+
+    journal = Journal.open(journal_dir)
+    with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
+        run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
+    verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.manifest['mismatched']})"
+    click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
+    if verify and not identical:
+        raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models_cmd(as_json: bool) -> None:
+    """List the models that can load here: built-ins, configured folders, diffusers repos in the Hugging Face cache."""
+    from ..runner.models import available
+    from ..runner.scoring import BUILTIN_CLIPS
+
+    found = available(load_settings())
+    if as_json:
+        click.echo(json.dumps([{"id": m.id, "kind": m.kind, "path": str(m.path), "revision": m.revision,
+                                "description": m.description} for m in found], indent=2))
+        return
+    print_table(["model", "kind", "what"], [[m.id, m.kind, m.description] for m in found])
+    click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
+
+
+def _report(run, cells: bool = False) -> None:
+    m = run.manifest
+    out = console()
+    comp = m.get("compute") or {}
+    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp else ""
+    energy = f", {comp['energy_wh']:.3f} Wh ≈ {comp['co2_g']:.2f} g CO2" if comp.get("energy_wh") is not None else ""
+    out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(m['cells'])} images by {m['model']['id']} "
+                      f"({m['model']['description']}){took}{energy}"))
+    if cells:
+        print_table(["#", "seed", "steps", "guidance", "score", "image"],
+                    [[str(c["index"]), str(c["seed"]), str(c.get("steps", "")), str(c.get("guidance", "")),
+                      f"{c['score']:.3f}" if c.get("score") is not None else "", str(run.image(c)) if c.get("file") else "—"]
+                     for c in m["cells"]])
+    elif run.done:
+        out.print(literal(f"  images in {run.folder}"))
+    if (run.folder / "sheet.png").exists():
+        out.print(literal(f"  contact sheet: {run.folder / 'sheet.png'}"))
+    if m.get("effects"):
+        out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(
+            f"{k} {v['effect']:+.3f}" for k, v in m["effects"].items())))
+    if run.done and not m.get("accepted"):
+        out.print(literal(f"  keep it: promptism accept {run.id} --title \"…\" [--pick 0,2]"))
+
+
+def _copy_out(run, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for cell in run.done:
+        shutil.copyfile(run.image(cell), out / f"{run.id}-{cell['file']}")
+
+
+class _Progress:
+    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.as_json and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def on_event(self, event) -> None:
+        from ..runner import events as ev
+
+        if self.as_json:
+            if not isinstance(event, ev.Preview):
+                click.echo(json.dumps(event.to_json()))
+            return
+        if isinstance(event, ev.BatchSplit):
+            click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
+        if self._bar is None:
+            return
+        if isinstance(event, ev.RunStarted):
+            self._task = self._bar.add_task(f"{event.model} on {event.device}", total=None, rate="")
+        elif isinstance(event, ev.Step) and self._task is not None:
+            self._bar.update(self._task, completed=event.done, total=event.total, rate=f"{event.it_per_s:.1f} it/s")
+
+
+class _graceful_interrupt:
+    """Ctrl-C cancels at the next step and keeps finished images; a second Ctrl-C stops at once."""
+
+    def __enter__(self):
+        self.flag = False
+        self._old = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.flag:
+                raise KeyboardInterrupt
+            self.flag = True
+            click.echo("\ncancelling after the current step (Ctrl-C again to stop at once)…", err=True)
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: self.flag
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._old)
+
+
+RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, models_cmd]
+

@@ -1,0 +1,10 @@
+"""The runner: diffusers pipelines on the GPU (or CPU), batched and deterministic per seed, with progress events,
+cancellation, out-of-memory recovery, run folders that survive crashes, CLIP scoring and contact sheets.
+
+Never imports textual. Heavy libraries (torch, diffusers, open_clip) load with the submodules that need them, so
+importing ``workshop.runner`` itself stays cheap.
+"""
+
+from .errors import RunError
+
+__all__ = ["RunError"]

@@ -1,0 +1,60 @@
+"""Where the work runs: device choice (cuda > mps > cpu), its name, and GPU energy from NVML when available."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    if requested != "auto":
+        return torch.device(requested)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (mps)"
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+class EnergyMeter:
+    """Total GPU energy between ``start`` and ``stop`` via NVML (nvidia-ml-py); None where NVML is unavailable."""
+
+    def __init__(self, device: torch.device):
+        self._handle = None
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            self._nvml = pynvml
+            self._handle = pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+        except Exception:  # noqa: BLE001 - no driver, no NVML, unsupported GPU: simply not measured
+            self._handle = None
+        self._start = None
+
+    def start(self) -> None:
+        self._start = self._read()
+
+    def stop_wh(self) -> float | None:
+        end = self._read()
+        if end is None or self._start is None:
+            return None
+        return (end - self._start) / 3.6e6  # millijoules -> watt-hours
+
+    def _read(self) -> int | None:
+        if self._handle is None:
+            return None
+        try:
+            return self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+        except Exception:  # noqa: BLE001 - older GPUs lack the counter
+            return None

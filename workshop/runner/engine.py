@@ -1,0 +1,196 @@
+"""The engine: runs jobs (one image each) through a diffusers pipeline in batches, reproducibly, with progress,
+previews, cancellation and out-of-memory recovery. It yields each finished batch as soon as it is done.
+
+Reproducibility: every image's starting noise comes from its own CPU ``torch.Generator`` seeded with its seed, so a
+seed gives the same noise whatever the batch or device. A rerun with the same batch layout is bit-identical on the
+CPU; the same image made alone or inside a batch differs only by float reduction order (≤ 1/255 per channel).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+from PIL import Image
+
+from . import events as ev
+from .errors import RunError
+
+# SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.
+_LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to make: everything that decides its pixels."""
+
+    index: int
+    prompt: str
+    negative: str
+    seed: int
+    steps: int
+    guidance: float
+    width: int
+    height: int
+    strength: float | None = None  # img2img: how far to move from the init image
+    init_image: Path | None = None
+
+    @property
+    def batch_key(self) -> tuple:
+        return (self.steps, self.guidance, self.width, self.height, self.strength, str(self.init_image))
+
+    @property
+    def effective_steps(self) -> int:
+        return self.steps if self.strength is None else max(1, int(self.steps * self.strength))
+
+
+def plan_batches(jobs: list[Job], max_batch: int) -> list[list[int]]:
+    """Jobs that can share a pipeline call (same steps, guidance, size, init image), in order, at most ``max_batch``."""
+    groups: dict[tuple, list[int]] = {}
+    for job in jobs:
+        groups.setdefault(job.batch_key, []).append(job.index)
+    return [g[i : i + max_batch] for g in groups.values() for i in range(0, len(g), max_batch)]
+
+
+class Cancelled(Exception):
+    """The run was cancelled; finished batches were already yielded."""
+
+
+class Engine:
+    def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
+                 cancel: Callable[[], bool] = lambda: False, preview_every: int = 0):
+        self.pipe = pipe
+        self.on_event = on_event
+        self.cancel = cancel
+        self.preview_every = preview_every
+        self._img2img = None
+        self._embeddings: dict[tuple[str, str], tuple] = {}
+        self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
+        self._steps_done = 0
+        self._steps_total = 0
+        self._started = 0.0
+
+    def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[tuple[list[int], list[Image.Image]]]:
+        """Yield ``(job indices, images)`` for each finished batch; raise Cancelled when cancelled between steps."""
+        by_index = {j.index: j for j in jobs}
+        self._steps_total = sum(by_index[b[0]].effective_steps for b in layout)
+        self._started = time.monotonic()
+        max_batch = max((len(b) for b in layout), default=1)
+        queue = [list(b) for b in layout]
+        while queue:
+            batch = queue.pop(0)
+            if len(batch) > max_batch:  # an earlier batch ran out of memory: keep to the size that worked
+                queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
+                continue
+            try:
+                images = self._call([by_index[i] for i in batch])
+            except torch.cuda.OutOfMemoryError:
+                if len(batch) == 1:
+                    raise RunError("out of GPU memory even for a single image: use a smaller --size or model") from None
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                max_batch = (len(batch) + 1) // 2
+                self.on_event(ev.BatchSplit(cells=batch, size=len(batch), new_size=max_batch))
+                queue[:0] = [batch[:max_batch], batch[max_batch:]]
+                continue
+            self.layout.append(batch)
+            yield batch, images
+
+    def _call(self, jobs: list[Job]) -> list[Image.Image]:
+        first = jobs[0]
+        batch_no = len(self.layout)
+        self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
+        started = time.monotonic()
+        steps_before = self._steps_done
+        kwargs = dict(
+            num_inference_steps=first.steps,
+            guidance_scale=first.guidance,
+            generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs],
+            output_type="pil",
+            callback_on_step_end=self._callback(jobs, batch_no),
+            callback_on_step_end_tensor_inputs=["latents"],
+            **self._text_inputs(jobs),
+        )
+        if first.init_image is None:
+            pipe = self.pipe
+            kwargs.update(width=first.width, height=first.height)
+        else:
+            pipe = self._img2img_pipe()
+            init = _load_init(first.init_image, first.width, first.height)
+            kwargs.update(image=[init] * len(jobs), strength=first.strength)
+        with torch.inference_mode():
+            images = pipe(**kwargs).images
+        if self.cancel():
+            self._steps_done = steps_before
+            raise Cancelled()
+        self.on_event(ev.BatchFinished(batch=batch_no, cells=[j.index for j in jobs], seconds=time.monotonic() - started))
+        return images
+
+    def _text_inputs(self, jobs: list[Job]) -> dict:
+        """Prompt embeddings, computed once per distinct (prompt, negative) and reused for every seed and batch."""
+        encoded = []
+        for job in jobs:
+            key = (job.prompt, job.negative)
+            if key not in self._embeddings:
+                self._embeddings[key] = self._encode(job.prompt, job.negative)
+            encoded.append(self._embeddings[key])
+        if encoded[0] is None:  # a pipeline without a reusable encode_prompt: let it encode the strings
+            return {"prompt": [j.prompt for j in jobs], "negative_prompt": [j.negative for j in jobs]}
+        names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
+        return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
+
+    def _encode(self, prompt: str, negative: str):
+        encode = getattr(self.pipe, "encode_prompt", None)
+        if encode is None:
+            return None
+        try:
+            out = encode(prompt=prompt, device=self.pipe.device, num_images_per_prompt=1,
+                         do_classifier_free_guidance=True, negative_prompt=negative)
+        except TypeError:
+            return None
+        return tuple(out) if isinstance(out, tuple) and len(out) in (2, 4) and all(torch.is_tensor(t) for t in out) else None
+
+    def _img2img_pipe(self):
+        if self._img2img is None:
+            from diffusers import AutoPipelineForImage2Image
+
+            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
+            self._img2img.set_progress_bar_config(disable=True)
+        return self._img2img
+
+    def _callback(self, jobs: list[Job], batch_no: int):
+        steps = jobs[0].effective_steps
+        cells = [j.index for j in jobs]
+
+        def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
+            self._steps_done += 1
+            elapsed = time.monotonic() - self._started
+            rate = self._steps_done / elapsed if elapsed > 0 else 0.0
+            eta = (self._steps_total - self._steps_done) / rate if rate else None
+            self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=steps, done=self._steps_done,
+                                  total=self._steps_total, it_per_s=rate, eta_s=eta))
+            if self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < steps:
+                if (previews := latent_preview(tensors["latents"])) is not None:
+                    self.on_event(ev.Preview(batch=batch_no, cells=cells, step=step + 1, images=previews))
+            if self.cancel():
+                pipe._interrupt = True  # diffusers skips the remaining steps
+            return tensors
+
+        return on_step_end
+
+
+def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:
+    """A cheap RGB look at SD-style 4-channel latents (no VAE): a linear map, upscaled ×8."""
+    if latents.ndim != 4 or latents.shape[1] != 4:
+        return None
+    rgb = torch.einsum("bchw,cr->bhwr", latents.detach().float().cpu(), _LATENT_RGB)
+    rgb = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    return [Image.fromarray(a).resize((a.shape[1] * 8, a.shape[0] * 8), Image.NEAREST) for a in rgb]
+
+
+def _load_init(path: Path, width: int, height: int) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB").resize((width, height), Image.LANCZOS)

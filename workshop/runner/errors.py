@@ -1,0 +1,5 @@
+"""The runner's one error type: bad input or a failed run, said in one line that names the fix."""
+
+
+class RunError(Exception):
+    """A model that will not load, an input the pipeline cannot take, or a run that could not finish."""

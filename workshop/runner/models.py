@@ -1,0 +1,139 @@
+"""Models: what a model name means (built-in, local diffusers folder, Hugging Face cache), what is available, and
+loading pipelines — safetensors only unless pickle is explicitly allowed, offline unless downloads are allowed,
+cached in memory between runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..paths import cache_dir
+from ..settings import Settings
+from . import tiny
+from .errors import RunError
+
+BUILTINS = {
+    "tiny": "built-in random-weight test pipeline — it draws noise",
+}
+_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    id: str  # what is credited: the built-in name, the repo id, or the folder
+    kind: str  # builtin | local | hf-cache
+    path: Path
+    description: str
+    revision: str | None = None
+
+
+def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
+    """The folder a model name refers to; RunError naming what is available when there is none."""
+    if name in BUILTINS:
+        quiet_libraries()
+        return ModelSource(name, "builtin", tiny.ensure_tiny(cache_dir()), BUILTINS[name])
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        if not (folder / "model_index.json").exists():
+            raise RunError(f"{folder} is a folder but not a diffusers pipeline (it has no model_index.json)")
+        return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
+    if _REPO_ID.match(name):
+        return _from_hf_cache(name, allow_download)
+    raise RunError(f"unknown model {name!r}: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face repo id (see `promptism models`)")
+
+
+def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        path = Path(snapshot_download(repo_id, local_files_only=not allow_download, cache_dir=_hf_cache()))
+    except LocalEntryNotFoundError:
+        raise RunError(f"model {repo_id!r} is not in the local Hugging Face cache; fetch it where there is internet, "
+                       f"or pass --allow-download (see `promptism models` for what is here)") from None
+    except Exception as exc:  # noqa: BLE001 - hub errors (no network, gated repo, bad id) in one line
+        raise RunError(f"cannot get model {repo_id!r}: {str(exc).splitlines()[0]}") from None
+    if not (path / "model_index.json").exists():
+        raise RunError(f"{repo_id!r} is in the cache but is not a diffusers pipeline (no model_index.json)")
+    return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name)
+
+
+def _hf_cache() -> str | None:
+    """$HF_HUB_CACHE as it is now (huggingface_hub reads it once, at import)."""
+    return os.environ.get("HF_HUB_CACHE") or None
+
+
+def available(settings: Settings) -> list[ModelSource]:
+    """Built-ins, configured folders, and diffusers pipelines in the local Hugging Face cache (nothing is built)."""
+    found = [ModelSource(name, "builtin", cache_dir() / "models" / tiny.TINY_VERSION, text) for name, text in BUILTINS.items()]
+    for entry in settings.model_paths:
+        folder = Path(entry).expanduser()
+        if (folder / "model_index.json").exists():
+            found.append(ModelSource(str(folder), "local", folder, "configured folder"))
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = scan_cache_dir(_hf_cache()).repos
+    except Exception:  # noqa: BLE001 - no cache yet
+        repos = []
+    for repo in sorted(repos, key=lambda r: r.repo_id):
+        for rev in repo.revisions:
+            if repo.repo_type == "model" and (rev.snapshot_path / "model_index.json").exists():
+                found.append(ModelSource(repo.repo_id, "hf-cache", rev.snapshot_path, "Hugging Face cache", rev.commit_hash))
+                break
+    return found
+
+
+def check_safetensors(folder: Path) -> None:
+    """Refuse a pipeline whose weights exist only as pickle files: unpickling runs arbitrary code."""
+    for component in [folder, *[p for p in folder.iterdir() if p.is_dir()]]:
+        files = [f.name for f in component.iterdir() if f.is_file()]
+        if any(f.endswith(_PICKLE_SUFFIXES) for f in files) and not any(f.endswith(".safetensors") for f in files):
+            raise RunError(f"{component} has only pickle weights, which can run code when loaded; convert them to "
+                           "safetensors, or pass --allow-pickle if you trust where they came from")
+
+
+_PIPELINES: dict[tuple, object] = {}
+
+
+def quiet_libraries() -> None:
+    """No progress bars, info logs or deprecation chatter from diffusers / transformers: promptism reports progress."""
+    import warnings
+
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    for lib in (diffusers_logging, transformers_logging):
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    logging.getLogger("accelerate").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
+    """A text-to-image pipeline on ``device`` (half precision on GPUs), cached for the life of the process."""
+    key = (str(source.path), str(device), allow_pickle)
+    if key in _PIPELINES:
+        return _PIPELINES[key]
+    if not allow_pickle:
+        check_safetensors(source.path)
+    import torch
+    from diffusers import AutoPipelineForText2Image
+
+    quiet_libraries()
+    dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    try:
+        pipe = AutoPipelineForText2Image.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
+                                                         local_files_only=True)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise RunError(f"cannot load model {source.id}: {str(exc).splitlines()[0]}") from None
+    pipe.set_progress_bar_config(disable=True)
+    pipe = pipe.to(device)
+    _PIPELINES[key] = pipe
+    return pipe

@@ -1,0 +1,163 @@
+"""Run folders: every run's images and manifest under the journal's git-ignored ``.promptism/runs/<run-id>/``.
+
+Each finished batch is written at once (PNG pixels only, then the manifest, atomically), so after a crash, a kill or
+a lost SSH session the images made so far are still there and ``promptism runs`` lists them. ``accept`` turns a run
+(or picked cells) into the next numbered experiment; ``discard`` deletes the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage
+from journal.atomic import write_atomic
+from journal.images import clean_png
+
+from .errors import RunError
+
+MANIFEST = "manifest.json"
+
+
+def runs_dir(journal: Journal) -> Path:
+    return journal.scratch / "runs"
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class Run:
+    folder: Path
+    manifest: dict
+
+    @property
+    def id(self) -> str:
+        return self.manifest["id"]
+
+    @property
+    def state(self) -> str:
+        """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died."""
+        state = self.manifest["state"]
+        if state == "running" and not _alive(self.manifest.get("pid")):
+            return "interrupted"
+        return state
+
+    @property
+    def done(self) -> list[dict]:
+        return [c for c in self.manifest["cells"] if c.get("file")]
+
+    def image(self, cell: dict) -> Path:
+        return self.folder / cell["file"]
+
+    @classmethod
+    def create(cls, journal: Journal, manifest: dict) -> "Run":
+        folder = runs_dir(journal) / manifest["id"]
+        folder.mkdir(parents=True)
+        run = cls(folder, {**manifest, "state": "running", "pid": os.getpid(), "created": _now()})
+        run.save()
+        return run
+
+    def save(self) -> None:
+        write_atomic(self.folder / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+
+    def add_images(self, indices: list[int], images) -> None:
+        """Write a finished batch: pixels-only PNGs first, then the manifest that points at them."""
+        cells = self.manifest["cells"]
+        for index, image in zip(indices, images):
+            name = f"cell-{index:03d}-s{cells[index]['seed']}.png"
+            write_atomic(self.folder / name, clean_png(image).data)
+            cells[index]["file"] = name
+        self.manifest.setdefault("layout", []).append(indices)
+        self.save()
+
+    def finish(self, state: str, **extra) -> None:
+        self.manifest.update(state=state, finished=_now(), **extra)
+        self.save()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _alive(pid) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_runs(journal: Journal) -> list[Run]:
+    """Every run folder with a readable manifest, newest first."""
+    found = []
+    root = runs_dir(journal)
+    for folder in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        try:
+            found.append(Run(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def load_run(journal: Journal, run_id: str) -> Run:
+    """A run by id, or by a unique prefix or suffix of it (``promptism runs`` shows them)."""
+    runs = list_runs(journal)
+    exact = [r for r in runs if r.id == run_id]
+    matches = exact or [r for r in runs if r.id.startswith(run_id) or r.id.endswith(run_id)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise RunError(f"no run {run_id!r} in {runs_dir(journal)}; `promptism runs` lists them")
+    raise RunError(f"{run_id!r} matches {len(matches)} runs; give more of the id")
+
+
+def discard_run(run: Run) -> None:
+    shutil.rmtree(run.folder)
+
+
+def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = None) -> Experiment:
+    """The run's finished cells (or the picked ones) become the next numbered experiment."""
+    done = {c["index"]: c for c in run.done}
+    if not done:
+        raise RunError(f"run {run.id} has no finished images to accept")
+    if pick:
+        missing = [i for i in pick if i not in done]
+        if missing:
+            raise RunError(f"cell {missing[0]} of run {run.id} has no image; finished cells: {', '.join(map(str, sorted(done)))}")
+        chosen = [done[i] for i in dict.fromkeys(pick)]
+    else:
+        chosen = [done[i] for i in sorted(done)]
+    m = run.manifest
+    spec = m["spec"]
+    params = {k: v for k, v in m["params"].items() if v is not None}
+    grid = {"run": run.id, "mode": spec["mode"], "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
+            "cells": m["cells"], "layout": m.get("layout", []), "picked": [c["index"] for c in chosen],
+            "effects": m.get("effects")}
+    compute = m.get("compute") or {}
+    exp = journal.accept(NewExperiment(
+        title=title,
+        model=ModelInfo(**m["model"]["info"]),
+        images=[NewImage(run.image(c), seed=c["seed"], prompt=c["prompt"], score=c.get("score")) for c in chosen],
+        prompt=spec["prompt"],
+        negative_prompt=spec.get("negative", ""),
+        keywords=spec.get("keywords", []),
+        grid=grid,
+        params=params,
+        parent=m["params"].get("parent"),
+        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh")) if compute else None,
+    ))
+    m.setdefault("accepted", []).append(exp.number)
+    run.save()
+    return exp

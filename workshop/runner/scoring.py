@@ -1,0 +1,128 @@
+"""CLIP scoring with open_clip: how well each image matches its own prompt and the base prompt, and each keyword's
+measured effect — the mean change, across seeds, in how much images look like the keyword when it is in the prompt.
+
+A scorer is named ``tiny-clip`` (built-in random weights: plumbing tests only), ``ARCH:/path/to/weights.safetensors``
+or ``ARCH:PRETRAINED_TAG`` (open_clip's pretrained tags, from the local Hugging Face cache).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from .errors import RunError
+
+BUILTIN_CLIPS = {"tiny-clip": "built-in tiny random-weight CLIP (plumbing tests; its scores mean nothing)"}
+_CONFIGS = Path(__file__).parent / "clip_configs"
+_SCORERS: dict[tuple, "Scorer"] = {}
+
+
+@dataclass
+class Scorer:
+    name: str
+    model: torch.nn.Module
+    preprocess: object
+    tokenizer: object
+    device: torch.device
+
+    @torch.inference_mode()
+    def similarity(self, images: list[Image.Image], texts: list[str]) -> torch.Tensor:
+        """Cosine similarity of every image (rows) to every text (columns)."""
+        pixels = torch.stack([self.preprocess(im.convert("RGB")) for im in images]).to(self.device)
+        image_features = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
+        text_features = torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(texts).to(self.device)).float(), dim=-1)
+        return image_features @ text_features.T
+
+
+def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) -> Scorer:
+    key = (name, str(device), allow_pickle)
+    if key in _SCORERS:
+        return _SCORERS[key]
+    import open_clip
+
+    open_clip.add_model_config(_CONFIGS)
+    if name in BUILTIN_CLIPS:
+        arch, pretrained = name, None
+        torch.manual_seed(0)
+    else:
+        arch, sep, pretrained = name.partition(":")
+        if not sep or not pretrained:
+            raise RunError(f"CLIP scorer {name!r}: write ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG, or use {', '.join(BUILTIN_CLIPS)}")
+        if arch not in open_clip.list_models():
+            raise RunError(f"unknown CLIP architecture {arch!r}: open_clip knows {', '.join(open_clip.list_models()[:8])}, …")
+        path = Path(pretrained).expanduser()
+        if path.suffix or path.exists():
+            if not path.is_file():
+                raise RunError(f"CLIP checkpoint {path} does not exist")
+            if path.suffix != ".safetensors" and not allow_pickle:
+                raise RunError(f"CLIP checkpoint {path} is a pickle file, which can run code when loaded; use a "
+                               ".safetensors file, or pass --allow-pickle if you trust it")
+            pretrained = str(path)
+    root = logging.getLogger()
+    quiet = _Quiet()
+    root.addFilter(quiet)  # open_clip warns on the root logger that random weights are random
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
+    except Exception as exc:  # noqa: BLE001 - missing weights offline, bad checkpoint: one line
+        raise RunError(f"cannot load CLIP scorer {name!r}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
+    finally:
+        root.removeFilter(quiet)
+    model.eval()
+    scorer = Scorer(name, model, preprocess, open_clip.get_tokenizer(arch), device)
+    _SCORERS[key] = scorer
+    return scorer
+
+
+def score_cells(scorer: Scorer, cells: list[dict], images: dict[int, Image.Image], base_prompt: str) -> None:
+    """Add ``score`` (vs the cell's own prompt) and ``base_score`` (vs the base prompt) to every cell with an image."""
+    done = [c for c in cells if c["index"] in images]
+    if not done:
+        return
+    texts = list(dict.fromkeys([base_prompt, *(c["prompt"] for c in done)]))
+    sims = scorer.similarity([images[c["index"]] for c in done], texts)
+    for row, cell in enumerate(done):
+        cell["score"] = round(float(sims[row, texts.index(cell["prompt"])]), 6)
+        cell["base_score"] = round(float(sims[row, 0]), 6)
+
+
+def keyword_effects(scorer: Scorer, cells: list[dict], images: dict[int, Image.Image], keywords: list[str]) -> dict:
+    """For each keyword: mean over pairs of cells that differ only by that keyword (same seed and settings) of
+    sim(image with it, keyword) − sim(image without it, keyword)."""
+    done = [c for c in cells if c["index"] in images]
+    if not done or not keywords:
+        return {}
+    sims = scorer.similarity([images[c["index"]] for c in done], keywords)
+    row = {c["index"]: i for i, c in enumerate(done)}
+    effects = {}
+    for k, keyword in enumerate(keywords):
+        deltas = []
+        for a in done:
+            if keyword not in a["keywords"]:
+                continue
+            for b in done:
+                if _differ_by(a, b, keyword):
+                    deltas.append(float(sims[row[a["index"]], k] - sims[row[b["index"]], k]))
+        if deltas:
+            effects[keyword] = {"effect": round(sum(deltas) / len(deltas), 6), "pairs": len(deltas)}
+    return effects
+
+
+def _differ_by(a: dict, b: dict, keyword: str) -> bool:
+    """Same seed and settings, and b's prompt is a's with exactly that keyword taken out."""
+    if any(a.get(k) != b.get(k) for k in ("seed", "negative", "steps", "guidance")):
+        return False
+    return _parts(a["prompt"]) - Counter([keyword]) == _parts(b["prompt"]) and keyword in _parts(a["prompt"])
+
+
+def _parts(prompt: str) -> Counter:
+    return Counter(p.strip() for p in prompt.split(","))
+
+
+class _Quiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "No pretrained weights loaded" not in record.getMessage()

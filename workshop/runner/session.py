@@ -1,0 +1,233 @@
+"""Running a grid end to end: check the inputs, load the model, run the engine, persist each batch, score, draw the
+contact sheet, measure the compute — and rerun a journal experiment to check it reproduces.
+
+Everything a run needs is checked before its folder is created, so bad input never leaves anything half-written.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+
+from journal import InvalidInput, Journal, ModelInfo
+from journal.images import clean_png, open_image, sha256_file
+
+from ..compose.grid import SEED_MAX, Grid
+from . import events as ev
+from .devices import EnergyMeter, device_name, pick_device
+from .engine import Cancelled, Engine, Job, plan_batches
+from .errors import RunError
+from .models import ModelSource, load_pipeline, resolve
+from .runs import Run, new_run_id
+from .scoring import keyword_effects, load_scorer, score_cells
+from .sheet import contact_sheet
+from .tiny import DEFAULT_STEPS as TINY_STEPS
+
+DEFAULT_STEPS = 25
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    model: str = "tiny"
+    steps: int | None = None  # default: the model's (4 for tiny, 25 otherwise)
+    guidance: float = 7.5
+    size: tuple[int, int] | None = None  # default: the model's native size
+    init_image: str | None = None  # a path, or "#N" for experiment N's first image
+    strength: float = 0.75
+    max_batch: int = 8
+    clip: str | None = None
+    allow_pickle: bool = False
+    allow_download: bool = False
+    device: str = "auto"
+    preview_every: int = 0
+    co2_g_per_kwh: float = 400.0
+
+
+@dataclass(frozen=True)
+class _Init:
+    path: Path
+    given: str
+    parent: int | None
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise RunError(f"size {text!r}: write WIDTHxHEIGHT, e.g. 512x512")
+    return int(width), int(height)
+
+
+def check_options(options: RunOptions) -> None:
+    if options.steps is not None and options.steps < 1:
+        raise RunError(f"steps must be 1 or more, not {options.steps}")
+    if options.size is not None:
+        w, h = options.size
+        if w <= 0 or h <= 0 or w % 8 or h % 8:
+            raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
+    if options.guidance < 0:
+        raise RunError(f"guidance must be 0 or more, not {options.guidance}")
+    if not 0 < options.strength <= 1:
+        raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
+    if options.max_batch < 1:
+        raise RunError(f"the batch size must be 1 or more, not {options.max_batch}")
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise RunError(f"seed {seed} is outside 0…{SEED_MAX}")
+
+
+def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
+    if given is None:
+        return None
+    if given.startswith("#"):
+        try:
+            exp = journal.get(int(given[1:]))
+        except ValueError:
+            raise RunError(f"--init-image {given!r}: write #N for experiment N, or a file path") from None
+        return _Init(journal.image_path(exp, exp.images[0]), given, exp.number)
+    path = Path(given).expanduser().absolute()
+    try:
+        image = open_image(path)
+    except InvalidInput as exc:
+        raise RunError(f"--init-image: {exc}") from None
+    if min(image.size) < 8:
+        raise RunError(f"--init-image {path} is {image.width}x{image.height}; it must be at least 8x8")
+    return _Init(path, str(path), None)
+
+
+def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
+            cancel: Callable[[], bool] = lambda: False) -> Run:
+    """Run every cell of ``grid``; the returned run is finished or cancelled, its images already on disk."""
+    check_options(options)
+    init = _resolve_init(journal, options.init_image)
+    source = resolve(options.model, allow_download=options.allow_download)
+    device = pick_device(options.device)
+    pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
+    scorer = load_scorer(options.clip, device, allow_pickle=options.allow_pickle) if options.clip else None
+    steps = options.steps or (TINY_STEPS if source.id == "tiny" else DEFAULT_STEPS)
+    width, height = options.size or (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2
+    cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", options.guidance)}
+             for c in grid.cells]
+    jobs = [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], width, height,
+                options.strength if init else None, init.path if init else None) for c in cells]
+    layout = plan_batches(jobs, options.max_batch)
+    spec = grid.spec
+    run = Run.create(journal, {
+        "id": new_run_id(),
+        "model": {"id": source.id, "kind": source.kind, "description": source.description,
+                  "info": asdict(model_info(source, pipe))},
+        "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
+                 "keywords": spec.prompt.enabled, "seeds": list(spec.seeds),
+                 "axes": {n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}},
+        "params": {"steps": steps, "guidance": options.guidance, "width": width, "height": height,
+                   "strength": options.strength if init else None, "init_image": init.given if init else None,
+                   "init_sha256": sha256_file(init.path) if init else None, "parent": init.parent if init else None,
+                   "scheduler": type(pipe.scheduler).__name__},
+        "grid": {"rows": grid.rows, "cols": grid.cols, "subgrids": grid.subgrids},
+        "cells": cells,
+        "planned_layout": layout,
+        "clip": options.clip,
+    })
+    return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
+
+
+def model_info(source: ModelSource, pipe) -> ModelInfo:
+    return ModelInfo(id=source.id, revision=source.revision, pipeline=type(pipe).__name__, scheduler=type(pipe.scheduler).__name__)
+
+
+def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel) -> Run:
+    on_event(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=run.manifest["model"]["id"],
+                           device=device_name(device)))
+    meter = EnergyMeter(device)
+    meter.start()
+    started = time.monotonic()
+    engine = Engine(pipe, on_event=on_event, cancel=cancel, preview_every=options.preview_every)
+    images: dict[int, Image.Image] = {}
+    state = "finished"
+    try:
+        for indices, batch_images in engine.run(jobs, layout):
+            run.add_images(indices, batch_images)
+            images.update(zip(indices, batch_images))
+    except Cancelled:
+        state = "cancelled"
+    except Exception as exc:
+        run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    seconds = time.monotonic() - started
+    energy = meter.stop_wh()
+    extra = {"compute": {"device": device_name(device), "seconds": round(seconds, 3), "energy_wh": energy,
+                         "co2_g": round(energy * options.co2_g_per_kwh / 1000, 4) if energy is not None else None,
+                         "co2_g_per_kwh": options.co2_g_per_kwh}}
+    cells = run.manifest["cells"]
+    if scorer and images:
+        score_cells(scorer, cells, images, run.manifest["spec"]["base"] or run.manifest["spec"]["prompt"])
+        extra["effects"] = keyword_effects(scorer, cells, images, run.manifest["spec"]["keywords"])
+    if images:
+        _write_sheets(run, images)
+    run.finish(state, **extra)
+    on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
+    return run
+
+
+def _write_sheets(run: Run, images: dict[int, Image.Image]) -> None:
+    m = run.manifest
+    g = m["grid"]
+    title = f"{m['spec']['mode']} · {len(images)} of {len(m['cells'])} images"
+    model = f"Generated with {m['model']['id']}"
+    for name, labels in (("sheet.png", True), ("sheet-unlabelled.png", False)):
+        sheet = contact_sheet(m["cells"], images, g["rows"], g["cols"], g["subgrids"], title, model, labels=labels)
+        (run.folder / name).write_bytes(clean_png(sheet).data)
+
+
+def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda e: None,
+          cancel=lambda: False) -> tuple[Run, bool]:
+    """Regenerate experiment #number with its recorded cells and batch layout; True if every image is byte-identical."""
+    exp = journal.get(number)
+    recorded = exp.grid or {}
+    if "cells" not in recorded or "picked" not in recorded:
+        raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun")
+    p = exp.params
+    init_given = p.get("init_image")
+    init = _resolve_init(journal, init_given) if init_given else None
+    if init and p.get("init_sha256") and sha256_file(init.path) != p["init_sha256"]:
+        raise RunError(f"the init image {init.given} has changed since #{number} was made")
+    source = resolve(exp.model.id, allow_download=options.allow_download)
+    device = pick_device(options.device)
+    pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
+    picked = recorded["picked"]
+    layout = [b for b in recorded["layout"] if set(b) & set(picked)]
+    needed = {i for b in layout for i in b}
+    cells = [c for c in recorded["cells"] if c["index"] in needed]
+    jobs = [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], p["width"], p["height"],
+                p.get("strength") if init else None, init.path if init else None) for c in cells]
+    run = Run.create(journal, {
+        "id": new_run_id(), "rerun_of": number,
+        "model": {"id": source.id, "kind": source.kind, "description": source.description, "info": asdict(model_info(source, pipe))},
+        "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt, "negative": exp.negative_prompt,
+                 "keywords": list(exp.keywords), "seeds": recorded.get("seeds"), "axes": recorded.get("axes", {})},
+        "params": {k: p.get(k) for k in ("steps", "guidance", "width", "height", "strength", "init_image", "init_sha256", "scheduler")}
+                  | {"parent": exp.parent},
+        "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
+        "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
+        "planned_layout": layout, "clip": None,
+    })
+    # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
+    renumber = {c["index"]: k for k, c in enumerate(cells)}
+    collected: dict[int, Image.Image] = {}
+    engine = Engine(pipe, on_event=on_event, cancel=cancel)
+    try:
+        for indices, images in engine.run(jobs, layout):
+            run.add_images([renumber[i] for i in indices], images)
+            collected.update(zip(indices, images))
+    except Cancelled:
+        run.finish("cancelled")
+        raise RunError(f"rerun of #{number} was cancelled") from None
+    matches = [clean_png(collected[i]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
+    run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
+    return run, all(matches)
+
