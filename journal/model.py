@@ -43,7 +43,8 @@ class ModelInfo:
 class Compute:
     device: str | None = None
     seconds: float | None = None
-    energy_wh: float | None = None
+    energy_wh: float | None = None  # measured GPU energy (NVML), when available
+    co2_g: float | None = None  # estimated from energy_wh and the configured grid intensity
 
 
 @dataclass(frozen=True)
@@ -178,7 +179,7 @@ class Experiment:
             if image.score is not None and not _finite(image.score):
                 raise InvalidInput(f"#{n}: image score must be a finite number")
         if self.compute is not None:
-            for name in ("seconds", "energy_wh"):
+            for name in ("seconds", "energy_wh", "co2_g"):
                 value = getattr(self.compute, name)
                 if value is not None and not _finite(value):
                     raise InvalidInput(f"#{n}: compute {name} must be a finite number")

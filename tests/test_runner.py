@@ -167,7 +167,7 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
 
 def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
     j = tmp_path / "j"
-    run_cli(capsys, "generate", PROMPT, "--seed", "3", "--accept", "kept", "--journal", str(j))
+    run_cli(capsys, "generate", PROMPT, "--seed", "3", "--accept", "--title", "kept", "--journal", str(j))
     journal = Journal.open(j)
     exp = journal.get(1)
     path = journal.image_path(exp, exp.images[0])
@@ -179,9 +179,9 @@ def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
 
 def test_img2img_from_an_experiment_records_the_parent(tmp_path, capsys):
     j = str(tmp_path / "j")
-    assert run_cli(capsys, "generate", PROMPT, "--seed", "1", "--accept", "parent", "--journal", j)[0] == 0
+    assert run_cli(capsys, "generate", PROMPT, "--seed", "1", "--accept", "--title", "parent", "--journal", j)[0] == 0
     code, _, err = run_cli(capsys, "generate", "a red circle", "--init-image", "#1", "--strength", "0.5", "--steps", "4",
-                           "--accept", "child", "--journal", j)
+                           "--accept", "--title", "child", "--journal", j)
     assert code == 0, err
     child = Journal.open(j).get(2)
     assert child.parent == 1 and child.params["init_image"] == "#1" and child.params["strength"] == 0.5

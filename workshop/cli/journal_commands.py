@@ -141,7 +141,8 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
     if exp.compute:
         c = exp.compute
         rows.append(("Compute", " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
-                                                       c.energy_wh is not None and f"{c.energy_wh:.3f} Wh") if x)))
+                                                       c.energy_wh is not None and f"{c.energy_wh:.3f} Wh",
+                                                       c.co2_g is not None and f"≈ {c.co2_g:.2f} g CO2") if x)))
     for image in exp.images:
         extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
         rows.append(("Image", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))

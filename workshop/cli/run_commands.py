@@ -36,7 +36,8 @@ def run_options(fn):
         click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
         click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
-        click.option("--accept", "accept_title", metavar="TITLE", help="Accept the run at once as the next experiment, titled TITLE."),
+        click.option("--accept", is_flag=True, help="Accept the run at once as the next experiment (needs --title)."),
+        click.option("--title", "-t", help="Title for --accept (any Unicode; it is published)."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
     ]
     for option in reversed(options):
@@ -48,6 +49,10 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
     from ..runner.session import RunOptions, execute, parse_size
 
+    if opts["accept"] and not opts["title"]:
+        raise click.UsageError("--accept needs --title TITLE")
+    if opts["title"] and not opts["accept"]:
+        raise click.UsageError("--title goes with --accept (or use `promptism accept RUN --title …` later)")
     settings = load_settings()
     options = RunOptions(
         model=opts["model"] or grid.spec.model or settings.model, steps=opts["steps"], guidance=opts["guidance"],
@@ -65,10 +70,10 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
         _report(run)
-    if opts["accept_title"]:
+    if opts["accept"]:
         from ..runner.runs import accept_run
 
-        exp = accept_run(journal, run, opts["accept_title"])
+        exp = accept_run(journal, run, opts["title"])
         click.echo(f"accepted as #{exp.number}", err=opts["as_json"])
 
 

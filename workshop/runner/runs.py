@@ -61,7 +61,7 @@ class Run:
     def create(cls, journal: Journal, manifest: dict) -> "Run":
         folder = runs_dir(journal) / manifest["id"]
         folder.mkdir(parents=True)
-        run = cls(folder, {**manifest, "state": "running", "pid": os.getpid(), "created": _now()})
+        run = cls(folder, {**manifest, "state": "running", "pid": os.getpid(), "created": _now(), "created_ns": time.time_ns()})
         run.save()
         return run
 
@@ -103,12 +103,12 @@ def list_runs(journal: Journal) -> list[Run]:
     """Every run folder with a readable manifest, newest first."""
     found = []
     root = runs_dir(journal)
-    for folder in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+    for folder in root.iterdir() if root.is_dir() else []:
         try:
             found.append(Run(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))))
         except (OSError, ValueError):
             continue
-    return found
+    return sorted(found, key=lambda r: r.manifest.get("created_ns", 0), reverse=True)
 
 
 def load_run(journal: Journal, run_id: str) -> Run:
@@ -156,7 +156,7 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         grid=grid,
         params=params,
         parent=m["params"].get("parent"),
-        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh")) if compute else None,
+        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g")) if compute else None,
     ))
     m.setdefault("accepted", []).append(exp.number)
     run.save()
