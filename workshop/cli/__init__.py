@@ -14,6 +14,7 @@ from ..runner.errors import RunError
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS
 from .run_commands import RUN_COMMANDS
+from .tui_command import tui_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -26,12 +27,13 @@ def cli(ctx: click.Context) -> None:
 
     Every accepted experiment gets the next number (#1, #2, …), a title and a model credit; its prompt stays private.
     The journal lives in $PROMPTISM_JOURNAL (or your user data directory); every command takes --journal DIR.
+    Without a command, promptism opens the workshop (the TUI).
     """
     if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+        ctx.invoke(tui_cmd)
 
 
-for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS]:
+for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS, tui_cmd]:
     cli.add_command(command)
 
 

@@ -1,0 +1,227 @@
+"""The Textual workshop driven by Pilot on the tiny model: the whole loop, responsiveness, hostile titles, snapshots."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from textual import events
+from textual.widgets import DataTable, Input, Static
+
+from journal import Journal
+from tests.helpers import new_experiment
+from workshop.tui.app import create_app
+from workshop.tui.screens.composer import ComposerScreen
+from workshop.tui.screens.grid import GridScreen
+from workshop.tui.screens.journal import DetailScreen, JournalScreen
+
+HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
+
+
+async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+async def compose_and_run(pilot, app, prompt: str, keywords: list[str], seeds: str = "1-2") -> GridScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    await pilot.click("#prompt")
+    await pilot.press(*prompt)
+    seeds_input = app.screen.query_one("#seeds", Input)
+    seeds_input.value = seeds
+    await pilot.press("ctrl+n")
+    for keyword in keywords:
+        await pilot.press(*keyword, "enter")
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+    screen = app.screen
+    await wait_for(pilot, lambda: screen.run is not None and not screen.running)
+    return screen
+
+
+async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle on a blue background", ["glowing", "pixel art"])
+        assert grid.run.state == "finished" and len(grid.run.done) == 6  # 3 variants × 2 seeds
+        await pilot.press("right", "space", "a")  # pick cell 1, accept
+        await wait_for(pilot, lambda: app.screen.query("#answer"))
+        await pilot.press(*"𝔊𝔩𝔬𝔴 𝔰𝔱𝔲𝔡𝔶", "enter")
+        await wait_for(pilot, lambda: len(app.journal) == 1)
+        exp = app.journal.get(1)
+        assert exp.title == "𝔊𝔩𝔬𝔴 𝔰𝔱𝔲𝔡𝔶" and len(exp.images) == 1 and exp.images[0].prompt.endswith("pixel art")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        assert table.row_count == 1 and table.get_row_at(0)[1].plain == "𝔊𝔩𝔬𝔴 𝔰𝔱𝔲𝔡𝔶"
+        await pilot.press("slash", *"nothing like it")
+        assert table.row_count == 0
+        search = app.screen.query_one("#search", Input)
+        search.value = "GLOW"  # case and letter style are ignored
+        await pilot.pause()
+        assert table.row_count == 1
+        table.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        prompt = app.screen.query_one("#detail-prompt", Static)
+        assert "hidden" in str(prompt.render()) and "red circle" not in str(prompt.render())
+        await pilot.press("r")
+        assert "prompt: a red circle on a blue background, glowing, pixel art" in str(app.screen.query_one("#detail-prompt", Static).render())
+
+
+async def test_ui_stays_responsive_while_a_grid_runs(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    ticks = []
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        app.screen.query_one("#prompt", Input).value = "a slow grid"
+        app.screen.query_one("#steps", Input).value = "40"
+        app.screen.query_one("#seeds", Input).value = "1-16"
+        app.screen.query_one("#mode").value = "plain"
+        app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: grid.query_one("#progress").progress > 0)
+        assert grid.running
+        # A key straight from the "terminal" (Pilot.press would also wait for the progress bar's animations to end)
+        latencies = []
+        start = len(ticks)
+        for _ in range(3):
+            pressed = time.monotonic()
+            app._driver.send_message(events.Key("f1", None))
+            while type(app.screen).__name__ != "HelpScreen" and time.monotonic() - pressed < 5:
+                await asyncio.sleep(0.005)
+            latencies.append(time.monotonic() - pressed)
+            app._driver.send_message(events.Key("escape", None))
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(0.2)
+        assert grid.running, "the grid finished too soon to measure"
+        assert len(ticks) - start >= 12  # the 50 ms timer kept ticking through 1.1 s of generation
+        assert sorted(latencies)[1] < 0.25 and max(latencies) < 1.0, latencies
+        await pilot.press("escape")  # cancel; finished batches stay
+        await wait_for(pilot, lambda: not grid.running)
+        assert grid.run.state == "cancelled"
+
+
+async def test_hostile_titles_are_shown_literally(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    for title in HOSTILE:
+        journal.accept(new_experiment(tmp_path, title, prompt="p"))
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        shown = [table.get_row_at(r)[1] for r in range(table.row_count)]
+        assert [t.plain for t in shown] == list(reversed(HOSTILE)) and all(not t.spans for t in shown)
+        svg = app.export_screenshot()
+        assert "[bold&#160;red]x[/]" in svg or "[bold red]x[/]" in svg
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert HOSTILE[2] in app.screen.query_one("#detail-title", Static).render().plain
+
+
+def _fixed(monkeypatch):
+    import journal.journal as jj
+    import workshop.runner.session as session
+
+    monkeypatch.setattr(jj, "_now", lambda: "2026-11-25T12:00:00Z")
+    monkeypatch.setattr(session, "new_run_id", lambda: "20261125-120000-test")
+
+
+@pytest.fixture
+def snapshot_journal(tmp_path, monkeypatch):
+    _fixed(monkeypatch)
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 𝔳𝔦𝔰𝔦𝔬𝔫 🔅", prompt="secret words"))
+    journal.accept(new_experiment(tmp_path, "Basquiat Ouroboros", n_images=2, prompt="more secret words"))
+    return tmp_path / "journal"
+
+
+def test_snapshot_composer(snap_compare, snapshot_journal):
+    async def fill(pilot):
+        await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
+        screen = pilot.app.screen
+        screen.query_one("#prompt", Input).value = "a red circle on a blue background"
+        for keyword in ["glowing", "pixel art", "striped"]:
+            screen.add_keyword(keyword)
+        await pilot.pause()
+        screen.query_one("#keywords").focus()  # not a text input: its blinking cursor would make the snapshot flaky
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(80, 24), run_before=fill)
+
+
+def test_snapshot_journal(snap_compare, snapshot_journal):
+    async def open_journal(pilot):
+        await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
+        await pilot.press("f3")
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(80, 24), run_before=open_journal)
+
+
+def test_snapshot_grid(snap_compare, snapshot_journal):
+    async def run_grid(pilot):
+        await compose_and_run(pilot, pilot.app, "a red circle", ["glowing"], seeds="1")
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(100, 32), run_before=run_grid)
+
+
+def test_snapshot_help(snap_compare, snapshot_journal):
+    async def open_help(pilot):
+        await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(80, 24), run_before=open_help)
+
+
+def test_first_screen_appears_before_torch_is_imported(tmp_path):
+    """The composer is up before torch or diffusers load (they load in a worker, off the start path)."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, sys
+from pathlib import Path
+from workshop.tui.app import PromptismApp, create_app
+from workshop.tui.screens.composer import ComposerScreen
+PromptismApp.preload_model = lambda self: None  # only the start path is measured here
+async def main():
+    app = create_app(Path({str(tmp_path / 'journal')!r}), "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ComposerScreen)
+        print(sorted(m for m in ("torch", "diffusers", "transformers", "open_clip") if m in sys.modules))
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+
+
+async def test_journal_filter_and_thumbnail(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    for title in ("first", "second"):
+        journal.accept(new_experiment(tmp_path, title))
+    journal.publish([1], tmp_path / "site")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        assert table.row_count == 2
+        app.screen.query_one("#status-filter").value = "published"
+        await pilot.pause()
+        assert table.row_count == 1 and table.get_row_at(0)[1].plain == "first"
+        await wait_for(pilot, lambda: app.screen.query(".thumbnail-image"))

@@ -1,0 +1,23 @@
+"""``promptism tui`` (and plain ``promptism``): the Textual workshop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..tui import GRAPHICS
+from .journal_commands import journal_option
+
+
+
+@click.command("tui")
+@click.option("--model", "-m", help="Model to start with (default: the configured one, else tiny).")
+@click.option("--graphics", type=click.Choice(GRAPHICS), default="auto", show_default=True,
+              help="How images are drawn: kitty, sixel, half-block cells, or not at all.")
+@journal_option
+def tui_cmd(model: str | None, graphics: str, journal_dir: Path) -> None:
+    """Open the workshop: compose, run grids, accept, browse the journal (F1 lists the keys)."""
+    from ..tui.app import create_app
+
+    create_app(journal_dir, model, graphics).run()

@@ -1,0 +1,287 @@
+"""The grid screen: the cells tiled as images with their contact-sheet labels, live progress and previews while the
+run works, then scores, keyword effects, picking, zoom, accept, discard and vary."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer, Header, ProgressBar, Static
+
+from ...runner import events as ev
+from ...text import visible
+from ..images import image_widget
+from ..messages import RunDone, RunEvent, WorkFailed
+from .modals import AskText
+
+PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
+
+
+def label_text(labels: dict) -> Text:
+    """A cell's header: keywords black when active, dim and struck through when not; axis values as they are."""
+    text = Text()
+    for axis in ("x", "y", "z"):
+        for label in labels.get(axis, ()):
+            active = label.active if hasattr(label, "active") else label.get("active", True)
+            value = label.text if hasattr(label, "text") else label["text"]
+            if text:
+                text.append(" ")
+            text.append(visible(value), style="" if active else "dim strike")
+    return text
+
+
+class CellTile(Vertical):
+    """One cell: its labels, its image (a preview while running), its score; marked when picked."""
+
+    def __init__(self, index: int, labels: dict):
+        super().__init__(classes="tile")
+        self.index = index
+        self.labels = labels
+        self.picked = False
+        self.source = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(label_text(self.labels), classes="tile-label")
+        yield image_widget(self.app.graphics, None, classes="tile-image")
+        yield Static(f"#{self.index}", classes="tile-score", markup=False)
+
+    def show(self, source) -> None:
+        """Show a PIL preview or the finished PNG: updated in place once an image widget is there."""
+        self.source = source
+        old = self.query(".tile-image").first()
+        if hasattr(old, "image") and not isinstance(source, Path):
+            old.image = source
+            return
+        new = image_widget(self.app.graphics, source, classes="tile-image")
+        self.mount(new, before=old)
+        old.remove()
+
+    def set_score(self, score: float | None) -> None:
+        mark = "✓ " if self.picked else ""
+        self.query_one(".tile-score", Static).update(f"{mark}#{self.index}" + (f"  {score:.3f}" if score is not None else ""))
+
+
+class ZoomScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close")]
+
+    def __init__(self, source, caption: Text):
+        super().__init__()
+        self.source = source
+        self.caption = caption
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="zoom"):
+            yield Static(self.caption)
+            yield image_widget(self.app.graphics, self.source, id="zoom-image")
+
+
+class GridScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "cancel_or_back", "Cancel / back"),
+        Binding("left,h", "move(0,-1)", "←", show=False),
+        Binding("right,l", "move(0,1)", "→", show=False),
+        Binding("up,k", "move(-1,0)", "↑", show=False),
+        Binding("down,j", "move(1,0)", "↓", show=False),
+        Binding("space", "pick", "Pick"),
+        Binding("enter,z", "zoom", "Zoom"),
+        Binding("a", "accept", "Accept"),
+        Binding("d", "discard", "Discard"),
+        Binding("v", "vary", "New seeds"),
+        Binding("i", "use_as_init", "Use as init"),
+    ]
+
+    def __init__(self, grid=None, run=None):
+        super().__init__()
+        self.grid = grid
+        self.run = run
+        self.running = run is None
+        self.cursor = 0
+        self._last_preview = 0.0
+        if grid is not None:
+            self.cells = [c.to_json() for c in grid.cells]
+            self.shape = (grid.rows, grid.cols, grid.subgrids)
+        else:
+            self.cells = run.manifest["cells"]
+            g = run.manifest["grid"]
+            self.shape = (g["rows"], g["cols"], g["subgrids"])
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="run-status", markup=False)
+        yield ProgressBar(id="progress", show_eta=True)
+        rows, cols, subgrids = self.shape
+        with VerticalScroll(id="tiles-scroll"):
+            grid = GridLayout(id="tiles")
+            grid.styles.grid_size_columns = cols
+            with grid:
+                for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"])):
+                    yield CellTile(cell["index"], cell.get("labels", {}))
+        yield Static(id="effects", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.run is not None:
+            self.show_run(self.run)
+        else:
+            self.query_one("#run-status", Static).update("starting…")
+        self.highlight()
+
+    @property
+    def tiles(self) -> list[CellTile]:
+        return sorted(self.query(CellTile), key=lambda t: self._position(t.index))
+
+    def _position(self, index: int) -> tuple:
+        cell = next(c for c in self.cells if c["index"] == index)
+        return (cell["subgrid"], cell["row"], cell["col"])
+
+    # ---------------------------------------------------------------- messages from the run worker
+
+    def on_run_event(self, message: RunEvent) -> None:
+        event = message.event
+        status = self.query_one("#run-status", Static)
+        bar = self.query_one("#progress", ProgressBar)
+        if isinstance(event, ev.RunStarted):
+            status.update(f"run {event.run} · {event.cells} images · {event.model} on {event.device} · Esc cancels")
+        elif isinstance(event, ev.Step):
+            bar.update(total=event.total, progress=event.done)
+            eta = f" · ETA {event.eta_s:.0f} s" if event.eta_s else ""
+            status.update(f"batch {event.batch + 1}: step {event.step}/{event.steps} · {event.it_per_s:.1f} it/s{eta} · Esc cancels")
+        elif isinstance(event, ev.Preview) and time.monotonic() - self._last_preview > PREVIEW_INTERVAL:
+            self._last_preview = time.monotonic()  # previews arrive faster than they are worth drawing: thin them
+            for index, image in zip(event.cells, event.images):
+                self._tile(index).show(image)
+        elif isinstance(event, ev.BatchSplit):
+            self.notify(f"out of GPU memory: batches of {event.new_size} from now on", severity="warning")
+
+    def on_run_done(self, message: RunDone) -> None:
+        self.running = False
+        self.run = message.run
+        self.show_run(message.run)
+        self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
+
+    def on_work_failed(self, message: WorkFailed) -> None:
+        self.running = False
+        self.query_one("#run-status", Static).update(f"failed: {message.error}")
+        self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def show_run(self, run) -> None:
+        self.cells = run.manifest["cells"]
+        m = run.manifest
+        self.query_one("#run-status", Static).update(
+            f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
+        bar = self.query_one("#progress", ProgressBar)
+        bar.update(total=1, progress=1)
+        for cell in self.cells:
+            tile = self._tile(cell["index"])
+            if cell.get("file"):
+                tile.show(run.image(cell))
+            tile.set_score(cell.get("score"))
+        effects = m.get("effects") or {}
+        self.query_one("#effects", Static).update(
+            ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {v['effect']:+.3f}" for k, v in effects.items()))
+            if effects else "")
+
+    def _tile(self, index: int) -> CellTile:
+        return next(t for t in self.query(CellTile) if t.index == index)
+
+    # ---------------------------------------------------------------- navigation and actions
+
+    def highlight(self) -> None:
+        for k, tile in enumerate(self.tiles):
+            tile.set_class(k == self.cursor, "cursor")
+
+    def action_move(self, drow: int, dcol: int) -> None:
+        cols = self.shape[1]
+        target = self.cursor + drow * cols + dcol
+        if 0 <= target < len(self.tiles) and (dcol == 0 or target // cols == self.cursor // cols):
+            self.cursor = target
+            self.highlight()
+            self.tiles[self.cursor].scroll_visible()
+
+    def _current(self) -> CellTile:
+        return self.tiles[self.cursor]
+
+    def action_pick(self) -> None:
+        tile = self._current()
+        tile.picked = not tile.picked
+        tile.set_class(tile.picked, "picked")
+        cell = next(c for c in self.cells if c["index"] == tile.index)
+        tile.set_score(cell.get("score"))
+
+    def action_zoom(self) -> None:
+        tile = self._current()
+        if tile.source is not None:
+            self.app.push_screen(ZoomScreen(tile.source, label_text(tile.labels)))
+
+    def action_cancel_or_back(self) -> None:
+        if self.running:
+            self.app.cancel_requested = True
+            self.query_one("#run-status", Static).update("cancelling after the current step…")
+        else:
+            self.app.pop_screen()
+
+    def _finished_run(self):
+        if self.running or self.run is None:
+            self.notify("wait for the run to finish (or Esc to cancel it)")
+            return None
+        return self.run
+
+    def action_accept(self) -> None:
+        if (run := self._finished_run()) is None:
+            return
+        picked = [t.index for t in self.tiles if t.picked] or None
+
+        def accept(title: str | None) -> None:
+            if not title:
+                return
+            from journal import JournalError
+
+            from ...runner.errors import RunError
+            from ...runner.runs import accept_run
+
+            try:
+                exp = accept_run(self.app.journal, run, title, picked)
+            except (JournalError, RunError) as exc:
+                self.notify(visible(str(exc)), severity="error", markup=False)
+                return
+            self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
+
+        self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):"), accept)
+
+    def action_discard(self) -> None:
+        if (run := self._finished_run()) is None:
+            return
+        from ...runner.runs import discard_run
+
+        discard_run(run)
+        self.notify(f"discarded run {run.id}")
+        self.app.pop_screen()
+
+    def action_vary(self) -> None:
+        """Back to the composer with the next seeds (as many as this grid used)."""
+        composer = self._composer()
+        if composer is None:
+            return
+        seeds = sorted({c["seed"] for c in self.cells})
+        start = max(seeds) + 1
+        composer.query_one("#seeds").value = f"{start}-{start + len(seeds) - 1}" if len(seeds) > 1 else str(start)
+        self.app.pop_screen()
+
+    def action_use_as_init(self) -> None:
+        composer = self._composer()
+        tile = self._current()
+        if composer is None or not isinstance(tile.source, Path):
+            self.notify("that cell has no finished image yet")
+            return
+        composer.query_one("#init").value = str(tile.source)
+        self.app.pop_screen()
+
+    def _composer(self):
+        from .composer import ComposerScreen
+
+        return next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)

@@ -1,0 +1,235 @@
+"""The journal: the numbered history with search, runs that were never accepted, and an experiment's detail view
+(images, parameters, compute, lineage; the prompt hidden until revealed) with retitle, publish and unpublish."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+
+from journal import Experiment, JournalError
+from journal.model import STATUSES
+
+from ...text import visible
+from ..images import image_widget
+from .modals import AskText
+
+
+def literal(text: str) -> Text:
+    return Text(visible(text))
+
+
+class JournalScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "search", "Search"),
+        Binding("enter", "open", "Open", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="journal-bar"):
+            yield Input(placeholder="search titles and models (/)", compact=True, id="search")
+            yield Select([(s, s) for s in STATUSES], prompt="any status", compact=True, id="status-filter")
+        with Horizontal(id="journal-body"):
+            yield DataTable(id="experiments", cursor_type="row")
+            yield Vertical(id="thumbnail")
+        yield Label("Runs not accepted yet (Enter opens one)")
+        yield DataTable(id="runs", cursor_type="row")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        experiments = self.query_one("#experiments", DataTable)
+        experiments.add_columns("#", "title", "model", "date", "status", "images")
+        self.query_one("#runs", DataTable).add_columns("run", "state", "images", "model")
+        self.reload()
+        experiments.focus()
+
+    def reload(self) -> None:
+        from ...runner.runs import list_runs
+
+        journal = self.app.journal
+        query = self.query_one("#search", Input).value.strip()
+        status = self.query_one("#status-filter", Select).value
+        table = self.query_one("#experiments", DataTable)
+        table.clear()
+        for exp in journal.search(query or None, status=status if isinstance(status, str) else None, limit=500):
+            table.add_row(str(exp.number), literal(exp.title), literal(exp.model.credit), exp.created[:10], exp.status,
+                          str(len(exp.images)), key=str(exp.number))
+        runs = self.query_one("#runs", DataTable)
+        runs.clear()
+        for run in list_runs(journal):
+            if not run.manifest.get("accepted") and run.manifest.get("cells"):
+                runs.add_row(run.id, run.state, f"{len(run.done)}/{len(run.manifest['cells'])}", literal(run.manifest["model"]["id"]),
+                             key=run.id)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.reload()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self.reload()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        """The highlighted experiment's first image, as a thumbnail beside the list."""
+        if event.data_table.id != "experiments" or event.row_key is None:
+            return
+        exp = self.app.journal.get(int(event.row_key.value))
+        box = self.query_one("#thumbnail", Vertical)
+        box.remove_children()
+        box.mount(image_widget(self.app.graphics, self.app.journal.image_path(exp, exp.images[0]), classes="thumbnail-image"))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one("#experiments", DataTable).focus()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "experiments":
+            self.app.push_screen(DetailScreen(int(event.row_key.value)))
+        else:
+            from ...runner.runs import load_run
+            from .grid import GridScreen
+
+            self.app.push_screen(GridScreen(run=load_run(self.app.journal, event.row_key.value)))
+
+    def on_screen_resume(self) -> None:
+        self.reload()
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_open(self) -> None:
+        table = self.query_one("#experiments", DataTable)
+        if table.row_count:
+            self.app.push_screen(DetailScreen(int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+class DetailScreen(Screen):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("r", "reveal", "Reveal prompt"),
+        Binding("t", "retitle", "Retitle"),
+        Binding("p", "publish", "Publish"),
+        Binding("u", "unpublish", "Unpublish"),
+        Binding("e", "rerun", "Rerun"),
+        Binding("v", "vary", "Vary"),
+        Binding("i", "use_as_init", "Use as init"),
+    ]
+
+    def __init__(self, number: int):
+        super().__init__()
+        self.number = number
+        self.revealed = False
+
+    @property
+    def experiment(self) -> Experiment:
+        return self.app.journal.get(self.number)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="detail"):
+            yield Static(id="detail-title")
+            yield Horizontal(id="detail-images")
+            yield Static(id="detail-info")
+            yield Static(id="detail-prompt")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        exp = self.experiment
+        images = self.query_one("#detail-images", Horizontal)
+        for record in exp.images[:4]:
+            images.mount(image_widget(self.app.graphics, self.app.journal.image_path(exp, record), classes="detail-image"))
+        self.show()
+
+    def show(self) -> None:
+        exp = self.experiment
+        self.query_one("#detail-title", Static).update(Text(f"#{exp.number} ", style="bold") + literal(exp.title))
+        m = exp.model
+        lines = [f"Generated with {m.credit}" + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision) if x),
+                 f"status {exp.status}" + (f" since {exp.published[:10]}" if exp.published else "") + f" · created {exp.created[:10]}",
+                 "parameters: " + " ".join(f"{k}={v}" for k, v in exp.params.items())]
+        if exp.compute:
+            c = exp.compute
+            lines.append("compute: " + " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
+                                                              c.energy_wh is not None and f"{c.energy_wh:.3f} Wh") if x))
+        lineage = [f"variation of #{exp.parent}"] if exp.parent else []
+        children = [e.number for e in self.app.journal.search(limit=None) if e.parent == exp.number]
+        lineage += [f"varied as {', '.join(f'#{n}' for n in children)}"] if children else []
+        if lineage:
+            lines.append("lineage: " + "; ".join(lineage))
+        lines += [f"image {k + 1}: seed {i.seed}" + (f" · score {i.score:.3f}" if i.score is not None else "") for k, i in enumerate(exp.images)]
+        self.query_one("#detail-info", Static).update(literal("\n".join(lines)))
+        prompt = self.query_one("#detail-prompt", Static)
+        if self.revealed:
+            prompt.update(literal(f"prompt: {exp.prompt}\nnegative: {exp.negative_prompt}\nkeywords: {', '.join(exp.keywords)}"))
+        else:
+            prompt.update(Text("prompt hidden — press r to reveal it", style="dim italic"))
+
+    def action_reveal(self) -> None:
+        self.revealed = not self.revealed
+        self.show()
+
+    def _write(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except JournalError as exc:
+            self.notify(visible(str(exc)), severity="error", markup=False)
+            return
+        self.show()
+
+    def action_retitle(self) -> None:
+        def done(title: str | None) -> None:
+            if title:
+                self._write(self.app.journal.retitle, self.number, title)
+
+        self.app.push_screen(AskText("New title:", value=self.experiment.title), done)
+
+    def action_publish(self) -> None:
+        def done(folder: str | None) -> None:
+            if folder:
+                self._write(self.app.journal.publish, [self.number], Path(folder).expanduser())
+                self.notify(f"gallery written to {folder}", markup=False)
+
+        self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery")), done)
+
+    def action_unpublish(self) -> None:
+        self._write(self.app.journal.unpublish, [self.number])
+
+    def action_rerun(self) -> None:
+        self.notify(f"rerunning #{self.number}…")
+        self.app.rerun_experiment(self.number)
+
+    def action_vary(self) -> None:
+        """Back to the composer with this experiment's prompt, keywords and next seeds."""
+        from .composer import ComposerScreen, KeywordItem
+
+        exp = self.experiment
+        composer = next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)
+        if composer is None:
+            return
+        base = (exp.grid or {}).get("base")
+        composer.query_one("#prompt", Input).value = base if base is not None else exp.prompt
+        composer.query_one("#negative", Input).value = exp.negative_prompt
+        keywords = composer.query_one("#keywords")
+        keywords.clear()
+        keywords.extend([KeywordItem(k) for k in exp.keywords] if base is not None else [])
+        seeds = [i.seed for i in exp.images if i.seed is not None]
+        composer.query_one("#seeds", Input).value = str(max(seeds) + 1) if seeds else "0"
+        self.app.action_composer()
+
+    def action_use_as_init(self) -> None:
+        from .composer import ComposerScreen
+
+        composer = next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)
+        if composer is not None:
+            composer.query_one("#init", Input).value = f"#{self.number}"
+            self.app.action_composer()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
