@@ -171,6 +171,7 @@ def test_snapshot_journal(snap_compare, snapshot_journal):
 def test_snapshot_grid(snap_compare, snapshot_journal):
     async def run_grid(pilot):
         await compose_and_run(pilot, pilot.app, "a red circle", ["glowing"], seeds="1")
+        pilot.app.clear_notifications()  # toasts time out: keep them out of the picture
         await pilot.pause()
 
     assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(100, 32), run_before=run_grid)
