@@ -86,7 +86,7 @@ class GitRepo:
 
     def changes(self, *paths: str) -> list[tuple[str, str]]:
         """(status, path) for every file under ``paths`` that differs from HEAD; ``??`` marks untracked files."""
-        out = self._git.execute(["git", "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", *paths],
+        out = self._git.execute(["git", "status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *paths],
                                 env=_GIT_ENV, strip_newline_in_stdout=False)
         return [(entry[:2], entry[3:]) for entry in out.split("\0") if entry]
 

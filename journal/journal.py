@@ -32,6 +32,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import orjson
 from tinydb import Query
 
 from . import failpoints
@@ -42,7 +43,7 @@ from .index import Index
 from .images import clean_png, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
-from .publish import GalleryEntry, check_titles_keep_secrets, write_gallery
+from .publish import GalleryEntry, check_titles_keep_secrets, discard_staged, install_gallery, stage_gallery
 from .slug import check_title, fold, slugify
 
 MARKER = "journal.toml"
@@ -109,10 +110,11 @@ class Journal:
         return journal
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, create: bool = False, lock_timeout: float = 0.0) -> "Journal":
+    def open(cls, path: str | os.PathLike, *, create: bool = False, lock_timeout: float = 0.0, recover: bool = True) -> "Journal":
         """Open a journal; with ``create``, a missing or empty directory becomes a new journal.
 
-        Finishes an interrupted write (or rebuilds a missing index) first, if no other writer is active.
+        Finishes an interrupted write (or rebuilds a missing index) first, if no other writer is active — unless
+        ``recover`` is False, as for ``doctor``, which does that itself and more.
         """
         path = Path(path).expanduser().absolute()
         if not is_journal(path):
@@ -123,7 +125,7 @@ class Journal:
             raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
         journal = cls(path, lock_timeout)
         (path / SCRATCH).mkdir(exist_ok=True)
-        if journal._intent_path.exists() or not (path / DB_FILE).exists() or journal._temp_files():
+        if recover and (journal._intent_path.exists() or not (path / DB_FILE).exists() or journal._temp_files()):
             try:
                 with journal._writing():
                     pass  # _writing recovers and rebuilds on entry
@@ -257,20 +259,23 @@ class Journal:
     def publish(self, numbers: Iterable[int], out: Path, *, allow_title_overlap: bool = False) -> list[Experiment]:
         """Write the gallery of every published experiment plus ``numbers`` to ``out``; mark ``numbers`` published."""
         with self._writing():
-            targets = [self.get(n) for n in dict.fromkeys(numbers)]
-            if not targets:
-                raise InvalidInput("name at least one experiment number to publish")
-            if not allow_title_overlap:
-                check_titles_keep_secrets(targets)
+            targets = [self.get(n) for n in dict.fromkeys(numbers)]  # none: rewrite the gallery of what is published
             now = _now()
             changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
             shown = {e.number: e for e in self.search(status="published", limit=None)}
             shown.update({e.number: e for e in targets})
             shown.update({e.number: e for e in changed})
-            write_gallery(Path(out), [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
-            if changed:
-                subject = "Publish " + ", ".join(f"#{e.number}" for e in changed)
-                self._commit(changed, subject + "\n\n" + "".join(f"#{e.number} {e.title} — {_model_line(e)}\n" for e in changed))
+            if not allow_title_overlap:  # every title the gallery will show: a retitle may have added a secret since
+                check_titles_keep_secrets(list(shown.values()))
+            staged = stage_gallery(Path(out), [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
+            try:
+                if changed:
+                    subject = "Publish " + ", ".join(f"#{e.number}" for e in changed)
+                    self._commit(changed, subject + "\n\n" + "".join(f"#{e.number} {e.title} — {_model_line(e)}\n" for e in changed))
+            except BaseException:
+                discard_staged(staged)
+                raise
+            install_gallery(staged, Path(out))
             return [shown[e.number] for e in targets]
 
     def unpublish(self, numbers: Iterable[int]) -> list[Experiment]:
@@ -289,12 +294,12 @@ class Journal:
         return self.path / SCRATCH / INTENT_FILE
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[list[Finding]]:
+    def _writing(self, rebuild: bool = True) -> Iterator[list[Finding]]:
         """Hold the writer lock; on entry finish any interrupted write and rebuild a missing index (yields what it did)."""
         self._lock.acquire(self.lock_timeout)
         try:
             findings = self._recover()
-            if not (self.path / DB_FILE).exists():
+            if rebuild and not (self.path / DB_FILE).exists():
                 findings.append(Finding(f"rebuilt the missing index of {self._rebuild_index()} experiment(s) from git", True))
             yield findings
         finally:
@@ -302,6 +307,8 @@ class Journal:
 
     def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None, tag: bool = False) -> None:
         paths = [e.dir for e in experiments]
+        documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
+        _encodable(message)
         write_atomic(self._intent_path, json.dumps({"numbers": [e.number for e in experiments], "paths": paths, "tag": tag}).encode())
         failpoints.hit("intent-written")
         for exp in experiments:
@@ -310,7 +317,7 @@ class Journal:
             for name, data in (images or {}).items():
                 write_atomic(folder / name, data)
                 failpoints.hit("image-written")
-            write_atomic(folder / EXPERIMENT_FILE, _encode(exp))
+            write_atomic(folder / EXPERIMENT_FILE, documents[exp.number])
         failpoints.hit("files-written")
         self._git.add(*paths)
         failpoints.hit("staged")
@@ -388,24 +395,28 @@ class Journal:
         """Check index ↔ files ↔ git history; with ``repair``, fix what can be fixed without losing anything."""
         if not repair:
             return self._diagnose(repair=False)
-        with self._writing() as recovered:
+        with self._writing(rebuild=False) as recovered:  # _diagnose restores files from git before it rebuilds
             return recovered + self._diagnose(repair=True)
 
     def _diagnose(self, repair: bool) -> list[Finding]:
         findings: list[Finding] = []
         if self._intent_path.exists():
             findings.append(Finding("an interrupted write is pending (doctor without --check finishes it)", False))
+        orphans = self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S")
         for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
+            kept = ""
+            if repair and (self.path / rel).is_file():  # nothing is deleted: the file as it was goes to orphans/
+                (orphans / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(self.path / rel, orphans / rel)
+                kept = f" (the changed file is kept in {(orphans / rel).relative_to(self.path)})"
             if status == "??":
                 if repair:
-                    dest = self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S") / rel
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.move(self.path / rel, dest)
-                findings.append(Finding(f"{rel} is not part of any committed experiment" + (f"; moved to {dest.relative_to(self.path)}" if repair else ""), repair))
+                    (self.path / rel).unlink()
+                findings.append(Finding(f"{rel} is not part of any committed experiment" + (f"; moved to {(orphans / rel).relative_to(self.path)}" if repair else ""), repair))
             else:
                 if repair:
                     self._git.restore_to_head(rel)
-                findings.append(Finding(f"{rel} differs from the committed version" + ("; restored from git" if repair else ""), repair))
+                findings.append(Finding(f"{rel} differs from the committed version" + (f"; restored from git{kept}" if repair else ""), repair))
         try:
             tree = self._tree_experiments()
         except (JournalError, InvalidInput) as exc:
@@ -439,7 +450,20 @@ class Journal:
 
 
 def _encode(exp: Experiment) -> bytes:
-    return (json.dumps(exp.to_doc(), ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n").encode("utf-8")
+    """The experiment.json bytes; InvalidInput for anything JSON or the index cannot hold (NaN, lone surrogates, huge ints)."""
+    doc = exp.to_doc()
+    try:
+        orjson.dumps(doc)  # the index's encoder: the same document must go there after the commit
+        return _encodable(json.dumps(doc, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False) + "\n")
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"#{exp.number} has a value the journal cannot store ({exc}); check the prompt, seeds and parameters") from None
+
+
+def _encodable(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("the text contains an unpaired surrogate (invalid Unicode); pass valid UTF-8 text") from None
 
 
 def _tag(number: int) -> str:

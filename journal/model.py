@@ -17,6 +17,8 @@ from .errors import InvalidInput
 from .slug import check_title
 
 SCHEMA_VERSION = 1
+SEED_LIMIT = 2**64  # seeds are unsigned 64-bit (A1111: 32-bit, ComfyUI: 64-bit)
+SIZE_LIMIT = 2**16
 STATUSES = ("unreleased", "published")
 #: Fields that hold the artist's private prompt; left out of every public view.
 PRIVATE_FIELDS = ("prompt", "negative_prompt", "keywords", "grid")
@@ -173,9 +175,9 @@ class Experiment:
         for image in self.images:
             if "/" in image.file or image.file.startswith(".") or not image.file:
                 raise InvalidInput(f"#{n}: image file name {image.file!r} must be a plain name inside the folder")
-            for name, value in (("seed", image.seed), ("width", image.width), ("height", image.height)):
-                if value is not None and not isinstance(value, int):
-                    raise InvalidInput(f"#{n}: image {name} must be an integer")
+            for name, value, top in (("seed", image.seed, SEED_LIMIT), ("width", image.width, SIZE_LIMIT), ("height", image.height, SIZE_LIMIT)):
+                if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < top):
+                    raise InvalidInput(f"#{n}: image {name} {value!r} must be a whole number from 0 to {top - 1}")
             if image.score is not None and not _finite(image.score):
                 raise InvalidInput(f"#{n}: image score must be a finite number")
         if self.compute is not None:

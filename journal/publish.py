@@ -39,13 +39,16 @@ def check_titles_keep_secrets(experiments: list[Experiment]) -> None:
             )
 
 
-def write_gallery(out: Path, entries: list[GalleryEntry]) -> None:
-    """Replace the gallery at ``out`` with one showing ``entries`` (newest first)."""
+def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
+    """Build the gallery for ``out`` (newest first) in a temporary sibling folder; ``install_gallery`` swaps it in."""
     out = out.absolute()
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
         raise InvalidInput(f"{out} exists and is not a promptism gallery; choose a new or empty directory for --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    except OSError as exc:
+        raise InvalidInput(f"cannot write a gallery at {out} ({exc.strerror or exc}); choose another --out") from None
     try:
         figures = []
         for entry in sorted(entries, key=lambda e: -e.experiment.number):
@@ -55,18 +58,15 @@ def write_gallery(out: Path, entries: list[GalleryEntry]) -> None:
                 (staging / name).write_bytes(clean_png(open_image(src)).data)
                 figures.append(_figure(exp, name, k, len(entry.images)))
         (staging / "index.html").write_text(_page(figures), encoding="utf-8")
-        _swap_into_place(staging, out)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staged(staging)
         raise
+    return staging
 
 
-def _is_gallery(path: Path) -> bool:
-    index = path / "index.html"
-    return index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")
-
-
-def _swap_into_place(staging: Path, out: Path) -> None:
+def install_gallery(staging: Path, out: Path) -> None:
+    """Swap a staged gallery into place: a reader sees the old gallery or the new one, never half of one."""
+    out = out.absolute()
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".old"))
@@ -74,6 +74,15 @@ def _swap_into_place(staging: Path, out: Path) -> None:
     os.replace(staging, out)
     if old is not None:
         shutil.rmtree(old)
+
+
+def discard_staged(staging: Path) -> None:
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _is_gallery(path: Path) -> bool:
+    index = path / "index.html"
+    return index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")
 
 
 def _figure(exp: Experiment, name: str, k: int, count: int) -> str:

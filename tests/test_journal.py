@@ -141,3 +141,39 @@ def test_journal_never_imports_ui_or_ml_libraries():
 def test_import_linter_contracts_hold():
     lint = subprocess.run([str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], capture_output=True, text=True, cwd=REPO)
     assert lint.returncode == 0 and "KEPT" in lint.stdout, lint.stdout + lint.stderr
+
+
+def test_values_the_index_cannot_hold_are_refused_before_anything_is_written(journal, tmp_path, capsys):
+    from journal import InvalidInput
+    from tests.helpers import make_png, run_cli
+
+    src = make_png(tmp_path / "a.png")
+    code, _, err = run_cli(capsys, "import", str(src), "-t", "big", "-m", "m", "--seed", str(2**64), "--journal", str(journal.path))
+    assert code == 2 and "--seed" in err
+    with pytest.raises(InvalidInput, match="seed"):
+        journal.accept(new_experiment(tmp_path, "huge").__class__(
+            title="huge", model=ModelInfo("m"), images=[__import__("journal").NewImage(src, seed=2**64)]))
+    with pytest.raises(InvalidInput, match="surrogate"):
+        journal.accept(new_experiment(tmp_path, "bad text", prompt="lone \udc80 surrogate"))
+    with pytest.raises(InvalidInput, match="cannot store"):
+        journal.accept(new_experiment(tmp_path, "nan grid", grid={"x": float("nan")}))
+    assert not (journal.path / ".promptism" / "intent.json").exists() and not (journal.path / "experiments").exists()
+    assert journal.accept(new_experiment(tmp_path, "fine")).number == 1
+
+
+def test_doctor_repairs_a_corrupt_document_with_no_index_and_keeps_staged_files(journal, tmp_path, capsys):
+    from tests.helpers import run_cli
+
+    exp = journal.accept(new_experiment(tmp_path, "one"))
+    doc = journal.path / exp.dir / "experiment.json"
+    doc.write_text("{ not json")
+    (journal.path / DB_FILE).unlink()
+    staged = journal.path / exp.dir / "notes.txt"
+    staged.write_text("my notes")
+    git(journal.path, "add", str(staged))
+    code, out, err = run_cli(capsys, "doctor", "--journal", str(journal.path))
+    assert code == 0, out + err
+    assert json.loads(doc.read_text())["title"] == "one" and Journal.open(journal.path).get(1).title == "one"
+    kept = list((journal.path / ".promptism" / "orphans").rglob("notes.txt"))
+    assert kept and kept[0].read_text() == "my notes"  # moved aside, never deleted
+    assert list((journal.path / ".promptism" / "orphans").rglob("experiment.json"))  # the broken one, too

@@ -119,3 +119,27 @@ def test_publish_cli(journal, tmp_path, capsys):
     assert code == 0 and "published #1, #2" in out, err
     log = subprocess.run(["git", "log", "-1", "--format=%s"], cwd=journal.path, capture_output=True, text=True).stdout
     assert log.strip() == "Publish #1, #2"
+
+
+def test_a_retitle_cannot_smuggle_the_prompt_into_the_gallery(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1], out)
+    journal.retitle(1, "Zanzibar velvet lighthouse")  # its private prompt, as a title
+    with pytest.raises(PrivacyError, match="#1"):
+        journal.publish([2], out)
+    scan((out / "index.html").read_bytes(), "the gallery left in place")
+    assert journal.get(2).status == "unreleased"
+
+
+def test_publish_without_numbers_rewrites_the_gallery(journal, tmp_path, capsys):
+    out = tmp_path / "site"
+    journal.publish([1, 2], out)
+    journal.unpublish([1, 2])
+    code, stdout, err = run_cli(capsys, "publish", "--out", str(out), "--journal", str(journal.path))
+    assert code == 0 and "rewrote the gallery" in stdout, err
+    assert "Nothing published yet" in (out / "index.html").read_text() and not list(out.glob("*.png"))
+
+
+def test_publish_to_an_unwritable_place_is_one_line(journal, capsys):
+    code, _, err = run_cli(capsys, "publish", "1", "--out", "/proc/gallery", "--journal", str(journal.path))
+    assert code == 1 and err.count("\n") == 1 and "cannot write a gallery" in err and journal.get(1).status == "unreleased"

@@ -257,6 +257,9 @@ def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, mo
     (["--seed", str(2**32)], "outside"),
     (["--strength", "1.5", "--init-image", "{image}"], "strength"),
     (["--clip", "nonsense"], "CLIP"),
+    (["--steps", "1", "--strength", "0.5", "--init-image", "{image}"], "no step to run"),
+    (["--guidance", "nan"], "guidance"),
+    (["--out", "/proc/promptism-out"], "--out"),
     (["--clip", "ViT-B-32:{pickle_ckpt}"], "pickle"),
 ])
 def test_bad_run_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, capsys):
@@ -291,6 +294,8 @@ def test_runs_show_json_and_discard(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "runs", "--json", "--journal", j)
     data = json.loads(out)
     assert data[0]["id"] == run_id and len(data[0]["images"]) == 2 and data[0]["layout"] == [[0, 1]]
+    code, out, err = run_cli(capsys, "accept", run_id, "-t", "none", "--pick", ",", "--journal", j)
+    assert code == 2 and "--pick" in err and not Journal.open(j).list()
     code, out, _ = run_cli(capsys, "discard", run_id, "--journal", j)
     assert code == 0 and list_runs(Journal.open(j)) == []
     code, _, err = run_cli(capsys, "accept", run_id, "-t", "gone", "--journal", j)
@@ -306,3 +311,16 @@ def test_generate_out_dir_and_json_events(tmp_path, capsys):
     assert kinds[0] == "RunStarted" and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
     assert len(list(out_dir.glob("*.png"))) == 3 and all("lighthouse" not in p.name for p in out_dir.iterdir())
     assert all("lighthouse" not in line for line in out.splitlines())  # progress events carry no prompt
+
+
+def test_cancel_on_the_last_step_keeps_the_batch(pipe):
+    """A cancel that arrives after the last step (during decoding) must not throw away finished images."""
+    state = {"steps": 0}
+
+    def on_event(e):
+        if isinstance(e, ev.Step):
+            state["steps"] = e.step
+
+    jobs = jobs_for([(PROMPT, 1), (PROMPT, 2)], steps=3)
+    images, engine = run_engine(pipe, jobs, [[0, 1]], on_event=on_event, cancel=lambda: state["steps"] >= 3)
+    assert sorted(images) == [0, 1] and engine.layout == [[0, 1]]

@@ -52,7 +52,7 @@ def init_cmd(directory: Path | None, journal_dir: Path) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--title", "-t", required=True, help="Title of the new experiment (any Unicode; it is published).")
 @click.option("--model", "-m", help="Model that made the images (read from the image metadata when present).")
-@click.option("--seed", type=click.IntRange(min=0), help="Seed of the images (overrides metadata).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), help="Seed of the images (overrides metadata).")
 @click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
 @click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
 @click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
@@ -66,7 +66,10 @@ def import_cmd(images, title, model, seed, prompt, prompt_file, negative, journa
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        prompt = prompt_file.read().strip()
+        try:
+            prompt = prompt_file.read().strip()
+        except UnicodeDecodeError:
+            raise click.BadParameter(f"{prompt_file.name} is not UTF-8 text", param_hint="--prompt-file") from None
     new = experiment_from_images(list(images), title, Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative))
     journal = Journal.open(journal_dir, create=True)
     exp = journal.accept(new)
@@ -164,18 +167,20 @@ def retitle_cmd(number: int, title: str, journal_dir: Path) -> None:
 
 
 @click.command("publish")
-@click.argument("numbers", nargs=-1, required=True, type=NUMBER)
+@click.argument("numbers", nargs=-1, type=NUMBER)
 @click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Gallery directory to (re)write.")
 @click.option("--allow-title-overlap", is_flag=True, help="Publish even if a title contains its prompt or a keyword.")
 @journal_option
 def publish_cmd(numbers, out: Path, allow_title_overlap: bool, journal_dir: Path) -> None:
-    """Mark NUMBERS published and write a static gallery of all published experiments to --out.
+    """Mark NUMBERS published and write a static gallery of all published experiments to --out (no NUMBERS: just
+    rewrite it, e.g. after an unpublish).
 
     The gallery shows number, title, "Generated with <model>" and date; images are re-encoded with no metadata.
     No prompt, negative prompt or keyword is written anywhere in it.
     """
     published = Journal.open(journal_dir).publish(numbers, out, allow_title_overlap=allow_title_overlap)
-    click.echo(f"published {', '.join(f'#{e.number}' for e in published)} — gallery at {out.absolute() / 'index.html'}")
+    what = f"published {', '.join(f'#{e.number}' for e in published)}" if published else "rewrote the gallery"
+    click.echo(f"{what} — {out.absolute() / 'index.html'}")
 
 
 @click.command("unpublish")
@@ -192,7 +197,7 @@ def unpublish_cmd(numbers, journal_dir: Path) -> None:
 @journal_option
 def doctor_cmd(check: bool, journal_dir: Path) -> None:
     """Check the index against the files and git history, and repair what can be repaired without losing anything."""
-    journal = Journal.open(journal_dir)
+    journal = Journal.open(journal_dir, recover=False)  # doctor recovers (and repairs) itself, reporting what it did
     findings = journal.doctor(repair=not check)
     for f in findings:
         mark = {True: "repaired", False: "PROBLEM", None: "note"}[f.repaired]

@@ -60,6 +60,11 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         max_batch=opts["max_batch"] or settings.max_batch, clip=opts["clip"] or settings.clip,
         allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh,
     )
+    if opts["out"]:
+        try:  # before the run, not after it
+            opts["out"].mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create {opts['out']} ({exc.strerror or exc})", param_hint="--out") from None
     journal = Journal.open(journal_dir, create=True)
     with _Progress(opts["as_json"]) as progress, _graceful_interrupt() as cancelled:
         run = execute(grid, options, journal, on_event=progress.on_event, cancel=cancelled)
@@ -136,9 +141,11 @@ def accept_cmd(run_id: str, title: str, pick: str | None, journal_dir: Path) -> 
     from ..runner.runs import accept_run, load_run
 
     try:
-        picked = [int(p) for p in pick.split(",") if p.strip()] if pick else None
+        picked = [int(p) for p in pick.split(",") if p.strip()] if pick is not None else None
     except ValueError:
-        raise click.BadParameter(f"{pick!r}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick") from None
+        picked = []
+    if picked == []:
+        raise click.BadParameter(f"{pick!r}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
     journal = Journal.open(journal_dir)
     exp = accept_run(journal, load_run(journal, run_id), title, picked)
     console().print(literal(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}"))

@@ -291,10 +291,12 @@ def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder) -> list[Cell]
         index = len(cells)
         seed = next((e.seed for e in entries if e.seed is not None), spec.seeds[0])
         seed = seed + index if spec.per_cell_seeds else seed
+        if seed > SEED_MAX:
+            raise SpecError(f"per-cell seeds run past {SEED_MAX}: start from a lower seed")
         params = dict(pair for e in entries for pair in e.params)
         key = (prompt, negative, seed, tuple(sorted(params.items())))
         if key in seen:
-            raise SpecError(f"cells {seen[key]} and {index} would be identical ({prompt!r}): remove the duplicate keyword or value")
+            raise SpecError(f"cells {seen[key]} and {index} would be identical: remove the duplicate keyword or value")
         seen[key] = index
         b = budget(prompt, keywords, encode)
         labels = {n: axes[n].entries[i].labels for n, i in zip(AXIS_NAMES, (x, y, z)) if axes[n].entries[i].labels}

@@ -72,6 +72,7 @@ class Engine:
         self._steps_done = 0
         self._steps_total = 0
         self._started = 0.0
+        self._interrupted = False
 
     def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[tuple[list[int], list[Image.Image]]]:
         """Yield ``(job indices, images)`` for each finished batch; raise Cancelled when cancelled between steps."""
@@ -81,13 +82,17 @@ class Engine:
         max_batch = max((len(b) for b in layout), default=1)
         queue = [list(b) for b in layout]
         while queue:
+            if self.cancel():
+                raise Cancelled()
             batch = queue.pop(0)
             if len(batch) > max_batch:  # an earlier batch ran out of memory: keep to the size that worked
                 queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
                 continue
+            steps_before = self._steps_done
             try:
                 images = self._call([by_index[i] for i in batch])
             except torch.cuda.OutOfMemoryError:
+                self._steps_done = steps_before  # the batch is redone in halves: its steps count again
                 if len(batch) == 1:
                     raise RunError("out of GPU memory even for a single image: use a smaller --size or model") from None
                 if torch.cuda.is_available():
@@ -105,6 +110,7 @@ class Engine:
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         started = time.monotonic()
         steps_before = self._steps_done
+        self._interrupted = False
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
@@ -123,7 +129,7 @@ class Engine:
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
         with torch.inference_mode():
             images = pipe(**kwargs).images
-        if self.cancel():
+        if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
             self._steps_done = steps_before
             raise Cancelled()
         self.on_event(ev.BatchFinished(batch=batch_no, cells=[j.index for j in jobs], seconds=time.monotonic() - started))
@@ -175,8 +181,9 @@ class Engine:
             if self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < steps:
                 if (previews := latent_preview(tensors["latents"])) is not None:
                     self.on_event(ev.Preview(batch=batch_no, cells=cells, step=step + 1, images=previews))
-            if self.cancel():
+            if self.cancel() and step + 1 < steps:
                 pipe._interrupt = True  # diffusers skips the remaining steps
+                self._interrupted = True
             return tensors
 
         return on_step_end

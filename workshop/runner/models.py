@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +100,7 @@ def check_safetensors(folder: Path) -> None:
 
 
 _PIPELINES: dict[tuple, object] = {}
+_LOADING = threading.Lock()
 
 
 def quiet_libraries() -> None:
@@ -119,8 +121,13 @@ def quiet_libraries() -> None:
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
     """A text-to-image pipeline on ``device`` (half precision on GPUs), cached for the life of the process."""
     key = (str(source.path), str(device), allow_pickle)
-    if key in _PIPELINES:
+    with _LOADING:  # the TUI's preload and a run may ask at once: load once
+        if key not in _PIPELINES:
+            _PIPELINES[key] = _load(source, device, allow_pickle)
         return _PIPELINES[key]
+
+
+def _load(source: ModelSource, device, allow_pickle: bool):
     if not allow_pickle:
         check_safetensors(source.path)
     import torch
@@ -134,6 +141,4 @@ def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
     except (OSError, ValueError, EnvironmentError) as exc:
         raise RunError(f"cannot load model {source.id}: {str(exc).splitlines()[0]}") from None
     pipe.set_progress_bar_config(disable=True)
-    pipe = pipe.to(device)
-    _PIPELINES[key] = pipe
-    return pipe
+    return pipe.to(device)

@@ -6,6 +6,7 @@ Everything a run needs is checked before its folder is created, so bad input nev
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,8 +69,8 @@ def check_options(options: RunOptions) -> None:
         w, h = options.size
         if w <= 0 or h <= 0 or w % 8 or h % 8:
             raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
-    if options.guidance < 0:
-        raise RunError(f"guidance must be 0 or more, not {options.guidance}")
+    if not math.isfinite(options.guidance) or options.guidance < 0:
+        raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
     if not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
     if options.max_batch < 1:
@@ -115,6 +116,9 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
              for c in grid.cells]
     jobs = [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], width, height,
                 options.strength if init else None, init.path if init else None) for c in cells]
+    if init and (short := min(jobs, key=lambda j: j.steps)).steps * options.strength < 1:
+        raise RunError(f"{short.steps} steps at strength {options.strength} leave no step to run from the init image: "
+                       f"use at least {math.ceil(1 / options.strength)} steps or a higher --strength")
     layout = plan_batches(jobs, options.max_batch)
     spec = grid.spec
     run = Run.create(journal, {
@@ -227,6 +231,9 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     except Cancelled:
         run.finish("cancelled")
         raise RunError(f"rerun of #{number} was cancelled") from None
+    except Exception as exc:
+        run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
     matches = [clean_png(collected[i]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)

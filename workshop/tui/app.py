@@ -75,6 +75,8 @@ class PromptismApp(App):
         if self.journal is None:
             self.notify("no journal to write runs to: fix the journal first", severity="error")
             return
+        if self.busy():
+            return
         screen = GridScreen(grid=grid)
         self.push_screen(screen)
         self.cancel_requested = False
@@ -97,13 +99,25 @@ class PromptismApp(App):
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
             screen.post_message(WorkFailed(one_line(exc)))
 
+    def busy(self) -> bool:
+        """One run at a time: a second would share the loaded pipeline (and its scheduler state) with the first."""
+        if any(w.group == "run" and w.is_running for w in self.workers):
+            self.notify("a run is in progress: wait for it, or cancel it with Esc on its grid", severity="warning")
+            return True
+        return False
+
+    def rerun(self, number: int) -> None:
+        if not self.busy():
+            self.notify(f"rerunning #{number}…")
+            self.rerun_experiment(number)
+
     @work(thread=True, exclusive=True, group="run")
     def rerun_experiment(self, number: int) -> None:
         """Regenerate #number in the background and say whether it came out byte-identical."""
         try:
             from ..runner.session import RunOptions, rerun
 
-            run, identical = rerun(self.journal, number, RunOptions())
+            run, identical = rerun(self.journal, number, RunOptions(), cancel=lambda: self.cancel_requested)
             verdict = "byte-identical to the journal" if identical else "DIFFERENT from the journal"
             self.call_from_thread(self.notify, f"rerun of #{number} (run {run.id}): {verdict}",
                                   severity="information" if identical else "warning", timeout=10)

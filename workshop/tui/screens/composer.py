@@ -64,7 +64,8 @@ class ComposerScreen(Screen):
                     yield Input(compact=True, placeholder="steps", id="steps")
                     yield Input(compact=True, value="7.5", placeholder="guidance", id="guidance")
                 with Horizontal(classes="row"):
-                    yield Select([(self.app.model, self.app.model)], value=self.app.model, allow_blank=False, compact=True, id="model")
+                    yield Select([(Text(visible(self.app.model)), self.app.model)], value=self.app.model, allow_blank=False,
+                                 compact=True, id="model")
                     yield Input(compact=True, placeholder="size WxH", id="size")
                     yield Input(compact=True, placeholder="init image: path or #N", id="init")
                     yield Input(compact=True, value="0.75", placeholder="strength", id="strength")
@@ -85,7 +86,7 @@ class ComposerScreen(Screen):
         if self.app.model not in models:
             models.insert(0, self.app.model)
         select = self.query_one("#model", Select)
-        select.set_options([(m, m) for m in models])
+        select.set_options([(Text(visible(m)), m) for m in models])
         select.value = self.app.model
         library = self.query_one("#library", ListView)
         if library_file().exists():

@@ -175,13 +175,15 @@ class DetailScreen(Screen):
         self.revealed = not self.revealed
         self.show()
 
-    def _write(self, fn, *args) -> None:
+    def _write(self, fn, *args) -> bool:
+        """Run a journal write; say what went wrong instead of failing. True if it worked."""
         try:
             fn(*args)
-        except JournalError as exc:
+        except (JournalError, OSError) as exc:
             self.notify(visible(str(exc)), severity="error", markup=False)
-            return
+            return False
         self.show()
+        return True
 
     def action_retitle(self) -> None:
         def done(title: str | None) -> None:
@@ -192,8 +194,7 @@ class DetailScreen(Screen):
 
     def action_publish(self) -> None:
         def done(folder: str | None) -> None:
-            if folder:
-                self._write(self.app.journal.publish, [self.number], Path(folder).expanduser())
+            if folder and self._write(self.app.journal.publish, [self.number], Path(folder).expanduser()):
                 self.notify(f"gallery written to {folder}", markup=False)
 
         self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery")), done)
@@ -202,8 +203,8 @@ class DetailScreen(Screen):
         self._write(self.app.journal.unpublish, [self.number])
 
     def action_rerun(self) -> None:
-        self.notify(f"rerunning #{self.number}…")
-        self.app.rerun_experiment(self.number)
+        self.app.cancel_requested = False
+        self.app.rerun(self.number)
 
     def action_vary(self) -> None:
         """Back to the composer with this experiment's prompt, keywords and next seeds."""
