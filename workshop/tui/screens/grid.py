@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
 from ...runner import events as ev
@@ -66,7 +66,9 @@ class CellTile(Vertical):
         self.query_one(".tile-score", Static).update(f"{mark}#{self.index}" + (f"  {score:.3f}" if score is not None else ""))
 
 
-class ZoomScreen(ModalScreen[None]):
+class ZoomScreen(Screen[None]):
+    """One cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it)."""
+
     BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close")]
 
     def __init__(self, source, caption: Text):

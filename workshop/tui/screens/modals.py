@@ -5,12 +5,15 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Input, Label
 
 
-class AskText(ModalScreen[str | None]):
-    """Ask one question; dismiss with the answer (Enter) or None (Esc)."""
+class AskText(Screen[str | None]):
+    """Ask one question; dismiss with the answer (Enter) or None (Esc).
+
+    A full screen rather than a modal: a modal redraws the screen beneath it, and a grid of images costs a second.
+    """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
