@@ -40,6 +40,14 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def imported_after(*modules: str, watch: tuple[str, ...]) -> list[str]:
+    """Which of ``watch`` a fresh interpreter has loaded after importing ``modules``."""
+    code = f"import sys, {', '.join(modules)}; print(' '.join(m for m in {watch!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
 def python(code: str, *args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter (the real thing for crash and concurrency tests)."""
     return subprocess.run([sys.executable, "-c", code, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, **kw)

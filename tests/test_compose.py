@@ -262,14 +262,9 @@ def test_gridspec_defaults():
 
 
 def test_composition_imports_no_heavy_libraries():
-    import subprocess
-    import sys
+    from tests.helpers import imported_after
 
-    code = ("import sys, workshop.compose.spec, workshop.compose.grid;"
-            "from workshop.compose import build_grid;"
-            "bad = [m for m in ('textual', 'torch', 'diffusers', 'open_clip') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert imported_after("workshop.compose.spec", "workshop.compose.grid", watch=("textual", "torch", "diffusers", "open_clip")) == []
 
 
 @pytest.mark.parametrize("text", ["a red circle, pixel art", "Trending on ArtStation!!", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 vision 🔅",

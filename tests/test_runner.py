@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from journal import Journal
-from tests.helpers import make_png, run_cli
+from tests.helpers import imported_after, make_png, run_cli
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
@@ -280,9 +280,8 @@ def test_bad_run_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, 
 
 
 def test_runner_never_imports_textual():
-    code = ("import sys, workshop.runner.session, workshop.runner.engine, workshop.runner.scoring, workshop.runner.sheet;"
-            "sys.exit('textual' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    modules = ("workshop.runner.session", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
+    assert imported_after(*modules, watch=("textual", "textual_image")) == []
 
 
 def test_runs_show_json_and_discard(tmp_path, capsys):

@@ -11,7 +11,6 @@ from pathlib import Path
 from PIL import Image as PILImage
 from textual.widget import Widget
 from textual.widgets import Static
-from . import GRAPHICS  # noqa: F401 - the modes, re-exported for callers
 from textual_image.widget import HalfcellImage, Image as AutoImage, SixelImage, TGPImage
 
 _WIDGETS = {"auto": AutoImage, "kitty": TGPImage, "sixel": SixelImage, "halfcell": HalfcellImage}
