@@ -1,0 +1,62 @@
+"""The shapes world: deterministic scenes whose captions say what the pixels show."""
+
+import random
+import re
+
+import numpy as np
+import pytest
+
+from workshop.shapes.dataset import COLOURS, SIZE, Scene, caption, draw
+
+
+def pixels_near(image, rgb, tolerance=40) -> float:
+    a = np.asarray(image, dtype=np.int16)
+    return float((np.abs(a - np.array(rgb)).max(axis=2) < tolerance).mean())
+
+
+def test_scenes_and_captions_are_deterministic():
+    a, b = random.Random(5), random.Random(5)
+    scenes = [Scene.random(a) for _ in range(20)]
+    assert scenes == [Scene.random(b) for _ in range(20)]
+    assert all(np.array_equal(np.asarray(draw(s)), np.asarray(draw(s))) for s in scenes[:5])
+    assert [caption(s, random.Random(1)) for s in scenes] == [caption(s, random.Random(1)) for s in scenes]
+
+
+def test_captions_name_every_attribute_and_vary_their_order():
+    rng = random.Random(0)
+    forms = set()
+    for _ in range(200):
+        scene = Scene.random(rng)
+        text = caption(scene, rng)
+        assert scene.colour in text and f"{scene.background} background" in text and scene.shape in text and scene.size in text
+        assert all(style in text for style in scene.styles)
+        assert not re.search(r"\ba [aeiou]", text) and not re.search(r"\ban [^aeiou]", text)  # a/an before vowels
+        forms.add(text.split(scene.colour)[0][:12])
+    assert len(forms) > 5
+
+
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle", "star"])
+def test_a_red_shape_on_blue_is_red_on_blue(shape):
+    image = draw(Scene(shape, "red", "blue", 1, "large", (), seed=3))
+    assert image.size == (SIZE, SIZE)
+    red, blue = pixels_near(image, COLOURS["red"]), pixels_near(image, COLOURS["blue"])
+    assert 0.03 < red < 0.4 and blue > 0.5
+
+
+def test_styles_change_the_picture_visibly():
+    base = Scene("circle", "yellow", "black", 2, "large", (), seed=11)
+    plain = draw(base)
+    filled = pixels_near(plain, COLOURS["yellow"])
+
+    def styled(*styles):
+        return draw(Scene(base.shape, base.colour, base.background, base.count, base.size, styles, base.seed))
+
+    assert pixels_near(styled("outlined"), COLOURS["yellow"]) < filled * 0.6
+    assert pixels_near(styled("striped"), COLOURS["yellow"]) < filled * 0.8
+    assert pixels_near(styled("glowing"), COLOURS["black"]) < pixels_near(plain, COLOURS["black"]) * 0.9
+    edges = lambda im: float(np.abs(np.diff(np.asarray(im.convert("L"), dtype=np.int16), axis=1)).mean())  # noqa: E731
+    assert edges(styled("blurry")) < edges(plain) * 0.7
+    pixel = np.asarray(styled("pixel art"))
+    assert np.array_equal(pixel[::4, ::4].repeat(4, 0).repeat(4, 1), pixel)  # 4×4 blocks of one colour
+
+
