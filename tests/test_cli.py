@@ -154,3 +154,9 @@ def test_show_image_draws_on_a_terminal(jpath):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
     assert b"#1 first" in out and b"\x1b[48;2;200;30;30m" in out  # the image's red, as 24-bit block colour
+
+
+def test_no_command_without_a_terminal_prints_help_instead_of_opening_the_tui():
+    exe = str(Path(sys.executable).parent / "promptism")
+    result = subprocess.run([exe], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0 and "Usage: promptism" in result.stdout and "promptism tui" in result.stdout

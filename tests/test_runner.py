@@ -239,8 +239,13 @@ def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, mo
     assert "tiny" in ids and ids["someone/tiny-sd"]["revision"] == "0123456789abcdef"
     j = str(tmp_path / "j")
     for model in ("someone/tiny-sd", str(tiny)):
-        code, _, err = run_cli(capsys, "generate", PROMPT, "--model", model, "--steps", "2", "--journal", j)
+        code, _, err = run_cli(capsys, "generate", PROMPT, "--model", model, "--steps", "2", "--accept", "--title", model[-7:],
+                               "--journal", j)
         assert code == 0, err
+    local = Journal.open(j).get(2)
+    assert local.model.id == tiny.name and str(tiny.parent) not in json.dumps(local.public_doc())  # credited by name
+    code, out, err = run_cli(capsys, "rerun", "2", "--verify", "--journal", j)  # the private record finds the folder
+    assert code == 0 and "byte-identical" in out, err
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -293,6 +298,9 @@ def test_runs_show_json_and_discard(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "runs", "--json", "--journal", j)
     data = json.loads(out)
     assert data[0]["id"] == run_id and len(data[0]["images"]) == 2 and data[0]["layout"] == [[0, 1]]
+    assert "lighthouse" not in out and data[0]["cells"][1]["seed"] == 2  # the prompt stays private …
+    code, out, _ = run_cli(capsys, "runs", "--json", "--reveal-prompt", "--journal", j)
+    assert json.loads(out)[0]["cells"][0]["prompt"] == PROMPT  # … unless revealed
     code, out, err = run_cli(capsys, "accept", run_id, "-t", "none", "--pick", ",", "--journal", j)
     assert code == 2 and "--pick" in err and not Journal.open(j).list()
     code, out, _ = run_cli(capsys, "discard", run_id, "--journal", j)

@@ -30,6 +30,10 @@ def cli(ctx: click.Context) -> None:
     Without a command, promptism opens the workshop (the TUI).
     """
     if ctx.invoked_subcommand is None:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):  # a script or a pipe: the workshop needs a terminal
+            click.echo(ctx.get_help())
+            click.echo("\n(no terminal here, so the workshop did not open: run `promptism tui` in a terminal)")
+            return
         ctx.invoke(tui_cmd)
 
 

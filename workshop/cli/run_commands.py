@@ -103,15 +103,16 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
 @click.command("runs")
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--reveal-prompt", is_flag=True, help="Include each cell's prompt in the JSON.")
 @journal_option
-def runs_cmd(run_id: str | None, as_json: bool, journal_dir: Path) -> None:
+def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir: Path) -> None:
     """List runs (finished, cancelled, or interrupted by a crash or lost connection), or show one."""
     from ..runner.runs import list_runs, load_run
 
     journal = Journal.open(journal_dir)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
     if as_json:
-        click.echo(json.dumps([_run_json(r) for r in runs], ensure_ascii=False, indent=2))
+        click.echo(json.dumps([_run_json(r, reveal_prompt) for r in runs], ensure_ascii=False, indent=2))
         return
     if run_id:
         _report(runs[0], cells=True)
@@ -124,10 +125,13 @@ def runs_cmd(run_id: str | None, as_json: bool, journal_dir: Path) -> None:
                   " ".join(f"#{n}" for n in r.manifest.get("accepted", []))] for r in runs])
 
 
-def _run_json(run) -> dict:
+def _run_json(run, reveal_prompt: bool) -> dict:
+    """A run as JSON; the cells' prompts and keywords only with --reveal-prompt, as for `show`."""
     m = run.manifest
+    private = ("prompt", "negative", "keywords", "labels")
+    cells = m["cells"] if reveal_prompt else [{k: v for k, v in c.items() if k not in private} for c in m["cells"]]
     return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": m.get("created"), "model": m["model"]["id"],
-            "cells": m["cells"], "images": [str(run.image(c)) for c in run.done], "layout": m.get("layout", []),
+            "cells": cells, "images": [str(run.image(c)) for c in run.done], "layout": m.get("layout", []),
             "compute": m.get("compute"), "effects": m.get("effects"), "accepted": m.get("accepted", [])}
 
 

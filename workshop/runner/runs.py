@@ -142,7 +142,8 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
     m = run.manifest
     spec = m["spec"]
     params = {k: v for k, v in m["params"].items() if v is not None}
-    grid = {"run": run.id, "mode": spec["mode"], "base": spec.get("base"), "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
+    grid = {"run": run.id, "mode": spec["mode"], "base": spec.get("base"), "model_source": m["model"].get("source")
+            if m["model"].get("kind") == "local" else None, "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
             "cells": m["cells"], "layout": m.get("layout", []), "picked": [c["index"] for c in chosen],
             "effects": m.get("effects")}
     compute = m.get("compute") or {}

@@ -123,7 +123,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     spec = grid.spec
     run = Run.create(journal, {
         "id": new_run_id(),
-        "model": {"id": source.id, "kind": source.kind, "description": source.description,
+        "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
                   "info": asdict(model_info(source, pipe))},
         "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
                  "keywords": spec.prompt.enabled, "seeds": list(spec.seeds),
@@ -141,7 +141,9 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
 
 
 def model_info(source: ModelSource, pipe) -> ModelInfo:
-    return ModelInfo(id=source.id, revision=source.revision, pipeline=type(pipe).__name__, scheduler=type(pipe.scheduler).__name__)
+    """What is credited: a local folder by its name (its full path stays in the private run and grid records)."""
+    credit = source.path.name if source.kind == "local" else source.id
+    return ModelInfo(id=credit, revision=source.revision, pipeline=type(pipe).__name__, scheduler=type(pipe.scheduler).__name__)
 
 
 def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel) -> Run:
@@ -200,7 +202,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     init = _resolve_init(journal, init_given) if init_given else None
     if init and p.get("init_sha256") and sha256_file(init.path) != p["init_sha256"]:
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
-    source = resolve(exp.model.id, allow_download=options.allow_download)
+    source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
     picked = recorded["picked"]
@@ -211,7 +213,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
                 p.get("strength") if init else None, init.path if init else None) for c in cells]
     run = Run.create(journal, {
         "id": new_run_id(), "rerun_of": number,
-        "model": {"id": source.id, "kind": source.kind, "description": source.description, "info": asdict(model_info(source, pipe))},
+        "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
+                  "info": asdict(model_info(source, pipe))},
         "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt, "negative": exp.negative_prompt,
                  "keywords": list(exp.keywords), "seeds": recorded.get("seeds"), "axes": recorded.get("axes", {})},
         "params": {k: p.get(k) for k in ("steps", "guidance", "width", "height", "strength", "init_image", "init_sha256", "scheduler")}

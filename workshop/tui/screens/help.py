@@ -32,9 +32,9 @@ class HelpScreen(Screen[None]):
                             ("Journal", JournalScreen), ("Experiment", DetailScreen)]:
             table.add_row(Text(name, style="reverse"), "")
             for binding in owner.BINDINGS:
-                keys = binding.key if isinstance(binding, Binding) else binding[0]
-                text = binding.description if isinstance(binding, Binding) else binding[2]
-                table.add_row("  " + keys.replace(",", " / "), text)
+                keys = " / ".join(self.app.get_key_display(Binding(key.strip(), binding.action))
+                                  for key in binding.key.split(","))
+                table.add_row("  " + keys, binding.description)
         with VerticalScroll(id="help"):
             yield Static(Text("promptism — keys (Esc closes)", style="bold"))
             yield Static(table)
