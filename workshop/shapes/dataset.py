@@ -68,8 +68,8 @@ def _a(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
-def draw(scene: Scene) -> Image.Image:
-    big = SIZE * SUPERSAMPLE
+def draw(scene: Scene, size: int = SIZE) -> Image.Image:
+    big = size * SUPERSAMPLE
     image = Image.new("RGB", (big, big), COLOURS[scene.background])
     layer = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     pen = ImageDraw.Draw(layer)
@@ -88,11 +88,11 @@ def draw(scene: Scene) -> Image.Image:
         halo = layer.filter(ImageFilter.GaussianBlur(big * 0.05))
         image.paste(Image.new("RGB", (big, big), colour), (0, 0), halo.split()[3].point(lambda a: min(255, a * 2)))
     image.paste(layer, (0, 0), layer)
-    image = image.resize((SIZE, SIZE), Image.LANCZOS)
+    image = image.resize((size, size), Image.LANCZOS)
     if "pixel art" in scene.styles:
-        image = image.resize((SIZE // 4, SIZE // 4), Image.BOX).resize((SIZE, SIZE), Image.NEAREST)
+        image = image.resize((size // 4, size // 4), Image.BOX).resize((size, size), Image.NEAREST)
     if "blurry" in scene.styles:
-        image = image.filter(ImageFilter.GaussianBlur(SIZE * 0.06))
+        image = image.filter(ImageFilter.GaussianBlur(size * 0.06))
     return image
 
 
