@@ -59,12 +59,15 @@ class WriterLock:
 
 def _dead(holder: str) -> bool:
     match = re.match(r"pid (\d+)", holder)
-    if not match:
-        return False
+    return bool(match) and not pid_alive(int(match.group(1)))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal counts as alive)."""
     try:
-        os.kill(int(match.group(1)), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
-    return False
+    except PermissionError:
+        return True
+    return True

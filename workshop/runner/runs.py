@@ -19,6 +19,7 @@ from pathlib import Path
 from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage
 from journal.atomic import write_atomic
 from journal.images import clean_png
+from journal.lock import pid_alive
 
 from .errors import RunError
 
@@ -46,7 +47,8 @@ class Run:
     def state(self) -> str:
         """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died."""
         state = self.manifest["state"]
-        if state == "running" and not _alive(self.manifest.get("pid")):
+        pid = self.manifest.get("pid")
+        if state == "running" and not (isinstance(pid, int) and pid_alive(pid)):
             return "interrupted"
         return state
 
@@ -85,18 +87,6 @@ class Run:
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _alive(pid) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def list_runs(journal: Journal) -> list[Run]:

@@ -17,7 +17,7 @@ from PIL import Image
 from journal import InvalidInput, Journal, ModelInfo
 from journal.images import clean_png, open_image, sha256_file
 
-from ..compose.grid import SEED_MAX, Grid
+from ..compose.grid import Grid
 from . import events as ev
 from .devices import EnergyMeter, device_name, pick_device
 from .engine import Cancelled, Engine, Job, plan_batches
@@ -77,11 +77,6 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"the batch size must be 1 or more, not {options.max_batch}")
 
 
-def check_seed(seed: int) -> None:
-    if not 0 <= seed <= SEED_MAX:
-        raise RunError(f"seed {seed} is outside 0…{SEED_MAX}")
-
-
 def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
     if given is None:
         return None
@@ -101,6 +96,12 @@ def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
     return _Init(path, str(path), None)
 
 
+def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, strength: float | None) -> list[Job]:
+    """One job per cell record (as in a run manifest or an experiment's grid)."""
+    return [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], width, height,
+                strength if init else None, init.path if init else None) for c in cells]
+
+
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
             cancel: Callable[[], bool] = lambda: False) -> Run:
     """Run every cell of ``grid``; the returned run is finished or cancelled, its images already on disk."""
@@ -114,8 +115,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     width, height = options.size or (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2
     cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", options.guidance)}
              for c in grid.cells]
-    jobs = [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], width, height,
-                options.strength if init else None, init.path if init else None) for c in cells]
+    jobs = _jobs(cells, width, height, init, options.strength)
     if init and (short := min(jobs, key=lambda j: j.steps)).steps * options.strength < 1:
         raise RunError(f"{short.steps} steps at strength {options.strength} leave no step to run from the init image: "
                        f"use at least {math.ceil(1 / options.strength)} steps or a higher --strength")
@@ -209,8 +209,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     layout = [b for b in recorded["layout"] if set(b) & set(picked)]
     needed = {i for b in layout for i in b}
     cells = [c for c in recorded["cells"] if c["index"] in needed]
-    jobs = [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], p["width"], p["height"],
-                p.get("strength") if init else None, init.path if init else None) for c in cells]
+    jobs = _jobs(cells, p["width"], p["height"], init, p.get("strength"))
     run = Run.create(journal, {
         "id": new_run_id(), "rerun_of": number,
         "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),

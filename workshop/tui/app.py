@@ -140,6 +140,12 @@ class PromptismApp(App):
             if hasattr(screen, "show_model_status"):
                 screen.show_model_status(self.model_status)
 
+    def composer(self):
+        """The composer screen (always at the bottom of the stack once the app has started)."""
+        from .screens.composer import ComposerScreen
+
+        return next((s for s in self.screen_stack if isinstance(s, ComposerScreen)), None)
+
     def action_help(self) -> None:
         from .screens.help import HelpScreen
 

@@ -266,7 +266,7 @@ class GridScreen(Screen):
 
     def action_vary(self) -> None:
         """Back to the composer with the next seeds (as many as this grid used)."""
-        composer = self._composer()
+        composer = self.app.composer()
         if composer is None:
             return
         seeds = sorted({c["seed"] for c in self.cells})
@@ -275,15 +275,10 @@ class GridScreen(Screen):
         self.app.pop_screen()
 
     def action_use_as_init(self) -> None:
-        composer = self._composer()
+        composer = self.app.composer()
         tile = self._current()
         if composer is None or not isinstance(tile.source, Path):
             self.notify("that cell has no finished image yet")
             return
         composer.query_one("#init").value = str(tile.source)
         self.app.pop_screen()
-
-    def _composer(self):
-        from .composer import ComposerScreen
-
-        return next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)

@@ -208,10 +208,10 @@ class DetailScreen(Screen):
 
     def action_vary(self) -> None:
         """Back to the composer with this experiment's prompt, keywords and next seeds."""
-        from .composer import ComposerScreen, KeywordItem
+        from .composer import KeywordItem
 
         exp = self.experiment
-        composer = next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)
+        composer = self.app.composer()
         if composer is None:
             return
         base = (exp.grid or {}).get("base")
@@ -225,9 +225,7 @@ class DetailScreen(Screen):
         self.app.action_composer()
 
     def action_use_as_init(self) -> None:
-        from .composer import ComposerScreen
-
-        composer = next((s for s in self.app.screen_stack if isinstance(s, ComposerScreen)), None)
+        composer = self.app.composer()
         if composer is not None:
             composer.query_one("#init", Input).value = f"#{self.number}"
             self.app.action_composer()
