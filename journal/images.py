@@ -1,4 +1,5 @@
-"""Image files the journal stores or publishes: decoded, checked, and re-encoded as PNG with no metadata at all."""
+"""Image files the journal stores or publishes: decoded, checked, and re-encoded with no metadata at all — PNG for
+images, GIF for animations."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InvalidInput
 
@@ -57,3 +58,26 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+FRAME_MS = 100  # animations play at 10 frames a second
+
+
+def clean_gif(frames: list[Image.Image]) -> CleanImage:
+    """An animated GIF of ``frames`` (looping, 10 fps), pixels only: no comment or other extension blocks."""
+    bare = [Image.frombytes("RGB", f.size, f.convert("RGB").tobytes()) for f in frames]
+    buf = io.BytesIO()
+    bare[0].save(buf, format="GIF", save_all=True, append_images=bare[1:], duration=FRAME_MS, loop=0)
+    data = buf.getvalue()
+    return CleanImage(data, hashlib.sha256(data).hexdigest(), bare[0].width, bare[0].height)
+
+
+def open_frames(path: Path) -> list[Image.Image]:
+    """Every frame of an animation, decoded, or InvalidInput naming the file."""
+    try:
+        with Image.open(path) as im:
+            return [frame.convert("RGB") for frame in ImageSequence.Iterator(im)]
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(f"{path} is not an animation Pillow can read ({exc.__class__.__name__}); pass a GIF") from None

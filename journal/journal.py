@@ -40,7 +40,7 @@ from .atomic import write_atomic
 from .errors import ExperimentNotFound, InvalidInput, JournalError, JournalLocked, NotAJournal
 from .gitrepo import GitRepo
 from .index import Index
-from .images import clean_png, open_image, sha256_file
+from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
 from .publish import GalleryEntry, check_titles_keep_secrets, discard_staged, install_gallery, stage_gallery
@@ -211,6 +211,7 @@ class Journal:
         if not new.images:
             raise InvalidInput("an experiment needs at least one image")
         cleaned = [clean_png(open_image(Path(img.path))) for img in new.images]  # all decoded before anything is written
+        animations = [clean_gif(open_frames(Path(img.animation))) if img.animation else None for img in new.images]
         with self._writing():
             if new.parent is not None:
                 self.get(new.parent)
@@ -227,8 +228,9 @@ class Journal:
                 dir=f"{EXPERIMENTS}/{number:04d}-{slug}",
                 model=new.model,
                 images=tuple(
-                    ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt, score=img.score)
-                    for name, c, img in zip(names, cleaned, new.images)
+                    ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt,
+                                score=img.score, animation=_gif_name(name) if a else None, animation_sha256=a.sha256 if a else None)
+                    for name, c, img, a in zip(names, cleaned, new.images, animations)
                 ),
                 created=now,
                 updated=now,
@@ -245,7 +247,8 @@ class Journal:
             if exp.parent:
                 lines.append(f"Parent: #{exp.parent}")
             self._commit([exp], f"#{number} {exp.title}\n\n" + "\n".join(lines) + "\n",
-                         images={name: c.data for name, c in zip(names, cleaned)}, tag=True)
+                         images={name: c.data for name, c in zip(names, cleaned)}
+                         | {_gif_name(name): a.data for name, a in zip(names, animations) if a}, tag=True)
             return exp
 
     def retitle(self, number: int, title: str) -> Experiment:
@@ -430,9 +433,9 @@ class Journal:
                 findings.append(Finding(f"#{number} lives in the wrong folder (its document says {exp.dir})", False))
                 continue
             for image in exp.images:
-                path = folder / image.file
-                if not path.exists() or sha256_file(path) != image.sha256:
-                    findings.append(Finding(f"#{number}: {image.file} is missing or does not match its recorded sha256", False))
+                for file, sha in ((image.file, image.sha256), (image.animation, image.animation_sha256)):
+                    if file and (not (folder / file).exists() or sha256_file(folder / file) != sha):
+                        findings.append(Finding(f"#{number}: {file} is missing or does not match its recorded sha256", False))
         index = {doc.doc_id: doc for doc in self._index.search()}
         stale = sorted(n for n in set(index) | set(tree) if n not in tree or index.get(n) != tree[n].to_doc())
         if stale:
@@ -464,6 +467,10 @@ def _encodable(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("the text contains an unpaired surrogate (invalid Unicode); pass valid UTF-8 text") from None
+
+
+def _gif_name(png_name: str) -> str:
+    return png_name.removesuffix(".png") + ".gif"
 
 
 def _tag(number: int) -> str:

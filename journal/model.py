@@ -58,6 +58,11 @@ class ImageRecord:
     seed: int | None = None
     prompt: str | None = None  # the variant prompt this image was made from (private)
     score: float | None = None
+    animation: str | None = None  # a GIF of how the image came to be (CLIP-guided runs), next to it
+    animation_sha256: str | None = None
+
+
+OPTIONAL_IMAGE_FIELDS = ("animation", "animation_sha256")  # left out of documents when empty
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,7 @@ class NewImage:
     seed: int | None = None
     prompt: str | None = None
     score: float | None = None
+    animation: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,12 @@ class Experiment:
     schema: int = SCHEMA_VERSION
 
     def to_doc(self) -> dict[str, Any]:
-        return dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+        doc = dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+        for image in doc["images"]:  # documents without animations read exactly as before animations existed
+            for key in OPTIONAL_IMAGE_FIELDS:
+                if image[key] is None:
+                    del image[key]
+        return doc
 
     def public_doc(self) -> dict[str, Any]:
         """The document without the prompt, negative prompt, keywords, grid spec or variant prompts."""
@@ -173,8 +184,9 @@ class Experiment:
             if not isinstance(key, str) or not _json_scalar_or_list(value):
                 raise InvalidInput(f"#{n}: parameter {key!r} must be a number, string, boolean, null or a list of them")
         for image in self.images:
-            if "/" in image.file or image.file.startswith(".") or not image.file:
-                raise InvalidInput(f"#{n}: image file name {image.file!r} must be a plain name inside the folder")
+            for file in (image.file, *([image.animation] if image.animation is not None else [])):
+                if "/" in file or file.startswith(".") or not file:
+                    raise InvalidInput(f"#{n}: image file name {file!r} must be a plain name inside the folder")
             for name, value, top in (("seed", image.seed, SEED_LIMIT), ("width", image.width, SIZE_LIMIT), ("height", image.height, SIZE_LIMIT)):
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < top):
                     raise InvalidInput(f"#{n}: image {name} {value!r} must be a whole number from 0 to {top - 1}")

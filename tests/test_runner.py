@@ -2,6 +2,7 @@
 persistence, accept, rerun --verify, img2img, scoring, contact sheets, model resolution, and every bad input."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -26,6 +27,12 @@ from workshop.runner.runs import accept_run, list_runs
 from workshop.runner.session import RunOptions, execute
 
 PROMPT = "a lighthouse at dusk"
+
+
+@pytest.fixture(autouse=True)
+def tiny_by_default():
+    """These tests are about plumbing: the random-weight tiny pipeline is the configured default model here."""
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +114,7 @@ def test_cancel_keeps_finished_batches(tmp_path):
         if isinstance(e, ev.BatchFinished):
             batches_done.append(e)
 
-    run = execute(grid, RunOptions(max_batch=2), journal, on_event=on_event, cancel=lambda: len(batches_done) >= 2)
+    run = execute(grid, RunOptions(model="tiny", max_batch=2), journal, on_event=on_event, cancel=lambda: len(batches_done) >= 2)
     assert run.state == "cancelled"
     assert [c["index"] for c in run.done] == [0, 1, 2, 3]  # two whole batches kept, the third stopped mid-way
     assert all(run.image(c).exists() for c in run.done) and (run.folder / "sheet.png").exists()
@@ -193,7 +200,7 @@ def test_img2img_from_an_experiment_records_the_parent(tmp_path, capsys):
 def test_scores_effects_and_contact_sheet(tmp_path):
     journal = Journal.init(tmp_path / "j")
     grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing", "pixel art"], "mode": "leave-one-out", "seeds": [1, 2]}))
-    run = execute(grid, RunOptions(clip="tiny-clip"), journal)
+    run = execute(grid, RunOptions(model="tiny", clip="tiny-clip"), journal)
     cells = run.manifest["cells"]
     assert all(-1 <= c["score"] <= 1 and -1 <= c["base_score"] <= 1 for c in cells)
     effects = run.manifest["effects"]
@@ -249,7 +256,7 @@ def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, mo
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--model", "no-such-model"], "unknown model 'no-such-model': use tiny"),
+    (["--model", "no-such-model"], "unknown model 'no-such-model': use shapes, tiny"),
     (["--model", "someone/absent"], "not in the local Hugging Face cache"),
     (["--model", "{pickle}"], "pickle"),
     (["--model", "{notapipe}"], "no model_index.json"),

@@ -14,4 +14,19 @@ def test_clip_training_lowers_the_loss_and_saves_safetensors(tmp_path):
     assert losses[-1] < losses[0]
     model, _, _ = create(seed=1)
     model.load_state_dict(load_file(str(out)))
-    assert torch.equal(model.logit_scale, load_file(str(out))["logit_scale"])
+    saved = load_file(str(out))
+    assert all(v.dtype == torch.float16 for v in saved.values())  # half the bytes to ship
+    assert torch.equal(model.logit_scale.half(), saved["logit_scale"])
+
+
+def test_hard_negative_siblings_differ_only_in_shape_and_stay_in_training():
+    import dataclasses
+    import random
+
+    from workshop.shapes.clip import scenes_with_siblings
+
+    scenes = scenes_with_siblings(random.Random(1), 64, hard=0.5)
+    base, siblings = scenes[:16], scenes[48:]
+    assert len(scenes) == 64 and not any(s.held_out for s in scenes)
+    for a, b in zip(base, siblings):
+        assert a.shape != b.shape and dataclasses.replace(b, shape=a.shape) == a

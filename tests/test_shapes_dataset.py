@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from workshop.shapes.dataset import COLOURS, SIZE, Scene, caption, draw
+from workshop.shapes.dataset import COLOURS, SHAPES, SIZE, Scene, caption, draw, omissions
 
 
 def pixels_near(image, rgb, tolerance=40) -> float:
@@ -60,3 +60,27 @@ def test_styles_change_the_picture_visibly():
     assert np.array_equal(pixel[::4, ::4].repeat(4, 0).repeat(4, 1), pixel)  # 4×4 blocks of one colour
 
 
+
+
+def test_held_out_combinations_never_reach_training_and_leave_every_pair_trained():
+    rng = random.Random(3)
+    assert not any(Scene.random(rng).held_out for _ in range(2000))
+    assert all(Scene.random(rng, held_out=True).held_out for _ in range(50))
+    combos = [(s, c, b) for s in SHAPES for c in COLOURS for b in COLOURS if c != b]
+    held = [t for t in combos if Scene(*t, 1, "small", (), 0).held_out]
+    assert len(held) == 32 and {s for s, _, _ in held} == set(SHAPES)
+    trained = [t for t in combos if t not in held]
+    assert {(s, c) for s, c, _ in trained} == {(s, c) for s in SHAPES for c in COLOURS}
+    assert {(c, b) for _, c, b in trained} == {(c, b) for c in COLOURS for b in COLOURS if c != b}
+    assert not Scene("circle", "red", "blue", 1, "large", (), 0).held_out  # the README's example is trained
+
+
+def test_captions_can_leave_attributes_out_and_read_as_tags():
+    rng = random.Random(4)
+    scene = Scene("circle", "orange", "blue", 1, "small", ("glowing",), 0)
+    texts = {caption(scene, rng, omissions(rng, size=0.5, colour=0.5, background=0.5, styles=0.5)) for _ in range(300)}
+    assert "an orange circle" in texts and "a circle" in texts  # a/an follows the first word left
+    assert any(t.startswith("a circle, ") for t in texts)  # the tag form: subject first
+    assert all("orange" in t or "small" in t or "orange" not in t for t in texts)
+    full = {caption(scene, rng) for _ in range(100)}
+    assert all(w in t for t in full for w in ("small", "orange", "circle", "blue background", "glowing"))

@@ -16,3 +16,5 @@ def test_training_writes_a_loadable_safetensors_pipeline(tmp_path):
     image = pipe("a red circle on a blue background", num_inference_steps=2, height=32, width=32,
                  generator=torch.Generator("cpu").manual_seed(0)).images[0]
     assert image.size == (32, 32) and pipe.vae.config.scaling_factor != 0.18215  # the trained scale, not SD's
+    assert len(pipe.tokenizer) == pipe.text_encoder.config.vocab_size < 1000  # the compact vocabulary
+    assert pipe.unet.config.addition_embed_type == "text"

@@ -1,7 +1,8 @@
 """User settings: ``config.toml`` in the user config directory (``$PROMPTISM_CONFIG`` names another file).
 
-    model = "tiny"              # default model for generate / grid
-    clip = "ViT-B-32:/models/clip.safetensors"   # scorer (ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG); unset: no scoring
+    model = "shapes"            # default model for generate / grid (the built-in offline model)
+    clip = "ViT-B-32:/models/clip.safetensors"   # scorer (ARCH:CHECKPOINT, ARCH:PRETRAINED_TAG or "none");
+                                                 # unset: the model's own (shapes-clip for shapes), else no scoring
     max_batch = 8               # images per pipeline call
     co2_g_per_kwh = 400         # grid carbon intensity for the CO2 estimate
     model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models`
@@ -21,7 +22,7 @@ from .paths import APP
 
 @dataclass(frozen=True)
 class Settings:
-    model: str = "tiny"
+    model: str = "shapes"
     clip: str | None = None
     max_batch: int = 8
     co2_g_per_kwh: float = 400.0

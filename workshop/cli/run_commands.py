@@ -25,14 +25,19 @@ from .output import console, literal, print_table
 def run_options(fn):
     """The options of every command that makes images."""
     options = [
-        click.option("--model", "-m", "model", help="tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
-        click.option("--steps", type=int, help="Denoising steps (default: 4 for tiny, 25 otherwise)."),
+        click.option("--model", "-m", "model", help="shapes (the default), tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
+        click.option("--steps", type=int, help="Denoising steps (default: 12 for shapes, 4 for tiny, 25 otherwise)."),
         click.option("--guidance", "-g", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
         click.option("--strength", type=float, default=0.75, show_default=True, help="How far to move from the init image (0–1]."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
-        click.option("--clip", help="Score images with this CLIP (tiny-clip, ARCH:CHECKPOINT or ARCH:TAG)."),
+        click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
+        click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
+        click.option("--cutouts", type=int, help="vqgan-clip: random crops CLIP sees per step (default 24)."),
+        click.option("--tv", type=float, help="vqgan-clip: total-variation weight, smooths the image (default 0.1)."),
+        click.option("--no-quantize", is_flag=True, help="vqgan-clip with a VQGAN: optimise continuous codes, not codebook entries."),
+        click.option("--animate", type=int, help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
         click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
         click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
@@ -47,6 +52,7 @@ def run_options(fn):
 
 def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
+    from ..runner.guided import GuidedSettings
     from ..runner.session import RunOptions, execute, parse_size
 
     if opts["accept"] and not opts["title"]:
@@ -59,6 +65,7 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         size=parse_size(opts["size"]) if opts["size"] else None, init_image=opts["init_image"], strength=opts["strength"],
         max_batch=opts["max_batch"] or settings.max_batch, clip=opts["clip"] or settings.clip,
         allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh,
+        guided=_guided_settings(GuidedSettings, opts), animate_every=opts["animate"] or 0,
     )
     if opts["out"]:
         try:  # before the run, not after it
@@ -92,7 +99,9 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
     """Make images of PROMPT (one per seed) as a new run in the journal's scratch area.
 
     \b
-    Example: promptism generate "a lighthouse at dusk" --model tiny --seed 7 --steps 4 --size 64x64
+    Examples:
+      promptism generate "two small red stars on a blue background, glowing" --seeds 1-4
+      promptism generate "a lighthouse at dusk" --model tiny --seed 7 --steps 4 --size 64x64
     """
     if seed is not None and seeds:
         raise click.UsageError("give --seed or --seeds, not both")
@@ -199,6 +208,14 @@ def models_cmd(as_json: bool) -> None:
         return
     print_table(["model", "kind", "what"], [[m.id, m.kind, m.description] for m in found])
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
+
+
+def _guided_settings(cls, opts: dict):
+    """The CLIP-guided settings the command line gave, over the defaults; None when it gave none."""
+    given = {k: opts[k] for k in ("lr", "cutouts", "tv") if opts[k] is not None}
+    if opts["no_quantize"]:
+        given["quantize"] = False
+    return cls(**given) if given else None
 
 
 def _report(run, cells: bool = False) -> None:

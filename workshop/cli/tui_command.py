@@ -12,7 +12,7 @@ from .journal_commands import journal_option
 
 
 @click.command("tui")
-@click.option("--model", "-m", help="Model to start with (default: the configured one, else tiny).")
+@click.option("--model", "-m", help="Model to start with (default: the configured one, else shapes).")
 @click.option("--graphics", type=click.Choice(GRAPHICS), default="auto", show_default=True,
               help="How images are drawn: kitty, sixel, half-block cells, or not at all.")
 @journal_option

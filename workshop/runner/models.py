@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,27 @@ from ..settings import Settings
 from . import tiny
 from .errors import RunError
 
+WEIGHTS = Path(__file__).parent / "weights"  # shipped inside the package
+
+
+@dataclass(frozen=True)
+class Builtin:
+    description: str
+    steps: int  # the default number of inference steps
+    clip: str | None  # the scorer that understands its images
+    folder: Callable[[bool], Path]  # folder(build): where it is; build=True first makes it if it is made on demand
+
+
 BUILTINS = {
-    "tiny": "built-in random-weight test pipeline — it draws noise",
+    "shapes": Builtin("built-in 32×32 model trained on the shapes world: circles, squares, triangles, stars in 8 colours, "
+                      "1–3 of them, small or large, on a plain background; outlined, striped, glowing, pixel art or "
+                      "blurry. It knows nothing else", 12, "shapes-clip", lambda build: WEIGHTS / "shapes"),
+    "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None,
+                    lambda build: tiny.ensure_tiny(cache_dir()) if build else cache_dir() / "models" / tiny.TINY_VERSION),
 }
+DEFAULT_STEPS = 25
+GUIDED = "vqgan-clip"  # names of the CLIP-guided backend start with this (see guided.py)
+GUIDED_STEPS = 100
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 
@@ -31,13 +50,22 @@ class ModelSource:
     path: Path
     description: str
     revision: str | None = None
+    steps: int = DEFAULT_STEPS  # default inference steps
+    clip: str | None = None  # default scorer
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     """The folder a model name refers to; RunError naming what is available when there is none."""
-    if name in BUILTINS:
+    if name == GUIDED or name.startswith(GUIDED + ":"):  # the CLIP-guided backend (imports torch: only when asked for)
+        from .guided import resolve_guided
+
+        return resolve_guided(name, allow_download=allow_download)
+    if builtin := BUILTINS.get(name):
         quiet_libraries()
-        return ModelSource(name, "builtin", tiny.ensure_tiny(cache_dir()), BUILTINS[name])
+        folder = builtin.folder(True)
+        if not (folder / "model_index.json").exists():
+            raise RunError(f"the built-in model {name!r} is missing from this install ({folder}): reinstall promptism")
+        return ModelSource(name, "builtin", folder, builtin.description, steps=builtin.steps, clip=builtin.clip)
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "model_index.json").exists():
@@ -45,7 +73,8 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
     if _REPO_ID.match(name):
         return _from_hf_cache(name, allow_download)
-    raise RunError(f"unknown model {name!r}: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face repo id (see `promptism models`)")
+    raise RunError(f"unknown model {name!r}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
+                   "cached Hugging Face repo id (see `promptism models`)")
 
 
 def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
@@ -71,7 +100,10 @@ def _hf_cache() -> str | None:
 
 def available(settings: Settings) -> list[ModelSource]:
     """Built-ins, configured folders, and diffusers pipelines in the local Hugging Face cache (nothing is built)."""
-    found = [ModelSource(name, "builtin", cache_dir() / "models" / tiny.TINY_VERSION, text) for name, text in BUILTINS.items()]
+    found = [ModelSource(name, "builtin", b.folder(False), b.description, steps=b.steps, clip=b.clip) for name, b in BUILTINS.items()]
+    found.append(ModelSource(f"{GUIDED}:shapes+shapes-clip", "guided", WEIGHTS / "shapes" / "vae", "CLIP-guided "
+                             f"(VQGAN+CLIP): the shapes VAE steered by shapes-clip; or {GUIDED}:<decoder>+<clip>[+<clip>…]",
+                             steps=GUIDED_STEPS))
     for entry in settings.model_paths:
         folder = Path(entry).expanduser()
         if (folder / "model_index.json").exists():
@@ -119,11 +151,17 @@ def quiet_libraries() -> None:
 
 
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
-    """A text-to-image pipeline on ``device`` (half precision on GPUs), cached for the life of the process."""
-    key = (str(source.path), str(device), allow_pickle)
+    """A text-to-image pipeline on ``device`` (half precision on GPUs), or for the CLIP-guided backend its
+    ``GuidedPipeline``; cached for the life of the process."""
+    key = (source.id, str(source.path), str(device), allow_pickle)
     with _LOADING:  # the TUI's preload and a run may ask at once: load once
         if key not in _PIPELINES:
-            _PIPELINES[key] = _load(source, device, allow_pickle)
+            if source.kind == "guided":
+                from .guided import load_guided, parse_spec
+
+                _PIPELINES[key] = load_guided(parse_spec(source.id), device, allow_pickle=allow_pickle)
+            else:
+                _PIPELINES[key] = _load(source, device, allow_pickle)
         return _PIPELINES[key]
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage
 from journal.atomic import write_atomic
-from journal.images import clean_png
+from journal.images import clean_gif, clean_png
 from journal.lock import pid_alive
 
 from .errors import RunError
@@ -70,11 +70,14 @@ class Run:
     def save(self) -> None:
         write_atomic(self.folder / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8"))
 
-    def add_images(self, indices: list[int], images) -> None:
-        """Write a finished batch: pixels-only PNGs first, then the manifest that points at them."""
+    def add_images(self, indices: list[int], images, animations: dict[int, list] | None = None) -> None:
+        """Write a finished batch: pixels-only PNGs (and GIF animations) first, then the manifest that points at them."""
         cells = self.manifest["cells"]
         for index, image in zip(indices, images):
             name = f"cell-{index:03d}-s{cells[index]['seed']}.png"
+            if frames := (animations or {}).get(index):
+                write_atomic(self.folder / name.replace(".png", ".gif"), clean_gif(frames).data)
+                cells[index]["animation"] = name.replace(".png", ".gif")
             write_atomic(self.folder / name, clean_png(image).data)
             cells[index]["file"] = name
         self.manifest.setdefault("layout", []).append(indices)
@@ -113,6 +116,12 @@ def load_run(journal: Journal, run_id: str) -> Run:
     raise RunError(f"{run_id!r} matches {len(matches)} runs; give more of the id")
 
 
+def _model_source(model: dict) -> str | None:
+    """What rerun resolves (private: it may be a local path): the folder of a local model, the full name of a
+    CLIP-guided one; None where the credited id is enough."""
+    return {"local": model.get("source"), "guided": model["id"]}.get(model.get("kind"))
+
+
 def discard_run(run: Run) -> None:
     shutil.rmtree(run.folder)
 
@@ -132,15 +141,15 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
     m = run.manifest
     spec = m["spec"]
     params = {k: v for k, v in m["params"].items() if v is not None}
-    grid = {"run": run.id, "mode": spec["mode"], "base": spec.get("base"), "model_source": m["model"].get("source")
-            if m["model"].get("kind") == "local" else None, "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
+    grid = {"run": run.id, "mode": spec["mode"], "base": spec.get("base"), "model_source": _model_source(m["model"]), "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
             "cells": m["cells"], "layout": m.get("layout", []), "picked": [c["index"] for c in chosen],
             "effects": m.get("effects")}
     compute = m.get("compute") or {}
     exp = journal.accept(NewExperiment(
         title=title,
         model=ModelInfo(**m["model"]["info"]),
-        images=[NewImage(run.image(c), seed=c["seed"], prompt=c["prompt"], score=c.get("score")) for c in chosen],
+        images=[NewImage(run.image(c), seed=c["seed"], prompt=c["prompt"], score=c.get("score"),
+                         animation=run.folder / c["animation"] if c.get("animation") else None) for c in chosen],
         prompt=spec["prompt"],
         negative_prompt=spec.get("negative", ""),
         keywords=spec.get("keywords", []),

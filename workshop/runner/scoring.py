@@ -1,8 +1,9 @@
 """CLIP scoring with open_clip: how well each image matches its own prompt and the base prompt, and each keyword's
 measured effect — the mean change, across seeds, in how much images look like the keyword when it is in the prompt.
 
-A scorer is named ``tiny-clip`` (built-in random weights: plumbing tests only), ``ARCH:/path/to/weights.safetensors``
-or ``ARCH:PRETRAINED_TAG`` (open_clip's pretrained tags, from the local Hugging Face cache).
+A scorer is a built-in — ``shapes-clip`` (trained on the shapes world; shipped in ``weights/``) or ``tiny-clip`` (random
+weights: plumbing tests only) — or ``ARCH:/path/to/weights.safetensors`` or ``ARCH:PRETRAINED_TAG`` (open_clip's
+pretrained tags, from the local Hugging Face cache). Architectures of the built-ins are in ``clip_configs/``.
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ import torch
 from PIL import Image
 
 from .errors import RunError
+from .models import WEIGHTS
 
-BUILTIN_CLIPS = {"tiny-clip": "built-in tiny random-weight CLIP (plumbing tests; its scores mean nothing)"}
+BUILTIN_CLIPS = {
+    "shapes-clip": "built-in CLIP trained on the shapes world (scores the `shapes` model's images; knows nothing else)",
+    "tiny-clip": "built-in tiny random-weight CLIP (plumbing tests; its scores mean nothing)",
+}
 _CONFIGS = Path(__file__).parent / "clip_configs"
+_CHECKPOINTS = {"shapes-clip": WEIGHTS / "shapes-clip.safetensors"}
 _SCORERS: dict[tuple, "Scorer"] = {}
 
 
@@ -47,7 +53,7 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
 
     open_clip.add_model_config(_CONFIGS)
     if name in BUILTIN_CLIPS:
-        arch, pretrained = name, None
+        arch, pretrained = name, str(_CHECKPOINTS[name]) if name in _CHECKPOINTS else None
         torch.manual_seed(0)
     else:
         arch, sep, pretrained = name.partition(":")
@@ -65,7 +71,7 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
             pretrained = str(path)
     root = logging.getLogger()
     quiet = _Quiet()
-    root.addFilter(quiet)  # open_clip warns on the root logger that random weights are random
+    root.addFilter(quiet)
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
     except Exception as exc:  # noqa: BLE001 - missing weights offline, bad checkpoint: one line
@@ -124,5 +130,8 @@ def _parts(prompt: str) -> Counter:
 
 
 class _Quiet(logging.Filter):
+    """open_clip logs to the root logger while it builds a model (random weights, unknown tags): failures become one
+    RunError line instead, so nothing it logs meanwhile is printed."""
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "No pretrained weights loaded" not in record.getMessage()
+        return False

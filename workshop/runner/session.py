@@ -22,30 +22,31 @@ from . import events as ev
 from .devices import EnergyMeter, device_name, pick_device
 from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunError
-from .models import ModelSource, load_pipeline, resolve
+from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
+from .guided_engine import GuidedEngine
+from .models import GUIDED, ModelSource, load_pipeline, resolve
 from .runs import Run, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
-from .tiny import DEFAULT_STEPS as TINY_STEPS
-
-DEFAULT_STEPS = 25
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    model: str = "tiny"
-    steps: int | None = None  # default: the model's (4 for tiny, 25 otherwise)
+    model: str = "shapes"
+    steps: int | None = None  # default: the model's (12 for shapes, 4 for tiny, 25 otherwise)
     guidance: float = 7.5
     size: tuple[int, int] | None = None  # default: the model's native size
     init_image: str | None = None  # a path, or "#N" for experiment N's first image
     strength: float = 0.75
     max_batch: int = 8
-    clip: str | None = None
+    clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
     allow_pickle: bool = False
     allow_download: bool = False
     device: str = "auto"
     preview_every: int = 0
     co2_g_per_kwh: float = 400.0
+    guided: GuidedSettings | None = None  # the CLIP-guided backend's settings (default: GuidedSettings())
+    animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,17 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
     if options.max_batch < 1:
         raise RunError(f"the batch size must be 1 or more, not {options.max_batch}")
+    if options.animate_every < 0:
+        raise RunError(f"--animate takes a number of steps between frames, 1 or more, not {options.animate_every}")
+    if options.guided:
+        options.guided.check()
+
+
+def check_backend(source: ModelSource, options: RunOptions) -> None:
+    """Options that belong to the other backend are refused, not silently ignored."""
+    if source.kind != "guided" and (options.guided or options.animate_every):
+        raise RunError(f"--lr, --cutouts, --tv, --no-quantize and --animate are for the {GUIDED} backend; {source.id} is a diffusion "
+                       f"model (use --model {GUIDED}:<decoder>+<clip>)")
 
 
 def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
@@ -97,9 +109,10 @@ def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
 
 
 def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, strength: float | None) -> list[Job]:
-    """One job per cell record (as in a run manifest or an experiment's grid)."""
-    return [Job(c["index"], c["prompt"], c["negative"], c["seed"], c["steps"], c["guidance"], width, height,
-                strength if init else None, init.path if init else None) for c in cells]
+    """One job per cell record (as in a run manifest or an experiment's grid); a CLIP-guided image kept from a cancel
+    reruns the steps it had."""
+    return [Job(c["index"], c["prompt"], c["negative"], c["seed"], c.get("steps_done", c["steps"]), c["guidance"], width,
+                height, strength if init else None, init.path if init else None) for c in cells]
 
 
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
@@ -108,15 +121,22 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     check_options(options)
     init = _resolve_init(journal, options.init_image)
     source = resolve(options.model, allow_download=options.allow_download)
+    check_backend(source, options)
     device = pick_device(options.device)
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
-    scorer = load_scorer(options.clip, device, allow_pickle=options.allow_pickle) if options.clip else None
-    steps = options.steps or (TINY_STEPS if source.id == "tiny" else DEFAULT_STEPS)
-    width, height = options.size or (pipe.unet.config.sample_size * pipe.vae_scale_factor,) * 2
-    cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", options.guidance)}
+    guided = (options.guided or GuidedSettings()) if source.kind == "guided" else None
+    if guided:
+        check_guided(pipe, guided, grid, options.size)
+    clip = source.clip if options.clip is None else options.clip
+    scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle) if clip and clip != "none" else None
+    steps = options.steps or source.steps
+    width, height = options.size or (native_size(pipe),) * 2
+    guidance = None if guided else options.guidance
+    cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", guidance)}
              for c in grid.cells]
-    jobs = _jobs(cells, width, height, init, options.strength)
-    if init and (short := min(jobs, key=lambda j: j.steps)).steps * options.strength < 1:
+    strength = None if guided else options.strength  # a guided run starts from the init image's own latent
+    jobs = _jobs(cells, width, height, init, strength)
+    if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * options.strength < 1:
         raise RunError(f"{short.steps} steps at strength {options.strength} leave no step to run from the init image: "
                        f"use at least {math.ceil(1 / options.strength)} steps or a higher --strength")
     layout = plan_batches(jobs, options.max_batch)
@@ -128,22 +148,61 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
                  "keywords": spec.prompt.enabled, "seeds": list(spec.seeds),
                  "axes": {n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}},
-        "params": {"steps": steps, "guidance": options.guidance, "width": width, "height": height,
-                   "strength": options.strength if init else None, "init_image": init.given if init else None,
+        "params": {"steps": steps, "guidance": guidance, "width": width, "height": height,
+                   "strength": strength if init else None, "init_image": init.given if init else None,
                    "init_sha256": sha256_file(init.path) if init else None, "parent": init.parent if init else None,
-                   "scheduler": type(pipe.scheduler).__name__},
+                   "scheduler": None if guided else type(pipe.scheduler).__name__}
+                  | (guided_params(pipe, guided, options.animate_every) if guided else {}),
         "grid": {"rows": grid.rows, "cols": grid.cols, "subgrids": grid.subgrids},
         "cells": cells,
         "planned_layout": layout,
-        "clip": options.clip,
+        "clip": clip if scorer else None,
     })
     return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
 
 
 def model_info(source: ModelSource, pipe) -> ModelInfo:
     """What is credited: a local folder by its name (its full path stays in the private run and grid records)."""
+    if isinstance(pipe, GuidedPipeline):
+        return ModelInfo(id=pipe.spec.credit, pipeline=f"{type(pipe).__name__} ({type(pipe.decoder.model).__name__})")
     credit = source.path.name if source.kind == "local" else source.id
     return ModelInfo(id=credit, revision=source.revision, pipeline=type(pipe).__name__, scheduler=type(pipe.scheduler).__name__)
+
+
+def check_guided(pipe: GuidedPipeline, settings: GuidedSettings, grid: Grid, size: tuple[int, int] | None) -> None:
+    """Everything a CLIP-guided run could trip on later, checked before its folder exists."""
+    for cell in grid.cells:
+        prompt_parts(cell.prompt, cell.negative)
+        if "guidance" in cell.params:
+            raise RunError(f"the {GUIDED} backend has no guidance scale: take the guidance axis out of the grid")
+    if not settings.quantize and pipe.decoder.kind != "vq":
+        raise RunError(f"--no-quantize is for VQGAN (VQModel) decoders; {pipe.spec.decoder} is an AutoencoderKL")
+    factor = pipe.decoder.factor
+    if size and (size[0] % factor or size[1] % factor):
+        raise RunError(f"size {size[0]}x{size[1]}: this decoder needs multiples of {factor}")
+
+
+def native_size(pipe) -> int:
+    if isinstance(pipe, GuidedPipeline):
+        return pipe.native_size
+    return pipe.unet.config.sample_size * pipe.vae_scale_factor
+
+
+def guided_params(pipe: GuidedPipeline, settings: GuidedSettings, animate_every: int) -> dict:
+    """The run parameters of a CLIP-guided run, beside steps, size, seeds and init image (all flat, as the journal
+    keeps parameters)."""
+    credit = parse_spec(pipe.spec.credit)  # short names: a local path stays in the private grid record only
+    return {"backend": GUIDED, "decoder": credit.decoder, "decoder_class": type(pipe.decoder.model).__name__,
+            "clips": list(credit.clips), **asdict(settings), "animate_every": animate_every}
+
+
+def make_engine(pipe, params: dict, *, on_event, cancel, preview_every: int = 0) -> Engine:
+    """The engine for ``pipe``: diffusers, or CLIP-guided with the settings recorded in ``params``."""
+    if not isinstance(pipe, GuidedPipeline):
+        return Engine(pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
+    settings = GuidedSettings(**{k: params[k] for k in GuidedSettings.__dataclass_fields__})
+    return GuidedEngine(pipe, settings, animate_every=params.get("animate_every", 0), on_event=on_event, cancel=cancel,
+                        preview_every=preview_every)
 
 
 def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel) -> Run:
@@ -152,12 +211,12 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()
-    engine = Engine(pipe, on_event=on_event, cancel=cancel, preview_every=options.preview_every)
+    engine = make_engine(pipe, run.manifest["params"], on_event=on_event, cancel=cancel, preview_every=options.preview_every)
     images: dict[int, Image.Image] = {}
     state = "finished"
     try:
         for indices, batch_images in engine.run(jobs, layout):
-            run.add_images(indices, batch_images)
+            run.add_images(indices, batch_images, animations=_animations(engine, indices))
             images.update(zip(indices, batch_images))
     except Cancelled:
         state = "cancelled"
@@ -170,6 +229,8 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
                          "co2_g": round(energy * options.co2_g_per_kwh / 1000, 4) if energy is not None else None,
                          "co2_g_per_kwh": options.co2_g_per_kwh}}
     cells = run.manifest["cells"]
+    for index, steps_done in getattr(engine, "stopped_at", {}).items():
+        cells[index]["steps_done"] = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
     if scorer and images:
         score_cells(scorer, cells, images, run.manifest["spec"]["base"] or run.manifest["spec"]["prompt"])
         extra["effects"] = keyword_effects(scorer, cells, images, run.manifest["spec"]["keywords"])
@@ -178,6 +239,11 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
     run.finish(state, **extra)
     on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
     return run
+
+
+def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
+    frames = getattr(engine, "frames", {})
+    return {i: frames.pop(i) for i in indices if i in frames}
 
 
 def _write_sheets(run: Run, images: dict[int, Image.Image]) -> None:
@@ -216,8 +282,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
                   "info": asdict(model_info(source, pipe))},
         "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt, "negative": exp.negative_prompt,
                  "keywords": list(exp.keywords), "seeds": recorded.get("seeds"), "axes": recorded.get("axes", {})},
-        "params": {k: p.get(k) for k in ("steps", "guidance", "width", "height", "strength", "init_image", "init_sha256", "scheduler")}
-                  | {"parent": exp.parent},
+        "params": {**p, "parent": exp.parent},
         "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
         "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
         "planned_layout": layout, "clip": None,
@@ -225,7 +290,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
     renumber = {c["index"]: k for k, c in enumerate(cells)}
     collected: dict[int, Image.Image] = {}
-    engine = Engine(pipe, on_event=on_event, cancel=cancel)
+    engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
     try:
         for indices, images in engine.run(jobs, layout):
             run.add_images([renumber[i] for i in indices], images)

@@ -41,7 +41,11 @@ def ensure_tiny(cache: Path) -> Path:
 
 def write_clip_tokenizer(folder: Path) -> None:
     """vocab.json + merges.txt for transformers' CLIPTokenizer: CLIP's real BPE, from open_clip's bundled merges."""
-    vocab, merges = clip_vocab()
+    write_tokenizer_files(folder, *clip_vocab())
+
+
+def write_tokenizer_files(folder: Path, vocab: list[str], merges: list[str]) -> None:
+    """vocab.json + merges.txt, the files transformers' CLIPTokenizer reads."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "vocab.json").write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")

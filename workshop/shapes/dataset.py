@@ -40,28 +40,57 @@ class Scene:
     seed: int  # places the shapes
 
     @classmethod
-    def random(cls, rng: random.Random) -> "Scene":
-        colour, background = rng.sample(list(COLOURS), 2)
-        styles = tuple(sorted(rng.sample(STYLES, rng.choice((0, 0, 1, 1, 2))), key=STYLES.index))
-        return cls(rng.choice(SHAPES), colour, background, rng.choice(list(COUNTS)), rng.choice(SIZES), styles,
-                   rng.randrange(2**31))
+    def random(cls, rng: random.Random, held_out: bool = False) -> "Scene":
+        """A training scene, or with ``held_out`` one of the combinations training never sees."""
+        while True:
+            colour, background = rng.sample(list(COLOURS), 2)
+            styles = tuple(sorted(rng.sample(STYLES, rng.choice((0, 0, 1, 1, 2))), key=STYLES.index))
+            scene = cls(rng.choice(SHAPES), colour, background, rng.choice(list(COUNTS)), rng.choice(SIZES), styles,
+                        rng.randrange(2**31))
+            if scene.held_out == held_out:
+                return scene
+
+    @property
+    def held_out(self) -> bool:
+        """32 of the 224 shape–colour–background combinations are kept out of training, to measure quality on: for
+        each shape, the 8 colour pairs a fixed step apart on the colour wheel (a different step per shape, so each
+        colour–background pair is held out for at most one shape and every shape–colour pair is still trained)."""
+        colours = list(COLOURS)
+        step = 1 + 2 * SHAPES.index(self.shape)
+        return (colours.index(self.background) - colours.index(self.colour)) % len(colours) == step
 
 
-def caption(scene: Scene, rng: random.Random) -> str:
-    """One of several phrasings of the same scene."""
+def caption(scene: Scene, rng: random.Random, omit: frozenset[str] | set[str] = frozenset()) -> str:
+    """One of several phrasings of the same scene: three sentences and a comma-separated tag list, the way artists
+    write prompts ("a circle, red, blue background, glowing"). ``omit`` leaves out any of ATTRIBUTES."""
     noun = scene.shape + ("s" if scene.count > 1 else "")
-    things = f"{COUNTS[scene.count]} {scene.size} {scene.colour} {noun}"
-    ground = f"{scene.background} background"
-    styles = ", ".join(scene.styles)
-    forms = [
-        f"{things} on {_a(ground)}",
-        f"{things}, {ground}",
-        f"{_a(ground)} with {things}",
-    ]
-    text = rng.choice(forms)
+    adjectives = [word for word, name in ((scene.size, "size"), (scene.colour, "colour")) if name not in omit]
+    things = _counted(scene.count, " ".join([*adjectives, noun]))
+    ground = "" if "background" in omit else f"{scene.background} background"
+    styles = [] if "styles" in omit else list(scene.styles)
+    if rng.random() < 0.25:  # tags: the subject first, then the attributes in any order
+        tags = [*adjectives, ground]
+        rng.shuffle(tags)
+        return ", ".join(t for t in [_counted(scene.count, noun), *tags, *styles] if t)
+    if not ground:
+        text = things
+    else:
+        text = rng.choice([f"{things} on {_a(ground)}", f"{things}, {ground}", f"{_a(ground)} with {things}"])
     if styles:
-        text = rng.choice([f"{text}, {styles}", f"{styles}: {text}"])
+        text = rng.choice([f"{text}, {', '.join(styles)}", f"{', '.join(styles)}: {text}"])
     return text
+
+
+ATTRIBUTES = ("size", "colour", "background", "styles")
+
+
+def omissions(rng: random.Random, **chances: float) -> set[str]:
+    """Attributes to leave out of a training caption, each with its own chance (``size=0.4``)."""
+    return {name for name in ATTRIBUTES if rng.random() < chances.get(name, 0.0)}
+
+
+def _counted(count: int, phrase: str) -> str:
+    return _a(phrase) if count == 1 else f"{COUNTS[count]} {phrase}"
 
 
 def _a(phrase: str) -> str:

@@ -13,6 +13,9 @@ from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, ProgressBar, Static
 
+from journal import InvalidInput
+from journal.images import open_frames
+
 from ...runner import events as ev
 from ...text import visible
 from ..images import image_widget
@@ -67,19 +70,61 @@ class CellTile(Vertical):
 
 
 class ZoomScreen(Screen[None]):
-    """One cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it)."""
+    """One cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it). A CLIP-guided image
+    with an animation plays it frame by frame, looping; p pauses, and , / . step while paused."""
 
-    BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close"), Binding("p", "play", "Play / pause"),
+                Binding("comma", "step(-1)", "◀ frame"), Binding("full_stop", "step(1)", "frame ▶")]
+    FRAME_SECONDS = 0.25  # drawing is the UI's costliest work: a calm 4 frames a second
 
-    def __init__(self, source, caption: Text):
+    def __init__(self, source, caption: Text, animation: Path | None = None):
         super().__init__()
         self.source = source
         self.caption = caption
+        self.frames = _frames(animation) if animation else []
+        self.frame = 0
+        self.timer = None
+        self.playing = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="zoom"):
             yield Static(self.caption)
-            yield image_widget(self.app.graphics, self.source, id="zoom-image")
+            yield image_widget(self.app.graphics, self.frames[0] if self.frames else self.source, id="zoom-image")
+            yield Static(id="zoom-frame", markup=False)
+
+    def on_mount(self) -> None:
+        if len(self.frames) > 1:
+            self.timer = self.set_interval(self.FRAME_SECONDS, lambda: self.action_step(1, playing=True))
+            self.playing = True
+            self._show()
+
+    def action_play(self) -> None:
+        if self.timer is not None:
+            self.playing = not self.playing
+            self.timer.resume() if self.playing else self.timer.pause()
+
+    def action_step(self, delta: int, playing: bool = False) -> None:
+        if not self.frames:
+            return
+        if not playing and self.playing:
+            self.action_play()
+        self.frame = (self.frame + delta) % len(self.frames)
+        self._show()
+
+    def _show(self) -> None:
+        widget = self.query_one("#zoom-image")
+        if hasattr(widget, "image"):
+            widget.image = self.frames[self.frame]
+        self.query_one("#zoom-frame", Static).update(f"frame {self.frame + 1}/{len(self.frames)} of the optimisation · "
+                                                     "p play/pause · , . step")
+
+
+def _frames(animation: Path) -> list:
+    """The animation's frames; none (the still image is shown) when the file is gone or unreadable."""
+    try:
+        return open_frames(animation)
+    except InvalidInput:
+        return []
 
 
 class GridScreen(Screen):
@@ -218,7 +263,9 @@ class GridScreen(Screen):
     def action_zoom(self) -> None:
         tile = self._current()
         if tile.source is not None:
-            self.app.push_screen(ZoomScreen(tile.source, label_text(tile.labels)))
+            cell = next(c for c in self.cells if c["index"] == tile.index)
+            animation = self.run.folder / cell["animation"] if self.run is not None and cell.get("animation") else None
+            self.app.push_screen(ZoomScreen(tile.source, label_text(tile.labels), animation))
 
     def action_cancel_or_back(self) -> None:
         if self.running:
