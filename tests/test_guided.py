@@ -177,3 +177,21 @@ def test_a_prompt_with_no_positive_part_is_refused_before_the_run_starts(tmp_pat
                            "vqgan-clip:tiny+tiny-clip", "--journal", str(tmp_path / "j"))
     assert code != 0 and "positive weight" in err and len(err.strip().splitlines()) == 1
     assert not list_runs(Journal.open(tmp_path / "j", create=True))
+
+
+def test_a_decoder_only_repo_from_the_hugging_face_cache(vqgan, capsys, tmp_path):
+    import os
+    import shutil
+    from pathlib import Path
+
+    cache = Path(os.environ["HF_HUB_CACHE"])
+    snapshot = cache / "models--someone--tiny-vqgan" / "snapshots" / "fedcba9876543210"
+    shutil.copytree(vqgan, snapshot)
+    (cache / "models--someone--tiny-vqgan" / "refs").mkdir()
+    (cache / "models--someone--tiny-vqgan" / "refs" / "main").write_text("fedcba9876543210")
+    code, out, err = run_cli(capsys, "generate", "a red circle", "--model", "vqgan-clip:someone/tiny-vqgan+tiny-clip",
+                             "--steps", "3", "--cutouts", "2", "--accept", "--title", "From the cache", "--journal",
+                             str(tmp_path / "j"))
+    assert code == 0, err
+    exp = Journal.open(tmp_path / "j").get(1)
+    assert exp.model.id == "vqgan-clip:someone/tiny-vqgan+tiny-clip" and exp.params["decoder_class"] == "VQModel"

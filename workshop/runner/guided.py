@@ -56,7 +56,7 @@ class GuidedSpec:
         """The name with local paths cut to their last part (the full name stays in private records)."""
         def short(part: str) -> str:
             arch, sep, rest = part.rpartition(":")
-            return f"{arch}{sep}{Path(rest).name}" if "/" in rest else part
+            return f"{arch}{sep}{Path(rest).name}" if rest.startswith(("/", "~")) else part  # a path, not a repo id
         return f"{PREFIX}:{short(self.decoder)}+{'+'.join(map(short, self.clips))}"
 
 
@@ -248,14 +248,17 @@ def _absolute_checkpoint(clip: str) -> str:
 
 
 def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
-    """The folder holding a decoder's config.json: a component folder itself, or a pipeline's ``vqvae``/``vae``."""
-    from .models import resolve
+    """The folder holding a decoder's config.json: a component folder or cached repo itself (a VQGAN or a VAE such as
+    stabilityai/sd-vae-ft-mse), or a pipeline's ``vqvae``/``vae``."""
+    from .models import hf_snapshot, is_repo_id, resolve
 
     if parse_spec(name) is not None:
         raise RunError(f"decoder {name!r}: a decoder is a VQModel or AutoencoderKL, not another {PREFIX} model")
     folder = Path(name).expanduser()
     if folder.is_dir() and (folder / "config.json").exists():
         return folder.resolve()
+    if not folder.exists() and is_repo_id(name) and (hf_snapshot(name, allow_download) / "config.json").exists():
+        return hf_snapshot(name, allow_download)
     try:
         pipeline = resolve(name, allow_download=allow_download).path
     except RunError as exc:

@@ -71,23 +71,32 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         if not (folder / "model_index.json").exists():
             raise RunError(f"{folder} is a folder but not a diffusers pipeline (it has no model_index.json)")
         return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
-    if _REPO_ID.match(name):
+    if is_repo_id(name):
         return _from_hf_cache(name, allow_download)
     raise RunError(f"unknown model {name!r}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
                    "cached Hugging Face repo id (see `promptism models`)")
 
 
-def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
+def is_repo_id(name: str) -> bool:
+    return bool(_REPO_ID.match(name))
+
+
+def hf_snapshot(repo_id: str, allow_download: bool) -> Path:
+    """The repo's snapshot folder in the local Hugging Face cache (fetched first only if downloads are allowed)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        path = Path(snapshot_download(repo_id, local_files_only=not allow_download, cache_dir=_hf_cache()))
+        return Path(snapshot_download(repo_id, local_files_only=not allow_download, cache_dir=_hf_cache()))
     except LocalEntryNotFoundError:
         raise RunError(f"model {repo_id!r} is not in the local Hugging Face cache; fetch it where there is internet, "
                        f"or pass --allow-download (see `promptism models` for what is here)") from None
     except Exception as exc:  # noqa: BLE001 - hub errors (no network, gated repo, bad id) in one line
         raise RunError(f"cannot get model {repo_id!r}: {str(exc).splitlines()[0]}") from None
+
+
+def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
+    path = hf_snapshot(repo_id, allow_download)
     if not (path / "model_index.json").exists():
         raise RunError(f"{repo_id!r} is in the cache but is not a diffusers pipeline (no model_index.json)")
     return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name)
