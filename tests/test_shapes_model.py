@@ -43,6 +43,7 @@ def test_shapes_is_the_default_model_at_its_native_size(tmp_path, capsys):
     assert code == 0, err
     run = list_runs(Journal.open(tmp_path / "j"))[0]
     assert run.manifest["model"]["id"] == "shapes" and run.manifest["params"]["steps"] == 12
+    assert run.manifest["params"]["guidance"] == 4.0  # its own default guidance
     assert run.manifest["clip"] == "shapes-clip"  # its own scorer, unless told otherwise
     image = Image.open(run.image(run.done[0]))
     assert image.size == (32, 32)

@@ -2,7 +2,7 @@
 neither model saw in training: ``Scene.held_out``).
 
     python tests/bench/shapes_quality.py [--model shapes] [--clip shapes-clip] [--count 200] [--steps 12]
-                                         [--guidance 7.5] [--json]
+                                         [--guidance G] [--json]      (default: the model's guidance)
 
 For every held-out scene, 10 candidate captions in the same phrasing: the right one and 9 distractors that each
 change one thing — the shapes' colour, the background colour, or the shape — drawn from the 15 such changes.
@@ -63,7 +63,7 @@ def main() -> int:
     p.add_argument("--clip", default="shapes-clip")
     p.add_argument("--count", type=int, default=200)
     p.add_argument("--steps", type=int, default=12)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--guidance", type=float)
     p.add_argument("--batch", type=int, default=50)
     p.add_argument("--json", action="store_true")
     a = p.parse_args()
@@ -73,7 +73,9 @@ def main() -> int:
     sets = [candidates(s, rng) for s in scenes]
     device = pick_device("auto")
     scorer = load_scorer(a.clip, device)
-    pipe = load_pipeline(resolve(a.model), device)
+    source = resolve(a.model)
+    pipe = load_pipeline(source, device)
+    a.guidance = source.guidance if a.guidance is None else a.guidance
     size = pipe.unet.config.sample_size * pipe.vae_scale_factor
 
     real, real_misses = accuracy(scorer, [draw(s, size) for s in scenes], sets)

@@ -27,7 +27,7 @@ def run_options(fn):
     options = [
         click.option("--model", "-m", "model", help="shapes (the default), tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
         click.option("--steps", type=int, help="Denoising steps (default: 12 for shapes, 4 for tiny, 25 otherwise)."),
-        click.option("--guidance", "-g", type=float, default=7.5, show_default=True, help="Classifier-free guidance scale."),
+        click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: the model's, 4 for shapes, 7.5 otherwise)."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
         click.option("--strength", type=float, default=0.75, show_default=True, help="How far to move from the init image (0–1]."),

@@ -19,6 +19,7 @@ from . import tiny
 from .errors import RunError
 
 WEIGHTS = Path(__file__).parent / "weights"  # shipped inside the package
+DEFAULT_GUIDANCE = 7.5
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,15 @@ class Builtin:
     description: str
     steps: int  # the default number of inference steps
     clip: str | None  # the scorer that understands its images
+    guidance: float  # the default classifier-free guidance scale
     folder: Callable[[bool], Path]  # folder(build): where it is; build=True first makes it if it is made on demand
 
 
 BUILTINS = {
     "shapes": Builtin("built-in 32×32 model trained on the shapes world: circles, squares, triangles, stars in 8 colours, "
                       "1–3 of them, small or large, on a plain background; outlined, striped, glowing, pixel art or "
-                      "blurry. It knows nothing else", 12, "shapes-clip", lambda build: WEIGHTS / "shapes"),
-    "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None,
+                      "blurry. It knows nothing else", 12, "shapes-clip", 4.0, lambda build: WEIGHTS / "shapes"),
+    "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None, DEFAULT_GUIDANCE,
                     lambda build: tiny.ensure_tiny(cache_dir()) if build else cache_dir() / "models" / tiny.TINY_VERSION),
 }
 DEFAULT_STEPS = 25
@@ -52,6 +54,7 @@ class ModelSource:
     revision: str | None = None
     steps: int = DEFAULT_STEPS  # default inference steps
     clip: str | None = None  # default scorer
+    guidance: float = DEFAULT_GUIDANCE  # default guidance scale
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
@@ -65,7 +68,8 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         folder = builtin.folder(True)
         if not (folder / "model_index.json").exists():
             raise RunError(f"the built-in model {name!r} is missing from this install ({folder}): reinstall promptism")
-        return ModelSource(name, "builtin", folder, builtin.description, steps=builtin.steps, clip=builtin.clip)
+        return ModelSource(name, "builtin", folder, builtin.description, steps=builtin.steps, clip=builtin.clip,
+                           guidance=builtin.guidance)
     folder = Path(name).expanduser()
     if folder.is_dir():
         if not (folder / "model_index.json").exists():
@@ -109,7 +113,8 @@ def _hf_cache() -> str | None:
 
 def available(settings: Settings) -> list[ModelSource]:
     """Built-ins, configured folders, and diffusers pipelines in the local Hugging Face cache (nothing is built)."""
-    found = [ModelSource(name, "builtin", b.folder(False), b.description, steps=b.steps, clip=b.clip) for name, b in BUILTINS.items()]
+    found = [ModelSource(name, "builtin", b.folder(False), b.description, steps=b.steps, clip=b.clip, guidance=b.guidance)
+             for name, b in BUILTINS.items()]
     found.append(ModelSource(f"{GUIDED}:shapes+shapes-clip", "guided", WEIGHTS / "shapes" / "vae", "CLIP-guided "
                              f"(VQGAN+CLIP): the shapes VAE steered by shapes-clip; or {GUIDED}:<decoder>+<clip>[+<clip>…]",
                              steps=GUIDED_STEPS))

@@ -34,7 +34,7 @@ from .sheet import contact_sheet
 class RunOptions:
     model: str = "shapes"
     steps: int | None = None  # default: the model's (12 for shapes, 4 for tiny, 25 otherwise)
-    guidance: float = 7.5
+    guidance: float | None = None  # default: the model's (4 for shapes, 7.5 otherwise)
     size: tuple[int, int] | None = None  # default: the model's native size
     init_image: str | None = None  # a path, or "#N" for experiment N's first image
     strength: float = 0.75
@@ -70,7 +70,7 @@ def check_options(options: RunOptions) -> None:
         w, h = options.size
         if w <= 0 or h <= 0 or w % 8 or h % 8:
             raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
-    if not math.isfinite(options.guidance) or options.guidance < 0:
+    if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
         raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
     if not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
@@ -84,6 +84,8 @@ def check_options(options: RunOptions) -> None:
 
 def check_backend(source: ModelSource, options: RunOptions) -> None:
     """Options that belong to the other backend are refused, not silently ignored."""
+    if source.kind == "guided" and options.guidance is not None:
+        raise RunError(f"the {GUIDED} backend has no guidance scale: leave out --guidance")
     if source.kind != "guided" and (options.guided or options.animate_every):
         raise RunError(f"--lr, --cutouts, --tv, --no-quantize and --animate are for the {GUIDED} backend; {source.id} is a diffusion "
                        f"model (use --model {GUIDED}:<decoder>+<clip>)")
@@ -131,7 +133,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle) if clip and clip != "none" else None
     steps = options.steps or source.steps
     width, height = options.size or (native_size(pipe),) * 2
-    guidance = None if guided else options.guidance
+    guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
     cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", guidance)}
              for c in grid.cells]
     strength = None if guided else options.strength  # a guided run starts from the init image's own latent

@@ -62,7 +62,7 @@ class ComposerScreen(Screen):
                     yield Select([(m, m) for m in MODES], value="leave-one-out", allow_blank=False, compact=True, id="mode")
                     yield Input(compact=True, value="1-4", placeholder="seeds", id="seeds")
                     yield Input(compact=True, placeholder="steps", id="steps")
-                    yield Input(compact=True, value="7.5", placeholder="guidance", id="guidance")
+                    yield Input(compact=True, placeholder="guidance", id="guidance")
                 with Horizontal(classes="row"):
                     yield Select([(Text(visible(self.app.model)), self.app.model)], value=self.app.model, allow_blank=False,
                                  compact=True, id="model")
@@ -230,7 +230,7 @@ class ComposerScreen(Screen):
             grid = build_grid(spec_from(self.values(mode)))
             options = RunOptions(
                 model=self.query_one("#model", Select).value, steps=int(get("steps")) if get("steps") else None,
-                guidance=float(get("guidance") or 7.5), size=parse_size(get("size")) if get("size") else None,
+                guidance=float(get("guidance")) if get("guidance") else None, size=parse_size(get("size")) if get("size") else None,
                 init_image=get("init") or None, strength=float(get("strength") or 0.75),
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
