@@ -172,12 +172,7 @@ class Engine:
         cells = [j.index for j in jobs]
 
         def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
-            self._steps_done += 1
-            elapsed = time.monotonic() - self._started
-            rate = self._steps_done / elapsed if elapsed > 0 else 0.0
-            eta = (self._steps_total - self._steps_done) / rate if rate else None
-            self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=steps, done=self._steps_done,
-                                  total=self._steps_total, it_per_s=rate, eta_s=eta))
+            self._step_done(batch_no, cells, step, steps)
             if self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < steps:
                 if (previews := latent_preview(tensors["latents"])) is not None:
                     self.on_event(ev.Preview(batch=batch_no, cells=cells, step=step + 1, images=previews))
@@ -187,6 +182,15 @@ class Engine:
             return tensors
 
         return on_step_end
+
+    def _step_done(self, batch_no: int, cells: list[int], step: int, steps: int) -> None:
+        """Count a finished denoising / optimisation step and report it with the run's rate and ETA."""
+        self._steps_done += 1
+        elapsed = time.monotonic() - self._started
+        rate = self._steps_done / elapsed if elapsed > 0 else 0.0
+        eta = (self._steps_total - self._steps_done) / rate if rate else None
+        self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=steps, done=self._steps_done,
+                              total=self._steps_total, it_per_s=rate, eta_s=eta))
 
 
 def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:

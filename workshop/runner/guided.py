@@ -209,14 +209,16 @@ class GuidedPipeline:
         return [Image.fromarray(a) for a in pixels.permute(0, 2, 3, 1).cpu().numpy()]
 
 
-def load_guided(spec: GuidedSpec, device: torch.device, *, allow_pickle: bool = False,
+def load_guided(spec: GuidedSpec, device: torch.device, *, folder: Path | None = None, allow_pickle: bool = False,
                 allow_download: bool = False) -> GuidedPipeline:
-    """Load the decoder and every CLIP of ``spec``; one-line RunErrors for anything that cannot load."""
+    """Load the decoder (from ``folder`` when it is already resolved) and every CLIP of ``spec``; one-line RunErrors for
+    anything that cannot load."""
     import open_clip
 
     from .scoring import load_scorer
 
-    decoder = Decoder(_load_decoder(spec.decoder, device, allow_pickle, allow_download))
+    folder = folder or decoder_folder(spec.decoder, allow_download=allow_download)
+    decoder = Decoder(_load_decoder(spec.decoder, folder, device, allow_pickle))
     perceptors = []
     for name in spec.clips:
         scorer = load_scorer(name, device, allow_pickle=allow_pickle)
@@ -257,8 +259,10 @@ def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
     folder = Path(name).expanduser()
     if folder.is_dir() and (folder / "config.json").exists():
         return folder.resolve()
-    if not folder.exists() and is_repo_id(name) and (hf_snapshot(name, allow_download) / "config.json").exists():
-        return hf_snapshot(name, allow_download)
+    if not folder.exists() and is_repo_id(name):
+        snapshot = hf_snapshot(name, allow_download)
+        if (snapshot / "config.json").exists():  # a decoder-only repo; a pipeline repo is resolved below
+            return snapshot
     try:
         pipeline = resolve(name, allow_download=allow_download).path
     except RunError as exc:
@@ -269,12 +273,11 @@ def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
     raise RunError(f"decoder {name!r} has no vqvae/ or vae/ folder: give a VQModel or AutoencoderKL folder")
 
 
-def _load_decoder(name: str, device: torch.device, allow_pickle: bool, allow_download: bool):
+def _load_decoder(name: str, folder: Path, device: torch.device, allow_pickle: bool):
     import diffusers
 
     from .models import check_safetensors, quiet_libraries
 
-    folder = decoder_folder(name, allow_download=allow_download)
     try:
         kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError):

@@ -42,12 +42,7 @@ class GuidedEngine(Engine):
                 self.frames[j.index] = []
 
         def on_step(step: int, losses, frames) -> bool:
-            self._steps_done += 1
-            elapsed = time.monotonic() - self._started
-            rate = self._steps_done / elapsed if elapsed > 0 else 0.0
-            eta = (self._steps_total - self._steps_done) / rate if rate else None
-            self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=first.steps, done=self._steps_done,
-                                  total=self._steps_total, it_per_s=rate, eta_s=eta))
+            self._step_done(batch_no, cells, step, first.steps)
             animate = self.animate_every and step % self.animate_every == 0
             preview = self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < first.steps
             if animate or preview:

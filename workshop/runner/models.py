@@ -173,7 +173,7 @@ def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
             if source.kind == "guided":
                 from .guided import load_guided, parse_spec
 
-                _PIPELINES[key] = load_guided(parse_spec(source.id), device, allow_pickle=allow_pickle)
+                _PIPELINES[key] = load_guided(parse_spec(source.id), device, folder=source.path, allow_pickle=allow_pickle)
             else:
                 _PIPELINES[key] = _load(source, device, allow_pickle)
         return _PIPELINES[key]

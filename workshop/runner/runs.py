@@ -76,8 +76,9 @@ class Run:
         for index, image in zip(indices, images):
             name = f"cell-{index:03d}-s{cells[index]['seed']}.png"
             if frames := (animations or {}).get(index):
-                write_atomic(self.folder / name.replace(".png", ".gif"), clean_gif(frames).data)
-                cells[index]["animation"] = name.replace(".png", ".gif")
+                gif = name.removesuffix(".png") + ".gif"
+                write_atomic(self.folder / gif, clean_gif(frames).data)
+                cells[index]["animation"] = gif
             write_atomic(self.folder / name, clean_png(image).data)
             cells[index]["file"] = name
         self.manifest.setdefault("layout", []).append(indices)
