@@ -141,6 +141,7 @@ def test_cancel_keeps_the_latest_frame(tmp_path):
     (["--model", "tiny", "--animate", "3"], "for the vqgan-clip backend"),
     (["--model", "vqgan-clip:tiny+tiny-clip", "--no-quantize"], "for VQGAN (VQModel) decoders"),
     (["--model", "vqgan-clip:tiny+tiny-clip", "--guidance", "5"], "no guidance scale"),
+    (["--model", "vqgan-clip:tiny+tiny-clip", "--strength", "0.5"], "no strength"),
 ])
 def test_bad_guided_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, capsys):
     small = make_png(tmp_path / "small.png", size=(4, 4))

@@ -30,7 +30,7 @@ def run_options(fn):
         click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: the model's, 4 for shapes, 7.5 otherwise)."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
-        click.option("--strength", type=float, default=0.75, show_default=True, help="How far to move from the init image (0–1]."),
+        click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),

@@ -30,6 +30,9 @@ from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
 
 
+DEFAULT_STRENGTH = 0.75
+
+
 @dataclass(frozen=True)
 class RunOptions:
     model: str = "shapes"
@@ -37,7 +40,7 @@ class RunOptions:
     guidance: float | None = None  # default: the model's (4 for shapes, 7.5 otherwise)
     size: tuple[int, int] | None = None  # default: the model's native size
     init_image: str | None = None  # a path, or "#N" for experiment N's first image
-    strength: float = 0.75
+    strength: float | None = None  # img2img with a diffusion model; default DEFAULT_STRENGTH
     max_batch: int = 8
     clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
     allow_pickle: bool = False
@@ -72,7 +75,7 @@ def check_options(options: RunOptions) -> None:
             raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
     if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
         raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
-    if not 0 < options.strength <= 1:
+    if options.strength is not None and not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
     if options.max_batch < 1:
         raise RunError(f"the batch size must be 1 or more, not {options.max_batch}")
@@ -86,6 +89,9 @@ def check_backend(source: ModelSource, options: RunOptions) -> None:
     """Options that belong to the other backend are refused, not silently ignored."""
     if source.kind == "guided" and options.guidance is not None:
         raise RunError(f"the {GUIDED} backend has no guidance scale: leave out --guidance")
+    if source.kind == "guided" and options.strength is not None:
+        raise RunError(f"the {GUIDED} backend has no strength: it starts from the init image's own latent (fewer --steps "
+                       "keep more of it); leave out --strength")
     if source.kind != "guided" and (options.guided or options.animate_every):
         raise RunError(f"--lr, --cutouts, --tv, --no-quantize and --animate are for the {GUIDED} backend; {source.id} is a diffusion "
                        f"model (use --model {GUIDED}:<decoder>+<clip>)")
@@ -136,11 +142,11 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
     cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", guidance)}
              for c in grid.cells]
-    strength = None if guided else options.strength  # a guided run starts from the init image's own latent
+    strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     jobs = _jobs(cells, width, height, init, strength)
-    if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * options.strength < 1:
-        raise RunError(f"{short.steps} steps at strength {options.strength} leave no step to run from the init image: "
-                       f"use at least {math.ceil(1 / options.strength)} steps or a higher --strength")
+    if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * strength < 1:
+        raise RunError(f"{short.steps} steps at strength {strength} leave no step to run from the init image: "
+                       f"use at least {math.ceil(1 / strength)} steps or a higher --strength")
     layout = plan_batches(jobs, options.max_batch)
     spec = grid.spec
     run = Run.create(journal, {

@@ -68,7 +68,7 @@ class ComposerScreen(Screen):
                                  compact=True, id="model")
                     yield Input(compact=True, placeholder="size WxH", id="size")
                     yield Input(compact=True, placeholder="init image: path or #N", id="init")
-                    yield Input(compact=True, value="0.75", placeholder="strength", id="strength")
+                    yield Input(compact=True, placeholder="strength", id="strength")
                 yield Static(id="preview", markup=False)
                 yield Static(id="model-status", markup=False)
             with Vertical(id="right"):
@@ -231,7 +231,7 @@ class ComposerScreen(Screen):
             options = RunOptions(
                 model=self.query_one("#model", Select).value, steps=int(get("steps")) if get("steps") else None,
                 guidance=float(get("guidance")) if get("guidance") else None, size=parse_size(get("size")) if get("size") else None,
-                init_image=get("init") or None, strength=float(get("strength") or 0.75),
+                init_image=get("init") or None, strength=float(get("strength")) if get("strength") else None,
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
             check_options(options)
