@@ -29,14 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from workshop.runner.devices import device_name, pick_device  # noqa: E402
 from workshop.runner.guided import GuidedSettings, load_guided, parse_spec  # noqa: E402
 from workshop.runner.scoring import load_scorer  # noqa: E402
-from workshop.shapes.dataset import COLOURS  # noqa: E402
+from workshop.shapes.dataset import COLOURS, colour_mask  # noqa: E402
 
 PROMPT = "a red circle on a blue background"
 
 
-def fraction(image: Image.Image, colour: str, tolerance: int = 70) -> float:
-    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    return float((np.abs(pixels - np.array(COLOURS[colour])).max(axis=2) < tolerance).mean())
+def fraction(image: Image.Image, colour: str) -> float:
+    return float(colour_mask(image, colour).mean())
 
 
 def green_square() -> Image.Image:

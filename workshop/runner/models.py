@@ -34,7 +34,7 @@ class Builtin:
 BUILTINS = {
     "shapes": Builtin("built-in 32×32 model trained on the shapes world: circles, squares, triangles, stars in 8 colours, "
                       "1–3 of them, small or large, on a plain background; outlined, striped, glowing, pixel art or "
-                      "blurry. It knows nothing else", 12, "shapes-clip", 4.0, lambda build: WEIGHTS / "shapes"),
+                      "blurry. It knows nothing else", 12, "shapes-clip", 2.0, lambda build: WEIGHTS / "shapes"),
     "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None, DEFAULT_GUIDANCE,
                     lambda build: tiny.ensure_tiny(cache_dir()) if build else cache_dir() / "models" / tiny.TINY_VERSION),
 }

@@ -8,7 +8,9 @@ symmetric InfoNCE over image–caption pairs drawn fresh from the seeded world, 
 Captions sometimes leave out the size, colour, background or styles, so short texts such as "red circle" score
 sensibly. Hard negatives: a share of every batch are siblings of other scenes that differ only in the shape (same
 colours, count, size, styles and placement), so telling shapes apart is what the loss rewards; random batches
-alone teach colours long before shapes. ``--init`` continues from a checkpoint. The weights are saved in float16 (half the bytes; scores are computed in float32 after loading).
+alone teach colours long before shapes. ``--init`` continues from a checkpoint. The weights are saved in float16
+(half the bytes; scores are computed in float32 after loading). The shipped weights' recipe, three stages from random
+to all-sibling batches, is in docs/ARCHITECTURE.md.
 """
 
 from __future__ import annotations

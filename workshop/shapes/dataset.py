@@ -15,6 +15,7 @@ import math
 import random
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 SIZE = 64
@@ -62,16 +63,18 @@ class Scene:
 
 def caption(scene: Scene, rng: random.Random, omit: frozenset[str] | set[str] = frozenset()) -> str:
     """One of several phrasings of the same scene: three sentences and a comma-separated tag list, the way artists
-    write prompts ("a circle, red, blue background, glowing"). ``omit`` leaves out any of ATTRIBUTES."""
+    write prompts ("a circle, red, blue background, glowing"). ``omit`` leaves out any of ATTRIBUTES; without the count
+    word the noun stays singular or plural ("red circle on a blue background", "small stars, glowing")."""
     noun = scene.shape + ("s" if scene.count > 1 else "")
     adjectives = [word for word, name in ((scene.size, "size"), (scene.colour, "colour")) if name not in omit]
-    things = _counted(scene.count, " ".join([*adjectives, noun]))
+    counted = (lambda phrase: phrase) if "count" in omit else (lambda phrase: _counted(scene.count, phrase))
+    things = counted(" ".join([*adjectives, noun]))
     ground = "" if "background" in omit else f"{scene.background} background"
     styles = [] if "styles" in omit else list(scene.styles)
     if rng.random() < 0.25:  # tags: the subject first, then the attributes in any order
         tags = [*adjectives, ground]
         rng.shuffle(tags)
-        return ", ".join(t for t in [_counted(scene.count, noun), *tags, *styles] if t)
+        return ", ".join(t for t in [counted(noun), *tags, *styles] if t)
     if not ground:
         text = things
     else:
@@ -81,7 +84,7 @@ def caption(scene: Scene, rng: random.Random, omit: frozenset[str] | set[str] = 
     return text
 
 
-ATTRIBUTES = ("size", "colour", "background", "styles")
+ATTRIBUTES = ("size", "colour", "background", "styles", "count")
 
 
 def omissions(rng: random.Random, **chances: float) -> set[str]:
@@ -123,6 +126,12 @@ def draw(scene: Scene, size: int = SIZE) -> Image.Image:
     if "blurry" in scene.styles:
         image = image.filter(ImageFilter.GaussianBlur(size * 0.06))
     return image
+
+
+def colour_mask(image: Image.Image, colour: str, tolerance: int = 70) -> np.ndarray:
+    """Which pixels are within ``tolerance`` of a world colour on every channel (``.mean()``: the share of them)."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return np.abs(pixels - np.array(COLOURS[colour])).max(axis=2) < tolerance
 
 
 def _places(rng: random.Random, count: int, radius: float, big: int) -> list[tuple[float, float]]:

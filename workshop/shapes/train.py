@@ -1,9 +1,11 @@
 """Train the built-in ``shapes`` text-to-image model on the shapes world (CPU-sized; seeded and reproducible).
 
     python -m workshop.shapes.train --out DIR [--size 32] [--vae-steps N] [--unet-steps N] [--batch 64] [--seed 0]
+                                    [--vae EARLIER_DIR/vae]
 
 1. draw a seeded dataset of captioned scenes;
-2. train a small AutoencoderKL (4× downsampling) to reconstruct them, the shapes' pixels weighted ×10;
+2. train a small AutoencoderKL (4× downsampling) to reconstruct them, the shapes' pixels weighted ×10 — or, with
+   ``--vae``, take the one an earlier run trained;
 3. encode the dataset to latents once;
 4. train a small CLIPTextModel (CLIP's BPE, pruned to the world's words: ``vocab.py``) and a UNet2DConditionModel
    together on noise prediction, with min-SNR loss weights, an EMA of the weights, and 10 % of captions dropped so
@@ -72,8 +74,8 @@ def build(size: int, vocab_size: int, bos: int, eos: int):
 
 
 def train(out: Path, size: int, count: int, vae_steps: int, unet_steps: int, batch: int, seed: int, save_every: int = 0,
-          unet_threads: int = 0, polish_steps: int = 1500, log=print) -> None:
-    from diffusers import DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
+          unet_threads: int = 0, polish_steps: int = 1500, vae_from: Path | None = None, log=print) -> None:
+    from diffusers import AutoencoderKL, DDIMScheduler, DDPMScheduler, StableDiffusionPipeline
     from diffusers.training_utils import EMAModel
 
     torch.manual_seed(seed)
@@ -83,21 +85,12 @@ def train(out: Path, size: int, count: int, vae_steps: int, unet_steps: int, bat
     with tempfile.TemporaryDirectory() as tmp:
         tok = tokenizer(Path(tmp), seed)
     vae, unet, text = build(size, len(tok), tok.bos_token_id, tok.eos_token_id)
-    gen = torch.Generator().manual_seed(seed)
-
-    backgrounds = _backgrounds(scenes)
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
-    for step in range(vae_steps):  # 2. the autoencoder
-        pick = torch.randint(0, count, (batch,), generator=gen)
-        x = images[pick]
-        posterior = vae.encode(x).latent_dist
-        error = (vae.decode(posterior.sample(generator=gen)).sample - x) ** 2
-        loss = (_shape_weight(x, backgrounds[pick]) * error).mean() + 1e-6 * posterior.kl().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % 100 == 0 or step == vae_steps - 1:
-            log(f"vae {step}/{vae_steps} loss {loss.item():.4f} ({time.monotonic() - started:.0f} s)")
+    if vae_from:  # 2. the autoencoder, trained by an earlier run
+        vae = AutoencoderKL.from_pretrained(vae_from, torch_dtype=torch.float32)
+        log(f"autoencoder from {vae_from}")
+    else:
+        train_autoencoder(vae, images, scenes, vae_steps, batch, torch.Generator().manual_seed(seed), log)
+    gen = torch.Generator().manual_seed(seed + 1)  # the later stages have their own stream, whichever way the VAE came
     vae.eval()
     vae.requires_grad_(False)
     with torch.no_grad():  # 3. latents once; scaled to unit variance like SD's 0.18215
@@ -133,7 +126,7 @@ def train(out: Path, size: int, count: int, vae_steps: int, unet_steps: int, bat
 
     for step in range(unet_steps):  # 4. text encoder + UNet
         pick = torch.randint(0, count, (batch,), generator=gen).tolist()
-        t_ids = ids([caption(scenes[i], caption_rng, omissions(caption_rng, size=0.4, colour=0.1)) for i in pick])
+        t_ids = ids([caption(scenes[i], caption_rng, omissions(caption_rng, size=0.4, colour=0.1, count=0.1)) for i in pick])
         t_ids[torch.rand(batch, generator=gen) < 0.1] = empty  # caption dropout, for classifier-free guidance
         z = latents[pick]
         noise = torch.randn(z.shape, generator=gen)
@@ -155,6 +148,25 @@ def train(out: Path, size: int, count: int, vae_steps: int, unet_steps: int, bat
     polish_decoder(vae, images, scenes, polish_steps, batch, gen, log)  # 5.
     save()  # 6.
     log(f"saved to {out} after {time.monotonic() - started:.0f} s")
+
+
+def train_autoencoder(vae, images: torch.Tensor, scenes: list[Scene], steps: int, batch: int, gen: torch.Generator,
+                      log=print) -> None:
+    """Step 2: reconstruct the scenes through sampled latents, the shapes' pixels weighted ×10."""
+    backgrounds = _backgrounds(scenes)
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
+    started = time.monotonic()
+    for step in range(steps):
+        pick = torch.randint(0, len(images), (batch,), generator=gen)
+        x = images[pick]
+        posterior = vae.encode(x).latent_dist
+        error = (vae.decode(posterior.sample(generator=gen)).sample - x) ** 2
+        loss = (_shape_weight(x, backgrounds[pick]) * error).mean() + 1e-6 * posterior.kl().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"vae {step}/{steps} loss {loss.item():.4f} ({time.monotonic() - started:.0f} s)")
 
 
 def polish_decoder(vae, images: torch.Tensor, scenes: list[Scene], steps: int, batch: int, gen: torch.Generator,
@@ -208,8 +220,9 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--count", type=int, default=20000)
-    p.add_argument("--vae-steps", type=int, default=1500)
-    p.add_argument("--unet-steps", type=int, default=7000)
+    p.add_argument("--vae-steps", type=int, default=3000)
+    p.add_argument("--vae", type=Path, metavar="DIR", help="start from this trained autoencoder (an earlier run's DIR/vae)")
+    p.add_argument("--unet-steps", type=int, default=5000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-every", type=int, default=0, help="also save the pipeline every N UNet steps")
@@ -224,7 +237,7 @@ def main() -> int:
         polish(a.polish, a.count, a.size, a.polish_steps, a.batch, a.seed, log)
     else:
         train(a.out, a.size, a.count, a.vae_steps, a.unet_steps, a.batch, a.seed, a.save_every, a.unet_threads,
-              a.polish_steps, log)
+              a.polish_steps, a.vae, log)
     return 0
 
 
