@@ -207,9 +207,25 @@ def test_scores_effects_and_contact_sheet(tmp_path):
     assert set(effects) == {"glowing", "pixel art"} and effects["glowing"]["pairs"] == 2
     sheet = Image.open(run.folder / "sheet.png")
     bare = Image.open(run.folder / "sheet-unlabelled.png")
-    assert bare.size == (3 * 64, 2 * 64) and sheet.width > bare.width and sheet.height > bare.height
+    assert bare.size == (3 * 128, 2 * 128) and sheet.width > bare.width and sheet.height > bare.height  # 64 px ×2
     exp = accept_run(journal, run, "scored")
     assert [i.score for i in exp.images] == [c["score"] for c in cells] and exp.grid["effects"] == effects
+
+
+def test_a_sheet_of_small_images_enlarges_them_sharply_and_fits_its_header():
+    from PIL import ImageFont
+
+    from workshop.runner.sheet import MIN_TILE, _width, contact_sheet
+
+    tiles = {i: Image.new("RGB", (32, 32), "blue") for i in range(2)}
+    tiles[1].putpixel((0, 0), (255, 0, 0))
+    cells = [{"index": i, "subgrid": 0, "row": 0, "col": i, "labels": {"x": [{"text": f"Seed: {i}"}]}} for i in range(2)]
+    title = "a long title that is wider than two small tiles together"
+    sheet = contact_sheet(cells, tiles, rows=1, cols=2, subgrids=1, title=title, model_line="Generated with shapes")
+    bare = contact_sheet(cells, tiles, rows=1, cols=2, subgrids=1, labels=False)
+    assert bare.size == (2 * MIN_TILE, MIN_TILE)  # 32 px ×4, whole pixels: no blur between the red pixel and blue
+    assert bare.getpixel((MIN_TILE + 3, 3)) == (255, 0, 0) and bare.getpixel((MIN_TILE + 4, 4)) == (0, 0, 255)
+    assert sheet.width >= _width(ImageFont.load_default(size=13), title) > bare.width  # the header is not cut off
 
 
 def test_crash_after_first_batch_keeps_it(tmp_path):

@@ -1,8 +1,12 @@
 """Contact sheets: one PNG per grid, A1111-style — column headers across the top, row headers down the left, active
 keywords in black, inactive ones grey and struck through, axis values bare (S/R) or named (``Seed: 3``), with the
-title and model line above. The label-free variant (for publishing) tiles the images alone."""
+title and model line above. The label-free variant (for publishing) tiles the images alone. Small images (the
+built-in model's 32×32) are enlarged by a whole factor, pixels kept sharp, so that tiles are at least ``MIN_TILE``
+pixels and the labels fit."""
 
 from __future__ import annotations
+
+import math
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -11,6 +15,7 @@ LINE = 18
 ACTIVE = (0, 0, 0)
 INACTIVE = (150, 150, 150)
 MISSING = (220, 220, 220)
+MIN_TILE = 128
 
 
 def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, cols: int, subgrids: int,
@@ -18,6 +23,10 @@ def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, 
     """Tile ``images`` by each cell's row/col/subgrid; sub-grids stack downwards."""
     cell_w = max((im.width for im in images.values()), default=64)
     cell_h = max((im.height for im in images.values()), default=64)
+    scale = math.ceil(MIN_TILE / min(cell_w, cell_h))
+    if scale > 1:
+        images = {i: im.resize((im.width * scale, im.height * scale), Image.NEAREST) for i, im in images.items()}
+        cell_w, cell_h = cell_w * scale, cell_h * scale
     font = ImageFont.load_default(size=13)
     by_pos = {(c["subgrid"], c["row"], c["col"]): c for c in cells}
     x_labels = {c["col"]: c.get("labels", {}).get("x", []) for c in cells}
@@ -28,7 +37,8 @@ def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, 
     top = (LINE * 2 + PAD if labels and (title or model_line) else 0)
     sub_head = LINE + PAD if labels and subgrids > 1 else 0
     block_h = sub_head + head_lines * LINE + (PAD if head_lines else 0) + rows * cell_h
-    sheet = Image.new("RGB", (left + cols * cell_w, top + subgrids * block_h), "white")
+    width = max([left + cols * cell_w, *(_width(font, t) + 2 * PAD for t in (title, model_line) if top)])
+    sheet = Image.new("RGB", (width, top + subgrids * block_h), "white")
     draw = ImageDraw.Draw(sheet)
     if top:
         draw.text((PAD, PAD // 2), title, fill=ACTIVE, font=font)
