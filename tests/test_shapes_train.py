@@ -1,9 +1,10 @@
 """The shapes training script, end to end at toy scale: it produces a pipeline folder the runner loads."""
 
+import pytest
 import torch
 
 from workshop.runner.models import ModelSource, load_pipeline
-from workshop.shapes.train import train
+from workshop.shapes.train import main, train
 
 
 def test_training_writes_a_loadable_safetensors_pipeline(tmp_path):
@@ -33,3 +34,12 @@ def test_a_run_can_start_from_an_earlier_runs_autoencoder(tmp_path):
     encoder = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
     assert encoder and all(torch.equal(before[k], after[k]) for k in encoder)  # the encoder, and so its latents, kept
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))  # only polished
+
+
+def test_a_folder_without_a_saved_autoencoder_is_refused_before_any_work(tmp_path, monkeypatch, capsys):
+    for args in (["--out", str(tmp_path / "out"), "--vae", str(tmp_path)], ["--polish", str(tmp_path)]):
+        monkeypatch.setattr("sys.argv", ["train.py", *args])
+        with pytest.raises(SystemExit) as stop:
+            main()
+        assert stop.value.code == 2 and "holds no saved autoencoder" in capsys.readouterr().err.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []  # nothing written

@@ -152,45 +152,48 @@ def train(out: Path, size: int, count: int, vae_steps: int, unet_steps: int, bat
 
 def train_autoencoder(vae, images: torch.Tensor, scenes: list[Scene], steps: int, batch: int, gen: torch.Generator,
                       log=print) -> None:
-    """Step 2: reconstruct the scenes through sampled latents, the shapes' pixels weighted ×10."""
-    backgrounds = _backgrounds(scenes)
-    optimiser = torch.optim.AdamW(vae.parameters(), lr=1e-3)
-    started = time.monotonic()
-    for step in range(steps):
-        pick = torch.randint(0, len(images), (batch,), generator=gen)
-        x = images[pick]
+    """Step 2: reconstruct the scenes through sampled latents (with a light KL penalty)."""
+    def reconstruct(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
         posterior = vae.encode(x).latent_dist
-        error = (vae.decode(posterior.sample(generator=gen)).sample - x) ** 2
-        loss = (_shape_weight(x, backgrounds[pick]) * error).mean() + 1e-6 * posterior.kl().mean()
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        if step % 100 == 0 or step == steps - 1:
-            log(f"vae {step}/{steps} loss {loss.item():.4f} ({time.monotonic() - started:.0f} s)")
+        return vae.decode(posterior.sample(generator=gen)).sample, 1e-6 * posterior.kl().mean()
+
+    _fit(vae.parameters(), reconstruct, images, scenes, steps, batch, gen, "vae", log)
 
 
 def polish_decoder(vae, images: torch.Tensor, scenes: list[Scene], steps: int, batch: int, gen: torch.Generator,
                    log=print) -> None:
-    """Train the decoder alone on the frozen encoder's latents, the shapes' pixels weighted ×10."""
-    backgrounds = _backgrounds(scenes)
+    """Train the decoder alone on the frozen encoder's latents."""
     decoder = [*vae.decoder.parameters(), *vae.post_quant_conv.parameters()]
     vae.requires_grad_(False)
     for p in decoder:
         p.requires_grad_(True)
-    optimiser = torch.optim.AdamW(decoder, lr=1e-3)
+
+    def reconstruct(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float]:
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        return vae.decode(z).sample, 0.0
+
+    _fit(decoder, reconstruct, images, scenes, steps, batch, gen, "polish", log)
+    vae.requires_grad_(False)
+
+
+def _fit(parameters, reconstruct, images: torch.Tensor, scenes: list[Scene], steps: int, batch: int,
+         gen: torch.Generator, name: str, log) -> None:
+    """AdamW (lr 1e-3) on random batches: the reconstruction error with the shapes' pixels weighted ×10, plus the
+    penalty ``reconstruct`` returns beside its output."""
+    backgrounds = _backgrounds(scenes)
+    optimiser = torch.optim.AdamW(parameters, lr=1e-3)
     started = time.monotonic()
     for step in range(steps):
         pick = torch.randint(0, len(images), (batch,), generator=gen)
         x = images[pick]
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.mean
-        loss = (_shape_weight(x, backgrounds[pick]) * (vae.decode(z).sample - x) ** 2).mean()
+        y, penalty = reconstruct(x)
+        loss = (_shape_weight(x, backgrounds[pick]) * (y - x) ** 2).mean() + penalty
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
         if step % 100 == 0 or step == steps - 1:
-            log(f"polish {step}/{steps} loss {loss.item():.4f} ({time.monotonic() - started:.0f} s)")
-    vae.requires_grad_(False)
+            log(f"{name} {step}/{steps} loss {loss.item():.4f} ({time.monotonic() - started:.0f} s)")
 
 
 def _backgrounds(scenes: list[Scene]) -> torch.Tensor:
@@ -233,6 +236,9 @@ def main() -> int:
     log = lambda m: print(m, flush=True)  # noqa: E731
     if not (a.polish or a.out):
         p.error("give --out DIR to train, or --polish DIR to polish a saved pipeline's decoder")
+    for option, vae in (("--vae", a.vae), ("--polish", a.polish and a.polish / "vae")):
+        if vae and not (vae / "config.json").is_file():
+            p.error(f"{option}: {vae} holds no saved autoencoder (no config.json); give a folder this script wrote")
     if a.polish:
         polish(a.polish, a.count, a.size, a.polish_steps, a.batch, a.seed, log)
     else:
