@@ -43,8 +43,10 @@ from .index import Index
 from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
-from .publish import GalleryEntry, check_titles_keep_secrets, discard_staged, install_gallery, stage_gallery
-from .slug import check_title, fold, slugify
+from .privacy import check_title_keeps_secrets
+from .publish import GalleryEntry, discard_staged, install_gallery, stage_gallery
+from .slug import check_model_name, check_new_title, fold, slugify
+from .text import visible
 
 MARKER = "journal.toml"
 DB_FILE = "journal.json"
@@ -203,11 +205,15 @@ class Journal:
 
     # ------------------------------------------------------------------ writing
 
-    def accept(self, new: NewExperiment) -> Experiment:
-        """Record ``new`` as the next numbered experiment: one commit ``#N <title>`` and a tag ``exp/NNNN``."""
-        check_title(new.title)
-        if not new.model.id.strip():
-            raise InvalidInput("the model that made the images is required: pass --model NAME")
+    def accept(self, new: NewExperiment, *, allow_title_overlap: bool = False) -> Experiment:
+        """Record ``new`` as the next numbered experiment: one commit ``#N <title>`` and a tag ``exp/NNNN``.
+
+        A title that contains the prompt, a keyword or an image's prompt is refused (TitleRevealsPrompt) unless
+        ``allow_title_overlap``."""
+        check_new_title(new.title)
+        if not allow_title_overlap:
+            check_title_keeps_secrets(new.title, new.secrets)
+        check_model_name(new.model.id)
         if not new.images:
             raise InvalidInput("an experiment needs at least one image")
         cleaned = [clean_png(open_image(Path(img.path))) for img in new.images]  # all decoded before anything is written
@@ -251,12 +257,15 @@ class Journal:
                          | {_gif_name(name): a.data for name, a in zip(names, animations) if a}, tag=True)
             return exp
 
-    def retitle(self, number: int, title: str) -> Experiment:
-        check_title(title)
+    def retitle(self, number: int, title: str, *, allow_title_overlap: bool = False) -> Experiment:
+        """A new title for #number (one commit ``#N retitled``: the old title is never repeated)."""
+        check_new_title(title)
         with self._writing():
             old = self.get(number)
+            if not allow_title_overlap:
+                check_title_keeps_secrets(title, old.secrets, number)
             exp = old.replace(title=title, updated=_now())
-            self._commit([exp], f"#{number} {title}\n\nRetitled; was: {old.title}\nModel: {_model_line(exp)}\n")
+            self._commit([exp], f"#{number} {title}\n\n#{number} retitled\nModel: {_model_line(exp)}\n")
             return exp
 
     def publish(self, numbers: Iterable[int], out: Path, *, allow_title_overlap: bool = False) -> list[Experiment]:
@@ -268,8 +277,9 @@ class Journal:
             shown = {e.number: e for e in self.search(status="published", limit=None)}
             shown.update({e.number: e for e in targets})
             shown.update({e.number: e for e in changed})
-            if not allow_title_overlap:  # every title the gallery will show: a retitle may have added a secret since
-                check_titles_keep_secrets(list(shown.values()))
+            if not allow_title_overlap:  # every title the gallery will show: an allowed overlap may be older than this
+                for e in shown.values():
+                    check_title_keeps_secrets(e.title, e.secrets, e.number)
             staged = stage_gallery(Path(out), [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
             try:
                 if changed:
@@ -311,6 +321,7 @@ class Journal:
     def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None, tag: bool = False) -> None:
         paths = [e.dir for e in experiments]
         documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
+        message = visible(message)  # the one escaping path: nothing in a commit message can drive a terminal
         _encodable(message)
         write_atomic(self._intent_path, json.dumps({"numbers": [e.number for e in experiments], "paths": paths, "tag": tag}).encode())
         failpoints.hit("intent-written")

@@ -91,6 +91,11 @@ class NewExperiment:
     parent: int | None = None
     compute: Compute | None = None
 
+    @property
+    def secrets(self) -> list[str]:
+        """Every private string a title must not contain."""
+        return [self.prompt, self.negative_prompt, *self.keywords, *(i.prompt or "" for i in self.images)]
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -121,6 +126,11 @@ class Experiment:
                 if image[key] is None:
                     del image[key]
         return doc
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every private string a title must not contain."""
+        return [self.prompt, self.negative_prompt, *self.keywords, *(i.prompt or "" for i in self.images)]
 
     def public_doc(self) -> dict[str, Any]:
         """The document without the prompt, negative prompt, keywords, grid spec or variant prompts."""

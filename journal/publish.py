@@ -13,10 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidInput, PrivacyError
+from .errors import InvalidInput
 from .images import clean_png, open_image
 from .model import Experiment
-from .slug import fold
 
 GENERATOR = '<meta name="generator" content="promptism">'
 
@@ -25,18 +24,6 @@ GENERATOR = '<meta name="generator" content="promptism">'
 class GalleryEntry:
     experiment: Experiment
     images: list[Path]
-
-
-def check_titles_keep_secrets(experiments: list[Experiment]) -> None:
-    """Refuse to publish a title that contains its experiment's prompt, negative prompt or a keyword."""
-    for exp in experiments:
-        title = fold(exp.title)
-        secrets = [exp.prompt, exp.negative_prompt, *exp.keywords, *(i.prompt or "" for i in exp.images)]
-        if any(s.strip() and fold(s.strip()) in title for s in secrets):
-            raise PrivacyError(
-                f"the title of #{exp.number} contains its private prompt or a keyword; "
-                f"retitle it (promptism retitle {exp.number} NEW-TITLE) or pass --allow-title-overlap"
-            )
 
 
 def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:

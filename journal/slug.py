@@ -1,4 +1,4 @@
-"""Titles: what a title may be, and the ASCII folder name (slug) made from it."""
+"""Titles and model credits: what they may be, and the ASCII folder name (slug) made from a title."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 from .errors import InvalidInput
+from .text import BIDI_CONTROLS, INVISIBLE, control_free
 
 SLUG_MAX = 48
 TITLE_MAX = 300
@@ -14,7 +15,7 @@ TITLE_MAX = 300
 def check_title(title: str) -> str:
     """Return ``title`` unchanged if it can be stored; raise InvalidInput naming what is wrong otherwise."""
     if not isinstance(title, str) or not title.strip():
-        raise InvalidInput("a title is required: pass --title with some text")
+        raise InvalidInput("the title is empty: give the experiment a title (any text; it is published)")
     if len(title) > TITLE_MAX:
         raise InvalidInput(f"the title is {len(title)} characters long; keep it under {TITLE_MAX}")
     for ch in title:
@@ -24,6 +25,25 @@ def check_title(title: str) -> str:
         if cat == "Cs":
             raise InvalidInput("the title contains an unpaired surrogate; pass valid Unicode text")
     return title
+
+
+def check_new_title(title: str) -> str:
+    """``check_title``, and no character that would make the title display as something it is not (bidi overrides
+    and isolates, zero-width spaces): a title given now. Stored titles from before this rule still load."""
+    check_title(title)
+    if any(ch in BIDI_CONTROLS or ch in INVISIBLE for ch in title):
+        raise InvalidInput("the title contains an invisible or text-reversing character (such as U+202E or U+200B); "
+                           "type the title as it should read")
+    return title
+
+
+def check_model_name(name: str) -> str:
+    """A model credit: some text, shown exactly as it is (no control, bidi or invisible characters)."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("the model that made the images is required (it is always credited): name it with --model NAME")
+    if not control_free(name):
+        raise InvalidInput("the model name contains control or invisible characters (such as ESC); give it as plain text with --model NAME")
+    return name
 
 
 def slugify(title: str) -> str:

@@ -48,7 +48,7 @@ def test_console_script_runs():
     (["import", "{image}", "-t", "two\nlines", "-m", "m"], "single line"),
     (["import", "{image}", "-t", "x", "-m", "m", "-p", "a", "--prompt-file", "{image}"], "not both"),
     (["import", "{image}", "-t", "x", "-m", "m", "--seed", "-1"], "--seed"),
-    (["retitle", "1", ""], "title is required"),
+    (["retitle", "1", ""], "the title is empty"),
     (["publish", "1", "--out", "{notempty}"], "not a promptism gallery"),
     (["publish", "1"], "--out"),
     (["frobnicate"], "No such command"),

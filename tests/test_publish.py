@@ -85,8 +85,11 @@ def test_cli_outputs_hide_the_prompt_unless_revealed(journal, capsys):
 
 
 def test_title_containing_a_keyword_is_refused_unless_allowed(journal, tmp_path):
-    journal.retitle(2, "Pixel Art cathedral")
-    with pytest.raises(PrivacyError, match="retitle"):
+    with pytest.raises(PrivacyError, match="--allow-title-overlap"):
+        journal.retitle(2, "Pixel Art cathedral")
+    assert journal.get(2).title == TITLES[2]
+    journal.retitle(2, "Pixel Art cathedral", allow_title_overlap=True)
+    with pytest.raises(PrivacyError, match="#2"):
         journal.publish([2], tmp_path / "site")
     assert not (tmp_path / "site").exists() and journal.get(2).status == "unreleased"
     journal.publish([2], tmp_path / "site", allow_title_overlap=True)
@@ -124,7 +127,7 @@ def test_publish_cli(journal, tmp_path, capsys):
 def test_a_retitle_cannot_smuggle_the_prompt_into_the_gallery(journal, tmp_path):
     out = tmp_path / "site"
     journal.publish([1], out)
-    journal.retitle(1, "Zanzibar velvet lighthouse")  # its private prompt, as a title
+    journal.retitle(1, "Zanzibar velvet lighthouse", allow_title_overlap=True)  # its private prompt, as a title
     with pytest.raises(PrivacyError, match="#1"):
         journal.publish([2], out)
     scan((out / "index.html").read_bytes(), "the gallery left in place")

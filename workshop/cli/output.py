@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..text import visible
+from journal.text import visible
 
 
 def literal(text: str) -> Text:

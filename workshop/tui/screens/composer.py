@@ -17,7 +17,7 @@ from ...compose import SpecError
 from ...compose.grid import MODES, build_grid
 from ...compose.spec import spec_from
 from ...paths import APP
-from ...text import visible
+from journal.text import visible
 
 
 def library_file() -> Path:

@@ -17,7 +17,7 @@ from journal import InvalidInput
 from journal.images import open_frames
 
 from ...runner import events as ev
-from ...text import visible
+from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, WorkFailed
 from .modals import AskText

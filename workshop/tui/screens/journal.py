@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Sta
 from journal import Experiment, JournalError
 from journal.model import STATUSES
 
-from ...text import visible
+from journal.text import visible
 from ..images import image_widget
 from .modals import AskText
 
