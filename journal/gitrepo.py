@@ -10,7 +10,9 @@ from typing import Callable
 
 import git
 
+from . import failpoints
 from .errors import JournalError
+from .text import visible
 
 FALLBACK_IDENTITY = ("promptism", "promptism@localhost")
 
@@ -25,35 +27,59 @@ class GitRepo:
             raise JournalError(f"{path} has no git repository; run `promptism doctor` or `promptism init` on an empty directory") from None
         self._git = self._repo.git
         self._identity_checked = False
+        self._usable = False
 
     @classmethod
     def init(cls, path: Path) -> "GitRepo":
         git.Repo.init(path, initial_branch="main")
         return cls(path)
 
-    def run(self, *args: str) -> str:
+    def run(self, *args: str, env: dict[str, str] | None = None) -> str:
         try:
-            return self._git.execute(["git", *args], env=_GIT_ENV, pass_fds=self._inherited_fds())
+            return self._git.execute(["git", *args], env={**_GIT_ENV, **(env or {})}, pass_fds=self._inherited_fds())
         except git.GitCommandError as exc:
-            detail = (exc.stderr or exc.stdout or "").strip().splitlines()
-            raise JournalError(f"git {args[0]} failed in {self.path}: {detail[-1] if detail else exc.status}") from None
+            raise self._error(args[0], exc) from None
 
-    def add(self, *paths: str) -> None:
-        self.run("add", "--all", "--", *paths)
+    def _error(self, command: str, exc: git.GitCommandError) -> JournalError:
+        text = str(exc.stderr or exc.stdout or "")
+        where = visible(str(self.path), keep_newlines=False)
+        if "dubious ownership" in text:
+            return JournalError(f"git refuses to work in {where}: it belongs to another user; use a journal of your own "
+                                f"(--journal DIR), or if you trust it: git config --global --add safe.directory {where}")
+        detail = [line.strip(" '") for line in text.strip().splitlines() if line.strip(" '")]
+        return JournalError(f"git {command} failed in {where}: {visible(detail[-1]) if detail else exc.status}")
 
-    def commit(self, message: str, message_file: Path) -> str:
-        """Commit the index with ``message``; return the new commit's sha.
+    def check_usable(self) -> None:
+        """Raise a clear JournalError now if git will refuse this repository (another user's, broken), before a
+        write touches anything."""
+        if not self._usable:
+            self.run("rev-parse", "--git-dir")
+            self._usable = True
 
-        Plumbing rather than ``git commit``: 1. write the index as a tree, 2. make the commit object, 3. move the
-        branch with a compare-and-swap on its old value — the one atomic step. No work-tree scan, so it stays fast in
-        a journal of tens of thousands of files.
+    def commit_paths(self, paths: list[str], message: str, scratch: Path) -> str:
+        """Commit ``paths`` exactly as they are in the work tree, on top of HEAD; return the new commit's sha.
+
+        Only these paths: whatever else is staged in the shared index (by the user, or by a tool) is neither committed
+        nor disturbed. Plumbing rather than ``git commit``: 1. a private index is read from HEAD and given ``paths``,
+        2. written as a tree, 3. made a commit object, 4. the branch moves with a compare-and-swap on its old value —
+        the one atomic step — 5. the shared index takes the same paths, so ``git status`` stays clean. No work-tree
+        scan, so it stays fast in a journal of tens of thousands of files.
         """
         self._ensure_identity()
+        message_file, index = scratch / "COMMIT_MSG", scratch / "commit-index"
         message_file.write_text(message, encoding="utf-8")
-        tree = self.run("write-tree")
+        index.unlink(missing_ok=True)
+        private = {"GIT_INDEX_FILE": str(index)}
         parent = self.run("rev-parse", "--verify", "--quiet", "HEAD") if self.head_exists() else None
+        self.run("read-tree", *([parent] if parent else ["--empty"]), env=private)
+        self.run("add", "--all", "--", *paths, env=private)
+        failpoints.hit("staged")
+        tree = self.run("write-tree", env=private)
         sha = self.run("commit-tree", tree, *(["-p", parent] if parent else []), "-F", str(message_file))
         self.run("update-ref", "-m", "promptism", "HEAD", sha, *([parent] if parent else []))
+        failpoints.hit("ref-moved")
+        index.unlink()
+        self.run("add", "--all", "--", *paths)
         return sha
 
     def tag(self, name: str, rev: str) -> None:
@@ -63,11 +89,14 @@ class GitRepo:
         return set(self.run("tag", "--list", pattern).split())
 
     def head_exists(self) -> bool:
+        """Whether the branch has a commit yet (any other git failure is raised, never taken for "no")."""
         try:
             self._git.execute(["git", "rev-parse", "--verify", "--quiet", "HEAD"], env=_GIT_ENV)
             return True
-        except git.GitCommandError:
-            return False
+        except git.GitCommandError as exc:
+            if exc.status == 1 and not str(exc.stderr or "").strip():
+                return False
+            raise self._error("rev-parse", exc) from None
 
     def first_commit_adding(self, path: str) -> str | None:
         out = self.run("log", "--format=%H", "--diff-filter=A", "--", path)

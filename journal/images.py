@@ -3,16 +3,29 @@ images, GIF for animations."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InvalidInput
+from .text import visible
 
-Image.MAX_IMAGE_PIXELS = 16384 * 16384  # refuse decompression bombs beyond what any pipeline makes
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024  # 64 MP: far beyond what any pipeline makes; a decompression bomb is refused
+_limit = DEFAULT_MAX_PIXELS
+Image.MAX_IMAGE_PIXELS = _limit
+
+
+def set_pixel_limit(pixels: int) -> None:
+    """The most pixels (width × height) an image may declare to be opened at all (``max_image_pixels`` setting)."""
+    global _limit
+    _limit = int(pixels)
+    Image.MAX_IMAGE_PIXELS = _limit  # Pillow's own check then agrees with ours
 
 
 @dataclass(frozen=True)
@@ -26,17 +39,49 @@ class CleanImage:
 
 
 def open_image(path: Path) -> Image.Image:
-    """Open and fully decode an image, or raise InvalidInput naming the file."""
+    """Open and fully decode an image, or raise InvalidInput naming the file. An image that declares more pixels than
+    the limit is refused before a byte of it is decoded."""
+    with _opening(path, "an image", "a PNG, JPEG or WebP") as im:
+        im.load()
+        return im.copy() if im.mode in ("1", "L", "LA", "RGB", "RGBA", "I;16") else im.convert("RGBA" if _has_alpha(im) else "RGB")
+
+
+@contextlib.contextmanager
+def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
+    """``Image.open`` with its size checked against the pixel limit, every failure one InvalidInput naming the file."""
+    shown = visible(str(path), keep_newlines=False)
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy() if im.mode in ("1", "L", "LA", "RGB", "RGBA", "I;16") else im.convert("RGBA" if _has_alpha(im) else "RGB")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 1× and 2× its limit
+            with Image.open(path) as im:
+                width, height = im.size
+                if width * height > _limit:
+                    raise Image.DecompressionBombError(f"{width}x{height}")
+                yield im
     except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
+        raise InvalidInput(f"{shown}: no such file") from None
     except IsADirectoryError:
-        raise InvalidInput(f"{path} is a directory, not an image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidInput(f"{path} is not an image Pillow can read ({exc.__class__.__name__}); pass a PNG, JPEG or WebP") from None
+        raise InvalidInput(f"{shown} is a directory, not {what}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise InvalidInput(f"{shown} declares {_size(path)}, over the limit of {_limit / 2**20:g} megapixels (a decompression "
+                           "bomb?); if it is genuine, raise max_image_pixels in config.toml") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"{shown} is not {what} Pillow can read ({exc.__class__.__name__}); pass {hint}") from None
+
+
+def _size(path: Path) -> str:
+    """The pixel size an image file declares, read from its header alone."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as im:
+                    return f"{im.width}×{im.height} pixels"
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception:  # noqa: BLE001 - only for the message
+        return "more pixels than that"
 
 
 def _has_alpha(im: Image.Image) -> bool:
@@ -72,12 +117,9 @@ def clean_gif(frames: list[Image.Image]) -> CleanImage:
     return CleanImage(data, hashlib.sha256(data).hexdigest(), bare[0].width, bare[0].height)
 
 
-def open_frames(path: Path) -> list[Image.Image]:
-    """Every frame of an animation, decoded, or InvalidInput naming the file."""
-    try:
-        with Image.open(path) as im:
-            return [frame.convert("RGB") for frame in ImageSequence.Iterator(im)]
-    except FileNotFoundError:
-        raise InvalidInput(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidInput(f"{path} is not an animation Pillow can read ({exc.__class__.__name__}); pass a GIF") from None
+def open_frames(path: Path, max_frames: int = 1000) -> list[Image.Image]:
+    """Every frame of an animation (at most ``max_frames``), decoded, or InvalidInput naming the file."""
+    with _opening(path, "an animation", "a GIF") as im:
+        if getattr(im, "n_frames", 1) > max_frames:
+            raise InvalidInput(f"{visible(str(path), keep_newlines=False)} has {im.n_frames} frames; at most {max_frames} are kept")
+        return [frame.convert("RGB") for frame in ImageSequence.Iterator(im)]

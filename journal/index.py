@@ -13,7 +13,7 @@ from tinydb import TinyDB
 from tinydb.queries import QueryLike
 from tinydb.table import Document
 
-from .storage import AtomicJSONStorage
+from .storage import AtomicJSONStorage, CorruptIndex
 
 TABLE = "experiments"
 
@@ -23,6 +23,12 @@ class Index:
         self.path = path
         self._db = TinyDB(path, storage=AtomicJSONStorage)
         self._table = self._db.table(TABLE, cache_size=0)  # no query cache: another process may have written
+
+    def check(self) -> None:
+        """Raise CorruptIndex unless every document is filed under its own number (a missing file is fine)."""
+        for key, doc in self._raw().items():
+            if not (key.isdigit() and doc.get("number") == int(key)):
+                raise CorruptIndex(self.path, f"document {key[:20]!r} is not filed under its number")
 
     def __len__(self) -> int:
         return len(self._raw())

@@ -40,6 +40,7 @@ from .atomic import write_atomic
 from .errors import ExperimentNotFound, InvalidInput, JournalError, JournalLocked, NotAJournal
 from .gitrepo import GitRepo
 from .index import Index
+from .storage import CorruptIndex
 from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
@@ -100,13 +101,15 @@ class Journal:
             return cls.open(path)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise NotAJournal(f"{path} is not empty and is not a journal; choose a new or empty directory")
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            (path / SCRATCH).mkdir()
+        except OSError as exc:
+            raise NotAJournal(f"cannot create a journal at {visible(str(path))} ({exc.strerror}); choose a directory you can write") from None
         repo = GitRepo.init(path)
-        (path / SCRATCH).mkdir()
         (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         (path / ".gitignore").write_text(_GITIGNORE_TEXT, encoding="utf-8")
-        repo.add(MARKER, ".gitignore")
-        repo.commit("Start a promptism journal\n", path / SCRATCH / "COMMIT_MSG")
+        repo.commit_paths([MARKER, ".gitignore"], "Start a promptism journal\n", path / SCRATCH)
         journal = cls(path)
         journal._index.replace_all([])
         return journal
@@ -126,15 +129,21 @@ class Journal:
                 raise NotAJournal(f"no journal at {path}; create one with `promptism init {path}`")
             raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
         journal = cls(path, lock_timeout)
-        (path / SCRATCH).mkdir(exist_ok=True)
-        if recover and (journal._intent_path.exists() or not (path / DB_FILE).exists() or journal._temp_files()):
+        if recover and (journal._intent_path.exists() or not journal._index_readable() or journal._temp_files()):
             try:
                 with journal._writing():
                     pass  # _writing recovers and rebuilds on entry
-            except JournalLocked:
-                if not (path / DB_FILE).exists():
+            except (JournalError, OSError):  # busy, read-only, disk full: reading needs no write while the index reads
+                if not journal._index_readable():
                     raise
         return journal
+
+    def _index_readable(self) -> bool:
+        try:
+            self._index.check()
+        except CorruptIndex:
+            return False
+        return (self.path / DB_FILE).exists()
 
     # ------------------------------------------------------------------ reading
 
@@ -264,8 +273,12 @@ class Journal:
             old = self.get(number)
             if not allow_title_overlap:
                 check_title_keeps_secrets(title, old.secrets, number)
-            exp = old.replace(title=title, updated=_now())
-            self._commit([exp], f"#{number} {title}\n\n#{number} retitled\nModel: {_model_line(exp)}\n")
+            slug = slugify(title)
+            exp = old.replace(title=title, slug=slug, dir=f"{EXPERIMENTS}/{number:04d}-{slug}", updated=_now())
+            moved = {number: old.dir} if exp.dir != old.dir else {}
+            if moved and (self.path / exp.dir).exists():
+                raise JournalError(f"{exp.dir} already exists outside the journal's history; run `promptism doctor`")
+            self._commit([exp], f"#{number} {title}\n\n#{number} retitled\nModel: {_model_line(exp)}\n", moved_from=moved)
             return exp
 
     def publish(self, numbers: Iterable[int], out: Path, *, allow_title_overlap: bool = False) -> list[Experiment]:
@@ -308,18 +321,44 @@ class Journal:
 
     @contextlib.contextmanager
     def _writing(self, rebuild: bool = True) -> Iterator[list[Finding]]:
-        """Hold the writer lock; on entry finish any interrupted write and rebuild a missing index (yields what it did)."""
+        """Hold the writer lock; on entry set an unreadable index aside, finish any interrupted write and rebuild a
+        missing index (yields what it did)."""
+        (self.path / SCRATCH).mkdir(exist_ok=True)
         self._lock.acquire(self.lock_timeout)
         try:
-            findings = self._recover()
-            if rebuild and not (self.path / DB_FILE).exists():
-                findings.append(Finding(f"rebuilt the missing index of {self._rebuild_index()} experiment(s) from git", True))
+            self._git.check_usable()
+            findings = self._set_aside_corrupt_index()
+            missing = not (self.path / DB_FILE).exists()
+            findings += self._recover(update_index=not missing)
+            if rebuild and missing:
+                what = "unreadable" if findings and findings[0].problem.startswith(DB_FILE) else "missing"
+                findings.append(Finding(f"rebuilt the {what} index of {self._rebuild_index()} experiment(s) from git", True))
             yield findings
         finally:
             self._lock.release()
 
-    def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None, tag: bool = False) -> None:
-        paths = [e.dir for e in experiments]
+    def _set_aside_corrupt_index(self) -> list[Finding]:
+        """An index that cannot be read is derived data gone bad: keep it under orphans/ (it is rebuilt from git)."""
+        try:
+            self._index.check()
+            return []
+        except CorruptIndex as exc:
+            kept = self._orphans() / DB_FILE
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path / DB_FILE, kept)
+            return [Finding(f"{DB_FILE} was unreadable ({exc.reason}); kept it as {kept.relative_to(self.path)}", True)]
+
+    def _orphans(self) -> Path:
+        """Where doctor and recovery keep what they take out of the journal: nothing is ever deleted."""
+        return self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S")
+
+    def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None,
+                tag: bool = False, moved_from: dict[int, str] | None = None) -> None:
+        """Write ``experiments`` (their documents, ``images`` into each folder) and commit exactly their folders.
+
+        ``moved_from`` maps a number to the folder it leaves: the folder is renamed in the same commit (a retitle)."""
+        moved_from = moved_from or {}
+        paths = [e.dir for e in experiments] + [moved_from[e.number] for e in experiments if e.number in moved_from]
         documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
         message = visible(message)  # the one escaping path: nothing in a commit message can drive a terminal
         _encodable(message)
@@ -327,15 +366,15 @@ class Journal:
         failpoints.hit("intent-written")
         for exp in experiments:
             folder = self.path / exp.dir
+            if exp.number in moved_from:
+                os.rename(self.path / moved_from[exp.number], folder)
             folder.mkdir(parents=True, exist_ok=True)
             for name, data in (images or {}).items():
                 write_atomic(folder / name, data)
                 failpoints.hit("image-written")
             write_atomic(folder / EXPERIMENT_FILE, documents[exp.number])
         failpoints.hit("files-written")
-        self._git.add(*paths)
-        failpoints.hit("staged")
-        sha = self._git.commit(message, self.path / SCRATCH / "COMMIT_MSG")
+        sha = self._git.commit_paths(paths, message, self.path / SCRATCH)
         failpoints.hit("committed")
         self._index.put(e.to_doc() for e in experiments)
         failpoints.hit("indexed")
@@ -345,8 +384,9 @@ class Journal:
             failpoints.hit("tagged")
         self._intent_path.unlink()
 
-    def _recover(self) -> list[Finding]:
-        """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows."""
+    def _recover(self, update_index: bool = True) -> list[Finding]:
+        """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows
+        (unless it is about to be rebuilt whole)."""
         findings = [Finding(f"removed stale git lock {lock}", True) for lock in self._git.remove_stale_locks()]
         for tmp in self._temp_files():
             tmp.unlink()  # half-written replacements from a killed writer; the files they were replacing are intact
@@ -356,18 +396,20 @@ class Journal:
             return findings
         except ValueError:  # write_atomic makes this impossible short of disk corruption
             intent = {"numbers": [], "paths": []}
-        for number, rel in zip(intent["numbers"], intent["paths"]):
-            if self._git.head_exists():
-                self._git.restore_to_head(rel)
-            doc_file = self.path / rel / EXPERIMENT_FILE
-            if doc_file.exists():
-                exp = self._read_experiment(doc_file)
-                self._index.put([exp.to_doc()])
+        if self._git.head_exists() and intent["paths"]:
+            self._git.restore_to_head(*intent["paths"])
+        for number in intent["numbers"]:
+            doc_files = sorted((self.path / EXPERIMENTS).glob(f"{number:04d}-*/{EXPERIMENT_FILE}"))
+            if doc_files:
+                exp = self._read_experiment(doc_files[0])
+                if update_index:
+                    self._index.put([exp.to_doc()])
                 if intent.get("tag"):
                     self._ensure_tag(exp)
                 findings.append(Finding(f"completed an interrupted write of #{number} (it was committed)", True))
             else:
-                self._index.drop(number)
+                if update_index:
+                    self._index.drop(number)
                 findings.append(Finding(f"rolled back an interrupted write of #{number} (it was never committed)", True))
         self._intent_path.unlink()
         return findings
@@ -379,22 +421,38 @@ class Journal:
         name = _tag(exp.number)
         if name in self._git.tags(name):
             return False
-        sha = self._git.first_commit_adding(f"{exp.dir}/{EXPERIMENT_FILE}")
+        sha = self._git.first_commit_adding(f"{EXPERIMENTS}/{exp.number:04d}-*/{EXPERIMENT_FILE}")  # retitles rename folders
         if sha:
             self._git.tag(name, sha)
         return True
 
     def _read_experiment(self, doc_file: Path) -> Experiment:
+        rel = doc_file.relative_to(self.path).as_posix()
         try:
             return Experiment.from_doc(json.loads(doc_file.read_bytes()))
         except ValueError as exc:
-            raise JournalError(f"{doc_file} is not valid JSON ({exc})") from None
+            reason = f"is not valid JSON ({exc})"
+        except InvalidInput as exc:
+            reason = f"is not a valid experiment document ({exc})"
+        raise JournalError(f"{visible(rel, keep_newlines=False)} {reason}; run `promptism doctor`")
+
+    def _tree_documents(self) -> tuple[dict[int, Experiment], dict[str, str]]:
+        """The experiments in the work tree by number, and the folders whose document is unreadable (with why)."""
+        found: dict[int, Experiment] = {}
+        bad: dict[str, str] = {}
+        for doc_file in sorted((self.path / EXPERIMENTS).glob(f"*/{EXPERIMENT_FILE}")):
+            try:
+                exp = self._read_experiment(doc_file)
+            except JournalError as exc:
+                bad[doc_file.parent.relative_to(self.path).as_posix()] = str(exc)
+                continue
+            found[exp.number] = exp
+        return found, bad
 
     def _tree_experiments(self) -> dict[int, Experiment]:
-        found: dict[int, Experiment] = {}
-        for doc_file in sorted((self.path / EXPERIMENTS).glob(f"*/{EXPERIMENT_FILE}")):
-            exp = self._read_experiment(doc_file)
-            found[exp.number] = exp
+        found, bad = self._tree_documents()
+        if bad:
+            raise JournalError(next(iter(bad.values())))
         return found
 
     def _rebuild_index(self) -> int:
@@ -416,44 +474,56 @@ class Journal:
         findings: list[Finding] = []
         if self._intent_path.exists():
             findings.append(Finding("an interrupted write is pending (doctor without --check finishes it)", False))
-        orphans = self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S")
+        orphans = self._orphans()
         for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
+            shown = visible(rel, keep_newlines=False)
             kept = ""
             if repair and (self.path / rel).is_file():  # nothing is deleted: the file as it was goes to orphans/
                 (orphans / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(self.path / rel, orphans / rel)
-                kept = f" (the changed file is kept in {(orphans / rel).relative_to(self.path)})"
-            if status == "??":
+                kept = f"{(orphans / rel).relative_to(self.path)}"
+            if status == "??" or "A" in status:
                 if repair:
-                    (self.path / rel).unlink()
-                findings.append(Finding(f"{rel} is not part of any committed experiment" + (f"; moved to {(orphans / rel).relative_to(self.path)}" if repair else ""), repair))
+                    self._git.restore_to_head(rel)  # unstaged if staged, then gone from the work tree
+                    _remove_empty_parents(self.path / rel, self.path / EXPERIMENTS)
+                findings.append(Finding(f"{shown} is not part of any committed experiment" + (f"; moved to {kept}" if repair else ""), repair))
+            elif "D" in status:
+                if repair:
+                    self._git.restore_to_head(rel)
+                findings.append(Finding(f"{shown} is missing" + ("; restored from git" if repair else ""), repair))
             else:
                 if repair:
                     self._git.restore_to_head(rel)
-                findings.append(Finding(f"{rel} differs from the committed version" + (f"; restored from git{kept}" if repair else ""), repair))
-        try:
-            tree = self._tree_experiments()
-        except (JournalError, InvalidInput) as exc:
-            return findings + [Finding(str(exc), False)]
+                findings.append(Finding(f"{shown} differs from the committed version" + (f"; restored from git (the changed file is kept in {kept})" if repair else ""), repair))
+        tree, bad = self._tree_documents()
+        for folder, problem in bad.items():
+            findings.append(self._repair_document(folder) if repair else Finding(problem, False))
+        if repair and bad:
+            tree, bad = self._tree_documents()
         expected = set(range(1, max(tree, default=0) + 1))
         if missing := sorted(expected - set(tree)):
             findings.append(Finding("numbering has gaps: no experiment " + ", ".join(f"#{n}" for n in missing), False))
         for number, exp in sorted(tree.items()):
             folder = self.path / exp.dir
             if not (folder / EXPERIMENT_FILE).exists():
-                findings.append(Finding(f"#{number} lives in the wrong folder (its document says {exp.dir})", False))
+                findings.append(Finding(f"#{number} lives in the wrong folder (its document says {visible(exp.dir)})", False))
                 continue
             for image in exp.images:
                 for file, sha in ((image.file, image.sha256), (image.animation, image.animation_sha256)):
-                    if file and (not (folder / file).exists() or sha256_file(folder / file) != sha):
-                        findings.append(Finding(f"#{number}: {file} is missing or does not match its recorded sha256", False))
-        index = {doc.doc_id: doc for doc in self._index.search()}
+                    if file and (folder / file).exists() and sha256_file(folder / file) != sha:
+                        findings.append(Finding(f"#{number}: {file} does not match its recorded sha256", False))
+                    elif file and not (folder / file).exists():
+                        findings.append(Finding(f"#{number}: {file} is missing and not in git history", False))
+        try:
+            index = {doc.doc_id: doc for doc in self._index.search()}
+        except CorruptIndex as exc:  # only with --check: a repair has set it aside already
+            return findings + [Finding(f"{DB_FILE} is unreadable ({exc.reason}); doctor without --check rebuilds it from git", False)]
         stale = sorted(n for n in set(index) | set(tree) if n not in tree or index.get(n) != tree[n].to_doc())
         if stale:
-            if repair:
+            if repair and not bad:
                 self._rebuild_index()
             findings.append(Finding(f"the index disagreed with git on {len(stale)} experiment(s) (" + ", ".join(f"#{n}" for n in stale[:10])
-                                    + ")" + ("; rebuilt it from the committed documents" if repair else ""), repair))
+                                    + ")" + ("; rebuilt it from the committed documents" if repair and not bad else ""), repair and not bad))
         known = self._git.tags("exp/*")
         for number, exp in sorted(tree.items()):
             if _tag(number) not in known:
@@ -461,6 +531,29 @@ class Journal:
                     self._ensure_tag(exp)
                 findings.append(Finding(f"tag {_tag(number)} was missing" + ("; created it" if repair else ""), repair))
         return findings
+
+    def _repair_document(self, folder: str) -> Finding:
+        """A committed experiment.json that does not read: the newest version in git history that does comes back (one
+        commit); a folder that never held an experiment leaves the journal for orphans/ (one commit)."""
+        shown = visible(folder, keep_newlines=False)
+        rel = f"{folder}/{EXPERIMENT_FILE}"
+        for sha in self._git.run("log", "--format=%H", "--", rel).split():
+            try:
+                exp = Experiment.from_doc(json.loads(self._git.run("show", f"{sha}:{rel}")))
+            except (JournalError, ValueError):
+                continue
+            if exp.dir == folder:
+                self._commit([exp], f"#{exp.number} repaired\n\nRestored {EXPERIMENT_FILE} as of {sha[:12]}\n")
+                return Finding(f"{shown}/{EXPERIMENT_FILE} was not a valid experiment document; restored the version of commit {sha[:12]}", True)
+        kept = self._orphans() / folder
+        write_atomic(self._intent_path, json.dumps({"numbers": [], "paths": [folder], "tag": False}).encode())
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(self.path / folder, kept)
+        if self._git.in_head(folder):
+            self._git.commit_paths([folder], f"Remove {folder}\n\nIt never held a valid experiment; kept in {kept.relative_to(self.path)}\n",
+                                   self.path / SCRATCH)
+        self._intent_path.unlink()
+        return Finding(f"{shown} never held a valid experiment document; moved to {kept.relative_to(self.path)}", True)
 
 
 def _encode(exp: Experiment) -> bytes:
@@ -478,6 +571,17 @@ def _encodable(text: str) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidInput("the text contains an unpaired surrogate (invalid Unicode); pass valid UTF-8 text") from None
+
+
+def _remove_empty_parents(path: Path, top: Path) -> None:
+    """Remove the folders above ``path`` that are left empty, up to (not including) ``top``."""
+    for folder in path.parents:
+        if folder == top or top not in folder.parents:
+            return
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): stop here
+            return
 
 
 def _gif_name(png_name: str) -> str:

@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import JournalLocked
+from .errors import JournalError, JournalLocked
+from .text import visible
 
 ORPHAN_GRACE = 10.0  # seconds a dead writer's git child may take to finish
 
@@ -26,7 +27,11 @@ class WriterLock:
 
     def acquire(self, timeout: float = 0.0) -> None:
         """Take the lock, waiting up to ``timeout`` seconds; raise JournalLocked naming the holder if it stays busy."""
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise JournalError(f"journal {visible(str(self._journal_path))} is not writable by you (permission denied on "
+                               f"{self._path.name}); reading it works, to write use a journal of your own (--journal DIR)") from None
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import InvalidInput
 from .images import clean_png, open_image
 from .model import Experiment
+from .slug import slugify
 
 GENERATOR = '<meta name="generator" content="promptism">'
 
@@ -41,7 +42,7 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
         for entry in sorted(entries, key=lambda e: -e.experiment.number):
             exp = entry.experiment
             for k, src in enumerate(entry.images, 1):
-                name = f"{exp.number:04d}-{exp.slug}-{k}.png"
+                name = f"{exp.number:04d}-{slugify(exp.title)}-{k}.png"  # the current title, never an earlier one
                 (staging / name).write_bytes(clean_png(open_image(src)).data)
                 figures.append(_figure(exp, name, k, len(entry.images)))
         (staging / "index.html").write_text(_page(figures), encoding="utf-8")

@@ -23,6 +23,14 @@ from .atomic import write_atomic
 from .errors import InvalidInput, JournalError
 
 
+class CorruptIndex(JournalError):
+    """The index file cannot be read as TinyDB tables of documents (it is derived data: rebuilt from git)."""
+
+    def __init__(self, path: Path, reason: str):
+        self.reason = reason
+        super().__init__(f"{path} is unreadable ({reason}); run `promptism doctor` to rebuild it from git")
+
+
 class AtomicJSONStorage(Storage):
     def __init__(self, path: str | os.PathLike):
         self._path = Path(path)
@@ -37,10 +45,13 @@ class AtomicJSONStorage(Storage):
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key != self._cache_key:
             try:
-                self._cache = _load(self._path.read_bytes())
+                data = _load(self._path.read_bytes())
             except orjson.JSONDecodeError as exc:
-                raise JournalError(f"{self._path} is not valid JSON ({exc}); run `promptism doctor`") from None
-            self._cache_key = key
+                raise CorruptIndex(self._path, f"not valid JSON: {exc}") from None
+            if not (isinstance(data, dict) and all(isinstance(t, dict) and all(isinstance(d, dict) for d in t.values())
+                                                   for t in data.values())):
+                raise CorruptIndex(self._path, "not a table of documents")
+            self._cache, self._cache_key = data, key
         return self._cache
 
     def write(self, data: dict) -> None:

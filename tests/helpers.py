@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,13 @@ from workshop.cli import main
 REPO = Path(__file__).resolve().parents[1]
 
 
-def make_png(path: Path, color=(200, 30, 30), size=(64, 64), text: dict[str, str] | None = None) -> Path:
+def make_png(path: Path, color=(200, 30, 30), size=(64, 64), text: dict[str, str] | None = None, noise: bool = False) -> Path:
+    """A PNG of one colour (or seeded noise, which does not compress), with optional text chunks."""
     info = PngImagePlugin.PngInfo()
     for key, value in (text or {}).items():
         info.add_itxt(key, value)
-    Image.new("RGB", size, color).save(path, pnginfo=info)
+    image = Image.frombytes("RGB", size, random.Random(0).randbytes(size[0] * size[1] * 3)) if noise else Image.new("RGB", size, color)
+    image.save(path, pnginfo=info)
     return path
 
 
@@ -114,8 +117,8 @@ def assert_consistent(jdir: Path):
     for exp in exps:
         committed = json.loads(git(jdir, "show", f"HEAD:{exp.dir}/experiment.json"))
         assert committed == exp.to_doc()
-        added = git(jdir, "log", "--format=%s", "--diff-filter=A", "--", f"{exp.dir}/experiment.json").splitlines()
-        assert len(added) == 1 and added[0].startswith(f"#{exp.number} ")
-        assert git(jdir, "log", "-1", "--format=%s", f"exp/{exp.number:04d}").strip() == added[0]
+        added = git(jdir, "log", "--format=%s", "--diff-filter=A", "--", f"experiments/{exp.number:04d}-*/experiment.json").splitlines()
+        assert added[-1].startswith(f"#{exp.number} ")  # the accept (later ones: a retitle moved the folder)
+        assert git(jdir, "log", "-1", "--format=%s", f"exp/{exp.number:04d}").strip() == added[-1]
     assert journal.doctor(repair=False) == []
     return journal

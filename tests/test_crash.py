@@ -9,8 +9,8 @@ import pytest
 from journal import Journal
 from tests.helpers import assert_consistent, git, make_png, start_worker, worker
 
-ACCEPT_STEPS = ["intent-written", "image-written", "files-written", "staged", "committed", "indexed", "tagged"]
-LANDED = {"committed", "indexed", "tagged"}  # after the commit, the accept is completed on recovery
+ACCEPT_STEPS = ["intent-written", "image-written", "files-written", "staged", "ref-moved", "committed", "indexed", "tagged"]
+LANDED = {"ref-moved", "committed", "indexed", "tagged"}  # after the commit, the accept is completed on recovery
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_accept_killed_at_each_step(jdir, image, step):
     assert_consistent(jdir)
 
 
-@pytest.mark.parametrize("step", ["files-written", "staged", "committed", "indexed"])
+@pytest.mark.parametrize("step", ["files-written", "staged", "ref-moved", "committed", "indexed"])
 def test_retitle_killed_at_each_step(jdir, image, step):
     Journal.init(jdir)
     worker(jdir, "accept", "old title", image)

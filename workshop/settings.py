@@ -6,6 +6,7 @@
     max_batch = 8               # images per pipeline call
     co2_g_per_kwh = 400         # grid carbon intensity for the CO2 estimate
     model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models`
+    max_image_pixels = 67108864  # the largest image (width × height) promptism opens: 64 MP; larger ones are refused
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import platformdirs
 
+from journal.images import DEFAULT_MAX_PIXELS
+
 from .paths import APP
 
 
@@ -27,6 +30,7 @@ class Settings:
     max_batch: int = 8
     co2_g_per_kwh: float = 400.0
     model_paths: tuple[str, ...] = field(default_factory=tuple)
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
 def config_file() -> Path:

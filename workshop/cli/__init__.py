@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
 import click
 
 from journal import JournalError
+from journal.images import set_pixel_limit
+from journal.text import one_line
 
 from ..compose import SpecError
 from ..runner.errors import RunError
+from ..settings import load_settings
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS
 from .run_commands import RUN_COMMANDS
@@ -29,6 +33,7 @@ def cli(ctx: click.Context) -> None:
     The journal lives in $PROMPTISM_JOURNAL (or your user data directory); every command takes --journal DIR.
     Without a command, promptism opens the workshop (the TUI).
     """
+    set_pixel_limit(load_settings().max_image_pixels)
     if ctx.invoked_subcommand is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):  # a script or a pipe: the workshop needs a terminal
             click.echo(ctx.get_help())
@@ -53,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
     except (JournalError, SpecError, RunError) as exc:
         return _fail(f"promptism: {exc}", 1)
+    except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path), never a bug report
+        return _fail(f"promptism: {os_error_line(exc)}", 1)
     except (click.Abort, KeyboardInterrupt):
         return _fail("promptism: interrupted", 130)
     except BrokenPipeError:
@@ -64,6 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"promptism: internal error: {exc.__class__.__name__}: {exc} (set PROMPTISM_DEBUG=1 for details)", 70)
 
 
+_OS_FIXES = {
+    errno.ENOSPC: "free some disk space and try again",
+    errno.EDQUOT: "free some space within your quota and try again",
+    errno.EFBIG: "free some space (or lift the file-size limit) and try again",
+    errno.EACCES: "check that you may write there, or use a journal of your own (--journal DIR)",
+    errno.EPERM: "check that you may write there, or use a journal of your own (--journal DIR)",
+    errno.EROFS: "the file system is read-only: use a journal on a writable disk (--journal DIR)",
+    errno.ENOENT: "check the path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: what failed, where, and what to do. A journal write cut short is finished or rolled
+    back by the next command, so nothing is half-written."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = _OS_FIXES.get(exc.errno, "check the disk and the path, then try again")
+    return f"{exc.strerror or exc.__class__.__name__}{where}: {fix}"
+
+
 def _fail(message: str, code: int) -> int:
-    click.echo(" ".join(message.split()), err=True)
+    click.echo(one_line(message), err=True)
     return code

@@ -1,0 +1,168 @@
+"""The journal against outside interference: foreign staged changes, tampered or fake documents, a corrupt index,
+a journal it may read but not write — each write commits only its own paths, and doctor names and repairs the rest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from journal import Journal, JournalError
+from tests.helpers import assert_consistent, git, make_png, new_experiment, python, run_cli
+
+
+@pytest.fixture
+def three(journal, tmp_path) -> Journal:
+    for title in ("one", "two", "three"):
+        journal.accept(new_experiment(tmp_path, title, prompt="a quiet harbour"))
+    return journal
+
+
+def test_a_write_commits_only_its_own_paths_whatever_else_is_staged(three, tmp_path, capsys):
+    j = three.path
+    doc = j / three.get(1).dir / "experiment.json"
+    tampered = json.loads(doc.read_text())
+    tampered["title"] = "tampered"
+    doc.write_text(json.dumps(tampered))
+    fake = j / "experiments" / "0009-fake" / "experiment.json"
+    fake.parent.mkdir()
+    fake.write_text("{}")
+    git(j, "add", "experiments")
+    exp = three.accept(new_experiment(tmp_path, "four", prompt="a quiet harbour"))
+    changed = git(j, "show", "--name-only", "--format=", "HEAD").split()
+    assert changed == [f"{exp.dir}/{f}" for f in ("01-s1.png", "experiment.json")]
+    assert json.loads(git(j, "show", f"HEAD:{three.get(1).dir}/experiment.json"))["title"] == "one"
+    staged = git(j, "diff", "--cached", "--name-only").split()
+    assert staged == [f"{three.get(1).dir}/experiment.json", "experiments/0009-fake/experiment.json"]  # still the user's
+
+    code, out, err = run_cli(capsys, "doctor", "--check", "--journal", str(j))
+    assert code == 1 and "experiments/0009-fake/experiment.json is not part of any committed experiment" in out
+    assert f"{three.get(1).dir}/experiment.json differs from the committed version" in out
+    code, out, err = run_cli(capsys, "doctor", "--journal", str(j))
+    assert code == 0, out + err
+    assert "moved to .promptism/orphans/" in out and "restored from git" in out
+    kept = list((j / ".promptism" / "orphans").rglob("0009-fake/experiment.json"))
+    assert len(kept) == 1 and kept[0].read_text() == "{}"  # nothing is lost
+    assert three.get(1).title == "one"
+    assert_consistent(j)
+
+
+def test_doctor_restores_a_committed_bad_document_from_history_and_removes_a_committed_fake(three, capsys):
+    j = three.path
+    doc = j / three.get(2).dir / "experiment.json"
+    doc.write_text('{"title": "no number"}')
+    fake = j / "experiments" / "0009-fake" / "experiment.json"
+    fake.parent.mkdir()
+    fake.write_text("{}")
+    git(j, "add", "experiments")
+    git(j, "commit", "-q", "-m", "someone else's commit")
+    (j / "journal.json").unlink()  # so that every command has to rebuild from the tree
+    code, _, err = run_cli(capsys, "log", "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and "0002-two/experiment.json is not a valid experiment document" in err
+    assert "run `promptism doctor`" in err
+    code, out, err = run_cli(capsys, "doctor", "--journal", str(j))
+    assert code == 0, out + err
+    assert "0002-two/experiment.json was not a valid experiment document; restored the version of commit" in out
+    assert "experiments/0009-fake never held a valid experiment document; moved to .promptism/orphans/" in out
+    assert three.get(2).title == "two" and not (j / "experiments" / "0009-fake").exists()
+    assert git(j, "log", "-2", "--format=%s").split("\n")[:2] == ["Remove experiments/0009-fake", "#2 repaired"]
+    assert_consistent(j)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage{", b"null", b"[]", b'{"experiments": []}', b'{"experiments": {"1": "x"}}',
+                                     b'{"experiments": {"7": {"number": 1}}}'])
+def test_an_unreadable_index_is_set_aside_and_rebuilt_by_any_command(three, capsys, content):
+    j = three.path
+    (j / "journal.json").write_bytes(content)
+    code, out, err = run_cli(capsys, "log", "--journal", str(j))
+    assert code == 0 and err == "" and out.count("\n") == 4, out + err  # a header and the three experiments
+    kept = list((j / ".promptism" / "orphans").rglob("journal.json"))
+    assert [k.read_bytes() for k in kept] == [content]
+    assert_consistent(j)
+
+
+@pytest.mark.parametrize("content", [b"", b"null", b'{"experiments": {"1": "x"}}'])
+def test_doctor_reports_and_rebuilds_an_unreadable_index(three, capsys, content):
+    j = three.path
+    (j / "journal.json").write_bytes(content)
+    code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(j))
+    assert code == 1 and "journal.json is unreadable" in out and "doctor without --check rebuilds it" in out
+    code, out, err = run_cli(capsys, "doctor", "--journal", str(j))
+    assert code == 0 and "journal.json was unreadable" in out and "healthy (3 experiments)" in out, out + err
+    assert_consistent(j)
+
+
+def test_a_deleted_image_is_called_missing_and_restored(three, capsys):
+    j = three.path
+    image = j / three.get(3).dir / "01-s1.png"
+    image.unlink()
+    code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(j))
+    assert code == 1 and f"{three.get(3).dir}/01-s1.png is missing" in out and "differs" not in out
+    code, out, _ = run_cli(capsys, "doctor", "--journal", str(j))
+    assert code == 0 and "is missing; restored from git" in out and image.exists()
+
+
+FULL_DISK = """
+import resource, signal, sys
+from workshop.cli import main
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk (ENOSPC)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def promptism_with_full_disk(limit: int, *args: str):
+    return python(FULL_DISK, str(limit), *args)
+
+
+def test_a_write_that_runs_out_of_disk_is_one_line_and_readers_still_read(three, tmp_path):
+    j = str(three.path)
+    big = make_png(tmp_path / "big.png", size=(256, 256), noise=True)
+    failed = promptism_with_full_disk(4096, "import", str(big), "--title", "four", "--model", "m", "--journal", j)
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "File too large" in failed.stderr and "internal error" not in failed.stderr
+    assert (three.path / ".promptism" / "intent.json").exists()  # the write was cut short
+    reader = promptism_with_full_disk(4096, "log", "--journal", j)  # still no space: recovery cannot run, reading can
+    assert reader.returncode == 0 and "three" in reader.stdout and "four" not in reader.stdout, reader.stderr
+    journal = assert_consistent(three.path)  # space again: the next open rolls the cut-short write back
+    assert len(journal) == 3
+
+
+def test_retitle_renames_the_folder_in_its_commit(three, tmp_path):
+    j = three.path
+    before = three.get(1).dir
+    exp = three.retitle(1, "Coastal study")
+    assert exp.dir == "experiments/0001-coastal-study" and exp.slug == "coastal-study"
+    assert (j / exp.dir / "experiment.json").exists() and not (j / before).exists()
+    assert git(j, "show", "--name-status", "--format=%s", "HEAD").split("\n")[0] == "#1 Coastal study"
+    assert git(j, "tag", "--points-at", "exp/0001") == git(j, "tag", "--points-at", git(j, "rev-list", "-1", "exp/0001").strip())
+    assert "0001-coastal-study" in Journal.open(j).get(1).dir
+    assert_consistent(j)
+
+
+def test_init_in_an_impossible_place_is_one_line(capsys):
+    code, _, err = run_cli(capsys, "init", "/proc/nonexistent/x")
+    assert code == 1 and err.count("\n") == 1 and "cannot create a journal at /proc/nonexistent/x" in err, err
+
+
+def test_another_users_journal_reads_and_refuses_writes_in_one_line(three, tmp_path, capsys):
+    """As root (CI): the journal given to another user, so git's ownership check refuses it. As anyone else: a
+    journal whose scratch area they may not write. Either way reading works and a write is one clear line."""
+    j = three.path
+    if os.geteuid() == 0:
+        for path in [j, *j.rglob("*")]:
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+        expected = "git refuses to work in"
+    else:
+        os.chmod(j / ".promptism", 0o555)
+        (j / ".promptism" / "lock").unlink(missing_ok=True)
+        expected = "is not writable by you"
+    code, out, err = run_cli(capsys, "log", "--journal", str(j))
+    assert code == 0 and "three" in out, err
+    for args in (["retitle", "1", "Coastal study"], ["import", str(make_png(tmp_path / "x.png")), "--title", "x", "--model", "m"]):
+        code, _, err = run_cli(capsys, *args, "--journal", str(j))
+        assert code == 1 and err.count("\n") == 1 and expected in err, err
+    os.chmod(j / ".promptism", 0o755)
+    assert sorted((j / "experiments").iterdir()) == [j / e.dir for e in reversed(three.list())]  # nothing written
