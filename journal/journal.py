@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import operator
 import os
@@ -37,7 +38,7 @@ from tinydb import Query
 
 from . import failpoints
 from .atomic import write_atomic
-from .errors import ExperimentNotFound, InvalidInput, JournalError, JournalLocked, NotAJournal
+from .errors import ExperimentNotFound, InvalidInput, JournalError, NotAJournal
 from .gitrepo import GitRepo
 from .index import Index
 from .storage import CorruptIndex
@@ -45,7 +46,7 @@ from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
 from .privacy import check_title_keeps_secrets
-from .publish import GalleryEntry, discard_staged, install_gallery, stage_gallery
+from .publish import GalleryEntry, discard_staged, gallery_numbers, install_gallery, remove_leftovers, stage_gallery
 from .slug import check_model_name, check_new_title, fold, slugify
 from .text import visible
 
@@ -55,6 +56,7 @@ SCRATCH = ".promptism"
 EXPERIMENTS = "experiments"
 EXPERIMENT_FILE = "experiment.json"
 INTENT_FILE = "intent.json"
+GALLERY_FILE = "gallery.json"  # where the last publish wrote, for doctor
 
 _MARKER_TEXT = "# A promptism journal: numbered text-to-image experiments. Managed by `promptism`.\nschema = 1\n"
 _GITIGNORE_TEXT = f"/{DB_FILE}\n/.{DB_FILE}.*.tmp\n/{SCRATCH}/\n"
@@ -187,9 +189,10 @@ class Journal:
         if model:
             wanted = fold(model)
             conditions.append(q.model.id.test(lambda m: wanted in fold(m)))
-        if keyword:
+        if keyword:  # a keyword of a grid, or a comma-separated part of any prompt (an import has no keyword list)
             wanted_kw = fold(keyword.strip())
-            conditions.append(q.keywords.test(lambda ks: any(fold(k) == wanted_kw for k in ks)))
+            conditions.append(q.keywords.test(lambda ks: any(fold(k) == wanted_kw for k in ks))
+                              | q.prompt.test(lambda p: any(fold(part.strip()) == wanted_kw for part in p.split(","))))
         if status:
             conditions.append(q.status == status)
         if since:
@@ -285,24 +288,55 @@ class Journal:
         """Write the gallery of every published experiment plus ``numbers`` to ``out``; mark ``numbers`` published."""
         with self._writing():
             targets = [self.get(n) for n in dict.fromkeys(numbers)]  # none: rewrite the gallery of what is published
-            now = _now()
-            changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
-            shown = {e.number: e for e in self.search(status="published", limit=None)}
-            shown.update({e.number: e for e in targets})
-            shown.update({e.number: e for e in changed})
-            if not allow_title_overlap:  # every title the gallery will show: an allowed overlap may be older than this
-                for e in shown.values():
-                    check_title_keeps_secrets(e.title, e.secrets, e.number)
-            staged = stage_gallery(Path(out), [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
-            try:
-                if changed:
-                    subject = "Publish " + ", ".join(f"#{e.number}" for e in changed)
-                    self._commit(changed, subject + "\n\n" + "".join(f"#{e.number} {e.title} — {_model_line(e)}\n" for e in changed))
-            except BaseException:
-                discard_staged(staged)
-                raise
-            install_gallery(staged, Path(out))
-            return [shown[e.number] for e in targets]
+            return self._publish(targets, Path(out).absolute(), allow_title_overlap)
+
+    def _publish(self, targets: list[Experiment], out: Path, allow_title_overlap: bool) -> list[Experiment]:
+        now = _now()
+        changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
+        shown = {e.number: e for e in self.search(status="published", limit=None)}
+        shown.update({e.number: e for e in targets})
+        shown.update({e.number: e for e in changed})
+        if not allow_title_overlap:  # every title the gallery will show: an allowed overlap may be older than this
+            for e in shown.values():
+                check_title_keeps_secrets(e.title, e.secrets, e.number)
+        staged = stage_gallery(out, [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
+        try:
+            write_atomic(self._gallery_record, json.dumps({"out": str(out)}).encode())  # so doctor can check it
+            if changed:
+                subject = "Publish " + ", ".join(f"#{e.number}" for e in changed)
+                self._commit(changed, subject + "\n\n" + "".join(f"#{e.number} {e.title} — {_model_line(e)}\n" for e in changed))
+        except BaseException:
+            discard_staged(staged)
+            raise
+        install_gallery(staged, out)
+        return [shown[e.number] for e in targets]
+
+    @property
+    def _gallery_record(self) -> Path:
+        return self.path / SCRATCH / GALLERY_FILE
+
+    def _check_gallery(self, repair: bool) -> list[Finding]:
+        """The last gallery published to: leftovers of a killed publish, and published experiments it does not show."""
+        try:
+            out = Path(json.loads(self._gallery_record.read_bytes())["out"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+        shown_out = visible(str(out), keep_newlines=False)
+        findings = []
+        leftovers = [*out.parent.glob(f".{glob.escape(out.name)}.*.tmp"), *out.parent.glob(f".{glob.escape(out.name)}.*.old")]
+        if leftovers:
+            removed = remove_leftovers(out) if repair else 0
+            findings.append(Finding(f"{len(leftovers)} folder(s) left beside the gallery {shown_out} by a publish that was cut short"
+                                    + (f"; removed {removed}" if repair else ""), repair and removed == len(leftovers)))
+        published = {e.number for e in self.search(status="published", limit=None)}
+        shown = gallery_numbers(out) if out.exists() else set()
+        if shown is None or not published <= shown:
+            missing = sorted(published - (shown or set()))
+            findings.append(Finding(f"the gallery {shown_out} does not show published " + ", ".join(f"#{n}" for n in missing)
+                                    + ("; rewrote it" if repair else " (doctor without --check rewrites it)"), repair))
+            if repair:
+                self._publish([], out, allow_title_overlap=True)  # titles were checked when they were published
+        return findings
 
     def unpublish(self, numbers: Iterable[int]) -> list[Experiment]:
         with self._writing():
@@ -530,7 +564,7 @@ class Journal:
                 if repair:
                     self._ensure_tag(exp)
                 findings.append(Finding(f"tag {_tag(number)} was missing" + ("; created it" if repair else ""), repair))
-        return findings
+        return findings + self._check_gallery(repair and not bad)
 
     def _repair_document(self, folder: str) -> Finding:
         """A committed experiment.json that does not read: the newest version in git history that does comes back (one

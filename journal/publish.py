@@ -6,8 +6,10 @@ reader never sees a half-written gallery, and a directory that is not a promptis
 
 from __future__ import annotations
 
+import glob
 import html
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -17,8 +19,10 @@ from .errors import InvalidInput
 from .images import clean_png, open_image
 from .model import Experiment
 from .slug import slugify
+from .text import visible
 
 GENERATOR = '<meta name="generator" content="promptism">'
+_IMAGE_NAME = re.compile(r"\d{4}-[a-z0-9-]+-\d+\.png")
 
 
 @dataclass(frozen=True)
@@ -28,15 +32,21 @@ class GalleryEntry:
 
 
 def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
-    """Build the gallery for ``out`` (newest first) in a temporary sibling folder; ``install_gallery`` swaps it in."""
+    """Build the gallery for ``out`` (newest first) in a temporary sibling folder; ``install_gallery`` swaps it in.
+    Leftovers of a publish that was killed are removed first."""
     out = out.absolute()
+    shown = visible(str(out), keep_newlines=False)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
-        raise InvalidInput(f"{out} exists and is not a promptism gallery; choose a new or empty directory for --out")
+        raise InvalidInput(f"{shown} exists and is not a promptism gallery; choose a new or empty directory for --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(out)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: a web server running as another user could not read it
     except OSError as exc:
-        raise InvalidInput(f"cannot write a gallery at {out} ({exc.strerror or exc}); choose another --out") from None
+        raise InvalidInput(f"cannot write a gallery at {shown} ({exc.strerror or exc}); choose another --out") from None
     try:
         figures = []
         for entry in sorted(entries, key=lambda e: -e.experiment.number):
@@ -68,6 +78,34 @@ def discard_staged(staging: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
 
 
+def remove_leftovers(out: Path) -> int:
+    """Remove the staging (``.<out>.*.tmp``) and swap (``.<out>.*.old``) folders a killed publish left beside ``out``
+    — only folders holding nothing but a gallery's own files, so nothing of anyone else's is ever removed."""
+    removed = 0
+    for folder in [*out.parent.glob(f".{glob.escape(out.name)}.*.tmp"), *out.parent.glob(f".{glob.escape(out.name)}.*.old")]:
+        inner = folder / "gallery" if folder.suffix == ".old" else folder
+        if folder.is_dir() and _only_gallery_files(folder, inner):
+            shutil.rmtree(folder)
+            removed += 1
+    return removed
+
+
+def _only_gallery_files(folder: Path, inner: Path) -> bool:
+    if folder != inner and {p.name for p in folder.iterdir()} - {"gallery"}:
+        return False
+    return all(p.is_file() and (p.name == "index.html" or _IMAGE_NAME.fullmatch(p.name)) for p in (inner.iterdir() if inner.is_dir() else []))
+
+
+def gallery_numbers(out: Path) -> set[int] | None:
+    """The experiments a gallery folder shows, with every image it names present; None if it is no gallery."""
+    if not _is_gallery(out):
+        return None
+    page = (out / "index.html").read_text(encoding="utf-8", errors="replace")
+    shown = {int(n) for n in re.findall(r"<b>#(\d+)</b>", page)}
+    broken = {int(name[:4]) for name in re.findall(r'<img src="([^"]+)"', page) if not (out / html.unescape(name)).is_file()}
+    return shown - broken
+
+
 def _is_gallery(path: Path) -> bool:
     index = path / "index.html"
     return index.is_file() and GENERATOR in index.read_text(encoding="utf-8", errors="replace")
@@ -75,12 +113,12 @@ def _is_gallery(path: Path) -> bool:
 
 def _figure(exp: Experiment, name: str, k: int, count: int) -> str:
     e = html.escape
-    label = f"#{exp.number} {exp.title}" + (f" ({k}/{count})" if count > 1 else "")
+    label = f"#{exp.number} {visible(exp.title)}" + (f" ({k}/{count})" if count > 1 else "")
     date = (exp.published or exp.created)[:10]
     return (
         f'<figure><img src="{e(name)}" alt="{e(label)}" width="{256}" loading="lazy">'
-        f'<figcaption><b>#{exp.number}</b> <cite>{e(exp.title)}</cite><br>'
-        f"Generated with {e(exp.model.credit)} · <time>{e(date)}</time></figcaption></figure>"
+        f'<figcaption><b>#{exp.number}</b> <cite>{e(visible(exp.title))}</cite><br>'
+        f"Generated with {e(visible(exp.model.credit))} · <time>{e(date)}</time></figcaption></figure>"
     )
 
 

@@ -1,5 +1,6 @@
 """The command line as a user meets it: help everywhere, one-line errors, literal titles, the default journal."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from tests.helpers import make_png, run_cli
+from tests.helpers import make_png, new_experiment, run_cli
 
 COMMANDS = ["init", "import", "log", "show", "retitle", "publish", "unpublish", "doctor"]
 
@@ -160,3 +161,31 @@ def test_no_command_without_a_terminal_prints_help_instead_of_opening_the_tui():
     exe = str(Path(sys.executable).parent / "promptism")
     result = subprocess.run([exe], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
     assert result.returncode == 0 and "Usage: promptism" in result.stdout and "promptism tui" in result.stdout
+
+
+def test_journal_option_before_the_command(jpath, capsys):
+    code, out, err = run_cli(capsys, "--journal", str(jpath), "log")
+    assert code == 0 and out.count("\n") == 2, err  # a header and #1
+    code, out, err = run_cli(capsys, "--journal", "/nonexistent/elsewhere", "log", "--journal", str(jpath))
+    assert code == 0, err  # the command's own option wins
+
+
+def test_log_keyword_finds_imported_experiments_by_prompt_part(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    source = make_png(tmp_path / "a.png", text={"parameters": "a lighthouse at dusk, trending on artstation\nSteps: 4, Seed: 9, CFG scale: 5"})
+    assert run_cli(capsys, "import", str(source), "--title", "Coast", "--model", "m", "--journal", j)[0] == 0
+    code, out, _ = run_cli(capsys, "log", "--keyword", "Trending on ArtStation", "--journal", j)
+    assert code == 0 and "Coast" in out
+    code, out, _ = run_cli(capsys, "log", "--keyword", "trending", "--journal", j)
+    assert "no experiments match" in out  # a whole part, not a substring
+
+
+def test_show_reveal_prompt_shows_each_images_own_prompt(tmp_path, capsys):
+    journal = Journal.init(tmp_path / "j")
+    new = new_experiment(tmp_path, "Study", n_images=2, prompt="a circle", keywords=["red", "glowing"])
+    prompts = ["a circle, red", "a circle, glowing"]
+    journal.accept(dataclasses.replace(new, images=[dataclasses.replace(i, prompt=p) for i, p in zip(new.images, prompts)]))
+    code, out, _ = run_cli(capsys, "show", "1", "--reveal-prompt", "--journal", str(journal.path))
+    assert code == 0 and out.index("seed 1") < out.index("a circle, red") < out.index("seed 2") < out.index("a circle, glowing")
+    code, out, _ = run_cli(capsys, "show", "1", "--journal", str(journal.path))
+    assert "a circle" not in out

@@ -49,8 +49,14 @@ def test_publish_killed(jdir, image, tmp_path, step):
     Journal.init(jdir)
     worker(jdir, "accept", "to publish", image)
     assert worker(jdir, "publish", "1", tmp_path / "site", failpoint=step).returncode == -signal.SIGKILL
+    assert [p.name[:6] for p in tmp_path.glob(".site.*.tmp")] == [".site."]  # the staged gallery, left behind
+    findings = Journal.open(jdir).doctor()
+    assert any("cut short; removed 1" in f.problem for f in findings), findings
+    assert (step in LANDED) == any("does not show published #1; rewrote it" in f.problem for f in findings), findings
     journal = assert_consistent(jdir)
     assert journal.get(1).status == ("published" if step in LANDED else "unreleased")
+    assert not list(tmp_path.glob(".site.*"))
+    assert ((tmp_path / "site").exists() and "<b>#1</b>" in (tmp_path / "site" / "index.html").read_text()) == (step in LANDED)
 
 
 def test_killed_at_random_moments(tmp_path, image):

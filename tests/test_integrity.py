@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 import pytest
 
-from journal import Journal, JournalError
+from journal import Journal
 from tests.helpers import assert_consistent, git, make_png, new_experiment, python, run_cli
 
 

@@ -1,6 +1,8 @@
 """Publishing: the gallery credits the model and never contains a prompt, negative prompt or keyword — byte for byte."""
 
 import html
+import os
+import stat
 import subprocess
 
 import pytest
@@ -64,9 +66,22 @@ def test_published_output_never_contains_a_secret(journal, tmp_path):
 def test_journal_files_and_history_never_carry_secrets_outside_the_documents(journal, tmp_path):
     journal.publish([1], tmp_path / "site")
     journal.retitle(2, "renamed")
+    with pytest.raises(PrivacyError):
+        journal.retitle(1, "Trending on ArtStation")  # a keyword as a title: refused, so never in a message or a name
+    journal.retitle(1, "Coastal study")
+    journal.publish([], tmp_path / "site")  # retitle, then publish
     journal.unpublish([1])
+    journal.doctor()
     scan(git(journal.path, "log", "--all", "--format=%B%n%N").encode(), "commit messages")
     scan(git(journal.path, "for-each-ref", "--format=%(refname) %(contents)").encode(), "refs and tag messages")
+    objects = git(journal.path, "cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype)").split("\n")
+    for line in filter(None, objects):  # every commit, tag and tree (file and folder names) in the whole history
+        sha, kind = line.split()
+        if kind != "blob":
+            scan(subprocess.run(["git", "cat-file", kind, sha], cwd=journal.path, capture_output=True, check=True).stdout, f"{kind} {sha}")
+    for f in (tmp_path / "site").rglob("*"):
+        scan(f.name.encode(), "gallery file names")
+        scan(f.read_bytes(), str(f))
     for f in (journal.path / "experiments").rglob("*"):
         scan(str(f.relative_to(journal.path)).encode(), "file names")
         if f.suffix == ".png":
@@ -146,3 +161,35 @@ def test_publish_without_numbers_rewrites_the_gallery(journal, tmp_path, capsys)
 def test_publish_to_an_unwritable_place_is_one_line(journal, capsys):
     code, _, err = run_cli(capsys, "publish", "1", "--out", "/proc/gallery", "--journal", str(journal.path))
     assert code == 1 and err.count("\n") == 1 and "cannot write a gallery" in err and journal.get(1).status == "unreleased"
+
+
+def test_gallery_names_follow_the_current_title_never_the_first(journal, tmp_path, capsys):
+    """Item 1: a title that once held the prompt leaves no trace in published file names or the folder name."""
+    j = str(journal.path)
+    source = make_png(tmp_path / "lighthouse.png")
+    code, _, err = run_cli(capsys, "import", str(source), "--title", "a lonely lighthouse", "--prompt", "a lonely lighthouse",
+                           "--model", "m", "--allow-title-overlap", "--journal", j)
+    assert code == 0, err
+    journal.retitle(3, "Coastal study")
+    journal.publish([3], tmp_path / "site")
+    names = sorted(p.name for p in (tmp_path / "site").iterdir())
+    assert names == ["0003-coastal-study-1.png", "index.html"]
+    assert journal.get(3).dir == "experiments/0003-coastal-study"
+    assert not list(journal.path.glob("experiments/*lonely*"))
+
+
+def test_publish_cleans_up_after_a_killed_publish_and_uses_the_umask(journal, tmp_path):
+    out = tmp_path / "site"
+    leftover = tmp_path / ".site.abc123.tmp"  # what a publish killed while staging leaves: unreleased images inside
+    leftover.mkdir()
+    make_png(leftover / "0002-obsidian-1.png")
+    foreign = tmp_path / ".site.notes.tmp"  # not a gallery's: never touched
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    old = os.umask(0o022)
+    try:
+        journal.publish([1], out)
+    finally:
+        os.umask(old)
+    assert not leftover.exists() and (foreign / "notes.txt").read_text() == "mine"
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755  # readable by a web server running as another user

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -16,7 +17,7 @@ from ..compose import SpecError
 from ..runner.errors import RunError
 from ..settings import load_settings
 from .grid_command import grid_cmd
-from .journal_commands import JOURNAL_COMMANDS
+from .journal_commands import JOURNAL_COMMANDS, JOURNAL_HELP, JOURNAL_PATH
 from .run_commands import RUN_COMMANDS
 from .tui_command import tui_cmd
 
@@ -25,14 +26,16 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 @click.group(context_settings=CONTEXT, invoke_without_command=True)
 @click.version_option(package_name="promptism", prog_name="promptism")
+@click.option("--journal", "journal_dir", type=JOURNAL_PATH, default=None, help=JOURNAL_HELP)
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, journal_dir: Path | None) -> None:
     """promptism — a prompt workshop for text-to-image models with a numbered, git-backed experiment journal.
 
     Every accepted experiment gets the next number (#1, #2, …), a title and a model credit; its prompt stays private.
     The journal lives in $PROMPTISM_JOURNAL (or your user data directory); every command takes --journal DIR.
     Without a command, promptism opens the workshop (the TUI).
     """
+    ctx.obj = {"journal": journal_dir}
     set_pixel_limit(load_settings().max_image_pixels)
     if ctx.invoked_subcommand is None:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):  # a script or a pipe: the workshop needs a terminal

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -10,7 +9,7 @@ import click
 from ..compose.grid import MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from
 from ..compose.tokens import CONTEXT
-from .output import console, literal, print_table
+from .output import console, dump_json, literal, print_table
 from .run_commands import execute_grid, run_options
 
 
@@ -54,7 +53,7 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
     if not dry_run:
         execute_grid(grid, opts, journal_dir)
     elif opts["as_json"]:
-        click.echo(json.dumps([c.to_json() for c in grid.cells], ensure_ascii=False, indent=2))
+        click.echo(dump_json([c.to_json() for c in grid.cells]))
     else:
         _print_grid(grid)
 

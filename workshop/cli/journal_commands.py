@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import click
@@ -13,20 +12,25 @@ from journal.importing import Overrides, experiment_from_images
 from journal.model import STATUSES
 
 from .. import paths
-from .output import console, literal, print_table
+from .output import console, dump_json, literal, print_table, say
 
 NUMBER = click.IntRange(min=1)
 DATE = click.DateTime(formats=["%Y-%m-%d"])
 
 
-def journal_option(fn):
-    """``--journal DIR`` for every command (default: $PROMPTISM_JOURNAL, else the user data directory)."""
+JOURNAL_HELP = "Journal directory. Default: $PROMPTISM_JOURNAL, else your user data directory."
+JOURNAL_PATH = click.Path(file_okay=False, path_type=Path)
 
-    @click.option("--journal", "journal_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                  help="Journal directory. Default: $PROMPTISM_JOURNAL, else your user data directory.")
+
+def journal_option(fn):
+    """``--journal DIR`` for every command, after it or before it (``promptism --journal DIR log``); the default is
+    $PROMPTISM_JOURNAL, else the user data directory."""
+
+    @click.option("--journal", "journal_dir", type=JOURNAL_PATH, default=None, help=JOURNAL_HELP)
     @functools.wraps(fn)
     def wrapper(*args, journal_dir: Path | None, **kwargs):
-        return fn(*args, journal_dir=journal_dir or paths.journal_dir(), **kwargs)
+        given_first = (click.get_current_context().find_root().obj or {}).get("journal")
+        return fn(*args, journal_dir=journal_dir or given_first or paths.journal_dir(), **kwargs)
 
     return wrapper
 
@@ -36,7 +40,7 @@ def json_option(fn):
 
 
 def _dump(data) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    click.echo(dump_json(data))
 
 
 @click.command("init")
@@ -45,7 +49,7 @@ def _dump(data) -> None:
 def init_cmd(directory: Path | None, journal_dir: Path) -> None:
     """Create a journal in DIRECTORY (default: the --journal directory)."""
     journal = Journal.init(directory or journal_dir)
-    click.echo(f"journal ready at {journal.path} ({len(journal)} experiments)")
+    say(f"journal ready at {journal.path} ({len(journal)} experiments)")
 
 
 @click.command("import")
@@ -56,8 +60,9 @@ def init_cmd(directory: Path | None, journal_dir: Path) -> None:
 @click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
 @click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
 @click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
+@click.option("--allow-title-overlap", is_flag=True, help="Keep a title that contains the prompt or a keyword.")
 @journal_option
-def import_cmd(images, title, model, seed, prompt, prompt_file, negative, journal_dir: Path) -> None:
+def import_cmd(images, title, model, seed, prompt, prompt_file, negative, allow_title_overlap, journal_dir: Path) -> None:
     """Record IMAGES made elsewhere as the next numbered experiment.
 
     Prompt, negative prompt, seed, steps and model are read from AUTOMATIC1111, ComfyUI or InvokeAI metadata when
@@ -72,10 +77,8 @@ def import_cmd(images, title, model, seed, prompt, prompt_file, negative, journa
             raise click.BadParameter(f"{prompt_file.name} is not UTF-8 text", param_hint="--prompt-file") from None
     new = experiment_from_images(list(images), title, Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative))
     journal = Journal.open(journal_dir, create=True)
-    exp = journal.accept(new)
-    click.echo(f"#{exp.number} ", nl=False)
-    console().print(literal(exp.title), end="")
-    click.echo(f" — {len(exp.images)} image(s) by {exp.model.credit} in {journal.folder(exp)}")
+    exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
+    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit} in {journal.folder(exp)}")
 
 
 @click.command("log")
@@ -98,8 +101,8 @@ def log_cmd(text, model, keyword, status, since, until, limit, offset, as_json, 
         _dump([e.public_doc() for e in found])
         return
     if not found:
-        click.echo("no experiments match" if (text or model or keyword or status or since or until) else
-                   f"the journal at {journal.path} is empty — record images with `promptism import`")
+        say("no experiments match" if (text or model or keyword or status or since or until) else
+            f"the journal at {journal.path} is empty — record images with `promptism import`")
         return
     print_table(["#", "title", "model", "created", "status", "images"],
                 [[str(e.number), e.title, e.model.credit, e.created[:10], e.status, str(len(e.images))] for e in found])
@@ -149,6 +152,8 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
     for image in exp.images:
         extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
         rows.append(("Image", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
+        if reveal and image.prompt:  # a grid's images each have their own prompt
+            rows.append(("  prompt", image.prompt))
     if reveal:
         rows += [("Prompt", exp.prompt), ("Negative", exp.negative_prompt), ("Keywords", ", ".join(exp.keywords))]
     else:
@@ -159,10 +164,11 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
 @click.command("retitle")
 @click.argument("number", type=NUMBER)
 @click.argument("title")
+@click.option("--allow-title-overlap", is_flag=True, help="Keep a title that contains the prompt or a keyword.")
 @journal_option
-def retitle_cmd(number: int, title: str, journal_dir: Path) -> None:
-    """Give experiment NUMBER a new TITLE (one commit)."""
-    exp = Journal.open(journal_dir).retitle(number, title)
+def retitle_cmd(number: int, title: str, allow_title_overlap: bool, journal_dir: Path) -> None:
+    """Give experiment NUMBER a new TITLE (one commit; its folder is renamed to match)."""
+    exp = Journal.open(journal_dir).retitle(number, title, allow_title_overlap=allow_title_overlap)
     console().print(literal(f"#{exp.number} {exp.title}"))
 
 
@@ -180,7 +186,7 @@ def publish_cmd(numbers, out: Path, allow_title_overlap: bool, journal_dir: Path
     """
     published = Journal.open(journal_dir).publish(numbers, out, allow_title_overlap=allow_title_overlap)
     what = f"published {', '.join(f'#{e.number}' for e in published)}" if published else "rewrote the gallery"
-    click.echo(f"{what} — {out.absolute() / 'index.html'}")
+    say(f"{what} — {out.absolute() / 'index.html'}")
 
 
 @click.command("unpublish")
@@ -204,7 +210,7 @@ def doctor_cmd(check: bool, journal_dir: Path) -> None:
         console().print(literal(f"{mark:>8}  {f.problem}"))
     broken = [f for f in findings if f.repaired is False]
     if not broken:
-        click.echo(f"journal at {journal.path} is healthy ({len(journal)} experiments)")
+        say(f"journal at {journal.path} is healthy ({len(journal)} experiments)")
     else:
         raise click.ClickException(f"{len(broken)} problem(s) remain in {journal.path}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from functools import lru_cache
@@ -11,12 +12,37 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from journal.text import visible
+from journal.text import control_free, visible
 
 
 def literal(text: str) -> Text:
     """Rich Text that renders exactly ``text``: ``[bold]`` stays brackets, ESC becomes ␛."""
     return Text(visible(text))
+
+
+def say(text: str, *, err: bool = False) -> None:
+    """Print a line that holds user text (a title, a path, a model name) literally."""
+    (stderr_console() if err else console()).print(literal(text))
+
+
+def dump_json(data) -> str:
+    """JSON for scripts: values exact, but every control, bidi or invisible character written as a ``\\u`` escape, so
+    the text is safe to show on a terminal too (``ensure_ascii=False`` alone writes C1 controls and U+202E raw)."""
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    return "".join(ch if ch == "\n" or control_free(ch) else _escape(ch) for ch in text)  # raw newlines: indentation
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+@lru_cache(maxsize=1)
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 @lru_cache(maxsize=1)

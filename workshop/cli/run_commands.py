@@ -19,7 +19,7 @@ from ..compose.grid import build_grid
 from ..compose.spec import spec_from
 from ..settings import load_settings
 from .journal_commands import journal_option
-from .output import console, literal, print_table
+from .output import console, dump_json, literal, print_table
 
 
 def run_options(fn):
@@ -43,6 +43,7 @@ def run_options(fn):
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
         click.option("--accept", is_flag=True, help="Accept the run at once as the next experiment (needs --title)."),
         click.option("--title", "-t", help="Title for --accept (any Unicode; it is published)."),
+        click.option("--allow-title-overlap", is_flag=True, help="With --accept: keep a title that contains the prompt or a keyword."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
     ]
     for option in reversed(options):
@@ -85,7 +86,7 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     if opts["accept"]:
         from ..runner.runs import accept_run
 
-        exp = accept_run(journal, run, opts["title"])
+        exp = accept_run(journal, run, opts["title"], allow_title_overlap=opts["allow_title_overlap"])
         click.echo(f"accepted as #{exp.number}", err=opts["as_json"])
 
 
@@ -112,7 +113,7 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
 @click.command("runs")
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option("--reveal-prompt", is_flag=True, help="Include each cell's prompt in the JSON.")
+@click.option("--reveal-prompt", is_flag=True, help="Show the cells' prompts and name the keywords of the effects.")
 @journal_option
 def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir: Path) -> None:
     """List runs (finished, cancelled, or interrupted by a crash or lost connection), or show one."""
@@ -121,35 +122,47 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir
     journal = Journal.open(journal_dir)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
     if as_json:
-        click.echo(json.dumps([_run_json(r, reveal_prompt) for r in runs], ensure_ascii=False, indent=2))
+        click.echo(dump_json([_run_json(r, reveal_prompt) for r in runs]))
         return
     if run_id:
-        _report(runs[0], cells=True)
+        _report(runs[0], cells=True, reveal=reveal_prompt)
         return
     if not runs:
         click.echo("no runs yet — make some with `promptism generate` or `promptism grid`")
         return
     print_table(["run", "state", "images", "model", "accepted"],
                 [[r.id, r.state, f"{len(r.done)}/{len(r.manifest['cells'])}", r.manifest["model"]["id"],
-                  " ".join(f"#{n}" for n in r.manifest.get("accepted", []))] for r in runs])
+                  " ".join(f"#{n}" for n in r.accepted)] for r in runs])
 
 
 def _run_json(run, reveal_prompt: bool) -> dict:
-    """A run as JSON; the cells' prompts and keywords only with --reveal-prompt, as for `show`."""
+    """A run as JSON; the cells' prompts and keywords, and the keywords' names in the effects, only with
+    --reveal-prompt, as for `show` (effects are numbered by the keyword's place in the prompt otherwise)."""
     m = run.manifest
-    private = ("prompt", "negative", "keywords", "labels")
-    cells = m["cells"] if reveal_prompt else [{k: v for k, v in c.items() if k not in private} for c in m["cells"]]
+    cells = m["cells"] if reveal_prompt else [{k: v for k, v in c.items() if k not in PRIVATE_CELL_KEYS} for c in m["cells"]]
     return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": m.get("created"), "model": m["model"]["id"],
             "cells": cells, "images": [str(run.image(c)) for c in run.done], "layout": m.get("layout", []),
-            "compute": m.get("compute"), "effects": m.get("effects"), "accepted": m.get("accepted", [])}
+            "compute": m.get("compute"), "effects": _effects(m, reveal_prompt), "accepted": run.accepted}
+
+
+PRIVATE_CELL_KEYS = ("prompt", "negative", "keywords", "labels", "truncated_keywords")
+
+
+def _effects(manifest: dict, reveal: bool) -> list[dict]:
+    """Each measured keyword effect: its place among the run's keywords (1-based), and its text only if revealed."""
+    keywords = manifest["spec"].get("keywords", [])
+    return [{"keyword_index": keywords.index(k) + 1 if k in keywords else None, **({"keyword": k} if reveal else {}), **v}
+            for k, v in (manifest.get("effects") or {}).items()]
 
 
 @click.command("accept")
 @click.argument("run_id")
 @click.option("--title", "-t", required=True, help="Title of the new experiment (any Unicode; it is published).")
 @click.option("--pick", help="Only these cells, by the numbers `promptism runs RUN` shows: 0,2,5.")
+@click.option("--again", is_flag=True, help="Accept a run that was accepted before (another experiment of it).")
+@click.option("--allow-title-overlap", is_flag=True, help="Keep a title that contains the prompt or a keyword.")
 @journal_option
-def accept_cmd(run_id: str, title: str, pick: str | None, journal_dir: Path) -> None:
+def accept_cmd(run_id: str, title: str, pick: str | None, again: bool, allow_title_overlap: bool, journal_dir: Path) -> None:
     """Make RUN (or its picked cells) the next numbered experiment."""
     from ..runner.runs import accept_run, load_run
 
@@ -160,7 +173,7 @@ def accept_cmd(run_id: str, title: str, pick: str | None, journal_dir: Path) -> 
     if picked == []:
         raise click.BadParameter(f"{pick!r}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
     journal = Journal.open(journal_dir)
-    exp = accept_run(journal, load_run(journal, run_id), title, picked)
+    exp = accept_run(journal, load_run(journal, run_id), title, picked, again=again, allow_title_overlap=allow_title_overlap)
     console().print(literal(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}"))
 
 
@@ -203,8 +216,8 @@ def models_cmd(as_json: bool) -> None:
 
     found = available(load_settings())
     if as_json:
-        click.echo(json.dumps([{"id": m.id, "kind": m.kind, "path": str(m.path), "revision": m.revision,
-                                "description": m.description} for m in found], indent=2))
+        click.echo(dump_json([{"id": m.id, "kind": m.kind, "path": str(m.path), "revision": m.revision,
+                                "description": m.description} for m in found]))
         return
     print_table(["model", "kind", "what"], [[m.id, m.kind, m.description] for m in found])
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
@@ -218,7 +231,8 @@ def _guided_settings(cls, opts: dict):
     return cls(**given) if given else None
 
 
-def _report(run, cells: bool = False) -> None:
+def _report(run, cells: bool = False, reveal: bool = True) -> None:
+    """What a run made. Keyword effects are named only when ``reveal`` (the run's own command line gave them)."""
     m = run.manifest
     out = console()
     comp = m.get("compute") or {}
@@ -235,10 +249,11 @@ def _report(run, cells: bool = False) -> None:
         out.print(literal(f"  images in {run.folder}"))
     if (run.folder / "sheet.png").exists():
         out.print(literal(f"  contact sheet: {run.folder / 'sheet.png'}"))
-    if m.get("effects"):
-        out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(
-            f"{k} {v['effect']:+.3f}" for k, v in m["effects"].items())))
-    if run.done and not m.get("accepted"):
+    if effects := _effects(m, reveal):
+        named = [(e["keyword"] if reveal else f"keyword {e['keyword_index']}", e["effect"]) for e in effects]
+        out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(f"{k} {v:+.3f}" for k, v in named)
+                          + ("" if reveal else "  (--reveal-prompt names them)")))
+    if run.done and not run.accepted:
         out.print(literal(f"  keep it: promptism accept {run.id} --title \"…\" [--pick 0,2]"))
 
 

@@ -12,7 +12,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -38,6 +38,7 @@ def new_run_id() -> str:
 class Run:
     folder: Path
     manifest: dict
+    accepted: list[int] = field(default_factory=list)  # the experiments made from it, as the journal records them
 
     @property
     def id(self) -> str:
@@ -94,20 +95,33 @@ def _now() -> str:
 
 
 def list_runs(journal: Journal) -> list[Run]:
-    """Every run folder with a readable manifest, newest first."""
+    """Every run folder with a readable manifest, newest first, each with the experiments accepted from it."""
     found = []
     root = runs_dir(journal)
+    accepted = accepted_runs(journal) if root.is_dir() else {}
     for folder in root.iterdir() if root.is_dir() else []:
         try:
-            found.append(Run(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8"))))
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
+        if isinstance(manifest, dict) and isinstance(manifest.get("id"), str):
+            found.append(Run(folder, manifest, accepted.get(manifest["id"], [])))
     return sorted(found, key=lambda r: r.manifest.get("created_ns", 0), reverse=True)
+
+
+def accepted_runs(journal: Journal) -> dict[str, list[int]]:
+    """Run id → the numbers of the experiments accepted from it, oldest first. The journal is the one record of this
+    (an accept completed by crash recovery is there, whatever happened to the run folder)."""
+    found: dict[str, list[int]] = {}
+    for exp in reversed(journal.search(limit=None)):
+        if isinstance(run_id := (exp.grid or {}).get("run"), str):
+            found.setdefault(run_id, []).append(exp.number)
+    return found
 
 
 def load_run(journal: Journal, run_id: str) -> Run:
     """A run by id, or by a unique prefix or suffix of it (``promptism runs`` shows them)."""
-    runs = list_runs(journal)
+    runs = list_runs(journal)  # reads the journal once for what was accepted: a run folder does not know
     exact = [r for r in runs if r.id == run_id]
     matches = exact or [r for r in runs if r.id.startswith(run_id) or r.id.endswith(run_id)]
     if len(matches) == 1:
@@ -127,11 +141,15 @@ def discard_run(run: Run) -> None:
     shutil.rmtree(run.folder)
 
 
-def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = None) -> Experiment:
-    """The run's finished cells (or the picked ones) become the next numbered experiment."""
+def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = None, *, again: bool = False,
+               allow_title_overlap: bool = False) -> Experiment:
+    """The run's finished cells (or the picked ones) become the next numbered experiment. A run accepted before is
+    refused unless ``again``; a title holding the prompt or a keyword unless ``allow_title_overlap``."""
     done = {c["index"]: c for c in run.done}
     if not done:
         raise RunError(f"run {run.id} has no finished images to accept")
+    if run.accepted and not again:
+        raise AlreadyAccepted(run.id, run.accepted)
     if pick:
         missing = [i for i in pick if i not in done]
         if missing:
@@ -158,7 +176,15 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         params=params,
         parent=m["params"].get("parent"),
         compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g")) if compute else None,
-    ))
-    m.setdefault("accepted", []).append(exp.number)
-    run.save()
+    ), allow_title_overlap=allow_title_overlap)
+    run.accepted.append(exp.number)
     return exp
+
+
+class AlreadyAccepted(RunError):
+    """The run was accepted before: accepting it again makes a second experiment of the same images."""
+
+    def __init__(self, run_id: str, numbers: list[int]):
+        self.numbers = numbers
+        super().__init__(f"run {run_id} was already accepted as " + ", ".join(f"#{n}" for n in numbers)
+                         + "; pass --again to make another experiment of it")

@@ -1,0 +1,83 @@
+"""Runs after the fact: what `runs` shows without --reveal-prompt, and which experiments a run became — as the journal
+records it, whatever happened to the process that accepted it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from journal import Journal
+from tests.helpers import assert_consistent, python, run_cli
+from workshop.runner.runs import list_runs
+
+KEYWORDS = ["trending on artstation", "zanzibar glaze"]
+
+
+@pytest.fixture(autouse=True)
+def tiny_by_default():
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
+
+
+@pytest.fixture
+def scored_run(tmp_path, capsys) -> tuple[str, str]:
+    j = str(tmp_path / "j")
+    args = ["grid", "-p", "a quiet harbour", *(a for k in KEYWORDS for a in ("-k", k)), "--mode", "leave-one-out",
+            "--seeds", "1-2", "--steps", "2", "--clip", "tiny-clip", "--journal", j]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    return j, list_runs(Journal.open(j))[0].id
+
+
+def test_runs_hide_keyword_effects_unless_revealed(scored_run, capsys):
+    j, run_id = scored_run
+    for args in (["runs", "--json"], ["runs", run_id, "--json"], ["runs", run_id], ["runs"]):
+        code, out, err = run_cli(capsys, *args, "--journal", j)
+        assert code == 0, err
+        for secret in (*KEYWORDS, "quiet harbour"):
+            assert secret not in out + err, (args, secret)
+    data = json.loads(run_cli(capsys, "runs", run_id, "--json", "--journal", j)[1])[0]
+    assert sorted(e["keyword_index"] for e in data["effects"]) == [1, 2]
+    assert all("truncated_keywords" not in c and "labels" not in c for c in data["cells"])
+    assert "keyword 1 " in run_cli(capsys, "runs", run_id, "--journal", j)[1]
+    revealed = run_cli(capsys, "runs", run_id, "--reveal-prompt", "--journal", j)[1]
+    assert "trending on artstation " in revealed
+    data = json.loads(run_cli(capsys, "runs", run_id, "--json", "--reveal-prompt", "--journal", j)[1])[0]
+    assert {e["keyword"] for e in data["effects"]} == set(KEYWORDS)
+
+
+ACCEPT = """
+import sys
+from journal import Journal
+from workshop.runner.runs import accept_run, load_run
+journal = Journal.open(sys.argv[1])
+accept_run(journal, load_run(journal, sys.argv[2]), "Harbour study")
+"""
+
+
+def test_an_accept_completed_by_recovery_is_on_the_run_and_a_second_accept_needs_again(scored_run, capsys):
+    j, run_id = scored_run
+    killed = python(ACCEPT, j, run_id, env={"PROMPTISM_FAILPOINT": "committed"})
+    assert killed.returncode == -signal.SIGKILL
+    assert_consistent(Path(j))  # recovery completed the accept: it was committed
+    data = json.loads(run_cli(capsys, "runs", "--json", "--journal", j)[1])
+    assert data[0]["accepted"] == [1]
+    assert "#1" in run_cli(capsys, "runs", "--journal", j)[1]
+    code, _, err = run_cli(capsys, "accept", run_id, "--title", "Harbour again", "--journal", j)
+    assert code == 1 and err.count("\n") == 1 and "already accepted as #1" in err and "--again" in err
+    assert len(Journal.open(j)) == 1
+    code, out, err = run_cli(capsys, "accept", run_id, "--title", "Harbour again", "--again", "--journal", j)
+    assert code == 0 and out.startswith("#2 "), err
+    assert json.loads(run_cli(capsys, "runs", "--json", "--journal", j)[1])[0]["accepted"] == [1, 2]
+
+
+def test_a_title_holding_a_keyword_is_refused_at_accept(scored_run, capsys):
+    j, run_id = scored_run
+    code, _, err = run_cli(capsys, "accept", run_id, "--title", "Zanzibar Glaze study", "--journal", j)
+    assert code == 1 and "contains its private prompt or one of its keywords" in err and "--allow-title-overlap" in err
+    assert "zanzibar" not in err.lower()  # the refusal never repeats the secret … nor the title that holds it
+    code, _, err = run_cli(capsys, "accept", run_id, "--title", "Zanzibar Glaze study", "--allow-title-overlap", "--journal", j)
+    assert code == 0, err
