@@ -5,6 +5,7 @@ The git CLI (not GitPython's pure-Python index) keeps commits fast in journals w
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -60,18 +61,27 @@ class GitRepo:
         """Commit ``paths`` exactly as they are in the work tree, on top of HEAD; return the new commit's sha.
 
         Only these paths: whatever else is staged in the shared index (by the user, or by a tool) is neither committed
-        nor disturbed. Plumbing rather than ``git commit``: 1. a private index is read from HEAD and given ``paths``,
-        2. written as a tree, 3. made a commit object, 4. the branch moves with a compare-and-swap on its old value —
-        the one atomic step — 5. the shared index takes the same paths, so ``git status`` stays clean. No work-tree
-        scan, so it stays fast in a journal of tens of thousands of files.
+        nor disturbed. Plumbing rather than ``git commit``: 1. a private index that matches HEAD (a copy of the shared
+        one with anything else staged there put back as in HEAD — a copy keeps git's cached trees, so this is quick in
+        a journal of tens of thousands of files) is given ``paths``, 2. written as a tree, 3. made a commit object,
+        4. the branch moves with a compare-and-swap on its old value — the one atomic step — 5. the shared index takes
+        the same paths, so ``git status`` stays clean.
         """
         self._ensure_identity()
         message_file, index = scratch / "COMMIT_MSG", scratch / "commit-index"
         message_file.write_text(message, encoding="utf-8")
-        index.unlink(missing_ok=True)
         private = {"GIT_INDEX_FILE": str(index)}
         parent = self.run("rev-parse", "--verify", "--quiet", "HEAD") if self.head_exists() else None
-        self.run("read-tree", *([parent] if parent else ["--empty"]), env=private)
+        shared = Path(self._repo.git_dir) / "index"
+        if parent and shared.exists():
+            shutil.copyfile(shared, index)
+            if others := self.run("diff-index", "--cached", "--name-only", "-z", parent, env=private).strip("\0"):
+                listed = scratch / "commit-others"
+                listed.write_text(others + "\0", encoding="utf-8")
+                self.run("reset", "--quiet", parent, f"--pathspec-from-file={listed}", "--pathspec-file-nul", env=private)
+        else:
+            index.unlink(missing_ok=True)
+            self.run("read-tree", *([parent] if parent else ["--empty"]), env=private)
         self.run("add", "--all", "--", *paths, env=private)
         failpoints.hit("staged")
         tree = self.run("write-tree", env=private)
