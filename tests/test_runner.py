@@ -172,6 +172,28 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
     assert rerun.manifest["rerun_of"] == 1 and rerun.manifest["verified"] is True
 
 
+def test_an_experiment_made_at_1_thread_reruns_byte_identically_at_2(tmp_path, capsys):
+    """CPU float reduction order depends on torch's thread count (the TUI runs at cpu_count - 1): the count is recorded
+    with the run and the experiment, and rerun uses it."""
+    j = tmp_path / "j"
+    journal = Journal.init(j)
+    grid = build_grid(spec_from({"prompt": "two small red stars on a blue background, glowing", "seeds": "0-3"}))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run = execute(grid, RunOptions(model="shapes", clip="none"), journal)
+        assert run.manifest["compute"]["threads"] == 1
+        exp = accept_run(journal, run, "threads")
+        assert exp.compute.threads == 1 and Journal.open(j).get(exp.number).compute.threads == 1
+        torch.set_num_threads(2)
+        code, out, err = run_cli(capsys, "rerun", str(exp.number), "--verify", "--journal", str(j))
+        assert code == 0 and "byte-identical" in out, out + err
+        assert torch.get_num_threads() == 2  # restored after the rerun
+        assert list_runs(Journal.open(j))[0].manifest["compute"]["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
     j = tmp_path / "j"
     run_cli(capsys, "generate", PROMPT, "--seed", "3", "--accept", "--title", "kept", "--journal", str(j))

@@ -157,7 +157,8 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         grid=grid,
         params=params,
         parent=m["params"].get("parent"),
-        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g")) if compute else None,
+        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g"),
+                        compute.get("threads")) if compute else None,
     ))
     m.setdefault("accepted", []).append(exp.number)
     run.save()

@@ -19,7 +19,7 @@ from journal.images import clean_png, open_image, sha256_file
 
 from ..compose.grid import Grid
 from . import events as ev
-from .devices import EnergyMeter, device_name, pick_device
+from .devices import EnergyMeter, cpu_threads, device_name, pick_device, using_threads
 from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunError
 from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
@@ -165,6 +165,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "cells": cells,
         "planned_layout": layout,
         "clip": clip if scorer else None,
+        "compute": _compute_record(device),
     })
     return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
 
@@ -233,7 +234,7 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
         raise
     seconds = time.monotonic() - started
     energy = meter.stop_wh()
-    extra = {"compute": {"device": device_name(device), "seconds": round(seconds, 3), "energy_wh": energy,
+    extra = {"compute": {**run.manifest["compute"], "seconds": round(seconds, 3), "energy_wh": energy,
                          "co2_g": round(energy * options.co2_g_per_kwh / 1000, 4) if energy is not None else None,
                          "co2_g_per_kwh": options.co2_g_per_kwh}}
     cells = run.manifest["cells"]
@@ -247,6 +248,12 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
     run.finish(state, **extra)
     on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
     return run
+
+
+def _compute_record(device) -> dict:
+    """Where a run runs, recorded when it starts (so a run whose process dies has it too): the device and, on the
+    CPU, torch's thread count, which ``rerun`` restores."""
+    return {"device": device_name(device), "threads": cpu_threads(device)}
 
 
 def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
@@ -284,31 +291,34 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     needed = {i for b in layout for i in b}
     cells = [c for c in recorded["cells"] if c["index"] in needed]
     jobs = _jobs(cells, p["width"], p["height"], init, p.get("strength"))
-    run = Run.create(journal, {
-        "id": new_run_id(), "rerun_of": number,
-        "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
-                  "info": asdict(model_info(source, pipe))},
-        "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt, "negative": exp.negative_prompt,
-                 "keywords": list(exp.keywords), "seeds": recorded.get("seeds"), "axes": recorded.get("axes", {})},
-        "params": {**p, "parent": exp.parent},
-        "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
-        "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
-        "planned_layout": layout, "clip": None,
-    })
-    # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
-    renumber = {c["index"]: k for k, c in enumerate(cells)}
-    collected: dict[int, Image.Image] = {}
-    engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
-    try:
-        for indices, images in engine.run(jobs, layout):
-            run.add_images([renumber[i] for i in indices], images)
-            collected.update(zip(indices, images))
-    except Cancelled:
-        run.finish("cancelled")
-        raise RunError(f"rerun of #{number} was cancelled") from None
-    except Exception as exc:
-        run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+    threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
+    with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
+        run = Run.create(journal, {
+            "id": new_run_id(), "rerun_of": number,
+            "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
+                      "info": asdict(model_info(source, pipe))},
+            "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt,
+                     "negative": exp.negative_prompt, "keywords": list(exp.keywords), "seeds": recorded.get("seeds"),
+                     "axes": recorded.get("axes", {})},
+            "params": {**p, "parent": exp.parent},
+            "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
+            "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
+            "planned_layout": layout, "clip": None, "compute": _compute_record(device),
+        })
+        # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
+        renumber = {c["index"]: k for k, c in enumerate(cells)}
+        collected: dict[int, Image.Image] = {}
+        engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
+        try:
+            for indices, images in engine.run(jobs, layout):
+                run.add_images([renumber[i] for i in indices], images)
+                collected.update(zip(indices, images))
+        except Cancelled:
+            run.finish("cancelled")
+            raise RunError(f"rerun of #{number} was cancelled") from None
+        except Exception as exc:
+            run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
     matches = [clean_png(collected[i]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)
