@@ -268,6 +268,36 @@ def test_crash_after_first_batch_keeps_it(tmp_path):
     assert subprocess.run([exe, "accept", runs[0].id, "-t", "saved", "--journal", str(j)], capture_output=True).returncode == 0
 
 
+def test_an_interrupted_run_is_settled_like_a_cancelled_one(tmp_path, capsys):
+    """A run whose process was killed gets scores, keyword effects, a contact sheet and its compute record, as a
+    cancelled run has: when it is shown (`runs RUN`) or accepted."""
+    j = tmp_path / "j"
+    Journal.init(j)
+    exe = str(Path(sys.executable).parent / "promptism")
+    proc = subprocess.Popen([exe, "grid", "-p", PROMPT, "-k", "glowing", "--mode", "leave-one-out", "--seeds", "1-20",
+                             "--max-batch", "2", "--steps", "30", "--clip", "tiny-clip", "--json", "--journal", str(j)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "BatchFinished":
+                break
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = list_runs(Journal.open(j))[0]
+    assert run.state == "interrupted" and len(run.done) >= 2 and not (run.folder / "sheet.png").exists()
+    assert run.manifest["compute"]["threads"] >= 1  # recorded when the run started
+    code, out, err = run_cli(capsys, "runs", run.id, "--journal", str(j))
+    assert code == 0 and "interrupted" in out and "contact sheet" in out, out + err
+    run = list_runs(Journal.open(j))[0]
+    assert run.state == "interrupted" and (run.folder / "sheet.png").exists() and (run.folder / "sheet-unlabelled.png").exists()
+    assert all(c.get("score") is not None for c in run.done) and run.manifest["effects"]["glowing"]["pairs"] >= 1
+    exp = accept_run(Journal.open(j), run, "saved")
+    assert all(i.score is not None for i in exp.images) and exp.grid["effects"] == run.manifest["effects"]
+    assert exp.compute is not None and exp.compute.threads == run.manifest["compute"]["threads"]
+
+
 def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, monkeypatch):
     tiny = resolve("tiny").path
     cache = Path(__import__("os").environ["HF_HUB_CACHE"])

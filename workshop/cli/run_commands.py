@@ -120,6 +120,10 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir
 
     journal = Journal.open(journal_dir)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
+    if run_id and runs[0].state == "interrupted":  # its process died: score it and draw its sheet, as for a cancel
+        from ..runner.session import settle
+
+        settle(runs[0])
     if as_json:
         click.echo(json.dumps([_run_json(r, reveal_prompt) for r in runs], ensure_ascii=False, indent=2))
         return
@@ -222,7 +226,7 @@ def _report(run, cells: bool = False) -> None:
     m = run.manifest
     out = console()
     comp = m.get("compute") or {}
-    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp else ""
+    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp.get("seconds") is not None else ""
     energy = f", {comp['energy_wh']:.3f} Wh ≈ {comp['co2_g']:.2f} g CO2" if comp.get("energy_wh") is not None else ""
     out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(m['cells'])} images by {m['model']['id']} "
                       f"({m['model']['description']}){took}{energy}"))

@@ -45,7 +45,8 @@ class Run:
 
     @property
     def state(self) -> str:
-        """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died."""
+        """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died (recorded as
+        such once it is settled: see ``session.settle``)."""
         state = self.manifest["state"]
         pid = self.manifest.get("pid")
         if state == "running" and not (isinstance(pid, int) and pid_alive(pid)):
@@ -128,7 +129,12 @@ def discard_run(run: Run) -> None:
 
 
 def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = None) -> Experiment:
-    """The run's finished cells (or the picked ones) become the next numbered experiment."""
+    """The run's finished cells (or the picked ones) become the next numbered experiment; a run whose process died is
+    first settled like a cancelled one (scores, keyword effects, contact sheet)."""
+    if run.state == "interrupted":
+        from .session import settle  # scoring needs torch: imported only for a run that needs it
+
+        settle(run)
     done = {c["index"]: c for c in run.done}
     if not done:
         raise RunError(f"run {run.id} has no finished images to accept")

@@ -165,6 +165,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "cells": cells,
         "planned_layout": layout,
         "clip": clip if scorer else None,
+        "allow_pickle": options.allow_pickle,  # what the scorer may load: settling an interrupted run needs it again
         "compute": _compute_record(device),
     })
     return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
@@ -240,14 +241,39 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
     cells = run.manifest["cells"]
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
         cells[index]["steps_done"] = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
-    if scorer and images:
-        score_cells(scorer, cells, images, run.manifest["spec"]["base"] or run.manifest["spec"]["prompt"])
-        extra["effects"] = keyword_effects(scorer, cells, images, run.manifest["spec"]["keywords"])
-    if images:
-        _write_sheets(run, images)
-    run.finish(state, **extra)
+    run.finish(state, **extra, **_conclude(run, images, scorer))
     on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
     return run
+
+
+def settle(run: Run) -> Run:
+    """A run whose process died (``interrupted``) gets what a cancelled run has: its finished images scored with the
+    run's scorer, keyword effects, contact sheets, and its state recorded. Other runs are left as they are."""
+    if run.state != "interrupted" or run.manifest["state"] != "running":
+        return run
+    m = run.manifest
+    try:
+        images = {c["index"]: open_image(run.image(c)) for c in run.done}
+    except InvalidInput as exc:
+        raise RunError(f"run {run.id}: {exc}") from None
+    scorer = None
+    if m.get("clip") and images:
+        scorer = load_scorer(m["clip"], pick_device("auto"), allow_pickle=bool(m.get("allow_pickle")))
+    run.finish("interrupted", **_conclude(run, images, scorer))
+    return run
+
+
+def _conclude(run: Run, images: dict[int, Image.Image], scorer) -> dict:
+    """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the manifest
+    fields to add."""
+    extra = {}
+    if scorer and images:
+        m = run.manifest
+        score_cells(scorer, m["cells"], images, m["spec"]["base"] or m["spec"]["prompt"])
+        extra["effects"] = keyword_effects(scorer, m["cells"], images, m["spec"]["keywords"])
+    if images:
+        _write_sheets(run, images)
+    return extra
 
 
 def _compute_record(device) -> dict:
