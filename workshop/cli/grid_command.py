@@ -11,7 +11,7 @@ from ..compose.grid import MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from
 from ..compose.tokens import CONTEXT
 from .output import console, literal, print_table
-from .run_commands import execute_grid, run_options
+from .run_commands import execute_grid, options_for, run_options
 
 
 @click.command("grid")
@@ -53,7 +53,9 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
     grid = build_grid(spec_from(values))
     if not dry_run:
         execute_grid(grid, opts, journal_dir)
-    elif opts["as_json"]:
+        return
+    options_for(grid, opts)  # refuse now what the real run would refuse
+    if opts["as_json"]:
         click.echo(json.dumps([c.to_json() for c in grid.cells], ensure_ascii=False, indent=2))
     else:
         _print_grid(grid)

@@ -37,7 +37,7 @@ def run_options(fn):
         click.option("--cutouts", type=int, help="vqgan-clip: random crops CLIP sees per step (default 24)."),
         click.option("--tv", type=float, help="vqgan-clip: total-variation weight, smooths the image (default 0.1)."),
         click.option("--no-quantize", is_flag=True, help="vqgan-clip with a VQGAN: optimise continuous codes, not codebook entries."),
-        click.option("--animate", type=int, help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
+        click.option("--animate", type=click.IntRange(min=1), help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
         click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
         click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
@@ -50,23 +50,41 @@ def run_options(fn):
     return journal_option(fn)
 
 
+def options_for(grid, opts: dict):
+    """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
+    loading anything, so a dry run refuses what the real run would."""
+    from ..runner.options import RunOptions, check_options, parse_size
+
+    settings = load_settings()
+    params = grid.spec.params
+    size = _first(opts["size"], params.size)
+    options = RunOptions(
+        model=_first(opts["model"], grid.spec.model, settings.model), steps=_first(opts["steps"], params.steps),
+        guidance=_first(opts["guidance"], params.guidance), size=parse_size(size) if size is not None else None,
+        init_image=_first(opts["init_image"], params.init_image), strength=_first(opts["strength"], params.strength),
+        max_batch=_first(opts["max_batch"], params.max_batch, settings.max_batch),
+        clip=_first(opts["clip"], params.clip, settings.clip), allow_pickle=opts["allow_pickle"],
+        allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
+        animate_every=_first(opts["animate"], 0),
+    )
+    check_options(options)
+    return options
+
+
+def _first(*values):
+    """The first value that was given (not None)."""
+    return next((v for v in values if v is not None), None)
+
+
 def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
-    from ..runner.guided import GuidedSettings
-    from ..runner.session import RunOptions, execute, parse_size
+    from ..runner.session import execute
 
     if opts["accept"] and not opts["title"]:
         raise click.UsageError("--accept needs --title TITLE")
     if opts["title"] and not opts["accept"]:
         raise click.UsageError("--title goes with --accept (or use `promptism accept RUN --title …` later)")
-    settings = load_settings()
-    options = RunOptions(
-        model=opts["model"] or grid.spec.model or settings.model, steps=opts["steps"], guidance=opts["guidance"],
-        size=parse_size(opts["size"]) if opts["size"] else None, init_image=opts["init_image"], strength=opts["strength"],
-        max_batch=opts["max_batch"] or settings.max_batch, clip=opts["clip"] or settings.clip,
-        allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh,
-        guided=_guided_settings(GuidedSettings, opts), animate_every=opts["animate"] or 0,
-    )
+    options = options_for(grid, opts)
     if opts["out"]:
         try:  # before the run, not after it
             opts["out"].mkdir(parents=True, exist_ok=True)
@@ -103,9 +121,9 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
       promptism generate "two small red stars on a blue background, glowing" --seeds 1-4
       promptism generate "a lighthouse at dusk" --model tiny --seed 7 --steps 4 --size 64x64
     """
-    if seed is not None and seeds:
+    if seed is not None and seeds is not None:
         raise click.UsageError("give --seed or --seeds, not both")
-    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds else [seed if seed is not None else 0]}
+    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [seed if seed is not None else 0]}
     execute_grid(build_grid(spec_from(values)), opts, journal_dir)
 
 
@@ -214,12 +232,16 @@ def models_cmd(as_json: bool) -> None:
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
 
 
-def _guided_settings(cls, opts: dict):
+def _guided_settings(opts: dict):
     """The CLIP-guided settings the command line gave, over the defaults; None when it gave none."""
     given = {k: opts[k] for k in ("lr", "cutouts", "tv") if opts[k] is not None}
     if opts["no_quantize"]:
         given["quantize"] = False
-    return cls(**given) if given else None
+    if not given:
+        return None
+    from ..runner.guided import GuidedSettings
+
+    return GuidedSettings(**given)
 
 
 def _report(run, cells: bool = False) -> None:

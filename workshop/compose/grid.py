@@ -24,6 +24,7 @@ from pathlib import Path
 
 from .dynamic import expand, varying_part
 from .errors import SpecError
+from .params import RunParams
 from .prompt import Prompt, clean
 from .ranges import parse_values
 from .tokens import Encoder, budget, clip_bpe
@@ -81,7 +82,7 @@ class GridSpec:
     wildcards: Path | None = None
     max_cells: int = DEFAULT_MAX_CELLS
     model: str | None = None
-    params: dict = field(default_factory=dict)
+    params: RunParams = RunParams()
 
 
 @dataclass(frozen=True)

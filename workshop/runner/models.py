@@ -59,6 +59,9 @@ class ModelSource:
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     """The folder a model name refers to; RunError naming what is available when there is none."""
+    if not name.strip():
+        raise RunError(f"the model name is empty: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face "
+                       "repo id (see `promptism models`)")
     if name == GUIDED or name.startswith(GUIDED + ":"):  # the CLIP-guided backend (imports torch: only when asked for)
         from .guided import resolve_guided
 
