@@ -357,6 +357,76 @@ def test_bad_run_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, 
     assert list_runs(Journal.open(j)) == []  # nothing half-written
 
 
+@pytest.mark.parametrize("setup, fragment", [
+    ("decoy", "unet has only pickle weights (diffusion_pytorch_model.bin)"),
+    ("decoy_only", "cannot load model"),
+    ("class_42", '"_class_name" must be text'),
+    ("list_index", "must be a JSON object"),
+    ("not_json", "cannot be read as JSON"),
+    ("bad_component", "component 'unet' must be [library, class]"),
+])
+def test_a_broken_model_folder_is_one_line_of_ours_and_nothing_else(setup, fragment, tmp_path, capsys):
+    """Only promptism's line on stderr: no diffusers log line before it, no internal error."""
+    folder = tmp_path / "model"
+    shutil.copytree(resolve("tiny").path, folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    index = folder / "model_index.json"
+    if setup == "decoy":  # a .safetensors beside pickle weights that diffusers would never load
+        unet.rename(unet.with_suffix(".bin"))
+        (folder / "unet" / "decoy.safetensors").write_bytes(b"not weights")
+    elif setup == "decoy_only":
+        unet.rename(unet.with_name("decoy.safetensors"))
+    elif setup == "class_42":
+        index.write_text('{"_class_name": 42}')
+    elif setup == "list_index":
+        index.write_text("[]")
+    elif setup == "not_json":
+        index.write_text("{")
+    elif setup == "bad_component":
+        index.write_text(json.dumps({**json.loads(index.read_text()), "unet": ["diffusers"]}))
+    j = tmp_path / "j"
+    Journal.init(j)
+    exe = str(Path(sys.executable).parent / "promptism")
+    result = subprocess.run([exe, "generate", PROMPT, "--model", str(folder), "--journal", str(j)], capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("promptism: ") and fragment in result.stderr, result.stderr
+    assert list_runs(Journal.open(j)) == []
+
+
+def test_init_image_of_an_experiment_whose_image_is_gone_is_one_line(tmp_path, capsys):
+    j = tmp_path / "j"
+    code, _, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--accept", "--title", "start", "--journal", str(j))
+    assert code == 0, err
+    journal = Journal.open(j)
+    exp = journal.get(1)
+    shutil.rmtree(journal.image_path(exp, exp.images[0]).parent)
+    runs_before = len(list_runs(journal))
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--init-image", "#1", "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and "#1's image" in err and "missing" in err and "internal error" not in err, err
+    assert len(list_runs(Journal.open(j))) == runs_before
+
+
+def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypatch):
+    """The init image is opened by journal.images.open_image (which bounds pixels), at check time and at run time."""
+    import journal.images as images
+    from workshop.runner import engine, session
+
+    opened = []
+    real = images.open_image
+
+    def spy(path):
+        opened.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(session, "open_image", spy)
+    monkeypatch.setattr(engine, "open_image", spy)
+    init = make_png(tmp_path / "init.png", size=(64, 64))
+    journal = Journal.init(tmp_path / "j")
+    execute(build_grid(spec_from({"prompt": PROMPT})), RunOptions(model="tiny", init_image=str(init), steps=2), journal)
+    assert opened.count(init) == 2  # checked before the run, loaded for the pipeline
+
+
 def test_runner_never_imports_textual():
     modules = ("workshop.runner.session", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
     assert imported_after(*modules, watch=("textual", "textual_image")) == []

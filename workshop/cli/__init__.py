@@ -11,6 +11,7 @@ from journal import JournalError
 
 from ..compose import SpecError
 from ..runner.errors import RunError
+from ..settings import SettingsError
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS
 from .run_commands import RUN_COMMANDS
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except click.ClickException as exc:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
-    except (JournalError, SpecError, RunError) as exc:
+    except (JournalError, SpecError, RunError, SettingsError) as exc:
         return _fail(f"promptism: {exc}", 1)
     except (click.Abort, KeyboardInterrupt):
         return _fail("promptism: interrupted", 130)

@@ -58,15 +58,21 @@ def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
             exp = journal.get(int(given[1:]))
         except ValueError:
             raise RunError(f"--init-image {given!r}: write #N for experiment N, or a file path") from None
-        return _Init(journal.image_path(exp, exp.images[0]), given, exp.number)
-    path = Path(given).expanduser().absolute()
+        path = journal.image_path(exp, exp.images[0])
+        if not path.is_file():
+            raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
+                           "(run `promptism doctor`)")
+        init = _Init(path, given, exp.number)
+    else:
+        path = Path(given).expanduser().absolute()
+        init = _Init(path, str(path), None)
     try:
-        image = open_image(path)
+        image = open_image(path)  # bounded in pixels, like every image promptism opens
     except InvalidInput as exc:
         raise RunError(f"--init-image: {exc}") from None
     if min(image.size) < 8:
-        raise RunError(f"--init-image {path} is {image.width}x{image.height}; it must be at least 8x8")
-    return _Init(path, str(path), None)
+        raise RunError(f"--init-image {init.given} is {image.width}x{image.height}; it must be at least 8x8")
+    return init
 
 
 def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, strength: float | None) -> list[Job]:
