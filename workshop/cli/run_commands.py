@@ -14,20 +14,33 @@ from pathlib import Path
 import click
 
 from journal import Journal
+from journal.text import one_line
 
 from ..compose.grid import build_grid
+from ..compose.prompt import clean
 from ..compose.spec import spec_from
 from ..settings import load_settings
 from .journal_commands import journal_option
 from .output import console, literal, print_table
 
 
+def _model_defaults(setting: str, otherwise) -> str:
+    """The defaults that differ by model, as the model table has them: '12 for shapes, 4 for tiny, 25 otherwise'."""
+    from ..runner.models import BUILTINS, GUIDED, GUIDED_STEPS
+
+    table = {name: getattr(b, setting) for name, b in BUILTINS.items()} | ({GUIDED: GUIDED_STEPS} if setting == "steps" else {})
+    return ", ".join([f"{value:g} for {name}" for name, value in table.items() if value != otherwise] + [f"{otherwise:g} otherwise"])
+
+
 def run_options(fn):
     """The options of every command that makes images."""
+    from ..runner.models import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
     options = [
         click.option("--model", "-m", "model", help="shapes (the default), tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
-        click.option("--steps", type=int, help="Denoising steps (default: 12 for shapes, 4 for tiny, 25 otherwise)."),
-        click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: the model's, 4 for shapes, 7.5 otherwise)."),
+        click.option("--steps", type=int, help=f"Denoising steps (default: {_model_defaults('steps', DEFAULT_STEPS)})."),
+        click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: "
+                     f"{_model_defaults('guidance', DEFAULT_GUIDANCE)})."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
@@ -100,6 +113,10 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
         _report(run)
+    if cancelled():  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
+        kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
+        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
+        click.get_current_context().exit(130)
     if opts["accept"]:
         from ..runner.runs import accept_run
 
@@ -123,6 +140,8 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
     """
     if seed is not None and seeds is not None:
         raise click.UsageError("give --seed or --seeds, not both")
+    if not clean(prompt):
+        raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
     values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [seed if seed is not None else 0]}
     execute_grid(build_grid(spec_from(values)), opts, journal_dir)
 
@@ -205,11 +224,16 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @journal_option
 def rerun_cmd(number: int, verify: bool, as_json: bool, journal_dir: Path) -> None:
     """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
+    from ..runner.errors import RunCancelled
     from ..runner.session import RunOptions, rerun
 
     journal = Journal.open(journal_dir)
-    with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
-        run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
+    try:
+        with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
+            run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
+    except RunCancelled as exc:
+        click.echo(f"cancelled: {exc}", err=True)
+        click.get_current_context().exit(130)
     verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.manifest['mismatched']})"
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
@@ -287,8 +311,9 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[rate]}"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
             self._bar.__enter__()
         return self
 
@@ -307,8 +332,13 @@ class _Progress:
             click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
         if self._bar is None:
             return
-        if isinstance(event, ev.RunStarted):
-            self._task = self._bar.add_task(f"{event.model} on {event.device}", total=None, rate="")
+        if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
+            what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
+            description = one_line(f"{what} on {event.device}")
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=None, rate="")
+            else:
+                self._bar.update(self._task, description=description)
         elif isinstance(event, ev.Step) and self._task is not None:
             self._bar.update(self._task, completed=event.done, total=event.total, rate=f"{event.it_per_s:.1f} it/s")
 

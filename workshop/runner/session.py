@@ -21,7 +21,7 @@ from ..compose.grid import Grid
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_name, pick_device, using_threads
 from .engine import Cancelled, Engine, Job, plan_batches
-from .errors import RunError
+from .errors import RunCancelled, RunError
 from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
 from .guided_engine import GuidedEngine
 from .models import GUIDED, ModelSource, load_pipeline, resolve
@@ -90,12 +90,16 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     source = resolve(options.model, allow_download=options.allow_download)
     check_backend(source, options)
     device = pick_device(options.device)
+    on_event(ev.Loading(model=source.id, device=device_name(device)))
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
     guided = (options.guided or GuidedSettings()) if source.kind == "guided" else None
     if guided:
         check_guided(pipe, guided, grid, options.size)
     clip = source.clip if options.clip is None else options.clip
-    scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle) if clip and clip != "none" else None
+    scorer = None
+    if clip and clip != "none":
+        on_event(ev.Loading(model=clip, device=device_name(device), part="scorer"))
+        scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle)
     steps = options.steps or source.steps
     width, height = options.size or (native_size(pipe),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
@@ -270,6 +274,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
     source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
+    on_event(ev.Loading(model=source.id, device=device_name(device)))
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
     picked = recorded["picked"]
     layout = [b for b in recorded["layout"] if set(b) & set(picked)]
@@ -300,7 +305,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
                 collected.update(zip(indices, images))
         except Cancelled:
             run.finish("cancelled")
-            raise RunError(f"rerun of #{number} was cancelled") from None
+            raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}") from None
         except Exception as exc:
             run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise
