@@ -71,7 +71,7 @@ def test_ctrl_c_during_a_rerun_exits_130(interrupt_after_first_batch, tmp_path, 
                            "--title", "long", "--journal", str(j))
     assert code == 0, err
     code, events, err = interrupt_after_first_batch("rerun", "1", "--journal", str(j))
-    assert code == 130 and "cancelled" in err and len(err.split()) > 0 and len(err.strip().splitlines()) == 2, err  # notice, outcome
+    assert code == 130 and len(err.strip().splitlines()) == 2 and "cancelled" in err, err  # the Ctrl-C notice, the outcome
     rerun = list_runs(Journal.open(j))[0]
     assert rerun.manifest["rerun_of"] == 1 and rerun.state == "cancelled" and len(rerun.done) >= 1
 

@@ -458,7 +458,7 @@ def test_generate_out_dir_and_json_events(tmp_path, capsys):
     assert code == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "RunStarted" and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
+    assert kinds[:2] == ["Loading", "RunStarted"] and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
     assert len(list(out_dir.glob("*.png"))) == 3 and all("lighthouse" not in p.name for p in out_dir.iterdir())
     assert all("lighthouse" not in line for line in out.splitlines())  # progress events carry no prompt
 

@@ -28,8 +28,11 @@ def _model_defaults(setting: str, otherwise) -> str:
     """The defaults that differ by model, as the model table has them: '12 for shapes, 4 for tiny, 25 otherwise'."""
     from ..runner.models import BUILTINS, GUIDED, GUIDED_STEPS
 
-    table = {name: getattr(b, setting) for name, b in BUILTINS.items()} | ({GUIDED: GUIDED_STEPS} if setting == "steps" else {})
-    return ", ".join([f"{value:g} for {name}" for name, value in table.items() if value != otherwise] + [f"{otherwise:g} otherwise"])
+    table = {name: getattr(b, setting) for name, b in BUILTINS.items()}
+    if setting == "steps":
+        table[GUIDED] = GUIDED_STEPS
+    differing = [f"{value:g} for {name}" for name, value in table.items() if value != otherwise]
+    return ", ".join([*differing, f"{otherwise:g} otherwise"])
 
 
 def run_options(fn):
@@ -142,7 +145,7 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
         raise click.UsageError("give --seed or --seeds, not both")
     if not clean(prompt):
         raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
-    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [seed if seed is not None else 0]}
+    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed]}
     execute_grid(build_grid(spec_from(values)), opts, journal_dir)
 
 
