@@ -47,6 +47,7 @@ class Compute:
     seconds: float | None = None
     energy_wh: float | None = None  # measured GPU energy (NVML), when available
     co2_g: float | None = None  # estimated from energy_wh and the configured grid intensity
+    threads: int | None = None  # torch's CPU threads on a CPU run (they decide float reduction order, so the pixels)
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,9 @@ class Experiment:
                 value = getattr(self.compute, name)
                 if value is not None and not _finite(value):
                     raise InvalidInput(f"#{n}: compute {name} must be a finite number")
+            threads = self.compute.threads
+            if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+                raise InvalidInput(f"#{n}: compute threads must be a whole number of 1 or more")
 
 
 def _req(d: dict, key: str, typ: type):

@@ -101,3 +101,70 @@ def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
         real.append(a)
     code, out, err = run_cli(capsys, "grid", *real, "--dry-run")
     assert code != 0 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("spec_text, fragment", [
+    ('[params]\nsteps = "many"', "[params] steps must be a whole number, not 'many'"),
+    ("[params]\nsteps = -3", "steps must be 1 or more, not -3"),
+    ('[params]\nguidance = "nan"', "[params] guidance must be a number"),
+    ("[params]\nguidance = nan", "guidance must be a finite number"),
+    ('[params]\nsize = "63x64"', "not a multiple of 8"),
+    ('[params]\nsize = "big"', "WIDTHxHEIGHT"),
+    ("[params]\nstrength = 2", "strength must be above 0 and at most 1"),
+    ("[params]\nmax_batch = 0", "batch size"),
+    ("[params]\nsampler = \"euler\"", "[params]: unknown key 'sampler'; the keys are steps, guidance"),
+    ("params = 3", "params must be a table"),
+    ("wildcards = 7", "wildcards must be text, not 7"),
+    ("model = 5", "model must be text, not 5"),
+    ('model = ""', "model is empty"),
+])
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_bad_spec_params_are_refused_in_one_line_and_write_nothing(spec_text, fragment, dry_run, tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(f'prompt = "a red circle"\n{spec_text}\n', encoding="utf-8")
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "grid", str(path), *(["--dry-run"] if dry_run else []), "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and fragment in err and "internal error" not in err, err
+    assert not j.exists()  # nothing written
+
+
+def test_spec_params_are_honoured_and_flags_win(tmp_path, capsys):
+    Path(__import__("os").environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
+    from journal import Journal
+    from workshop.runner.runs import list_runs
+
+    path = tmp_path / "s.toml"
+    make = __import__("tests.helpers", fromlist=["make_png"]).make_png
+    make(tmp_path / "start.png", size=(48, 48))
+    path.write_text('prompt = "a red circle"\nseeds = "1-3"\n[params]\nsteps = 3\nguidance = 3.5\nsize = "48x48"\n'
+                    'max_batch = 2\nclip = "none"\nstrength = 0.5\ninit_image = "start.png"\n', encoding="utf-8")
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "grid", str(path), "--journal", str(j))
+    assert code == 0, err
+    m = list_runs(Journal.open(j))[0].manifest
+    p = m["params"]
+    assert (p["steps"], p["guidance"], p["width"], p["height"], p["strength"]) == (3, 3.5, 48, 48, 0.5)
+    assert p["init_image"] == str(tmp_path / "start.png") and m["layout"] == [[0, 1], [2]] and m["clip"] is None
+    code, out, err = run_cli(capsys, "grid", str(path), "--steps", "4", "--max-batch", "3", "--journal", str(j))
+    assert code == 0, err
+    m = list_runs(Journal.open(j))[0].manifest
+    assert m["params"]["steps"] == 4 and m["params"]["guidance"] == 3.5 and m["layout"] == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["generate", "a", "--max-batch", "0"], "batch size"),
+    (["generate", "a", "--seeds", ""], "no seed values given"),
+    (["generate", "a", "--seed", "1", "--seeds", ""], "--seed or --seeds"),
+    (["grid", "-p", "a", "--max-batch", "0"], "batch size"),
+    (["grid", "-p", "a", "--seeds", ""], "no seed values given"),
+    (["generate", "a", "--model", ""], "the model name is empty"),
+])
+def test_empty_or_zero_run_flags_are_refused_not_defaulted(args, fragment, tmp_path, capsys):
+    from journal import Journal
+    from workshop.runner.runs import list_runs
+
+    j = tmp_path / "j"
+    Journal.init(j)
+    code, out, err = run_cli(capsys, *args, "--journal", str(j))
+    assert code != 0 and err.count("\n") == 1 and fragment in err and "internal error" not in err, err
+    assert list_runs(Journal.open(j)) == []

@@ -172,6 +172,28 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
     assert rerun.manifest["rerun_of"] == 1 and rerun.manifest["verified"] is True
 
 
+def test_an_experiment_made_at_1_thread_reruns_byte_identically_at_2(tmp_path, capsys):
+    """CPU float reduction order depends on torch's thread count (the TUI runs at cpu_count - 1): the count is recorded
+    with the run and the experiment, and rerun uses it."""
+    j = tmp_path / "j"
+    journal = Journal.init(j)
+    grid = build_grid(spec_from({"prompt": "two small red stars on a blue background, glowing", "seeds": "0-3"}))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        run = execute(grid, RunOptions(model="shapes", clip="none"), journal)
+        assert run.manifest["compute"]["threads"] == 1
+        exp = accept_run(journal, run, "threads")
+        assert exp.compute.threads == 1 and Journal.open(j).get(exp.number).compute.threads == 1
+        torch.set_num_threads(2)
+        code, out, err = run_cli(capsys, "rerun", str(exp.number), "--verify", "--journal", str(j))
+        assert code == 0 and "byte-identical" in out, out + err
+        assert torch.get_num_threads() == 2  # restored after the rerun
+        assert list_runs(Journal.open(j))[0].manifest["compute"]["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
     j = tmp_path / "j"
     run_cli(capsys, "generate", PROMPT, "--seed", "3", "--accept", "--title", "kept", "--journal", str(j))
@@ -213,8 +235,6 @@ def test_scores_effects_and_contact_sheet(tmp_path):
 
 
 def test_a_sheet_of_small_images_enlarges_them_sharply_and_fits_its_header():
-    from PIL import ImageFont
-
     from workshop.runner.sheet import MIN_TILE, _width, contact_sheet
 
     tiles = {i: Image.new("RGB", (32, 32), "blue") for i in range(2)}
@@ -225,7 +245,7 @@ def test_a_sheet_of_small_images_enlarges_them_sharply_and_fits_its_header():
     bare = contact_sheet(cells, tiles, rows=1, cols=2, subgrids=1, labels=False)
     assert bare.size == (2 * MIN_TILE, MIN_TILE)  # 32 px ×4, whole pixels: no blur between the red pixel and blue
     assert bare.getpixel((MIN_TILE + 3, 3)) == (255, 0, 0) and bare.getpixel((MIN_TILE + 4, 4)) == (0, 0, 255)
-    assert sheet.width >= _width(ImageFont.load_default(size=13), title) > bare.width  # the header is not cut off
+    assert sheet.width >= _width(title) > bare.width  # the header is not cut off
 
 
 def test_crash_after_first_batch_keeps_it(tmp_path):
@@ -246,6 +266,36 @@ def test_crash_after_first_batch_keeps_it(tmp_path):
     code = subprocess.run([exe, "runs", "--journal", str(j)], capture_output=True, text=True)
     assert "interrupted" in code.stdout
     assert subprocess.run([exe, "accept", runs[0].id, "-t", "saved", "--journal", str(j)], capture_output=True).returncode == 0
+
+
+def test_an_interrupted_run_is_settled_like_a_cancelled_one(tmp_path, capsys):
+    """A run whose process was killed gets scores, keyword effects, a contact sheet and its compute record, as a
+    cancelled run has: when it is shown (`runs RUN`) or accepted."""
+    j = tmp_path / "j"
+    Journal.init(j)
+    exe = str(Path(sys.executable).parent / "promptism")
+    proc = subprocess.Popen([exe, "grid", "-p", PROMPT, "-k", "glowing", "--mode", "leave-one-out", "--seeds", "1-20",
+                             "--max-batch", "2", "--steps", "30", "--clip", "tiny-clip", "--json", "--journal", str(j)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in proc.stdout:
+            if json.loads(line)["event"] == "BatchFinished":
+                break
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = list_runs(Journal.open(j))[0]
+    assert run.state == "interrupted" and len(run.done) >= 2 and not (run.folder / "sheet.png").exists()
+    assert run.manifest["compute"]["threads"] >= 1  # recorded when the run started
+    code, out, err = run_cli(capsys, "runs", run.id, "--journal", str(j))
+    assert code == 0 and "interrupted" in out and "contact sheet" in out, out + err
+    run = list_runs(Journal.open(j))[0]
+    assert run.state == "interrupted" and (run.folder / "sheet.png").exists() and (run.folder / "sheet-unlabelled.png").exists()
+    assert all(c.get("score") is not None for c in run.done) and run.manifest["effects"]["glowing"]["pairs"] >= 1
+    exp = accept_run(Journal.open(j), run, "saved")
+    assert all(i.score is not None for i in exp.images) and exp.grid["effects"] == run.manifest["effects"]
+    assert exp.compute is not None and exp.compute.threads == run.manifest["compute"]["threads"]
 
 
 def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, monkeypatch):
@@ -307,6 +357,76 @@ def test_bad_run_input_is_one_line_and_writes_nothing(args, fragment, tmp_path, 
     assert list_runs(Journal.open(j)) == []  # nothing half-written
 
 
+@pytest.mark.parametrize("setup, fragment", [
+    ("decoy", "unet has only pickle weights (diffusion_pytorch_model.bin)"),
+    ("decoy_only", "cannot load model"),
+    ("class_42", '"_class_name" must be text'),
+    ("list_index", "must be a JSON object"),
+    ("not_json", "cannot be read as JSON"),
+    ("bad_component", "component 'unet' must be [library, class]"),
+])
+def test_a_broken_model_folder_is_one_line_of_ours_and_nothing_else(setup, fragment, tmp_path, capsys):
+    """Only promptism's line on stderr: no diffusers log line before it, no internal error."""
+    folder = tmp_path / "model"
+    shutil.copytree(resolve("tiny").path, folder)
+    unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    index = folder / "model_index.json"
+    if setup == "decoy":  # a .safetensors beside pickle weights that diffusers would never load
+        unet.rename(unet.with_suffix(".bin"))
+        (folder / "unet" / "decoy.safetensors").write_bytes(b"not weights")
+    elif setup == "decoy_only":
+        unet.rename(unet.with_name("decoy.safetensors"))
+    elif setup == "class_42":
+        index.write_text('{"_class_name": 42}')
+    elif setup == "list_index":
+        index.write_text("[]")
+    elif setup == "not_json":
+        index.write_text("{")
+    elif setup == "bad_component":
+        index.write_text(json.dumps({**json.loads(index.read_text()), "unet": ["diffusers"]}))
+    j = tmp_path / "j"
+    Journal.init(j)
+    exe = str(Path(sys.executable).parent / "promptism")
+    result = subprocess.run([exe, "generate", PROMPT, "--model", str(folder), "--journal", str(j)], capture_output=True,
+                            text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("promptism: ") and fragment in result.stderr, result.stderr
+    assert list_runs(Journal.open(j)) == []
+
+
+def test_init_image_of_an_experiment_whose_image_is_gone_is_one_line(tmp_path, capsys):
+    j = tmp_path / "j"
+    code, _, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--accept", "--title", "start", "--journal", str(j))
+    assert code == 0, err
+    journal = Journal.open(j)
+    exp = journal.get(1)
+    shutil.rmtree(journal.image_path(exp, exp.images[0]).parent)
+    runs_before = len(list_runs(journal))
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--init-image", "#1", "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and "#1's image" in err and "missing" in err and "internal error" not in err, err
+    assert len(list_runs(Journal.open(j))) == runs_before
+
+
+def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypatch):
+    """The init image is opened by journal.images.open_image (which bounds pixels), at check time and at run time."""
+    import journal.images as images
+    from workshop.runner import engine, session
+
+    opened = []
+    real = images.open_image
+
+    def spy(path):
+        opened.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(session, "open_image", spy)
+    monkeypatch.setattr(engine, "open_image", spy)
+    init = make_png(tmp_path / "init.png", size=(64, 64))
+    journal = Journal.init(tmp_path / "j")
+    execute(build_grid(spec_from({"prompt": PROMPT})), RunOptions(model="tiny", init_image=str(init), steps=2), journal)
+    assert opened.count(init) == 2  # checked before the run, loaded for the pipeline
+
+
 def test_runner_never_imports_textual():
     modules = ("workshop.runner.session", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
     assert imported_after(*modules, watch=("textual", "textual_image")) == []
@@ -338,7 +458,7 @@ def test_generate_out_dir_and_json_events(tmp_path, capsys):
     assert code == 0, err
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [e["event"] for e in events]
-    assert kinds[0] == "RunStarted" and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
+    assert kinds[:2] == ["Loading", "RunStarted"] and "Step" in kinds and kinds[-2:] == ["RunFinished", "Result"]
     assert len(list(out_dir.glob("*.png"))) == 3 and all("lighthouse" not in p.name for p in out_dir.iterdir())
     assert all("lighthouse" not in line for line in out.splitlines())  # progress events carry no prompt
 

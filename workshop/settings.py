@@ -7,13 +7,18 @@
     co2_g_per_kwh = 400         # grid carbon intensity for the CO2 estimate
     model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models`
     max_image_pixels = 67108864  # the largest image (width × height) promptism opens: 64 MP; larger ones are refused
+
+Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
+file, the setting and what it takes.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import platformdirs
@@ -21,6 +26,10 @@ import platformdirs
 from journal.images import DEFAULT_MAX_PIXELS
 
 from .paths import APP
+
+
+class SettingsError(ValueError):
+    """``config.toml`` cannot be read or holds a bad setting; the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -33,21 +42,57 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
+def _text(value) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _whole_from_1(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+
+def _number_from_0(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+    return float(value) if ok else None
+
+
+def _texts(value) -> tuple[str, ...] | None:
+    return tuple(value) if isinstance(value, list) and all(_text(v) for v in value) else None
+
+
+#: Each setting: what it must be (said in the error), and the check that returns its value or None when it is bad.
+_CHECKS: dict[str, tuple[str, Callable]] = {
+    "model": ("a model name (text)", _text),
+    "clip": ("a CLIP scorer name (text), or \"none\"", _text),
+    "max_batch": ("a whole number of 1 or more", _whole_from_1),
+    "co2_g_per_kwh": ("a number of 0 or more", _number_from_0),
+    "model_paths": ("a list of folder paths (text)", _texts),
+    "max_image_pixels": ("a whole number of pixels, 1 or more", _whole_from_1),
+}
+
+
 def config_file() -> Path:
     return Path(os.environ.get("PROMPTISM_CONFIG") or platformdirs.user_config_path(APP) / "config.toml")
 
 
 def load_settings() -> Settings:
+    """The settings in ``config_file()`` over the defaults; SettingsError for a file that is not valid TOML, an
+    unknown setting, or a value of the wrong type or range."""
     path = config_file()
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return Settings()
+    except OSError as exc:
+        raise SettingsError(f"cannot read the settings file {path} ({exc.strerror or exc}); fix or remove it") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
-    known = {f for f in Settings.__dataclass_fields__}
-    if unknown := sorted(set(raw) - known):
-        raise ValueError(f"{path}: unknown setting {unknown[0]!r}; the settings are {', '.join(sorted(known))}")
-    if "model_paths" in raw:
-        raw["model_paths"] = tuple(raw["model_paths"])
-    return Settings(**raw)
+        raise SettingsError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
+    known = [f.name for f in fields(Settings)]
+    if unknown := sorted(set(raw) - set(known)):
+        raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; the settings are {', '.join(known)}")
+    values = {}
+    for key, value in raw.items():
+        what, check = _CHECKS[key]
+        values[key] = check(value)
+        if values[key] is None:
+            raise SettingsError(f"{path}: {key} must be {what}, not {value!r}")
+    return Settings(**values)

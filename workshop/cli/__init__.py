@@ -15,7 +15,7 @@ from journal.text import one_line
 
 from ..compose import SpecError
 from ..runner.errors import RunError
-from ..settings import load_settings
+from ..settings import SettingsError, load_settings
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS, JOURNAL_HELP, JOURNAL_PATH
 from .run_commands import RUN_COMMANDS
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except click.ClickException as exc:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
-    except (JournalError, SpecError, RunError) as exc:
+    except (JournalError, SpecError, RunError, SettingsError) as exc:
         return _fail(f"promptism: {exc}", 1)
     except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path), never a bug report
         return _fail(f"promptism: {os_error_line(exc)}", 1)

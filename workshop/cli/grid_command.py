@@ -10,7 +10,7 @@ from ..compose.grid import MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from
 from ..compose.tokens import CONTEXT
 from .output import console, dump_json, literal, print_table
-from .run_commands import execute_grid, run_options
+from .run_commands import execute_grid, options_for, run_options
 
 
 @click.command("grid")
@@ -52,7 +52,9 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
     grid = build_grid(spec_from(values))
     if not dry_run:
         execute_grid(grid, opts, journal_dir)
-    elif opts["as_json"]:
+        return
+    options_for(grid, opts)  # refuse now what the real run would refuse
+    if opts["as_json"]:
         click.echo(dump_json([c.to_json() for c in grid.cells]))
     else:
         _print_grid(grid)

@@ -14,20 +14,36 @@ from pathlib import Path
 import click
 
 from journal import Journal
+from journal.text import one_line
 
 from ..compose.grid import build_grid
+from ..compose.prompt import clean
 from ..compose.spec import spec_from
 from ..settings import load_settings
 from .journal_commands import journal_option
 from .output import console, dump_json, literal, print_table
 
 
+def _model_defaults(setting: str, otherwise) -> str:
+    """The defaults that differ by model, as the model table has them: '12 for shapes, 4 for tiny, 25 otherwise'."""
+    from ..runner.models import BUILTINS, GUIDED, GUIDED_STEPS
+
+    table = {name: getattr(b, setting) for name, b in BUILTINS.items()}
+    if setting == "steps":
+        table[GUIDED] = GUIDED_STEPS
+    differing = [f"{value:g} for {name}" for name, value in table.items() if value != otherwise]
+    return ", ".join([*differing, f"{otherwise:g} otherwise"])
+
+
 def run_options(fn):
     """The options of every command that makes images."""
+    from ..runner.models import DEFAULT_GUIDANCE, DEFAULT_STEPS
+
     options = [
         click.option("--model", "-m", "model", help="shapes (the default), tiny, a diffusers folder, or a cached Hugging Face repo id (see `promptism models`)."),
-        click.option("--steps", type=int, help="Denoising steps (default: 12 for shapes, 4 for tiny, 25 otherwise)."),
-        click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: the model's, 4 for shapes, 7.5 otherwise)."),
+        click.option("--steps", type=int, help=f"Denoising steps (default: {_model_defaults('steps', DEFAULT_STEPS)})."),
+        click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: "
+                     f"{_model_defaults('guidance', DEFAULT_GUIDANCE)})."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
@@ -37,7 +53,7 @@ def run_options(fn):
         click.option("--cutouts", type=int, help="vqgan-clip: random crops CLIP sees per step (default 24)."),
         click.option("--tv", type=float, help="vqgan-clip: total-variation weight, smooths the image (default 0.1)."),
         click.option("--no-quantize", is_flag=True, help="vqgan-clip with a VQGAN: optimise continuous codes, not codebook entries."),
-        click.option("--animate", type=int, help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
+        click.option("--animate", type=click.IntRange(min=1), help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
         click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
         click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
@@ -51,23 +67,41 @@ def run_options(fn):
     return journal_option(fn)
 
 
+def options_for(grid, opts: dict):
+    """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
+    loading anything, so a dry run refuses what the real run would."""
+    from ..runner.options import RunOptions, check_options, parse_size
+
+    settings = load_settings()
+    params = grid.spec.params
+    size = _first(opts["size"], params.size)
+    options = RunOptions(
+        model=_first(opts["model"], grid.spec.model, settings.model), steps=_first(opts["steps"], params.steps),
+        guidance=_first(opts["guidance"], params.guidance), size=parse_size(size) if size is not None else None,
+        init_image=_first(opts["init_image"], params.init_image), strength=_first(opts["strength"], params.strength),
+        max_batch=_first(opts["max_batch"], params.max_batch, settings.max_batch),
+        clip=_first(opts["clip"], params.clip, settings.clip), allow_pickle=opts["allow_pickle"],
+        allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
+        animate_every=_first(opts["animate"], 0),
+    )
+    check_options(options)
+    return options
+
+
+def _first(*values):
+    """The first value that was given (not None)."""
+    return next((v for v in values if v is not None), None)
+
+
 def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
-    from ..runner.guided import GuidedSettings
-    from ..runner.session import RunOptions, execute, parse_size
+    from ..runner.session import execute
 
     if opts["accept"] and not opts["title"]:
         raise click.UsageError("--accept needs --title TITLE")
     if opts["title"] and not opts["accept"]:
         raise click.UsageError("--title goes with --accept (or use `promptism accept RUN --title …` later)")
-    settings = load_settings()
-    options = RunOptions(
-        model=opts["model"] or grid.spec.model or settings.model, steps=opts["steps"], guidance=opts["guidance"],
-        size=parse_size(opts["size"]) if opts["size"] else None, init_image=opts["init_image"], strength=opts["strength"],
-        max_batch=opts["max_batch"] or settings.max_batch, clip=opts["clip"] or settings.clip,
-        allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh,
-        guided=_guided_settings(GuidedSettings, opts), animate_every=opts["animate"] or 0,
-    )
+    options = options_for(grid, opts)
     if opts["out"]:
         try:  # before the run, not after it
             opts["out"].mkdir(parents=True, exist_ok=True)
@@ -83,6 +117,10 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
         _report(run)
+    if cancelled():  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
+        kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
+        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
+        click.get_current_context().exit(130)
     if opts["accept"]:
         from ..runner.runs import accept_run
 
@@ -104,9 +142,11 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
       promptism generate "two small red stars on a blue background, glowing" --seeds 1-4
       promptism generate "a lighthouse at dusk" --model tiny --seed 7 --steps 4 --size 64x64
     """
-    if seed is not None and seeds:
+    if seed is not None and seeds is not None:
         raise click.UsageError("give --seed or --seeds, not both")
-    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds else [seed if seed is not None else 0]}
+    if not clean(prompt):
+        raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
+    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed]}
     execute_grid(build_grid(spec_from(values)), opts, journal_dir)
 
 
@@ -121,6 +161,10 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir
 
     journal = Journal.open(journal_dir)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
+    if run_id and runs[0].state == "interrupted":  # its process died: score it and draw its sheet, as for a cancel
+        from ..runner.session import settle
+
+        settle(runs[0])
     if as_json:
         click.echo(dump_json([_run_json(r, reveal_prompt) for r in runs]))
         return
@@ -196,11 +240,16 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @journal_option
 def rerun_cmd(number: int, verify: bool, as_json: bool, journal_dir: Path) -> None:
     """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
+    from ..runner.errors import RunCancelled
     from ..runner.session import RunOptions, rerun
 
     journal = Journal.open(journal_dir)
-    with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
-        run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
+    try:
+        with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
+            run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
+    except RunCancelled as exc:
+        click.echo(f"cancelled: {exc}", err=True)
+        click.get_current_context().exit(130)
     verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.manifest['mismatched']})"
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
@@ -223,12 +272,16 @@ def models_cmd(as_json: bool) -> None:
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
 
 
-def _guided_settings(cls, opts: dict):
+def _guided_settings(opts: dict):
     """The CLIP-guided settings the command line gave, over the defaults; None when it gave none."""
     given = {k: opts[k] for k in ("lr", "cutouts", "tv") if opts[k] is not None}
     if opts["no_quantize"]:
         given["quantize"] = False
-    return cls(**given) if given else None
+    if not given:
+        return None
+    from ..runner.guided import GuidedSettings
+
+    return GuidedSettings(**given)
 
 
 def _report(run, cells: bool = False, reveal: bool = True) -> None:
@@ -236,7 +289,7 @@ def _report(run, cells: bool = False, reveal: bool = True) -> None:
     m = run.manifest
     out = console()
     comp = m.get("compute") or {}
-    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp else ""
+    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp.get("seconds") is not None else ""
     energy = f", {comp['energy_wh']:.3f} Wh ≈ {comp['co2_g']:.2f} g CO2" if comp.get("energy_wh") is not None else ""
     out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(m['cells'])} images by {m['model']['id']} "
                       f"({m['model']['description']}){took}{energy}"))
@@ -276,8 +329,9 @@ class _Progress:
             from rich.console import Console
             from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
-                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[rate]}"),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
             self._bar.__enter__()
         return self
 
@@ -296,8 +350,13 @@ class _Progress:
             click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
         if self._bar is None:
             return
-        if isinstance(event, ev.RunStarted):
-            self._task = self._bar.add_task(f"{event.model} on {event.device}", total=None, rate="")
+        if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
+            what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
+            description = one_line(f"{what} on {event.device}")
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=None, rate="")
+            else:
+                self._bar.update(self._task, description=description)
         elif isinstance(event, ev.Step) and self._task is not None:
             self._bar.update(self._task, completed=event.done, total=event.total, rate=f"{event.it_per_s:.1f} it/s")
 

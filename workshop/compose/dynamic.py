@@ -8,10 +8,17 @@ from pathlib import Path
 from .errors import SpecError
 
 _WILDCARD_LEFT = re.compile(r"__([^_\s][^\s]*?)__")
+_SYNTAX = re.compile(r"\{[^{}]*\|[^{}]*\}|__[^_\s][^\s]*?__")  # {a|b} alternatives, __wildcards__
 
 
 def is_dynamic(text: str) -> bool:
     return "{" in text or "__" in text
+
+
+def dynamic_syntax(text: str) -> str | None:
+    """The first ``{a|b}`` or ``__wildcard__`` in ``text``, if any (``{word}`` alone is not dynamic syntax)."""
+    m = _SYNTAX.search(text)
+    return m.group(0) if m else None
 
 
 def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:

@@ -22,8 +22,9 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .dynamic import expand, varying_part
+from .dynamic import dynamic_syntax, expand, varying_part
 from .errors import SpecError
+from .params import RunParams
 from .prompt import Prompt, clean
 from .ranges import parse_values
 from .tokens import Encoder, budget, clip_bpe
@@ -81,7 +82,7 @@ class GridSpec:
     wildcards: Path | None = None
     max_cells: int = DEFAULT_MAX_CELLS
     model: str | None = None
-    params: dict = field(default_factory=dict)
+    params: RunParams = RunParams()
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,11 @@ def build_grid(spec: GridSpec, encode: Encoder | None = None) -> Grid:
     for seed in spec.seeds:
         if not 0 <= seed <= SEED_MAX:
             raise SpecError(f"seed {seed} is outside 0…{SEED_MAX}")
+    if spec.mode != "dynamic":
+        for text in (spec.prompt.base, *spec.prompt.enabled, spec.prompt.negative):
+            if found := dynamic_syntax(text):
+                raise SpecError(f"{found} is dynamic-prompt syntax, which only the dynamic mode expands (promptism grid "
+                                "--mode dynamic); in this mode it would reach the model as typed: remove it or switch modes")
     axes = _place_axes(spec)
     count = math.prod(len(a.entries) for a in axes.values())
     if count > spec.max_cells:

@@ -36,7 +36,7 @@ class Prompt:
 
     def __post_init__(self):
         if not clean(self.base) and not any(clean(k.text) for k in self.keywords):
-            raise SpecError("the prompt is empty: give --prompt TEXT (or prompt = \"…\" in the spec)")
+            raise SpecError("the prompt is empty: write what to draw, or add a keyword")
         seen = set()
         for kw in self.keywords:
             text = clean(kw.text)

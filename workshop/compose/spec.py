@@ -10,8 +10,8 @@
     max_cells = 64
     wildcards = "wildcards"           # folder of NAME.txt files, relative to this file
     model = "shapes"
-    [params]                          # passed to the runner as they are
-    steps = 12
+    [params]                          # the run flags' settings (flags win); unknown keys are refused
+    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip
     [axes]
     y = "guidance=3,7.5"
 
@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
+from .params import parse_params
 from .prompt import Keyword, Prompt
 from .ranges import parse_values
 
@@ -45,8 +46,12 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     unknown = sorted(set(raw) - KEYS)
     if unknown:
         raise SpecError(f"{path}: unknown key {unknown[0]!r}; the keys are {', '.join(sorted(KEYS))}")
-    if "wildcards" in raw and isinstance(raw["wildcards"], str):
-        raw["wildcards"] = str((Path(path).parent / raw["wildcards"]).resolve())
+    here = Path(path).parent  # relative paths in the file are relative to the file
+    if isinstance(raw.get("wildcards"), str):
+        raw["wildcards"] = str((here / raw["wildcards"]).resolve())
+    params = raw.get("params")
+    if isinstance(params, dict) and isinstance(params.get("init_image"), str) and not params["init_image"].startswith("#"):
+        params["init_image"] = str((here / Path(params["init_image"]).expanduser()).resolve())
     return raw
 
 
@@ -70,7 +75,10 @@ def spec_from(values: dict[str, Any]) -> GridSpec:
     if len(set(seeds)) != len(seeds):
         raise SpecError("a seed is given twice: keep one")
     max_cells = _typed(values, "max_cells", int, DEFAULT_MAX_CELLS)
-    wildcards = values.get("wildcards")
+    wildcards = _typed(values, "wildcards", str, None)
+    model = _typed(values, "model", str, None)
+    if model is not None and not model.strip():
+        raise SpecError("model is empty: name one (shapes, tiny, a diffusers folder …) or leave it out")
     default_mode = "sr" if any(a.kind == "sr" for a in axes.values()) else "plain"
     return GridSpec(
         prompt=prompt,
@@ -80,8 +88,8 @@ def spec_from(values: dict[str, Any]) -> GridSpec:
         axes=axes,
         wildcards=Path(wildcards) if wildcards else None,
         max_cells=max_cells,
-        model=values.get("model"),
-        params=_typed(values, "params", dict, {}),
+        model=model,
+        params=parse_params(values.get("params")),
     )
 
 

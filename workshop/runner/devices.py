@@ -1,8 +1,11 @@
-"""Where the work runs: device choice (cuda > mps > cpu), its name, and GPU energy from NVML when available."""
+"""Where the work runs: device choice (cuda > mps > cpu), its name, the CPU thread count that decides a CPU run's
+pixels, and GPU energy from NVML when available."""
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -23,6 +26,26 @@ def device_name(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple GPU (mps)"
     return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def cpu_threads(device: torch.device) -> int | None:
+    """torch's CPU thread count for a run on the CPU (it decides float reduction order, so the exact pixels); None on a
+    GPU."""
+    return torch.get_num_threads() if device.type == "cpu" else None
+
+
+@contextmanager
+def using_threads(count: int | None) -> Iterator[None]:
+    """Run the body with torch's CPU thread count set to ``count`` (a recorded run's), then restore it; None: as is."""
+    before = torch.get_num_threads()
+    if count is None or count == before:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class EnergyMeter:

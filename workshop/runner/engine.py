@@ -16,6 +16,9 @@ from typing import Callable, Iterator
 import torch
 from PIL import Image
 
+from journal import InvalidInput
+from journal.images import open_image
+
 from . import events as ev
 from .errors import RunError
 
@@ -203,5 +206,9 @@ def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:
 
 
 def _load_init(path: Path, width: int, height: int) -> Image.Image:
-    with Image.open(path) as im:
-        return im.convert("RGB").resize((width, height), Image.LANCZOS)
+    """The init image at the run's size, opened as the journal opens every image (bounded in pixels)."""
+    try:
+        image = open_image(path)
+    except InvalidInput as exc:
+        raise RunError(f"--init-image: {exc}") from None
+    return image.convert("RGB").resize((width, height), Image.LANCZOS)

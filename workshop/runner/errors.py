@@ -3,3 +3,7 @@
 
 class RunError(Exception):
     """A model that will not load, an input the pipeline cannot take, or a run that could not finish."""
+
+
+class RunCancelled(RunError):
+    """A run its user cancelled; the images finished before it are kept."""

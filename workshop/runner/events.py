@@ -1,6 +1,6 @@
-"""Progress events a run emits, in order: RunStarted, then per batch BatchStarted, Step…, Preview…, BatchFinished
-(or BatchSplit when out of memory), then RunFinished. ``to_json`` gives the JSON-lines form (previews carry images,
-which JSON leaves out)."""
+"""Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
+then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory), then RunFinished.
+``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ class Event:
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "images"}
         return {"event": type(self).__name__, **data}
+
+
+@dataclass(frozen=True)
+class Loading(Event):
+    """A model is about to load (cached after the first time in a process)."""
+
+    model: str
+    device: str
+    part: str = "pipeline"  # pipeline | scorer
 
 
 @dataclass(frozen=True)

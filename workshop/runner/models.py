@@ -5,11 +5,13 @@ cached in memory between runs.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +45,8 @@ GUIDED = "vqgan-clip"  # names of the CLIP-guided backend start with this (see g
 GUIDED_STEPS = 100
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+# the safetensors files diffusers and transformers load for a component (a variant, shards): another name is not used
+_SAFETENSORS_WEIGHTS = re.compile(r"^(diffusion_pytorch_model|model)(\.[\w-]+)?\.safetensors$")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class ModelSource:
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     """The folder a model name refers to; RunError naming what is available when there is none."""
+    if not name.strip():
+        raise RunError(f"the model name is empty: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face "
+                       "repo id (see `promptism models`)")
     if name == GUIDED or name.startswith(GUIDED + ":"):  # the CLIP-guided backend (imports torch: only when asked for)
         from .guided import resolve_guided
 
@@ -74,6 +81,7 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     if folder.is_dir():
         if not (folder / "model_index.json").exists():
             raise RunError(f"{folder} is a folder but not a diffusers pipeline (it has no model_index.json)")
+        check_model_index(folder)
         return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
     if is_repo_id(name):
         return _from_hf_cache(name, allow_download)
@@ -103,6 +111,7 @@ def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
     path = hf_snapshot(repo_id, allow_download)
     if not (path / "model_index.json").exists():
         raise RunError(f"{repo_id!r} is in the cache but is not a diffusers pipeline (no model_index.json)")
+    check_model_index(path)
     return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name)
 
 
@@ -136,13 +145,33 @@ def available(settings: Settings) -> list[ModelSource]:
     return found
 
 
+def check_model_index(folder: Path) -> None:
+    """A pipeline folder's ``model_index.json`` as diffusers needs it: an object naming the pipeline class, each
+    component a [library, class] pair; RunError naming the file otherwise."""
+    index = folder / "model_index.json"
+    try:
+        doc = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"{index} cannot be read as JSON ({exc.__class__.__name__}): it is not a diffusers pipeline") from None
+    if not isinstance(doc, dict):
+        raise RunError(f"{index} must be a JSON object naming the pipeline (\"_class_name\": …), not {type(doc).__name__}")
+    if not isinstance(doc.get("_class_name"), str) or not doc["_class_name"]:
+        raise RunError(f"{index} does not name its pipeline class: \"_class_name\" must be text such as "
+                       f"\"StableDiffusionPipeline\", not {doc.get('_class_name')!r}")
+    for name, value in doc.items():
+        if isinstance(value, list) and (len(value) != 2 or not all(v is None or isinstance(v, str) for v in value)):
+            raise RunError(f"{index}: component {name!r} must be [library, class], e.g. [\"diffusers\", \"UNet2DConditionModel\"]")
+
+
 def check_safetensors(folder: Path) -> None:
-    """Refuse a pipeline whose weights exist only as pickle files: unpickling runs arbitrary code."""
+    """Refuse a pipeline with a component whose weights exist only as pickle files (unpickling runs arbitrary
+    code) — judged by the safetensors file the component would load, not by any file that ends in .safetensors."""
     for component in [folder, *[p for p in folder.iterdir() if p.is_dir()]]:
-        files = [f.name for f in component.iterdir() if f.is_file()]
-        if any(f.endswith(_PICKLE_SUFFIXES) for f in files) and not any(f.endswith(".safetensors") for f in files):
-            raise RunError(f"{component} has only pickle weights, which can run code when loaded; convert them to "
-                           "safetensors, or pass --allow-pickle if you trust where they came from")
+        files = sorted(f.name for f in component.iterdir() if f.is_file())
+        pickles = [f for f in files if f.endswith(_PICKLE_SUFFIXES)]
+        if pickles and not any(_SAFETENSORS_WEIGHTS.match(f) for f in files):
+            raise RunError(f"{component} has only pickle weights ({pickles[0]}), which can run code when loaded; convert "
+                           "them to safetensors, or pass --allow-pickle if you trust where they came from")
 
 
 _PIPELINES: dict[tuple, object] = {}
@@ -162,6 +191,21 @@ def quiet_libraries() -> None:
     logging.getLogger("accelerate").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*torch_dtype.* is deprecated", category=FutureWarning)
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+@contextmanager
+def _silent_loaders() -> Iterator[None]:
+    """diffusers and transformers log errors (``An error occurred while trying to fetch …``) before raising them;
+    while a pipeline loads, the exception alone speaks (as one RunError line)."""
+    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
@@ -188,9 +232,11 @@ def _load(source: ModelSource, device, allow_pickle: bool):
     quiet_libraries()
     dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
     try:
-        pipe = AutoPipelineForText2Image.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
-                                                         local_files_only=True)
-    except (OSError, ValueError, EnvironmentError) as exc:
-        raise RunError(f"cannot load model {source.id}: {str(exc).splitlines()[0]}") from None
+        with _silent_loaders():
+            pipe = AutoPipelineForText2Image.from_pretrained(source.path, torch_dtype=dtype,
+                                                             use_safetensors=not allow_pickle, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - a folder diffusers cannot load, whatever the reason: one line
+        detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise RunError(f"cannot load model {source.id}: {detail}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)

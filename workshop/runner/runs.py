@@ -46,7 +46,8 @@ class Run:
 
     @property
     def state(self) -> str:
-        """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died."""
+        """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died (recorded as
+        such once it is settled: see ``session.settle``)."""
         state = self.manifest["state"]
         pid = self.manifest.get("pid")
         if state == "running" and not (isinstance(pid, int) and pid_alive(pid)):
@@ -144,12 +145,17 @@ def discard_run(run: Run) -> None:
 def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = None, *, again: bool = False,
                allow_title_overlap: bool = False) -> Experiment:
     """The run's finished cells (or the picked ones) become the next numbered experiment. A run accepted before is
-    refused unless ``again``; a title holding the prompt or a keyword unless ``allow_title_overlap``."""
+    refused unless ``again``; a title holding the prompt or a keyword unless ``allow_title_overlap``. A run whose
+    process died is first settled like a cancelled one (scores, keyword effects, contact sheet)."""
+    if run.accepted and not again:
+        raise AlreadyAccepted(run.id, run.accepted)
+    if run.state == "interrupted":
+        from .session import settle  # scoring needs torch: imported only for a run that needs it
+
+        settle(run)
     done = {c["index"]: c for c in run.done}
     if not done:
         raise RunError(f"run {run.id} has no finished images to accept")
-    if run.accepted and not again:
-        raise AlreadyAccepted(run.id, run.accepted)
     if pick:
         missing = [i for i in pick if i not in done]
         if missing:
@@ -175,7 +181,8 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         grid=grid,
         params=params,
         parent=m["params"].get("parent"),
-        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g")) if compute else None,
+        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g"),
+                        compute.get("threads")) if compute else None,
     ), allow_title_overlap=allow_title_overlap)
     run.accepted.append(exp.number)
     return exp

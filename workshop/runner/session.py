@@ -19,37 +19,16 @@ from journal.images import clean_png, open_image, sha256_file
 
 from ..compose.grid import Grid
 from . import events as ev
-from .devices import EnergyMeter, device_name, pick_device
+from .devices import EnergyMeter, cpu_threads, device_name, pick_device, using_threads
 from .engine import Cancelled, Engine, Job, plan_batches
-from .errors import RunError
+from .errors import RunCancelled, RunError
 from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
 from .guided_engine import GuidedEngine
 from .models import GUIDED, ModelSource, load_pipeline, resolve
+from .options import DEFAULT_STRENGTH, RunOptions, check_options, parse_size  # noqa: F401 - the TUI's composer imports them from here
 from .runs import Run, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
-
-
-DEFAULT_STRENGTH = 0.75
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    model: str = "shapes"
-    steps: int | None = None  # default: the model's (12 for shapes, 4 for tiny, 25 otherwise)
-    guidance: float | None = None  # default: the model's (4 for shapes, 7.5 otherwise)
-    size: tuple[int, int] | None = None  # default: the model's native size
-    init_image: str | None = None  # a path, or "#N" for experiment N's first image
-    strength: float | None = None  # img2img with a diffusion model; default DEFAULT_STRENGTH
-    max_batch: int = 8
-    clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
-    allow_pickle: bool = False
-    allow_download: bool = False
-    device: str = "auto"
-    preview_every: int = 0
-    co2_g_per_kwh: float = 400.0
-    guided: GuidedSettings | None = None  # the CLIP-guided backend's settings (default: GuidedSettings())
-    animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
 
 
 @dataclass(frozen=True)
@@ -57,32 +36,6 @@ class _Init:
     path: Path
     given: str
     parent: int | None
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
-    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
-        raise RunError(f"size {text!r}: write WIDTHxHEIGHT, e.g. 512x512")
-    return int(width), int(height)
-
-
-def check_options(options: RunOptions) -> None:
-    if options.steps is not None and options.steps < 1:
-        raise RunError(f"steps must be 1 or more, not {options.steps}")
-    if options.size is not None:
-        w, h = options.size
-        if w <= 0 or h <= 0 or w % 8 or h % 8:
-            raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
-    if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
-        raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
-    if options.strength is not None and not 0 < options.strength <= 1:
-        raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
-    if options.max_batch < 1:
-        raise RunError(f"the batch size must be 1 or more, not {options.max_batch}")
-    if options.animate_every < 0:
-        raise RunError(f"--animate takes a number of steps between frames, 1 or more, not {options.animate_every}")
-    if options.guided:
-        options.guided.check()
 
 
 def check_backend(source: ModelSource, options: RunOptions) -> None:
@@ -105,15 +58,21 @@ def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
             exp = journal.get(int(given[1:]))
         except ValueError:
             raise RunError(f"--init-image {given!r}: write #N for experiment N, or a file path") from None
-        return _Init(journal.image_path(exp, exp.images[0]), given, exp.number)
-    path = Path(given).expanduser().absolute()
+        path = journal.image_path(exp, exp.images[0])
+        if not path.is_file():
+            raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
+                           "(run `promptism doctor`)")
+        init = _Init(path, given, exp.number)
+    else:
+        path = Path(given).expanduser().absolute()
+        init = _Init(path, str(path), None)
     try:
-        image = open_image(path)
+        image = open_image(path)  # bounded in pixels, like every image promptism opens
     except InvalidInput as exc:
         raise RunError(f"--init-image: {exc}") from None
     if min(image.size) < 8:
-        raise RunError(f"--init-image {path} is {image.width}x{image.height}; it must be at least 8x8")
-    return _Init(path, str(path), None)
+        raise RunError(f"--init-image {init.given} is {image.width}x{image.height}; it must be at least 8x8")
+    return init
 
 
 def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, strength: float | None) -> list[Job]:
@@ -131,12 +90,16 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
     source = resolve(options.model, allow_download=options.allow_download)
     check_backend(source, options)
     device = pick_device(options.device)
+    on_event(ev.Loading(model=source.id, device=device_name(device)))
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
     guided = (options.guided or GuidedSettings()) if source.kind == "guided" else None
     if guided:
         check_guided(pipe, guided, grid, options.size)
     clip = source.clip if options.clip is None else options.clip
-    scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle) if clip and clip != "none" else None
+    scorer = None
+    if clip and clip != "none":
+        on_event(ev.Loading(model=clip, device=device_name(device), part="scorer"))
+        scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle)
     steps = options.steps or source.steps
     width, height = options.size or (native_size(pipe),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
@@ -165,6 +128,8 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "cells": cells,
         "planned_layout": layout,
         "clip": clip if scorer else None,
+        "allow_pickle": options.allow_pickle,  # what the scorer may load: settling an interrupted run needs it again
+        "compute": _compute_record(device),
     })
     return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
 
@@ -233,20 +198,51 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
         raise
     seconds = time.monotonic() - started
     energy = meter.stop_wh()
-    extra = {"compute": {"device": device_name(device), "seconds": round(seconds, 3), "energy_wh": energy,
+    extra = {"compute": {**run.manifest["compute"], "seconds": round(seconds, 3), "energy_wh": energy,
                          "co2_g": round(energy * options.co2_g_per_kwh / 1000, 4) if energy is not None else None,
                          "co2_g_per_kwh": options.co2_g_per_kwh}}
     cells = run.manifest["cells"]
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
         cells[index]["steps_done"] = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
-    if scorer and images:
-        score_cells(scorer, cells, images, run.manifest["spec"]["base"] or run.manifest["spec"]["prompt"])
-        extra["effects"] = keyword_effects(scorer, cells, images, run.manifest["spec"]["keywords"])
-    if images:
-        _write_sheets(run, images)
-    run.finish(state, **extra)
+    run.finish(state, **extra, **_conclude(run, images, scorer))
     on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
     return run
+
+
+def settle(run: Run) -> Run:
+    """A run whose process died (``interrupted``) gets what a cancelled run has: its finished images scored with the
+    run's scorer, keyword effects, contact sheets, and its state recorded. Other runs are left as they are."""
+    if run.state != "interrupted" or run.manifest["state"] != "running":
+        return run
+    m = run.manifest
+    try:
+        images = {c["index"]: open_image(run.image(c)) for c in run.done}
+    except InvalidInput as exc:
+        raise RunError(f"run {run.id}: {exc}") from None
+    scorer = None
+    if m.get("clip") and images:
+        scorer = load_scorer(m["clip"], pick_device("auto"), allow_pickle=bool(m.get("allow_pickle")))
+    run.finish("interrupted", **_conclude(run, images, scorer))
+    return run
+
+
+def _conclude(run: Run, images: dict[int, Image.Image], scorer) -> dict:
+    """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the manifest
+    fields to add."""
+    extra = {}
+    if scorer and images:
+        m = run.manifest
+        score_cells(scorer, m["cells"], images, m["spec"]["base"] or m["spec"]["prompt"])
+        extra["effects"] = keyword_effects(scorer, m["cells"], images, m["spec"]["keywords"])
+    if images:
+        _write_sheets(run, images)
+    return extra
+
+
+def _compute_record(device) -> dict:
+    """Where a run runs, recorded when it starts (so a run whose process dies has it too): the device and, on the
+    CPU, torch's thread count, which ``rerun`` restores."""
+    return {"device": device_name(device), "threads": cpu_threads(device)}
 
 
 def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
@@ -278,37 +274,41 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
     source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
+    on_event(ev.Loading(model=source.id, device=device_name(device)))
     pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
     picked = recorded["picked"]
     layout = [b for b in recorded["layout"] if set(b) & set(picked)]
     needed = {i for b in layout for i in b}
     cells = [c for c in recorded["cells"] if c["index"] in needed]
     jobs = _jobs(cells, p["width"], p["height"], init, p.get("strength"))
-    run = Run.create(journal, {
-        "id": new_run_id(), "rerun_of": number,
-        "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
-                  "info": asdict(model_info(source, pipe))},
-        "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt, "negative": exp.negative_prompt,
-                 "keywords": list(exp.keywords), "seeds": recorded.get("seeds"), "axes": recorded.get("axes", {})},
-        "params": {**p, "parent": exp.parent},
-        "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
-        "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
-        "planned_layout": layout, "clip": None,
-    })
-    # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
-    renumber = {c["index"]: k for k, c in enumerate(cells)}
-    collected: dict[int, Image.Image] = {}
-    engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
-    try:
-        for indices, images in engine.run(jobs, layout):
-            run.add_images([renumber[i] for i in indices], images)
-            collected.update(zip(indices, images))
-    except Cancelled:
-        run.finish("cancelled")
-        raise RunError(f"rerun of #{number} was cancelled") from None
-    except Exception as exc:
-        run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+    threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
+    with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
+        run = Run.create(journal, {
+            "id": new_run_id(), "rerun_of": number,
+            "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
+                      "info": asdict(model_info(source, pipe))},
+            "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt,
+                     "negative": exp.negative_prompt, "keywords": list(exp.keywords), "seeds": recorded.get("seeds"),
+                     "axes": recorded.get("axes", {})},
+            "params": {**p, "parent": exp.parent},
+            "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
+            "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
+            "planned_layout": layout, "clip": None, "compute": _compute_record(device),
+        })
+        # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
+        renumber = {c["index"]: k for k, c in enumerate(cells)}
+        collected: dict[int, Image.Image] = {}
+        engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
+        try:
+            for indices, images in engine.run(jobs, layout):
+                run.add_images([renumber[i] for i in indices], images)
+                collected.update(zip(indices, images))
+        except Cancelled:
+            run.finish("cancelled")
+            raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}") from None
+        except Exception as exc:
+            run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
     matches = [clean_png(collected[i]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)

@@ -2,13 +2,23 @@
 keywords in black, inactive ones grey and struck through, axis values bare (S/R) or named (``Seed: 3``), with the
 title and model line above. The label-free variant (for publishing) tiles the images alone. Small images (the
 built-in model's 32×32) are enlarged by a whole factor, pixels kept sharp, so that tiles are at least ``MIN_TILE``
-pixels and the labels fit."""
+pixels and the labels fit.
+
+``layout_sheet`` decides where every tile and every label goes; ``contact_sheet`` only draws that layout, so the
+layout's promises are testable: labels wrap to the width they have (a word too long for it breaks), no two label
+boxes overlap, and every label is drawn. An axis whose cells along a column (row, sub-grid) carry different labels —
+the square layout of a plain list of seeds — cannot be a header: its labels become a caption under each cell.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from functools import lru_cache
 
 from PIL import Image, ImageDraw, ImageFont
+
+from journal.text import one_line
 
 PAD = 8
 LINE = 18
@@ -16,64 +26,234 @@ ACTIVE = (0, 0, 0)
 INACTIVE = (150, 150, 150)
 MISSING = (220, 220, 220)
 MIN_TILE = 128
+MAX_ROW_LABEL = 192  # row labels wrap at this width (or the tile's, if wider)
+INDENT = 10  # a wrapped label's further lines are indented, so they do not read as labels of their own
+_EDGES = (("x", "col"), ("y", "row"), ("z", "subgrid"))  # axis label key, and the cell field it heads
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """One label as drawn: its text wrapped into lines, the box they fill, and what it labels."""
+
+    kind: str  # title | model | x (a column header) | y (a row header) | z (a sub-grid header) | cell (a caption)
+    key: int  # the column, row, sub-grid or cell index it labels (0 for the title and model line)
+    text: str
+    lines: tuple[str, ...]
+    x: int
+    y: int
+    width: int
+    height: int
+    active: bool = True
+
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.x + self.width, self.y + self.height)
+
+
+@dataclass(frozen=True)
+class Tile:
+    index: int  # the cell's index
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class SheetLayout:
+    width: int
+    height: int
+    tile_width: int
+    tile_height: int
+    tiles: tuple[Tile, ...]
+    texts: tuple[TextBox, ...]
 
 
 def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, cols: int, subgrids: int,
                   title: str = "", model_line: str = "", labels: bool = True) -> Image.Image:
-    """Tile ``images`` by each cell's row/col/subgrid; sub-grids stack downwards."""
+    """Tile ``images`` by each cell's row/col/subgrid (sub-grids stack downwards), labelled as ``layout_sheet`` says."""
     cell_w = max((im.width for im in images.values()), default=64)
     cell_h = max((im.height for im in images.values()), default=64)
     scale = math.ceil(MIN_TILE / min(cell_w, cell_h))
     if scale > 1:
         images = {i: im.resize((im.width * scale, im.height * scale), Image.NEAREST) for i, im in images.items()}
         cell_w, cell_h = cell_w * scale, cell_h * scale
-    font = ImageFont.load_default(size=13)
-    by_pos = {(c["subgrid"], c["row"], c["col"]): c for c in cells}
-    x_labels = {c["col"]: c.get("labels", {}).get("x", []) for c in cells}
-    y_labels = {c["row"]: c.get("labels", {}).get("y", []) for c in cells}
-    z_labels = {c["subgrid"]: c.get("labels", {}).get("z", []) for c in cells}
-    head_lines = max((len(v) for v in x_labels.values()), default=0) if labels else 0
-    left = max((_width(font, lb["text"]) for v in y_labels.values() for lb in v), default=0) + 2 * PAD if labels else 0
-    top = (LINE * 2 + PAD if labels and (title or model_line) else 0)
-    sub_head = LINE + PAD if labels and subgrids > 1 else 0
-    block_h = sub_head + head_lines * LINE + (PAD if head_lines else 0) + rows * cell_h
-    width = max([left + cols * cell_w, *(_width(font, t) + 2 * PAD for t in (title, model_line) if top)])
-    sheet = Image.new("RGB", (width, top + subgrids * block_h), "white")
+    layout = layout_sheet(cells, rows, cols, subgrids, (cell_w, cell_h), title, model_line, labels)
+    sheet = Image.new("RGB", (layout.width, layout.height), "white")
     draw = ImageDraw.Draw(sheet)
-    if top:
-        draw.text((PAD, PAD // 2), title, fill=ACTIVE, font=font)
-        draw.text((PAD, PAD // 2 + LINE), model_line, fill=INACTIVE, font=font)
-    for z in range(subgrids):
-        y0 = top + z * block_h
-        if sub_head:
-            _labels(draw, font, z_labels.get(z, []), PAD, y0, vertical=False)
-        grid_top = y0 + sub_head + head_lines * LINE + (PAD if head_lines else 0)
-        for col in range(cols):
-            if labels:
-                _labels(draw, font, x_labels.get(col, []), left + col * cell_w + PAD, y0 + sub_head, vertical=True)
-        for row in range(rows):
-            if labels:
-                _labels(draw, font, y_labels.get(row, []), PAD, grid_top + row * cell_h + cell_h // 2 - LINE // 2, vertical=True)
-            for col in range(cols):
-                cell = by_pos.get((z, row, col))
-                box = (left + col * cell_w, grid_top + row * cell_h)
-                image = images.get(cell["index"]) if cell else None
-                if image is None:
-                    draw.rectangle([box, (box[0] + cell_w - 1, box[1] + cell_h - 1)], fill=MISSING)
-                else:
-                    sheet.paste(image.convert("RGB"), box)
+    for tile in layout.tiles:
+        image = images.get(tile.index)
+        if image is None:
+            draw.rectangle([(tile.x, tile.y), (tile.x + cell_w - 1, tile.y + cell_h - 1)], fill=MISSING)
+        else:
+            sheet.paste(image.convert("RGB"), (tile.x, tile.y))
+    for text in layout.texts:
+        colour = ACTIVE if text.active and text.kind != "model" else INACTIVE
+        for i, line in enumerate(text.lines):
+            draw_line(draw, text.x + (INDENT if i else 0), text.y + i * LINE, line, colour, struck=not text.active)
     return sheet
 
 
-def _labels(draw: ImageDraw.ImageDraw, font, labels: list[dict], x: int, y: int, vertical: bool) -> None:
-    for i, label in enumerate(labels):
-        pos = (x, y + i * LINE) if vertical else (x + i * 120, y)
-        colour = ACTIVE if label.get("active", True) else INACTIVE
-        draw.text(pos, label["text"], fill=colour, font=font)
-        if not label.get("active", True):  # struck through
-            mid = pos[1] + LINE // 2
-            draw.line([(pos[0], mid), (pos[0] + _width(font, label["text"]), mid)], fill=colour, width=1)
+def layout_sheet(cells: list[dict], rows: int, cols: int, subgrids: int, tile: tuple[int, int], title: str = "",
+                 model_line: str = "", labels: bool = True) -> SheetLayout:
+    """Where each tile and each label goes on a sheet of ``tile``-sized images."""
+    tw, th = tile
+    by_pos = {(c["subgrid"], c["row"], c["col"]): c for c in cells}
+    if not labels:
+        tiles = tuple(Tile(c["index"], col * tw, (z * rows + row) * th) for (z, row, col), c in by_pos.items())
+        return SheetLayout(cols * tw, subgrids * rows * th, tw, th, tiles, ())
+    edges = {axis: _uniform(cells, axis, field) for axis, field in _EDGES}
+
+    def axis_labels(cell: dict, axis: str) -> list[dict]:
+        return cell.get("labels", {}).get(axis, [])
+
+    headers = {axis: {c[field]: axis_labels(c, axis) for c in cells} if edges[axis] else {} for axis, field in _EDGES}
+    captions = {c["index"]: [lb for axis, _ in _EDGES if not edges[axis] for lb in axis_labels(c, axis)] for c in cells}
+
+    # widths: columns are as wide as the tiles; row labels take what they need, up to MAX_ROW_LABEL
+    row_labels = [lb for v in headers["y"].values() for lb in v]
+    row_text_w = min(max((_width(_text(lb)) for lb in row_labels), default=0), max(tw, MAX_ROW_LABEL) - 2 * PAD)
+    left = row_text_w + 2 * PAD if row_labels else 0
+    grid_w = left + cols * tw
+    col_blocks = {col: _wrap_all(v, tw - 2 * PAD) for col, v in headers["x"].items()}
+    head_h = max((_lines(b) * LINE for b in col_blocks.values()), default=0)
+    head_h += PAD if head_h else 0
+    row_blocks = {row: _wrap_all(v, row_text_w) for row, v in headers["y"].items()}
+    cap_blocks = {i: _wrap_all(v, tw - 2 * PAD) for i, v in captions.items()}
+    caption_h = max((_lines(b) * LINE for b in cap_blocks.values()), default=0)
+    caption_h += PAD if caption_h else 0
+    row_h = [max(th, _lines(row_blocks.get(row, [])) * LINE) + caption_h for row in range(rows)]
+
+    texts: list[TextBox] = []
+    top = 0
+    if title or model_line:
+        for k, (kind, text) in enumerate((("title", title), ("model", model_line))):
+            line = one_line(text)
+            texts.append(TextBox(kind, 0, text, (line,), PAD, PAD // 2 + k * LINE, _width(line), LINE))
+        top = 2 * LINE + PAD
+    tiles: list[Tile] = []
+    y0 = top
+    for z in range(subgrids):
+        z_labels = headers["z"].get(z, [])
+        if z_labels:
+            placed = _flow(z_labels, PAD, y0, grid_w - PAD)
+            texts += [TextBox("z", z, *box) for box in placed]
+            y0 = max(y + height for _, _, _, y, _, height, _ in placed) + PAD  # below the lowest
+        for col, block in col_blocks.items():
+            texts += [TextBox("x", col, *box) for box in _stack(block, left + col * tw + PAD, y0)]
+        y = y0 + head_h
+        for row in range(rows):
+            block = row_blocks.get(row, [])
+            block_top = y + max(0, (th - _lines(block) * LINE) // 2)
+            texts += [TextBox("y", row, *box) for box in _stack(block, PAD, block_top)]
+            for col in range(cols):
+                cell = by_pos.get((z, row, col))
+                if cell is None:
+                    continue
+                x = left + col * tw
+                tiles.append(Tile(cell["index"], x, y))
+                texts += [TextBox("cell", cell["index"], *box) for box in _stack(cap_blocks[cell["index"]], x + PAD, y + th + PAD // 2)]
+            y += row_h[row]
+        y0 = y + (PAD if z + 1 < subgrids else 0)
+    width = max([grid_w, *(t.x + t.width + PAD for t in texts)])
+    return SheetLayout(width, y0, tw, th, tuple(tiles), tuple(texts))
 
 
-def _width(font, text: str) -> int:
-    return int(font.getlength(text))
+def _uniform(cells: list[dict], axis: str, field: str) -> bool:
+    """Whether every cell at the same position along ``field`` carries the same ``axis`` labels (so a header can
+    show them)."""
+    seen: dict[int, list] = {}
+    for c in cells:
+        labels = c.get("labels", {}).get(axis, [])
+        if seen.setdefault(c[field], labels) != labels:
+            return False
+    return True
+
+
+_Wrapped = tuple[str, tuple[str, ...], bool]  # a label's text, its lines, whether it is active
+
+
+def _wrap_all(labels: list[dict], width: int) -> list[_Wrapped]:
+    return [(lb["text"], wrap(_text(lb), width), lb.get("active", True)) for lb in labels]
+
+
+def _lines(block: list[_Wrapped]) -> int:
+    return sum(len(lines) for _, lines, _ in block)
+
+
+def _stack(block: list[_Wrapped], x: int, y: int) -> list[tuple]:
+    """Labels one under the other from (x, y): the TextBox fields after kind and key."""
+    out = []
+    for text, lines, active in block:
+        height = len(lines) * LINE
+        out.append((text, lines, x, y, _block_width(lines), height, active))
+        y += height
+    return out
+
+
+def _flow(labels: list[dict], x0: int, y0: int, right: int) -> list[tuple]:
+    """Labels side by side from (x0, y0), on to a new line where the next one would pass ``right``."""
+    out = []
+    x, y, line_h = x0, y0, 0
+    for lb in labels:
+        lines = wrap(_text(lb), right - x0)
+        width = _block_width(lines)
+        if x > x0 and x + width > right:
+            x, y, line_h = x0, y + line_h, 0
+        out.append((lb["text"], lines, x, y, width, len(lines) * LINE, lb.get("active", True)))
+        x += width + 2 * PAD
+        line_h = max(line_h, len(lines) * LINE)
+    return out
+
+
+def wrap(text: str, width: int) -> tuple[str, ...]:
+    """``text`` in lines that fit ``width`` pixels (the lines after the first are ``INDENT`` narrower): broken between
+    words, and inside a word only where the word alone is wider."""
+    lines: list[str] = []
+    line = ""
+
+    def room() -> int:
+        return width - (INDENT if lines else 0)
+
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if _width(candidate) <= room():
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while _width(word) > room() and len(word) > 1:  # break the word where it stops fitting
+            cut = next(n for n in range(len(word) - 1, 0, -1) if _width(word[:n]) <= room() or n == 1)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
+    return tuple(lines)
+
+
+def _block_width(lines: tuple[str, ...]) -> int:
+    return max(_width(line) + (INDENT if i else 0) for i, line in enumerate(lines))
+
+
+def draw_line(draw: ImageDraw.ImageDraw, x: int, y: int, line: str, colour, struck: bool = False) -> None:
+    """One line of a label with its ink starting at ``x`` (a glyph that leans left is moved right), struck through
+    if asked."""
+    draw.text((x - min(0, _font().getbbox(line)[0] if line else 0), y), line, fill=colour, font=_font())
+    if struck:
+        draw.line([(x, y + LINE // 2), (x + _width(line) - 1, y + LINE // 2)], fill=colour, width=1)
+
+
+def _text(label: dict) -> str:
+    return one_line(label["text"])
+
+
+@lru_cache(maxsize=1)
+def _font():
+    return ImageFont.load_default(size=13)
+
+
+def _width(text: str) -> int:
+    """How wide ``text``'s ink is, drawn by ``draw_line``."""
+    if not text:
+        return 0
+    font = _font()
+    left, _, right, _ = font.getbbox(text)
+    return max(math.ceil(font.getlength(text)), right) - min(0, left)

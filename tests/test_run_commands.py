@@ -1,0 +1,156 @@
+"""The run commands as a user meets them: Ctrl-C exits 130 and keeps what finished, the model load is announced,
+dynamic syntax outside the dynamic mode is refused, and help text and hints tell the truth."""
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from journal import Journal
+from tests.helpers import run_cli
+from workshop.runner.models import BUILTINS
+from workshop.runner.runs import list_runs
+
+PROMPT = "a lighthouse at dusk"
+EXE = str(Path(sys.executable).parent / "promptism")
+
+
+@pytest.fixture(autouse=True)
+def tiny_by_default():
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
+
+
+@pytest.fixture
+def interrupt_after_first_batch():
+    """Start a promptism command with --json, press Ctrl-C once its first batch is done, and wait for it to end."""
+    procs = []
+
+    def run(*args: str) -> tuple[int, list[dict], str]:
+        proc = subprocess.Popen([EXE, *args, "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        events = []
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "BatchFinished":
+                proc.send_signal(signal.SIGINT)
+                break
+        events += [json.loads(line) for line in proc.stdout]
+        return proc.wait(timeout=120), events, proc.stderr.read()
+
+    yield run
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_keeps_finished_images_and_exits_130(interrupt_after_first_batch, tmp_path):
+    """generate and grid share execute_grid: a grid is interrupted here."""
+    j = tmp_path / "j"
+    code, events, err = interrupt_after_first_batch("grid", "-p", PROMPT, "-k", "glowing", "--mode", "leave-one-out",
+                                                    "--seeds", "1-4", "--max-batch", "1", "--steps", "10", "--accept",
+                                                    "-t", "kept", "--journal", str(j))
+    assert code == 130, err
+    assert "cancelled" in err and "not accepted" in err and "Traceback" not in err
+    result = events[-1]
+    assert result["event"] == "Result" and result["state"] == "cancelled" and 1 <= len(result["images"]) < 8
+    assert all(Path(p).is_file() for p in result["images"])
+    assert Journal.open(j).list(limit=None) == []  # Ctrl-C means stop: nothing is accepted behind the user's back
+
+
+def test_ctrl_c_during_a_rerun_exits_130(interrupt_after_first_batch, tmp_path, capsys):
+    j = tmp_path / "j"
+    code, _, err = run_cli(capsys, "generate", PROMPT, "--seeds", "1-4", "--max-batch", "1", "--steps", "10", "--accept",
+                           "--title", "long", "--journal", str(j))
+    assert code == 0, err
+    code, events, err = interrupt_after_first_batch("rerun", "1", "--journal", str(j))
+    assert code == 130 and len(err.strip().splitlines()) == 2 and "cancelled" in err, err  # the Ctrl-C notice, the outcome
+    rerun = list_runs(Journal.open(j))[0]
+    assert rerun.manifest["rerun_of"] == 1 and rerun.state == "cancelled" and len(rerun.done) >= 1
+
+
+def test_the_model_load_is_announced_as_a_json_event(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--clip", "tiny-clip", "--accept", "-t", "one",
+                             "--json", "--journal", j)
+    assert code == 0, err
+    events = [json.loads(line) for line in out.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[:3] == ["Loading", "Loading", "RunStarted"]
+    assert events[0]["model"] == "tiny" and events[0]["part"] == "pipeline"
+    assert events[1]["model"] == "tiny-clip" and events[1]["part"] == "scorer"
+    code, out, err = run_cli(capsys, "rerun", "1", "--json", "--journal", j)
+    assert code == 0 and json.loads(out.splitlines()[0])["event"] == "Loading", out + err
+
+
+def test_a_terminal_sees_loading_model_while_it_loads(tmp_path):
+    """On a terminal (stderr is a tty) the progress line says 'loading tiny…' before the run starts."""
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([EXE, "generate", PROMPT, "--steps", "1", "--journal", str(tmp_path / "j")],
+                                stdout=subprocess.PIPE, stderr=slave, stdin=subprocess.DEVNULL)
+        os.close(slave)
+        seen = b""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            elif proc.poll() is not None:
+                break
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert "loading tiny…".encode() in seen, seen[-500:]
+
+
+@pytest.mark.parametrize("args", [
+    ["generate", "a {red|blue} circle"],
+    ["grid", "-p", "a {red|blue} circle", "--dry-run"],
+    ["grid", "-p", "a circle", "-k", "__colour__", "--mode", "leave-one-out", "--dry-run"],
+    ["grid", "-p", "a circle", "--negative", "{blurry|dark}", "--dry-run"],
+])
+def test_dynamic_syntax_outside_the_dynamic_mode_is_refused(args, tmp_path, capsys):
+    code, out, err = run_cli(capsys, *args, "--journal", str(tmp_path / "j"))
+    assert code == 1 and err.count("\n") == 1 and "only the dynamic mode expands" in err and "--mode dynamic" in err, err
+    assert not (tmp_path / "j").exists()
+
+
+def test_braces_without_alternatives_stay_literal_and_the_dynamic_mode_expands(capsys):
+    code, out, err = run_cli(capsys, "grid", "-p", "a {glowing} circle", "--dry-run", "--json")
+    assert code == 0 and [c["prompt"] for c in json.loads(out)] == ["a {glowing} circle"], err
+    code, out, err = run_cli(capsys, "grid", "-p", "a {red|blue} circle", "--mode", "dynamic", "--dry-run", "--json")
+    assert code == 0 and [c["prompt"] for c in json.loads(out)] == ["a red circle", "a blue circle"], err
+
+
+def test_guidance_and_steps_help_match_what_runs_record(tmp_path, capsys):
+    code, out, _ = run_cli(capsys, "generate", "--help")
+    help_text = " ".join(out.split())
+    shapes = BUILTINS["shapes"]
+    assert f"{shapes.guidance:g} for shapes" in help_text and f"{shapes.steps:g} for shapes" in help_text
+    code, _, err = run_cli(capsys, "generate", "a red circle", "--model", "shapes", "--clip", "none", "--journal",
+                           str(tmp_path / "j"))
+    assert code == 0, err
+    params = list_runs(Journal.open(tmp_path / "j"))[0].manifest["params"]
+    assert params["guidance"] == shapes.guidance and params["steps"] == shapes.steps
+
+
+@pytest.mark.parametrize("prompt", ["", "  , "])
+def test_an_empty_generate_prompt_names_no_flag_that_does_not_exist(prompt, capsys):
+    code, out, err = run_cli(capsys, "generate", prompt)
+    assert code == 2 and err.count("\n") == 1 and "prompt is empty" in err and "--prompt" not in err, err
