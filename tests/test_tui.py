@@ -226,3 +226,27 @@ async def test_journal_filter_and_thumbnail(tmp_path):
         await pilot.pause()
         assert table.row_count == 1 and table.get_row_at(0)[1].plain == "first"
         await wait_for(pilot, lambda: app.screen.query(".thumbnail-image"))
+
+
+def errors_shown(app) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+async def test_a_failed_run_is_reported_once_and_leaves_the_model_ready(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a red circle"
+        composer.query_one("#mode").value = "plain"
+        composer.query_one("#init", Input).value = str(tmp_path / "no-such-image.png")  # fails when the run starts
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause(0.2)
+        assert len(errors_shown(app)) == 1, errors_shown(app)
+        assert "no-such-image.png" in errors_shown(app)[0]
+        assert "failed" in str(grid.query_one("#run-status", Static).render())
+        assert "ready" in app.model_status
+        assert "ready" in str(composer.query_one("#model-status", Static).render())

@@ -14,7 +14,7 @@ from journal import Journal, JournalError
 
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
-from .messages import ModelReady, RunDone, RunEvent, WorkFailed
+from .messages import ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
 
 
 def one_line(exc: BaseException) -> str:
@@ -66,7 +66,7 @@ class PromptismApp(App):
             load_pipeline(source, pick_device())
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
-            self.post_message(WorkFailed(f"model {self.model} did not load: {one_line(exc)}"))
+            self.post_message(ModelFailed(f"model {self.model} did not load: {one_line(exc)}"))
 
     def start_run(self, grid, options) -> None:
         """Show the grid screen and run ``grid`` in a thread worker that posts progress to it."""
@@ -95,9 +95,14 @@ class PromptismApp(App):
 
             run = execute(grid, options, self.journal, on_event=lambda e: screen.post_message(RunEvent(e)),
                           cancel=lambda: worker.is_cancelled or self.cancel_requested)
-            screen.post_message(RunDone(run))
+            self.to_screen(screen, RunDone(run))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
-            screen.post_message(WorkFailed(one_line(exc)))
+            self.to_screen(screen, RunFailed(one_line(exc)))
+
+    def to_screen(self, screen, message) -> None:
+        """Post a run's outcome to its grid screen, or to the app when that screen has been closed (never lost)."""
+        if not screen.post_message(message):
+            self.post_message(message)
 
     def busy(self) -> bool:
         """One run at a time: a second would share the loaded pipeline (and its scheduler state) with the first."""
@@ -122,7 +127,7 @@ class PromptismApp(App):
             self.call_from_thread(self.notify, f"rerun of #{number} (run {run.id}): {verdict}",
                                   severity="information" if identical else "warning", timeout=10)
         except Exception as exc:  # noqa: BLE001
-            self.post_message(WorkFailed(f"rerun of #{number} failed: {one_line(exc)}"))
+            self.post_message(RunFailed(f"rerun of #{number} failed: {one_line(exc)}"))
 
     # ---------------------------------------------------------------- messages and actions
 
@@ -130,10 +135,20 @@ class PromptismApp(App):
         self.model_status = f"{message.model}: ready — {message.description}"
         self.refresh_model_status()
 
-    def on_work_failed(self, message: WorkFailed) -> None:
+    def on_model_failed(self, message: ModelFailed) -> None:
         self.model_status = f"{self.model}: not loaded"
         self.refresh_model_status()
         self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def on_run_failed(self, message: RunFailed) -> None:
+        """A run whose grid screen was closed (or a rerun) failed."""
+        self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def on_run_done(self, message: RunDone) -> None:
+        """A run whose grid screen was closed ended: say where to find it."""
+        run = message.run
+        self.notify(f"run {run.id} {run.state}: {len(run.done)} images — F3 lists it under the runs not accepted yet",
+                    markup=False, timeout=10)
 
     def refresh_model_status(self) -> None:
         for screen in self.screen_stack:

@@ -19,7 +19,7 @@ from journal.images import open_frames
 from ...runner import events as ev
 from journal.text import visible
 from ..images import image_widget
-from ..messages import RunDone, RunEvent, WorkFailed
+from ..messages import RunDone, RunEvent, RunFailed
 from .modals import AskText
 
 PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
@@ -211,7 +211,7 @@ class GridScreen(Screen):
         self.show_run(message.run)
         self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
 
-    def on_work_failed(self, message: WorkFailed) -> None:
+    def on_run_failed(self, message: RunFailed) -> None:
         self.running = False
         self.query_one("#run-status", Static).update(f"failed: {message.error}")
         self.notify(message.error, severity="error", timeout=10, markup=False)
