@@ -7,7 +7,7 @@ import time
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from journal import Journal
 from tests.helpers import new_experiment
@@ -15,6 +15,7 @@ from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
 from workshop.tui.screens.grid import GridScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
+from workshop.tui.screens.modals import Confirm
 
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
@@ -250,3 +251,44 @@ async def test_a_failed_run_is_reported_once_and_leaves_the_model_ready(tmp_path
         assert "failed" in str(grid.query_one("#run-status", Static).render())
         assert "ready" in app.model_status
         assert "ready" in str(composer.query_one("#model-status", Static).render())
+
+
+async def test_discard_asks_before_deleting_a_run(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        folder = grid.run.folder
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "none accepted" in str(app.screen.query(Label).first().render())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert folder.is_dir()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        assert not folder.exists()
+
+
+async def test_quitting_during_a_run_asks_first(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        app.screen.query_one("#prompt", Input).value = "a slow grid"
+        app.screen.query_one("#steps", Input).value = "40"
+        app.screen.query_one("#seeds", Input).value = "1-16"
+        app.screen.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert app.is_running and grid.running and not app.cancel_requested
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running)
+        assert app.cancel_requested

@@ -22,6 +22,9 @@ def one_line(exc: BaseException) -> str:
     return " ".join(text.split()) if text else exc.__class__.__name__
 
 
+QUIT = "quit and cancel the run"
+
+
 class PromptismApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "promptism"
@@ -104,9 +107,29 @@ class PromptismApp(App):
         if not screen.post_message(message):
             self.post_message(message)
 
+    def running(self) -> bool:
+        return any(w.group == "run" and w.is_running for w in self.workers)
+
+    async def action_quit(self) -> None:
+        """Quit; while a run works, ask first (ctrl+q again, or y, quits; finished images stay in the run folder)."""
+        from .screens.modals import Confirm
+
+        if not self.running() or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
+            self.cancel_requested = True
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.cancel_requested = True
+                self.exit()
+
+        self.push_screen(Confirm("A run is in progress. Quit and cancel it? The images finished so far stay in its run "
+                                 "folder (F3 lists it next time).", QUIT), answer)
+
     def busy(self) -> bool:
         """One run at a time: a second would share the loaded pipeline (and its scheduler state) with the first."""
-        if any(w.group == "run" and w.is_running for w in self.workers):
+        if self.running():
             self.notify("a run is in progress: wait for it, or cancel it with Esc on its grid", severity="warning")
             return True
         return False

@@ -20,7 +20,7 @@ from ...runner import events as ev
 from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
-from .modals import AskText
+from .modals import AskText, Confirm
 
 PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
 
@@ -36,6 +36,11 @@ def label_text(labels: dict) -> Text:
                 text.append(" ")
             text.append(visible(value), style="" if active else "dim strike")
     return text
+
+
+def accepted_experiments(run) -> list[int]:
+    """The experiments accepted from ``run`` (the one place that knows where that is recorded)."""
+    return list(run.manifest.get("accepted") or [])
 
 
 class CellTile(Vertical):
@@ -303,13 +308,21 @@ class GridScreen(Screen):
         self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):"), accept)
 
     def action_discard(self) -> None:
+        """Delete the run's folder, after asking: images not accepted are gone for good."""
         if (run := self._finished_run()) is None:
             return
         from ...runner.runs import discard_run
 
-        discard_run(run)
-        self.notify(f"discarded run {run.id}")
-        self.app.pop_screen()
+        def discard(yes: bool | None) -> None:
+            if yes:
+                discard_run(run)
+                self.notify(f"discarded run {run.id}")
+                self.app.pop_screen()
+
+        accepted = accepted_experiments(run)
+        kept = f"accepted as {', '.join(f'#{n}' for n in accepted)}; the journal keeps those" if accepted else "none accepted"
+        self.app.push_screen(Confirm(f"Discard run {run.id}? Its {len(run.done)} images are deleted ({kept}).",
+                                     "discard the run"), discard)
 
     def action_vary(self) -> None:
         """Back to the composer with the next seeds (as many as this grid used)."""

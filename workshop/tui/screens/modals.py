@@ -1,4 +1,7 @@
-"""Small modal dialogs: ask for one line of text (a title, a folder)."""
+"""Small dialogs: ask for one line of text (a title, a folder), or ask before doing something that cannot be undone.
+
+Full screens rather than modals: a modal redraws the screen beneath it, and a grid of images costs a second.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +13,7 @@ from textual.widgets import Input, Label
 
 
 class AskText(Screen[str | None]):
-    """Ask one question; dismiss with the answer (Enter) or None (Esc).
-
-    A full screen rather than a modal: a modal redraws the screen beneath it, and a grid of images costs a second.
-    """
+    """Ask one question; dismiss with the answer (Enter) or None (Esc)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
@@ -34,3 +34,22 @@ class AskText(Screen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class Confirm(Screen[bool]):
+    """Ask before something that cannot be undone: y goes ahead, n or Esc does not."""
+
+    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str, yes: str):
+        super().__init__()
+        self.question = question
+        self.yes = yes
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ask"):
+            yield Label(self.question, markup=False)
+            yield Label(f"y: {self.yes} · n or Esc: no", classes="hint")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
