@@ -247,7 +247,7 @@ async def test_a_failed_run_is_reported_once_and_leaves_the_model_ready(tmp_path
         await wait_for(pilot, lambda: not grid.running)
         await pilot.pause(0.2)
         assert len(errors_shown(app)) == 1, errors_shown(app)
-        assert "no-such-image.png" in errors_shown(app)[0]
+        assert "no-such-image.png" in errors_shown(app)[0] and errors_shown(app)[0].startswith("init image: ")
         assert "failed" in str(grid.query_one("#run-status", Static).render())
         assert "ready" in app.model_status
         assert "ready" in str(composer.query_one("#model-status", Static).render())
@@ -292,3 +292,56 @@ async def test_quitting_during_a_run_asks_first(tmp_path):
         await pilot.press("y")
         await wait_for(pilot, lambda: not app.is_running)
         assert app.cancel_requested
+
+
+async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flags(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        screen = app.screen
+        preview = screen.query_one("#preview", Static)
+        screen.query_one("#prompt", Input).value = "a red circle"
+        screen.query_one("#seeds", Input).value = "1-2"
+        screen.add_keyword("glowing")
+        screen.add_keyword("pixel art")
+        await pilot.pause()
+        assert "3 variants × 2 seeds" in str(preview.render())
+        screen.query_one("#strength", Input).focus()
+        await pilot.press("tab")  # into the keyword list: its first keyword is highlighted, ready for x
+        keywords = screen.query_one("#keywords")
+        assert app.focused is keywords and keywords.index == 0
+        await pilot.press("x")
+        assert "2 variants × 2 seeds = 4 cells" in str(preview.render())
+        await pilot.press("x")
+        shown = str(preview.render())
+        assert "needs keywords" in shown and "ctrl+n" in shown and "--" not in shown and "variants" not in shown
+        screen.query_one("#mode").value = "plain"
+        screen.query_one("#seeds", Input).value = "1-100"
+        await pilot.pause()
+        shown = str(preview.render())  # a flag the workshop has no field for is marked as the command line's
+        assert "over the cap" in shown and "--max-cells (on the command line)" in shown
+        screen.query_one("#prompt", Input).value = ""
+        await pilot.press("ctrl+r")
+        assert errors_shown(app)[-1] == "the prompt is empty: give a prompt (ctrl+l)"
+
+
+async def test_a_run_cancelled_before_any_image_shows_no_progress_and_cannot_be_accepted(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        app.screen.query_one("#prompt", Input).value = "a slow grid"
+        app.screen.query_one("#steps", Input).value = "40"
+        app.screen.query_one("#seeds", Input).value = "1-8"
+        app.screen.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: grid.query_one("#progress").progress > 0)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not grid.running)
+        assert grid.run.state == "cancelled" and grid.run.done == []
+        assert grid.query_one("#progress").percentage == 0
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert app.screen is grid  # refused at once: no title asked for
+        assert any("no finished images" in n.message for n in app._notifications)

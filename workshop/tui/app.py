@@ -15,11 +15,7 @@ from journal import Journal, JournalError
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
 from .messages import ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.split()) if text else exc.__class__.__name__
+from .wording import say
 
 
 QUIT = "quit and cancel the run"
@@ -52,7 +48,7 @@ class PromptismApp(App):
         try:
             self.journal = Journal.open(self.journal_dir, create=True)
         except JournalError as exc:
-            self.notify(f"journal unavailable: {one_line(exc)}", severity="error", timeout=10, markup=False)
+            self.notify(f"journal unavailable: {say(exc)}", severity="error", timeout=10, markup=False)
         self.push_screen(ComposerScreen())
         self.preload_model()
 
@@ -69,7 +65,7 @@ class PromptismApp(App):
             load_pipeline(source, pick_device())
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
-            self.post_message(ModelFailed(f"model {self.model} did not load: {one_line(exc)}"))
+            self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))
 
     def start_run(self, grid, options) -> None:
         """Show the grid screen and run ``grid`` in a thread worker that posts progress to it."""
@@ -100,7 +96,7 @@ class PromptismApp(App):
                           cancel=lambda: worker.is_cancelled or self.cancel_requested)
             self.to_screen(screen, RunDone(run))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
-            self.to_screen(screen, RunFailed(one_line(exc)))
+            self.to_screen(screen, RunFailed(say(exc)))
 
     def to_screen(self, screen, message) -> None:
         """Post a run's outcome to its grid screen, or to the app when that screen has been closed (never lost)."""
@@ -150,7 +146,7 @@ class PromptismApp(App):
             self.call_from_thread(self.notify, f"rerun of #{number} (run {run.id}): {verdict}",
                                   severity="information" if identical else "warning", timeout=10)
         except Exception as exc:  # noqa: BLE001
-            self.post_message(RunFailed(f"rerun of #{number} failed: {one_line(exc)}"))
+            self.post_message(RunFailed(f"rerun of #{number} failed: {say(exc)}"))
 
     # ---------------------------------------------------------------- messages and actions
 

@@ -19,6 +19,8 @@ from ...compose.spec import spec_from
 from ...paths import APP
 from journal.text import visible
 
+from ..wording import say
+
 
 def library_file() -> Path:
     """The personal keyword library: one keyword per line in the user config directory."""
@@ -118,7 +120,7 @@ class ComposerScreen(Screen):
         try:
             grid = build_grid(spec_from(self.values()))
         except (SpecError, ValueError) as exc:
-            preview.update(Text(visible(str(exc)), style="red"))
+            preview.update(Text(visible(say(exc)), style="red"))
             preview.add_class("error")
             over = set()
         else:
@@ -165,6 +167,11 @@ class ComposerScreen(Screen):
         elif isinstance(event.item, KeywordItem):
             self.action_toggle_keyword()
 
+    def on_descendant_focus(self, event) -> None:
+        """A list that gets the focus highlights an item (its first), so the keys that act on one have one."""
+        if isinstance(event.widget, ListView) and event.widget.index is None and len(event.widget):
+            event.widget.index = 0
+
     def _focused_keyword(self) -> KeywordItem | None:
         keywords = self.query_one("#keywords", ListView)
         item = keywords.highlighted_child
@@ -179,10 +186,13 @@ class ComposerScreen(Screen):
             item.refresh_label()
             self.refresh_preview()
 
-    def action_remove_keyword(self) -> None:
+    async def action_remove_keyword(self) -> None:
         if item := self._focused_keyword():
-            item.remove()
-            self.call_after_refresh(self.refresh_preview)
+            keywords = self.query_one("#keywords", ListView)
+            index = keywords.index or 0
+            await item.remove()
+            keywords.index = min(index, len(keywords) - 1) if len(keywords) else None  # the next one, to go on removing
+            self.refresh_preview()
 
     async def action_move_keyword(self, delta: int) -> None:
         keywords = self.query_one("#keywords", ListView)
@@ -236,6 +246,6 @@ class ComposerScreen(Screen):
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
             check_options(options)
         except (SpecError, RunError, ValueError) as exc:
-            self.notify(visible(str(exc)), severity="error", markup=False)
+            self.notify(visible(say(exc)), severity="error", markup=False)
             return
         self.app.start_run(grid, options)

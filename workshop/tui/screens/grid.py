@@ -20,6 +20,7 @@ from ...runner import events as ev
 from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
+from ..wording import say
 from .modals import AskText, Confirm
 
 PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
@@ -226,8 +227,7 @@ class GridScreen(Screen):
         m = run.manifest
         self.query_one("#run-status", Static).update(
             f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
-        bar = self.query_one("#progress", ProgressBar)
-        bar.update(total=1, progress=1)
+        self.query_one("#progress", ProgressBar).update(total=len(self.cells), progress=len(run.done))
         for cell in self.cells:
             tile = self._tile(cell["index"])
             if cell.get("file"):
@@ -288,6 +288,9 @@ class GridScreen(Screen):
     def action_accept(self) -> None:
         if (run := self._finished_run()) is None:
             return
+        if not run.done:
+            self.notify(f"run {run.id} has no finished images to accept", severity="warning")
+            return
         picked = [t.index for t in self.tiles if t.picked] or None
 
         def accept(title: str | None) -> None:
@@ -301,7 +304,7 @@ class GridScreen(Screen):
             try:
                 exp = accept_run(self.app.journal, run, title, picked)
             except (JournalError, RunError) as exc:
-                self.notify(visible(str(exc)), severity="error", markup=False)
+                self.notify(visible(say(exc)), severity="error", markup=False)
                 return
             self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
 

@@ -17,6 +17,7 @@ from journal.model import STATUSES
 
 from journal.text import visible
 from ..images import image_widget
+from ..wording import say
 from .modals import AskText
 
 
@@ -180,7 +181,7 @@ class DetailScreen(Screen):
         try:
             fn(*args)
         except (JournalError, OSError) as exc:
-            self.notify(visible(str(exc)), severity="error", markup=False)
+            self.notify(visible(say(exc)), severity="error", markup=False)
             return False
         self.show()
         return True
