@@ -8,12 +8,13 @@ import time
 import pytest
 from textual import events
 from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets._footer import FooterKey
 
 from journal import Journal
 from tests.helpers import new_experiment
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
-from workshop.tui.screens.grid import GridScreen
+from workshop.tui.screens.grid import GridScreen, ZoomScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
 from workshop.tui.screens.modals import Confirm
 
@@ -60,11 +61,10 @@ async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
         table = app.screen.query_one("#experiments", DataTable)
         assert table.row_count == 1 and table.get_row_at(0)[1].plain == "𝔊𝔩𝔬𝔴 𝔰𝔱𝔲𝔡𝔶"
         await pilot.press("slash", *"nothing like it")
-        assert table.row_count == 0
+        await wait_for(pilot, lambda: table.row_count == 0)
         search = app.screen.query_one("#search", Input)
         search.value = "GLOW"  # case and letter style are ignored
-        await pilot.pause()
-        assert table.row_count == 1
+        await wait_for(pilot, lambda: table.row_count == 1)
         table.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -115,11 +115,12 @@ async def test_hostile_titles_are_shown_literally(tmp_path):
     for title in HOSTILE:
         journal.accept(new_experiment(tmp_path, title, prompt="p"))
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(120, 32)) as pilot:  # wide enough for whole titles
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
         table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == len(HOSTILE))
         shown = [table.get_row_at(r)[1] for r in range(table.row_count)]
         assert [t.plain for t in shown] == list(reversed(HOSTILE)) and all(not t.spans for t in shown)
         svg = app.export_screenshot()
@@ -164,6 +165,7 @@ def test_snapshot_journal(snap_compare, snapshot_journal):
     async def open_journal(pilot):
         await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
         await pilot.press("f3")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#experiments", DataTable).row_count == 2)
         await pilot.pause()
 
     assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(80, 24), run_before=open_journal)
@@ -222,10 +224,10 @@ async def test_journal_filter_and_thumbnail(tmp_path):
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
         table = app.screen.query_one("#experiments", DataTable)
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: table.row_count == 2)
         app.screen.query_one("#status-filter").value = "published"
-        await pilot.pause()
-        assert table.row_count == 1 and table.get_row_at(0)[1].plain == "first"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert table.get_row_at(0)[1].plain == "first"
         await wait_for(pilot, lambda: app.screen.query(".thumbnail-image"))
 
 
@@ -345,3 +347,119 @@ async def test_a_run_cancelled_before_any_image_shows_no_progress_and_cannot_be_
         await pilot.pause(0.2)
         assert app.screen is grid  # refused at once: no title asked for
         assert any("no finished images" in n.message for n in app._notifications)
+
+
+async def test_zoom_shows_the_cell_and_the_arrows_move_to_its_neighbours(tmp_path):
+    app = create_app(tmp_path / "journal", "shapes", "halfcell")  # shapes is scored (by shapes-clip)
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1-2")  # 2 variants × 2 seeds
+        assert grid.shape[:2] == (2, 2)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen))
+
+        def caption() -> str:
+            return app.screen.query_one("#zoom-caption", Static).render().plain
+
+        cell = grid.cell(grid.current().index)
+        assert f"cell #{cell['index']} · seed {cell['seed']} · score {cell['score']:.3f}" in caption()
+        assert "keywords: glowing" in caption()
+        await pilot.press("right")
+        assert grid.cursor == 1 and f"cell #{grid.current().index} " in caption() and "keywords: none" in caption()
+        await pilot.press("down")
+        assert grid.cursor == 3 and f"cell #{grid.current().index} " in caption()
+        await pilot.press("right")  # the edge: nothing moves
+        assert grid.cursor == 3
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert "cursor" in grid.current().classes
+
+
+def assert_footer_fits(app) -> None:
+    keys = list(app.screen.query(FooterKey))
+    assert keys, "no footer"
+    width = app.size.width
+    assert all(0 < k.region.width and k.region.right <= width for k in keys), \
+        [(k.description, k.region) for k in keys if k.region.right > width]
+
+
+async def test_every_screen_fits_80_by_24(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "A much longer title for a study of green squares at dusk, in oils", prompt="p"))
+    journal.accept(new_experiment(tmp_path, "Circle study", prompt="q"))
+    journal.publish([2], tmp_path / "site")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        assert_footer_fits(app)
+        assert {"Quit", "Journal", "Help", "Run grid"} <= {k.description for k in app.screen.query(FooterKey)}
+        heading = app.screen.query_one("#right .heading", Label)
+        assert heading.region.width >= len("Keywords")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await pilot.press("escape")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert_footer_fits(app)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width
+        labels = [c.label.plain for c in table.columns.values()]
+        rows = [dict(zip(labels, table.get_row_at(r))) for r in range(2)]
+        assert [r["status"].plain for r in rows] == ["published", "unreleased"]
+        assert rows[0]["title"].plain == "Circle study" and rows[1]["title"].plain.endswith("…")
+        table.focus()
+        await pilot.press("enter")  # #2, published: unpublish is offered
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause()
+        assert_footer_fits(app)
+        assert "Unpublish" in {k.description for k in app.screen.query(FooterKey)}
+        await pilot.press("escape", "down", "enter")  # #1, unreleased: nothing to unpublish
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.number == 1)
+        await pilot.pause()
+        assert "Unpublish" not in {k.description for k in app.screen.query(FooterKey)}
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing", "pixel art"])
+        await pilot.pause()
+        assert_footer_fits(app)
+        status = grid.query_one("#run-status", Static)
+        assert status.region.height >= 2 and status.render().plain.endswith(")")  # the model's description, whole
+
+
+async def test_the_journal_list_is_read_off_the_ui_thread_once_typing_pauses(tmp_path, monkeypatch):
+    import threading
+
+    import workshop.runner.runs as runs
+
+    journal = Journal.init(tmp_path / "journal")
+    for title in ("first", "second"):
+        journal.accept(new_experiment(tmp_path, title))
+    searches, listings = [], []
+    real_search, real_list_runs = Journal.search, runs.list_runs
+
+    def search(self, *args, **kw):
+        searches.append(threading.current_thread())
+        return real_search(self, *args, **kw)
+
+    def list_runs(journal):
+        listings.append(threading.current_thread())
+        return real_list_runs(journal)
+
+    monkeypatch.setattr(Journal, "search", search)
+    monkeypatch.setattr(runs, "list_runs", list_runs)
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        before = (len(searches), len(listings))
+        search_input = app.screen.query_one("#search", Input)
+        for end in range(1, 7):  # "second" typed quickly: six changes, one search once typing pauses
+            search_input.value = "second"[:end]
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.pause(0.5)
+        assert len(searches) - before[0] == 1 and len(listings) == before[1]  # the run manifests are not re-read
+        ui_thread = threading.current_thread()  # the test runs on the app's event loop
+        assert searches and listings and ui_thread not in searches + listings

@@ -24,12 +24,13 @@ QUIT = "quit and cancel the run"
 class PromptismApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "promptism"
+    # Work on every screen; the composer shows quit and journal in its footer (other footers have no room at 80 columns)
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
-        Binding("f2", "composer", "Composer"),
-        Binding("f3", "journal", "Journal"),
+        Binding("f2", "composer", "Composer", show=False),
+        Binding("f3", "journal", "Journal", show=False),
     ]
 
     def __init__(self, journal_dir: Path, model: str, graphics: str, settings: Settings):

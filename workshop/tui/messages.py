@@ -49,3 +49,12 @@ class ModelFailed(Message):
     def __init__(self, error: str) -> None:
         super().__init__()
         self.error = error
+
+
+class JournalListed(Message, bubble=False):
+    """The journal screen's search found ``experiments``; ``runs``: the runs not accepted yet, None when not listed."""
+
+    def __init__(self, experiments: list, runs: list | None) -> None:
+        super().__init__()
+        self.experiments = experiments
+        self.runs = runs

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Select, Static
+from textual.widgets import Header, Input, Label, ListItem, ListView, Select, Static
 
 from ...compose import SpecError
 from ...compose.grid import MODES, build_grid
@@ -20,6 +20,7 @@ from ...paths import APP
 from journal.text import visible
 
 from ..wording import say
+from . import footer
 
 
 def library_file() -> Path:
@@ -46,6 +47,8 @@ class ComposerScreen(Screen):
         Binding("ctrl+r", "run_grid", "Run grid", priority=True),
         Binding("ctrl+o", "run_once", "Run once", priority=True),
         Binding("ctrl+n", "focus('new-keyword')", "New keyword", priority=True),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),  # the app's keys, shown in this footer
+        Binding("f3", "app.journal", "Journal"),
         Binding("ctrl+l", "focus('prompt')", "Prompt", show=False, priority=True),
         Binding("space", "toggle_keyword", "Toggle", show=False),
         Binding("delete,x", "remove_keyword", "Remove keyword", show=False),
@@ -74,12 +77,13 @@ class ComposerScreen(Screen):
                 yield Static(id="preview", markup=False)
                 yield Static(id="model-status", markup=False)
             with Vertical(id="right"):
-                yield Label("Keywords (space toggles, x removes, K/J move, s saves)")
+                yield Label("Keywords", classes="heading")
+                yield Static("space on/off · x remove · K/J move · s save", classes="hint", markup=False)
                 yield ListView(id="keywords")
                 yield Input(compact=True, placeholder="add keyword + Enter", id="new-keyword")
-                yield Label("Library (Enter adds)")
+                yield Label("Library (Enter adds)", classes="heading")
                 yield ListView(id="library")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         from ...runner.models import available

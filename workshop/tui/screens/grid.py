@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import Header, ProgressBar, Static
 
 from journal import InvalidInput
 from journal.images import open_frames
@@ -21,6 +21,7 @@ from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
 from ..wording import say
+from . import footer
 from .modals import AskText, Confirm
 
 PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
@@ -36,6 +37,19 @@ def label_text(labels: dict) -> Text:
             if text:
                 text.append(" ")
             text.append(visible(value), style="" if active else "dim strike")
+    return text
+
+
+def zoom_caption(cell: dict, made: bool) -> Text:
+    """The zoomed cell: number, seed, score and keywords (the user's own words, shown in their own workshop)."""
+    text = Text(f"cell #{cell['index']} · seed {cell['seed']}", style="bold")
+    if cell.get("score") is not None:
+        text.append(f" · score {cell['score']:.3f}", style="bold")
+    if not made:
+        text.append(" · no image yet")
+    text.append("   arrows: neighbouring cells · Esc closes", style="dim")
+    keywords = cell.get("keywords") or []
+    text.append("\nkeywords: " + (", ".join(visible(k) for k in keywords) if keywords else "none"))
     return text
 
 
@@ -76,33 +90,59 @@ class CellTile(Vertical):
 
 
 class ZoomScreen(Screen[None]):
-    """One cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it). A CLIP-guided image
-    with an animation plays it frame by frame, looping; p pauses, and , / . step while paused."""
+    """The grid's current cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it), with
+    its number, seed, score and keywords; the arrows move to the neighbouring cells. A CLIP-guided image with an
+    animation plays it frame by frame, looping; p pauses, and , / . step while paused."""
 
     BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close"), Binding("p", "play", "Play / pause"),
-                Binding("comma", "step(-1)", "◀ frame"), Binding("full_stop", "step(1)", "frame ▶")]
+                Binding("comma", "step(-1)", "◀ frame"), Binding("full_stop", "step(1)", "frame ▶"),
+                Binding("left,h", "move(0,-1)", "←", show=False), Binding("right,l", "move(0,1)", "→", show=False),
+                Binding("up,k", "move(-1,0)", "↑", show=False), Binding("down,j", "move(1,0)", "↓", show=False)]
     FRAME_SECONDS = 0.25  # drawing is the UI's costliest work: a calm 4 frames a second
 
-    def __init__(self, source, caption: Text, animation: Path | None = None):
+    def __init__(self, grid: "GridScreen"):
         super().__init__()
-        self.source = source
-        self.caption = caption
-        self.frames = _frames(animation) if animation else []
-        self.frame = 0
+        self.grid = grid
         self.timer = None
         self.playing = False
+        self._load()
+
+    def _load(self) -> None:
+        """Take the grid's current cell."""
+        tile = self.grid.current()
+        cell = self.grid.cell(tile.index)
+        self.source = tile.source
+        self.caption = zoom_caption(cell, tile.source is not None)
+        animation = self.grid.run.folder / cell["animation"] if self.grid.run is not None and cell.get("animation") else None
+        self.frames = _frames(animation) if animation else []
+        self.frame = 0
 
     def compose(self) -> ComposeResult:
         with Vertical(id="zoom"):
-            yield Static(self.caption)
+            yield Static(self.caption, id="zoom-caption")
             yield image_widget(self.app.graphics, self.frames[0] if self.frames else self.source, id="zoom-image")
             yield Static(id="zoom-frame", markup=False)
 
     def on_mount(self) -> None:
+        self._start_frames()
+
+    def _start_frames(self) -> None:
         if len(self.frames) > 1:
             self.timer = self.set_interval(self.FRAME_SECONDS, lambda: self.action_step(1, playing=True))
             self.playing = True
             self._show()
+
+    async def action_move(self, drow: int, dcol: int) -> None:
+        """The neighbouring cell (the grid's cursor moves with it)."""
+        if not self.grid.action_move(drow, dcol):
+            return
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer = None
+        self.playing = False
+        self._load()
+        await self.recompose()
+        self._start_frames()
 
     def action_play(self) -> None:
         if self.timer is not None:
@@ -135,7 +175,7 @@ def _frames(animation: Path) -> list:
 
 class GridScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel_or_back", "Cancel / back"),
+        Binding("escape", "cancel_or_back", "Back", tooltip="Cancel the run while it works; back when it is done"),
         Binding("left,h", "move(0,-1)", "←", show=False),
         Binding("right,l", "move(0,1)", "→", show=False),
         Binding("up,k", "move(-1,0)", "↑", show=False),
@@ -145,7 +185,7 @@ class GridScreen(Screen):
         Binding("a", "accept", "Accept"),
         Binding("d", "discard", "Discard"),
         Binding("v", "vary", "New seeds"),
-        Binding("i", "use_as_init", "Use as init"),
+        Binding("i", "use_as_init", "Init", tooltip="Use the cell's image as the init image"),
     ]
 
     def __init__(self, grid=None, run=None):
@@ -175,7 +215,7 @@ class GridScreen(Screen):
                 for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"])):
                     yield CellTile(cell["index"], cell.get("labels", {}))
         yield Static(id="effects", markup=False)
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         if self.run is not None:
@@ -189,7 +229,7 @@ class GridScreen(Screen):
         return sorted(self.query(CellTile), key=lambda t: self._position(t.index))
 
     def _position(self, index: int) -> tuple:
-        cell = next(c for c in self.cells if c["index"] == index)
+        cell = self.cell(index)
         return (cell["subgrid"], cell["row"], cell["col"])
 
     # ---------------------------------------------------------------- messages from the run worker
@@ -247,30 +287,32 @@ class GridScreen(Screen):
         for k, tile in enumerate(self.tiles):
             tile.set_class(k == self.cursor, "cursor")
 
-    def action_move(self, drow: int, dcol: int) -> None:
+    def action_move(self, drow: int, dcol: int) -> bool:
+        """Move the cursor to a neighbouring cell; False at the grid's edge."""
         cols = self.shape[1]
         target = self.cursor + drow * cols + dcol
-        if 0 <= target < len(self.tiles) and (dcol == 0 or target // cols == self.cursor // cols):
-            self.cursor = target
-            self.highlight()
-            self.tiles[self.cursor].scroll_visible()
+        if not (0 <= target < len(self.tiles) and (dcol == 0 or target // cols == self.cursor // cols)):
+            return False
+        self.cursor = target
+        self.highlight()
+        self.tiles[self.cursor].scroll_visible()
+        return True
 
-    def _current(self) -> CellTile:
+    def current(self) -> CellTile:
         return self.tiles[self.cursor]
 
+    def cell(self, index: int) -> dict:
+        return next(c for c in self.cells if c["index"] == index)
+
     def action_pick(self) -> None:
-        tile = self._current()
+        tile = self.current()
         tile.picked = not tile.picked
         tile.set_class(tile.picked, "picked")
-        cell = next(c for c in self.cells if c["index"] == tile.index)
-        tile.set_score(cell.get("score"))
+        tile.set_score(self.cell(tile.index).get("score"))
 
     def action_zoom(self) -> None:
-        tile = self._current()
-        if tile.source is not None:
-            cell = next(c for c in self.cells if c["index"] == tile.index)
-            animation = self.run.folder / cell["animation"] if self.run is not None and cell.get("animation") else None
-            self.app.push_screen(ZoomScreen(tile.source, label_text(tile.labels), animation))
+        if self.current().source is not None:
+            self.app.push_screen(ZoomScreen(self))
 
     def action_cancel_or_back(self) -> None:
         if self.running:
@@ -339,7 +381,7 @@ class GridScreen(Screen):
 
     def action_use_as_init(self) -> None:
         composer = self.app.composer()
-        tile = self._current()
+        tile = self.current()
         if composer is None or not isinstance(tile.source, Path):
             self.notify("that cell has no finished image yet")
             return
