@@ -16,7 +16,7 @@ from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
 from workshop.tui.screens.grid import GridScreen, ZoomScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
-from workshop.tui.screens.modals import Confirm
+from workshop.tui.screens.modals import AskText, Confirm
 
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
@@ -463,3 +463,149 @@ async def test_the_journal_list_is_read_off_the_ui_thread_once_typing_pauses(tmp
         assert len(searches) - before[0] == 1 and len(listings) == before[1]  # the run manifests are not re-read
         ui_thread = threading.current_thread()  # the test runs on the app's event loop
         assert searches and listings and ui_thread not in searches + listings
+
+
+def grid_experiment(journal_dir, title: str = "Two cells") -> Journal:
+    """A journal whose #1 was accepted from a leave-one-out grid: two images with different prompts."""
+    from workshop.compose.grid import build_grid
+    from workshop.compose.spec import spec_from
+    from workshop.runner.runs import accept_run
+    from workshop.runner.session import RunOptions, execute
+
+    journal = Journal.init(journal_dir)
+    grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing"], "mode": "leave-one-out", "seeds": "1"}))
+    accept_run(journal, execute(grid, RunOptions(model="tiny"), journal), title)
+    return journal
+
+
+async def open_experiment(pilot, app, number: int = 1) -> DetailScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    await pilot.press("f3")
+    await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+    table = app.screen.query_one("#experiments", DataTable)
+    await wait_for(pilot, lambda: table.row_count > 0)
+    table.move_cursor(row=table.get_row_index(str(number)))
+    table.focus()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+    return app.screen
+
+
+async def test_accept_works_off_the_ui_thread_and_a_revealing_title_is_refused_in_the_dialog(tmp_path, monkeypatch):
+    import threading
+
+    accepts = []
+    real_accept = Journal.accept
+
+    def accept(self, *args, **kw):
+        accepts.append(threading.current_thread())
+        return real_accept(self, *args, **kw)
+
+    monkeypatch.setattr(Journal, "accept", accept)
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        dialog = app.screen
+        await pilot.press(*"Glowing study", "enter")  # a keyword
+        error = dialog.query_one("#ask-error", Static)
+        await wait_for(pilot, lambda: error.render().plain)
+        assert app.screen is dialog and len(app.journal) == 0
+        assert "contains its private prompt" in error.render().plain and "--" not in error.render().plain
+        dialog.query_one("#answer", Input).value = ""
+        await pilot.press(*"Study one", "enter")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert len(app.journal) == 1 and app.journal.get(1).title == "Study one"
+        assert accepts and threading.current_thread() not in accepts  # both tries ran in the dialog's worker
+        assert any(n.message.startswith("#1 Study one") for n in app._notifications)
+
+
+async def test_accepting_a_run_again_asks_first(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"Study one", "enter")
+        await wait_for(pilot, lambda: app.screen is grid and len(app.journal) == 1)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "already accepted as #1" in app.screen.query(Label).first().render().plain
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is grid)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"Study two", "enter")
+        await wait_for(pilot, lambda: app.screen is grid and len(app.journal) == 2)
+
+
+async def test_a_revealing_retitle_is_refused_in_the_dialog(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "Harbour", prompt="zanzibar quux at night"))
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        detail = await open_experiment(pilot, app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        dialog = app.screen
+        dialog.query_one("#answer", Input).value = "Zanzibar quux at night"
+        await pilot.press("enter")
+        error = dialog.query_one("#ask-error", Static)
+        await wait_for(pilot, lambda: error.render().plain)
+        assert app.screen is dialog and "contains its private prompt" in error.render().plain
+        assert app.journal.get(1).title == "Harbour"
+        dialog.query_one("#answer", Input).value = "Harbour at night"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is detail)
+        assert app.journal.get(1).title == "Harbour at night"
+        await wait_for(pilot, lambda: "Harbour at night" in detail.query_one("#detail-title", Static).render().plain)
+
+
+async def test_reveal_shows_each_images_own_prompt(tmp_path):
+    grid_experiment(tmp_path / "journal")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 40)) as pilot:
+        detail = await open_experiment(pilot, app)
+        await pilot.press("r")
+        shown = detail.query_one("#detail-prompt", Static).render().plain
+        assert "image 1 prompt: a red circle, glowing" in shown
+        assert "image 2 prompt: a red circle\n" in shown + "\n"
+
+
+async def test_rerun_shows_its_progress_on_a_grid_and_its_verdict(tmp_path):
+    grid_experiment(tmp_path / "journal")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        await open_experiment(pilot, app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        assert grid.rerun_of.number == 1 and len(grid.tiles) == 2  # the experiment's two images
+        assert "rerunning #1" in grid.query_one("#run-status", Static).render().plain or not grid.running
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause()
+        status = grid.query_one("#run-status", Static).render().plain
+        assert status.startswith("rerun of #1: byte-identical to the journal"), status
+        assert grid.run.manifest["rerun_of"] == 1 and grid.query_one("#progress").percentage == 1
+        assert all(tile.source is not None for tile in grid.tiles)
+        assert errors_shown(app) == []
+
+
+async def test_a_failed_rerun_is_reported_once_on_its_grid(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "Imported", prompt="p"))  # not made by the runner: cannot be rerun
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        await open_experiment(pilot, app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause(0.2)
+        assert "failed: #1 was not made by promptism's runner" in grid.query_one("#run-status", Static).render().plain
+        assert len(errors_shown(app)) == 1 and "ready" in app.model_status

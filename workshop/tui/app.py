@@ -132,22 +132,28 @@ class PromptismApp(App):
         return False
 
     def rerun(self, number: int) -> None:
-        if not self.busy():
-            self.notify(f"rerunning #{number}…")
-            self.rerun_experiment(number)
+        """Regenerate #number on a grid screen that shows its progress as a run's, then whether it came out
+        byte-identical."""
+        from .screens.grid import GridScreen
+
+        if self.busy():
+            return
+        screen = GridScreen(rerun_of=self.journal.get(number))
+        self.push_screen(screen)
+        self.cancel_requested = False
+        self.rerun_experiment(number, screen)
 
     @work(thread=True, exclusive=True, group="run")
-    def rerun_experiment(self, number: int) -> None:
-        """Regenerate #number in the background and say whether it came out byte-identical."""
+    def rerun_experiment(self, number: int, screen) -> None:
+        worker = get_current_worker()
         try:
             from ..runner.session import RunOptions, rerun
 
-            run, identical = rerun(self.journal, number, RunOptions(), cancel=lambda: self.cancel_requested)
-            verdict = "byte-identical to the journal" if identical else "DIFFERENT from the journal"
-            self.call_from_thread(self.notify, f"rerun of #{number} (run {run.id}): {verdict}",
-                                  severity="information" if identical else "warning", timeout=10)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(RunFailed(f"rerun of #{number} failed: {say(exc)}"))
+            run, identical = rerun(self.journal, number, RunOptions(), on_event=lambda e: screen.post_message(RunEvent(e)),
+                                   cancel=lambda: worker.is_cancelled or self.cancel_requested)
+            self.to_screen(screen, RunDone(run, verified=identical))
+        except Exception as exc:  # noqa: BLE001 - shown, never crashes the app
+            self.to_screen(screen, RunFailed(say(exc)))
 
     # ---------------------------------------------------------------- messages and actions
 
@@ -165,10 +171,16 @@ class PromptismApp(App):
         self.notify(message.error, severity="error", timeout=10, markup=False)
 
     def on_run_done(self, message: RunDone) -> None:
-        """A run whose grid screen was closed ended: say where to find it."""
+        """A run whose grid screen was closed ended: say how, and where to find it."""
+        from .screens.grid import verdict
+
         run = message.run
-        self.notify(f"run {run.id} {run.state}: {len(run.done)} images — F3 lists it under the runs not accepted yet",
-                    markup=False, timeout=10)
+        if message.verified is not None:
+            self.notify(f"rerun (run {run.id}): {verdict(message.verified)}", markup=False, timeout=10,
+                        severity="information" if message.verified else "warning")
+        else:
+            self.notify(f"run {run.id} {run.state}: {len(run.done)} images — F3 lists it under the runs not accepted yet",
+                        markup=False, timeout=10)
 
     def refresh_model_status(self) -> None:
         for screen in self.screen_stack:

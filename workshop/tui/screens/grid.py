@@ -3,7 +3,9 @@ run works, then scores, keyword effects, picking, zoom, accept, discard and vary
 
 from __future__ import annotations
 
+import math
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -13,7 +15,7 @@ from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Header, ProgressBar, Static
 
-from journal import InvalidInput
+from journal import Experiment, InvalidInput
 from journal.images import open_frames
 
 from ...runner import events as ev
@@ -51,6 +53,11 @@ def zoom_caption(cell: dict, made: bool) -> Text:
     keywords = cell.get("keywords") or []
     text.append("\nkeywords: " + (", ".join(visible(k) for k in keywords) if keywords else "none"))
     return text
+
+
+def verdict(identical: bool) -> str:
+    """A rerun's outcome, in words."""
+    return "byte-identical to the journal" if identical else "DIFFERENT from the journal"
 
 
 def accepted_experiments(run) -> list[int]:
@@ -188,38 +195,55 @@ class GridScreen(Screen):
         Binding("i", "use_as_init", "Init", tooltip="Use the cell's image as the init image"),
     ]
 
-    def __init__(self, grid=None, run=None):
+    def __init__(self, grid=None, run=None, rerun_of: Experiment | None = None):
+        """A grid about to run (``grid``), a run on disk (``run``), or the rerun of an experiment (``rerun_of``:
+        its picked cells, until the rerun's own run is done)."""
         super().__init__()
         self.grid = grid
         self.run = run
+        self.rerun_of = rerun_of
         self.running = run is None
         self.cursor = 0
         self._last_preview = 0.0
         if grid is not None:
             self.cells = [c.to_json() for c in grid.cells]
             self.shape = (grid.rows, grid.cols, grid.subgrids)
+        elif rerun_of is not None:
+            recorded = rerun_of.grid or {}
+            by_index = {c["index"]: c for c in recorded.get("cells", [])}
+            cells = [by_index[i] for i in recorded.get("picked", []) if i in by_index]
+            cols = max(1, math.ceil(math.sqrt(len(cells))))
+            self.cells = [{**c, "row": k // cols, "col": k % cols, "subgrid": 0} for k, c in enumerate(cells)]
+            self.shape = (math.ceil(len(cells) / cols), cols, 1)
         else:
-            self.cells = run.manifest["cells"]
-            g = run.manifest["grid"]
-            self.shape = (g["rows"], g["cols"], g["subgrids"])
+            self._take_cells(run)
+
+    def _take_cells(self, run) -> None:
+        self.cells = run.manifest["cells"]
+        g = run.manifest["grid"]
+        self.shape = (g["rows"], g["cols"], g["subgrids"])
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="run-status", markup=False)
         yield ProgressBar(id="progress", show_eta=True)
-        rows, cols, subgrids = self.shape
         with VerticalScroll(id="tiles-scroll"):
-            grid = GridLayout(id="tiles")
-            grid.styles.grid_size_columns = cols
-            with grid:
-                for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"])):
-                    yield CellTile(cell["index"], cell.get("labels", {}))
+            yield self._tile_grid()
         yield Static(id="effects", markup=False)
         yield footer()
+
+    def _tile_grid(self) -> GridLayout:
+        grid = GridLayout(*(CellTile(cell["index"], cell.get("labels", {}))
+                            for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"]))), id="tiles")
+        grid.styles.grid_size_columns = self.shape[1]
+        return grid
 
     def on_mount(self) -> None:
         if self.run is not None:
             self.show_run(self.run)
+        elif self.rerun_of is not None:
+            self.query_one("#run-status", Static).update(
+                f"rerunning #{self.rerun_of.number} with its recorded model, seeds and settings · Esc cancels")
         else:
             self.query_one("#run-status", Static).update("starting…")
         self.highlight()
@@ -247,29 +271,44 @@ class GridScreen(Screen):
         elif isinstance(event, ev.Preview) and time.monotonic() - self._last_preview > PREVIEW_INTERVAL:
             self._last_preview = time.monotonic()  # previews arrive faster than they are worth drawing: thin them
             for index, image in zip(event.cells, event.images):
-                self._tile(index).show(image)
+                if (tile := self._tile(index)) is not None:  # a rerun shows only the picked cells of its batches
+                    tile.show(image)
         elif isinstance(event, ev.BatchSplit):
             self.notify(f"out of GPU memory: batches of {event.new_size} from now on", severity="warning")
 
-    def on_run_done(self, message: RunDone) -> None:
+    async def on_run_done(self, message: RunDone) -> None:
         self.running = False
         self.run = message.run
-        self.show_run(message.run)
-        self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
+        if self.rerun_of is not None:  # the rerun's own run: its cells (the picked ones and their batch mates)
+            self._take_cells(message.run)
+            self.cursor = 0
+            await self.query_one("#tiles").remove()
+            await self.query_one("#tiles-scroll").mount(self._tile_grid())
+            self.highlight()
+        if message.verified is not None:
+            said = f"rerun of #{self.rerun_of.number}: {verdict(message.verified)}"
+            self.show_run(message.run, said)
+            self.notify(said, severity="information" if message.verified else "warning", timeout=10)
+        else:
+            self.show_run(message.run)
+            self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
 
     def on_run_failed(self, message: RunFailed) -> None:
         self.running = False
         self.query_one("#run-status", Static).update(f"failed: {message.error}")
         self.notify(message.error, severity="error", timeout=10, markup=False)
 
-    def show_run(self, run) -> None:
+    def show_run(self, run, said: str = "") -> None:
+        """The run's images, scores and keyword effects; its state (after ``said``) in the status line."""
         self.cells = run.manifest["cells"]
         m = run.manifest
         self.query_one("#run-status", Static).update(
-            f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
+            (f"{said} · " if said else "")
+            + f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
         self.query_one("#progress", ProgressBar).update(total=len(self.cells), progress=len(run.done))
         for cell in self.cells:
-            tile = self._tile(cell["index"])
+            if (tile := self._tile(cell["index"])) is None:
+                continue
             if cell.get("file"):
                 tile.show(run.image(cell))
             tile.set_score(cell.get("score"))
@@ -278,8 +317,8 @@ class GridScreen(Screen):
             ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {v['effect']:+.3f}" for k, v in effects.items()))
             if effects else "")
 
-    def _tile(self, index: int) -> CellTile:
-        return next(t for t in self.query(CellTile) if t.index == index)
+    def _tile(self, index: int) -> CellTile | None:
+        return next((t for t in self.query(CellTile) if t.index == index), None)
 
     # ---------------------------------------------------------------- navigation and actions
 
@@ -335,22 +374,26 @@ class GridScreen(Screen):
             return
         picked = [t.index for t in self.tiles if t.picked] or None
 
-        def accept(title: str | None) -> None:
-            if not title:
-                return
-            from journal import JournalError
+        def ask_title(yes: bool | None = True) -> None:
+            if yes:
+                self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):",
+                                             submit=partial(self._accept, run, picked)), accepted)
 
-            from ...runner.errors import RunError
-            from ...runner.runs import accept_run
+        def accepted(exp) -> None:
+            if exp is not None:
+                self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
 
-            try:
-                exp = accept_run(self.app.journal, run, title, picked)
-            except (JournalError, RunError) as exc:
-                self.notify(visible(say(exc)), severity="error", markup=False)
-                return
-            self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
+        if done := accepted_experiments(run):
+            self.app.push_screen(Confirm(f"Run {run.id} was already accepted as {', '.join(f'#{n}' for n in done)}. "
+                                         "Accept it again, as another experiment?", "accept again"), ask_title)
+        else:
+            ask_title()
 
-        self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):"), accept)
+    def _accept(self, run, picked: list[int] | None, title: str):
+        """In the title dialog's worker, off the UI thread: re-encode the images and commit (touches no widget)."""
+        from ...runner.runs import accept_run
+
+        return accept_run(self.app.journal, run, title, picked)
 
     def action_discard(self) -> None:
         """Delete the run's folder, after asking: images not accepted are gone for good."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -12,8 +13,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
 
-from journal import Experiment, JournalError
+from journal import Experiment, InvalidInput
 from journal.model import STATUSES
 
 from journal.text import visible
@@ -27,6 +29,14 @@ from .modals import AskText
 
 def literal(text: str) -> Text:
     return Text(visible(text))
+
+
+def revealed(exp: Experiment) -> list[str]:
+    """The private prompt, asked for: the experiment's, and each image's own where they differ (a grid's cells)."""
+    lines = [f"prompt: {exp.prompt}", f"negative: {exp.negative_prompt}", f"keywords: {', '.join(exp.keywords)}"]
+    if any(i.prompt and i.prompt != exp.prompt for i in exp.images):
+        lines += [f"image {k} prompt: {i.prompt or exp.prompt}" for k, i in enumerate(exp.images, 1)]
+    return lines
 
 
 def _fit(cell: str | Text, width: int) -> Text:
@@ -72,7 +82,7 @@ class JournalScreen(Screen):
         status = self.query_one("#status-filter", Select).value
         self.list_journal(self.query_one("#search", Input).value.strip() or None, status if isinstance(status, str) else None, runs)
 
-    @work(thread=True, exclusive=True, group="journal-list")
+    @work(thread=True, exclusive=True, group="journal-list", exit_on_error=False)
     def list_journal(self, query: str | None, status: str | None, runs: bool) -> None:
         """Off the UI thread: the index search, and (``runs``) every run manifest. Widgets are not touched here."""
         from ...runner.runs import list_runs
@@ -91,6 +101,10 @@ class JournalScreen(Screen):
             for run in message.runs:
                 table.add_row(run.id, run.state, f"{len(run.done)}/{len(run.manifest['cells'])}",
                               literal(run.manifest["model"]["id"]), key=run.id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(visible(say(event.worker.error)), severity="error", markup=False, timeout=10)
 
     def fill(self) -> None:
         """The experiments, in columns that fit the table's width: titles and model names are shortened (…), and
@@ -226,7 +240,7 @@ class DetailScreen(Screen):
         self.query_one("#detail-info", Static).update(literal("\n".join(lines)))
         prompt = self.query_one("#detail-prompt", Static)
         if self.revealed:
-            prompt.update(literal(f"prompt: {exp.prompt}\nnegative: {exp.negative_prompt}\nkeywords: {', '.join(exp.keywords)}"))
+            prompt.update(literal("\n".join(revealed(exp))))
         else:
             prompt.update(Text("prompt hidden — press r to reveal it", style="dim italic"))
 
@@ -234,35 +248,43 @@ class DetailScreen(Screen):
         self.revealed = not self.revealed
         self.show()
 
-    def _write(self, fn, *args) -> bool:
-        """Run a journal write; say what went wrong instead of failing. True if it worked."""
-        try:
-            fn(*args)
-        except (JournalError, OSError) as exc:
-            self.notify(visible(say(exc)), severity="error", markup=False)
-            return False
-        self.show()
-        return True
-
     def action_retitle(self) -> None:
-        def done(title: str | None) -> None:
-            if title:
-                self._write(self.app.journal.retitle, self.number, title)
+        def done(exp: Experiment | None) -> None:
+            if exp is not None:
+                self.show()
 
-        self.app.push_screen(AskText("New title:", value=self.experiment.title), done)
+        self.app.push_screen(AskText("New title:", value=self.experiment.title,
+                                     submit=partial(self.app.journal.retitle, self.number)), done)
 
     def action_publish(self) -> None:
-        def done(folder: str | None) -> None:
-            if folder and self._write(self.app.journal.publish, [self.number], Path(folder).expanduser()):
-                self.notify(f"gallery written to {folder}", markup=False)
+        def done(folder: Path | None) -> None:
+            if folder is not None:
+                self.notify(f"gallery written to {visible(str(folder))}", markup=False)
+                self.show()
 
-        self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery")), done)
+        self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery"),
+                                     submit=self._publish), done)
+
+    def _publish(self, folder: str) -> Path:
+        """In the dialog's worker: write the gallery (it re-encodes every published image) and commit."""
+        if not folder.strip():
+            raise InvalidInput("give the folder to write the gallery to")
+        out = Path(folder).expanduser()
+        self.app.journal.publish([self.number], out)
+        return out
 
     def action_unpublish(self) -> None:
-        self._write(self.app.journal.unpublish, [self.number])
+        self.run_worker(partial(self.app.journal.unpublish, [self.number]), thread=True, exit_on_error=False, group="write")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "write":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show()
+        elif event.state == WorkerState.ERROR:
+            self.notify(visible(say(event.worker.error)), severity="error", markup=False)
 
     def action_rerun(self) -> None:
-        self.app.cancel_requested = False
         self.app.rerun(self.number)
 
     def action_vary(self) -> None:
