@@ -609,3 +609,15 @@ async def test_a_failed_rerun_is_reported_once_on_its_grid(tmp_path):
         await pilot.pause(0.2)
         assert "failed: #1 was not made by promptism's runner" in grid.query_one("#run-status", Static).render().plain
         assert len(errors_shown(app)) == 1 and "ready" in app.model_status
+
+
+async def test_a_number_field_that_is_not_a_number_is_named(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        app.screen.query_one("#prompt", Input).value = "a red circle"
+        app.screen.query_one("#mode").value = "plain"
+        app.screen.query_one("#steps", Input).value = "many"
+        await pilot.press("ctrl+r")
+        assert errors_shown(app) == ["steps 'many' is not a whole number; leave it blank for the model's default"]
+        assert isinstance(app.screen, ComposerScreen)

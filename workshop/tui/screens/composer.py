@@ -243,9 +243,9 @@ class ComposerScreen(Screen):
         try:
             grid = build_grid(spec_from(self.values(mode)))
             options = RunOptions(
-                model=self.query_one("#model", Select).value, steps=int(get("steps")) if get("steps") else None,
-                guidance=float(get("guidance")) if get("guidance") else None, size=parse_size(get("size")) if get("size") else None,
-                init_image=get("init") or None, strength=float(get("strength")) if get("strength") else None,
+                model=self.query_one("#model", Select).value, steps=self._number("steps", int),
+                guidance=self._number("guidance", float), size=parse_size(get("size")) if get("size") else None,
+                init_image=get("init") or None, strength=self._number("strength", float),
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
             check_options(options)
@@ -253,3 +253,14 @@ class ComposerScreen(Screen):
             self.notify(visible(say(exc)), severity="error", markup=False)
             return
         self.app.start_run(grid, options)
+
+    def _number(self, field: str, kind: type[int] | type[float]) -> int | float | None:
+        """A number field: None when blank (the model's default), else the number, or one line saying what is wrong."""
+        text = self.query_one(f"#{field}", Input).value.strip()
+        if not text:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"{field} {text!r} is not {'a whole number' if kind is int else 'a number'}; "
+                             "leave it blank for the model's default") from None
