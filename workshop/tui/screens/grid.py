@@ -22,7 +22,6 @@ from ...runner import events as ev
 from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
-from ..wording import say
 from . import footer
 from .modals import AskText, Confirm
 
