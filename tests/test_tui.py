@@ -7,14 +7,16 @@ import time
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets._footer import FooterKey
 
 from journal import Journal
 from tests.helpers import new_experiment
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
-from workshop.tui.screens.grid import GridScreen
+from workshop.tui.screens.grid import GridScreen, ZoomScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
+from workshop.tui.screens.modals import AskText, Confirm
 
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
@@ -59,11 +61,10 @@ async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
         table = app.screen.query_one("#experiments", DataTable)
         assert table.row_count == 1 and table.get_row_at(0)[1].plain == "𝔊𝔩𝔬𝔴 𝔰𝔱𝔲𝔡𝔶"
         await pilot.press("slash", *"nothing like it")
-        assert table.row_count == 0
+        await wait_for(pilot, lambda: table.row_count == 0)
         search = app.screen.query_one("#search", Input)
         search.value = "GLOW"  # case and letter style are ignored
-        await pilot.pause()
-        assert table.row_count == 1
+        await wait_for(pilot, lambda: table.row_count == 1)
         table.focus()
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -114,11 +115,12 @@ async def test_hostile_titles_are_shown_literally(tmp_path):
     for title in HOSTILE:
         journal.accept(new_experiment(tmp_path, title, prompt="p"))
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
-    async with app.run_test(size=(100, 32)) as pilot:
+    async with app.run_test(size=(120, 32)) as pilot:  # wide enough for whole titles
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
         table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == len(HOSTILE))
         shown = [table.get_row_at(r)[1] for r in range(table.row_count)]
         assert [t.plain for t in shown] == list(reversed(HOSTILE)) and all(not t.spans for t in shown)
         svg = app.export_screenshot()
@@ -163,6 +165,7 @@ def test_snapshot_journal(snap_compare, snapshot_journal):
     async def open_journal(pilot):
         await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
         await pilot.press("f3")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#experiments", DataTable).row_count == 2)
         await pilot.pause()
 
     assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(80, 24), run_before=open_journal)
@@ -221,8 +224,400 @@ async def test_journal_filter_and_thumbnail(tmp_path):
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
         table = app.screen.query_one("#experiments", DataTable)
-        assert table.row_count == 2
+        await wait_for(pilot, lambda: table.row_count == 2)
         app.screen.query_one("#status-filter").value = "published"
-        await pilot.pause()
-        assert table.row_count == 1 and table.get_row_at(0)[1].plain == "first"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert table.get_row_at(0)[1].plain == "first"
         await wait_for(pilot, lambda: app.screen.query(".thumbnail-image"))
+
+
+def errors_shown(app) -> list[str]:
+    return [n.message for n in app._notifications if n.severity == "error"]
+
+
+async def test_a_failed_run_is_reported_once_and_leaves_the_model_ready(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a red circle"
+        composer.query_one("#mode").value = "plain"
+        composer.query_one("#init", Input).value = str(tmp_path / "no-such-image.png")  # fails when the run starts
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause(0.2)
+        assert len(errors_shown(app)) == 1, errors_shown(app)
+        assert "no-such-image.png" in errors_shown(app)[0] and errors_shown(app)[0].startswith("init image: ")
+        assert "failed" in str(grid.query_one("#run-status", Static).render())
+        assert "ready" in app.model_status
+        assert "ready" in str(composer.query_one("#model-status", Static).render())
+
+
+async def test_discard_asks_before_deleting_a_run(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        folder = grid.run.folder
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "none accepted" in str(app.screen.query(Label).first().render())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert folder.is_dir()
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        assert not folder.exists()
+
+
+async def test_quitting_during_a_run_asks_first(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        app.screen.query_one("#prompt", Input).value = "a slow grid"
+        app.screen.query_one("#steps", Input).value = "40"
+        app.screen.query_one("#seeds", Input).value = "1-16"
+        app.screen.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert app.is_running and grid.running and not app.cancel_requested
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: not app.is_running)
+        assert app.cancel_requested
+
+
+async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flags(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        screen = app.screen
+        preview = screen.query_one("#preview", Static)
+        screen.query_one("#prompt", Input).value = "a red circle"
+        screen.query_one("#seeds", Input).value = "1-2"
+        screen.add_keyword("glowing")
+        screen.add_keyword("pixel art")
+        await pilot.pause()
+        assert "3 variants × 2 seeds" in str(preview.render())
+        screen.query_one("#strength", Input).focus()
+        await pilot.press("tab")  # into the keyword list: its first keyword is highlighted, ready for x
+        keywords = screen.query_one("#keywords")
+        assert app.focused is keywords and keywords.index == 0
+        await pilot.press("x")
+        assert "2 variants × 2 seeds = 4 cells" in str(preview.render())
+        await pilot.press("x")
+        shown = str(preview.render())
+        assert "needs keywords" in shown and "ctrl+n" in shown and "--" not in shown and "variants" not in shown
+        screen.query_one("#mode").value = "plain"
+        screen.query_one("#seeds", Input).value = "1-100"
+        await pilot.pause()
+        shown = str(preview.render())  # a flag the workshop has no field for is marked as the command line's
+        assert "over the cap" in shown and "--max-cells (on the command line)" in shown
+        screen.query_one("#prompt", Input).value = ""
+        await pilot.press("ctrl+r")
+        assert errors_shown(app)[-1] == "the prompt is empty: give a prompt (ctrl+l)"
+
+
+async def test_a_run_cancelled_before_any_image_shows_no_progress_and_cannot_be_accepted(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        app.screen.query_one("#prompt", Input).value = "a slow grid"
+        app.screen.query_one("#steps", Input).value = "40"
+        app.screen.query_one("#seeds", Input).value = "1-8"
+        app.screen.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: grid.query_one("#progress").progress > 0)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not grid.running)
+        assert grid.run.state == "cancelled" and grid.run.done == []
+        assert grid.query_one("#progress").percentage == 0
+        await pilot.press("a")
+        await pilot.pause(0.2)
+        assert app.screen is grid  # refused at once: no title asked for
+        assert any("no finished images" in n.message for n in app._notifications)
+
+
+async def test_zoom_shows_the_cell_and_the_arrows_move_to_its_neighbours(tmp_path):
+    app = create_app(tmp_path / "journal", "shapes", "halfcell")  # shapes is scored (by shapes-clip)
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1-2")  # 2 variants × 2 seeds
+        assert grid.shape[:2] == (2, 2)
+        await pilot.press("z")
+        await wait_for(pilot, lambda: isinstance(app.screen, ZoomScreen))
+
+        def caption() -> str:
+            return app.screen.query_one("#zoom-caption", Static).render().plain
+
+        cell = grid.cell(grid.current().index)
+        assert f"cell #{cell['index']} · seed {cell['seed']} · score {cell['score']:.3f}" in caption()
+        assert "keywords: glowing" in caption()
+        await pilot.press("right")
+        assert grid.cursor == 1 and f"cell #{grid.current().index} " in caption() and "keywords: none" in caption()
+        await pilot.press("down")
+        assert grid.cursor == 3 and f"cell #{grid.current().index} " in caption()
+        await pilot.press("right")  # the edge: nothing moves
+        assert grid.cursor == 3
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert "cursor" in grid.current().classes
+
+
+def assert_footer_fits(app) -> None:
+    keys = list(app.screen.query(FooterKey))
+    assert keys, "no footer"
+    width = app.size.width
+    assert all(0 < k.region.width and k.region.right <= width for k in keys), \
+        [(k.description, k.region) for k in keys if k.region.right > width]
+
+
+async def test_every_screen_fits_80_by_24(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "A much longer title for a study of green squares at dusk, in oils", prompt="p"))
+    journal.accept(new_experiment(tmp_path, "Circle study", prompt="q"))
+    journal.publish([2], tmp_path / "site")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        assert_footer_fits(app)
+        assert {"Quit", "Journal", "Help", "Run grid"} <= {k.description for k in app.screen.query(FooterKey)}
+        heading = app.screen.query_one("#right .heading", Label)
+        assert heading.region.width >= len("Keywords")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen")
+        await pilot.press("escape")
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        assert_footer_fits(app)
+        assert sum(c.get_render_width(table) for c in table.columns.values()) <= table.size.width
+        labels = [c.label.plain for c in table.columns.values()]
+        rows = [dict(zip(labels, table.get_row_at(r))) for r in range(2)]
+        assert [r["status"].plain for r in rows] == ["published", "unreleased"]
+        assert rows[0]["title"].plain == "Circle study" and rows[1]["title"].plain.endswith("…")
+        table.focus()
+        await pilot.press("enter")  # #2, published: unpublish is offered
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await pilot.pause()
+        assert_footer_fits(app)
+        assert "Unpublish" in {k.description for k in app.screen.query(FooterKey)}
+        await pilot.press("escape", "down", "enter")  # #1, unreleased: nothing to unpublish
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.number == 1)
+        await pilot.pause()
+        assert "Unpublish" not in {k.description for k in app.screen.query(FooterKey)}
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing", "pixel art"])
+        await pilot.pause()
+        assert_footer_fits(app)
+        status = grid.query_one("#run-status", Static)
+        assert status.region.height >= 2 and status.render().plain.endswith(")")  # the model's description, whole
+
+
+async def test_the_journal_list_is_read_off_the_ui_thread_once_typing_pauses(tmp_path, monkeypatch):
+    import threading
+
+    import workshop.runner.runs as runs
+
+    journal = Journal.init(tmp_path / "journal")
+    for title in ("first", "second"):
+        journal.accept(new_experiment(tmp_path, title))
+    searches, listings = [], []
+    real_search, real_list_runs = Journal.search, runs.list_runs
+
+    def search(self, *args, **kw):
+        searches.append(threading.current_thread())
+        return real_search(self, *args, **kw)
+
+    def list_runs(journal):
+        listings.append(threading.current_thread())
+        return real_list_runs(journal)
+
+    monkeypatch.setattr(Journal, "search", search)
+    monkeypatch.setattr(runs, "list_runs", list_runs)
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 2)
+        before = (len(searches), len(listings))
+        search_input = app.screen.query_one("#search", Input)
+        for end in range(1, 7):  # "second" typed quickly: six changes, one search once typing pauses
+            search_input.value = "second"[:end]
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.pause(0.5)
+        assert len(searches) - before[0] == 1 and len(listings) == before[1]  # the run manifests are not re-read
+        ui_thread = threading.current_thread()  # the test runs on the app's event loop
+        assert searches and listings and ui_thread not in searches + listings
+
+
+def grid_experiment(journal_dir, title: str = "Two cells") -> Journal:
+    """A journal whose #1 was accepted from a leave-one-out grid: two images with different prompts."""
+    from workshop.compose.grid import build_grid
+    from workshop.compose.spec import spec_from
+    from workshop.runner.runs import accept_run
+    from workshop.runner.session import RunOptions, execute
+
+    journal = Journal.init(journal_dir)
+    grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing"], "mode": "leave-one-out", "seeds": "1"}))
+    accept_run(journal, execute(grid, RunOptions(model="tiny"), journal), title)
+    return journal
+
+
+async def open_experiment(pilot, app, number: int = 1) -> DetailScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    await pilot.press("f3")
+    await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+    table = app.screen.query_one("#experiments", DataTable)
+    await wait_for(pilot, lambda: table.row_count > 0)
+    table.move_cursor(row=table.get_row_index(str(number)))
+    table.focus()
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
+    return app.screen
+
+
+async def test_accept_works_off_the_ui_thread_and_a_revealing_title_is_refused_in_the_dialog(tmp_path, monkeypatch):
+    import threading
+
+    accepts = []
+    real_accept = Journal.accept
+
+    def accept(self, *args, **kw):
+        accepts.append(threading.current_thread())
+        return real_accept(self, *args, **kw)
+
+    monkeypatch.setattr(Journal, "accept", accept)
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        dialog = app.screen
+        await pilot.press(*"Glowing study", "enter")  # a keyword
+        error = dialog.query_one("#ask-error", Static)
+        await wait_for(pilot, lambda: error.render().plain)
+        assert app.screen is dialog and len(app.journal) == 0
+        assert "contains its private prompt" in error.render().plain and "--" not in error.render().plain
+        dialog.query_one("#answer", Input).value = ""
+        await pilot.press(*"Study one", "enter")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert len(app.journal) == 1 and app.journal.get(1).title == "Study one"
+        assert accepts and threading.current_thread() not in accepts  # both tries ran in the dialog's worker
+        assert any(n.message.startswith("#1 Study one") for n in app._notifications)
+
+
+async def test_accepting_a_run_again_asks_first(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"Study one", "enter")
+        await wait_for(pilot, lambda: app.screen is grid and len(app.journal) == 1)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        assert "already accepted as #1" in app.screen.query(Label).first().render().plain
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is grid)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        await pilot.press(*"Study two", "enter")
+        await wait_for(pilot, lambda: app.screen is grid and len(app.journal) == 2)
+
+
+async def test_a_revealing_retitle_is_refused_in_the_dialog(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "Harbour", prompt="zanzibar quux at night"))
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        detail = await open_experiment(pilot, app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        dialog = app.screen
+        dialog.query_one("#answer", Input).value = "Zanzibar quux at night"
+        await pilot.press("enter")
+        error = dialog.query_one("#ask-error", Static)
+        await wait_for(pilot, lambda: error.render().plain)
+        assert app.screen is dialog and "contains its private prompt" in error.render().plain
+        assert app.journal.get(1).title == "Harbour"
+        dialog.query_one("#answer", Input).value = "Harbour at night"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is detail)
+        assert app.journal.get(1).title == "Harbour at night"
+        await wait_for(pilot, lambda: "Harbour at night" in detail.query_one("#detail-title", Static).render().plain)
+
+
+async def test_reveal_shows_each_images_own_prompt(tmp_path):
+    grid_experiment(tmp_path / "journal")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 40)) as pilot:
+        detail = await open_experiment(pilot, app)
+        await pilot.press("r")
+        shown = detail.query_one("#detail-prompt", Static).render().plain
+        assert "image 1 prompt: a red circle, glowing" in shown
+        assert "image 2 prompt: a red circle\n" in shown + "\n"
+
+
+async def test_rerun_shows_its_progress_on_a_grid_and_its_verdict(tmp_path):
+    grid_experiment(tmp_path / "journal")
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        await open_experiment(pilot, app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        assert grid.rerun_of.number == 1 and len(grid.tiles) == 2  # the experiment's two images
+        assert "rerunning #1" in grid.query_one("#run-status", Static).render().plain or not grid.running
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause()
+        status = grid.query_one("#run-status", Static).render().plain
+        assert status.startswith("rerun of #1: byte-identical to the journal"), status
+        assert grid.run.manifest["rerun_of"] == 1 and grid.query_one("#progress").percentage == 1
+        assert all(tile.source is not None for tile in grid.tiles)
+        assert errors_shown(app) == []
+
+
+async def test_a_failed_rerun_is_reported_once_on_its_grid(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "Imported", prompt="p"))  # not made by the runner: cannot be rerun
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        await open_experiment(pilot, app)
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause(0.2)
+        assert "failed: #1 was not made by promptism's runner" in grid.query_one("#run-status", Static).render().plain
+        assert len(errors_shown(app)) == 1 and "ready" in app.model_status
+
+
+async def test_a_number_field_that_is_not_a_number_is_named(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        app.screen.query_one("#prompt", Input).value = "a red circle"
+        app.screen.query_one("#mode").value = "plain"
+        app.screen.query_one("#steps", Input).value = "many"
+        await pilot.press("ctrl+r")
+        assert errors_shown(app) == ["steps 'many' is not a whole number; leave it blank for the model's default"]
+        assert isinstance(app.screen, ComposerScreen)

@@ -14,23 +14,23 @@ from journal import Journal, JournalError
 
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
-from .messages import ModelReady, RunDone, RunEvent, WorkFailed
+from .messages import ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
+from .wording import say
 
 
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return " ".join(text.split()) if text else exc.__class__.__name__
+QUIT = "quit and cancel the run"
 
 
 class PromptismApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "promptism"
+    # Work on every screen; the composer shows quit and journal in its footer (other footers have no room at 80 columns)
     BINDINGS = [
-        Binding("ctrl+q", "quit", "Quit", priority=True),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
-        Binding("f2", "composer", "Composer"),
-        Binding("f3", "journal", "Journal"),
+        Binding("f2", "composer", "Composer", show=False),
+        Binding("f3", "journal", "Journal", show=False),
     ]
 
     def __init__(self, journal_dir: Path, model: str, graphics: str, settings: Settings):
@@ -49,7 +49,7 @@ class PromptismApp(App):
         try:
             self.journal = Journal.open(self.journal_dir, create=True)
         except JournalError as exc:
-            self.notify(f"journal unavailable: {one_line(exc)}", severity="error", timeout=10, markup=False)
+            self.notify(f"journal unavailable: {say(exc)}", severity="error", timeout=10, markup=False)
         self.push_screen(ComposerScreen())
         self.preload_model()
 
@@ -66,7 +66,7 @@ class PromptismApp(App):
             load_pipeline(source, pick_device())
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
-            self.post_message(WorkFailed(f"model {self.model} did not load: {one_line(exc)}"))
+            self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))
 
     def start_run(self, grid, options) -> None:
         """Show the grid screen and run ``grid`` in a thread worker that posts progress to it."""
@@ -95,34 +95,65 @@ class PromptismApp(App):
 
             run = execute(grid, options, self.journal, on_event=lambda e: screen.post_message(RunEvent(e)),
                           cancel=lambda: worker.is_cancelled or self.cancel_requested)
-            screen.post_message(RunDone(run))
+            self.to_screen(screen, RunDone(run))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
-            screen.post_message(WorkFailed(one_line(exc)))
+            self.to_screen(screen, RunFailed(say(exc)))
+
+    def to_screen(self, screen, message) -> None:
+        """Post a run's outcome to its grid screen, or to the app when that screen has been closed (never lost)."""
+        if not screen.post_message(message):
+            self.post_message(message)
+
+    def running(self) -> bool:
+        return any(w.group == "run" and w.is_running for w in self.workers)
+
+    async def action_quit(self) -> None:
+        """Quit; while a run works, ask first (ctrl+q again, or y, quits; finished images stay in the run folder)."""
+        from .screens.modals import Confirm
+
+        if not self.running() or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
+            self.cancel_requested = True
+            self.exit()
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.cancel_requested = True
+                self.exit()
+
+        self.push_screen(Confirm("A run is in progress. Quit and cancel it? The images finished so far stay in its run "
+                                 "folder (F3 lists it next time).", QUIT), answer)
 
     def busy(self) -> bool:
         """One run at a time: a second would share the loaded pipeline (and its scheduler state) with the first."""
-        if any(w.group == "run" and w.is_running for w in self.workers):
+        if self.running():
             self.notify("a run is in progress: wait for it, or cancel it with Esc on its grid", severity="warning")
             return True
         return False
 
     def rerun(self, number: int) -> None:
-        if not self.busy():
-            self.notify(f"rerunning #{number}…")
-            self.rerun_experiment(number)
+        """Regenerate #number on a grid screen that shows its progress as a run's, then whether it came out
+        byte-identical."""
+        from .screens.grid import GridScreen
+
+        if self.busy():
+            return
+        screen = GridScreen(rerun_of=self.journal.get(number))
+        self.push_screen(screen)
+        self.cancel_requested = False
+        self.rerun_experiment(number, screen)
 
     @work(thread=True, exclusive=True, group="run")
-    def rerun_experiment(self, number: int) -> None:
-        """Regenerate #number in the background and say whether it came out byte-identical."""
+    def rerun_experiment(self, number: int, screen) -> None:
+        worker = get_current_worker()
         try:
             from ..runner.session import RunOptions, rerun
 
-            run, identical = rerun(self.journal, number, RunOptions(), cancel=lambda: self.cancel_requested)
-            verdict = "byte-identical to the journal" if identical else "DIFFERENT from the journal"
-            self.call_from_thread(self.notify, f"rerun of #{number} (run {run.id}): {verdict}",
-                                  severity="information" if identical else "warning", timeout=10)
-        except Exception as exc:  # noqa: BLE001
-            self.post_message(WorkFailed(f"rerun of #{number} failed: {one_line(exc)}"))
+            run, identical = rerun(self.journal, number, RunOptions(), on_event=lambda e: screen.post_message(RunEvent(e)),
+                                   cancel=lambda: worker.is_cancelled or self.cancel_requested)
+            self.to_screen(screen, RunDone(run, verified=identical))
+        except Exception as exc:  # noqa: BLE001 - shown, never crashes the app
+            self.to_screen(screen, RunFailed(say(exc)))
 
     # ---------------------------------------------------------------- messages and actions
 
@@ -130,10 +161,26 @@ class PromptismApp(App):
         self.model_status = f"{message.model}: ready — {message.description}"
         self.refresh_model_status()
 
-    def on_work_failed(self, message: WorkFailed) -> None:
+    def on_model_failed(self, message: ModelFailed) -> None:
         self.model_status = f"{self.model}: not loaded"
         self.refresh_model_status()
         self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def on_run_failed(self, message: RunFailed) -> None:
+        """A run whose grid screen was closed (or a rerun) failed."""
+        self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def on_run_done(self, message: RunDone) -> None:
+        """A run whose grid screen was closed ended: say how, and where to find it."""
+        from .screens.grid import verdict
+
+        run = message.run
+        if message.verified is not None:
+            self.notify(f"rerun (run {run.id}): {verdict(message.verified)}", markup=False, timeout=10,
+                        severity="information" if message.verified else "warning")
+        else:
+            self.notify(f"run {run.id} {run.state}: {len(run.done)} images — F3 lists it under the runs not accepted yet",
+                        markup=False, timeout=10)
 
     def refresh_model_status(self) -> None:
         for screen in self.screen_stack:

@@ -1,11 +1,16 @@
-"""Messages thread workers post to the UI (the only way work reaches widgets)."""
+"""Messages thread workers post to the UI (the only way work reaches widgets): one message per outcome, so each is
+handled once, by the one place it is meant for.
+
+A run's messages go to its grid screen and do not bubble: when that screen has been closed, the worker posts them to
+the app instead (``PromptismApp.to_screen``), which says what happened in a notification.
+"""
 
 from __future__ import annotations
 
 from textual.message import Message
 
 
-class RunEvent(Message):
+class RunEvent(Message, bubble=False):
     """A runner progress event (step, preview, batch finished …)."""
 
     def __init__(self, event) -> None:
@@ -13,14 +18,18 @@ class RunEvent(Message):
         self.event = event
 
 
-class RunDone(Message):
-    def __init__(self, run) -> None:
+class RunDone(Message, bubble=False):
+    """A run (or a rerun) ended, finished or cancelled, its images on disk. ``verified``: for a rerun, whether every
+    image came out byte-identical to the journal's; None for a run."""
+
+    def __init__(self, run, verified: bool | None = None) -> None:
         super().__init__()
         self.run = run
+        self.verified = verified
 
 
-class WorkFailed(Message):
-    """Any background job failed; ``error`` is a one-line, user-facing message."""
+class RunFailed(Message, bubble=False):
+    """A run or a rerun failed; ``error`` is a one-line, user-facing message."""
 
     def __init__(self, error: str) -> None:
         super().__init__()
@@ -32,3 +41,20 @@ class ModelReady(Message):
         super().__init__()
         self.model = model
         self.description = description
+
+
+class ModelFailed(Message):
+    """The model did not load at start-up; ``error`` is a one-line, user-facing message."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class JournalListed(Message, bubble=False):
+    """The journal screen's search found ``experiments``; ``runs``: the runs not accepted yet, None when not listed."""
+
+    def __init__(self, experiments: list, runs: list | None) -> None:
+        super().__init__()
+        self.experiments = experiments
+        self.runs = runs

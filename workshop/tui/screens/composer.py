@@ -11,13 +11,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Select, Static
+from textual.widgets import Header, Input, Label, ListItem, ListView, Select, Static
 
 from ...compose import SpecError
 from ...compose.grid import MODES, build_grid
 from ...compose.spec import spec_from
 from ...paths import APP
 from journal.text import visible
+
+from ..wording import say
+from . import footer
 
 
 def library_file() -> Path:
@@ -44,6 +47,8 @@ class ComposerScreen(Screen):
         Binding("ctrl+r", "run_grid", "Run grid", priority=True),
         Binding("ctrl+o", "run_once", "Run once", priority=True),
         Binding("ctrl+n", "focus('new-keyword')", "New keyword", priority=True),
+        Binding("ctrl+q", "app.quit", "Quit", priority=True),  # the app's keys, shown in this footer
+        Binding("f3", "app.journal", "Journal"),
         Binding("ctrl+l", "focus('prompt')", "Prompt", show=False, priority=True),
         Binding("space", "toggle_keyword", "Toggle", show=False),
         Binding("delete,x", "remove_keyword", "Remove keyword", show=False),
@@ -72,12 +77,13 @@ class ComposerScreen(Screen):
                 yield Static(id="preview", markup=False)
                 yield Static(id="model-status", markup=False)
             with Vertical(id="right"):
-                yield Label("Keywords (space toggles, x removes, K/J move, s saves)")
+                yield Label("Keywords", classes="heading")
+                yield Static("space on/off · x remove · K/J move · s save", classes="hint", markup=False)
                 yield ListView(id="keywords")
                 yield Input(compact=True, placeholder="add keyword + Enter", id="new-keyword")
-                yield Label("Library (Enter adds)")
+                yield Label("Library (Enter adds)", classes="heading")
                 yield ListView(id="library")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         from ...runner.models import available
@@ -118,7 +124,7 @@ class ComposerScreen(Screen):
         try:
             grid = build_grid(spec_from(self.values()))
         except (SpecError, ValueError) as exc:
-            preview.update(Text(visible(str(exc)), style="red"))
+            preview.update(Text(visible(say(exc)), style="red"))
             preview.add_class("error")
             over = set()
         else:
@@ -165,6 +171,11 @@ class ComposerScreen(Screen):
         elif isinstance(event.item, KeywordItem):
             self.action_toggle_keyword()
 
+    def on_descendant_focus(self, event) -> None:
+        """A list that gets the focus highlights an item (its first), so the keys that act on one have one."""
+        if isinstance(event.widget, ListView) and event.widget.index is None and len(event.widget):
+            event.widget.index = 0
+
     def _focused_keyword(self) -> KeywordItem | None:
         keywords = self.query_one("#keywords", ListView)
         item = keywords.highlighted_child
@@ -179,10 +190,13 @@ class ComposerScreen(Screen):
             item.refresh_label()
             self.refresh_preview()
 
-    def action_remove_keyword(self) -> None:
+    async def action_remove_keyword(self) -> None:
         if item := self._focused_keyword():
-            item.remove()
-            self.call_after_refresh(self.refresh_preview)
+            keywords = self.query_one("#keywords", ListView)
+            index = keywords.index or 0
+            await item.remove()
+            keywords.index = min(index, len(keywords) - 1) if len(keywords) else None  # the next one, to go on removing
+            self.refresh_preview()
 
     async def action_move_keyword(self, delta: int) -> None:
         keywords = self.query_one("#keywords", ListView)
@@ -229,13 +243,24 @@ class ComposerScreen(Screen):
         try:
             grid = build_grid(spec_from(self.values(mode)))
             options = RunOptions(
-                model=self.query_one("#model", Select).value, steps=int(get("steps")) if get("steps") else None,
-                guidance=float(get("guidance")) if get("guidance") else None, size=parse_size(get("size")) if get("size") else None,
-                init_image=get("init") or None, strength=float(get("strength")) if get("strength") else None,
+                model=self.query_one("#model", Select).value, steps=self._number("steps", int),
+                guidance=self._number("guidance", float), size=parse_size(get("size")) if get("size") else None,
+                init_image=get("init") or None, strength=self._number("strength", float),
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
             check_options(options)
         except (SpecError, RunError, ValueError) as exc:
-            self.notify(visible(str(exc)), severity="error", markup=False)
+            self.notify(visible(say(exc)), severity="error", markup=False)
             return
         self.app.start_run(grid, options)
+
+    def _number(self, field: str, kind: type[int] | type[float]) -> int | float | None:
+        """A number field: None when blank (the model's default), else the number, or one line saying what is wrong."""
+        text = self.query_one(f"#{field}", Input).value.strip()
+        if not text:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            raise ValueError(f"{field} {text!r} is not {'a whole number' if kind is int else 'a number'}; "
+                             "leave it blank for the model's default") from None

@@ -3,7 +3,9 @@ run works, then scores, keyword effects, picking, zoom, accept, discard and vary
 
 from __future__ import annotations
 
+import math
 import time
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
@@ -11,16 +13,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, ProgressBar, Static
+from textual.widgets import Header, ProgressBar, Static
 
-from journal import InvalidInput
+from journal import Experiment, InvalidInput
 from journal.images import open_frames
 
 from ...runner import events as ev
 from journal.text import visible
 from ..images import image_widget
-from ..messages import RunDone, RunEvent, WorkFailed
-from .modals import AskText
+from ..messages import RunDone, RunEvent, RunFailed
+from . import footer
+from .modals import AskText, Confirm
 
 PREVIEW_INTERVAL = 1.0  # seconds between preview redraws (drawing images is the UI's costliest work)
 
@@ -36,6 +39,29 @@ def label_text(labels: dict) -> Text:
                 text.append(" ")
             text.append(visible(value), style="" if active else "dim strike")
     return text
+
+
+def zoom_caption(cell: dict, made: bool) -> Text:
+    """The zoomed cell: number, seed, score and keywords (the user's own words, shown in their own workshop)."""
+    text = Text(f"cell #{cell['index']} · seed {cell['seed']}", style="bold")
+    if cell.get("score") is not None:
+        text.append(f" · score {cell['score']:.3f}", style="bold")
+    if not made:
+        text.append(" · no image yet")
+    text.append("   arrows: neighbouring cells · Esc closes", style="dim")
+    keywords = cell.get("keywords") or []
+    text.append("\nkeywords: " + (", ".join(visible(k) for k in keywords) if keywords else "none"))
+    return text
+
+
+def verdict(identical: bool) -> str:
+    """A rerun's outcome, in words."""
+    return "byte-identical to the journal" if identical else "DIFFERENT from the journal"
+
+
+def accepted_experiments(run) -> list[int]:
+    """The experiments accepted from ``run`` (the one place that knows where that is recorded)."""
+    return list(run.manifest.get("accepted") or [])
 
 
 class CellTile(Vertical):
@@ -70,33 +96,59 @@ class CellTile(Vertical):
 
 
 class ZoomScreen(Screen[None]):
-    """One cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it). A CLIP-guided image
-    with an animation plays it frame by frame, looping; p pauses, and , / . step while paused."""
+    """The grid's current cell, as large as the terminal allows (a full screen: nothing is redrawn beneath it), with
+    its number, seed, score and keywords; the arrows move to the neighbouring cells. A CLIP-guided image with an
+    animation plays it frame by frame, looping; p pauses, and , / . step while paused."""
 
     BINDINGS = [Binding("escape,enter,z,q", "dismiss", "Close"), Binding("p", "play", "Play / pause"),
-                Binding("comma", "step(-1)", "◀ frame"), Binding("full_stop", "step(1)", "frame ▶")]
+                Binding("comma", "step(-1)", "◀ frame"), Binding("full_stop", "step(1)", "frame ▶"),
+                Binding("left,h", "move(0,-1)", "←", show=False), Binding("right,l", "move(0,1)", "→", show=False),
+                Binding("up,k", "move(-1,0)", "↑", show=False), Binding("down,j", "move(1,0)", "↓", show=False)]
     FRAME_SECONDS = 0.25  # drawing is the UI's costliest work: a calm 4 frames a second
 
-    def __init__(self, source, caption: Text, animation: Path | None = None):
+    def __init__(self, grid: "GridScreen"):
         super().__init__()
-        self.source = source
-        self.caption = caption
-        self.frames = _frames(animation) if animation else []
-        self.frame = 0
+        self.grid = grid
         self.timer = None
         self.playing = False
+        self._load()
+
+    def _load(self) -> None:
+        """Take the grid's current cell."""
+        tile = self.grid.current()
+        cell = self.grid.cell(tile.index)
+        self.source = tile.source
+        self.caption = zoom_caption(cell, tile.source is not None)
+        animation = self.grid.run.folder / cell["animation"] if self.grid.run is not None and cell.get("animation") else None
+        self.frames = _frames(animation) if animation else []
+        self.frame = 0
 
     def compose(self) -> ComposeResult:
         with Vertical(id="zoom"):
-            yield Static(self.caption)
+            yield Static(self.caption, id="zoom-caption")
             yield image_widget(self.app.graphics, self.frames[0] if self.frames else self.source, id="zoom-image")
             yield Static(id="zoom-frame", markup=False)
 
     def on_mount(self) -> None:
+        self._start_frames()
+
+    def _start_frames(self) -> None:
         if len(self.frames) > 1:
             self.timer = self.set_interval(self.FRAME_SECONDS, lambda: self.action_step(1, playing=True))
             self.playing = True
             self._show()
+
+    async def action_move(self, drow: int, dcol: int) -> None:
+        """The neighbouring cell (the grid's cursor moves with it)."""
+        if not self.grid.action_move(drow, dcol):
+            return
+        if self.timer is not None:
+            self.timer.stop()
+            self.timer = None
+        self.playing = False
+        self._load()
+        await self.recompose()
+        self._start_frames()
 
     def action_play(self) -> None:
         if self.timer is not None:
@@ -129,7 +181,7 @@ def _frames(animation: Path) -> list:
 
 class GridScreen(Screen):
     BINDINGS = [
-        Binding("escape", "cancel_or_back", "Cancel / back"),
+        Binding("escape", "cancel_or_back", "Back", tooltip="Cancel the run while it works; back when it is done"),
         Binding("left,h", "move(0,-1)", "←", show=False),
         Binding("right,l", "move(0,1)", "→", show=False),
         Binding("up,k", "move(-1,0)", "↑", show=False),
@@ -139,41 +191,58 @@ class GridScreen(Screen):
         Binding("a", "accept", "Accept"),
         Binding("d", "discard", "Discard"),
         Binding("v", "vary", "New seeds"),
-        Binding("i", "use_as_init", "Use as init"),
+        Binding("i", "use_as_init", "Init", tooltip="Use the cell's image as the init image"),
     ]
 
-    def __init__(self, grid=None, run=None):
+    def __init__(self, grid=None, run=None, rerun_of: Experiment | None = None):
+        """A grid about to run (``grid``), a run on disk (``run``), or the rerun of an experiment (``rerun_of``:
+        its picked cells, until the rerun's own run is done)."""
         super().__init__()
         self.grid = grid
         self.run = run
+        self.rerun_of = rerun_of
         self.running = run is None
         self.cursor = 0
         self._last_preview = 0.0
         if grid is not None:
             self.cells = [c.to_json() for c in grid.cells]
             self.shape = (grid.rows, grid.cols, grid.subgrids)
+        elif rerun_of is not None:
+            recorded = rerun_of.grid or {}
+            by_index = {c["index"]: c for c in recorded.get("cells", [])}
+            cells = [by_index[i] for i in recorded.get("picked", []) if i in by_index]
+            cols = max(1, math.ceil(math.sqrt(len(cells))))
+            self.cells = [{**c, "row": k // cols, "col": k % cols, "subgrid": 0} for k, c in enumerate(cells)]
+            self.shape = (math.ceil(len(cells) / cols), cols, 1)
         else:
-            self.cells = run.manifest["cells"]
-            g = run.manifest["grid"]
-            self.shape = (g["rows"], g["cols"], g["subgrids"])
+            self._take_cells(run)
+
+    def _take_cells(self, run) -> None:
+        self.cells = run.manifest["cells"]
+        g = run.manifest["grid"]
+        self.shape = (g["rows"], g["cols"], g["subgrids"])
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="run-status", markup=False)
         yield ProgressBar(id="progress", show_eta=True)
-        rows, cols, subgrids = self.shape
         with VerticalScroll(id="tiles-scroll"):
-            grid = GridLayout(id="tiles")
-            grid.styles.grid_size_columns = cols
-            with grid:
-                for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"])):
-                    yield CellTile(cell["index"], cell.get("labels", {}))
+            yield self._tile_grid()
         yield Static(id="effects", markup=False)
-        yield Footer()
+        yield footer()
+
+    def _tile_grid(self) -> GridLayout:
+        grid = GridLayout(*(CellTile(cell["index"], cell.get("labels", {}))
+                            for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"]))), id="tiles")
+        grid.styles.grid_size_columns = self.shape[1]
+        return grid
 
     def on_mount(self) -> None:
         if self.run is not None:
             self.show_run(self.run)
+        elif self.rerun_of is not None:
+            self.query_one("#run-status", Static).update(
+                f"rerunning #{self.rerun_of.number} with its recorded model, seeds and settings · Esc cancels")
         else:
             self.query_one("#run-status", Static).update("starting…")
         self.highlight()
@@ -183,7 +252,7 @@ class GridScreen(Screen):
         return sorted(self.query(CellTile), key=lambda t: self._position(t.index))
 
     def _position(self, index: int) -> tuple:
-        cell = next(c for c in self.cells if c["index"] == index)
+        cell = self.cell(index)
         return (cell["subgrid"], cell["row"], cell["col"])
 
     # ---------------------------------------------------------------- messages from the run worker
@@ -201,30 +270,44 @@ class GridScreen(Screen):
         elif isinstance(event, ev.Preview) and time.monotonic() - self._last_preview > PREVIEW_INTERVAL:
             self._last_preview = time.monotonic()  # previews arrive faster than they are worth drawing: thin them
             for index, image in zip(event.cells, event.images):
-                self._tile(index).show(image)
+                if (tile := self._tile(index)) is not None:  # a rerun shows only the picked cells of its batches
+                    tile.show(image)
         elif isinstance(event, ev.BatchSplit):
             self.notify(f"out of GPU memory: batches of {event.new_size} from now on", severity="warning")
 
-    def on_run_done(self, message: RunDone) -> None:
+    async def on_run_done(self, message: RunDone) -> None:
         self.running = False
         self.run = message.run
-        self.show_run(message.run)
-        self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
+        if self.rerun_of is not None:  # the rerun's own run: its cells (the picked ones and their batch mates)
+            self._take_cells(message.run)
+            self.cursor = 0
+            await self.query_one("#tiles").remove()
+            await self.query_one("#tiles-scroll").mount(self._tile_grid())
+            self.highlight()
+        if message.verified is not None:
+            said = f"rerun of #{self.rerun_of.number}: {verdict(message.verified)}"
+            self.show_run(message.run, said)
+            self.notify(said, severity="information" if message.verified else "warning", timeout=10)
+        else:
+            self.show_run(message.run)
+            self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
 
-    def on_work_failed(self, message: WorkFailed) -> None:
+    def on_run_failed(self, message: RunFailed) -> None:
         self.running = False
         self.query_one("#run-status", Static).update(f"failed: {message.error}")
         self.notify(message.error, severity="error", timeout=10, markup=False)
 
-    def show_run(self, run) -> None:
+    def show_run(self, run, said: str = "") -> None:
+        """The run's images, scores and keyword effects; its state (after ``said``) in the status line."""
         self.cells = run.manifest["cells"]
         m = run.manifest
         self.query_one("#run-status", Static).update(
-            f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
-        bar = self.query_one("#progress", ProgressBar)
-        bar.update(total=1, progress=1)
+            (f"{said} · " if said else "")
+            + f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
+        self.query_one("#progress", ProgressBar).update(total=len(self.cells), progress=len(run.done))
         for cell in self.cells:
-            tile = self._tile(cell["index"])
+            if (tile := self._tile(cell["index"])) is None:
+                continue
             if cell.get("file"):
                 tile.show(run.image(cell))
             tile.set_score(cell.get("score"))
@@ -233,8 +316,8 @@ class GridScreen(Screen):
             ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {v['effect']:+.3f}" for k, v in effects.items()))
             if effects else "")
 
-    def _tile(self, index: int) -> CellTile:
-        return next(t for t in self.query(CellTile) if t.index == index)
+    def _tile(self, index: int) -> CellTile | None:
+        return next((t for t in self.query(CellTile) if t.index == index), None)
 
     # ---------------------------------------------------------------- navigation and actions
 
@@ -242,30 +325,32 @@ class GridScreen(Screen):
         for k, tile in enumerate(self.tiles):
             tile.set_class(k == self.cursor, "cursor")
 
-    def action_move(self, drow: int, dcol: int) -> None:
+    def action_move(self, drow: int, dcol: int) -> bool:
+        """Move the cursor to a neighbouring cell; False at the grid's edge."""
         cols = self.shape[1]
         target = self.cursor + drow * cols + dcol
-        if 0 <= target < len(self.tiles) and (dcol == 0 or target // cols == self.cursor // cols):
-            self.cursor = target
-            self.highlight()
-            self.tiles[self.cursor].scroll_visible()
+        if not (0 <= target < len(self.tiles) and (dcol == 0 or target // cols == self.cursor // cols)):
+            return False
+        self.cursor = target
+        self.highlight()
+        self.tiles[self.cursor].scroll_visible()
+        return True
 
-    def _current(self) -> CellTile:
+    def current(self) -> CellTile:
         return self.tiles[self.cursor]
 
+    def cell(self, index: int) -> dict:
+        return next(c for c in self.cells if c["index"] == index)
+
     def action_pick(self) -> None:
-        tile = self._current()
+        tile = self.current()
         tile.picked = not tile.picked
         tile.set_class(tile.picked, "picked")
-        cell = next(c for c in self.cells if c["index"] == tile.index)
-        tile.set_score(cell.get("score"))
+        tile.set_score(self.cell(tile.index).get("score"))
 
     def action_zoom(self) -> None:
-        tile = self._current()
-        if tile.source is not None:
-            cell = next(c for c in self.cells if c["index"] == tile.index)
-            animation = self.run.folder / cell["animation"] if self.run is not None and cell.get("animation") else None
-            self.app.push_screen(ZoomScreen(tile.source, label_text(tile.labels), animation))
+        if self.current().source is not None:
+            self.app.push_screen(ZoomScreen(self))
 
     def action_cancel_or_back(self) -> None:
         if self.running:
@@ -283,33 +368,48 @@ class GridScreen(Screen):
     def action_accept(self) -> None:
         if (run := self._finished_run()) is None:
             return
+        if not run.done:
+            self.notify(f"run {run.id} has no finished images to accept", severity="warning")
+            return
         picked = [t.index for t in self.tiles if t.picked] or None
 
-        def accept(title: str | None) -> None:
-            if not title:
-                return
-            from journal import JournalError
+        def ask_title(yes: bool | None = True) -> None:
+            if yes:
+                self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):",
+                                             submit=partial(self._accept, run, picked)), accepted)
 
-            from ...runner.errors import RunError
-            from ...runner.runs import accept_run
+        def accepted(exp) -> None:
+            if exp is not None:
+                self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
 
-            try:
-                exp = accept_run(self.app.journal, run, title, picked)
-            except (JournalError, RunError) as exc:
-                self.notify(visible(str(exc)), severity="error", markup=False)
-                return
-            self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
+        if done := accepted_experiments(run):
+            self.app.push_screen(Confirm(f"Run {run.id} was already accepted as {', '.join(f'#{n}' for n in done)}. "
+                                         "Accept it again, as another experiment?", "accept again"), ask_title)
+        else:
+            ask_title()
 
-        self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):"), accept)
+    def _accept(self, run, picked: list[int] | None, title: str):
+        """In the title dialog's worker, off the UI thread: re-encode the images and commit (touches no widget)."""
+        from ...runner.runs import accept_run
+
+        return accept_run(self.app.journal, run, title, picked)
 
     def action_discard(self) -> None:
+        """Delete the run's folder, after asking: images not accepted are gone for good."""
         if (run := self._finished_run()) is None:
             return
         from ...runner.runs import discard_run
 
-        discard_run(run)
-        self.notify(f"discarded run {run.id}")
-        self.app.pop_screen()
+        def discard(yes: bool | None) -> None:
+            if yes:
+                discard_run(run)
+                self.notify(f"discarded run {run.id}")
+                self.app.pop_screen()
+
+        accepted = accepted_experiments(run)
+        kept = f"accepted as {', '.join(f'#{n}' for n in accepted)}; the journal keeps those" if accepted else "none accepted"
+        self.app.push_screen(Confirm(f"Discard run {run.id}? Its {len(run.done)} images are deleted ({kept}).",
+                                     "discard the run"), discard)
 
     def action_vary(self) -> None:
         """Back to the composer with the next seeds (as many as this grid used)."""
@@ -323,7 +423,7 @@ class GridScreen(Screen):
 
     def action_use_as_init(self) -> None:
         composer = self.app.composer()
-        tile = self._current()
+        tile = self.current()
         if composer is None or not isinstance(tile.source, Path):
             self.notify("that cell has no finished image yet")
             return

@@ -22,19 +22,21 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         from ..app import PromptismApp
         from .composer import ComposerScreen
-        from .grid import GridScreen
+        from .grid import GridScreen, ZoomScreen
         from .journal import DetailScreen, JournalScreen
 
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for name, owner in [("Everywhere", PromptismApp), ("Composer", ComposerScreen), ("Grid", GridScreen),
-                            ("Journal", JournalScreen), ("Experiment", DetailScreen)]:
+                            ("Zoom", ZoomScreen), ("Journal", JournalScreen), ("Experiment", DetailScreen)]:
             table.add_row(Text(name, style="reverse"), "")
             for binding in owner.BINDINGS:
+                if binding.action.startswith("app."):
+                    continue  # the app's own key, listed under Everywhere
                 keys = " / ".join(self.app.get_key_display(Binding(key.strip(), binding.action))
                                   for key in binding.key.split(","))
-                table.add_row("  " + keys, binding.description)
+                table.add_row("  " + keys, binding.tooltip or binding.description)
         with VerticalScroll(id="help"):
             yield Static(Text("promptism — keys (Esc closes)", style="bold"))
             yield Static(table)

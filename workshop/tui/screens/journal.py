@@ -3,25 +3,47 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Label, Select, Static
+from textual.widgets import DataTable, Header, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
 
-from journal import Experiment, JournalError
+from journal import Experiment, InvalidInput
 from journal.model import STATUSES
 
 from journal.text import visible
 from ..images import image_widget
+from ..messages import JournalListed
+from ..wording import say
+from . import footer
+from .grid import accepted_experiments
 from .modals import AskText
 
 
 def literal(text: str) -> Text:
     return Text(visible(text))
+
+
+def revealed(exp: Experiment) -> list[str]:
+    """The private prompt, asked for: the experiment's, and each image's own where they differ (a grid's cells)."""
+    lines = [f"prompt: {exp.prompt}", f"negative: {exp.negative_prompt}", f"keywords: {', '.join(exp.keywords)}"]
+    if any(i.prompt and i.prompt != exp.prompt for i in exp.images):
+        lines += [f"image {k} prompt: {i.prompt or exp.prompt}" for k, i in enumerate(exp.images, 1)]
+    return lines
+
+
+def _fit(cell: str | Text, width: int) -> Text:
+    """A table cell cut to ``width`` with an ellipsis."""
+    text = cell if isinstance(cell, Text) else Text(cell)
+    text.truncate(width, overflow="ellipsis")
+    return text
 
 
 class JournalScreen(Screen):
@@ -41,35 +63,79 @@ class JournalScreen(Screen):
             yield Vertical(id="thumbnail")
         yield Label("Runs not accepted yet (Enter opens one)")
         yield DataTable(id="runs", cursor_type="row")
-        yield Footer()
+        yield footer()
+
+    SEARCH_PAUSE = 0.25  # seconds of quiet typing before the list is searched again
+
+    def __init__(self):
+        super().__init__()
+        self.experiments: list[Experiment] = []
+        self._search_timer = None
 
     def on_mount(self) -> None:
-        experiments = self.query_one("#experiments", DataTable)
-        experiments.add_columns("#", "title", "model", "date", "status", "images")
         self.query_one("#runs", DataTable).add_columns("run", "state", "images", "model")
-        self.reload()
-        experiments.focus()
+        self.reload(runs=True)
+        self.query_one("#experiments", DataTable).focus()
 
-    def reload(self) -> None:
+    def reload(self, runs: bool = False) -> None:
+        """Search the journal (and list the runs not accepted yet) in a worker; ``on_journal_listed`` shows them."""
+        status = self.query_one("#status-filter", Select).value
+        self.list_journal(self.query_one("#search", Input).value.strip() or None, status if isinstance(status, str) else None, runs)
+
+    @work(thread=True, exclusive=True, group="journal-list", exit_on_error=False)
+    def list_journal(self, query: str | None, status: str | None, runs: bool) -> None:
+        """Off the UI thread: the index search, and (``runs``) every run manifest. Widgets are not touched here."""
         from ...runner.runs import list_runs
 
         journal = self.app.journal
-        query = self.query_one("#search", Input).value.strip()
-        status = self.query_one("#status-filter", Select).value
+        found = journal.search(query, status=status, limit=500)
+        pending = [r for r in list_runs(journal) if not accepted_experiments(r) and r.manifest.get("cells")] if runs else None
+        self.post_message(JournalListed(found, pending))
+
+    def on_journal_listed(self, message: JournalListed) -> None:
+        self.experiments = message.experiments
+        self.fill()
+        if message.runs is not None:
+            table = self.query_one("#runs", DataTable)
+            table.clear()
+            for run in message.runs:
+                table.add_row(run.id, run.state, f"{len(run.done)}/{len(run.manifest['cells'])}",
+                              literal(run.manifest["model"]["id"]), key=run.id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(visible(say(event.worker.error)), severity="error", markup=False, timeout=10)
+
+    def fill(self) -> None:
+        """The experiments, in columns that fit the table's width: titles and model names are shortened (…), and
+        the date is left out where the title would get too little room."""
         table = self.query_one("#experiments", DataTable)
-        table.clear()
-        for exp in journal.search(query or None, status=status if isinstance(status, str) else None, limit=500):
-            table.add_row(str(exp.number), literal(exp.title), literal(exp.model.credit), exp.created[:10], exp.status,
-                          str(len(exp.images)), key=str(exp.number))
-        runs = self.query_one("#runs", DataTable)
-        runs.clear()
-        for run in list_runs(journal):
-            if not run.manifest.get("accepted") and run.manifest.get("cells"):
-                runs.add_row(run.id, run.state, f"{len(run.done)}/{len(run.manifest['cells'])}", literal(run.manifest["model"]["id"]),
-                             key=run.id)
+        width = (table.size.width or self.app.size.width - 21) - 2  # less the scrollbar
+        numbers = max([len(str(e.number)) for e in self.experiments] + [1])
+        model = min(12, max([len("model")] + [len(visible(e.model.credit)) for e in self.experiments]))
+        columns = {"#": numbers, "title": 0, "model": model, "date": 10, "status": max(map(len, STATUSES)), "images": 6}
+        if width - sum(columns.values()) - 2 * len(columns) < 20:
+            del columns["date"]
+        columns["title"] = max(8, width - sum(columns.values()) - 2 * len(columns))
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value if table.row_count else None
+        table.clear(columns=True)
+        for name, size in columns.items():
+            table.add_column(name, width=size, key=name)
+        cells = {"#": lambda e: str(e.number), "title": lambda e: literal(e.title), "model": lambda e: literal(e.model.credit),
+                 "date": lambda e: e.created[:10], "status": lambda e: e.status, "images": lambda e: str(len(e.images))}
+        for exp in self.experiments:
+            table.add_row(*(_fit(cells[name](exp), size) for name, size in columns.items()), key=str(exp.number))
+        if key is not None and key in {str(e.number) for e in self.experiments}:
+            table.move_cursor(row=table.get_row_index(key))
+
+    def on_resize(self, event) -> None:
+        self.fill()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        self.reload()
+        """Search again once typing pauses (not on every key)."""
+        if self._search_timer is not None:
+            self._search_timer.stop()
+        self._search_timer = self.set_timer(self.SEARCH_PAUSE, self.reload)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         self.reload()
@@ -96,7 +162,7 @@ class JournalScreen(Screen):
             self.app.push_screen(GridScreen(run=load_run(self.app.journal, event.row_key.value)))
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        self.reload(runs=True)
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -113,19 +179,24 @@ class JournalScreen(Screen):
 class DetailScreen(Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("r", "reveal", "Reveal prompt"),
+        Binding("r", "reveal", "Reveal", tooltip="Reveal the prompt (and hide it again)"),
         Binding("t", "retitle", "Retitle"),
         Binding("p", "publish", "Publish"),
         Binding("u", "unpublish", "Unpublish"),
         Binding("e", "rerun", "Rerun"),
         Binding("v", "vary", "Vary"),
-        Binding("i", "use_as_init", "Use as init"),
+        Binding("i", "use_as_init", "Init", tooltip="Use the first image as the init image"),
     ]
 
     def __init__(self, number: int):
         super().__init__()
         self.number = number
         self.revealed = False
+        self.published = False
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Unpublish only what is published."""
+        return action != "unpublish" or self.published
 
     @property
     def experiment(self) -> Experiment:
@@ -138,7 +209,7 @@ class DetailScreen(Screen):
             yield Horizontal(id="detail-images")
             yield Static(id="detail-info")
             yield Static(id="detail-prompt")
-        yield Footer()
+        yield footer()
 
     def on_mount(self) -> None:
         exp = self.experiment
@@ -149,6 +220,8 @@ class DetailScreen(Screen):
 
     def show(self) -> None:
         exp = self.experiment
+        self.published = exp.status == "published"
+        self.refresh_bindings()
         self.query_one("#detail-title", Static).update(Text(f"#{exp.number} ", style="bold") + literal(exp.title))
         m = exp.model
         lines = [f"Generated with {m.credit}" + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision) if x),
@@ -167,7 +240,7 @@ class DetailScreen(Screen):
         self.query_one("#detail-info", Static).update(literal("\n".join(lines)))
         prompt = self.query_one("#detail-prompt", Static)
         if self.revealed:
-            prompt.update(literal(f"prompt: {exp.prompt}\nnegative: {exp.negative_prompt}\nkeywords: {', '.join(exp.keywords)}"))
+            prompt.update(literal("\n".join(revealed(exp))))
         else:
             prompt.update(Text("prompt hidden — press r to reveal it", style="dim italic"))
 
@@ -175,35 +248,43 @@ class DetailScreen(Screen):
         self.revealed = not self.revealed
         self.show()
 
-    def _write(self, fn, *args) -> bool:
-        """Run a journal write; say what went wrong instead of failing. True if it worked."""
-        try:
-            fn(*args)
-        except (JournalError, OSError) as exc:
-            self.notify(visible(str(exc)), severity="error", markup=False)
-            return False
-        self.show()
-        return True
-
     def action_retitle(self) -> None:
-        def done(title: str | None) -> None:
-            if title:
-                self._write(self.app.journal.retitle, self.number, title)
+        def done(exp: Experiment | None) -> None:
+            if exp is not None:
+                self.show()
 
-        self.app.push_screen(AskText("New title:", value=self.experiment.title), done)
+        self.app.push_screen(AskText("New title:", value=self.experiment.title,
+                                     submit=partial(self.app.journal.retitle, self.number)), done)
 
     def action_publish(self) -> None:
-        def done(folder: str | None) -> None:
-            if folder and self._write(self.app.journal.publish, [self.number], Path(folder).expanduser()):
-                self.notify(f"gallery written to {folder}", markup=False)
+        def done(folder: Path | None) -> None:
+            if folder is not None:
+                self.notify(f"gallery written to {visible(str(folder))}", markup=False)
+                self.show()
 
-        self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery")), done)
+        self.app.push_screen(AskText("Publish to gallery folder:", value=str(Path.home() / "promptism-gallery"),
+                                     submit=self._publish), done)
+
+    def _publish(self, folder: str) -> Path:
+        """In the dialog's worker: write the gallery (it re-encodes every published image) and commit."""
+        if not folder.strip():
+            raise InvalidInput("give the folder to write the gallery to")
+        out = Path(folder).expanduser()
+        self.app.journal.publish([self.number], out)
+        return out
 
     def action_unpublish(self) -> None:
-        self._write(self.app.journal.unpublish, [self.number])
+        self.run_worker(partial(self.app.journal.unpublish, [self.number]), thread=True, exit_on_error=False, group="write")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "write":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.show()
+        elif event.state == WorkerState.ERROR:
+            self.notify(visible(say(event.worker.error)), severity="error", markup=False)
 
     def action_rerun(self) -> None:
-        self.app.cancel_requested = False
         self.app.rerun(self.number)
 
     def action_vary(self) -> None:
