@@ -25,7 +25,7 @@ from .errors import RunCancelled, RunError
 from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
 from .guided_engine import GuidedEngine
 from .models import GUIDED, ModelSource, load_pipeline, resolve
-from .options import DEFAULT_STRENGTH, RunOptions, check_options, parse_size  # noqa: F401 - the TUI's composer imports them from here
+from .options import DEFAULT_STRENGTH, RunOptions, check_options
 from .runs import Run, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet

@@ -237,7 +237,7 @@ class ComposerScreen(Screen):
 
     def _run(self, mode: str | None) -> None:
         from ...runner.errors import RunError
-        from ...runner.session import RunOptions, check_options, parse_size
+        from ...runner.options import RunOptions, check_options, parse_size
 
         get = lambda i: self.query_one(f"#{i}", Input).value.strip()  # noqa: E731
         try:

@@ -59,11 +59,6 @@ def verdict(identical: bool) -> str:
     return "byte-identical to the journal" if identical else "DIFFERENT from the journal"
 
 
-def accepted_experiments(run) -> list[int]:
-    """The experiments accepted from ``run`` (the one place that knows where that is recorded)."""
-    return list(run.manifest.get("accepted") or [])
-
-
 class CellTile(Vertical):
     """One cell: its labels, its image (a preview while running), its score; marked when picked."""
 
@@ -376,23 +371,23 @@ class GridScreen(Screen):
         def ask_title(yes: bool | None = True) -> None:
             if yes:
                 self.app.push_screen(AskText("Title for the new experiment (any Unicode; it is published):",
-                                             submit=partial(self._accept, run, picked)), accepted)
+                                             submit=partial(self._accept, run, picked, bool(done))), accepted)
 
         def accepted(exp) -> None:
             if exp is not None:
                 self.notify(f"#{exp.number} {visible(exp.title)} — in the journal (F3)", markup=False, timeout=8)
 
-        if done := accepted_experiments(run):
+        if done := list(run.accepted):
             self.app.push_screen(Confirm(f"Run {run.id} was already accepted as {', '.join(f'#{n}' for n in done)}. "
                                          "Accept it again, as another experiment?", "accept again"), ask_title)
         else:
             ask_title()
 
-    def _accept(self, run, picked: list[int] | None, title: str):
+    def _accept(self, run, picked: list[int] | None, again: bool, title: str):
         """In the title dialog's worker, off the UI thread: re-encode the images and commit (touches no widget)."""
         from ...runner.runs import accept_run
 
-        return accept_run(self.app.journal, run, title, picked)
+        return accept_run(self.app.journal, run, title, picked, again=again)
 
     def action_discard(self) -> None:
         """Delete the run's folder, after asking: images not accepted are gone for good."""
@@ -406,7 +401,7 @@ class GridScreen(Screen):
                 self.notify(f"discarded run {run.id}")
                 self.app.pop_screen()
 
-        accepted = accepted_experiments(run)
+        accepted = run.accepted
         kept = f"accepted as {', '.join(f'#{n}' for n in accepted)}; the journal keeps those" if accepted else "none accepted"
         self.app.push_screen(Confirm(f"Discard run {run.id}? Its {len(run.done)} images are deleted ({kept}).",
                                      "discard the run"), discard)

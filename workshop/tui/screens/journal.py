@@ -23,7 +23,6 @@ from ..images import image_widget
 from ..messages import JournalListed
 from ..wording import say
 from . import footer
-from .grid import accepted_experiments
 from .modals import AskText
 
 
@@ -89,7 +88,7 @@ class JournalScreen(Screen):
 
         journal = self.app.journal
         found = journal.search(query, status=status, limit=500)
-        pending = [r for r in list_runs(journal) if not accepted_experiments(r) and r.manifest.get("cells")] if runs else None
+        pending = [r for r in list_runs(journal) if not r.accepted and r.manifest.get("cells")] if runs else None
         self.post_message(JournalListed(found, pending))
 
     def on_journal_listed(self, message: JournalListed) -> None:
