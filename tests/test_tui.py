@@ -324,7 +324,7 @@ async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flag
         assert "over the cap" in shown and "--max-cells (on the command line)" in shown
         screen.query_one("#prompt", Input).value = ""
         await pilot.press("ctrl+r")
-        assert errors_shown(app)[-1] == "the prompt is empty: give a prompt (ctrl+l)"
+        assert errors_shown(app)[-1] == "the prompt is empty: write what to draw, or add a keyword"  # no flag named
 
 
 async def test_a_run_cancelled_before_any_image_shows_no_progress_and_cannot_be_accepted(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from journal.privacy import TitleRevealsPrompt
+from journal.text import one_line
 
 # a command-line flag → what the workshop calls the same thing
 FIELDS = {
@@ -31,6 +32,6 @@ def say(error: BaseException | str) -> str:
     belonging to the command line."""
     if isinstance(error, TitleRevealsPrompt):
         return error.reason + ": choose another title"
-    text = " ".join(str(error).split()) or type(error).__name__
+    text = one_line(str(error)) or type(error).__name__
     text = _SPEC_FILE.sub("", text)
     return _FLAG.sub(lambda m: FIELDS.get(m[1]) or f"{m[0]} (on the command line)", text)

@@ -77,6 +77,8 @@ class CellTile(Vertical):
     def show(self, source) -> None:
         """Show a PIL preview or the finished PNG: updated in place once an image widget is there."""
         self.source = source
+        if not self.is_mounted:  # a run's late event for a screen that is closing (or not drawn yet)
+            return
         old = self.query(".tile-image").first()
         if hasattr(old, "image") and not isinstance(source, Path):
             old.image = source
