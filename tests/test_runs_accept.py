@@ -81,3 +81,12 @@ def test_a_title_holding_a_keyword_is_refused_at_accept(scored_run, capsys):
     assert "zanzibar" not in err.lower()  # the refusal never repeats the secret … nor the title that holds it
     code, _, err = run_cli(capsys, "accept", run_id, "--title", "Zanzibar Glaze study", "--allow-title-overlap", "--journal", j)
     assert code == 0, err
+
+
+def test_generate_accept_refuses_a_revealing_title_before_the_run(tmp_path, capsys):
+    j = tmp_path / "j"
+    code, _, err = run_cli(capsys, "generate", "a quiet harbour", "--accept", "--title", "A Quiet Harbour, study", "--journal", str(j))
+    assert code == 1 and "--allow-title-overlap" in err and err.count("\n") == 1
+    assert not j.exists()  # refused before anything was made or written
+    code, _, err = run_cli(capsys, "generate", "a quiet harbour", "--model", "nope/not-here", "--journal", str(j))
+    assert code == 1 and not j.exists()

@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 
 from journal import Journal
+from journal.privacy import check_title_keeps_secrets
+from journal.slug import check_new_title
 from journal.text import one_line
 
 from ..compose.grid import build_grid
@@ -95,6 +97,7 @@ def _first(*values):
 
 def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
+    from ..runner.models import resolve
     from ..runner.session import execute
 
     if opts["accept"] and not opts["title"]:
@@ -102,6 +105,11 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
     if opts["title"] and not opts["accept"]:
         raise click.UsageError("--title goes with --accept (or use `promptism accept RUN --title …` later)")
     options = options_for(grid, opts)
+    if opts["accept"]:  # a title the accept would refuse is refused before the run, not after it
+        check_new_title(opts["title"])
+        if not opts["allow_title_overlap"]:
+            check_title_keeps_secrets(opts["title"], grid.secrets)
+    resolve(options.model, allow_download=options.allow_download)  # an unknown model creates no journal or --out folder
     if opts["out"]:
         try:  # before the run, not after it
             opts["out"].mkdir(parents=True, exist_ok=True)

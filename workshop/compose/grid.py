@@ -127,6 +127,12 @@ class Grid:
     cols: int
     subgrids: int
 
+    @property
+    def secrets(self) -> list[str]:
+        """Every private string of the grid an experiment's title may not contain (as ``Experiment.secrets``)."""
+        prompt = self.spec.prompt
+        return [prompt.render(), prompt.negative, *prompt.enabled, *(c.prompt for c in self.cells)]
+
     def describe(self) -> str:
         shape = " × ".join(f"{len(a.entries)} {a.title}" for a in self.axes if len(a.entries) > 1) or "1 cell"
         layout = f"{self.rows} row(s) × {self.cols} col(s)" + (f" × {self.subgrids} sub-grids" if self.subgrids > 1 else "")
