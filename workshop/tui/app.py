@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
@@ -15,6 +16,9 @@ from journal import Journal, JournalError
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
 from .messages import ModelReady, RunDone, RunEvent, WorkFailed
+
+if TYPE_CHECKING:
+    from .images import Display
 
 
 def one_line(exc: BaseException) -> str:
@@ -33,7 +37,7 @@ class PromptismApp(App):
         Binding("f3", "journal", "Journal"),
     ]
 
-    def __init__(self, journal_dir: Path, model: str, graphics: str, settings: Settings):
+    def __init__(self, journal_dir: Path, model: str, graphics: Display, settings: Settings):
         super().__init__()
         self.journal_dir = journal_dir
         self.model = model
@@ -51,6 +55,8 @@ class PromptismApp(App):
         except JournalError as exc:
             self.notify(f"journal unavailable: {one_line(exc)}", severity="error", timeout=10, markup=False)
         self.push_screen(ComposerScreen())
+        if self.graphics.notice:
+            self.notify(self.graphics.notice, severity="warning", timeout=20, markup=False)
         self.preload_model()
 
     # ---------------------------------------------------------------- background work
@@ -167,9 +173,11 @@ class PromptismApp(App):
             self.push_screen(JournalScreen())
 
 
-def create_app(journal_dir: Path | None = None, model: str | None = None, graphics: str = "auto") -> PromptismApp:
+def create_app(journal_dir: Path | None = None, model: str | None = None, graphics: str = "auto",
+               truecolor: bool | None = None) -> PromptismApp:
     """The one way to make the app: the CLI and the tests both call this."""
-    from . import images  # noqa: F401 - textual-image must query the terminal before the app starts
+    from .images import prepare
 
+    display = prepare(graphics, truecolor)  # asks the terminal: only possible before the app reads its input
     settings = load_settings()
-    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, graphics, settings)
+    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, display, settings)
