@@ -12,9 +12,20 @@ import sys
 import termios
 from pathlib import Path
 
+import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers import run_cli
+
+
+@pytest.fixture
+def no_terminal(monkeypatch):
+    """The app made in-process asks no terminal (pytest may run in one): default cell size, nothing detected."""
+    import workshop.tui.images as images
+
+    monkeypatch.setattr(images, "ask", lambda query, timeout=1.0: "")
+    monkeypatch.setattr(images, "cell_size_from_winsize", lambda: None)
+    monkeypatch.delenv("TMUX", raising=False)
 
 
 def circle(size=(32, 32), fill=(200, 30, 30), background=(240, 240, 240)) -> Image.Image:
@@ -277,7 +288,7 @@ def painted(widget) -> tuple[int, int, int, int]:
     return min(xs), min(ys), max(xs) + 1, max(ys) + 1
 
 
-async def test_zoom_keeps_the_image_aspect(tmp_path):
+async def test_zoom_keeps_the_image_aspect(tmp_path, no_terminal):
     """Zoom on a 32×32 cell at 80×24: the image is as tall as the box allows and as wide as it is tall (cells are
     twice as high as wide), centred — not stretched over the whole screen."""
     from tests.test_tui import compose_and_run
@@ -295,7 +306,7 @@ async def test_zoom_keeps_the_image_aspect(tmp_path):
         assert abs((left + right) - zoom.size.width) <= 2  # centred
 
 
-async def test_journal_thumbnail_fills_its_box(tmp_path):
+async def test_journal_thumbnail_fills_its_box(tmp_path, no_terminal):
     from journal import Journal
     from tests.helpers import new_experiment
     from tests.test_tui import wait_for
@@ -433,7 +444,7 @@ async def test_kitty_picture_sends_the_image_once_and_names_it_in_placeholder_ce
 # ------------------------------------------------------------------------------------------------ asking the terminal
 
 XTERM_ANSWERS = "\x1bP1$r0;48:2::1:2:3m\x1b\\\x1b[?63;1;2;4;6;9;15;16;22;28c"  # xterm 379 as a VT340, recorded
-KITTY_ANSWERS = "\x1b_Gi=31;OK\x1b\\\x1b[6;20;10t\x1bP1$r48:2:1:2:3m\x1b\\\x1b[?62;c"
+KITTY_ANSWERS = "\x1b_Gi=31;OK\x1b\\\x1bP1$r48:2:1:2:3m\x1b\\\x1b[6;20;10t\x1bP>|kitty(0.35.2)\x1b\\\x1b[?62;c"
 TMUX_ANSWER = "\x1b[?1;2c"
 PALETTE_ANSWERS = "\x1bP1$r0;48;5;16m\x1b\\\x1b[?62;22c"  # a 256-colour terminal maps 1,2,3 to a palette entry
 
@@ -446,6 +457,8 @@ def test_terminal_answers_are_read():
     kitty = parse_answers(KITTY_ANSWERS)
     assert (kitty.sixel, kitty.kitty, kitty.truecolor, kitty.cell) == (False, True, True, CellSize(10, 20))
     assert parse_answers(TMUX_ANSWER) == parse_answers("") == parse_answers(PALETTE_ANSWERS)  # nothing at all
+    old_kitty = KITTY_ANSWERS.replace("0.35.2", "0.26.5")  # answers the graphics query, but has no placeholders yet
+    assert parse_answers(old_kitty).kitty is False and parse_answers(old_kitty).truecolor
 
 
 def _child(code: str, answers: str | None, rows=24, cols=80, xpixel=0, ypixel=0) -> str:
@@ -502,16 +515,16 @@ def test_truecolor_is_found_without_colorterm():
     assert not supports_truecolor(in_tmux, Answers(), parse_tmux("3.3a\t1\txterm\tXTerm(379)\t256,title\n"))
 
 
-async def test_half_blocks_use_24_bit_colour_when_asked(tmp_path, monkeypatch):
-    """--truecolor (or a terminal that answers the query) makes Textual write 24-bit colours; without it, over ssh
-    (no $COLORTERM) the previews are posterised to the 256-colour palette."""
+async def test_colours_are_24_bit_when_the_terminal_says_so_or_when_asked(tmp_path, monkeypatch, no_terminal):
+    """Over ssh $COLORTERM is not forwarded and Textual fell back to 256 colours, posterising the half-block previews:
+    the terminal's answer to the DECRQSS query (or --truecolor) now gives Textual 24-bit colour; --no-truecolor wins."""
+    import workshop.tui.images as images
     from workshop.tui.app import create_app
 
-    monkeypatch.delenv("TMUX", raising=False)
     monkeypatch.setenv("TERM", "xterm-256color")
-    for flag, system in ((None, "256"), (True, "truecolor"), (False, "256")):
-        monkeypatch.delenv("COLORTERM", raising=False)
-        if flag is False:
-            monkeypatch.setenv("COLORTERM", "truecolor")  # the flag wins over the variable
+    for answers, flag, system in (("", None, "256"), (XTERM_ANSWERS, None, "truecolor"), ("", True, "truecolor"),
+                                  (XTERM_ANSWERS, False, "256")):
+        monkeypatch.setenv("COLORTERM", "truecolor" if flag is False else "")
+        monkeypatch.setattr(images, "ask", lambda query, timeout=1.0, answers=answers: answers)
         app = create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=flag)
-        assert app.console.color_system == system, flag
+        assert app.console.color_system == system, (answers[:5], flag)

@@ -22,6 +22,7 @@ from typing import Mapping, NamedTuple
 KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"  # a 1×1 image query: kitty answers OK
 CELL_QUERY = "\x1b[16t"  # the cell size in pixels: CSI 6 ; height ; width t
 TRUECOLOR_QUERY = "\x1b[48;2;1;2;3m\x1bP$qm\x1b\\\x1b[m"  # set a 24-bit background, ask it back (DECRQSS), reset
+VERSION_QUERY = "\x1b[>q"  # XTVERSION: the terminal's name and version, e.g. kitty(0.35.2)
 DA1 = "\x1b[c"  # primary device attributes: parameter 4 means sixel graphics
 
 _DA1_ANSWER = re.compile(r"\x1b\[\?([\d;]*)c")
@@ -29,6 +30,8 @@ _KITTY_OK = re.compile(r"\x1b_Gi=31;OK\x1b\\")
 _CELL_ANSWER = re.compile(r"\x1b\[6;(\d+);(\d+)t")
 _SGR_ANSWER = re.compile(r"\x1bP1\$r([\d;:]*)m\x1b\\")
 _RGB_1_2_3 = re.compile(r"(?:^|[;:])48[;:]2[;:]+1[;:]2[;:]3(?:$|[;:])")
+_VERSION_ANSWER = re.compile(r"\x1bP>\|([^\x1b]*)\x1b\\")
+_OLD_KITTY = re.compile(r"kitty\(0\.([0-9]|1[0-9]|2[0-7])\.")  # Unicode placeholders came with kitty 0.28
 
 
 class CellSize(NamedTuple):
@@ -46,14 +49,15 @@ class Answers:
     """What the terminal said to the probe (nothing at all when there is no terminal)."""
 
     sixel: bool = False
-    kitty: bool = False
+    kitty: bool = False  # kitty graphics with Unicode placeholders
     truecolor: bool = False
     cell: CellSize | None = None
 
 
 def probe_query(in_tmux: bool) -> str:
-    """The probe: inside tmux no kitty query (tmux takes an APC string as the window title) and no DECRQSS (ignored)."""
-    return ("" if in_tmux else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + DA1
+    """The probe. Inside tmux (and GNU screen, and the Linux console) no kitty query — tmux takes an APC string as the
+    window title — and no DECRQSS, which goes unanswered there."""
+    return ("" if in_tmux else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
 
 
 def parse_answers(text: str) -> Answers:
@@ -61,9 +65,10 @@ def parse_answers(text: str) -> Answers:
     da1 = _DA1_ANSWER.search(text)
     cell = _CELL_ANSWER.search(text)
     sgr = _SGR_ANSWER.search(text)
+    version = _VERSION_ANSWER.search(text)
     return Answers(
         sixel=bool(da1) and "4" in da1.group(1).split(";"),
-        kitty=bool(_KITTY_OK.search(text)),
+        kitty=bool(_KITTY_OK.search(text)) and not (version and _OLD_KITTY.match(version.group(1))),
         truecolor=bool(sgr) and bool(_RGB_1_2_3.search(sgr.group(1))),
         cell=CellSize(int(cell.group(2)), int(cell.group(1))) if cell and int(cell.group(1)) and int(cell.group(2)) else None,
     )
