@@ -18,6 +18,7 @@ from rich.color import Color as RichColor
 from rich.segment import ControlType, Segment
 from rich.style import Style
 from textual.css.scalar import Unit
+from textual.dom import NoScreen
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -31,7 +32,6 @@ from .terminal import (DEFAULT_CELL, Answers, CellSize, PaneOffset, Tmux, ask, c
                        passthrough, probe_query, supports_truecolor, tmux_info)
 
 
-
 @dataclass(frozen=True)
 class Display:
     """How this terminal draws images."""
@@ -40,7 +40,6 @@ class Display:
     cell: CellSize = DEFAULT_CELL
     tmux: PaneOffset | None = field(default=None, compare=False)  # set: graphics pass through tmux to the terminal
     notice: str | None = None  # one line for the user when the images are not what was asked for, and how to fix it
-    truecolor: bool = False
 
 
 def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize = DEFAULT_CELL,
@@ -78,13 +77,13 @@ def prepare(requested: str, truecolor: bool | None = None, env: Mapping[str, str
         os.environ["COLORTERM"] = "truecolor"  # read by the App's console when it is made
     elif truecolor is False:
         os.environ.pop("COLORTERM", None)
-    return Display(display.mode, display.cell, display.tmux, display.notice, colours)
+    return display
 
 
 def image_widget(display: Display, source: Path | Image.Image | None, **kwargs) -> Widget:
     """An image drawn as ``display`` says; a plain placeholder for ``none``, a missing image or an unreadable file."""
     image = source
-    if isinstance(source, Path):
+    if isinstance(source, Path) and display.mode != "none":
         try:
             image = open_image(source)  # bounded in pixels: a decompression bomb is refused, not decoded
         except InvalidInput:
@@ -183,7 +182,7 @@ class Picture(Widget):
             return []
         try:
             active = self.screen.is_active
-        except Exception:  # noqa: BLE001 - not on a screen (yet): nothing to draw
+        except NoScreen:  # not on a screen (yet): nothing to draw
             active = False
         if not active:  # under a modal: an image drawn now would cover the dialog
             return [self._blank(crop.width)] * crop.height
