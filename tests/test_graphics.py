@@ -379,17 +379,19 @@ def test_graphics_mode_inside_and_outside_tmux():
     assert choose("auto", xterm, None).mode == "sixel" and choose("auto", Answers(kitty=True), None).mode == "kitty"
     assert choose("auto", Answers(), None).mode == "halfcell"
     assert choose("kitty", Answers(), None).mode == "kitty"  # asked for: the user knows the terminal
-    # tmux 3.4+ built with sixel says so in its own DA1 answer and draws sixel itself: nothing is wrapped
-    native = choose("auto", sixel_tmux, parse_tmux(TMUX_33))
-    assert (native.mode, native.tmux, native.notice) == ("sixel", None, None)
+    # tmux 3.4+ built with sixel says so in its own DA1 answer, and lists sixel among the outer terminal's features:
+    # it draws sixel itself, nothing is wrapped
+    native = choose("auto", sixel_tmux, parse_tmux(TMUX_34_OFF))
+    assert (native.mode, native.tmux_sixel, native.passthrough, native.notice) == ("sixel", True, None, None)
+    assert native.through_tmux
     # passthrough on: what is asked for goes through it; auto cannot ask an xterm behind tmux 3.3 and says so
     forced = choose("sixel", Answers(), parse_tmux(TMUX_33))
-    assert forced.mode == "sixel" and forced.tmux is not None and forced.notice is None
+    assert forced.mode == "sixel" and forced.passthrough is not None and forced.notice is None and forced.through_tmux
     auto = choose("auto", Answers(), parse_tmux(TMUX_33))
-    assert auto.mode == "halfcell" and "--graphics sixel" in auto.notice
-    assert choose("auto", Answers(), parse_tmux(TMUX_KITTY)).mode == "kitty"
+    assert auto.mode == "halfcell" and "--graphics sixel" in auto.notice and not auto.through_tmux
+    assert choose("auto", sixel_tmux, parse_tmux(TMUX_KITTY)).mode == "kitty"  # kitty has no sixel: passed through
     # passthrough off: half-blocks, and one line saying how to turn it on
-    off = choose("auto", Answers(), parse_tmux(TMUX_34_OFF))
+    off = choose("auto", Answers(), parse_tmux(TMUX_34_OFF))  # a tmux without its own sixel, passthrough off
     assert off.mode == "halfcell" and "tmux set -g allow-passthrough on" in off.notice and "\n" not in off.notice
     assert "allow-passthrough" in choose("kitty", Answers(), parse_tmux(TMUX_34_OFF)).notice
     assert choose("halfcell", Answers(), parse_tmux(TMUX_34_OFF)).notice is None
@@ -402,7 +404,7 @@ async def test_sixel_through_tmux_is_wrapped_and_placed_by_absolute_position():
     from workshop.tui.images import Display
     from workshop.tui.terminal import CellSize
 
-    app = picture_app(Display("sixel", CellSize(*CELL), tmux=lambda: (50, 7)), circle(), "width: 8; height: 4; margin: 1 2;")
+    app = picture_app(Display("sixel", CellSize(*CELL), passthrough=lambda: (50, 7)), circle(), "width: 8; height: 4; margin: 1 2;")
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         lines = app.query_one("#picture").render_lines(Region(0, 0, 8, 4))
@@ -424,7 +426,7 @@ async def test_kitty_picture_sends_the_image_once_and_names_it_in_placeholder_ce
     from workshop.tui.images import Display
     from workshop.tui.terminal import CellSize
 
-    app = picture_app(Display("kitty", CellSize(*CELL), tmux=lambda: (0, 0)), circle(), "width: 6; height: 3;")
+    app = picture_app(Display("kitty", CellSize(*CELL), passthrough=lambda: (0, 0)), circle(), "width: 6; height: 3;")
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         picture = app.query_one("#picture")
@@ -528,3 +530,38 @@ async def test_colours_are_24_bit_when_the_terminal_says_so_or_when_asked(tmp_pa
         monkeypatch.setattr(images, "ask", lambda query, timeout=1.0, answers=answers: answers)
         app = create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=flag)
         assert app.console.color_system == system, (answers[:5], flag)
+
+
+async def test_no_synchronized_updates_when_images_go_through_tmux(tmp_path, no_terminal):
+    """tmux 3.4+ writes a synchronized update's text after the images drawn during it, erasing every image."""
+    from textual.messages import TerminalSupportsSynchronizedOutput
+
+    from workshop.tui.app import create_app
+    from workshop.tui.images import Display
+
+    for display, synchronized in ((Display("sixel", passthrough=lambda: (0, 0)), False),
+                                  (Display("sixel", tmux_sixel=True), False), (Display("sixel"), True)):
+        app = create_app(tmp_path / "journal", "tiny", "halfcell")
+        app.graphics = display
+        async with app.run_test(size=(40, 12)) as pilot:
+            app.post_message(TerminalSupportsSynchronizedOutput())
+            await pilot.pause()
+            assert app._sync_available is synchronized, display
+
+
+async def test_tmux_sixel_is_one_image_and_its_rows_write_no_text():
+    """tmux's own sixel keeps at most 20 images and deletes one when text is written over it: one sixel for the whole
+    picture, drawn on its last row, and the rows above only move the cursor past the image."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL), tmux_sixel=True), circle(), "width: 8; height: 4; margin: 1 2;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        lines = app.query_one("#picture").render_lines(Region(0, 0, 8, 4))
+        assert all(segment.control and segment.text == f"\x1b[{1 + row + 1};{2 + 8 + 1}H"
+                   for row, line in enumerate(lines[:3]) for segment in line)  # no cells written, cursor to row's end
+        (row, column, data, end_row, end_column), = sixel_rows(lines)
+        assert (row, column, end_row, end_column) == (1, 2, 4, 10) and decode_sixel(data).size == (80, 80)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.messages import TerminalSupportsSynchronizedOutput
 from textual.worker import get_current_worker
 
 from journal import Journal, JournalError
@@ -58,6 +59,12 @@ class PromptismApp(App):
         if self.graphics.notice:
             self.notify(self.graphics.notice, severity="warning", timeout=20, markup=False)
         self.preload_model()
+
+    def on_terminal_supports_synchronized_output(self, message: TerminalSupportsSynchronizedOutput) -> None:
+        """No synchronized updates when images go through tmux: tmux writes such an update's text after the images
+        drawn in it, erasing them (tmux 3.4+)."""
+        if self.graphics.through_tmux:
+            message.prevent_default()  # Textual's own handler, which turns them on, is not called
 
     # ---------------------------------------------------------------- background work
 

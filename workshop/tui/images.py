@@ -38,8 +38,15 @@ class Display:
 
     mode: str  # "sixel", "kitty", "halfcell" or "none"
     cell: CellSize = DEFAULT_CELL
-    tmux: PaneOffset | None = field(default=None, compare=False)  # set: graphics pass through tmux to the terminal
+    passthrough: PaneOffset | None = field(default=None, compare=False)  # set: graphics pass through tmux unread
+    tmux_sixel: bool = False  # tmux (3.4+, built with sixel) takes the sixel images and draws them itself
     notice: str | None = None  # one line for the user when the images are not what was asked for, and how to fix it
+
+    @property
+    def through_tmux(self) -> bool:
+        """Images reach the terminal through tmux, which writes a synchronized update's text after the images drawn
+        meanwhile, erasing them: the app must not use synchronized updates then."""
+        return self.passthrough is not None or self.tmux_sixel
 
 
 def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize = DEFAULT_CELL,
@@ -51,17 +58,17 @@ def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize =
         if requested == "auto":
             requested = "sixel" if answers.sixel else "kitty" if answers.kitty else "halfcell"
         return Display(requested, cell)
-    if answers.sixel and requested in ("auto", "sixel"):  # tmux 3.4+ built with sixel draws it itself
-        return Display("sixel", cell)
     wanted = tmux.outer_graphics() if requested == "auto" else requested
+    if wanted == "sixel" and answers.sixel:  # tmux 3.4+ built with sixel says so in its DA1 answer: it draws them
+        return Display("sixel", cell, tmux_sixel=True)
+    if wanted and tmux.passthrough:
+        return Display(wanted, cell, passthrough=offset or PaneOffset())
     if wanted is None:  # auto, and what the terminal outside tmux draws is unknown
         return Display("halfcell", cell, notice="inside tmux promptism cannot ask the terminal what it draws, so images "
                                                 "are half-blocks: start with --graphics sixel or --graphics kitty if it "
                                                 "draws those" if tmux.passthrough else None)
-    if not tmux.passthrough:
-        return Display("halfcell", cell, notice=f"tmux holds back {wanted} images: run `tmux set -g allow-passthrough on` "
-                                                "(and put it in ~/.tmux.conf) to see them; half-blocks until then")
-    return Display(wanted, cell, tmux=offset or PaneOffset())
+    return Display("halfcell", cell, notice=f"tmux holds back {wanted} images: run `tmux set -g allow-passthrough on` "
+                                            "(and put it in ~/.tmux.conf) to see them; half-blocks until then")
 
 
 def prepare(requested: str, truecolor: bool | None = None, env: Mapping[str, str] = os.environ) -> Display:
@@ -221,29 +228,39 @@ class Picture(Widget):
     def _sixel_lines(self, crop: Region) -> list[Strip]:
         """One sixel per text row, drawn after that row's blank cells: any row Textual repaints (a toast gone, a
         scroll) repaints its own slice, and the cursor ends where the row's next cell is. The screen's last row is
-        left blank — an image that reaches it makes the terminal scroll."""
+        left blank — an image that reaches it makes the terminal scroll.
+
+        tmux's own sixel is different: it keeps no more than 20 images, and text written over one deletes it and
+        redraws the pane. There the picture is one sixel, and its rows write no text at all (the cursor jumps over
+        them)."""
         width, height = self.size
         cell = self._graphics.cell
         indices, palette = self._cached(("sixel", width, height, cell, self._background()), lambda: sixel.palettize(
             letterbox(self._image, (width * cell.width, height * cell.height), (1, 1), self._background())))
         region = self.region
-        last_row = self.screen.size.height - 1
-        lines = []
-        for row in range(crop.y, crop.bottom):
-            y = region.y + row
-            if y >= last_row:
-                lines.append(self._blank(crop.width))
+        x = region.x + crop.x
+        bottom = max(crop.y, min(crop.bottom, self.screen.size.height - 1 - region.y))  # rows from here stay text
+        whole = self._graphics.tmux_sixel
+
+        def skip(row: int) -> Strip:
+            return Strip([Segment(move_to(x + crop.width, region.y + row), control=_ZERO_WIDTH)], crop.width)
+
+        lines = [skip(row) if whole and row < bottom else self._blank(crop.width) for row in range(crop.y, crop.bottom)]
+        for top, end in [(crop.y, bottom)] if whole else [(row, row + 1) for row in range(crop.y, bottom)]:
+            if end <= top:
                 continue
-            data = self._cached(("sixel-row", width, height, cell, row, crop.x, crop.width), lambda: sixel.encode(
-                indices[row * cell.height:(row + 1) * cell.height, crop.x * cell.width:crop.right * cell.width], palette))
-            x = region.x + crop.x
-            if self._graphics.tmux is not None:  # tmux does not move the terminal's cursor for a passthrough: we do
-                left, top = self._graphics.tmux()
-                draw = passthrough(move_to(left + x, top + y) + data)
+            data = self._cached(("sixel-rows", width, height, cell, top, end, crop.x, crop.width), lambda: sixel.encode(
+                indices[top * cell.height:end * cell.height, crop.x * cell.width:crop.right * cell.width], palette))
+            y = region.y + top
+            if self._graphics.passthrough is not None:  # tmux does not move the terminal's cursor for a passthrough: we do
+                left, pane_top = self._graphics.passthrough()
+                draw = passthrough(move_to(left + x, pane_top + y) + data)
             else:
                 draw = move_to(x, y) + data
-            lines.append(Strip([*self._blank(crop.width), Segment(draw + move_to(x + crop.width, y), control=_ZERO_WIDTH)],
-                               crop.width))
+            last = end - 1 - crop.y
+            cells = [] if whole else list(lines[last])
+            lines[last] = Strip([*cells, Segment(draw + move_to(x + crop.width, region.y + end - 1), control=_ZERO_WIDTH)],
+                                crop.width)
         return lines
 
     def _kitty_lines(self, crop: Region) -> list[Strip]:
@@ -267,7 +284,7 @@ class Picture(Widget):
         if self._kitty_sent != key and lines:
             canvas = letterbox(self._image, (width * cell.width, height * cell.height), (1, 1), self._background())
             sequences = kitty.transmit(self._kitty_id, canvas, width, height)
-            send = "".join(passthrough(s) for s in sequences) if self._graphics.tmux is not None else "".join(sequences)
+            send = "".join(passthrough(s) for s in sequences) if self._graphics.passthrough is not None else "".join(sequences)
             lines[0] = Strip([Segment(send, control=_ZERO_WIDTH), *lines[0]], crop.width)
             self._kitty_sent = key
         return lines
