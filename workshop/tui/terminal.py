@@ -54,10 +54,10 @@ class Answers:
     cell: CellSize | None = None
 
 
-def probe_query(in_tmux: bool) -> str:
-    """The probe. Inside tmux (and GNU screen, and the Linux console) no kitty query — tmux takes an APC string as the
+def probe_query(plain: bool) -> str:
+    """The probe. ``plain`` (inside tmux, GNU screen or the Linux console): no kitty query — tmux takes an APC string as the
     window title — and no DECRQSS, which goes unanswered there."""
-    return ("" if in_tmux else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
+    return ("" if plain else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
 
 
 def parse_answers(text: str) -> Answers:
