@@ -55,8 +55,8 @@ class Answers:
 
 
 def probe_query(plain: bool) -> str:
-    """The probe. ``plain`` (inside tmux, GNU screen or the Linux console): no kitty query — tmux takes an APC string as the
-    window title — and no DECRQSS, which goes unanswered there."""
+    """The probe. ``plain`` (inside tmux, GNU screen or the Linux console): no kitty query — tmux takes an APC
+    string as the window title — and no DECRQSS, which goes unanswered there."""
     return ("" if plain else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
 
 
