@@ -429,7 +429,7 @@ def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypa
 
 def test_runner_never_imports_textual():
     modules = ("workshop.runner.session", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
-    assert imported_after(*modules, watch=("textual", "textual_image")) == []
+    assert imported_after(*modules, watch=("textual",)) == []
 
 
 def test_runs_show_json_and_discard(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import warnings
 from functools import lru_cache
@@ -61,21 +62,23 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 
 def draw_image(path: Path) -> None:
-    """Draw an image inline (kitty / iTerm2 / coloured blocks, detected by term-image); only on a terminal."""
+    """Draw an image inline at its own size (kitty / iTerm2 / coloured blocks, detected by term-image), shrunk only to
+    fit 60 columns and the terminal's height; only on a terminal. Nothing pads it: one blank line, then what follows."""
     if not sys.stdout.isatty():
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from term_image.image import AutoImage
+        from term_image.image import AutoImage, Size
 
     from journal.images import open_image
 
     from term_image.exceptions import TermImageError
 
+    columns, lines = shutil.get_terminal_size()
     image = AutoImage(open_image(path))
     try:
-        image.set_size(frame_size=(60, 24))  # fit within 60 columns × 24 lines
-        image.draw(h_align="left", pad_height=0)
+        image.set_size(Size.AUTO, frame_size=(min(columns, 60), max(1, min(lines - 2, 24))))
+        image.draw(h_align="left", pad_width=1, v_align="top", pad_height=1)  # 1: no padding (0 would mean "terminal size")
     except TermImageError as exc:  # a terminal too small, or one that reports no size
         console().print(literal(f"(cannot draw {path.name} here: {exc})"))
     print()

@@ -14,10 +14,14 @@ from .journal_commands import journal_option
 @click.command("tui")
 @click.option("--model", "-m", help="Model to start with (default: the configured one, else shapes).")
 @click.option("--graphics", type=click.Choice(GRAPHICS), default="auto", show_default=True,
-              help="How images are drawn: kitty, sixel, half-block cells, or not at all.")
+              help="How images are drawn: kitty, sixel, half-block cells, or not at all (auto asks the terminal; "
+                   "inside tmux, sixel and kitty need `set -g allow-passthrough on`).")
+@click.option("--truecolor/--no-truecolor", default=None,
+              help="Draw 24-bit colours, or at most 256 (default: ask the terminal; $COLORTERM, which ssh does not "
+                   "forward, decides where it is set).")
 @journal_option
-def tui_cmd(model: str | None, graphics: str, journal_dir: Path) -> None:
+def tui_cmd(model: str | None, graphics: str, truecolor: bool | None, journal_dir: Path) -> None:
     """Open the workshop: compose, run grids, accept, browse the journal (F1 lists the keys)."""
     from ..tui.app import create_app
 
-    create_app(journal_dir, model, graphics).run()
+    create_app(journal_dir, model, graphics, truecolor).run()

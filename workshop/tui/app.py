@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.messages import TerminalSupportsSynchronizedOutput
 from textual.worker import get_current_worker
 
 from journal import Journal, JournalError
@@ -16,6 +18,9 @@ from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
 from .messages import ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
 from .wording import say
+
+if TYPE_CHECKING:
+    from .images import Display
 
 
 QUIT = "quit and cancel the run"
@@ -33,7 +38,7 @@ class PromptismApp(App):
         Binding("f3", "journal", "Journal", show=False),
     ]
 
-    def __init__(self, journal_dir: Path, model: str, graphics: str, settings: Settings):
+    def __init__(self, journal_dir: Path, model: str, graphics: Display, settings: Settings):
         super().__init__()
         self.journal_dir = journal_dir
         self.model = model
@@ -51,7 +56,15 @@ class PromptismApp(App):
         except JournalError as exc:
             self.notify(f"journal unavailable: {say(exc)}", severity="error", timeout=10, markup=False)
         self.push_screen(ComposerScreen())
+        if self.graphics.notice:
+            self.notify(self.graphics.notice, severity="warning", timeout=20, markup=False)
         self.preload_model()
+
+    def on_terminal_supports_synchronized_output(self, message: TerminalSupportsSynchronizedOutput) -> None:
+        """No synchronized updates when images go through tmux: tmux writes such an update's text after the images
+        drawn in it, erasing them (tmux 3.4+)."""
+        if self.graphics.through_tmux:
+            message.prevent_default()  # Textual's own handler, which turns them on, is not called
 
     # ---------------------------------------------------------------- background work
 
@@ -214,9 +227,11 @@ class PromptismApp(App):
             self.push_screen(JournalScreen())
 
 
-def create_app(journal_dir: Path | None = None, model: str | None = None, graphics: str = "auto") -> PromptismApp:
+def create_app(journal_dir: Path | None = None, model: str | None = None, graphics: str = "auto",
+               truecolor: bool | None = None) -> PromptismApp:
     """The one way to make the app: the CLI and the tests both call this."""
-    from . import images  # noqa: F401 - textual-image must query the terminal before the app starts
+    from .images import prepare
 
+    display = prepare(graphics, truecolor)  # asks the terminal: only possible before the app reads its input
     settings = load_settings()
-    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, graphics, settings)
+    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, display, settings)

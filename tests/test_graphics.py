@@ -1,0 +1,567 @@
+"""Images in real terminals, checked on the bytes promptism writes: sixel colour registers, tmux passthrough, the
+terminal probe, fitting images into their boxes, and `show --image` on a pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers import run_cli
+
+
+@pytest.fixture
+def no_terminal(monkeypatch):
+    """The app made in-process asks no terminal (pytest may run in one): default cell size, nothing detected."""
+    import workshop.tui.images as images
+
+    monkeypatch.setattr(images, "ask", lambda query, timeout=1.0: "")
+    monkeypatch.setattr(images, "cell_size_from_winsize", lambda: None)
+    monkeypatch.delenv("TMUX", raising=False)
+
+
+def circle(size=(32, 32), fill=(200, 30, 30), background=(240, 240, 240)) -> Image.Image:
+    im = Image.new("RGB", size, background)
+    ImageDraw.Draw(im).ellipse((size[0] // 8, size[1] // 8, size[0] * 7 // 8, size[1] * 7 // 8), fill=fill)
+    return im
+
+
+def on_pty(args: list[str], rows: int = 40, cols: int = 80) -> bytes:
+    """Everything promptism writes to a rows × cols pseudo-terminal."""
+    exe = str(Path(sys.executable).parent / "promptism")
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.environ["TERM"] = "xterm-256color"
+        os.execv(exe, [exe, *args])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
+    return out
+
+
+def test_show_image_draws_each_image_at_its_own_size_after_the_metadata(tmp_path, capsys):
+    """Two 32×32 images in block cells are 16 lines each (2 pixels a line): not padded to the terminal's 40 lines."""
+    sources = [tmp_path / "red.png", tmp_path / "blue.png"]
+    circle(fill=(200, 30, 30)).save(sources[0])
+    circle(fill=(30, 30, 200)).save(sources[1])
+    journal = tmp_path / "j"
+    assert run_cli(capsys, "import", *map(str, sources), "-t", "two", "-m", "shapes", "--journal", str(journal))[0] == 0
+
+    out = on_pty(["show", "1", "--image", "--journal", str(journal)], rows=40).decode()
+    lines = out.split("\n")
+    metadata_end = next(k for k, line in enumerate(lines) if line.startswith("Prompt"))
+    drawn = [k for k, line in enumerate(lines) if "\x1b[48;2;" in line]
+    assert drawn and min(drawn) > metadata_end  # the images come after the metadata
+    red = [k for k in drawn if "200;30;30" in lines[k]]
+    blue = [k for k in drawn if "30;30;200" in lines[k]]
+    assert len(drawn) == 32 and len(lines) - metadata_end < 32 + 6, len(lines)  # 16 + 16 lines, no padding
+    assert max(red) < min(blue)  # one after the other
+
+
+# ------------------------------------------------------------------------------------------------ sixel, as xterm reads it
+
+UNTOUCHED = (255, 0, 255)  # a pixel the stream never drew
+DEFAULT = (0, 255, 0)  # the colour xterm draws with before any register is selected
+_TOKEN = re.compile(r"#(\d+(?:;\d+)*)|!(\d+)([?-~])|([?-~])|(\$)|(-)")
+
+
+def decode_sixel(data: str) -> Image.Image:
+    """Decode a sixel string as xterm does: ``#n;2;r;g;b`` defines register n without selecting it, ``#n`` selects it,
+    pixels drawn with nothing selected get xterm's default colour, and zero bits leave pixels as they were."""
+    header = re.match(r'\x1bP[\d;]*q"1;1;(\d+);(\d+)', data)
+    assert header and data.endswith("\x1b\\"), data[:40]
+    width, height = int(header.group(1)), int(header.group(2))
+    canvas = Image.new("RGB", (width, height), UNTOUCHED)
+    registers: dict[int, tuple[int, int, int]] = {}
+    current = None
+    x = y = 0
+    body = data[header.end():-2]
+    position = 0
+    while position < len(body):
+        token = _TOKEN.match(body, position)
+        assert token, f"unexpected {body[position:position + 10]!r}"
+        position = token.end()
+        colour, count, repeated, single, carriage_return, newline = token.groups()
+        if colour:
+            params = [int(p) for p in colour.split(";")]
+            if len(params) == 1:
+                current = params[0]
+            else:
+                assert params[1] == 2, "colours are given as RGB percentages"
+                registers[params[0]] = tuple(round(v * 255 / 100) for v in params[2:5])
+        elif carriage_return:
+            x = 0
+        elif newline:
+            x, y = 0, y + 6
+        else:
+            char, times = (repeated, int(count)) if repeated else (single, 1)
+            bits = ord(char) - 63
+            for _ in range(times):
+                for bit in range(6):
+                    if bits >> bit & 1 and x < width and y + bit < height:
+                        canvas.putpixel((x, y + bit), registers[current] if current is not None else DEFAULT)
+                x += 1
+    return canvas
+
+
+def close(a: Image.Image, b: Image.Image, tolerance: int = 2) -> bool:
+    from PIL import ImageChops
+
+    return a.size == b.size and max(hi for _, hi in ImageChops.difference(a, b).getextrema()) <= tolerance
+
+
+def test_the_decoder_draws_define_only_data_in_the_default_colour_as_xterm_does():
+    """The fault of issue 13 item 22, modelled: data right after a bare definition is drawn in the default colour."""
+    define_only = '\x1bP0;1;0q"1;1;2;6#0;2;100;0;0!2~\x1b\\'
+    assert decode_sixel(define_only).getpixel((0, 0)) == DEFAULT
+    define_then_select = '\x1bP0;1;0q"1;1;2;6#0;2;100;0;0#0!2~\x1b\\'
+    assert decode_sixel(define_then_select).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_sixel_defines_every_register_first_and_selects_it_before_its_pixels():
+    from workshop.tui.sixel import image_to_sixel
+
+    image = circle((48, 40), fill=(200, 30, 30), background=(240, 200, 40))
+    ImageDraw.Draw(image).rectangle((0, 35, 47, 39), fill=(30, 160, 60))  # a third colour, first seen low down
+    data = image_to_sixel(image)
+    body = data[data.index('"'):]
+    first_pixel = re.search(r"#\d+[?-~!]", body).start()
+    assert not re.search(r"#\d+;2;", body[first_pixel:])  # every definition comes before the first pixel
+    assert close(decode_sixel(data), image)  # and xterm's reading of it is the image, top band included
+
+
+def test_sixel_covers_exactly_its_pixels():
+    """Raster size is the image's; no graphics newline after the last band (it would reach into the next text row)."""
+    from workshop.tui.sixel import image_to_sixel
+
+    data = image_to_sixel(circle((30, 13)))
+    assert '"1;1;30;13' in data and not data.endswith("-\x1b\\") and data.startswith("\x1bP0;1;0q")
+
+
+# ------------------------------------------------------------------------------------------------ the Picture widget
+
+CELL = (10, 20)  # a cell's pixels in these tests: the usual 1 wide to 2 high
+
+
+def picture_app(display, image: Image.Image, css: str, size=(40, 12)):
+    """A one-widget app: the picture under test, sized by ``css``, with ``size`` cells of screen."""
+    from textual.app import App
+
+    from workshop.tui.images import Picture
+
+    class One(App):
+        CSS = f"Picture {{ {css} }}"
+
+        def compose(self):
+            yield Picture(display, image, id="picture")
+
+    return One()
+
+
+def sixel_rows(lines) -> list[tuple[int, int, str, int, int]]:
+    """Each line's sixel: (row, column) it is drawn at, the sixel, and where the cursor is left (row, column)."""
+    found = []
+    for strip in lines:
+        for segment in strip:
+            if segment.control and "\x1bP" in segment.text:
+                match = re.fullmatch(r"\x1b\[(\d+);(\d+)H(\x1bP.*?\x1b\\)\x1b\[(\d+);(\d+)H", segment.text, re.S)
+                assert match, segment.text[:40]
+                found.append((int(match.group(1)) - 1, int(match.group(2)) - 1, match.group(3),
+                              int(match.group(4)) - 1, int(match.group(5)) - 1))
+    return found
+
+
+def assemble(rows, cell=CELL) -> Image.Image:
+    """The picture the terminal shows, from the per-row sixels (rows stacked in order)."""
+    tiles = [decode_sixel(data) for _, _, data, _, _ in rows]
+    canvas = Image.new("RGB", (tiles[0].width, sum(t.height for t in tiles)))
+    for k, tile in enumerate(tiles):
+        canvas.paste(tile, (0, k * cell[1]))
+    return canvas
+
+
+def red_box(image: Image.Image) -> tuple[int, int, int, int]:
+    mask = Image.eval(image.convert("RGB").split()[0], lambda v: 255 if v > 150 else 0)
+    green = Image.eval(image.convert("RGB").split()[1], lambda v: 255 if v < 100 else 0)
+    from PIL import ImageChops
+
+    return ImageChops.multiply(mask, green).getbbox()
+
+
+async def test_sixel_picture_keeps_the_aspect_draws_each_row_in_place_and_leaves_the_cursor_on_it():
+    """Zoom in a 40×11 box: a 32×32 circle is drawn 220×220 px (11 rows of 20 px), centred, not stretched to the
+    box; each row's sixel starts at its own cell and leaves the cursor at the end of the same row — moving it to the
+    row below made Textual write the rest of that row one row down, leaving strips of old images behind."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL)), circle(fill=(200, 30, 30), background=(240, 240, 240)),
+                      "width: 40; height: 11;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        picture = app.query_one("#picture")
+        rows = sixel_rows(picture.render_lines(Region(0, 0, 40, 11)))
+        assert [(row, column) for row, column, *_ in rows] == [(y, 0) for y in range(11)]
+        assert all((end_row, end_column) == (row, 40) for row, _, _, end_row, end_column in rows)
+        shown = assemble(rows)
+        assert shown.size == (400, 220)
+        left, top, right, bottom = red_box(shown)
+        assert abs((right - left) - (bottom - top)) <= 8  # round, not a wide ellipse
+        assert abs((left + right) / 2 - 200) <= 8  # centred in the box
+
+
+async def test_sixel_picture_never_draws_on_the_screens_last_row():
+    """A sixel that reaches the last row makes xterm scroll the whole screen by a line (the zoom caption vanished)."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL)), circle(), "width: 24; height: 12;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        picture = app.query_one("#picture")
+        rows = sixel_rows(picture.render_lines(Region(0, 0, 24, 12)))
+        assert [row for row, *_ in rows] == list(range(11))  # row 11, the screen's last, stays text
+
+
+async def test_sixel_picture_repaints_only_the_rows_asked_for():
+    """Textual repaints part of a widget (a toast gone, a scroll): those rows carry their own slice of the image."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL)), circle(), "width: 24; height: 8; margin: 2 3;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        picture = app.query_one("#picture")
+        rows = sixel_rows(picture.render_lines(Region(4, 3, 10, 2)))
+        assert [(row, column) for row, column, *_ in rows] == [(5, 7), (6, 7)]  # margin 2 3 + crop 4, 3
+        assert all(decode_sixel(data).size == (100, 20) for _, _, data, *_ in rows)
+
+
+async def test_tile_width_follows_the_image_aspect():
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("halfcell", CellSize(*CELL)), circle((64, 32)), "width: auto; height: 7;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        assert app.query_one("#picture").size == (28, 7)  # 7 rows × 20 px = 140 px high → 280 px wide = 28 cells
+
+
+def painted(widget) -> tuple[int, int, int, int]:
+    """The cells of a half-block picture that show the image, not the background around it: (left, top, right, bottom)."""
+    from textual.geometry import Region
+
+    background = widget.background_colors[1].rgb
+    cells = []
+    for y, strip in enumerate(widget.render_lines(Region(0, 0, *widget.size))):
+        x = 0
+        for segment in strip:
+            for char in segment.text:
+                colours = {c.get_truecolor() for c in (segment.style.color, segment.style.bgcolor) if c} if segment.style else set()
+                if char == "▀" and colours - {background}:
+                    cells.append((x, y))
+                x += 1
+    xs, ys = [x for x, _ in cells], [y for _, y in cells]
+    return min(xs), min(ys), max(xs) + 1, max(ys) + 1
+
+
+async def test_zoom_keeps_the_image_aspect(tmp_path, no_terminal):
+    """Zoom on a 32×32 cell at 80×24: the image is as tall as the box allows and as wide as it is tall (cells are
+    twice as high as wide), centred — not stretched over the whole screen."""
+    from tests.test_tui import compose_and_run
+    from workshop.tui.app import create_app
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("z")
+        await pilot.pause()
+        zoom = app.screen.query_one("#zoom-image")
+        left, top, right, bottom = painted(zoom)
+        width, height = right - left, bottom - top
+        assert height >= zoom.size.height - 1 and abs(width - 2 * height) <= 2, (zoom.size, (left, top, right, bottom))
+        assert abs((left + right) - zoom.size.width) <= 2  # centred
+
+
+async def test_journal_thumbnail_fills_its_box(tmp_path, no_terminal):
+    from journal import Journal
+    from tests.helpers import new_experiment
+    from tests.test_tui import wait_for
+    from workshop.tui.app import create_app
+
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "first"))  # a 64×64 image
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: app.screen.query(".thumbnail-image"))
+        await pilot.pause()
+        thumbnail = app.screen.query_one(".thumbnail-image")
+        assert painted(thumbnail) == (0, 0, 20, 10)  # the whole 20×10 box: 200×200 px of a square image
+
+
+def bomb_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
+    """A few hundred bytes that declare width × height pixels (a decompression bomb's header; the data is cut short)."""
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp_path):
+    from textual.widgets import Static
+
+    from workshop.tui.images import Display, image_widget
+
+    widget = image_widget(Display("halfcell"), bomb_png(tmp_path / "bomb.png"))
+    assert isinstance(widget, Static) and "image-placeholder" in widget.classes
+
+
+# ------------------------------------------------------------------------------------------------ tmux
+
+TMUX_33 = "3.3a\t1\txterm\tXTerm(379)\t256,bpaste,ccolour,clipboard,cstyle,extkeys,focus,mouse,RGB,strikethrough,title\n"
+TMUX_34_OFF = "3.5a\toff\txterm-256color\tXTerm(390)\t256,RGB,sixel,title\n"
+TMUX_KITTY = "3.4\ton\txterm-kitty\tkitty(0.35.2)\t256,RGB,title\n"
+
+
+def test_tmux_answers_are_read():
+    from workshop.tui.terminal import parse_tmux
+
+    xterm = parse_tmux(TMUX_33)
+    assert xterm.passthrough and xterm.outer_graphics() is None and "RGB" in xterm.features
+    assert parse_tmux(TMUX_34_OFF).passthrough is False and parse_tmux(TMUX_34_OFF).outer_graphics() == "sixel"
+    assert parse_tmux(TMUX_KITTY).outer_graphics() == "kitty"
+    assert parse_tmux("no server running\n") is None
+
+
+def test_passthrough_wraps_and_doubles_every_escape():
+    from workshop.tui.terminal import passthrough
+
+    sixel = '\x1bP0;1;0q"1;1;1;6#0;2;0;0;0#0~\x1b\\'
+    wrapped = passthrough("\x1b[3;5H" + sixel)
+    assert wrapped == '\x1bPtmux;\x1b\x1b[3;5H\x1b\x1bP0;1;0q"1;1;1;6#0;2;0;0;0#0~\x1b\x1b\\\x1b\\'
+    assert wrapped.count("\x1b\\") == 2 and wrapped.endswith("\x1b\x1b\\\x1b\\")  # only the last ST ends tmux's string
+
+
+def test_graphics_mode_inside_and_outside_tmux():
+    from workshop.tui.images import choose
+    from workshop.tui.terminal import Answers, parse_tmux
+
+    xterm, sixel_tmux = Answers(sixel=True, truecolor=True), Answers(sixel=True)
+    assert choose("auto", xterm, None).mode == "sixel" and choose("auto", Answers(kitty=True), None).mode == "kitty"
+    assert choose("auto", Answers(), None).mode == "halfcell"
+    assert choose("kitty", Answers(), None).mode == "kitty"  # asked for: the user knows the terminal
+    # tmux 3.4+ built with sixel says so in its own DA1 answer, and lists sixel among the outer terminal's features:
+    # it draws sixel itself, nothing is wrapped
+    native = choose("auto", sixel_tmux, parse_tmux(TMUX_34_OFF))
+    assert (native.mode, native.tmux_sixel, native.passthrough, native.notice) == ("sixel", True, None, None)
+    assert native.through_tmux
+    # passthrough on: what is asked for goes through it; auto cannot ask an xterm behind tmux 3.3 and says so
+    forced = choose("sixel", Answers(), parse_tmux(TMUX_33))
+    assert forced.mode == "sixel" and forced.passthrough is not None and forced.notice is None and forced.through_tmux
+    auto = choose("auto", Answers(), parse_tmux(TMUX_33))
+    assert auto.mode == "halfcell" and "--graphics sixel" in auto.notice and not auto.through_tmux
+    assert choose("auto", sixel_tmux, parse_tmux(TMUX_KITTY)).mode == "kitty"  # kitty has no sixel: passed through
+    # passthrough off: half-blocks, and one line saying how to turn it on
+    off = choose("auto", Answers(), parse_tmux(TMUX_34_OFF))  # a tmux without its own sixel, passthrough off
+    assert off.mode == "halfcell" and "tmux set -g allow-passthrough on" in off.notice and "\n" not in off.notice
+    assert "allow-passthrough" in choose("kitty", Answers(), parse_tmux(TMUX_34_OFF)).notice
+    assert choose("halfcell", Answers(), parse_tmux(TMUX_34_OFF)).notice is None
+
+
+async def test_sixel_through_tmux_is_wrapped_and_placed_by_absolute_position():
+    """tmux does not move the terminal's cursor before a passthrough: the position (pane offset + cell) goes inside."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL), passthrough=lambda: (50, 7)), circle(), "width: 8; height: 4; margin: 1 2;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        lines = app.query_one("#picture").render_lines(Region(0, 0, 8, 4))
+        drawn = [s.text for line in lines for s in line if s.control]
+        assert len(drawn) == 4
+        for row, text in enumerate(drawn):
+            wrapped, _, after = text.rpartition("\x1b\\")
+            assert wrapped.startswith(f"\x1bPtmux;\x1b\x1b[{7 + 1 + row + 1};{50 + 2 + 1}H\x1b\x1bP")
+            assert "\x1b" not in wrapped[len("\x1bPtmux;"):].replace("\x1b\x1b", "")  # every inner ESC doubled
+            assert after == f"\x1b[{1 + row + 1};{2 + 8 + 1}H"  # then tmux's own cursor: the end of the row, in the pane
+            unwrapped = wrapped[len("\x1bPtmux;"):].replace("\x1b\x1b", "\x1b")
+            assert decode_sixel(unwrapped[unwrapped.index("\x1bP"):]).size == (80, 20)
+
+
+async def test_kitty_picture_sends_the_image_once_and_names_it_in_placeholder_cells():
+    from textual.geometry import Region
+
+    from workshop.tui import kitty
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("kitty", CellSize(*CELL), passthrough=lambda: (0, 0)), circle(), "width: 6; height: 3;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        picture = app.query_one("#picture")
+        picture.image = circle(fill=(30, 30, 200))  # a new image: sent with the next lines drawn
+        first = picture.render_lines(Region(0, 0, 6, 3))
+        sent = "".join(s.text for s in first[0] if s.control)
+        assert sent.startswith("\x1bPtmux;\x1b\x1b_Ga=t,f=100,i=") and "\x1b\x1b_Ga=p,U=1," in sent and ",c=6,r=3," in sent
+        text = [line.text for line in first]
+        assert text[1] == kitty.placeholders(1, 0, 6) and text[1].count(kitty.PLACEHOLDER) == 6
+        colour = next(s.style.color for s in first[2] if not s.control)
+        image_id = int(re.search(r"i=(\d+)", sent).group(1))
+        assert colour.get_truecolor() == kitty.id_color(image_id)
+        again = picture.render_lines(Region(0, 0, 6, 3))
+        assert not any(s.control for line in again for s in line)  # not sent again while it is unchanged
+
+
+# ------------------------------------------------------------------------------------------------ asking the terminal
+
+XTERM_ANSWERS = "\x1bP1$r0;48:2::1:2:3m\x1b\\\x1b[?63;1;2;4;6;9;15;16;22;28c"  # xterm 379 as a VT340, recorded
+KITTY_ANSWERS = "\x1b_Gi=31;OK\x1b\\\x1bP1$r48:2:1:2:3m\x1b\\\x1b[6;20;10t\x1bP>|kitty(0.35.2)\x1b\\\x1b[?62;c"
+TMUX_ANSWER = "\x1b[?1;2c"
+PALETTE_ANSWERS = "\x1bP1$r0;48;5;16m\x1b\\\x1b[?62;22c"  # a 256-colour terminal maps 1,2,3 to a palette entry
+
+
+def test_terminal_answers_are_read():
+    from workshop.tui.terminal import CellSize, parse_answers
+
+    xterm = parse_answers(XTERM_ANSWERS)
+    assert (xterm.sixel, xterm.kitty, xterm.truecolor, xterm.cell) == (True, False, True, None)
+    kitty = parse_answers(KITTY_ANSWERS)
+    assert (kitty.sixel, kitty.kitty, kitty.truecolor, kitty.cell) == (False, True, True, CellSize(10, 20))
+    assert parse_answers(TMUX_ANSWER) == parse_answers("") == parse_answers(PALETTE_ANSWERS)  # nothing at all
+    old_kitty = KITTY_ANSWERS.replace("0.35.2", "0.26.5")  # answers the graphics query, but has no placeholders yet
+    assert parse_answers(old_kitty).kitty is False and parse_answers(old_kitty).truecolor
+
+
+def _child(code: str, answers: str | None, rows=24, cols=80, xpixel=0, ypixel=0) -> str:
+    """Run ``code`` on a pseudo-terminal whose "terminal" (this test) answers the probe with ``answers``."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, xpixel, ypixel))
+        os.execv(sys.executable, [sys.executable, "-c", code])
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if answers is not None and seen.endswith(b"\x1b[c"):  # the probe's last query: answer it all at once
+            os.write(fd, answers.encode())
+            answers = None
+    os.waitpid(pid, 0)
+    return seen.decode(errors="replace")
+
+
+def test_probe_round_trip_on_a_terminal():
+    """The probe is written to the terminal, the answers are read up to DA1's, and the cell size comes from the
+    kernel's window size when the terminal fills in pixels."""
+    code = ("from workshop.tui.terminal import ask, cell_size_from_winsize, parse_answers, probe_query\n"
+            "answers = parse_answers(ask(probe_query(False), timeout=5))\n"
+            "print('RESULT', answers.sixel, answers.truecolor, tuple(cell_size_from_winsize()))")
+    out = _child(code, XTERM_ANSWERS, rows=40, cols=100, xpixel=604, ypixel=524)
+    assert "\x1b_Gi=31,s=1" in out and "\x1bP$qm" in out  # the kitty and DECRQSS queries went out
+    assert "RESULT True True (6, 13)" in out
+
+
+def test_probe_gives_up_on_a_silent_terminal():
+    code = ("import time\nfrom workshop.tui.terminal import ask, probe_query\nstart = time.monotonic()\n"
+            "print('RESULT', repr(ask(probe_query(True), timeout=0.3)), time.monotonic() - start < 2)")
+    out = _child(code, None)
+    assert "RESULT '' True" in out and "\x1b_G" not in out  # and inside tmux no APC query (tmux makes it a title)
+
+
+def test_truecolor_is_found_without_colorterm():
+    from workshop.tui.terminal import Answers, parse_tmux, supports_truecolor
+
+    over_ssh = {"TERM": "xterm-256color"}
+    assert not supports_truecolor(over_ssh, Answers(), None)
+    assert supports_truecolor(over_ssh, Answers(truecolor=True), None)  # the terminal said so (DECRQSS)
+    assert supports_truecolor({"TERM": "xterm-kitty"}, Answers(), None)
+    assert supports_truecolor({"TERM": "xterm-256color", "TERM_PROGRAM": "WezTerm"}, Answers(), None)
+    assert supports_truecolor({"COLORTERM": "truecolor"}, Answers(), None)
+    in_tmux = {"TERM": "tmux-256color", "TMUX": "/tmp/tmux-0/default,1,0"}
+    assert supports_truecolor(in_tmux, Answers(), parse_tmux(TMUX_33))  # tmux knows the outer terminal has RGB
+    assert not supports_truecolor(in_tmux, Answers(), parse_tmux("3.3a\t1\txterm\tXTerm(379)\t256,title\n"))
+
+
+async def test_colours_are_24_bit_when_the_terminal_says_so_or_when_asked(tmp_path, monkeypatch, no_terminal):
+    """Over ssh $COLORTERM is not forwarded and Textual fell back to 256 colours, posterising the half-block previews:
+    the terminal's answer to the DECRQSS query (or --truecolor) now gives Textual 24-bit colour; --no-truecolor wins."""
+    import workshop.tui.images as images
+    from workshop.tui.app import create_app
+
+    monkeypatch.setenv("TERM", "xterm-256color")
+    for answers, flag, system in (("", None, "256"), (XTERM_ANSWERS, None, "truecolor"), ("", True, "truecolor"),
+                                  (XTERM_ANSWERS, False, "256")):
+        monkeypatch.setenv("COLORTERM", "truecolor" if flag is False else "")
+        monkeypatch.setattr(images, "ask", lambda query, timeout=1.0, answers=answers: answers)
+        app = create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=flag)
+        assert app.console.color_system == system, (answers[:5], flag)
+
+
+async def test_no_synchronized_updates_when_images_go_through_tmux(tmp_path, no_terminal):
+    """tmux 3.4+ writes a synchronized update's text after the images drawn during it, erasing every image."""
+    from textual.messages import TerminalSupportsSynchronizedOutput
+
+    from workshop.tui.app import create_app
+    from workshop.tui.images import Display
+
+    for display, synchronized in ((Display("sixel", passthrough=lambda: (0, 0)), False),
+                                  (Display("sixel", tmux_sixel=True), False), (Display("sixel"), True)):
+        app = create_app(tmp_path / "journal", "tiny", "halfcell")
+        app.graphics = display
+        async with app.run_test(size=(40, 12)) as pilot:
+            app.post_message(TerminalSupportsSynchronizedOutput())
+            await pilot.pause()
+            assert app._sync_available is synchronized, display
+
+
+async def test_tmux_sixel_is_one_image_and_its_rows_write_no_text():
+    """tmux's own sixel keeps at most 20 images and deletes one when text is written over it: one sixel for the whole
+    picture, drawn on its last row, and the rows above only move the cursor past the image."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL), tmux_sixel=True), circle(), "width: 8; height: 4; margin: 1 2;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        lines = app.query_one("#picture").render_lines(Region(0, 0, 8, 4))
+        assert all(segment.control and segment.text == f"\x1b[{1 + row + 1};{2 + 8 + 1}H"
+                   for row, line in enumerate(lines[:3]) for segment in line)  # no cells written, cursor to row's end
+        (row, column, data, end_row, end_column), = sixel_rows(lines)
+        assert (row, column, end_row, end_column) == (1, 2, 4, 10) and decode_sixel(data).size == (80, 80)
