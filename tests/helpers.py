@@ -1,11 +1,16 @@
-"""Helpers shared by the tests: images made with Pillow, git and CLI runners, fresh interpreters."""
+"""Helpers shared by the tests: images made with Pillow, git and CLI runners, fresh interpreters, a pseudo-terminal."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import random
+import struct
 import subprocess
 import sys
+import termios
+import zlib
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
@@ -23,6 +28,17 @@ def make_png(path: Path, color=(200, 30, 30), size=(64, 64), text: dict[str, str
         info.add_itxt(key, value)
     image = Image.frombytes("RGB", size, random.Random(0).randbytes(size[0] * size[1] * 3)) if noise else Image.new("RGB", size, color)
     image.save(path, pnginfo=info)
+    return path
+
+
+def declared_png(path: Path, width: int, height: int) -> Path:
+    """A PNG whose header declares ``width``×``height`` with hardly any data: what a decompression bomb looks like
+    to anyone who checks before decoding."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
     return path
 
 
@@ -122,3 +138,36 @@ def assert_consistent(jdir: Path):
         assert git(jdir, "log", "-1", "--format=%s", f"exp/{exp.number:04d}").strip() == added[-1]
     assert journal.doctor(repair=False) == []
     return journal
+
+
+def pty_run(argv: list[str], rows: int = 40, cols: int = 80, pixels: tuple[int, int] = (0, 0), term: str | None = None,
+            answers: str | None = None) -> tuple[int, bytes]:
+    """Run ``argv`` on a rows × cols pseudo-terminal; return its exit code and everything it wrote. ``answers``, if
+    given, is what the "terminal" replies once the program has sent its last query (DA1, ``ESC [ c``)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, *pixels))
+        if term:
+            os.environ["TERM"] = term
+        os.execv(argv[0], argv)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if answers is not None and out.endswith(b"\x1b[c"):
+            os.write(fd, answers.encode())
+            answers = None
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def on_pty(args: list[str], rows: int = 40, cols: int = 80) -> bytes:
+    """Everything ``promptism ARGS`` writes to a rows × cols xterm-like pseudo-terminal (it must succeed)."""
+    code, out = pty_run([str(Path(sys.executable).parent / "promptism"), *args], rows, cols, term="xterm-256color")
+    assert code == 0, out[-500:]
+    return out

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from tests.helpers import make_png, new_experiment, run_cli
+from tests.helpers import make_png, new_experiment, on_pty, run_cli
 
 COMMANDS = ["init", "import", "log", "show", "retitle", "publish", "unpublish", "doctor"]
 
@@ -131,29 +131,7 @@ def test_doctor_reports_and_repairs(jpath, capsys):
 
 def test_show_image_draws_on_a_terminal(jpath):
     """On a real (pseudo-)terminal the image is drawn with term-image's coloured blocks; piped, it is left out."""
-    import fcntl
-    import os
-    import pty
-    import struct
-    import termios
-
-    exe = str(Path(sys.executable).parent / "promptism")
-    pid, fd = pty.fork()
-    if pid == 0:  # the child: promptism on an 80×24 pty
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
-        os.environ["TERM"] = "xterm-256color"
-        os.execv(exe, [exe, "show", "1", "--image", "--journal", str(jpath)])
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
+    out = on_pty(["show", "1", "--image", "--journal", str(jpath)], rows=24, cols=80)
     assert b"#1 first" in out and b"\x1b[48;2;200;30;30m" in out  # the image's red, as 24-bit block colour
 
 

@@ -3,19 +3,13 @@ terminal probe, fitting images into their boxes, and `show --image` on a pseudo-
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
 import re
-import struct
 import sys
-import termios
-from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.helpers import run_cli
+from tests.helpers import declared_png, on_pty, pty_run, run_cli
 
 
 @pytest.fixture
@@ -32,28 +26,6 @@ def circle(size=(32, 32), fill=(200, 30, 30), background=(240, 240, 240)) -> Ima
     im = Image.new("RGB", size, background)
     ImageDraw.Draw(im).ellipse((size[0] // 8, size[1] // 8, size[0] * 7 // 8, size[1] * 7 // 8), fill=fill)
     return im
-
-
-def on_pty(args: list[str], rows: int = 40, cols: int = 80) -> bytes:
-    """Everything promptism writes to a rows × cols pseudo-terminal."""
-    exe = str(Path(sys.executable).parent / "promptism")
-    pid, fd = pty.fork()
-    if pid == 0:
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        os.environ["TERM"] = "xterm-256color"
-        os.execv(exe, [exe, *args])
-    out = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0, out[-500:]
-    return out
 
 
 def test_show_image_draws_each_image_at_its_own_size_after_the_metadata(tmp_path, capsys):
@@ -296,7 +268,7 @@ async def test_zoom_keeps_the_image_aspect(tmp_path, no_terminal):
 
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(80, 24)) as pilot:
-        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
         await pilot.press("z")
         await pilot.pause()
         zoom = app.screen.query_one("#zoom-image")
@@ -323,25 +295,12 @@ async def test_journal_thumbnail_fills_its_box(tmp_path, no_terminal):
         assert painted(thumbnail) == (0, 0, 20, 10)  # the whole 20×10 box: 200×200 px of a square image
 
 
-def bomb_png(path: Path, width: int = 40000, height: int = 40000) -> Path:
-    """A few hundred bytes that declare width × height pixels (a decompression bomb's header; the data is cut short)."""
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
-                     + chunk(b"IEND", b""))
-    return path
-
-
 def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp_path):
     from textual.widgets import Static
 
     from workshop.tui.images import Display, image_widget
 
-    widget = image_widget(Display("halfcell"), bomb_png(tmp_path / "bomb.png"))
+    widget = image_widget(Display("halfcell"), declared_png(tmp_path / "bomb.png", 40000, 40000))
     assert isinstance(widget, Static) and "image-placeholder" in widget.classes
 
 
@@ -465,24 +424,7 @@ def test_terminal_answers_are_read():
 
 def _child(code: str, answers: str | None, rows=24, cols=80, xpixel=0, ypixel=0) -> str:
     """Run ``code`` on a pseudo-terminal whose "terminal" (this test) answers the probe with ``answers``."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, xpixel, ypixel))
-        os.execv(sys.executable, [sys.executable, "-c", code])
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-        if answers is not None and seen.endswith(b"\x1b[c"):  # the probe's last query: answer it all at once
-            os.write(fd, answers.encode())
-            answers = None
-    os.waitpid(pid, 0)
-    return seen.decode(errors="replace")
+    return pty_run([sys.executable, "-c", code], rows, cols, (xpixel, ypixel), answers=answers)[1].decode(errors="replace")
 
 
 def test_probe_round_trip_on_a_terminal():

@@ -4,8 +4,6 @@ Everything is refused in one line or shown through the one escaping path — on 
 from __future__ import annotations
 
 import json
-import struct
-import zlib
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,9 @@ import pytest
 from journal import Journal
 from journal.images import DEFAULT_MAX_PIXELS, open_image, set_pixel_limit
 from journal.text import visible
-from tests.helpers import git, make_png, new_experiment, run_cli
+from tests.helpers import declared_png, git, make_png, new_experiment, run_cli
 
 ESCAPES = "\x1b]52;c;aGFjaw==\x07\x1b[2J\x9b31m"  # an OSC 52 clipboard write, a screen clear, a C1 CSI
-
-
-def declared_png(path: Path, width: int, height: int) -> Path:
-    """A PNG whose header declares ``width``×``height`` with hardly any data: what a decompression bomb looks like
-    to anyone who checks before decoding."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
-    return path
 
 
 @pytest.fixture

@@ -45,6 +45,15 @@ async def compose_and_run(pilot, app, prompt: str, keywords: list[str], seeds: s
     return screen
 
 
+async def start_slow_grid(pilot, app, seeds: str = "1-16") -> None:
+    """Fill the composer with a grid slow enough on the CPU (40 steps a cell) to act on while it runs (ctrl+r starts it)."""
+    await wait_for(pilot, lambda: "ready" in app.model_status)
+    app.screen.query_one("#prompt", Input).value = "a slow grid"
+    app.screen.query_one("#steps", Input).value = "40"
+    app.screen.query_one("#seeds", Input).value = seeds
+    app.screen.query_one("#mode").value = "plain"
+
+
 async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
@@ -79,11 +88,7 @@ async def test_ui_stays_responsive_while_a_grid_runs(tmp_path):
     ticks = []
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-        await wait_for(pilot, lambda: "ready" in app.model_status)
-        app.screen.query_one("#prompt", Input).value = "a slow grid"
-        app.screen.query_one("#steps", Input).value = "40"
-        app.screen.query_one("#seeds", Input).value = "1-16"
-        app.screen.query_one("#mode").value = "plain"
+        await start_slow_grid(pilot, app)
         app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
@@ -276,11 +281,7 @@ async def test_discard_asks_before_deleting_a_run(tmp_path):
 async def test_quitting_during_a_run_asks_first(tmp_path):
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: "ready" in app.model_status)
-        app.screen.query_one("#prompt", Input).value = "a slow grid"
-        app.screen.query_one("#steps", Input).value = "40"
-        app.screen.query_one("#seeds", Input).value = "1-16"
-        app.screen.query_one("#mode").value = "plain"
+        await start_slow_grid(pilot, app)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         grid = app.screen
@@ -330,11 +331,7 @@ async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flag
 async def test_a_run_cancelled_before_any_image_shows_no_progress_and_cannot_be_accepted(tmp_path):
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: "ready" in app.model_status)
-        app.screen.query_one("#prompt", Input).value = "a slow grid"
-        app.screen.query_one("#steps", Input).value = "40"
-        app.screen.query_one("#seeds", Input).value = "1-8"
-        app.screen.query_one("#mode").value = "plain"
+        await start_slow_grid(pilot, app, "1-8")
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         grid = app.screen
