@@ -58,7 +58,8 @@ class GitRepo:
             self._usable = True
 
     def commit_paths(self, paths: list[str], message: str, scratch: Path) -> str:
-        """Commit ``paths`` exactly as they are in the work tree, on top of HEAD; return the new commit's sha.
+        """Commit ``paths`` exactly as they are in the work tree, on top of HEAD; return the new commit's sha. Its
+        message, private index and path list are files named ``scratch`` + ``-message`` / ``-index`` / ``-others``.
 
         Only these paths: whatever else is staged in the shared index (by the user, or by a tool) is neither committed
         nor disturbed. Plumbing rather than ``git commit``: 1. a private index that matches HEAD (a copy of the shared
@@ -68,7 +69,7 @@ class GitRepo:
         the same paths, so ``git status`` stays clean.
         """
         self._ensure_identity()
-        message_file, index = scratch / "COMMIT_MSG", scratch / "commit-index"
+        message_file, index = scratch.with_name(scratch.name + "-message"), scratch.with_name(scratch.name + "-index")
         message_file.write_text(message, encoding="utf-8")
         private = {"GIT_INDEX_FILE": str(index)}
         parent = self.run("rev-parse", "--verify", "--quiet", "HEAD") if self.head_exists() else None
@@ -76,7 +77,7 @@ class GitRepo:
         if parent and shared.exists():
             shutil.copyfile(shared, index)
             if others := self.run("diff-index", "--cached", "--name-only", "-z", parent, env=private).strip("\0"):
-                listed = scratch / "commit-others"
+                listed = scratch.with_name(scratch.name + "-others")
                 listed.write_text(others + "\0", encoding="utf-8")
                 self.run("reset", "--quiet", parent, f"--pathspec-from-file={listed}", "--pathspec-file-nul", env=private)
         else:
@@ -88,7 +89,8 @@ class GitRepo:
         sha = self.run("commit-tree", tree, *(["-p", parent] if parent else []), "-F", str(message_file))
         self.run("update-ref", "-m", "promptism", "HEAD", sha, *([parent] if parent else []))
         failpoints.hit("ref-moved")
-        index.unlink()
+        for used in (index, message_file, scratch.with_name(scratch.name + "-others")):
+            used.unlink(missing_ok=True)
         self.run("add", "--all", "--", *paths)
         return sha
 

@@ -14,6 +14,7 @@ from tinydb.queries import QueryLike
 from tinydb.table import Document
 
 from .storage import AtomicJSONStorage, CorruptIndex
+from .text import quoted
 
 TABLE = "experiments"
 
@@ -28,7 +29,7 @@ class Index:
         """Raise CorruptIndex unless every document is filed under its own number (a missing file is fine)."""
         for key, doc in self._raw().items():
             if not (key.isdigit() and doc.get("number") == int(key)):
-                raise CorruptIndex(self.path, f"document {key[:20]!r} is not filed under its number")
+                raise CorruptIndex(self.path, f"document {quoted(key[:20])} is not filed under its number")
 
     def __len__(self) -> int:
         return len(self._raw())

@@ -57,6 +57,7 @@ EXPERIMENTS = "experiments"
 EXPERIMENT_FILE = "experiment.json"
 INTENT_FILE = "intent.json"
 GALLERY_FILE = "gallery.json"  # where the last publish wrote, for doctor
+COMMIT_SCRATCH = "commit"  # prefix of a write's commit message, private git index (and its lock) in the scratch area
 
 _MARKER_TEXT = "# A promptism journal: numbered text-to-image experiments. Managed by `promptism`.\nschema = 1\n"
 _GITIGNORE_TEXT = f"/{DB_FILE}\n/.{DB_FILE}.*.tmp\n/{SCRATCH}/\n"
@@ -111,7 +112,7 @@ class Journal:
         repo = GitRepo.init(path)
         (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         (path / ".gitignore").write_text(_GITIGNORE_TEXT, encoding="utf-8")
-        repo.commit_paths([MARKER, ".gitignore"], "Start a promptism journal\n", path / SCRATCH)
+        repo.commit_paths([MARKER, ".gitignore"], "Start a promptism journal\n", path / SCRATCH / COMMIT_SCRATCH)
         journal = cls(path)
         journal._index.replace_all([])
         return journal
@@ -255,6 +256,7 @@ class Journal:
                 prompt=new.prompt,
                 negative_prompt=new.negative_prompt,
                 keywords=tuple(new.keywords),
+                terms=tuple(t for t in dict.fromkeys(new.terms) if t.strip() and t not in (new.prompt, *new.keywords)),
                 grid=new.grid,
                 params=dict(new.params),
                 parent=new.parent,
@@ -408,7 +410,7 @@ class Journal:
                 failpoints.hit("image-written")
             write_atomic(folder / EXPERIMENT_FILE, documents[exp.number])
         failpoints.hit("files-written")
-        sha = self._git.commit_paths(paths, message, self.path / SCRATCH)
+        sha = self._git.commit_paths(paths, message, self.path / SCRATCH / COMMIT_SCRATCH)
         failpoints.hit("committed")
         self._index.put(e.to_doc() for e in experiments)
         failpoints.hit("indexed")
@@ -422,6 +424,9 @@ class Journal:
         """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows
         (unless it is about to be rebuilt whole)."""
         findings = [Finding(f"removed stale git lock {lock}", True) for lock in self._git.remove_stale_locks()]
+        for leftover in self._commit_leftovers():  # a killed write's private index (its lock would block every write)
+            leftover.unlink()
+            findings.append(Finding(f"removed {leftover.relative_to(self.path)}, left by a write that was cut short", True))
         for tmp in self._temp_files():
             tmp.unlink()  # half-written replacements from a killed writer; the files they were replacing are intact
         try:
@@ -447,6 +452,9 @@ class Journal:
                 findings.append(Finding(f"rolled back an interrupted write of #{number} (it was never committed)", True))
         self._intent_path.unlink()
         return findings
+
+    def _commit_leftovers(self) -> list[Path]:
+        return sorted((self.path / SCRATCH).glob(f"{COMMIT_SCRATCH}*"))
 
     def _temp_files(self) -> list[Path]:
         return [*self.path.glob(f".{DB_FILE}.*.tmp"), *(self.path / SCRATCH).glob(".*.tmp")]
@@ -508,6 +516,9 @@ class Journal:
         findings: list[Finding] = []
         if self._intent_path.exists():
             findings.append(Finding("an interrupted write is pending (doctor without --check finishes it)", False))
+        for leftover in self._commit_leftovers() if not repair else []:
+            findings.append(Finding(f"{leftover.relative_to(self.path)} was left by a write that was cut short; it blocks "
+                                    "writes (doctor without --check removes it)", False))
         orphans = self._orphans()
         for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
             shown = visible(rel, keep_newlines=False)
@@ -585,7 +596,7 @@ class Journal:
         shutil.move(self.path / folder, kept)
         if self._git.in_head(folder):
             self._git.commit_paths([folder], f"Remove {folder}\n\nIt never held a valid experiment; kept in {kept.relative_to(self.path)}\n",
-                                   self.path / SCRATCH)
+                                   self.path / SCRATCH / COMMIT_SCRATCH)
         self._intent_path.unlink()
         return Finding(f"{shown} never held a valid experiment document; moved to {kept.relative_to(self.path)}", True)
 

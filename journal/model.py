@@ -15,13 +15,14 @@ from typing import Any, Sequence
 
 from .errors import InvalidInput
 from .slug import check_title
+from .text import quoted
 
 SCHEMA_VERSION = 1
 SEED_LIMIT = 2**64  # seeds are unsigned 64-bit (A1111: 32-bit, ComfyUI: 64-bit)
 SIZE_LIMIT = 2**16
 STATUSES = ("unreleased", "published")
 #: Fields that hold the artist's private prompt; left out of every public view.
-PRIVATE_FIELDS = ("prompt", "negative_prompt", "keywords", "grid")
+PRIVATE_FIELDS = ("prompt", "negative_prompt", "keywords", "terms", "grid")
 #: The private field of each image record (the variant prompt it was made from).
 PRIVATE_IMAGE_FIELDS = ("prompt",)
 
@@ -87,6 +88,7 @@ class NewExperiment:
     prompt: str = ""
     negative_prompt: str = ""
     keywords: Sequence[str] = ()
+    terms: Sequence[str] = ()  # other private words of the prompt: a grid's base prompt, S/R values, dynamic choices
     grid: dict | None = None
     params: dict = field(default_factory=dict)
     parent: int | None = None
@@ -95,7 +97,7 @@ class NewExperiment:
     @property
     def secrets(self) -> list[str]:
         """Every private string a title must not contain."""
-        return [self.prompt, self.negative_prompt, *self.keywords, *(i.prompt or "" for i in self.images)]
+        return [self.prompt, self.negative_prompt, *self.keywords, *self.terms, *(i.prompt or "" for i in self.images)]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Experiment:
     prompt: str = ""
     negative_prompt: str = ""
     keywords: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
     grid: dict | None = None
     params: dict = field(default_factory=dict)
     parent: int | None = None
@@ -126,18 +129,20 @@ class Experiment:
             for key in OPTIONAL_IMAGE_FIELDS:
                 if image[key] is None:
                     del image[key]
+        if not doc["terms"]:  # likewise documents without extra private terms
+            del doc["terms"]
         return doc
 
     @property
     def secrets(self) -> list[str]:
         """Every private string a title must not contain."""
-        return [self.prompt, self.negative_prompt, *self.keywords, *(i.prompt or "" for i in self.images)]
+        return [self.prompt, self.negative_prompt, *self.keywords, *self.terms, *(i.prompt or "" for i in self.images)]
 
     def public_doc(self) -> dict[str, Any]:
         """The document without the prompt, negative prompt, keywords, grid spec or variant prompts."""
         doc = self.to_doc()
         for key in PRIVATE_FIELDS:
-            doc.pop(key)
+            doc.pop(key, None)
         for image in doc["images"]:
             for key in PRIVATE_IMAGE_FIELDS:
                 image.pop(key)
@@ -165,6 +170,7 @@ class Experiment:
                 prompt=_opt(d, "prompt", str, ""),
                 negative_prompt=_opt(d, "negative_prompt", str, ""),
                 keywords=tuple(_opt(d, "keywords", list, [])),
+                terms=tuple(_opt(d, "terms", list, [])),
                 grid=_opt(d, "grid", dict, None),
                 params=_opt(d, "params", dict, {}),
                 parent=_opt(d, "parent", int, None),
@@ -184,23 +190,25 @@ class Experiment:
         if n < 1:
             raise InvalidInput(f"experiment number must be 1 or more, not {n}")
         if self.status not in STATUSES:
-            raise InvalidInput(f"#{n}: status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+            raise InvalidInput(f"#{n}: status must be one of {', '.join(STATUSES)}, not {quoted(self.status)}")
         if not self.images:
             raise InvalidInput(f"#{n}: an experiment needs at least one image")
         if not all(isinstance(k, str) and k for k in self.keywords):
             raise InvalidInput(f"#{n}: keywords must be non-empty strings")
+        if not all(isinstance(t, str) for t in self.terms):
+            raise InvalidInput(f"#{n}: terms must be strings")
         if self.parent is not None and not 1 <= self.parent < n:
             raise InvalidInput(f"#{n}: parent must be an earlier experiment, not #{self.parent}")
         for key, value in self.params.items():
             if not isinstance(key, str) or not _json_scalar_or_list(value):
-                raise InvalidInput(f"#{n}: parameter {key!r} must be a number, string, boolean, null or a list of them")
+                raise InvalidInput(f"#{n}: parameter {quoted(key)} must be a number, string, boolean, null or a list of them")
         for image in self.images:
             for file in (image.file, *([image.animation] if image.animation is not None else [])):
                 if "/" in file or file.startswith(".") or not file:
-                    raise InvalidInput(f"#{n}: image file name {file!r} must be a plain name inside the folder")
+                    raise InvalidInput(f"#{n}: image file name {quoted(file)} must be a plain name inside the folder")
             for name, value, top in (("seed", image.seed, SEED_LIMIT), ("width", image.width, SIZE_LIMIT), ("height", image.height, SIZE_LIMIT)):
                 if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < top):
-                    raise InvalidInput(f"#{n}: image {name} {value!r} must be a whole number from 0 to {top - 1}")
+                    raise InvalidInput(f"#{n}: image {name} {quoted(value)} must be a whole number from 0 to {top - 1}")
             if image.score is not None and not _finite(image.score):
                 raise InvalidInput(f"#{n}: image score must be a finite number")
         if self.compute is not None:
@@ -215,7 +223,7 @@ class Experiment:
 
 def _req(d: dict, key: str, typ: type):
     if key not in d:
-        raise InvalidInput(f"experiment document lacks the field {key!r}")
+        raise InvalidInput(f"experiment document lacks the field {quoted(key)}")
     return _typed(d[key], key, typ)
 
 
@@ -226,17 +234,17 @@ def _opt(d: dict, key: str, typ: type, default):
 
 def _typed(value, key: str, typ: type):
     if typ is int and isinstance(value, bool) or not isinstance(value, typ):
-        raise InvalidInput(f"experiment field {key!r} must be {typ.__name__}, not {type(value).__name__}")
+        raise InvalidInput(f"experiment field {quoted(key)} must be {typ.__name__}, not {type(value).__name__}")
     return value
 
 
 def _fields(cls, value, where: str) -> dict:
     if not isinstance(value, dict):
-        raise InvalidInput(f"experiment field {where!r} must be an object")
+        raise InvalidInput(f"experiment field {quoted(where)} must be an object")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = set(value) - known
     if unknown:
-        raise InvalidInput(f"experiment field {where!r} has unknown keys: {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"experiment field {quoted(where)} has unknown keys: {', '.join(sorted(unknown))}")
     return value
 
 

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 from .errors import InvalidInput
-from .text import BIDI_CONTROLS, INVISIBLE, control_free
+from .text import blank, control_free
 
 SLUG_MAX = 48
 TITLE_MAX = 300
@@ -31,9 +31,11 @@ def check_new_title(title: str) -> str:
     """``check_title``, and no character that would make the title display as something it is not (bidi overrides
     and isolates, zero-width spaces): a title given now. Stored titles from before this rule still load."""
     check_title(title)
-    if any(ch in BIDI_CONTROLS or ch in INVISIBLE for ch in title):
+    if not control_free(title):
         raise InvalidInput("the title contains an invisible or text-reversing character (such as U+202E or U+200B); "
                            "type the title as it should read")
+    if blank(title):
+        raise InvalidInput("the title shows nothing (only spaces or invisible characters); give it some words")
     return title
 
 

@@ -1,35 +1,62 @@
 """Text from users and files, shown literally: the one escaping path on the way to a terminal, a commit message, the
 TUI or the gallery. Control characters (ESC, CSI, BEL, C1 codes …) become visible symbols, and characters that
-reorder or hide text (bidi overrides and isolates, zero-width spaces) are spelled out, so no string can drive a
-terminal or make text display as something it is not."""
+reorder or hide text (bidi overrides and isolates, zero-width spaces, fillers, stray variation selectors, tag
+characters outside a flag) are spelled out, so no string can drive a terminal or display as something it is not."""
 
 from __future__ import annotations
 
 import unicodedata
 
-#: Characters that change how surrounding text is displayed without being seen themselves.
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-INVISIBLE = frozenset("\u00ad\u180e\u200b\u2060\u2061\u2062\u2063\u2064\ufeff")
-_JOINERS = frozenset("\u200c\u200d")  # ZWNJ / ZWJ: needed by emoji sequences and several scripts, harmless alone
+#: Unicode's default-ignorable code points: drawn as nothing, so they can hide or disguise text.
+_IGNORABLE = ((0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+              (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+              (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF))
+_JOINERS = frozenset("\u200c\u200d")  # ZWNJ / ZWJ: emoji sequences and several scripts need them between two characters
+_TAG_FLAG = "\U0001f3f4"  # a black flag followed by tag characters is a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿)
+
+
+def ignorable(ch: str) -> bool:
+    """Whether ``ch`` is a default-ignorable code point (it displays as nothing)."""
+    code = ord(ch)
+    return any(lo <= code <= hi for lo, hi in _IGNORABLE)
 
 
 def visible(text: str, *, keep_newlines: bool = True) -> str:
     """``text`` with every control, bidi or invisible character made visible (``␛``, ``⟨U+202E⟩``); newlines and
-    tabs stay unless ``keep_newlines`` is False (then they are shown as ``␊`` / ``␉`` too)."""
+    tabs stay unless ``keep_newlines`` is False (then they are shown as ``␊`` / ``␉`` too). A joiner or variation
+    selector right after a visible character, and tag characters completing a flag, stay: emoji need them."""
     out = []
+    prev = ""  # the last character shown as it is
     for ch in text:
         code = ord(ch)
         if ch in "\n\t" and keep_newlines:
             out.append(ch)
-        elif code < 0x20:
+            prev = ""
+            continue
+        if code < 0x20:
             out.append(chr(0x2400 + code))  # ␛ for ESC, ␇ for BEL, …
         elif code == 0x7F:
             out.append("\u2421")
-        elif ch in _JOINERS or not _hidden(ch):
+        elif _shown_as_is(ch, prev):
             out.append(ch)
+            prev = ch
+            continue
         else:
             out.append(f"⟨U+{code:04X}⟩")
+        prev = ""
     return "".join(out)
+
+
+def _shown_as_is(ch: str, prev: str) -> bool:
+    if unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
+        return False
+    if not ignorable(ch):
+        return unicodedata.category(ch) != "Cf"
+    if ch in _JOINERS or 0xFE00 <= ord(ch) <= 0xFE0F:
+        return bool(prev) and not ignorable(prev)  # after a visible character, once
+    if 0xE0020 <= ord(ch) <= 0xE007F:
+        return prev == _TAG_FLAG or 0xE0020 <= ord(prev or "\0") <= 0xE007E  # a flag's tag sequence
+    return False
 
 
 def one_line(text: str) -> str:
@@ -37,13 +64,19 @@ def one_line(text: str) -> str:
     return visible(" ".join(text.split()), keep_newlines=False)
 
 
-def _hidden(ch: str) -> bool:
-    if ch in BIDI_CONTROLS or ch in INVISIBLE:
-        return True
-    category = unicodedata.category(ch)
-    return category in ("Cc", "Zl", "Zp", "Cs") or (category == "Cf" and not 0xE0020 <= ord(ch) <= 0xE007F)  # tag chars: flags
-
-
 def control_free(text: str) -> bool:
-    """Whether ``text`` shows exactly as it is: no control, bidi or invisible character (joiners allowed)."""
-    return all(ch in _JOINERS or not (ord(ch) < 0x20 or ord(ch) == 0x7F or _hidden(ch)) for ch in text)
+    """Whether ``text`` shows exactly as it is: ``visible`` leaves it unchanged (newlines and tabs count as controls)."""
+    return visible(text, keep_newlines=False) == text
+
+
+def blank(text: str) -> bool:
+    """Whether ``text`` shows nothing at all: no letter, digit, punctuation or symbol (U+2800, the blank braille
+    pattern, counts as nothing)."""
+    return not any(unicodedata.category(ch)[0] in "LNPS" and not ignorable(ch) and ch != "\u2800" for ch in text)
+
+
+def quoted(value) -> str:
+    """``value`` for a message: text in quotes, anything else as it prints — through ``visible`` (the one escaping
+    path; never ``repr``'s ``\\x1b``)."""
+    shown = visible(str(value), keep_newlines=False)
+    return f"'{shown}'" if isinstance(value, str) else shown

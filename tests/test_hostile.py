@@ -91,3 +91,21 @@ def test_a_stored_reversing_title_is_shown_visibly_everywhere(journal, tmp_path,
 def test_visible_keeps_emoji_joiners_and_shows_what_hides():
     assert visible("👩\u200d🚀 study 🔅") == "👩\u200d🚀 study 🔅"
     assert visible("a\u200bb\u202ec\x1b\x9bd") == "a⟨U+200B⟩b⟨U+202E⟩c␛⟨U+009B⟩d"
+
+
+def test_names_in_messages_go_through_the_one_escaping_path(journal, capsys):
+    for args, shown in ((["generate", "x", "--model", "sd\x1b[2J"], "unknown model 'sd␛[2J'"),
+                        (["runs", "abc\x1b[2J"], "no run 'abc␛[2J'")):
+        code, _, err = run_cli(capsys, *args, "--journal", str(journal.path))
+        assert code == 1 and shown in err and "\\x1b" not in err, err
+
+
+def test_a_killed_writes_private_git_index_lock_does_not_block_later_writes(journal, tmp_path, capsys):
+    lock = journal.path / ".promptism" / "commit-index.lock"
+    lock.write_text("")
+    code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(journal.path))
+    assert code == 1 and "commit-index.lock was left by a write that was cut short" in out
+    code, out, err = run_cli(capsys, "import", str(make_png(tmp_path / "a.png")), "--title", "After", "--model", "m",
+                             "--journal", str(journal.path))
+    assert code == 0 and out.startswith("#1 After"), err
+    assert not lock.exists()

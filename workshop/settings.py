@@ -24,6 +24,7 @@ from pathlib import Path
 import platformdirs
 
 from journal.images import DEFAULT_MAX_PIXELS
+from journal.text import quoted
 
 from .paths import APP
 
@@ -88,11 +89,11 @@ def load_settings() -> Settings:
         raise SettingsError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
     known = [f.name for f in fields(Settings)]
     if unknown := sorted(set(raw) - set(known)):
-        raise SettingsError(f"{path}: unknown setting {unknown[0]!r}; the settings are {', '.join(known)}")
+        raise SettingsError(f"{path}: unknown setting {quoted(unknown[0])}; the settings are {', '.join(known)}")
     values = {}
     for key, value in raw.items():
         what, check = _CHECKS[key]
         values[key] = check(value)
         if values[key] is None:
-            raise SettingsError(f"{path}: {key} must be {what}, not {value!r}")
+            raise SettingsError(f"{path}: {key} must be {what}, not {quoted(value)}")
     return Settings(**values)

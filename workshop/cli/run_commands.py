@@ -16,7 +16,7 @@ import click
 from journal import Journal
 from journal.privacy import check_title_keeps_secrets
 from journal.slug import check_new_title
-from journal.text import one_line
+from journal.text import one_line, quoted
 
 from ..compose.grid import build_grid
 from ..compose.prompt import clean
@@ -223,7 +223,7 @@ def accept_cmd(run_id: str, title: str, pick: str | None, again: bool, allow_tit
     except ValueError:
         picked = []
     if picked == []:
-        raise click.BadParameter(f"{pick!r}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
+        raise click.BadParameter(f"{quoted(pick)}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
     journal = Journal.open(journal_dir)
     exp = accept_run(journal, load_run(journal, run_id), title, picked, again=again, allow_title_overlap=allow_title_overlap)
     console().print(literal(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}"))

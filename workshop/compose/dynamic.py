@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from journal.text import quoted
+
 from .errors import SpecError
 
 _WILDCARD_LEFT = re.compile(r"__([^_\s][^\s]*?)__")
@@ -35,7 +37,7 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
         out = list(generator.generate(text, max_prompts=limit + 1))
     except Exception as exc:  # noqa: BLE001 - pyparsing and dynamicprompts raise several kinds for bad syntax
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise SpecError(f"cannot read the dynamic prompt {text!r}: {detail}") from None
+        raise SpecError(f"cannot read the dynamic prompt {quoted(text)}: {detail}") from None
     for variant in out:
         if m := _WILDCARD_LEFT.search(variant):
             where = f" in {wildcards}" if wildcards else "; pass --wildcards DIR (a folder of NAME.txt files)"

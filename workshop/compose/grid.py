@@ -22,6 +22,8 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from journal.text import quoted
+
 from .dynamic import dynamic_syntax, expand, varying_part
 from .errors import SpecError
 from .params import RunParams
@@ -40,10 +42,12 @@ _LABEL_PREFIX = {"seed": "Seed", "steps": "Steps", "guidance": "Guidance"}
 
 @dataclass(frozen=True)
 class Label:
-    """One piece of a cell's header: a keyword shown active (black) or inactive (grey, struck), or an axis value."""
+    """One piece of a cell's header: a keyword shown active (black) or inactive (grey, struck), or an axis value.
+    ``private``: words of the prompt (keywords, S/R values, dynamic choices), not a setting such as ``Seed: 3``."""
 
     text: str
     active: bool = True
+    private: bool = True
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class AxisSpec:
         kind, sep, values = text.partition("=")
         kind = kind.strip().lower()
         if not sep or kind not in AXIS_TYPES:
-            raise SpecError(f"axis {name} {text!r}: write TYPE=VALUES with TYPE one of {', '.join(AXIS_TYPES)}")
+            raise SpecError(f"axis {name} {quoted(text)}: write TYPE=VALUES with TYPE one of {', '.join(AXIS_TYPES)}")
         if kind == "sr":
             items = [v.strip() for v in next(csv.reader(io.StringIO(values), skipinitialspace=True), [])]
             items = [v for v in items if v]
@@ -128,10 +132,16 @@ class Grid:
     subgrids: int
 
     @property
+    def terms(self) -> list[str]:
+        """The grid's private words beyond its prompts and keywords: the base prompt, S/R values, dynamic choices."""
+        labels = (lb.text for c in self.cells for axis in c.labels.values() for lb in axis if lb.private)
+        return list(dict.fromkeys([self.spec.prompt.base, *labels]))
+
+    @property
     def secrets(self) -> list[str]:
         """Every private string of the grid an experiment's title may not contain (as ``Experiment.secrets``)."""
         prompt = self.spec.prompt
-        return [prompt.render(), prompt.negative, *prompt.enabled, *(c.prompt for c in self.cells)]
+        return [prompt.render(), prompt.negative, *prompt.enabled, *(c.prompt for c in self.cells), *self.terms]
 
     def describe(self) -> str:
         shape = " × ".join(f"{len(a.entries)} {a.title}" for a in self.axes if len(a.entries) > 1) or "1 cell"
@@ -155,7 +165,7 @@ class _Entry:
 def build_grid(spec: GridSpec, encode: Encoder | None = None) -> Grid:
     """All the cells of ``spec``, with token budgets (``encode``: the model's tokenizer; default open_clip's CLIP BPE)."""
     if spec.mode not in MODES:
-        raise SpecError(f"unknown mode {spec.mode!r}: choose one of {', '.join(MODES)}")
+        raise SpecError(f"unknown mode {quoted(spec.mode)}: choose one of {', '.join(MODES)}")
     if spec.max_cells < 1:
         raise SpecError("the cell cap must be 1 or more")
     for seed in spec.seeds:
@@ -187,7 +197,7 @@ def _place_axes(spec: GridSpec) -> dict[str, Axis]:
         axes[name] = replace(axis, name=name)
     for name, axis_spec in spec.axes.items():
         if name not in AXIS_NAMES:
-            raise SpecError(f"unknown axis {name!r}: use x, y or z")
+            raise SpecError(f"unknown axis {quoted(name)}: use x, y or z")
         if name in axes and len(axes[name].entries) > 1:
             used = " and ".join(a for a in mode_axes)
             raise SpecError(f"{spec.mode} mode fills the {used} axis; put your {axis_spec.kind} axis on another one")
@@ -203,7 +213,7 @@ def _place_axes(spec: GridSpec) -> dict[str, Axis]:
         free = next((n for n in AXIS_NAMES if n not in axes or len(axes[n].entries) == 1), None)
         if free is None:
             raise SpecError("every axis is taken, so the seeds have nowhere to go: drop an axis or use a seed axis")
-        axes[free] = Axis(free, "seeds", tuple(_Entry(labels=(Label(f"Seed: {s}"),), seed=s) for s in spec.seeds))
+        axes[free] = Axis(free, "seeds", tuple(_Entry(labels=(Label(f"Seed: {s}", private=False),), seed=s) for s in spec.seeds))
     for name in AXIS_NAMES:
         axes.setdefault(name, Axis(name, "", (_Entry(),)))
     return axes
@@ -270,14 +280,15 @@ def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
             raise SpecError(f"axis {name}: an S/R value is given twice: keep one")
         full = spec.prompt.render()
         if key not in full and key not in spec.prompt.negative:
-            raise SpecError(f"axis {name}: the S/R key {key!r} is not in the prompt; the first value must appear in it")
+            raise SpecError(f"axis {name}: the S/R key {quoted(key)} is not in the prompt; the first value must appear in it")
         return Axis(name, "replacements", tuple(_Entry(labels=(Label(v),), replace=(key, v)) for v in axis.values))
     if len(set(axis.values)) != len(axis.values):
         raise SpecError(f"axis {name}: a {axis.kind} value is given twice: keep one")
     prefix = _LABEL_PREFIX[axis.kind]
     if axis.kind == "seed":
-        return Axis(name, "seeds", tuple(_Entry(labels=(Label(f"{prefix}: {v}"),), seed=v) for v in axis.values))
-    return Axis(name, axis.kind, tuple(_Entry(labels=(Label(f"{prefix}: {v}"),), params=((axis.kind, v),)) for v in axis.values))
+        return Axis(name, "seeds", tuple(_Entry(labels=(Label(f"{prefix}: {v}", private=False),), seed=v) for v in axis.values))
+    return Axis(name, axis.kind, tuple(_Entry(labels=(Label(f"{prefix}: {v}", private=False),), params=((axis.kind, v),))
+                                       for v in axis.values))
 
 
 def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder) -> list[Cell]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from journal.text import quoted
+
 from .errors import SpecError
 
 
@@ -33,10 +35,10 @@ def parse_params(raw) -> RunParams:
     if raw is None:
         return RunParams()
     if not isinstance(raw, dict):
-        raise SpecError(f"params must be a table ([params] with steps = 12 …), not {raw!r}")
+        raise SpecError(f"params must be a table ([params] with steps = 12 …), not {quoted(raw)}")
     known = [f.name for f in fields(RunParams)]
     if unknown := sorted(set(raw) - set(known)):
-        raise SpecError(f"[params]: unknown key {unknown[0]!r}; the keys are {', '.join(known)}")
+        raise SpecError(f"[params]: unknown key {quoted(unknown[0])}; the keys are {', '.join(known)}")
     values = {}
     for key, value in raw.items():
         kind = _KINDS[key]
@@ -44,8 +46,8 @@ def parse_params(raw) -> RunParams:
               "number": isinstance(value, (int, float)) and not isinstance(value, bool),
               "text": isinstance(value, str) and value.strip() != ""}[kind]
         if not ok:
-            raise SpecError(f"[params] {key} must be {_SAYS[kind]}, not {value!r}")
+            raise SpecError(f"[params] {key} must be {_SAYS[kind]}, not {quoted(value)}")
         if kind == "number" and not math.isfinite(value):
-            raise SpecError(f"[params] {key} must be a finite number, not {value!r}")
+            raise SpecError(f"[params] {key} must be a finite number, not {quoted(value)}")
         values[key] = float(value) if kind == "number" else value
     return RunParams(**values)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from journal.text import quoted
+
 from .errors import SpecError
 
 _STRIP = " \t\r\n,"
@@ -43,7 +45,7 @@ class Prompt:
             if not text:
                 raise SpecError("a keyword is empty: remove it or give it some text")
             if text.casefold() in seen:
-                raise SpecError(f"the keyword {text!r} is given twice: keep one")
+                raise SpecError(f"the keyword {quoted(text)} is given twice: keep one")
             seen.add(text.casefold())
 
     @property

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 
+from journal.text import quoted
+
 from .errors import SpecError
 
 _NUM = r"[+-]?\s*\d+(?:\.\d*)?"
@@ -34,7 +36,7 @@ def parse_values(text: str, *, integer: bool, what: str) -> list[int | float]:
                 step = _number(m.group(3), integer, what, item) if m.group(3) else (1 if end >= start else -1)
                 values += _stepped(start, end, step, what, item)
         else:
-            raise SpecError(f"cannot read {what} values {item.strip()!r}: use 1,2,3 or 1-5 or 1-5 (+2) or 1-10 [5]")
+            raise SpecError(f"cannot read {what} values {quoted(item.strip())}: use 1,2,3 or 1-5 or 1-5 (+2) or 1-10 [5]")
     if not values:
         raise SpecError(f"no {what} values given: use 1,2,3 or 1-5 or 1-5 (+2) or 1-10 [5]")
     return values
@@ -45,23 +47,23 @@ def _number(text: str, integer: bool, what: str, item: str) -> int | float:
     value = float(text)
     if integer:
         if not value.is_integer():
-            raise SpecError(f"{what} values must be whole numbers, not {item.strip()!r}")
+            raise SpecError(f"{what} values must be whole numbers, not {quoted(item.strip())}")
         return int(value)
     return value
 
 
 def _stepped(start, end, step, what: str, item: str) -> list:
     if step == 0 or (end - start) * step < 0:
-        raise SpecError(f"the {what} range {item.strip()!r} never reaches its end: check the step's sign")
+        raise SpecError(f"the {what} range {quoted(item.strip())} never reaches its end: check the step's sign")
     count = math.floor((end - start) / step + 1e-9) + 1
     if count > 10_000:
-        raise SpecError(f"the {what} range {item.strip()!r} has {count} values; that is too many for a grid")
+        raise SpecError(f"the {what} range {quoted(item.strip())} has {count} values; that is too many for a grid")
     return [_tidy(start + i * step) for i in range(count)]
 
 
 def _count(start, end, n: int, integer: bool, what: str, item: str) -> list:
     if n < 1:
-        raise SpecError(f"the {what} range {item.strip()!r} asks for no values: use [2] or more")
+        raise SpecError(f"the {what} range {quoted(item.strip())} asks for no values: use [2] or more")
     if n == 1:
         return [start]
     values = [start + (end - start) * i / (n - 1) for i in range(n)]

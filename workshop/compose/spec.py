@@ -24,6 +24,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from journal.text import quoted
+
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
 from .params import parse_params
@@ -45,7 +47,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
     unknown = sorted(set(raw) - KEYS)
     if unknown:
-        raise SpecError(f"{path}: unknown key {unknown[0]!r}; the keys are {', '.join(sorted(KEYS))}")
+        raise SpecError(f"{path}: unknown key {quoted(unknown[0])}; the keys are {', '.join(sorted(KEYS))}")
     here = Path(path).parent  # relative paths in the file are relative to the file
     if isinstance(raw.get("wildcards"), str):
         raw["wildcards"] = str((here / raw["wildcards"]).resolve())
@@ -63,7 +65,7 @@ def spec_from(values: dict[str, Any]) -> GridSpec:
     axes_raw = _typed(values, "axes", dict, {})
     for name in axes_raw:
         if name not in AXIS_NAMES:
-            raise SpecError(f"unknown axis {name!r}: use x, y or z")
+            raise SpecError(f"unknown axis {quoted(name)}: use x, y or z")
     axes = {name: AxisSpec.parse(_typed(axes_raw, name, str, ""), name) for name in AXIS_NAMES if name in axes_raw}
     seeds = values.get("seeds", [0])
     if isinstance(seeds, str):
@@ -98,7 +100,7 @@ def _keyword(item) -> Keyword:
         return Keyword(item)
     if isinstance(item, dict) and isinstance(item.get("text"), str) and set(item) <= {"text", "on"}:
         return Keyword(item["text"], bool(item.get("on", True)))
-    raise SpecError(f"a keyword must be text or {{ text = \"…\", on = true }}, not {item!r}")
+    raise SpecError(f"a keyword must be text or {{ text = \"…\", on = true }}, not {quoted(item)}")
 
 
 def _typed(values: dict, key: str, typ: type, default):
@@ -106,7 +108,7 @@ def _typed(values: dict, key: str, typ: type, default):
     if value is None:
         return default
     if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise SpecError(f"{key} must be {_NAMES[typ]}, not {value!r}")
+        raise SpecError(f"{key} must be {_NAMES[typ]}, not {quoted(value)}")
     return value
 
 

@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from journal.text import quoted
+
 from .errors import RunError
 from .models import GUIDED, GUIDED_STEPS, ModelSource
 
@@ -84,7 +86,7 @@ def parse_spec(name: str) -> GuidedSpec | None:
         return None
     decoder, *clips = name[len(PREFIX) + 1:].split("+") if name != PREFIX else [""]
     if any(not c.strip() for c in clips):
-        raise RunError(f"model {name!r}: an empty CLIP name; write vqgan-clip:<decoder>+<clip>[+<clip>…]")
+        raise RunError(f"model {quoted(name)}: an empty CLIP name; write vqgan-clip:<decoder>+<clip>[+<clip>…]")
     return GuidedSpec(decoder.strip() or DEFAULT_DECODER, tuple(c.strip() for c in clips) or (DEFAULT_CLIP,))
 
 
@@ -255,7 +257,7 @@ def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
     from .models import hf_snapshot, is_repo_id, resolve
 
     if parse_spec(name) is not None:
-        raise RunError(f"decoder {name!r}: a decoder is a VQModel or AutoencoderKL, not another {PREFIX} model")
+        raise RunError(f"decoder {quoted(name)}: a decoder is a VQModel or AutoencoderKL, not another {PREFIX} model")
     folder = Path(name).expanduser()
     if folder.is_dir() and (folder / "config.json").exists():
         return folder.resolve()
@@ -270,7 +272,7 @@ def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
     for sub in ("vqvae", "vae"):
         if (pipeline / sub / "config.json").exists():
             return pipeline / sub
-    raise RunError(f"decoder {name!r} has no vqvae/ or vae/ folder: give a VQModel or AutoencoderKL folder")
+    raise RunError(f"decoder {quoted(name)} has no vqvae/ or vae/ folder: give a VQModel or AutoencoderKL folder")
 
 
 def _load_decoder(name: str, folder: Path, device: torch.device, allow_pickle: bool):
@@ -281,9 +283,9 @@ def _load_decoder(name: str, folder: Path, device: torch.device, allow_pickle: b
     try:
         kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("_class_name")
     except (OSError, ValueError):
-        raise RunError(f"decoder {name!r}: {folder / 'config.json'} is not a readable diffusers config") from None
+        raise RunError(f"decoder {quoted(name)}: {folder / 'config.json'} is not a readable diffusers config") from None
     if kind not in DECODERS:
-        raise RunError(f"decoder {name!r} is a {kind or 'model of unknown type'}: use a VQModel (a VQGAN) or an "
+        raise RunError(f"decoder {quoted(name)} is a {kind or 'model of unknown type'}: use a VQModel (a VQGAN) or an "
                        "AutoencoderKL (a VAE)")
     if not allow_pickle:
         check_safetensors(folder)
@@ -292,7 +294,7 @@ def _load_decoder(name: str, folder: Path, device: torch.device, allow_pickle: b
         model = getattr(diffusers, kind).from_pretrained(folder, torch_dtype=torch.float32, use_safetensors=not allow_pickle,
                                                          local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - a missing file, a wrong-shape or corrupt checkpoint: one line
-        raise RunError(f"cannot load decoder {name!r}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise RunError(f"cannot load decoder {quoted(name)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     return model.to(device)
 
 

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from journal.text import quoted
+
 from ..paths import cache_dir
 from ..settings import Settings
 from . import tiny
@@ -74,7 +76,7 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         quiet_libraries()
         folder = builtin.folder(True)
         if not (folder / "model_index.json").exists():
-            raise RunError(f"the built-in model {name!r} is missing from this install ({folder}): reinstall promptism")
+            raise RunError(f"the built-in model {quoted(name)} is missing from this install ({folder}): reinstall promptism")
         return ModelSource(name, "builtin", folder, builtin.description, steps=builtin.steps, clip=builtin.clip,
                            guidance=builtin.guidance)
     folder = Path(name).expanduser()
@@ -85,7 +87,7 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
     if is_repo_id(name):
         return _from_hf_cache(name, allow_download)
-    raise RunError(f"unknown model {name!r}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
+    raise RunError(f"unknown model {quoted(name)}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
                    "cached Hugging Face repo id (see `promptism models`)")
 
 
@@ -101,16 +103,16 @@ def hf_snapshot(repo_id: str, allow_download: bool) -> Path:
     try:
         return Path(snapshot_download(repo_id, local_files_only=not allow_download, cache_dir=_hf_cache()))
     except LocalEntryNotFoundError:
-        raise RunError(f"model {repo_id!r} is not in the local Hugging Face cache; fetch it where there is internet, "
+        raise RunError(f"model {quoted(repo_id)} is not in the local Hugging Face cache; fetch it where there is internet, "
                        f"or pass --allow-download (see `promptism models` for what is here)") from None
     except Exception as exc:  # noqa: BLE001 - hub errors (no network, gated repo, bad id) in one line
-        raise RunError(f"cannot get model {repo_id!r}: {str(exc).splitlines()[0]}") from None
+        raise RunError(f"cannot get model {quoted(repo_id)}: {str(exc).splitlines()[0]}") from None
 
 
 def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
     path = hf_snapshot(repo_id, allow_download)
     if not (path / "model_index.json").exists():
-        raise RunError(f"{repo_id!r} is in the cache but is not a diffusers pipeline (no model_index.json)")
+        raise RunError(f"{quoted(repo_id)} is in the cache but is not a diffusers pipeline (no model_index.json)")
     check_model_index(path)
     return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name)
 
@@ -157,10 +159,10 @@ def check_model_index(folder: Path) -> None:
         raise RunError(f"{index} must be a JSON object naming the pipeline (\"_class_name\": …), not {type(doc).__name__}")
     if not isinstance(doc.get("_class_name"), str) or not doc["_class_name"]:
         raise RunError(f"{index} does not name its pipeline class: \"_class_name\" must be text such as "
-                       f"\"StableDiffusionPipeline\", not {doc.get('_class_name')!r}")
+                       f"\"StableDiffusionPipeline\", not {quoted(doc.get('_class_name'))}")
     for name, value in doc.items():
         if isinstance(value, list) and (len(value) != 2 or not all(v is None or isinstance(v, str) for v in value)):
-            raise RunError(f"{index}: component {name!r} must be [library, class], e.g. [\"diffusers\", \"UNet2DConditionModel\"]")
+            raise RunError(f"{index}: component {quoted(name)} must be [library, class], e.g. [\"diffusers\", \"UNet2DConditionModel\"]")
 
 
 def check_safetensors(folder: Path) -> None:

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from journal.text import quoted
+
 from .errors import RunError
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ class RunOptions:
 def parse_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
-        raise RunError(f"size {text!r}: write WIDTHxHEIGHT, e.g. 512x512")
+        raise RunError(f"size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
     return int(width), int(height)
 
 

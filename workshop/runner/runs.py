@@ -20,6 +20,7 @@ from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewI
 from journal.atomic import write_atomic
 from journal.images import clean_gif, clean_png
 from journal.lock import pid_alive
+from journal.text import quoted
 
 from .errors import RunError
 
@@ -128,8 +129,8 @@ def load_run(journal: Journal, run_id: str) -> Run:
     if len(matches) == 1:
         return matches[0]
     if not matches:
-        raise RunError(f"no run {run_id!r} in {runs_dir(journal)}; `promptism runs` lists them")
-    raise RunError(f"{run_id!r} matches {len(matches)} runs; give more of the id")
+        raise RunError(f"no run {quoted(run_id)} in {runs_dir(journal)}; `promptism runs` lists them")
+    raise RunError(f"{quoted(run_id)} matches {len(matches)} runs; give more of the id")
 
 
 def _model_source(model: dict) -> str | None:
@@ -178,6 +179,7 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         prompt=spec["prompt"],
         negative_prompt=spec.get("negative", ""),
         keywords=spec.get("keywords", []),
+        terms=spec.get("terms") or [spec.get("base") or ""],
         grid=grid,
         params=params,
         parent=m["params"].get("parent"),

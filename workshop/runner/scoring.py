@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from journal.text import quoted
+
 from .errors import RunError
 from .models import WEIGHTS
 
@@ -58,9 +60,9 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
     else:
         arch, sep, pretrained = name.partition(":")
         if not sep or not pretrained:
-            raise RunError(f"CLIP scorer {name!r}: write ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG, or use {', '.join(BUILTIN_CLIPS)}")
+            raise RunError(f"CLIP scorer {quoted(name)}: write ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG, or use {', '.join(BUILTIN_CLIPS)}")
         if arch not in open_clip.list_models():
-            raise RunError(f"unknown CLIP architecture {arch!r}: open_clip knows {', '.join(open_clip.list_models()[:8])}, …")
+            raise RunError(f"unknown CLIP architecture {quoted(arch)}: open_clip knows {', '.join(open_clip.list_models()[:8])}, …")
         path = Path(pretrained).expanduser()
         if path.suffix or path.exists():
             if not path.is_file():
@@ -75,7 +77,7 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
     except Exception as exc:  # noqa: BLE001 - missing weights offline, bad checkpoint: one line
-        raise RunError(f"cannot load CLIP scorer {name!r}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
+        raise RunError(f"cannot load CLIP scorer {quoted(name)}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
     finally:
         root.removeFilter(quiet)
     model.eval()

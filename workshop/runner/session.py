@@ -16,6 +16,7 @@ from PIL import Image
 
 from journal import InvalidInput, Journal, ModelInfo
 from journal.images import clean_png, open_image, sha256_file
+from journal.text import quoted
 
 from ..compose.grid import Grid
 from . import events as ev
@@ -57,7 +58,7 @@ def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
         try:
             exp = journal.get(int(given[1:]))
         except ValueError:
-            raise RunError(f"--init-image {given!r}: write #N for experiment N, or a file path") from None
+            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N, or a file path") from None
         path = journal.image_path(exp, exp.images[0])
         if not path.is_file():
             raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
@@ -117,7 +118,7 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
                   "info": asdict(model_info(source, pipe))},
         "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
-                 "keywords": spec.prompt.enabled, "seeds": list(spec.seeds),
+                 "keywords": spec.prompt.enabled, "terms": grid.terms, "seeds": list(spec.seeds),
                  "axes": {n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}},
         "params": {"steps": steps, "guidance": guidance, "width": width, "height": height,
                    "strength": strength if init else None, "init_image": init.given if init else None,
@@ -288,7 +289,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
             "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
                       "info": asdict(model_info(source, pipe))},
             "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt,
-                     "negative": exp.negative_prompt, "keywords": list(exp.keywords), "seeds": recorded.get("seeds"),
+                     "negative": exp.negative_prompt, "keywords": list(exp.keywords), "terms": list(exp.terms),
+                     "seeds": recorded.get("seeds"),
                      "axes": recorded.get("axes", {})},
             "params": {**p, "parent": exp.parent},
             "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},

@@ -17,7 +17,7 @@ from ...compose import SpecError
 from ...compose.grid import MODES, build_grid
 from ...compose.spec import spec_from
 from ...paths import APP
-from journal.text import visible
+from journal.text import quoted, visible
 
 from ..wording import say
 from . import footer
@@ -160,7 +160,7 @@ class ComposerScreen(Screen):
     def add_keyword(self, text: str) -> None:
         keywords = self.query_one("#keywords", ListView)
         if any(k.text.casefold() == text.casefold() for k in keywords.query(KeywordItem)):
-            self.notify(f"{text!r} is already a keyword", markup=False)
+            self.notify(f"{quoted(text)} is already a keyword", markup=False)
             return
         keywords.append(KeywordItem(text))
         self.call_after_refresh(self.refresh_preview)
@@ -262,5 +262,5 @@ class ComposerScreen(Screen):
         try:
             return kind(text)
         except ValueError:
-            raise ValueError(f"{field} {text!r} is not {'a whole number' if kind is int else 'a number'}; "
+            raise ValueError(f"{field} {quoted(text)} is not {'a whole number' if kind is int else 'a number'}; "
                              "leave it blank for the model's default") from None
