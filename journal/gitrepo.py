@@ -47,6 +47,9 @@ class GitRepo:
         if "dubious ownership" in text:
             return JournalError(f"git refuses to work in {where}: it belongs to another user; use a journal of your own "
                                 f"(--journal DIR), or if you trust it: git config --global --add safe.directory {where}")
+        if any(full in text for full in ("No space left on device", "Out of diskspace", "Disk quota exceeded", "File too large")):
+            return JournalError(f"git could not write in {where}: the disk is full; free some space and try again (nothing "
+                                "is lost: the next command finishes or rolls back the interrupted write)")
         detail = [line.strip(" '") for line in text.strip().splitlines() if line.strip(" '")]
         return JournalError(f"git {command} failed in {where}: {visible(detail[-1]) if detail else exc.status}")
 
@@ -127,8 +130,11 @@ class GitRepo:
 
     def changes(self, *paths: str) -> list[tuple[str, str]]:
         """(status, path) for every file under ``paths`` that differs from HEAD; ``??`` marks untracked files."""
-        out = self._git.execute(["git", "status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *paths],
-                                env=_GIT_ENV, strip_newline_in_stdout=False)
+        try:
+            out = self._git.execute(["git", "status", "--porcelain=v1", "-z", "--no-renames", "--untracked-files=all", "--", *paths],
+                                    env=_GIT_ENV, strip_newline_in_stdout=False)
+        except git.GitCommandError as exc:
+            raise self._error("status", exc) from None
         return [(entry[:2], entry[3:]) for entry in out.split("\0") if entry]
 
     def remove_stale_locks(self) -> list[str]:

@@ -17,6 +17,7 @@ from .storage import AtomicJSONStorage, CorruptIndex
 from .text import quoted
 
 TABLE = "experiments"
+REQUIRED = frozenset({"number", "title", "slug", "dir", "model", "images", "created", "updated"})  # see model.Experiment
 
 
 class Index:
@@ -26,10 +27,18 @@ class Index:
         self._table = self._db.table(TABLE, cache_size=0)  # no query cache: another process may have written
 
     def check(self) -> None:
-        """Raise CorruptIndex unless every document is filed under its own number (a missing file is fine)."""
-        for key, doc in self._raw().items():
+        """Raise CorruptIndex unless the file holds exactly the experiments table and every document in it is filed
+        under its own number with an experiment's fields (a missing file is fine)."""
+        data = self._db.storage.read()
+        if data is None:
+            return
+        if set(data) != {TABLE}:
+            raise CorruptIndex(self.path, f"it should hold the table {quoted(TABLE)} and nothing else")
+        for key, doc in data[TABLE].items():
             if not (key.isdigit() and doc.get("number") == int(key)):
                 raise CorruptIndex(self.path, f"document {quoted(key[:20])} is not filed under its number")
+            if missing := REQUIRED - doc.keys():
+                raise CorruptIndex(self.path, f"document {key} lacks {', '.join(sorted(missing))}")
 
     def __len__(self) -> int:
         return len(self._raw())

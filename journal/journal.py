@@ -293,6 +293,8 @@ class Journal:
             return self._publish(targets, Path(out).absolute(), allow_title_overlap)
 
     def _publish(self, targets: list[Experiment], out: Path, allow_title_overlap: bool) -> list[Experiment]:
+        if out.resolve() == self.path.resolve() or self.path.resolve() in out.resolve().parents:
+            raise InvalidInput(f"--out {visible(str(out))} is inside the journal; publish to a folder outside it")
         now = _now()
         changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
         shown = {e.number: e for e in self.search(status="published", limit=None)}
@@ -301,6 +303,9 @@ class Journal:
         if not allow_title_overlap:  # every title the gallery will show: an allowed overlap may be older than this
             for e in shown.values():
                 check_title_keeps_secrets(e.title, e.secrets, e.number)
+        for e in shown.values():
+            if missing := [i.file for i in e.images if not self.image_path(e, i).is_file()]:
+                raise JournalError(f"#{e.number}: {missing[0]} is missing from {e.dir}; run `promptism doctor` (it restores it from git)")
         staged = stage_gallery(out, [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
         try:
             write_atomic(self._gallery_record, json.dumps({"out": str(out)}).encode())  # so doctor can check it
@@ -395,6 +400,9 @@ class Journal:
         ``moved_from`` maps a number to the folder it leaves: the folder is renamed in the same commit (a retitle)."""
         moved_from = moved_from or {}
         paths = [e.dir for e in experiments] + [moved_from[e.number] for e in experiments if e.number in moved_from]
+        if changed := self._git.changes(*paths):  # someone's edit there would be overwritten: doctor keeps it first
+            raise JournalError(f"{visible(changed[0][1])} has changes git does not have; run `promptism doctor` first (it keeps "
+                               "them in .promptism/orphans/ and restores the committed version)")
         documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
         message = visible(message)  # the one escaping path: nothing in a commit message can drive a terminal
         _encodable(message)
@@ -520,7 +528,9 @@ class Journal:
             findings.append(Finding(f"{leftover.relative_to(self.path)} was left by a write that was cut short; it blocks "
                                     "writes (doctor without --check removes it)", False))
         orphans = self._orphans()
+        reported = set()
         for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
+            reported.add(rel)
             shown = visible(rel, keep_newlines=False)
             kept = ""
             if repair and (self.path / rel).is_file():  # nothing is deleted: the file as it was goes to orphans/
@@ -555,9 +565,11 @@ class Journal:
                 continue
             for image in exp.images:
                 for file, sha in ((image.file, image.sha256), (image.animation, image.animation_sha256)):
-                    if file and (folder / file).exists() and sha256_file(folder / file) != sha:
+                    if not file or f"{exp.dir}/{file}" in reported and not repair:  # said above, with what doctor does
+                        continue
+                    if (folder / file).exists() and sha256_file(folder / file) != sha:
                         findings.append(Finding(f"#{number}: {file} does not match its recorded sha256", False))
-                    elif file and not (folder / file).exists():
+                    elif not (folder / file).exists():
                         findings.append(Finding(f"#{number}: {file} is missing and not in git history", False))
         try:
             index = {doc.doc_id: doc for doc in self._index.search()}

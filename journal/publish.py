@@ -19,10 +19,10 @@ from .errors import InvalidInput
 from .images import clean_png, open_image
 from .model import Experiment
 from .slug import slugify
-from .text import visible
+from .text import quoted, visible
 
 GENERATOR = '<meta name="generator" content="promptism">'
-_IMAGE_NAME = re.compile(r"\d{4}-[a-z0-9-]+-\d+\.png")
+_IMAGE_NAME = re.compile(r"\d{4,}-[a-z0-9-]+-\d+\.png")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
     shown = visible(str(out), keep_newlines=False)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
         raise InvalidInput(f"{shown} exists and is not a promptism gallery; choose a new or empty directory for --out")
+    if out.is_dir() and (foreign := _foreign(out)):  # a gallery is replaced whole: nothing else may be lost with it
+        raise InvalidInput(f"{shown} holds files promptism did not write ({', '.join(quoted(f) for f in foreign[:3])}"
+                           f"{', …' if len(foreign) > 3 else ''}); move them out, or publish to another --out")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
@@ -93,7 +96,12 @@ def remove_leftovers(out: Path) -> int:
 def _only_gallery_files(folder: Path, inner: Path) -> bool:
     if folder != inner and {p.name for p in folder.iterdir()} - {"gallery"}:
         return False
-    return all(p.is_file() and (p.name == "index.html" or _IMAGE_NAME.fullmatch(p.name)) for p in (inner.iterdir() if inner.is_dir() else []))
+    return not inner.is_dir() or not _foreign(inner)
+
+
+def _foreign(folder: Path) -> list[str]:
+    """The names in ``folder`` that a gallery does not hold (a gallery is index.html and NNNN-slug-K.png)."""
+    return sorted(p.name for p in folder.iterdir() if not (p.is_file() and (p.name == "index.html" or _IMAGE_NAME.fullmatch(p.name))))
 
 
 def gallery_numbers(out: Path) -> set[int] | None:
@@ -102,7 +110,8 @@ def gallery_numbers(out: Path) -> set[int] | None:
         return None
     page = (out / "index.html").read_text(encoding="utf-8", errors="replace")
     shown = {int(n) for n in re.findall(r"<b>#(\d+)</b>", page)}
-    broken = {int(name[:4]) for name in re.findall(r'<img src="([^"]+)"', page) if not (out / html.unescape(name)).is_file()}
+    broken = {int(name.split("-")[0]) for name in re.findall(r'<img src="(\d+-[^"]+)"', page)
+              if not (out / html.unescape(name)).is_file()}
     return shown - broken
 
 

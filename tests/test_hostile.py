@@ -4,6 +4,8 @@ Everything is refused in one line or shown through the one escaping path — on 
 from __future__ import annotations
 
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,13 @@ def test_a_killed_writes_private_git_index_lock_does_not_block_later_writes(jour
                              "--journal", str(journal.path))
     assert code == 0 and out.startswith("#1 After"), err
     assert not lock.exists()
+
+
+def test_a_text_chunk_bomb_is_named_as_such(journal, tmp_path, capsys):
+    image = make_png(tmp_path / "z.png")
+    data = image.read_bytes()
+    ztxt = b"Comment\0\0" + zlib.compress(b"\0" * 4_000_000)  # inflates past what Pillow reads
+    chunk = struct.pack(">I", len(ztxt)) + b"zTXt" + ztxt + struct.pack(">I", zlib.crc32(b"zTXt" + ztxt))
+    image.write_bytes(data[:33] + chunk + data[33:])  # after IHDR
+    code, _, err = run_cli(capsys, "import", str(image), "--title", "t", "--model", "m", "--journal", str(journal.path))
+    assert code == 1 and "metadata chunk too large" in err, err

@@ -165,3 +165,56 @@ def test_another_users_journal_reads_and_refuses_writes_in_one_line(three, tmp_p
         assert code == 1 and err.count("\n") == 1 and expected in err, err
     os.chmod(j / ".promptism", 0o755)
     assert sorted((j / "experiments").iterdir()) == [j / e.dir for e in reversed(three.list())]  # nothing written
+
+
+@pytest.mark.parametrize("content", [b"{}", b'{"_default": {}}', b'{"experiments": {"1": {"number": 1}}}'])
+def test_an_index_of_the_wrong_shape_is_rebuilt_not_read_as_empty(three, capsys, content):
+    (three.path / "journal.json").write_bytes(content)
+    code, out, err = run_cli(capsys, "show", "2", "--journal", str(three.path))
+    assert code == 0 and "#2 two" in out, err
+    assert_consistent(three.path)
+
+
+def test_a_write_refuses_to_overwrite_an_uncommitted_edit_of_its_folder(three, tmp_path, capsys):
+    doc = three.path / three.get(1).dir / "experiment.json"
+    edited = doc.read_text().replace('"one"', '"edited by hand"')
+    doc.write_text(edited)
+    for args in (["publish", "1", "--out", str(tmp_path / "site")], ["retitle", "1", "Harbour"]):
+        code, _, err = run_cli(capsys, *args, "--journal", str(three.path))
+        assert code == 1 and "has changes git does not have; run `promptism doctor` first" in err, err
+        assert doc.read_text() == edited  # nothing lost
+    code, out, _ = run_cli(capsys, "doctor", "--journal", str(three.path))
+    kept = list((three.path / ".promptism" / "orphans").rglob("experiment.json"))
+    assert code == 0 and [k.read_text() for k in kept] == [edited]
+    assert run_cli(capsys, "retitle", "1", "Harbour", "--journal", str(three.path))[0] == 0
+
+
+def test_doctor_check_on_another_users_journal_is_one_line(three, capsys):
+    if os.geteuid() != 0:
+        os.chmod(three.path / ".git", 0o000)  # git cannot read it: the same path through a different refusal
+    else:
+        for path in [three.path, *three.path.rglob("*")]:
+            os.chown(path, 65534, 65534, follow_symlinks=False)
+    try:
+        code, _, err = run_cli(capsys, "doctor", "--check", "--journal", str(three.path))
+    finally:
+        os.chmod(three.path / ".git", 0o755)
+    assert code == 1 and err.count("\n") == 1 and "internal error" not in err and "git" in err, err
+
+
+def test_git_running_out_of_disk_says_so_and_what_to_do(three):
+    import git as gitpython
+
+    from journal.gitrepo import GitRepo
+
+    failure = gitpython.GitCommandError(["git", "write-tree"], 128, stderr="fatal: unable to write loose object file: No space left on device")
+    message = str(GitRepo(three.path)._error("write-tree", failure))
+    assert "the disk is full; free some space and try again" in message and "nothing is lost" in message
+
+
+def test_a_missing_image_at_publish_names_the_fix(three, tmp_path, capsys):
+    (three.path / three.get(2).dir / "01-s1.png").unlink()
+    code, _, err = run_cli(capsys, "publish", "2", "--out", str(tmp_path / "site"), "--journal", str(three.path))
+    assert code == 1 and "01-s1.png is missing" in err and "promptism doctor" in err
+    code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(three.path))
+    assert out.count("01-s1.png is missing") == 1  # once, not again as "not in git history"

@@ -193,3 +193,17 @@ def test_publish_cleans_up_after_a_killed_publish_and_uses_the_umask(journal, tm
         os.umask(old)
     assert not leftover.exists() and (foreign / "notes.txt").read_text() == "mine"
     assert stat.S_IMODE(out.stat().st_mode) == 0o755  # readable by a web server running as another user
+
+
+def test_publish_never_replaces_other_files_or_writes_inside_the_journal(journal, tmp_path, capsys):
+    out = tmp_path / "site"
+    journal.publish([1], out)
+    (out / "CNAME").write_text("gallery.example")
+    (out / ".git").mkdir()
+    with pytest.raises(InvalidInput, match="holds files promptism did not write"):
+        journal.publish([2], out)
+    assert (out / "CNAME").read_text() == "gallery.example" and (out / ".git").is_dir()
+    for inside in (journal.path / ".promptism" / "runs", journal.path / "site"):
+        with pytest.raises(InvalidInput, match="inside the journal"):
+            journal.publish([2], inside)
+    assert not (journal.path / "site").exists()

@@ -268,6 +268,8 @@ async def test_discard_asks_before_deleting_a_run(tmp_path):
         await pilot.press("d")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
         assert "none accepted" in str(app.screen.query(Label).first().render())
+        shown = app.export_screenshot().replace("&#160;", " ")
+        assert "accepted)." in shown  # the whole question on screen, wrapped, not cut at the dialog's edge
         await pilot.press("n")
         await wait_for(pilot, lambda: app.screen is grid)
         assert folder.is_dir()
