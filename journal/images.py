@@ -28,6 +28,11 @@ def set_pixel_limit(pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = _limit  # Pillow's own check then agrees with ours
 
 
+def pixel_limit() -> int:
+    """The most pixels (width × height) an image may have: to be opened, or to be made by a run."""
+    return _limit
+
+
 @dataclass(frozen=True)
 class CleanImage:
     """A PNG encoding of an image's pixels alone, and facts about it."""

@@ -117,6 +117,7 @@ def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
     ("wildcards = 7", "wildcards must be text, not 7"),
     ("model = 5", "model must be text, not 5"),
     ('model = ""', "model is empty"),
+    ("[params]\nstrength = 0.5", "--strength goes with --init-image (or strength with init_image in the spec file)"),
 ])
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_bad_spec_params_are_refused_in_one_line_and_write_nothing(spec_text, fragment, dry_run, tmp_path, capsys):
@@ -124,6 +125,21 @@ def test_bad_spec_params_are_refused_in_one_line_and_write_nothing(spec_text, fr
     path.write_text(f'prompt = "a red circle"\n{spec_text}\n', encoding="utf-8")
     j = tmp_path / "j"
     code, out, err = run_cli(capsys, "grid", str(path), *(["--dry-run"] if dry_run else []), "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and fragment in err and "internal error" not in err, err
+    assert not j.exists()  # nothing written
+
+
+@pytest.mark.parametrize("spec_text, fragment", [
+    ("[params]\nsteps = 100000000", "steps must be at most 1000 for tiny"),
+    ('[params]\ninit_image = "#2"', "no experiment #2; the journal does not exist yet"),
+    ('[params]\ninit_image = "missing.png"', "missing.png: no such file"),
+    ('[params]\nclip = "bogus"', "CLIP scorer 'bogus'"),
+])
+def test_spec_params_only_a_loaded_model_can_refuse_write_nothing_either(spec_text, fragment, tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(f'prompt = "a red circle"\nmodel = "tiny"\n{spec_text}\n', encoding="utf-8")
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "grid", str(path), "--journal", str(j))
     assert code == 1 and err.count("\n") == 1 and fragment in err and "internal error" not in err, err
     assert not j.exists()  # nothing written
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import on_pty, run_cli
 from workshop.runner.models import BUILTINS
 from workshop.runner.runs import list_runs
 
@@ -154,3 +154,63 @@ def test_guidance_and_steps_help_match_what_runs_record(tmp_path, capsys):
 def test_an_empty_generate_prompt_names_no_flag_that_does_not_exist(prompt, capsys):
     code, out, err = run_cli(capsys, "generate", prompt)
     assert code == 2 and err.count("\n") == 1 and "prompt is empty" in err and "--prompt" not in err, err
+
+
+def test_a_missing_wildcard_is_one_line_that_names_the_file_to_add(tmp_path, capsys):
+    """In a process of its own: pytest's log capture would hide dynamicprompts' own log lines."""
+    result = subprocess.run([EXE, "grid", "-p", "x, __colors__", "--mode", "dynamic", "--dry-run"], capture_output=True,
+                            text=True)
+    err = result.stderr
+    assert result.returncode == 1 and err.count("\n") == 1, err
+    assert "no wildcard file for __colors__; pass --wildcards DIR" in err, err
+    (tmp_path / "wc").mkdir()
+    code, out, err = run_cli(capsys, "grid", "-p", "x, __nope__", "--mode", "dynamic", "--dry-run", "--wildcards",
+                             str(tmp_path / "wc"))
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"no wildcard file for __nope__ in {tmp_path / 'wc'}: add {tmp_path / 'wc' / 'nope.txt'}" in err, err
+
+
+def test_generate_has_the_max_cells_its_hint_names(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-65", "--journal", str(tmp_path / "j"))
+    assert code == 1 and "over the cap of 64" in err and "--max-cells" in err, err
+    code, out, _ = run_cli(capsys, "generate", "--help")
+    assert "--max-cells" in out
+    code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-3", "--max-cells", "2", "--journal",
+                             str(tmp_path / "j"))
+    assert code == 1 and "3 cells, over the cap of 2" in err, err
+    code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-65", "--max-cells", "65", "--steps", "1",
+                             "--size", "8x8", "--max-batch", "65", "--clip", "none", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "65/65 images" in out, err
+
+
+def test_the_progress_line_shows_no_step_count_before_the_first_step(tmp_path):
+    """On a terminal: 'loading tiny…' with no '0/None steps' (nor a '-:--:--' time) before there are steps."""
+    screen = on_pty(["generate", PROMPT, "--steps", "2", "--journal", str(tmp_path / "j")])
+    assert "loading tiny…".encode() in screen, screen[-500:]
+    assert b"None" not in screen and b"-:--:--" not in screen, screen[-1500:]
+
+
+def test_generate_accept_says_what_accept_says_and_no_keep_it_hint(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--accept", "--title", "[b]Noise[/b] one",
+                             "--journal", j)
+    assert code == 0, err
+    assert "keep it" not in out and "accepted as" not in out + err
+    assert out.splitlines()[-1] == "#1 [b]Noise[/b] one — 1 image(s) by tiny", out
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--journal", j)
+    run_id = list_runs(Journal.open(j))[0].id
+    assert code == 0 and f"keep it: promptism accept {run_id}" in out, out
+    code, out, err = run_cli(capsys, "accept", run_id, "--title", "[b]Noise[/b] two", "--journal", j)
+    assert code == 0 and out == "#2 [b]Noise[/b] two — 1 image(s) by tiny\n", out + err
+
+
+def test_models_names_each_configured_folder_it_leaves_out(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    config = Path(os.environ["PROMPTISM_CONFIG"])
+    config.write_text(f'model_paths = ["/nonexistent/model", "{tmp_path / "empty"}"]\n', encoding="utf-8")
+    code, out, err = run_cli(capsys, "models")
+    assert code == 0 and "tiny" in out, err
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert "/nonexistent/model does not exist" in lines[0] and str(config) in lines[0]
+    assert f"{tmp_path / 'empty'} is not a diffusers pipeline (it has no model_index.json)" in lines[1]

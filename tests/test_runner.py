@@ -474,3 +474,95 @@ def test_cancel_on_the_last_step_keeps_the_batch(pipe):
     jobs = jobs_for([(PROMPT, 1), (PROMPT, 2)], steps=3)
     images, engine = run_engine(pipe, jobs, [[0, 1]], on_event=on_event, cancel=lambda: state["steps"] >= 3)
     assert sorted(images) == [0, 1] and engine.layout == [[0, 1]]
+
+
+class OutOfCpuMemory:
+    """The real pipeline, except that every call fails as torch's CPU allocator does when the machine refuses."""
+
+    def __init__(self, pipe):
+        self._pipe = pipe
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def __call__(self, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 39993600256 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def test_a_cpu_allocation_failure_is_one_run_error_naming_the_fix(pipe):
+    with pytest.raises(RunError) as caught:
+        run_engine(OutOfCpuMemory(pipe), jobs_for([(PROMPT, 1), (PROMPT, 2)]), [[0, 1]])
+    message = str(caught.value)
+    assert "out of memory making 2 image(s) of 64x64" in message and "--size or --max-batch" in message
+    assert "\n" not in message and "DefaultCPUAllocator" not in message
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--steps", "1001"], "steps must be at most 1000 for tiny (its scheduler has 1000 timesteps), not 1001"),
+    (["--steps", "2", "--size", "99992x99992"], "over the limit of 64 (max_image_pixels in config.toml): use e.g. 8192x8192"),
+    (["--size", "99999x99999"], "not a multiple of 8: use e.g. 8192x8192"),
+    (["--strength", "0.5"], "--strength goes with --init-image"),
+    (["--clip", "bogus"], "CLIP scorer 'bogus'"),
+    (["--clip", "ViT-B-32:/nonexistent"], "does not exist"),
+    (["--init-image", "#2"], "no experiment #2; the journal does not exist yet"),
+    (["--init-image", "#abc"], "write #N"),
+    (["--init-image", "{folder}"], "is a directory"),
+    (["--init-image", "{notimage}"], "not an image"),
+    (["--model", "{decoy}"], "only pickle weights"),
+    (["--model", "{unknown_class}"], "cannot load model"),
+])
+@pytest.mark.parametrize("journal_there", ["absent", "empty"])
+def test_bad_run_input_creates_no_journal_and_no_out_folder(args, fragment, journal_there, tmp_path, capsys):
+    """Everything is checked (and the model loaded) before the journal, the run or the --out folder is created."""
+    j = tmp_path / "new" / "j"
+    if journal_there == "empty":
+        j.mkdir(parents=True)
+    decoy = tmp_path / "decoy"
+    shutil.copytree(resolve("tiny").path, decoy)
+    unet = decoy / "unet" / "diffusion_pytorch_model.safetensors"
+    unet.rename(unet.with_suffix(".bin"))
+    (decoy / "unet" / "decoy.safetensors").write_bytes(b"not weights")
+    unknown_class = tmp_path / "unknown-class"
+    shutil.copytree(resolve("tiny").path, unknown_class)
+    index = unknown_class / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), "_class_name": "NoSuchPipeline"}))
+    (tmp_path / "notimage.png").write_text("no")
+    subs = {"{folder}": str(tmp_path), "{notimage}": str(tmp_path / "notimage.png"), "{decoy}": str(decoy),
+            "{unknown_class}": str(unknown_class)}
+    out_dir = tmp_path / "out"
+    code, out, err = run_cli(capsys, "generate", PROMPT, *[subs.get(a, a) for a in args], "--out", str(out_dir),
+                             "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and fragment in err and "internal error" not in err, err
+    assert (list(j.iterdir()) == [] if journal_there == "empty" else not (tmp_path / "new").exists())
+    assert not out_dir.exists()
+
+
+def test_the_size_suggestions_are_valid_sizes():
+    from journal.images import pixel_limit
+    from workshop.runner.options import check_options, parse_size, suggest_size
+
+    for w, h in [(99999, 99999), (99992, 99992), (60, 64), (0, 64), (10**7, 8), (8, 10**7), (8193, 8192), (3, 5)]:
+        suggested = parse_size(suggest_size(w, h))
+        check_options(RunOptions(size=suggested))  # refused sizes suggest only sizes that are accepted
+        assert suggested[0] * suggested[1] <= pixel_limit()
+
+
+def test_a_rerun_keeps_the_grid_layout_of_its_cells(tmp_path, capsys):
+    """A 3×3 leave-one-out grid run in batches of one row; cells 0 and 7 picked: the rerun runs their batches (rows 0
+    and 2) and shows them as a 2×3 grid, each cell in its column, its row closed up — not as 1×6 tiles."""
+    j = str(tmp_path / "j")
+    code, _, err = run_cli(capsys, "grid", "-p", "a red circle", "-k", "glowing", "-k", "pixel art", "--mode",
+                           "leave-one-out", "--seeds", "1-3", "--max-batch", "3", "--steps", "1", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert run.manifest["grid"] == {"rows": 3, "cols": 3, "subgrids": 1} and run.manifest["layout"] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    code, out, err = run_cli(capsys, "accept", run.id, "--title", "Corners", "--pick", "0,7", "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
+    assert code == 0 and "byte-identical" in out, out + err
+    rerun = list_runs(Journal.open(j))[0].manifest
+    assert rerun["grid"] == {"rows": 2, "cols": 3, "subgrids": 1}
+    assert [(c["row"], c["col"], c["seed"]) for c in rerun["cells"]] == [(0, 0, 1), (0, 1, 1), (0, 2, 1), (1, 0, 3), (1, 1, 3), (1, 2, 3)]
+    original = {c["index"]: c for c in run.manifest["cells"]}
+    assert [c["prompt"] for c in rerun["cells"]] == [original[i]["prompt"] for i in (0, 1, 2, 6, 7, 8)]

@@ -620,3 +620,29 @@ async def test_a_number_field_that_is_not_a_number_is_named(tmp_path):
         await pilot.press("ctrl+r")
         assert errors_shown(app) == ["steps 'many' is not a whole number; leave it blank for the model's default"]
         assert isinstance(app.screen, ComposerScreen)
+
+
+async def test_strength_without_an_init_image_and_too_many_steps_are_refused_in_our_words(tmp_path):
+    """The composer refuses a strength with no init image at once; steps over the scheduler's limit fail the run
+    before its folder exists, with promptism's line (not diffusers' message)."""
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "ready" in app.model_status)
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a red circle"
+        composer.query_one("#mode").value = "plain"
+        composer.query_one("#strength", Input).value = "0.5"
+        await pilot.press("ctrl+r")
+        assert errors_shown(app) == ["strength goes with init image: give an init image, or leave out the strength"]
+        assert isinstance(app.screen, ComposerScreen)
+        app.clear_notifications()
+        composer.query_one("#strength", Input).value = ""
+        composer.query_one("#steps", Input).value = "1001"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: not grid.running)
+        await pilot.pause(0.2)
+        assert errors_shown(app) == ["steps must be at most 1000 for tiny (its scheduler has 1000 timesteps), not 1001"]
+        runs = tmp_path / "journal" / ".promptism" / "runs"
+        assert not runs.exists() or not any(runs.iterdir())  # refused before the run's folder was made

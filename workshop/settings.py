@@ -5,8 +5,9 @@
                                                  # unset: the model's own (shapes-clip for shapes), else no scoring
     max_batch = 8               # images per pipeline call
     co2_g_per_kwh = 400         # grid carbon intensity for the CO2 estimate
-    model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models`
-    max_image_pixels = 67108864  # the largest image (width × height) promptism opens: 64 MP; larger ones are refused
+    model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models` (which
+                                                 # names, on stderr, each one it leaves out, and why)
+    max_image_pixels = 67108864  # the largest image (width × height) promptism opens or makes: 64 MP
 
 Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
 file, the setting and what it takes.

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..compose.grid import MODES, Grid, build_grid
+from ..compose.grid import DEFAULT_MAX_CELLS, MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from
 from ..compose.tokens import CONTEXT
 from .output import console, dump_json, literal, print_table
@@ -27,7 +27,7 @@ from .run_commands import execute_grid, options_for, run_options
 @click.option("--y", "y", help="Row axis, as --x.")
 @click.option("--z", "z", help="Sub-grid axis, as --x.")
 @click.option("--wildcards", type=click.Path(file_okay=False, path_type=Path), help="Folder of NAME.txt wildcard files.")
-@click.option("--max-cells", type=int, help="Refuse grids with more cells than this (default 64).")
+@click.option("--max-cells", type=int, help=f"Refuse grids with more cells than this (default {DEFAULT_MAX_CELLS}).")
 @click.option("--dry-run", is_flag=True, help="Show the cells without loading a model.")
 @run_options
 def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, seeds, per_cell_seeds, x, y, z, wildcards,

@@ -18,12 +18,12 @@ from journal.privacy import check_title_keeps_secrets
 from journal.slug import check_new_title
 from journal.text import one_line, quoted
 
-from ..compose.grid import build_grid
+from ..compose.grid import DEFAULT_MAX_CELLS, build_grid
 from ..compose.prompt import clean
 from ..compose.spec import spec_from
 from ..settings import load_settings
 from .journal_commands import journal_option
-from .output import console, dump_json, literal, print_table
+from .output import console, dump_json, literal, print_table, say
 
 
 def _model_defaults(setting: str, otherwise) -> str:
@@ -96,9 +96,9 @@ def _first(*values):
 
 
 def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
-    """Run ``grid`` with the command's options, show progress, and report (or accept) the result."""
-    from ..runner.models import resolve
-    from ..runner.session import execute
+    """Run ``grid`` with the command's options, show progress, and report (or accept) the result. Everything is
+    checked, and the model loaded, before anything is written: bad input leaves no journal, run or --out folder."""
+    from ..runner.session import prepare, start
 
     if opts["accept"] and not opts["title"]:
         raise click.UsageError("--accept needs --title TITLE")
@@ -109,22 +109,23 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         check_new_title(opts["title"])
         if not opts["allow_title_overlap"]:
             check_title_keeps_secrets(opts["title"], grid.secrets)
-    resolve(options.model, allow_download=options.allow_download)  # an unknown model creates no journal or --out folder
-    if opts["out"]:
-        try:  # before the run, not after it
-            opts["out"].mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise click.BadParameter(f"cannot create {opts['out']} ({exc.strerror or exc})", param_hint="--out") from None
-    journal = Journal.open(journal_dir, create=True)
+    journal = _journal_if_there(journal_dir)
     with _Progress(opts["as_json"]) as progress, _graceful_interrupt() as cancelled:
-        run = execute(grid, options, journal, on_event=progress.on_event, cancel=cancelled)
+        prepared = prepare(grid, options, journal, on_event=progress.on_event)
+        if opts["out"]:
+            try:
+                opts["out"].mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise click.BadParameter(f"cannot create {opts['out']} ({exc.strerror or exc})", param_hint="--out") from None
+        journal = journal or Journal.open(journal_dir, create=True)
+        run = start(prepared, journal, on_event=progress.on_event, cancel=cancelled)
     if opts["out"]:
         _copy_out(run, opts["out"])
     if opts["as_json"]:
         click.echo(json.dumps({"event": "Result", "run": run.id, "state": run.state, "folder": str(run.folder),
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
-        _report(run)
+        _report(run, keep_hint=not opts["accept"])
     if cancelled():  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
         kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
         click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
@@ -133,7 +134,20 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         from ..runner.runs import accept_run
 
         exp = accept_run(journal, run, opts["title"], allow_title_overlap=opts["allow_title_overlap"])
-        click.echo(f"accepted as #{exp.number}", err=opts["as_json"])
+        _say_accepted(exp, err=opts["as_json"])
+
+
+def _journal_if_there(path: Path) -> Journal | None:
+    """The journal at ``path``; None where the command is to create one (no folder there, or an empty one), which
+    it does only once the run's checks have passed. A folder that is neither is refused now."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    return Journal.open(path)
+
+
+def _say_accepted(exp, *, err: bool = False) -> None:
+    """The one line that says a run became an experiment (``accept``, ``generate --accept``)."""
+    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}", err=err)
 
 
 @click.command("generate")
@@ -141,8 +155,9 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
 @click.option("--negative", "-n", default="", help="Negative prompt.")
 @click.option("--seed", "-s", type=int, help="One seed (default 0).")
 @click.option("--seeds", help="Several seeds: 1,2,3 or 1-9.")
+@click.option("--max-cells", type=int, help=f"Refuse more images than this (default {DEFAULT_MAX_CELLS}).")
 @run_options
-def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **opts) -> None:
+def generate_cmd(prompt: str, negative: str, seed, seeds, max_cells, journal_dir: Path, **opts) -> None:
     """Make images of PROMPT (one per seed) as a new run in the journal's scratch area.
 
     \b
@@ -154,7 +169,8 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, journal_dir: Path, **o
         raise click.UsageError("give --seed or --seeds, not both")
     if not clean(prompt):
         raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
-    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed]}
+    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed],
+              "max_cells": max_cells}
     execute_grid(build_grid(spec_from(values)), opts, journal_dir)
 
 
@@ -226,7 +242,7 @@ def accept_cmd(run_id: str, title: str, pick: str | None, again: bool, allow_tit
         raise click.BadParameter(f"{quoted(pick)}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
     journal = Journal.open(journal_dir)
     exp = accept_run(journal, load_run(journal, run_id), title, picked, again=again, allow_title_overlap=allow_title_overlap)
-    console().print(literal(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}"))
+    _say_accepted(exp)
 
 
 @click.command("discard")
@@ -268,10 +284,13 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, journal_dir: Path) -> No
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_cmd(as_json: bool) -> None:
     """List the models that can load here: built-ins, configured folders, diffusers repos in the Hugging Face cache."""
-    from ..runner.models import available
+    from ..runner.models import available, configured_folders
     from ..runner.scoring import BUILTIN_CLIPS
 
-    found = available(load_settings())
+    settings = load_settings()
+    for line in configured_folders(settings)[1]:
+        say(f"promptism: {line}", err=True)
+    found = available(settings)
     if as_json:
         click.echo(dump_json([{"id": m.id, "kind": m.kind, "path": str(m.path), "revision": m.revision,
                                 "description": m.description} for m in found]))
@@ -292,8 +311,9 @@ def _guided_settings(opts: dict):
     return GuidedSettings(**given)
 
 
-def _report(run, cells: bool = False, reveal: bool = True) -> None:
-    """What a run made. Keyword effects are named only when ``reveal`` (the run's own command line gave them)."""
+def _report(run, cells: bool = False, reveal: bool = True, keep_hint: bool = True) -> None:
+    """What a run made. Keyword effects are named only when ``reveal`` (the run's own command line gave them); how
+    to keep it, unless ``keep_hint`` is False (the command accepts it itself)."""
     m = run.manifest
     out = console()
     comp = m.get("compute") or {}
@@ -314,7 +334,7 @@ def _report(run, cells: bool = False, reveal: bool = True) -> None:
         named = [(e["keyword"] if reveal else f"keyword {e['keyword_index']}", e["effect"]) for e in effects]
         out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(f"{k} {v:+.3f}" for k, v in named)
                           + ("" if reveal else "  (--reveal-prompt names them)")))
-    if run.done and not run.accepted:
+    if keep_hint and run.done and not run.accepted:
         out.print(literal(f"  keep it: promptism accept {run.id} --title \"…\" [--pick 0,2]"))
 
 
@@ -335,11 +355,11 @@ class _Progress:
     def __enter__(self):
         if not self.as_json and sys.stderr.isatty():
             from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import BarColumn, Progress, TextColumn
 
             self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total} steps"), TextColumn("{task.fields[rate]}"),
-                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+                                 TextColumn("{task.fields[steps]}", markup=False), console=Console(stderr=True),
+                                 transient=True)
             self._bar.__enter__()
         return self
 
@@ -362,11 +382,13 @@ class _Progress:
             what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
             description = one_line(f"{what} on {event.device}")
             if self._task is None:
-                self._task = self._bar.add_task(description, total=None, rate="")
+                self._task = self._bar.add_task(description, total=None, steps="")  # no count until a step is done
             else:
                 self._bar.update(self._task, description=description)
         elif isinstance(event, ev.Step) and self._task is not None:
-            self._bar.update(self._task, completed=event.done, total=event.total, rate=f"{event.it_per_s:.1f} it/s")
+            left = f" · {int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d} left" if event.eta_s is not None else ""
+            self._bar.update(self._task, completed=event.done, total=event.total,
+                             steps=f"{event.done}/{event.total} steps · {event.it_per_s:.1f} it/s{left}")
 
 
 class _graceful_interrupt:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from journal.text import quoted
@@ -34,15 +37,31 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
         raise SpecError(f"the wildcards directory {wildcards} does not exist: pass --wildcards DIR")
     generator = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(Path(wildcards) if wildcards else None))
     try:
-        out = list(generator.generate(text, max_prompts=limit + 1))
+        with _quiet_dynamicprompts():
+            out = list(generator.generate(text, max_prompts=limit + 1))
     except Exception as exc:  # noqa: BLE001 - pyparsing and dynamicprompts raise several kinds for bad syntax
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise SpecError(f"cannot read the dynamic prompt {quoted(text)}: {detail}") from None
     for variant in out:
         if m := _WILDCARD_LEFT.search(variant):
-            where = f" in {wildcards}" if wildcards else "; pass --wildcards DIR (a folder of NAME.txt files)"
-            raise SpecError(f"no wildcard file for __{m.group(1)}__{where}")
+            name = m.group(1)
+            if wildcards is None:
+                raise SpecError(f"no wildcard file for __{name}__; pass --wildcards DIR (a folder of NAME.txt files)")
+            raise SpecError(f"no wildcard file for __{name}__ in {wildcards}: add {Path(wildcards) / name}.txt (one "
+                            "value a line), or fix the name")
     return out
+
+
+@contextmanager
+def _quiet_dynamicprompts() -> Iterator[None]:
+    """dynamicprompts logs a warning for a wildcard it cannot find; the SpecError that follows says it once."""
+    logger = logging.getLogger("dynamicprompts")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def varying_part(variant: str, siblings: list[str]) -> str:

@@ -104,6 +104,12 @@ class Engine:
                 self.on_event(ev.BatchSplit(cells=batch, size=len(batch), new_size=max_batch))
                 queue[:0] = [batch[:max_batch], batch[max_batch:]]
                 continue
+            except (RuntimeError, MemoryError) as exc:
+                if not out_of_cpu_memory(exc):
+                    raise
+                job = by_index[batch[0]]
+                raise RunError(f"out of memory making {len(batch)} image(s) of {job.width}x{job.height}: use a smaller "
+                               "--size or --max-batch") from None
             self.layout.append(batch)
             yield batch, images
 
@@ -194,6 +200,11 @@ class Engine:
         eta = (self._steps_total - self._steps_done) / rate if rate else None
         self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=steps, done=self._steps_done,
                               total=self._steps_total, it_per_s=rate, eta_s=eta))
+
+
+def out_of_cpu_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation the machine refused: torch's CPU allocator (a RuntimeError) or Python's own."""
+    return isinstance(exc, MemoryError) or "DefaultCPUAllocator" in str(exc) or "can't allocate memory" in str(exc)
 
 
 def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from journal.text import quoted
 
 from ..paths import cache_dir
-from ..settings import Settings
+from ..settings import Settings, config_file
 from . import tiny
 from .errors import RunError
 
@@ -45,6 +45,7 @@ BUILTINS = {
 DEFAULT_STEPS = 25
 GUIDED = "vqgan-clip"  # names of the CLIP-guided backend start with this (see guided.py)
 GUIDED_STEPS = 100
+GUIDED_MAX_STEPS = 10_000  # 100× the default: beyond it a run would take hours and fill the memory with frames
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
 # the safetensors files diffusers and transformers load for a component (a variant, shards): another name is not used
@@ -68,7 +69,7 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     if not name.strip():
         raise RunError(f"the model name is empty: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face "
                        "repo id (see `promptism models`)")
-    if name == GUIDED or name.startswith(GUIDED + ":"):  # the CLIP-guided backend (imports torch: only when asked for)
+    if is_guided(name):  # the CLIP-guided backend (imports torch: only when asked for)
         from .guided import resolve_guided
 
         return resolve_guided(name, allow_download=allow_download)
@@ -89,6 +90,11 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         return _from_hf_cache(name, allow_download)
     raise RunError(f"unknown model {quoted(name)}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
                    "cached Hugging Face repo id (see `promptism models`)")
+
+
+def is_guided(name: str) -> bool:
+    """Whether a model name means the CLIP-guided backend."""
+    return name == GUIDED or name.startswith(GUIDED + ":")
 
 
 def is_repo_id(name: str) -> bool:
@@ -129,10 +135,7 @@ def available(settings: Settings) -> list[ModelSource]:
     found.append(ModelSource(f"{GUIDED}:shapes+shapes-clip", "guided", WEIGHTS / "shapes" / "vae", "CLIP-guided "
                              f"(VQGAN+CLIP): the shapes VAE steered by shapes-clip; or {GUIDED}:<decoder>+<clip>[+<clip>…]",
                              steps=GUIDED_STEPS))
-    for entry in settings.model_paths:
-        folder = Path(entry).expanduser()
-        if (folder / "model_index.json").exists():
-            found.append(ModelSource(str(folder), "local", folder, "configured folder"))
+    found += configured_folders(settings)[0]
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -145,6 +148,21 @@ def available(settings: Settings) -> list[ModelSource]:
                 found.append(ModelSource(repo.repo_id, "hf-cache", rev.snapshot_path, "Hugging Face cache", rev.commit_hash))
                 break
     return found
+
+
+def configured_folders(settings: Settings) -> tuple[list[ModelSource], list[str]]:
+    """The ``model_paths`` folders that hold a diffusers pipeline, and a line for each that does not (a folder on a
+    disk that is not mounted just now is left out, not an error for every command)."""
+    found, unusable = [], []
+    for entry in settings.model_paths:
+        folder = Path(entry).expanduser()
+        if (folder / "model_index.json").is_file():
+            found.append(ModelSource(str(folder), "local", folder, "configured folder"))
+            continue
+        why = ("is not a diffusers pipeline (it has no model_index.json)" if folder.is_dir()
+               else "is not a folder" if folder.exists() else "does not exist (a disk not mounted?)")
+        unusable.append(f"model_paths: {folder} {why}; it is left out (fix or remove it in {config_file()})")
+    return found, unusable
 
 
 def check_model_index(folder: Path) -> None:

@@ -7,9 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from journal.images import pixel_limit
 from journal.text import quoted
 
 from .errors import RunError
+from .models import is_guided
 
 if TYPE_CHECKING:
     from .guided import GuidedSettings
@@ -36,6 +38,16 @@ class RunOptions:
     animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
 
 
+def suggest_size(width: int, height: int) -> str:
+    """A valid size near ``width``×``height``: multiples of 8, at least 8, within the pixel limit, the aspect kept."""
+    width, height = max(8, width), max(8, height)
+    scale = min(1.0, math.sqrt(pixel_limit() / (width * height)))
+    w, h = (max(8, int(side * scale) // 8 * 8) for side in (width, height))
+    if w * h > pixel_limit():  # a side raised to 8 pushed it over: the other side gives way
+        w, h = (max(8, pixel_limit() // h // 8 * 8), h) if w >= h else (w, max(8, pixel_limit() // w // 8 * 8))
+    return f"{w}x{h}"
+
+
 def parse_size(text: str) -> tuple[int, int]:
     width, sep, height = text.lower().partition("x")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
@@ -49,11 +61,17 @@ def check_options(options: RunOptions) -> None:
     if options.size is not None:
         w, h = options.size
         if w <= 0 or h <= 0 or w % 8 or h % 8:
-            raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
+            raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {suggest_size(w, h)}")
+        if w * h > pixel_limit():
+            raise RunError(f"size {w}x{h} is {w * h / 2**20:.0f} megapixels, over the limit of {pixel_limit() / 2**20:g} "
+                           f"(max_image_pixels in config.toml): use e.g. {suggest_size(w, h)}")
     if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
         raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
     if options.strength is not None and not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
+    if options.strength is not None and options.init_image is None and not is_guided(options.model):  # (it has none)
+        raise RunError("--strength goes with --init-image (or strength with init_image in the spec file): give an init "
+                       "image, or leave out the strength")
     if options.max_batch < 1:
         raise RunError(f"the batch size (--max-batch, max_batch) must be 1 or more, not {options.max_batch}")
     if options.animate_every < 0:

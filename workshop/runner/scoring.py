@@ -64,7 +64,7 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
         if arch not in open_clip.list_models():
             raise RunError(f"unknown CLIP architecture {quoted(arch)}: open_clip knows {', '.join(open_clip.list_models()[:8])}, …")
         path = Path(pretrained).expanduser()
-        if path.suffix or path.exists():
+        if path.suffix or path.exists() or "/" in pretrained or pretrained.startswith("~"):  # a file, not a tag
             if not path.is_file():
                 raise RunError(f"CLIP checkpoint {path} does not exist")
             if path.suffix != ".safetensors" and not allow_pickle:

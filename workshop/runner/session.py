@@ -25,7 +25,7 @@ from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunCancelled, RunError
 from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
 from .guided_engine import GuidedEngine
-from .models import GUIDED, ModelSource, load_pipeline, resolve
+from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, load_pipeline, resolve
 from .options import DEFAULT_STRENGTH, RunOptions, check_options
 from .runs import Run, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
@@ -51,14 +51,18 @@ def check_backend(source: ModelSource, options: RunOptions) -> None:
                        f"model (use --model {GUIDED}:<decoder>+<clip>)")
 
 
-def _resolve_init(journal: Journal, given: str | None) -> _Init | None:
+def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
     if given is None:
         return None
     if given.startswith("#"):
         try:
-            exp = journal.get(int(given[1:]))
+            number = int(given[1:])
         except ValueError:
             raise RunError(f"--init-image {quoted(given)}: write #N for experiment N, or a file path") from None
+        if journal is None:
+            raise RunError(f"--init-image {given}: no experiment #{number}; the journal does not exist yet, so pass an "
+                           "image file")
+        exp = journal.get(number)
         path = journal.image_path(exp, exp.images[0])
         if not path.is_file():
             raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
@@ -83,9 +87,29 @@ def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, streng
                 height, strength if init else None, init.path if init else None) for c in cells]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A run checked, its model (and scorer) loaded, its cells and batches planned — and nothing written yet."""
+
+    manifest: dict  # the run's manifest, less its id
+    pipe: object
+    jobs: list[Job]
+    layout: list[list[int]]
+    scorer: object | None
+    device: object  # torch.device
+    options: RunOptions
+
+
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
             cancel: Callable[[], bool] = lambda: False) -> Run:
     """Run every cell of ``grid``; the returned run is finished or cancelled, its images already on disk."""
+    return start(prepare(grid, options, journal, on_event=on_event), journal, on_event=on_event, cancel=cancel)
+
+
+def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
+            on_event: Callable[[ev.Event], None] = lambda e: None) -> Prepared:
+    """Check everything the run needs and load its model: RunError for bad input, before anything is written.
+    ``journal`` is None where the command will create it (then ``#N`` init images name nothing)."""
     check_options(options)
     init = _resolve_init(journal, options.init_image)
     source = resolve(options.model, allow_download=options.allow_download)
@@ -108,13 +132,13 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
              for c in grid.cells]
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     jobs = _jobs(cells, width, height, init, strength)
+    check_steps(source, pipe, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * strength < 1:
         raise RunError(f"{short.steps} steps at strength {strength} leave no step to run from the init image: "
                        f"use at least {math.ceil(1 / strength)} steps or a higher --strength")
     layout = plan_batches(jobs, options.max_batch)
     spec = grid.spec
-    run = Run.create(journal, {
-        "id": new_run_id(),
+    manifest = {
         "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
                   "info": asdict(model_info(source, pipe))},
         "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
@@ -131,8 +155,28 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
         "clip": clip if scorer else None,
         "allow_pickle": options.allow_pickle,  # what the scorer may load: settling an interrupted run needs it again
         "compute": _compute_record(device),
-    })
-    return _run(run, pipe, jobs, layout, scorer, device, options, on_event, cancel)
+    }
+    return Prepared(manifest, pipe, jobs, layout, scorer, device, options)
+
+
+def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
+          cancel: Callable[[], bool] = lambda: False) -> Run:
+    """Create the run's folder in ``journal`` and run it (see ``prepare``)."""
+    run = Run.create(journal, {"id": new_run_id(), **prepared.manifest})
+    return _run(run, prepared.pipe, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
+                on_event, cancel)
+
+
+def check_steps(source: ModelSource, pipe, steps: int) -> None:
+    """At most as many steps as the model can take: a diffusion scheduler's training timesteps (diffusers refuses
+    more only once the run has begun), or GUIDED_MAX_STEPS optimisation steps for the CLIP-guided backend."""
+    if isinstance(pipe, GuidedPipeline):
+        most, why = GUIDED_MAX_STEPS, f"the {GUIDED} backend"
+    else:
+        most = getattr(getattr(pipe.scheduler, "config", None), "num_train_timesteps", None)
+        why = f"{source.id} (its scheduler has {most} timesteps)"
+    if isinstance(most, int) and steps > most:
+        raise RunError(f"steps must be at most {most} for {why}, not {steps}")
 
 
 def model_info(source: ModelSource, pipe) -> ModelInfo:
@@ -261,6 +305,19 @@ def _write_sheets(run: Run, images: dict[int, Image.Image]) -> None:
         (run.folder / name).write_bytes(clean_png(sheet).data)
 
 
+def compact_layout(cells: list[dict]) -> tuple[dict, list[dict]]:
+    """Where ``cells`` (some of a grid's) go in a grid of their own: the rows, columns and sub-grids they came from,
+    closed up over those none of them is in — so a rerun looks like the grid it reruns. The grid's shape, and each
+    cell's row, col and subgrid."""
+    def ranks(key: str) -> dict[int, int]:
+        return {value: rank for rank, value in enumerate(sorted({c.get(key, 0) for c in cells}))}
+
+    rows, cols, subgrids = ranks("row"), ranks("col"), ranks("subgrid")
+    places = [{"row": rows[c.get("row", 0)], "col": cols[c.get("col", 0)], "subgrid": subgrids[c.get("subgrid", 0)]}
+              for c in cells]
+    return {"rows": len(rows), "cols": len(cols), "subgrids": len(subgrids)}, places
+
+
 def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda e: None,
           cancel=lambda: False) -> tuple[Run, bool]:
     """Regenerate experiment #number with its recorded cells and batch layout; True if every image is byte-identical."""
@@ -282,6 +339,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     needed = {i for b in layout for i in b}
     cells = [c for c in recorded["cells"] if c["index"] in needed]
     jobs = _jobs(cells, p["width"], p["height"], init, p.get("strength"))
+    shape, places = compact_layout(cells)
     threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
     with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
         run = Run.create(journal, {
@@ -293,8 +351,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
                      "seeds": recorded.get("seeds"),
                      "axes": recorded.get("axes", {})},
             "params": {**p, "parent": exp.parent},
-            "grid": {"rows": 1, "cols": len(cells), "subgrids": 1},
-            "cells": [{**c, "row": 0, "col": k, "subgrid": 0, "file": None, "index": k} for k, c in enumerate(cells)],
+            "grid": shape,
+            "cells": [{**c, **place, "file": None, "index": k} for k, (c, place) in enumerate(zip(cells, places))],
             "planned_layout": layout, "clip": None, "compute": _compute_record(device),
         })
         # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
