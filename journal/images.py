@@ -71,7 +71,7 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
         raise InvalidInput(f"{shown} declares {_size(path)}, over the limit of {_limit / 2**20:g} megapixels (a decompression "
                            "bomb?); if it is genuine, raise max_image_pixels in config.toml") from None
     except ValueError as exc:
-        if "decompressed data too large" in str(exc).lower():  # a text chunk that inflates without end
+        if any(bomb in str(exc).lower() for bomb in ("decompressed data too large", "too much memory used in text chunks")):
             raise InvalidInput(f"{shown} carries a metadata chunk too large to read (a decompression bomb?); re-save the "
                                "image without its metadata") from None
         raise InvalidInput(f"{shown} is not {what} Pillow can read (ValueError); pass {hint}") from None

@@ -132,7 +132,8 @@ class Journal:
                 raise NotAJournal(f"no journal at {path}; create one with `promptism init {path}`")
             raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
         journal = cls(path, lock_timeout)
-        if recover and (journal._intent_path.exists() or not journal._index_readable() or journal._temp_files()):
+        if recover and (journal._intent_path.exists() or not journal._index_readable() or journal._temp_files()
+                        or journal._index_empty_but_experiments_exist()):
             try:
                 with journal._writing():
                     pass  # _writing recovers and rebuilds on entry
@@ -147,6 +148,11 @@ class Journal:
         except CorruptIndex:
             return False
         return (self.path / DB_FILE).exists()
+
+    def _index_empty_but_experiments_exist(self) -> bool:
+        """An index emptied by hand while experiments exist (and no write is under way) is stale, not a fresh journal."""
+        return (len(self._index) == 0 and not self._intent_path.exists()
+                and any((self.path / EXPERIMENTS).glob(f"*/{EXPERIMENT_FILE}")))
 
     # ------------------------------------------------------------------ reading
 
@@ -306,6 +312,7 @@ class Journal:
         for e in shown.values():
             if missing := [i.file for i in e.images if not self.image_path(e, i).is_file()]:
                 raise JournalError(f"#{e.number}: {missing[0]} is missing from {e.dir}; run `promptism doctor` (it restores it from git)")
+        self._refuse_edits([e.dir for e in shown.values()])  # publish exactly what was committed
         staged = stage_gallery(out, [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
         try:
             write_atomic(self._gallery_record, json.dumps({"out": str(out)}).encode())  # so doctor can check it
@@ -322,11 +329,17 @@ class Journal:
     def _gallery_record(self) -> Path:
         return self.path / SCRATCH / GALLERY_FILE
 
+    @property
+    def gallery(self) -> Path | None:
+        """The gallery folder last published to, if any."""
+        try:
+            return Path(json.loads(self._gallery_record.read_bytes())["out"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
     def _check_gallery(self, repair: bool) -> list[Finding]:
         """The last gallery published to: leftovers of a killed publish, and published experiments it does not show."""
-        try:
-            out = Path(json.loads(self._gallery_record.read_bytes())["out"])
-        except (OSError, ValueError, KeyError, TypeError):
+        if (out := self.gallery) is None:
             return []
         shown_out = visible(str(out), keep_newlines=False)
         findings = []
@@ -369,7 +382,7 @@ class Journal:
         try:
             self._git.check_usable()
             findings = self._set_aside_corrupt_index()
-            missing = not (self.path / DB_FILE).exists()
+            missing = not (self.path / DB_FILE).exists() or self._index_empty_but_experiments_exist()
             findings += self._recover(update_index=not missing)
             if rebuild and missing:
                 what = "unreadable" if findings and findings[0].problem.startswith(DB_FILE) else "missing"
@@ -400,9 +413,7 @@ class Journal:
         ``moved_from`` maps a number to the folder it leaves: the folder is renamed in the same commit (a retitle)."""
         moved_from = moved_from or {}
         paths = [e.dir for e in experiments] + [moved_from[e.number] for e in experiments if e.number in moved_from]
-        if changed := self._git.changes(*paths):  # someone's edit there would be overwritten: doctor keeps it first
-            raise JournalError(f"{visible(changed[0][1])} has changes git does not have; run `promptism doctor` first (it keeps "
-                               "them in .promptism/orphans/ and restores the committed version)")
+        self._refuse_edits(paths)  # someone's edit there would be overwritten: doctor keeps it first
         documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
         message = visible(message)  # the one escaping path: nothing in a commit message can drive a terminal
         _encodable(message)
@@ -427,6 +438,12 @@ class Journal:
                 self._git.tag(_tag(exp.number), sha)
             failpoints.hit("tagged")
         self._intent_path.unlink()
+
+    def _refuse_edits(self, paths: list[str]) -> None:
+        """Refuse to go on while a file under ``paths`` differs from what git holds (an edit by hand, a stray file)."""
+        if edited := self._git.changes(*paths):
+            raise JournalError(f"{visible(edited[0][1])} has changes git does not have; run `promptism doctor` first (it keeps "
+                               "them in .promptism/orphans/ and restores the committed version)")
 
     def _recover(self, update_index: bool = True) -> list[Finding]:
         """Finish or undo an interrupted write: the folders it touched become what HEAD holds, the index follows
@@ -522,15 +539,25 @@ class Journal:
 
     def _diagnose(self, repair: bool) -> list[Finding]:
         findings: list[Finding] = []
-        if self._intent_path.exists():
-            findings.append(Finding("an interrupted write is pending (doctor without --check finishes it)", False))
-        for leftover in self._commit_leftovers() if not repair else []:
-            findings.append(Finding(f"{leftover.relative_to(self.path)} was left by a write that was cut short; it blocks "
-                                    "writes (doctor without --check removes it)", False))
+        pending: list[str] = []
+        pending_numbers: set[int] = set()
+        if self._intent_path.exists():  # only with --check: a repair has finished or undone it already
+            try:
+                intent = json.loads(self._intent_path.read_bytes())
+                pending, pending_numbers = list(intent.get("paths", [])), set(intent.get("numbers", []))
+            except (OSError, ValueError, AttributeError, TypeError):
+                pending = []
+            findings.append(Finding("a write was cut short; its changes to " + (", ".join(map(visible, pending)) or "the journal")
+                                    + " are not checked further (doctor without --check finishes or undoes it)", False))
+        for leftover in self._commit_leftovers() if not repair and not pending else []:  # a pending write's own
+            findings.append(Finding(f"{leftover.relative_to(self.path)} was left by a write that was cut short (doctor "
+                                    "without --check removes it)", False))
         orphans = self._orphans()
         reported = set()
         for status, rel in self._git.changes(EXPERIMENTS, MARKER, ".gitignore"):
             reported.add(rel)
+            if any(rel == p or rel.startswith(p + "/") for p in pending):
+                continue  # the cut-short write's own files: said once above
             shown = visible(rel, keep_newlines=False)
             kept = ""
             if repair and (self.path / rel).is_file():  # nothing is deleted: the file as it was goes to orphans/
@@ -559,6 +586,8 @@ class Journal:
         if missing := sorted(expected - set(tree)):
             findings.append(Finding("numbering has gaps: no experiment " + ", ".join(f"#{n}" for n in missing), False))
         for number, exp in sorted(tree.items()):
+            if number in pending_numbers:
+                continue
             folder = self.path / exp.dir
             if not (folder / EXPERIMENT_FILE).exists():
                 findings.append(Finding(f"#{number} lives in the wrong folder (its document says {visible(exp.dir)})", False))
@@ -575,7 +604,7 @@ class Journal:
             index = {doc.doc_id: doc for doc in self._index.search()}
         except CorruptIndex as exc:  # only with --check: a repair has set it aside already
             return findings + [Finding(f"{DB_FILE} is unreadable ({exc.reason}); doctor without --check rebuilds it from git", False)]
-        stale = sorted(n for n in set(index) | set(tree) if n not in tree or index.get(n) != tree[n].to_doc())
+        stale = sorted(n for n in (set(index) | set(tree)) - pending_numbers if n not in tree or index.get(n) != tree[n].to_doc())
         if stale:
             if repair and not bad:
                 self._rebuild_index()

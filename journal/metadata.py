@@ -7,13 +7,14 @@ anything unrecognised is simply absent from the result.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 
 from PIL import Image
 
-# One "Key: value" pair of A1111's last infotext line (same pattern as A1111's generation_parameters_copypaste).
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+_KEY = re.compile(r"\w[\w \-/]*")  # a key of A1111's last infotext line ("Steps", "CFG scale", "Model hash")
+MAX_METADATA = 256 * 1024  # characters of generation metadata read at most; real ones are a few kilobytes
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 _EXIF_USER_COMMENT = 0x9286
 _EXIF_IFD = 0x8769
@@ -31,26 +32,31 @@ class GenerationInfo:
 
 
 def read_generation_info(im: Image.Image) -> GenerationInfo:
-    """What the image says about how it was made (an empty GenerationInfo if nothing)."""
+    """What the image says about how it was made (an empty GenerationInfo if nothing, or if what it says is too
+    large or malformed to read: metadata is a convenience, never a reason for an import to fail)."""
     info = im.info
-    if isinstance(info.get("parameters"), str):
-        return parse_a1111(info["parameters"])
-    if isinstance(info.get("invokeai_metadata"), str):
-        return _parse_invokeai(info["invokeai_metadata"])
-    if isinstance(info.get("prompt"), str):
-        return _parse_comfyui(info["prompt"])
-    comment = _exif_user_comment(im)
-    if comment:
-        return parse_a1111(comment)
+    try:
+        if isinstance(text := info.get("parameters"), str):
+            return parse_a1111(text) if len(text) <= MAX_METADATA else GenerationInfo()
+        if isinstance(text := info.get("invokeai_metadata"), str):
+            return _parse_invokeai(text) if len(text) <= MAX_METADATA else GenerationInfo()
+        if isinstance(text := info.get("prompt"), str):
+            return _parse_comfyui(text) if len(text) <= MAX_METADATA else GenerationInfo()
+        comment = _exif_user_comment(im)
+        if comment and len(comment) <= MAX_METADATA:
+            return parse_a1111(comment)
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):  # best effort, as promised
+        pass
     return GenerationInfo()
 
 
 def parse_a1111(text: str) -> GenerationInfo:
     """Parse AUTOMATIC1111 infotext: prompt line(s), optional ``Negative prompt: …`` line(s), then ``Steps: …``."""
     *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
+    params = _params(last)
+    if len(params) < 3:
         lines.append(last)
-        last = ""
+        params = []
     prompt, negative, in_negative = [], [], False
     for line in lines:
         if line.startswith("Negative prompt:"):
@@ -58,31 +64,58 @@ def parse_a1111(text: str) -> GenerationInfo:
             line = line[len("Negative prompt:") :].strip()
         (negative if in_negative else prompt).append(line)
     result = GenerationInfo(source="automatic1111", prompt="\n".join(prompt).strip(), negative_prompt="\n".join(negative).strip())
-    for key, value in _PARAM.findall(last):
-        value = value.strip()
-        if value.startswith('"') and value.endswith('"'):
-            value = json.loads(value)
-        _set_a1111_param(result, key.strip(), value)
+    for key, value in params:
+        if len(value) > 1 and value.startswith('"') and value.endswith('"'):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                value = value[1:-1]
+        _set_a1111_param(result, key, value)
     return result
 
 
+def _params(line: str) -> list[tuple[str, str]]:
+    """The ``Key: value`` pairs of an infotext line, split at commas outside quoted values — in one pass, however long
+    or hostile the line (a regular expression here backtracks quadratically on a long line without a colon)."""
+    pieces, current, quoted, escaped = [], [], False, False
+    for ch in line:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            pieces.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    pieces.append("".join(current))
+    pairs = []
+    for piece in pieces:
+        key, sep, value = piece.partition(":")
+        key = key.strip()
+        if sep and _KEY.fullmatch(key):
+            pairs.append((key, value.strip()))
+    return pairs
+
+
 def _set_a1111_param(result: GenerationInfo, key: str, value: str) -> None:
+    """One ``Key: value`` of the infotext into ``result`` (a value that does not read as its kind is left out)."""
     if key == "Seed":
         result.seed = _int(value)
-    elif key == "Steps":
-        result.params["steps"] = _int(value)
-    elif key == "CFG scale":
-        result.params["guidance"] = _float(value)
-    elif key == "Sampler":
-        result.params["sampler"] = value
-    elif key == "Denoising strength":
-        result.params["strength"] = _float(value)
-    elif key == "Size" and (m := _SIZE.match(value)):
-        result.params["width"], result.params["height"] = int(m.group(1)), int(m.group(2))
     elif key == "Model":
         result.model = value
     elif key == "Model hash":
         result.model_hash = value
+    elif key == "Size" and (m := _SIZE.match(value)):
+        result.params["width"], result.params["height"] = int(m.group(1)), int(m.group(2))
+    elif (param := _A1111_PARAMS.get(key)) and (read := param[1](value)) is not None:
+        result.params[param[0]] = read
+
+
+_A1111_PARAMS = {"Steps": ("steps", lambda v: _int(v)), "CFG scale": ("guidance", lambda v: _float(v)),
+                 "Sampler": ("sampler", lambda v: v), "Denoising strength": ("strength", lambda v: _float(v))}
 
 
 def _parse_invokeai(text: str) -> GenerationInfo:
@@ -159,9 +192,10 @@ def _int(v) -> int | None:
 
 def _float(v) -> float | None:
     try:
-        return float(str(v).strip())
+        number = float(str(v).strip())
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _str(v) -> str | None:

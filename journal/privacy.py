@@ -22,6 +22,7 @@ MIN_SECRET = 3  # characters: shorter pieces ("a", "of") reveal nothing and woul
 _PARTS = re.compile(r"[,|{}\n]")
 _WEIGHT = re.compile(r":\s*[-+]?(\d+\.?\d*|\.\d+)")
 _WORD = re.compile(r"[^\W_]+")
+_CASE_TURN = re.compile(r"(?<=[a-z])(?=[A-Z])")
 
 
 class TitleRevealsPrompt(PrivacyError):
@@ -35,9 +36,12 @@ class TitleRevealsPrompt(PrivacyError):
 
 
 def words(text: str) -> str:
-    """``text`` as the words the rule compares: folded, accents and invisible characters gone, one space between."""
+    """``text`` as the words the rule compares: words split where case turns (``LonelyLighthouse``) and at joiners,
+    folded, accents and invisible characters gone, one space between."""
+    text = _CASE_TURN.sub(" ", text)
     text = unicodedata.normalize("NFKD", fold(text))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch) and not ignorable(ch))
+    text = "".join(" " if ch in "\u200c\u200d" else ch for ch in text if not unicodedata.combining(ch) and not ignorable(ch)
+                   or ch in "\u200c\u200d")
     return " ".join(_WORD.findall(text))
 
 
@@ -47,10 +51,12 @@ def _pieces(secret: str) -> set[str]:
 
 
 def title_reveals(title: str, secrets: Iterable[str | None]) -> bool:
-    """Whether ``title`` holds any of ``secrets`` (or a piece of one) as whole words: "Red study" reveals the keyword
-    "red", "Redemption" does not."""
-    shown = f" {words(title)} "
-    return any(f" {piece} " in shown for s in secrets if s for piece in _pieces(s))
+    """Whether ``title`` holds any of ``secrets`` (or a piece of one) as whole words — or a run of its words written
+    together ("lonelylighthouse"): "Red study" reveals the keyword "red", "Redemption" does not."""
+    title_words = words(title).split()
+    shown = f" {' '.join(title_words)} "
+    joined = {"".join(title_words[i:j]) for i in range(len(title_words)) for j in range(i + 1, len(title_words) + 1)}
+    return any(f" {piece} " in shown or piece.replace(" ", "") in joined for s in secrets if s for piece in _pieces(s))
 
 
 def check_title_keeps_secrets(title: str, secrets: Iterable[str | None], number: int | None = None) -> None:

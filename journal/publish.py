@@ -36,6 +36,8 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
     Leftovers of a publish that was killed are removed first."""
     out = out.absolute()
     shown = visible(str(out), keep_newlines=False)
+    if out.is_symlink():  # the gallery is swapped in whole: the link itself would be replaced
+        raise InvalidInput(f"{shown} is a symbolic link; give the folder it points to as --out")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
         raise InvalidInput(f"{shown} exists and is not a promptism gallery; choose a new or empty directory for --out")
     if out.is_dir() and (foreign := _foreign(out)):  # a gallery is replaced whole: nothing else may be lost with it
@@ -101,7 +103,8 @@ def _only_gallery_files(folder: Path, inner: Path) -> bool:
 
 def _foreign(folder: Path) -> list[str]:
     """The names in ``folder`` that a gallery does not hold (a gallery is index.html and NNNN-slug-K.png)."""
-    return sorted(p.name for p in folder.iterdir() if not (p.is_file() and (p.name == "index.html" or _IMAGE_NAME.fullmatch(p.name))))
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_symlink() or not (p.is_file() and (p.name == "index.html" or _IMAGE_NAME.fullmatch(p.name))))
 
 
 def gallery_numbers(out: Path) -> set[int] | None:

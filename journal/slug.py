@@ -10,6 +10,7 @@ from .text import blank, control_free
 
 SLUG_MAX = 48
 TITLE_MAX = 300
+MODEL_MAX = 300
 
 
 def check_title(title: str) -> str:
@@ -45,6 +46,8 @@ def check_model_name(name: str) -> str:
         raise InvalidInput("the model that made the images is required (it is always credited): name it with --model NAME")
     if not control_free(name):
         raise InvalidInput("the model name contains control or invisible characters (such as ESC); give it as plain text with --model NAME")
+    if len(name) > MODEL_MAX:
+        raise InvalidInput(f"the model name is {len(name)} characters long; keep it under {MODEL_MAX} (--model NAME)")
     return name
 
 

@@ -52,11 +52,17 @@ def _shown_as_is(ch: str, prev: str) -> bool:
         return False
     if not ignorable(ch):
         return unicodedata.category(ch) != "Cf"
-    if ch in _JOINERS or 0xFE00 <= ord(ch) <= 0xFE0F:
+    if 0xFE00 <= ord(ch) <= 0xFE0F:
         return bool(prev) and not ignorable(prev)  # after a visible character, once
+    if ch in _JOINERS:  # in emoji and scripts that join letters; between Latin letters it only hides a word break
+        return bool(prev) and not ignorable(prev) and not _latin(prev)
     if 0xE0020 <= ord(ch) <= 0xE007F:
         return prev == _TAG_FLAG or 0xE0020 <= ord(prev or "\0") <= 0xE007E  # a flag's tag sequence
     return False
+
+
+def _latin(ch: str) -> bool:
+    return ch.isascii() or "LATIN" in unicodedata.name(ch, "")
 
 
 def one_line(text: str) -> str:

@@ -167,3 +167,17 @@ def test_show_reveal_prompt_shows_each_images_own_prompt(tmp_path, capsys):
     assert code == 0 and out.index("seed 1") < out.index("a circle, red") < out.index("seed 2") < out.index("a circle, glowing")
     code, out, _ = run_cli(capsys, "show", "1", "--journal", str(journal.path))
     assert "a circle" not in out
+
+
+def test_retitle_of_a_published_experiment_points_at_its_gallery_and_unpublish_says_what_it_did(jpath, tmp_path, capsys):
+    j = str(jpath)
+    assert run_cli(capsys, "publish", "1", "--out", str(tmp_path / "site"), "--journal", j)[0] == 0
+    code, out, _ = run_cli(capsys, "retitle", "1", "Renamed", "--journal", j)
+    assert code == 0 and f"promptism publish --out {tmp_path / 'site'}" in out
+    assert run_cli(capsys, "unpublish", "1", "--journal", j)[1] == "unpublished #1\n"
+    assert run_cli(capsys, "unpublish", "1", "--journal", j)[1] == "#1 was not published\n"
+
+
+def test_model_names_are_bounded(jpath, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "import", str(make_png(tmp_path / "x.png")), "-t", "x", "-m", "m" * 1000, "--journal", str(jpath))
+    assert code == 1 and "keep it under 300" in err

@@ -118,3 +118,28 @@ def test_garbage_metadata_is_ignored_not_fatal(tmp_path):
     with pytest.raises(InvalidInput, match="--model"):
         experiment_from_images([src], "t")
     assert experiment_from_images([src], "t", Overrides(model="m")).prompt == ""
+
+
+@pytest.mark.parametrize("key, text", [
+    ("parameters", 'a cat\nSteps: 4, Seed: 9, Model: "\\x"'),
+    ("prompt", '{"3": {"class_type": "KSampler", "inputs": [1, 2]}}'),
+    ("prompt", '{"3": {"class_type": "KSampler", "inputs": {"positive": ["4", 0]}}, "4": {"inputs": "x"}}'),
+    ("invokeai_metadata", "[" * 100_000 + "]" * 100_000),
+], ids=["a1111-bad-escape", "comfy-list-inputs", "comfy-str-inputs", "invokeai-deep"])
+def test_malformed_metadata_is_ignored_not_an_error(tmp_path, capsys, key, text):
+    source = make_png(tmp_path / "m.png", text={key: text})
+    code, out, err = run_cli(capsys, "import", str(source), "-t", "Given", "-m", "given", "-p", "given prompt",
+                             "--journal", str(tmp_path / "j"))
+    assert code == 0 and out.startswith("#1 Given"), err
+
+
+def test_a_huge_infotext_line_is_read_in_linear_time(tmp_path):
+    """A1111's Key: value pattern backtracked quadratically on a long line without a colon (a 200 KB chunk took
+    minutes); the parameters are now split in one pass."""
+    import time
+
+    started = time.perf_counter()
+    info = parse_a1111("a cat\n" + "y" * 200_000)
+    assert time.perf_counter() - started < 2 and info.prompt.startswith("a cat")
+    info = parse_a1111('a cat\nSteps: 4, Lora hashes: "a: 1, b: 2", Seed: 9, CFG scale: nan, Size: 64x32')
+    assert info.seed == 9 and info.params == {"steps": 4, "width": 64, "height": 32}  # a NaN scale is no scale

@@ -218,3 +218,18 @@ def test_a_missing_image_at_publish_names_the_fix(three, tmp_path, capsys):
     assert code == 1 and "01-s1.png is missing" in err and "promptism doctor" in err
     code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(three.path))
     assert out.count("01-s1.png is missing") == 1  # once, not again as "not in git history"
+
+
+def test_doctor_check_says_a_cut_short_write_once(three):
+    killed = python("import sys\nfrom journal import Journal\nJournal.open(sys.argv[1]).retitle(1, 'Moved title')",
+                    str(three.path), env={"PROMPTISM_FAILPOINT": "ref-moved"})
+    assert killed.returncode == -9
+    findings = Journal.open(three.path, recover=False).doctor(repair=False)
+    assert len(findings) == 1 and "a write was cut short" in findings[0].problem, findings
+    assert_consistent(three.path)  # opening it finished the write
+
+
+def test_an_emptied_index_is_rebuilt_when_experiments_exist(three, capsys):
+    (three.path / "journal.json").write_bytes(b'{"experiments": {}}')
+    code, out, _ = run_cli(capsys, "log", "--journal", str(three.path))
+    assert code == 0 and "three" in out

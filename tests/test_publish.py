@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from journal import InvalidInput, Journal, ModelInfo, NewExperiment, NewImage, PrivacyError
+from journal import InvalidInput, Journal, JournalError, ModelInfo, NewExperiment, NewImage, PrivacyError
 from tests.helpers import git, make_png, run_cli
 from tests.test_import import INFOTEXT, png_chunks
 
@@ -207,3 +207,17 @@ def test_publish_never_replaces_other_files_or_writes_inside_the_journal(journal
         with pytest.raises(InvalidInput, match="inside the journal"):
             journal.publish([2], inside)
     assert not (journal.path / "site").exists()
+
+
+def test_publish_refuses_a_symlinked_out_and_an_image_changed_since_its_commit(journal, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(InvalidInput, match="symbolic link"):
+        journal.publish([1], tmp_path / "link")
+    assert (tmp_path / "link").is_symlink()
+    image = journal.path / journal.get(1).dir / journal.get(1).images[0].file
+    make_png(image, color=(0, 255, 0))
+    with pytest.raises(JournalError, match="has changes git does not have; run `promptism doctor` first"):
+        journal.publish([1], tmp_path / "site")
+    assert not (tmp_path / "site").exists()

@@ -500,7 +500,7 @@ def test_a_cpu_allocation_failure_is_one_run_error_naming_the_fix(pipe):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--steps", "1001"], "steps must be at most 1000 for tiny (its scheduler has 1000 timesteps), not 1001"),
-    (["--steps", "2", "--size", "99992x99992"], "over the limit of 64 (max_image_pixels in config.toml): use e.g. 8192x8192"),
+    (["--steps", "2", "--size", "99992x99992"], "over the limit of 67,108,864 (max_image_pixels in config.toml): use e.g. 8192x8192"),
     (["--size", "99999x99999"], "not a multiple of 8: use e.g. 8192x8192"),
     (["--strength", "0.5"], "--strength goes with --init-image"),
     (["--clip", "bogus"], "CLIP scorer 'bogus'"),

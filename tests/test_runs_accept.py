@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,3 +92,30 @@ def test_generate_accept_refuses_a_revealing_title_before_the_run(tmp_path, caps
     assert not j.exists()  # refused before anything was made or written
     code, _, err = run_cli(capsys, "generate", "a quiet harbour", "--model", "nope/not-here", "--journal", str(j))
     assert code == 1 and not j.exists()
+
+
+def test_grid_names_keywords_in_its_effects_only_when_revealed(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    args = ["grid", "-p", "a quiet harbour", *(a for k in KEYWORDS for a in ("-k", k)), "--mode", "leave-one-out",
+            "--seeds", "1", "--steps", "1", "--clip", "tiny-clip", "--journal", j]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0 and "keyword 1 " in out and "(--reveal-prompt names them)" in out, err
+    assert not any(k in out + err for k in KEYWORDS)
+    code, out, err = run_cli(capsys, *args, "--reveal-prompt")
+    assert code == 0 and "trending on artstation " in out
+
+
+CLIP_OFFLINE = """
+import os, sys
+os.environ.pop("HF_HUB_OFFLINE", None)
+from workshop.cli import main
+sys.exit(main(["generate", "x", "--model", "tiny", "--steps", "1", "--clip", "ViT-B-32:openai", "--journal", sys.argv[1]]))
+"""
+
+
+def test_a_pretrained_clip_tag_stays_offline_unless_downloads_are_allowed(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+    result = subprocess.run([sys.executable, "-c", CLIP_OFFLINE, str(tmp_path / "j")], env=env, capture_output=True, text=True)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert "not in the local Hugging Face cache" in result.stderr and "--allow-download" in result.stderr
+    assert not (tmp_path / "j").exists()

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
+from journal.privacy import title_reveals
 from tests.helpers import git, make_png, run_cli
 
-PROMPT = "a lonely lighthouse"
+PROMPT = "lonely lighthouse"
 
 
 @pytest.fixture
@@ -21,13 +22,14 @@ def j(tmp_path) -> str:
     return str(tmp_path / "j")
 
 
-@pytest.mark.parametrize("title", ["a lonely light\u200dhouse", "a  lonely lighthouse", "A-Lonely-Lighthouse",
+@pytest.mark.parametrize("title", ["a lonely light\u200dhouse", "Lonely\u200clighthouse", "LonelyLighthouse", "a  lonely lighthouse", "A-Lonely-Lighthouse",
                                    "a_lonely_lighthouse", "a lonely lìghthouse", "a lonely lighthouse\u0301", "A LONELY LIGHTHOUSE!"])
 def test_a_disguised_prompt_is_still_refused(j, tmp_path, capsys, title):
     image = make_png(tmp_path / "a.png")
     code, _, err = run_cli(capsys, "import", str(image), "--title", title, "--prompt", PROMPT, "--model", "m", "--journal", j)
-    assert code == 1 and "contains its private prompt" in err, err
+    assert code == 1 and ("contains its private prompt" in err or "invisible" in err), err  # a joiner hides a word break
     assert not Path(j, "experiments").exists() or not list(Path(j, "experiments").iterdir())
+    assert title_reveals(title, [PROMPT])  # and the rule itself sees through it
 
 
 @pytest.mark.parametrize("title", ["Lonely lighthouse", "Best Quality study", "lowres", "Dramatic lighting"])

@@ -168,8 +168,12 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
 @journal_option
 def retitle_cmd(number: int, title: str, allow_title_overlap: bool, journal_dir: Path) -> None:
     """Give experiment NUMBER a new TITLE (one commit; its folder is renamed to match)."""
-    exp = Journal.open(journal_dir).retitle(number, title, allow_title_overlap=allow_title_overlap)
-    console().print(literal(f"#{exp.number} {exp.title}"))
+    journal = Journal.open(journal_dir)
+    exp = journal.retitle(number, title, allow_title_overlap=allow_title_overlap)
+    say(f"#{exp.number} {exp.title}")
+    if exp.status == "published":
+        gallery = journal.gallery or "GALLERY"
+        say(f"#{exp.number} is published: `promptism publish --out {gallery}` shows the new title there")
 
 
 @click.command("publish")
@@ -194,8 +198,13 @@ def publish_cmd(numbers, out: Path, allow_title_overlap: bool, journal_dir: Path
 @journal_option
 def unpublish_cmd(numbers, journal_dir: Path) -> None:
     """Mark NUMBERS unreleased again (re-run publish to rewrite a gallery without them)."""
-    done = Journal.open(journal_dir).unpublish(numbers)
-    click.echo(f"unpublished {', '.join(f'#{e.number}' for e in done)}")
+    journal = Journal.open(journal_dir)
+    was = {n for n in numbers if journal.get(n).status == "published"}
+    done = journal.unpublish(numbers)
+    if changed := [e.number for e in done if e.number in was]:
+        click.echo(f"unpublished {', '.join(f'#{n}' for n in changed)}")
+    if untouched := [e.number for e in done if e.number not in was]:
+        click.echo(f"{', '.join(f'#{n}' for n in untouched)} {'was' if len(untouched) == 1 else 'were'} not published")
 
 
 @click.command("doctor")

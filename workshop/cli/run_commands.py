@@ -63,6 +63,7 @@ def run_options(fn):
         click.option("--title", "-t", help="Title for --accept (any Unicode; it is published)."),
         click.option("--allow-title-overlap", is_flag=True, help="With --accept: keep a title that contains the prompt or a keyword."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
+        click.option("--reveal-prompt", is_flag=True, help="Name the keywords in the keyword effects (they are numbered otherwise)."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -125,7 +126,7 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         click.echo(json.dumps({"event": "Result", "run": run.id, "state": run.state, "folder": str(run.folder),
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
-        _report(run, keep_hint=not opts["accept"])
+        _report(run, keep_hint=not opts["accept"], reveal=opts["reveal_prompt"])
     if cancelled():  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
         kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
         click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
@@ -311,8 +312,8 @@ def _guided_settings(opts: dict):
     return GuidedSettings(**given)
 
 
-def _report(run, cells: bool = False, reveal: bool = True, keep_hint: bool = True) -> None:
-    """What a run made. Keyword effects are named only when ``reveal`` (the run's own command line gave them); how
+def _report(run, cells: bool = False, reveal: bool = False, keep_hint: bool = True) -> None:
+    """What a run made. Keyword effects are named only when ``reveal`` (--reveal-prompt), by number otherwise; how
     to keep it, unless ``keep_hint`` is False (the command accepts it itself)."""
     m = run.manifest
     out = console()

@@ -223,7 +223,7 @@ def load_guided(spec: GuidedSpec, device: torch.device, *, folder: Path | None =
     decoder = Decoder(_load_decoder(spec.decoder, folder, device, allow_pickle))
     perceptors = []
     for name in spec.clips:
-        scorer = load_scorer(name, device, allow_pickle=allow_pickle)
+        scorer = load_scorer(name, device, allow_pickle=allow_pickle, allow_download=allow_download)
         cfg = open_clip.get_model_preprocess_cfg(scorer.model)
         size = cfg["size"] if isinstance(cfg["size"], int) else cfg["size"][0]
         mean, std = (torch.tensor(cfg[k], device=device).view(1, 3, 1, 1) for k in ("mean", "std"))

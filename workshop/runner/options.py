@@ -49,7 +49,8 @@ def suggest_size(width: int, height: int) -> str:
 
 
 def parse_size(text: str) -> tuple[int, int]:
-    width, sep, height = text.lower().partition("x")
+    """``WIDTHxHEIGHT`` (or with ``×``, as promptism itself writes sizes)."""
+    width, sep, height = text.lower().replace("×", "x").partition("x")
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
         raise RunError(f"size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
     return int(width), int(height)
@@ -60,11 +61,13 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
     if options.size is not None:
         w, h = options.size
-        if w <= 0 or h <= 0 or w % 8 or h % 8:
+        if w < 8 or h < 8:
+            raise RunError(f"size {w}x{h}: width and height must be at least 8, e.g. {suggest_size(max(w, 8), max(h, 8))}")
+        if w % 8 or h % 8:
             raise RunError(f"size {w}x{h} is not a multiple of 8: use e.g. {suggest_size(w, h)}")
         if w * h > pixel_limit():
-            raise RunError(f"size {w}x{h} is {w * h / 2**20:.0f} megapixels, over the limit of {pixel_limit() / 2**20:g} "
-                           f"(max_image_pixels in config.toml): use e.g. {suggest_size(w, h)}")
+            raise RunError(f"size {w}x{h} is {w * h:,} pixels, over the limit of {pixel_limit():,} (max_image_pixels in "
+                           f"config.toml): use e.g. {suggest_size(w, h)}")
     if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
         raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
     if options.strength is not None and not 0 < options.strength <= 1:

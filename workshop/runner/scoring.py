@@ -9,6 +9,8 @@ pretrained tags, from the local Hugging Face cache). Architectures of the built-
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +49,8 @@ class Scorer:
         return image_features @ text_features.T
 
 
-def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) -> Scorer:
+def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False, allow_download: bool = False) -> Scorer:
+    """A scorer by name; a pretrained tag's weights come from the local Hugging Face cache unless ``allow_download``."""
     key = (name, str(device), allow_pickle)
     if key in _SCORERS:
         return _SCORERS[key]
@@ -71,12 +74,17 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False) 
                 raise RunError(f"CLIP checkpoint {path} is a pickle file, which can run code when loaded; use a "
                                ".safetensors file, or pass --allow-pickle if you trust it")
             pretrained = str(path)
+    tagged = name not in BUILTIN_CLIPS and pretrained is not None and not Path(pretrained).is_file()
     root = logging.getLogger()
     quiet = _Quiet()
     root.addFilter(quiet)
     try:
-        model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
+        with _hub(offline=not allow_download):
+            model, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=pretrained, device=device)
     except Exception as exc:  # noqa: BLE001 - missing weights offline, bad checkpoint: one line
+        if tagged and not allow_download:
+            raise RunError(f"the weights of CLIP scorer {quoted(name)} are not in the local Hugging Face cache; fetch them "
+                           "where there is internet, or pass --allow-download") from None
         raise RunError(f"cannot load CLIP scorer {quoted(name)}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
     finally:
         root.removeFilter(quiet)
@@ -129,6 +137,19 @@ def _differ_by(a: dict, b: dict, keyword: str) -> bool:
 
 def _parts(prompt: str) -> Counter:
     return Counter(p.strip() for p in prompt.split(","))
+
+
+@contextmanager
+def _hub(offline: bool) -> Iterator[None]:
+    """The Hugging Face Hub offline for a while (open_clip's pretrained tags download otherwise): the cache only."""
+    from huggingface_hub import constants
+
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = saved or offline
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
 
 
 class _Quiet(logging.Filter):

@@ -124,7 +124,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     scorer = None
     if clip and clip != "none":
         on_event(ev.Loading(model=clip, device=device_name(device), part="scorer"))
-        scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle)
+        scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle, allow_download=options.allow_download)
     steps = options.steps or source.steps
     width, height = options.size or (native_size(pipe),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
