@@ -25,12 +25,13 @@ class Index:
         self.path = path
         self._db = TinyDB(path, storage=AtomicJSONStorage)
         self._table = self._db.table(TABLE, cache_size=0)  # no query cache: another process may have written
+        self._checked: dict | None = None  # the parsed file ``check`` last found sound
 
     def check(self) -> None:
         """Raise CorruptIndex unless the file holds exactly the experiments table and every document in it is filed
         under its own number with an experiment's fields (a missing file is fine)."""
         data = self._db.storage.read()
-        if data is None:
+        if data is None or data is self._checked:  # this very parse was checked already
             return
         if set(data) != {TABLE}:
             raise CorruptIndex(self.path, f"it should hold the table {quoted(TABLE)} and nothing else")
@@ -39,6 +40,7 @@ class Index:
                 raise CorruptIndex(self.path, f"document {quoted(key[:20])} is not filed under its number")
             if missing := REQUIRED - doc.keys():
                 raise CorruptIndex(self.path, f"document {key} lacks {', '.join(sorted(missing))}")
+        self._checked = data
 
     def __len__(self) -> int:
         return len(self._raw())

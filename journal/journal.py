@@ -284,6 +284,7 @@ class Journal:
             old = self.get(number)
             if not allow_title_overlap:
                 check_title_keeps_secrets(title, old.secrets, number)
+            self._refuse_edits([old.dir])  # someone's edit there would be overwritten: doctor keeps it first
             slug = slugify(title)
             exp = old.replace(title=title, slug=slug, dir=f"{EXPERIMENTS}/{number:04d}-{slug}", updated=_now())
             moved = {number: old.dir} if exp.dir != old.dir else {}
@@ -363,6 +364,7 @@ class Journal:
             targets = [self.get(n) for n in dict.fromkeys(numbers)]
             now = _now()
             changed = [e.replace(status="unreleased", published=None, updated=now) for e in targets if e.status == "published"]
+            self._refuse_edits([e.dir for e in changed])
             if changed:
                 self._commit(changed, "Unpublish " + ", ".join(f"#{e.number}" for e in changed) + "\n")
             return [e.replace(status="unreleased", published=None) for e in targets]
@@ -413,7 +415,6 @@ class Journal:
         ``moved_from`` maps a number to the folder it leaves: the folder is renamed in the same commit (a retitle)."""
         moved_from = moved_from or {}
         paths = [e.dir for e in experiments] + [moved_from[e.number] for e in experiments if e.number in moved_from]
-        self._refuse_edits(paths)  # someone's edit there would be overwritten: doctor keeps it first
         documents = {e.number: _encode(e) for e in experiments}  # every byte is encoded before anything is written
         message = visible(message)  # the one escaping path: nothing in a commit message can drive a terminal
         _encodable(message)
@@ -441,7 +442,7 @@ class Journal:
 
     def _refuse_edits(self, paths: list[str]) -> None:
         """Refuse to go on while a file under ``paths`` differs from what git holds (an edit by hand, a stray file)."""
-        if edited := self._git.changes(*paths):
+        if paths and (edited := self._git.changes(*paths)):
             raise JournalError(f"{visible(edited[0][1])} has changes git does not have; run `promptism doctor` first (it keeps "
                                "them in .promptism/orphans/ and restores the committed version)")
 
