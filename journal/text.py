@@ -15,10 +15,12 @@ _JOINERS = frozenset("\u200c\u200d")  # ZWNJ / ZWJ: emoji sequences and several 
 _TAG_FLAG = "\U0001f3f4"  # a black flag followed by tag characters is a subdivision flag (🏴󠁧󠁢󠁳󠁣󠁴󠁿)
 
 
+_IGNORABLE_SET = frozenset(code for lo, hi in _IGNORABLE for code in range(lo, hi + 1))
+
+
 def ignorable(ch: str) -> bool:
     """Whether ``ch`` is a default-ignorable code point (it displays as nothing)."""
-    code = ord(ch)
-    return any(lo <= code <= hi for lo, hi in _IGNORABLE)
+    return ord(ch) in _IGNORABLE_SET
 
 
 def visible(text: str, *, keep_newlines: bool = True) -> str:
