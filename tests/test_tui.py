@@ -647,3 +647,20 @@ async def test_strength_without_an_init_image_and_too_many_steps_are_refused_in_
         assert errors_shown(app) == ["steps must be at most 1000 for tiny (its scheduler has 1000 timesteps), not 1001"]
         runs = tmp_path / "journal" / ".promptism" / "runs"
         assert not runs.exists() or not any(runs.iterdir())  # refused before the run's folder was made
+
+
+async def test_the_composer_restores_a_jobs_composition(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        await composer.restore({"prompt": "a red circle", "negative": "blurry", "mode": "add-one", "seeds": [3, 4, 7],
+                                "keywords": ["glowing", {"text": "pixel art", "on": False}], "axes": {"x": "steps=2,4"}},
+                               {"model": "shapes", "steps": 6, "guidance": 2.5, "size": [48, 40], "init_image": None})
+        await pilot.pause()
+        assert composer.values() == {"prompt": "a red circle", "negative": "blurry", "mode": "add-one", "seeds": "3,4,7",
+                                     "keywords": [{"text": "glowing", "on": True}, {"text": "pixel art", "on": False}]}
+        field = lambda i: composer.query_one(f"#{i}", Input).value  # noqa: E731
+        assert (field("steps"), field("guidance"), field("size"), field("init")) == ("6", "2.5", "48x40", "")
+        assert composer.query_one("#model").value == "shapes"
+        assert any("axes" in n.message for n in app._notifications)  # said, not silently dropped

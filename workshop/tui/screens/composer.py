@@ -88,12 +88,8 @@ class ComposerScreen(Screen):
     def on_mount(self) -> None:
         from ...runner.models import available
 
-        models = [m.id for m in available(self.app.settings)]
-        if self.app.model not in models:
-            models.insert(0, self.app.model)
-        select = self.query_one("#model", Select)
-        select.set_options([(Text(visible(m)), m) for m in models])
-        select.value = self.app.model
+        self.models = [m.id for m in available(self.app.settings)]
+        self.choose_model(self.app.model)
         library = self.query_one("#library", ListView)
         if library_file().exists():
             for line in library_file().read_text(encoding="utf-8").splitlines():
@@ -114,6 +110,40 @@ class ComposerScreen(Screen):
             "mode": mode or self.query_one("#mode", Select).value,
             "seeds": get("seeds") or "0",
         }
+
+    async def restore(self, spec: dict, options: dict) -> None:
+        """Fill the composer with a job's composition — the spec values it was built from and its run options — as
+        when the workshop re-attaches to a job that outlived it. Axes and spec-file keys the composer has no field for
+        are named in a notification, not silently dropped."""
+        set_text = lambda i, v: setattr(self.query_one(f"#{i}", Input), "value", "" if v is None else str(v))  # noqa: E731
+        set_text("prompt", spec.get("prompt", ""))
+        set_text("negative", spec.get("negative", ""))
+        seeds = spec.get("seeds", [0])
+        set_text("seeds", seeds if isinstance(seeds, str) else ",".join(map(str, seeds if isinstance(seeds, list) else [seeds])))
+        if spec.get("mode") in MODES:
+            self.query_one("#mode", Select).value = spec["mode"]
+        keywords = self.query_one("#keywords", ListView)
+        await keywords.clear()
+        await keywords.extend([KeywordItem(k) if isinstance(k, str) else KeywordItem(k["text"], bool(k.get("on", True)))
+                               for k in spec.get("keywords", [])])
+        size = options.get("size")
+        for field, value in (("steps", options.get("steps")), ("guidance", options.get("guidance")),
+                             ("size", f"{size[0]}x{size[1]}" if size else None), ("init", options.get("init_image")),
+                             ("strength", options.get("strength"))):
+            set_text(field, value)
+        if model := options.get("model"):
+            self.choose_model(model)
+        if unshown := [k for k in ("axes", "wildcards", "keywords_first", "per_cell_seeds") if spec.get(k)]:
+            self.notify(f"the job also has {', '.join(unshown)}, which the composer does not show", markup=False)
+        self.refresh_preview()
+
+    def choose_model(self, model: str) -> None:
+        """Select ``model`` in the model list (added to it when it is not among the available ones)."""
+        if model not in self.models:
+            self.models.insert(0, model)
+        select = self.query_one("#model", Select)
+        select.set_options([(Text(visible(m)), m) for m in self.models])
+        select.value = model
 
     def refresh_preview(self) -> None:
         preview = self.query_one("#preview", Static)
