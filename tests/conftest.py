@@ -28,6 +28,9 @@ def isolated_env(tmp_path_factory, monkeypatch, model_cache):
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
     monkeypatch.setenv("PROMPTISM_CACHE", str(model_cache))
     monkeypatch.setenv("PROMPTISM_CONFIG", str(home / "config.toml"))
+    monkeypatch.setenv("PROMPTISM_RUNTIME", str(home / "run"))
+    monkeypatch.setenv("PROMPTISM_STATE", str(home / "state"))
+    monkeypatch.setenv("PROMPTISM_SERVICE", "off")  # in-process, as before; the service's tests turn it on
     monkeypatch.delenv("PROMPTISM_JOURNAL", raising=False)
     monkeypatch.delenv("PROMPTISM_FAILPOINT", raising=False)
     return home

@@ -8,6 +8,10 @@
     model_paths = ["/models/my-finetune"]        # local diffusers folders to offer in `promptism models` (which
                                                  # names, on stderr, each one it leaves out, and why)
     max_image_pixels = 67108864  # the largest image (width × height) promptism opens or makes: 64 MP
+    service = true              # generate / grid / rerun / resume run through the service (started when none
+                                # runs); false: in-process, as --local (env PROMPTISM_SERVICE=off does the same)
+    idle_timeout = 15           # minutes an idle service waits before it exits (frees the GPU)
+    max_queue = 100             # jobs the service holds queued; more are refused
 
 Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
 file, the setting and what it takes.
@@ -42,6 +46,9 @@ class Settings:
     co2_g_per_kwh: float = 400.0
     model_paths: tuple[str, ...] = field(default_factory=tuple)
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    service: bool = True
+    idle_timeout: float = 15.0
+    max_queue: int = 100
 
 
 def _text(value) -> str | None:
@@ -57,6 +64,15 @@ def _number_from_0(value) -> float | None:
     return float(value) if ok else None
 
 
+def _positive(value) -> float | None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+    return float(value) if ok else None
+
+
+def _flag(value) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
 def _texts(value) -> tuple[str, ...] | None:
     return tuple(value) if isinstance(value, list) and all(_text(v) for v in value) else None
 
@@ -69,6 +85,9 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "co2_g_per_kwh": ("a number of 0 or more", _number_from_0),
     "model_paths": ("a list of folder paths (text)", _texts),
     "max_image_pixels": ("a whole number of pixels, 1 or more", _whole_from_1),
+    "service": ("true or false", _flag),
+    "idle_timeout": ("a number of minutes above 0", _positive),
+    "max_queue": ("a whole number of 1 or more", _whole_from_1),
 }
 
 

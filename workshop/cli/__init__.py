@@ -15,10 +15,13 @@ from journal.text import one_line
 
 from ..compose import SpecError
 from ..runner.errors import RunError
+from ..paths import UnsafePath
+from ..service.errors import ServiceError
 from ..settings import SettingsError, load_settings
 from .grid_command import grid_cmd
 from .journal_commands import JOURNAL_COMMANDS, JOURNAL_HELP, JOURNAL_PATH
 from .run_commands import RUN_COMMANDS
+from .service_commands import serve_cmd
 from .tui_command import tui_cmd
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -45,7 +48,7 @@ def cli(ctx: click.Context, journal_dir: Path | None) -> None:
         ctx.invoke(tui_cmd)
 
 
-for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS, tui_cmd]:
+for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS, serve_cmd, tui_cmd]:
     cli.add_command(command)
 
 
@@ -59,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except click.ClickException as exc:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
-    except (JournalError, SpecError, RunError, SettingsError) as exc:
+    except (JournalError, SpecError, RunError, SettingsError, ServiceError, UnsafePath) as exc:
         return _fail(f"promptism: {exc}", 1)
     except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path), never a bug report
         return _fail(f"promptism: {os_error_line(exc)}", 1)

@@ -51,7 +51,7 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
         raise click.UsageError("give a spec file or --prompt TEXT")
     grid = build_grid(spec_from(values))
     if not dry_run:
-        execute_grid(grid, opts, journal_dir)
+        execute_grid(grid, values, opts, journal_dir)
         return
     options_for(grid, opts)  # refuse now what the real run would refuse
     if opts["as_json"]:

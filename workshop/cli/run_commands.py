@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import sys
 from pathlib import Path
 
 import click
@@ -16,7 +14,7 @@ import click
 from journal import Journal
 from journal.privacy import check_title_keeps_secrets
 from journal.slug import check_new_title
-from journal.text import one_line, quoted
+from journal.text import quoted
 
 from ..compose.grid import DEFAULT_MAX_CELLS, build_grid
 from ..compose.prompt import clean
@@ -35,6 +33,10 @@ def _model_defaults(setting: str, otherwise) -> str:
         table[GUIDED] = GUIDED_STEPS
     differing = [f"{value:g} for {name}" for name, value in table.items() if value != otherwise]
     return ", ".join([*differing, f"{otherwise:g} otherwise"])
+
+
+LOCAL = click.option("--local", is_flag=True, help="Run in this process, not in the service (which is started when "
+                     "none runs; `service = false` in config.toml or PROMPTISM_SERVICE=off does the same).")
 
 
 def run_options(fn):
@@ -64,6 +66,7 @@ def run_options(fn):
         click.option("--allow-title-overlap", is_flag=True, help="With --accept: keep a title that contains the prompt or a keyword."),
         click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
         click.option("--reveal-prompt", is_flag=True, help="Name the keywords in the keyword effects (they are numbered otherwise)."),
+        LOCAL,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -96,10 +99,13 @@ def _first(*values):
     return next((v for v in values if v is not None), None)
 
 
-def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
-    """Run ``grid`` with the command's options, show progress, and report (or accept) the result. Everything is
-    checked, and the model loaded, before anything is written: bad input leaves no journal, run or --out folder."""
-    from ..runner.session import prepare, start
+def execute_grid(grid, values: dict, opts: dict, journal_dir: Path) -> None:
+    """Run ``grid`` (composed from the spec ``values``) with the command's options — through the service, or here
+    with --local — show progress, and report (or accept) the result. Everything is checked, and the model loaded,
+    before anything is written: bad input leaves no journal, run or --out folder."""
+    from ..service.api import JobRequest
+    from ..service.executor import existing_journal, options_to_json
+    from . import dispatch
 
     if opts["accept"] and not opts["title"]:
         raise click.UsageError("--accept needs --title TITLE")
@@ -110,16 +116,18 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         check_new_title(opts["title"])
         if not opts["allow_title_overlap"]:
             check_title_keeps_secrets(opts["title"], grid.secrets)
-    journal = _journal_if_there(journal_dir)
-    with _Progress(opts["as_json"]) as progress, _graceful_interrupt() as cancelled:
-        prepared = prepare(grid, options, journal, on_event=progress.on_event)
-        if opts["out"]:
-            try:
-                opts["out"].mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise click.BadParameter(f"cannot create {opts['out']} ({exc.strerror or exc})", param_hint="--out") from None
-        journal = journal or Journal.open(journal_dir, create=True)
-        run = start(prepared, journal, on_event=progress.on_event, cancel=cancelled)
+    existing_journal(journal_dir)  # a folder that is no journal is refused before any service starts
+    request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=values,
+                         options=options_to_json(_absolute(options)))
+    outcome, cancelled = dispatch.run(request, as_json=opts["as_json"], local=opts["local"],
+                                      before_write=lambda: _make_out(opts["out"]))
+    if outcome.run is None:  # cancelled while it waited in the queue
+        click.echo("cancelled before it started: no images", err=True)
+        click.get_current_context().exit(130)
+    from ..runner.runs import load_run
+
+    journal = Journal.open(journal_dir)
+    run = load_run(journal, outcome.run)
     if opts["out"]:
         _copy_out(run, opts["out"])
     if opts["as_json"]:
@@ -127,7 +135,7 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
                                "images": [str(run.image(c)) for c in run.done]}))
     else:
         _report(run, keep_hint=not opts["accept"], reveal=opts["reveal_prompt"])
-    if cancelled():  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
+    if cancelled:  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
         kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
         click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
         click.get_current_context().exit(130)
@@ -138,12 +146,28 @@ def execute_grid(grid, opts: dict, journal_dir: Path) -> None:
         _say_accepted(exp, err=opts["as_json"])
 
 
-def _journal_if_there(path: Path) -> Journal | None:
-    """The journal at ``path``; None where the command is to create one (no folder there, or an empty one), which
-    it does only once the run's checks have passed. A folder that is neither is refused now."""
-    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
-        return None
-    return Journal.open(path)
+def _make_out(out: Path | None) -> None:
+    if out:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise click.BadParameter(f"cannot create {out} ({exc.strerror or exc})", param_hint="--out") from None
+
+
+def _absolute(options):
+    """The options with their paths made absolute (the service runs elsewhere): an init image file, a model folder,
+    a CLIP checkpoint."""
+    from dataclasses import replace
+
+    init, model, clip = options.init_image, options.model, options.clip
+    if init and not init.startswith("#"):
+        init = str(Path(init).expanduser().absolute())
+    if Path(model).expanduser().is_dir():
+        model = str(Path(model).expanduser().absolute())
+    arch, sep, checkpoint = (clip or "").partition(":")
+    if sep and Path(checkpoint).expanduser().is_file():
+        clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
+    return replace(options, init_image=init, model=model, clip=clip)
 
 
 def _say_accepted(exp, *, err: bool = False) -> None:
@@ -172,19 +196,25 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, max_cells, journal_dir
         raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
     values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed],
               "max_cells": max_cells}
-    execute_grid(build_grid(spec_from(values)), opts, journal_dir)
+    execute_grid(build_grid(spec_from(values)), values, opts, journal_dir)
 
 
 @click.command("runs")
 @click.argument("run_id", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--reveal-prompt", is_flag=True, help="Show the cells' prompts and name the keywords of the effects.")
+@click.option("--follow", is_flag=True, help="Watch RUN's progress while the service runs it (from any terminal; "
+              "Ctrl-C stops watching, not the run).")
 @journal_option
-def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir: Path) -> None:
+def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, follow: bool, journal_dir: Path) -> None:
     """List runs (finished, cancelled, or interrupted by a crash or lost connection), or show one."""
     from ..runner.runs import list_runs, load_run
 
     journal = Journal.open(journal_dir)
+    if follow:
+        if not run_id:
+            raise click.UsageError("--follow needs the RUN to watch (`promptism runs` lists them)")
+        _follow(journal, load_run(journal, run_id).id, as_json)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
     if run_id and runs[0].state == "interrupted":  # its process died: score it and draw its sheet, as for a cancel
         from ..runner.session import settle
@@ -202,6 +232,26 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, journal_dir
     print_table(["run", "state", "images", "model", "accepted"],
                 [[r.id, r.state, f"{len(r.done)}/{len(r.manifest['cells'])}", r.manifest["model"]["id"],
                   " ".join(f"#{n}" for n in r.accepted)] for r in runs])
+
+
+def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
+    """Watch the service's job that is making ``run_id`` until it ends (then the run is shown as usual)."""
+    from ..service.client import connect
+    from ..service.errors import ServiceUnavailable
+    from . import dispatch
+
+    try:
+        client = connect(autostart=False)
+        job = next((j for j in client.jobs(str(journal.path.absolute())) if j.run == run_id and not j.ended_yet), None)
+    except ServiceUnavailable:
+        job = None
+    if job is None:
+        from ..runner.runs import load_run
+
+        state = load_run(journal, run_id).state
+        hint = f"; `promptism resume {run_id}` finishes it" if state in ("interrupted", "cancelled") else ""
+        raise click.ClickException(f"run {run_id} is not running in a service (it is {state}){hint}")
+    dispatch.follow(client, job, cancel_on_interrupt=False, as_json=as_json)
 
 
 def _run_json(run, reveal_prompt: bool) -> dict:
@@ -262,19 +312,24 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @click.argument("number", type=click.IntRange(min=1))
 @click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
+@LOCAL
 @journal_option
-def rerun_cmd(number: int, verify: bool, as_json: bool, journal_dir: Path) -> None:
+def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, journal_dir: Path) -> None:
     """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
-    from ..runner.errors import RunCancelled
-    from ..runner.session import RunOptions, rerun
+    from ..runner.runs import load_run
+    from ..service.api import JobRequest
+    from . import dispatch
 
     journal = Journal.open(journal_dir)
-    try:
-        with _Progress(as_json) as progress, _graceful_interrupt() as cancelled:
-            run, identical = rerun(journal, number, RunOptions(), on_event=progress.on_event, cancel=cancelled)
-    except RunCancelled as exc:
-        click.echo(f"cancelled: {exc}", err=True)
+    journal.get(number)  # an unknown number is refused before any service starts
+    request = JobRequest(kind="rerun", journal=str(journal.path.absolute()), number=number)
+    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local)
+    if cancelled:
+        where = f"in run {outcome.run}" if outcome.run else "in its run (`promptism runs` lists it)"
+        click.echo(f"cancelled: rerun of #{number} was cancelled; its finished images are {where}", err=True)
         click.get_current_context().exit(130)
+    run = load_run(journal, outcome.run)
+    identical = bool(outcome.verified)
     verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.manifest['mismatched']})"
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
@@ -343,73 +398,6 @@ def _copy_out(run, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for cell in run.done:
         shutil.copyfile(run.image(cell), out / f"{run.id}-{cell['file']}")
-
-
-class _Progress:
-    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise."""
-
-    def __init__(self, as_json: bool):
-        self.as_json = as_json
-        self._bar = None
-        self._task = None
-
-    def __enter__(self):
-        if not self.as_json and sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn
-
-            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
-                                 TextColumn("{task.fields[steps]}", markup=False), console=Console(stderr=True),
-                                 transient=True)
-            self._bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
-
-    def on_event(self, event) -> None:
-        from ..runner import events as ev
-
-        if self.as_json:
-            if not isinstance(event, ev.Preview):
-                click.echo(json.dumps(event.to_json()))
-            return
-        if isinstance(event, ev.BatchSplit):
-            click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
-        if self._bar is None:
-            return
-        if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
-            what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
-            description = one_line(f"{what} on {event.device}")
-            if self._task is None:
-                self._task = self._bar.add_task(description, total=None, steps="")  # no count until a step is done
-            else:
-                self._bar.update(self._task, description=description)
-        elif isinstance(event, ev.Step) and self._task is not None:
-            left = f" · {int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d} left" if event.eta_s is not None else ""
-            self._bar.update(self._task, completed=event.done, total=event.total,
-                             steps=f"{event.done}/{event.total} steps · {event.it_per_s:.1f} it/s{left}")
-
-
-class _graceful_interrupt:
-    """Ctrl-C cancels at the next step and keeps finished images; a second Ctrl-C stops at once."""
-
-    def __enter__(self):
-        self.flag = False
-        self._old = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            if self.flag:
-                raise KeyboardInterrupt
-            self.flag = True
-            click.echo("\ncancelling after the current step (Ctrl-C again to stop at once)…", err=True)
-
-        signal.signal(signal.SIGINT, handler)
-        return lambda: self.flag
-
-    def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._old)
 
 
 RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, models_cmd]

@@ -1,9 +1,12 @@
 """Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
 then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory), then RunFinished.
-``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out)."""
+``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out unless ``previews=True``: then
+as base64 PNG, the service's wire form); ``from_json`` rebuilds the same typed event from either."""
 
 from __future__ import annotations
 
+import base64
+import io
 from dataclasses import dataclass, field, fields
 
 from PIL import Image
@@ -11,9 +14,40 @@ from PIL import Image
 
 @dataclass(frozen=True)
 class Event:
-    def to_json(self) -> dict:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "images"}
+    def to_json(self, previews: bool = False) -> dict:
+        """The event as JSON data; a Preview's images as base64 PNG when ``previews``, else left out."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        if isinstance(self, Preview):
+            data.pop("images")
+            if previews:
+                data["images"] = [_png64(image) for image in self.images]
         return {"event": type(self).__name__, **data}
+
+
+def from_json(data: dict) -> Event:
+    """The event ``Event.to_json`` wrote (a Preview without its images gets none); ValueError for anything else."""
+    kind = _KINDS.get(data.get("event")) if isinstance(data, dict) else None
+    if kind is None:
+        raise ValueError(f"not a progress event: {str(data)[:80]}")
+    values = {f.name: data.get(f.name) for f in fields(kind) if f.name in data}
+    if kind is Preview:
+        values["images"] = [_from_png64(text) for text in data.get("images", [])]
+    try:
+        return kind(**values)
+    except TypeError as exc:
+        raise ValueError(f"a {kind.__name__} event with the wrong fields: {exc}") from None
+
+
+def _png64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _from_png64(text: str) -> Image.Image:
+    image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
+    image.load()
+    return image
 
 
 @dataclass(frozen=True)
@@ -82,3 +116,7 @@ class RunFinished(Event):
     state: str  # finished | cancelled
     images: int
     seconds: float
+
+
+_KINDS: dict[str, type[Event]] = {kind.__name__: kind for kind in
+                                  (Loading, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, RunFinished)}

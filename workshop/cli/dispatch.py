@@ -1,0 +1,140 @@
+"""Running a job from the command line: through the service (started detached when none runs) or in this process
+(``--local``, ``service = false`` in config.toml, or ``PROMPTISM_SERVICE=off``) — with the same progress bar or JSON
+lines either way, and Ctrl-C cancelling the job (its finished images kept). Both ways end in
+``service.executor.run_job``; the client side imports no torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+import click
+
+from journal.text import one_line
+
+from ..runner.errors import RunError
+from ..service.api import JobInfo, JobOutcome, JobRequest
+from ..settings import load_settings
+
+
+def through_service(local: bool) -> bool:
+    """Whether jobs go to the service: not with --local, PROMPTISM_SERVICE=off or ``service = false``."""
+    if local or os.environ.get("PROMPTISM_SERVICE", "").lower() in ("off", "0", "false", "no"):
+        return False
+    return load_settings().service
+
+
+def run(request: JobRequest, *, as_json: bool, local: bool, before_write: Callable[[], None] = lambda: None
+        ) -> tuple[JobOutcome, bool]:
+    """Run ``request`` to its end with progress; the outcome, and whether it was cancelled (Ctrl-C here, or a cancel
+    from another client). A failed job raises RunError with its one line."""
+    if not through_service(local):
+        from ..service.executor import run_job
+
+        with Progress(as_json) as progress, graceful_interrupt() as cancelled:
+            outcome = run_job(request, on_event=progress.on_event, cancel=cancelled, before_write=before_write)
+        return outcome, cancelled() or outcome.state == "cancelled"
+    from ..service.client import connect
+
+    client = connect(autostart=True)
+    info = client.submit(request)
+    return follow(client, info, cancel_on_interrupt=True, as_json=as_json)
+
+
+def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, as_json: bool) -> tuple[JobOutcome, bool]:
+    """Watch a service job to its end. Ctrl-C cancels it (``cancel_on_interrupt``: this command started it) or
+    stops watching (the job runs on)."""
+    from ..service.client import ServiceClient
+
+    def cancel() -> None:
+        ServiceClient(client.socket).cancel(info.id, info.journal)  # a client of its own: we are inside a read
+
+    ended = info
+    with Progress(as_json) as progress, graceful_interrupt(cancel, watching=not cancel_on_interrupt):
+        for item in client.follow(info.id, info.journal):
+            if isinstance(item, JobInfo):
+                ended = item
+            else:
+                progress.on_event(item)
+    if ended.state == "failed":
+        raise RunError(ended.error or "the job failed")
+    if ended.state == "interrupted":
+        raise RunError(f"the service stopped during the job; `promptism resume {ended.run}` finishes it"
+                       if ended.run else "the service stopped before the job began")
+    return JobOutcome(run=ended.run, state=ended.state, verified=ended.verified), ended.state == "cancelled"
+
+
+class Progress:
+    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise."""
+
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.as_json and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn
+
+            self._bar = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
+                                 TextColumn("{task.fields[steps]}", markup=False), console=Console(stderr=True),
+                                 transient=True)
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def on_event(self, event) -> None:
+        from ..runner import events as ev
+
+        if self.as_json:
+            if not isinstance(event, ev.Preview):
+                click.echo(json.dumps(event.to_json()))
+            return
+        if isinstance(event, ev.BatchSplit):
+            click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
+        if self._bar is None:
+            return
+        if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
+            what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
+            description = one_line(f"{what} on {event.device}")
+            if self._task is None:
+                self._task = self._bar.add_task(description, total=None, steps="")  # no count until a step is done
+            else:
+                self._bar.update(self._task, description=description)
+        elif isinstance(event, ev.Step) and self._task is not None:
+            left = f" · {int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d} left" if event.eta_s is not None else ""
+            self._bar.update(self._task, completed=event.done, total=event.total,
+                             steps=f"{event.done}/{event.total} steps · {event.it_per_s:.1f} it/s{left}")
+
+
+class graceful_interrupt:
+    """Ctrl-C cancels at the next step and keeps finished images (``cancel`` tells the service so); a second Ctrl-C
+    stops at once. ``watching`` (a job another command started): Ctrl-C stops watching, the job runs on."""
+
+    def __init__(self, cancel: Callable[[], None] | None = None, *, watching: bool = False):
+        self.cancel, self.watching = cancel, watching
+
+    def __enter__(self):
+        self.flag = False
+        self._old = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            if self.flag or self.watching:
+                raise KeyboardInterrupt
+            self.flag = True
+            click.echo("\ncancelling after the current step (Ctrl-C again to stop at once)…", err=True)
+            if self.cancel:
+                self.cancel()
+
+        signal.signal(signal.SIGINT, handler)
+        return lambda: self.flag
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._old)

@@ -1,0 +1,84 @@
+"""The service's typed records, the one schema of the API, the CLI and the TUI: what a client asks for (JobRequest),
+what the service says about a job (JobInfo) and about itself (ServiceStatus). Pydantic only: torch-free."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JobKind = Literal["grid", "rerun", "resume"]
+JobState = Literal["queued", "running", "finished", "cancelled", "failed", "interrupted"]
+ENDED = ("finished", "cancelled", "failed", "interrupted")
+
+
+class JobRequest(BaseModel):
+    """A job: a grid run (``spec``: the values ``compose.spec.spec_from`` takes, paths absolute), a rerun of
+    experiment ``number``, or the resume of ``run`` — in the journal at ``journal`` (an absolute path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: JobKind
+    journal: str
+    spec: dict | None = None
+    options: dict = Field(default_factory=dict)  # RunOptions fields (size as [w, h]; guided settings nested)
+    number: int | None = Field(default=None, ge=1)
+    run: str | None = None
+
+
+class JobInfo(BaseModel):
+    """What the service says about a job. ``spec``, ``options`` and ``error`` (which may quote the prompt) go only to
+    a client that names the job's journal."""
+
+    id: str
+    kind: JobKind
+    journal: str
+    state: JobState
+    run: str | None = None
+    cells: int | None = None
+    done: int | None = None
+    error: str | None = None
+    verified: bool | None = None
+    created: str
+    started: str | None = None
+    ended: str | None = None
+    spec: dict | None = None
+    options: dict | None = None
+    number: int | None = None
+
+    @property
+    def ended_yet(self) -> bool:
+        return self.state in ENDED
+
+    def public(self) -> JobInfo:
+        """The job as anyone may see it: no spec, options or error."""
+        return self.model_copy(update={"spec": None, "options": None, "error": None})
+
+
+class JobOutcome(BaseModel):
+    """How a job ended: its run, that run's state, and for a rerun whether it reproduced the journal's bytes."""
+
+    run: str | None
+    state: JobState
+    verified: bool | None = None
+
+
+class ServiceStatus(BaseModel):
+    """``serve status``: no prompt anywhere."""
+
+    pid: int
+    started: str
+    uptime_s: float
+    device: str | None
+    loaded_models: list[str]
+    jobs: list[JobInfo]
+    socket: str
+    listen: str | None
+    idle_timeout_s: float
+    version: str
+
+
+class ErrorBody(BaseModel):
+    """Every error response: one line."""
+
+    error: str

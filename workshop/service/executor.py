@@ -1,0 +1,106 @@
+"""``run_job``: the one function that turns a JobRequest into runner calls — used by the service's worker and by
+``--local`` alike, so a job runs the same way in either. The runner (torch) is imported when a job runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from journal import Journal
+from journal.journal import is_journal
+from journal.text import quoted
+
+from ..runner import events as ev
+from ..runner.errors import RunCancelled, RunError
+from ..runner.options import RunOptions
+from .api import JobOutcome, JobRequest
+
+
+def options_to_json(options: RunOptions) -> dict:
+    """RunOptions as a request carries them (size as [w, h], the guided settings nested)."""
+    return dataclasses.asdict(options)
+
+
+def options_from_json(data: dict) -> RunOptions:
+    """The RunOptions a request names; RunError for a field RunOptions does not have."""
+    known = {f.name for f in dataclasses.fields(RunOptions)}
+    if unknown := sorted(set(data) - known):
+        raise RunError(f"unknown run option {quoted(unknown[0])}; the options are {', '.join(sorted(known))}")
+    values = dict(data)
+    if values.get("size") is not None:
+        values["size"] = tuple(values["size"])
+    if values.get("guided") is not None:
+        from ..runner.guided import GuidedSettings
+
+        values["guided"] = GuidedSettings(**values["guided"])
+    return RunOptions(**values)
+
+
+def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambda e: None,
+            cancel: Callable[[], bool] = lambda: False, before_write: Callable[[], None] = lambda: None) -> JobOutcome:
+    """Run ``request`` to its end. A grid is checked and its model loaded before its journal or run folder is
+    created (``before_write`` runs just then: the CLI's ``--out`` folder); bad input raises (RunError, SpecError,
+    JournalError) with nothing written. A cancelled job returns its run as ``cancelled``."""
+    journal_dir = Path(request.journal)
+    options = options_from_json(request.options)
+    if request.kind == "grid":
+        return _grid(request, journal_dir, options, on_event, cancel, before_write)
+    journal = Journal.open(journal_dir)
+    if request.kind == "rerun":
+        from ..runner.session import rerun
+
+        try:
+            run, identical = rerun(journal, request.number, options, on_event=on_event, cancel=cancel)
+        except RunCancelled:
+            return JobOutcome(run=None, state="cancelled")
+        return JobOutcome(run=run.id, state=run.state, verified=identical)
+    from ..runner.runs import load_run
+    from ..runner.session import resume
+
+    run = resume(journal, load_run(journal, request.run), options, on_event=on_event, cancel=cancel)
+    return JobOutcome(run=run.id, state=run.state)
+
+
+def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event, cancel, before_write) -> JobOutcome:
+    from ..compose.grid import build_grid
+    from ..compose.spec import spec_from
+    from ..runner.session import prepare, start
+
+    if request.spec is None:
+        raise RunError("a grid job needs its spec")
+    grid = build_grid(spec_from(request.spec))
+    journal = existing_journal(journal_dir)
+    prepared = prepare(grid, options, journal, on_event=on_event)
+    before_write()
+    journal = journal or Journal.open(journal_dir, create=True)
+    run = start(prepared, journal, on_event=on_event, cancel=cancel)
+    return JobOutcome(run=run.id, state=run.state)
+
+
+def existing_journal(path: Path) -> Journal | None:
+    """The journal at ``path``; None where a grid is to create one (no folder there, or an empty one), which it does
+    only once the run's checks have passed. A folder that is neither is refused now."""
+    if not path.exists() or (path.is_dir() and not any(path.iterdir())):
+        return None
+    return Journal.open(path)
+
+
+def journal_problem(request: JobRequest) -> str | None:
+    """Why the service cannot run ``request`` against its journal (checked when it is submitted), or None."""
+    path = Path(request.journal)
+    if not path.is_absolute():
+        return f"the journal must be an absolute path, not {quoted(request.journal)}"
+    if request.kind == "grid":
+        if path.exists() and not path.is_dir():
+            return f"{path} is not a folder, so it cannot be a journal"
+        if path.is_dir() and any(path.iterdir()) and not is_journal(path):
+            return f"{path} is not a promptism journal (and not empty); pass --journal DIR or run `promptism init`"
+        return None
+    if not is_journal(path):
+        return f"no promptism journal at {path}; pass --journal DIR"
+    if request.kind == "rerun" and request.number is None:
+        return "a rerun job needs the experiment's number"
+    if request.kind == "resume" and not request.run:
+        return "a resume job needs the run's id"
+    return None

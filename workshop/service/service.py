@@ -1,0 +1,304 @@
+"""``Service``: the in-process object behind the HTTP routes (and the A1111 router). A FIFO queue of jobs persisted
+in the state folder (0600: a restarted service knows what was queued; a job that was running when the service died
+shows ``interrupted``, with its run), one worker thread that owns the device and runs the jobs through
+``executor.run_job``, each job's progress events fanned out to any number of watchers (a late one first gets a replay),
+cancel, and the idle timeout. The log names jobs, states and runs — never a prompt, never an error's text."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from journal.text import one_line
+
+from ..paths import write_private
+from ..runner import events as ev
+from .api import ENDED, JobInfo, JobOutcome, JobRequest, ServiceStatus
+from .errors import ServiceError
+
+log = logging.getLogger("promptism.service")
+KEEP_ENDED = 50  # ended jobs the queue file remembers (for `runs --follow` and the TUI)
+
+
+class QueueFull(ServiceError):
+    """The queue holds as many jobs as it may."""
+
+
+@dataclass
+class _Job:
+    info: JobInfo
+    request: JobRequest
+    cancel: bool = False
+    history: list[ev.Event] = field(default_factory=list)  # what happened so far, less all but the last Step/Preview
+    last_step: ev.Step | None = None
+    last_preview: ev.Preview | None = None
+    watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = field(default_factory=list)
+
+
+class Service:
+    def __init__(self, queue_file: Path, *, journal: Path | None = None, idle_timeout_s: float = 900.0,
+                 max_queue: int = 100, socket: str = "", listen: str | None = None,
+                 on_idle: Callable[[], None] = lambda: None):
+        self.journal = journal
+        self.queue_file = queue_file
+        self.idle_timeout_s = idle_timeout_s
+        self.max_queue = max_queue
+        self.socket, self.listen = socket, listen
+        self.on_idle = on_idle
+        self.device: str | None = None
+        self.started = _now()
+        self._started_at = time.monotonic()
+        self._last_active = time.monotonic()
+        self._jobs: dict[str, _Job] = {}
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._worker = threading.Thread(target=self._work, name="promptism-worker", daemon=True)
+        self._load()
+
+    # -- the API -----------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._worker.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Cancel the running job (its finished images stay; `resume` finishes it), keep the queued ones on disk for
+        the next start, and end the worker."""
+        with self._cond:
+            self._stopping = True
+            for job in self._jobs.values():
+                if job.info.state == "running":
+                    job.cancel = True
+            self._cond.notify_all()
+        if self._worker.is_alive():
+            self._worker.join(timeout)
+
+    def submit(self, request: JobRequest) -> JobInfo:
+        with self._cond:
+            queued = sum(1 for j in self._jobs.values() if j.info.state == "queued")
+            if queued >= self.max_queue:
+                raise QueueFull(f"the queue is full ({queued} jobs): wait for some to finish or cancel some "
+                                "(max_queue in config.toml)")
+            info = JobInfo(id=_new_id(), kind=request.kind, journal=request.journal, state="queued", created=_now(),
+                           spec=request.spec, options=request.options, number=request.number, run=request.run)
+            self._jobs[info.id] = _Job(info, request)
+            self._last_active = time.monotonic()
+            self._save()
+            self._cond.notify_all()
+        log.info("job %s queued (%s)", info.id, info.kind)
+        return info
+
+    def job(self, job_id: str) -> JobInfo:
+        """KeyError for a job the service does not know."""
+        with self._cond:
+            return self._jobs[job_id].info
+
+    def jobs(self) -> list[JobInfo]:
+        """Every job it knows, oldest first."""
+        with self._cond:
+            return [j.info for j in self._jobs.values()]
+
+    def current(self) -> JobInfo | None:
+        with self._cond:
+            return next((j.info for j in self._jobs.values() if j.info.state == "running"), None)
+
+    def last_step(self, job_id: str) -> ev.Step | None:
+        with self._cond:
+            return self._jobs[job_id].last_step
+
+    def cancel(self, job_id: str) -> JobInfo:
+        """A queued job is cancelled at once, a running one between steps (its finished images stay)."""
+        with self._cond:
+            job = self._jobs[job_id]
+            if job.info.state == "queued":
+                self._end(job, "cancelled")
+            elif job.info.state == "running":
+                job.cancel = True
+            return job.info
+
+    async def subscribe(self, job_id: str) -> AsyncIterator[ev.Event]:
+        """The job's events: a replay of what happened so far, then live ones; ends with the job. KeyError for a job
+        the service does not know."""
+        queue: asyncio.Queue = asyncio.Queue()
+        with self._cond:
+            job = self._jobs[job_id]
+            replay = [*job.history, *(e for e in (job.last_step, job.last_preview) if e is not None)]
+            live = not job.info.ended_yet
+            if live:
+                job.watchers.append((asyncio.get_running_loop(), queue))
+        for event in replay:
+            yield event
+        if not live:
+            return
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            with self._cond:
+                job.watchers = [w for w in job.watchers if w[1] is not queue]
+
+    async def wait(self, job_id: str) -> JobInfo:
+        """Until the job ends."""
+        async for _ in self.subscribe(job_id):
+            pass
+        return self.job(job_id)
+
+    def status(self) -> ServiceStatus:
+        from ..runner import models
+
+        with self._cond:
+            active = [j.info.public() for j in self._jobs.values() if not j.info.ended_yet]
+            ended = [j.info.public() for j in self._jobs.values() if j.info.ended_yet][-5:]
+        loaded = getattr(models, "loaded_models", None)  # the runner's warm LRU says what it holds (records branch)
+        return ServiceStatus(pid=os.getpid(), started=self.started, uptime_s=round(time.monotonic() - self._started_at, 1),
+                             device=self.device, loaded_models=loaded() if loaded else [], jobs=[*ended, *active],
+                             socket=self.socket, listen=self.listen, idle_timeout_s=self.idle_timeout_s,
+                             version=_version())
+
+    # -- the worker --------------------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        self._warm_up()
+        while True:
+            with self._cond:
+                job = self._next()
+                while job is None and not self._stopping:
+                    if time.monotonic() - self._last_active > self.idle_timeout_s:
+                        log.info("idle for %.0f s: exiting", self.idle_timeout_s)
+                        self._stopping = True
+                        self.on_idle()
+                        return
+                    self._cond.wait(timeout=min(1.0, self.idle_timeout_s))
+                    job = self._next()
+                if self._stopping:
+                    return
+                job.info = job.info.model_copy(update={"state": "running", "started": _now()})
+                self._save()
+            log.info("job %s running", job.info.id)
+            self._execute(job)
+
+    def _warm_up(self) -> None:
+        """Import the runner (torch, diffusers) and pick the device now, so the first job does not wait for it."""
+        from ..runner.devices import device_name, pick_device
+        from ..runner import session  # noqa: F401 - torch and diffusers, imported here once
+
+        self.device = device_name(pick_device("auto"))
+
+    def _next(self) -> _Job | None:
+        return next((j for j in self._jobs.values() if j.info.state == "queued"), None)
+
+    def _execute(self, job: _Job) -> None:
+        from .executor import run_job
+
+        error = None
+        try:
+            outcome = run_job(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
+        except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
+            log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
+            outcome, error = JobOutcome(run=job.info.run, state="failed"), error_line(exc)
+        with self._cond:
+            self._end(job, outcome.state, run=outcome.run or job.info.run, verified=outcome.verified, error=error)
+        log.info("job %s %s%s", job.info.id, job.info.state, f": run {job.info.run}" if job.info.run else "")
+
+    def _emit(self, job: _Job, event: ev.Event) -> None:
+        with self._cond:
+            if isinstance(event, ev.Step):
+                job.last_step = event
+            elif isinstance(event, ev.Preview):
+                job.last_preview = event
+            else:
+                job.history.append(event)
+            if isinstance(event, ev.RunStarted):  # saved now: a service killed mid-run still knows the job's run
+                job.info = job.info.model_copy(update={"run": event.run, "cells": event.cells, "done": 0})
+                self._save()
+            elif isinstance(event, ev.BatchFinished):
+                job.info = job.info.model_copy(update={"done": (job.info.done or 0) + len(event.cells)})
+            self._tell(job, event)
+
+    def _tell(self, job: _Job, item: ev.Event | None) -> None:
+        for loop, queue in list(job.watchers):
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the watcher's loop has closed
+                job.watchers.remove((loop, queue))
+
+    def _end(self, job: _Job, state: str, **update) -> None:
+        """(Under the lock.) The job's end: recorded, saved, and its watchers' streams closed."""
+        job.info = job.info.model_copy(update={"state": state, "ended": _now(), **update})
+        self._tell(job, None)
+        job.watchers.clear()
+        self._last_active = time.monotonic()
+        self._save()
+
+    # -- the queue file ----------------------------------------------------------------------------------------------
+
+    def _save(self) -> None:
+        """(Under the lock.) Every job not ended, and the latest ended ones, with their requests."""
+        ended = [j for j in self._jobs.values() if j.info.ended_yet][-KEEP_ENDED:]
+        for old in [j for j in self._jobs.values() if j.info.ended_yet and j not in ended]:
+            del self._jobs[old.info.id]
+        doc = [{"info": j.info.model_dump(mode="json"), "request": j.request.model_dump(mode="json")}
+               for j in self._jobs.values()]
+        write_private(self.queue_file, json.dumps({"jobs": doc}, ensure_ascii=False).encode("utf-8"))
+
+    def _load(self) -> None:
+        """The jobs a previous service left: queued ones queue again; a running one was interrupted with it."""
+        try:
+            doc = json.loads(self.queue_file.read_text(encoding="utf-8"))
+            saved = [(JobInfo.model_validate(d["info"]), JobRequest.model_validate(d["request"])) for d in doc["jobs"]]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            kept = self.queue_file.with_name(f"{self.queue_file.name}.unreadable")
+            os.replace(self.queue_file, kept)
+            log.warning("the queue file could not be read (%s): kept as %s, starting empty", type(exc).__name__, kept)
+            return
+        for info, request in saved:
+            if info.state == "running":
+                info = info.model_copy(update={"state": "interrupted", "ended": _now()})
+                log.info("job %s was interrupted%s", info.id, f": run {info.run}" if info.run else "")
+            self._jobs[info.id] = _Job(info, request)
+        with self._cond:
+            self._save()
+
+
+def error_line(exc: Exception) -> str:
+    """A job's failure in one line for its client (it may quote the prompt: never logged)."""
+    from journal import JournalError
+
+    from ..compose import SpecError
+    from ..runner.errors import RunError
+
+    if isinstance(exc, (RunError, SpecError, JournalError)):
+        return one_line(str(exc))
+    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+        return "out of memory: try a smaller --max-batch or --size"
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return one_line(f"{exc.strerror or type(exc).__name__}{where}")
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return one_line(f"internal error: {type(exc).__name__}: {detail}")
+
+
+def _new_id() -> str:
+    return "j" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def _version() -> str:
+    try:
+        return version("promptism")
+    except PackageNotFoundError:
+        return "0+unknown"
