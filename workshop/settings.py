@@ -117,3 +117,10 @@ def load_settings() -> Settings:
         if values[key] is None:
             raise SettingsError(f"{path}: {key} must be {what}, not {quoted(value)}")
     return Settings(**values)
+
+
+def service_enabled(local: bool = False, settings: Settings | None = None) -> bool:
+    """Whether jobs go to the service: not with --local, $PROMPTISM_SERVICE=off or ``service = false``."""
+    if local or os.environ.get("PROMPTISM_SERVICE", "").lower() in ("off", "0", "false", "no"):
+        return False
+    return (settings or load_settings()).service

@@ -6,7 +6,6 @@ lines either way, and Ctrl-C cancelling the job (its finished images kept). Both
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 from collections.abc import Callable
@@ -17,21 +16,14 @@ from journal.text import one_line
 
 from ..runner.errors import RunError
 from ..service.api import JobInfo, JobOutcome, JobRequest
-from ..settings import load_settings
-
-
-def through_service(local: bool) -> bool:
-    """Whether jobs go to the service: not with --local, PROMPTISM_SERVICE=off or ``service = false``."""
-    if local or os.environ.get("PROMPTISM_SERVICE", "").lower() in ("off", "0", "false", "no"):
-        return False
-    return load_settings().service
+from ..settings import service_enabled
 
 
 def run(request: JobRequest, *, as_json: bool, local: bool, before_write: Callable[[], None] = lambda: None
         ) -> tuple[JobOutcome, bool]:
     """Run ``request`` to its end with progress; the outcome, and whether it was cancelled (Ctrl-C here, or a cancel
     from another client). A failed job raises RunError with its one line."""
-    if not through_service(local):
+    if not service_enabled(local):
         from ..service.executor import run_job
 
         with Progress(as_json) as progress, graceful_interrupt() as cancelled:

@@ -19,9 +19,12 @@ from .journal_commands import journal_option
 @click.option("--truecolor/--no-truecolor", default=None,
               help="Draw 24-bit colours, or at most 256 (default: ask the terminal; $COLORTERM, which ssh does not "
                    "forward, decides where it is set).")
+@click.option("--local", is_flag=True, help="Run in this process, not in the service (runs then end with the workshop).")
 @journal_option
-def tui_cmd(model: str | None, graphics: str, truecolor: bool | None, journal_dir: Path) -> None:
-    """Open the workshop: compose, run grids, accept, browse the journal (F1 lists the keys)."""
+def tui_cmd(model: str | None, graphics: str, truecolor: bool | None, local: bool, journal_dir: Path) -> None:
+    """Open the workshop: compose, run grids, accept, browse the journal (F1 lists the keys). Runs go to the
+    service (started when none runs), so they outlive the workshop and a lost SSH session; the next workshop
+    re-attaches to them."""
     from ..tui.app import create_app
 
-    create_app(journal_dir, model, graphics, truecolor).run()
+    create_app(journal_dir, model, graphics, truecolor, local).run()

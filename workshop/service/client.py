@@ -118,3 +118,4 @@ def _error(reply: httpx.Response) -> str:
         return str(reply.json()["error"])
     except (ValueError, KeyError, TypeError):
         return f"the service answered {reply.status_code}"
+

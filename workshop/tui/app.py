@@ -16,7 +16,7 @@ from journal import Journal, JournalError
 
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
-from .messages import ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
+from .messages import JobsFound, ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
 from .wording import say
 
 if TYPE_CHECKING:
@@ -38,8 +38,12 @@ class PromptismApp(App):
         Binding("f3", "journal", "Journal", show=False),
     ]
 
-    def __init__(self, journal_dir: Path, model: str, graphics: Display, settings: Settings):
+    def __init__(self, journal_dir: Path, model: str, graphics: Display, settings: Settings, remote: bool = False):
+        """``remote``: jobs run in the service (started when none runs), which they outlive; else in this process."""
         super().__init__()
+        self.remote_enabled = remote
+        self._remote = None
+        self.job = None  # the service job on the current grid
         self.journal_dir = journal_dir
         self.model = model
         self.graphics = graphics
@@ -58,7 +62,10 @@ class PromptismApp(App):
         self.push_screen(ComposerScreen())
         if self.graphics.notice:
             self.notify(self.graphics.notice, severity="warning", timeout=20, markup=False)
-        self.preload_model()
+        if self.remote_enabled:
+            self.attach()
+        else:
+            self.preload_model()
 
     def on_terminal_supports_synchronized_output(self, message: TerminalSupportsSynchronizedOutput) -> None:
         """No synchronized updates when images go through tmux: tmux writes such an update's text after the images
@@ -81,8 +88,10 @@ class PromptismApp(App):
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
             self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))
 
-    def start_run(self, grid, options) -> None:
-        """Show the grid screen and run ``grid`` in a thread worker that posts progress to it."""
+    def start_run(self, grid, options, spec: dict) -> None:
+        """Show the grid screen and run ``grid`` (built from ``spec``, the composer's values) as a job."""
+        from ..service.api import JobRequest
+        from ..service.executor import options_to_json
         from .screens.grid import GridScreen
 
         if self.journal is None:
@@ -92,25 +101,151 @@ class PromptismApp(App):
             return
         screen = GridScreen(grid=grid)
         self.push_screen(screen)
+        self.run_job(JobRequest(kind="grid", journal=str(self.journal_dir), spec=spec, options=options_to_json(options)),
+                     screen)
+
+    def rerun(self, number: int) -> None:
+        """Regenerate #number on a grid screen that shows its progress as a run's, then whether it came out
+        byte-identical."""
+        from ..service.api import JobRequest
+        from .screens.grid import GridScreen
+
+        if self.busy():
+            return
+        screen = GridScreen(rerun_of=self.journal.get(number))
+        self.push_screen(screen)
+        self.run_job(JobRequest(kind="rerun", journal=str(self.journal_dir), number=number), screen)
+
+    def resume(self, run, screen) -> None:
+        """Finish ``run`` (interrupted or cancelled) on its own grid screen: only its missing cells, to the bytes an
+        uninterrupted run would have made."""
+        from ..runner.options import RunOptions
+        from ..service.api import JobRequest
+        from ..service.executor import options_to_json
+
+        if self.busy():
+            return
+        screen.resuming()
+        self.run_job(JobRequest(kind="resume", journal=str(self.journal_dir), run=run.id,
+                                options=options_to_json(RunOptions(preview_every=1))), screen)
+
+    def run_job(self, request, screen, job=None) -> None:
+        """Run ``request`` — through the service (``job``: one already there, to re-attach to) or in this process —
+        posting its progress to ``screen`` and how it ended, once."""
         self.cancel_requested = False
-        self._run(grid, options, screen)
+        self.job = job
+        if self.remote_enabled:
+            self._remote_job(request, screen)
+        else:
+            self._local_job(request, screen)
 
     @work(thread=True, exclusive=True, group="run")
-    def _run(self, grid, options, screen) -> None:
+    def _local_job(self, request, screen) -> None:
         worker = get_current_worker()
         try:
             import torch
 
-            from ..runner.session import execute
+            from ..service.executor import run_job
 
             if not torch.cuda.is_available():  # leave a core to the UI thread: generation must never freeze it
                 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-
-            run = execute(grid, options, self.journal, on_event=lambda e: screen.post_message(RunEvent(e)),
-                          cancel=lambda: worker.is_cancelled or self.cancel_requested)
-            self.to_screen(screen, RunDone(run))
+            outcome = run_job(request, on_event=lambda e: screen.post_message(RunEvent(e)),
+                              cancel=lambda: worker.is_cancelled or self.cancel_requested)
+            self.to_screen(screen, self._outcome(request.kind, outcome.state, outcome.run, outcome.verified, None))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
             self.to_screen(screen, RunFailed(say(exc)))
+
+    @work(thread=True, exclusive=True, group="run")
+    def _remote_job(self, request, screen) -> None:
+        """The job in the service: it outlives the workshop (quit, a lost SSH session), which re-attaches next time."""
+        try:
+            remote = self.remote()
+            if self.job is None:
+                self.job = remote.client.submit(request)
+            if self.cancel_requested:  # Esc came before the service had the job
+                remote.cancel(self.job)
+            ended = remote.follow(self.job, lambda e: screen.post_message(RunEvent(e)))
+            self.job = None
+            self.to_screen(screen, self._outcome(ended.kind, ended.state, ended.run, ended.verified, ended.error))
+        except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
+            self.to_screen(screen, RunFailed(say(exc)))
+
+    def _outcome(self, kind: str, state: str, run_id: str | None, verified: bool | None, error: str | None):
+        """The one message that says how a job ended."""
+        from ..runner.runs import load_run
+
+        if state == "failed":
+            return RunFailed(error or "the run failed")
+        if run_id is None:
+            return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {state} before it made an image")
+        run = load_run(self.journal, run_id)
+        if state == "interrupted":
+            return RunFailed(f"the service stopped during run {run.id}: u on its grid (or `promptism resume {run.id}`) "
+                             "finishes it")
+        return RunDone(run, verified=verified if kind == "rerun" else None)
+
+    def remote(self):
+        """The service for this journal (started detached when none runs); one client for the app's life."""
+        from .remote import Remote
+
+        if self._remote is None:
+            self._remote = Remote.start(str(self.journal_dir))
+        return self._remote
+
+    def cancel_run(self) -> None:
+        """Cancel the job on the current grid (between steps; its finished images stay)."""
+        self.cancel_requested = True
+        if self.remote_enabled and self.job is not None:
+            self._cancel_remote(self.job)
+
+    @work(thread=True, group="cancel")
+    def _cancel_remote(self, job) -> None:
+        try:
+            self.remote().cancel(job)
+        except Exception as exc:  # noqa: BLE001 - the service went away: its job went with it
+            self.notify(f"could not cancel: {say(exc)}", severity="error", markup=False)
+
+    @work(thread=True, exclusive=True, group="attach")
+    def attach(self) -> None:
+        """Start (or find) the service, say so in the composer, and re-attach to this journal's job that outlived an
+        earlier workshop: its progress on a grid screen, its composition in the composer."""
+        try:
+            remote = self.remote()
+            status = remote.client.status()
+            self.post_message(ModelReady(self.model, f"runs in the service (pid {status.pid}"
+                                         + (f", {status.device})" if status.device else ")")))
+            if jobs := remote.unfinished():
+                self.post_message(JobsFound(jobs))
+        except Exception as exc:  # noqa: BLE001 - no service: runs fail with the same line; the composer works
+            self.post_message(ModelFailed(f"the service is not available: {say(exc)}"))
+
+    async def on_jobs_found(self, message: JobsFound) -> None:
+        """Show the job that outlived an earlier workshop (the running one, else the next queued)."""
+        from ..compose.grid import build_grid
+        from ..compose.spec import spec_from
+        from ..runner.runs import load_run
+        from .screens.grid import GridScreen
+
+        job, more = message.jobs[0], len(message.jobs) - 1
+        if self.running():
+            return
+        try:
+            if job.kind == "grid":
+                await self.composer().restore(job.spec or {}, job.options or {})
+                screen = GridScreen(grid=build_grid(spec_from(job.spec or {})))
+            elif job.kind == "rerun":
+                screen = GridScreen(rerun_of=self.journal.get(job.number))
+            else:
+                screen = GridScreen(run=load_run(self.journal, job.run))
+        except Exception as exc:  # noqa: BLE001 - a job whose journal changed since: said, not fatal
+            self.notify(f"job {job.id} cannot be shown: {say(exc)}", severity="warning", markup=False)
+            return
+        await self.push_screen(screen)
+        if job.kind == "resume":
+            screen.resuming()
+        self.run_job(None, screen, job=job)
+        self.notify(f"re-attached to job {job.id} ({job.state})" + (f"; {more} more queued" if more else ""),
+                    markup=False, timeout=8)
 
     def to_screen(self, screen, message) -> None:
         """Post a run's outcome to its grid screen, or to the app when that screen has been closed (never lost)."""
@@ -121,10 +256,11 @@ class PromptismApp(App):
         return any(w.group == "run" and w.is_running for w in self.workers)
 
     async def action_quit(self) -> None:
-        """Quit; while a run works, ask first (ctrl+q again, or y, quits; finished images stay in the run folder)."""
+        """Quit; while a run works in this process, ask first (ctrl+q again, or y, quits; finished images stay in the
+        run folder). A job in the service runs on: the next workshop re-attaches to it."""
         from .screens.modals import Confirm
 
-        if not self.running() or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
+        if not self.running() or self.remote_enabled or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
             self.cancel_requested = True
             self.exit()
             return
@@ -143,30 +279,6 @@ class PromptismApp(App):
             self.notify("a run is in progress: wait for it, or cancel it with Esc on its grid", severity="warning")
             return True
         return False
-
-    def rerun(self, number: int) -> None:
-        """Regenerate #number on a grid screen that shows its progress as a run's, then whether it came out
-        byte-identical."""
-        from .screens.grid import GridScreen
-
-        if self.busy():
-            return
-        screen = GridScreen(rerun_of=self.journal.get(number))
-        self.push_screen(screen)
-        self.cancel_requested = False
-        self.rerun_experiment(number, screen)
-
-    @work(thread=True, exclusive=True, group="run")
-    def rerun_experiment(self, number: int, screen) -> None:
-        worker = get_current_worker()
-        try:
-            from ..runner.session import RunOptions, rerun
-
-            run, identical = rerun(self.journal, number, RunOptions(), on_event=lambda e: screen.post_message(RunEvent(e)),
-                                   cancel=lambda: worker.is_cancelled or self.cancel_requested)
-            self.to_screen(screen, RunDone(run, verified=identical))
-        except Exception as exc:  # noqa: BLE001 - shown, never crashes the app
-            self.to_screen(screen, RunFailed(say(exc)))
 
     # ---------------------------------------------------------------- messages and actions
 
@@ -228,10 +340,14 @@ class PromptismApp(App):
 
 
 def create_app(journal_dir: Path | None = None, model: str | None = None, graphics: str = "auto",
-               truecolor: bool | None = None) -> PromptismApp:
-    """The one way to make the app: the CLI and the tests both call this."""
+               truecolor: bool | None = None, local: bool = False) -> PromptismApp:
+    """The one way to make the app: the CLI and the tests both call this. Runs go through the service unless
+    ``local`` (or the settings or $PROMPTISM_SERVICE say otherwise)."""
+    from ..settings import service_enabled
+
     from .images import prepare
 
     display = prepare(graphics, truecolor)  # asks the terminal: only possible before the app reads its input
     settings = load_settings()
-    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, display, settings)
+    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, display, settings,
+                        remote=service_enabled(local, settings))

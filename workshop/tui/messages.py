@@ -58,3 +58,11 @@ class JournalListed(Message, bubble=False):
         super().__init__()
         self.experiments = experiments
         self.runs = runs
+
+
+class JobsFound(Message):
+    """The service holds jobs of this journal that outlived an earlier workshop (running first, then queued)."""
+
+    def __init__(self, jobs: list) -> None:
+        super().__init__()
+        self.jobs = jobs

@@ -282,7 +282,7 @@ class ComposerScreen(Screen):
         except (SpecError, RunError, ValueError) as exc:
             self.notify(visible(say(exc)), severity="error", markup=False)
             return
-        self.app.start_run(grid, options)
+        self.app.start_run(grid, options, self.values(mode))
 
     def _number(self, field: str, kind: type[int] | type[float]) -> int | float | None:
         """A number field: None when blank (the model's default), else the number, or one line saying what is wrong."""

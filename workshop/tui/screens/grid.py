@@ -189,6 +189,8 @@ class GridScreen(Screen):
         Binding("d", "discard", "Discard"),
         Binding("v", "vary", "New seeds"),
         Binding("i", "use_as_init", "Init", tooltip="Use the cell's image as the init image"),
+        Binding("u", "resume", "Resume", show=False,
+                tooltip="Finish an interrupted or cancelled run: its missing cells, as if it had never stopped"),
     ]
 
     def __init__(self, grid=None, run=None, rerun_of: Experiment | None = None):
@@ -351,7 +353,7 @@ class GridScreen(Screen):
 
     def action_cancel_or_back(self) -> None:
         if self.running:
-            self.app.cancel_requested = True
+            self.app.cancel_run()
             self.query_one("#run-status", Static).update("cancelling after the current step…")
         else:
             self.app.pop_screen()
@@ -407,6 +409,19 @@ class GridScreen(Screen):
         kept = f"accepted as {', '.join(f'#{n}' for n in accepted)}; the journal keeps those" if accepted else "none accepted"
         self.app.push_screen(Confirm(f"Discard run {run.id}? Its {len(run.done)} images are deleted ({kept}).",
                                      "discard the run"), discard)
+
+    def resuming(self) -> None:
+        """The run on this screen is being finished (its missing cells): progress comes as for a new run."""
+        self.running = True
+        self.query_one("#run-status", Static).update(f"resuming run {self.run.id} · Esc cancels")
+
+    def action_resume(self) -> None:
+        if (run := self._finished_run()) is None:
+            return
+        if len(run.done) == len(self.cells) or run.state not in ("interrupted", "cancelled"):
+            self.notify(f"run {run.id} is {run.state} with every image made: nothing to resume", markup=False)
+            return
+        self.app.resume(run, self)
 
     def action_vary(self) -> None:
         """Back to the composer with the next seeds (as many as this grid used)."""
