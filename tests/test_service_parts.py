@@ -1,0 +1,59 @@
+"""The service's parts that need no running service: the events' JSON round trip (previews as base64 PNG), the
+private runtime and state folders, the settings, and what the client side imports."""
+
+import os
+import stat
+
+import pytest
+from PIL import Image
+
+from tests.helpers import imported_after
+from workshop import paths
+from workshop.runner import events as ev
+from workshop.service.daemon import parse_listen
+from workshop.service.errors import ServiceError
+
+
+def test_events_round_trip_through_json_previews_included():
+    image = Image.new("RGB", (8, 8), (200, 30, 30))
+    for event in (ev.Loading("tiny", "CPU"), ev.RunStarted("r1", 4, 2, "tiny", "CPU"),
+                  ev.Step(0, [0, 1], 1, 4, 3, 8, 2.5, None), ev.RunFinished("r1", "finished", 4, 1.5)):
+        assert ev.from_json(event.to_json()) == event
+    preview = ev.from_json(ev.Preview(0, [0], 2, [image]).to_json(previews=True))
+    assert preview.images[0].tobytes() == image.tobytes() and preview.step == 2
+    assert "images" not in ev.Preview(0, [0], 2, [image]).to_json()  # JSON lines leave the pixels out
+    with pytest.raises(ValueError):
+        ev.from_json({"event": "Nope"})
+
+
+def test_private_folders_are_0700_and_others_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTISM_RUNTIME", str(tmp_path / "run"))
+    assert stat.S_IMODE(paths.runtime_dir().stat().st_mode) == 0o700
+    (tmp_path / "open").mkdir()
+    (tmp_path / "open").chmod(0o777)
+    monkeypatch.setenv("PROMPTISM_RUNTIME", str(tmp_path / "open"))
+    with pytest.raises(paths.UnsafePath, match="may be written by others"):
+        paths.runtime_dir()
+    monkeypatch.setenv("PROMPTISM_RUNTIME", str(tmp_path / ("x" * 120)))
+    assert len(os.fsencode(paths.socket_path())) <= paths.SOCKET_MAX  # too long for a socket: a short folder
+    paths.write_private(tmp_path / "secret", b"x")
+    assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("text, allow, expected", [
+    ("127.0.0.1:7860", False, ("127.0.0.1", 7860)), ("[::1]:80", False, ("::1", 80)),
+    ("0.0.0.0:7860", True, ("0.0.0.0", 7860))])
+def test_listen_addresses(text, allow, expected):
+    assert parse_listen(text, allow) == expected
+
+
+@pytest.mark.parametrize("text", ["0.0.0.0:7860", "example.org:80", "127.0.0.1", "127.0.0.1:0"])
+def test_listen_refuses_remote_and_malformed_addresses(text):
+    with pytest.raises(ServiceError):
+        parse_listen(text, False)
+
+
+def test_the_client_side_imports_no_torch_and_the_service_no_textual():
+    heavy = ("torch", "diffusers", "transformers", "textual", "fastapi", "uvicorn")
+    assert imported_after("workshop.service.client", "workshop.service.api", "workshop.cli.dispatch", watch=heavy) == []
+    assert imported_after("workshop.service.server", "workshop.service.service", watch=("textual", "workshop.tui")) == []
