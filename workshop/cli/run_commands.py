@@ -162,7 +162,7 @@ def _absolute(options):
     init, model, clip = options.init_image, options.model, options.clip
     if init and not init.startswith("#"):
         init = str(Path(init).expanduser().absolute())
-    if Path(model).expanduser().is_dir():
+    if model.strip() and Path(model).expanduser().is_dir():
         model = str(Path(model).expanduser().absolute())
     arch, sep, checkpoint = (clip or "").partition(":")
     if sep and Path(checkpoint).expanduser().is_file():
