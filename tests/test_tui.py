@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from textual import events
@@ -12,12 +16,14 @@ from textual.widgets._footer import FooterKey
 
 from journal import Journal
 from tests.helpers import new_experiment
+from tests.test_service import service, service_pid  # noqa: F401 - the service fixture: started here, stopped by pid
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
 from workshop.tui.screens.grid import GridScreen, ZoomScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
 from workshop.tui.screens.modals import AskText, Confirm
 
+EXE = str(Path(sys.executable).parent / "promptism")
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
 
@@ -664,3 +670,62 @@ async def test_the_composer_restores_a_jobs_composition(tmp_path):
         assert (field("steps"), field("guidance"), field("size"), field("init")) == ("6", "2.5", "48x40", "")
         assert composer.query_one("#model").value == "shapes"
         assert any("axes" in n.message for n in app._notifications)  # said, not silently dropped
+
+
+async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_its_composition(service, tmp_path):
+    """A grid that outlived its workshop (a lost SSH session): the next workshop shows its progress and composition,
+    and it ends finished in the service, not in the workshop."""
+    from workshop.service.api import JobRequest
+    from workshop.service.client import connect
+
+    jdir = tmp_path / "journal"
+    Journal.init(jdir)
+    spec = {"prompt": "a slow grid", "keywords": ["glowing"], "mode": "leave-one-out", "seeds": "1-3"}
+    job = connect(autostart=True).submit(JobRequest(kind="grid", journal=str(jdir), spec=spec,
+                                                    options={"model": "tiny", "steps": 12, "max_batch": 1}))
+    service.append(service_pid())
+    app = create_app(jdir, "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen), timeout=120)
+        grid = app.screen
+        assert app.composer().values() == {"prompt": "a slow grid", "negative": "", "mode": "leave-one-out",
+                                           "seeds": "1-3", "keywords": [{"text": "glowing", "on": True}]}
+        assert app.composer().query_one("#steps", Input).value == "12"
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running, timeout=180)
+        assert grid.run.state == "finished" and len(grid.run.done) == 6
+        assert grid.run.id == connect(autostart=False).job(job.id).run
+
+
+async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(service, tmp_path):
+    from workshop.runner.runs import list_runs
+
+    config = Path(os.environ["PROMPTISM_CONFIG"])
+    config.write_text(config.read_text() + "max_batch = 1\n")  # one image a batch: a cancel keeps some, not all
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await wait_for(pilot, lambda: "service" in app.model_status, timeout=120)
+        service.append(service_pid())
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a grid to stop"
+        composer.query_one("#steps", Input).value = "30"
+        composer.query_one("#seeds", Input).value = "1-4"
+        composer.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        status = grid.query_one("#run-status", Static)
+        await wait_for(pilot, lambda: "batch 2" in str(status.render()), timeout=120)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running, timeout=120)
+        assert grid.run.state == "cancelled" and 0 < len(grid.run.done) < 4
+        await pilot.press("u")
+        await wait_for(pilot, lambda: grid.running, timeout=30)
+        await wait_for(pilot, lambda: not grid.running, timeout=180)
+        assert grid.run.state == "finished" and len(grid.run.done) == 4
+        resumed = [grid.run.image(c).read_bytes() for c in grid.run.done]
+    made = subprocess.run([EXE, "generate", "a grid to stop", "--seeds", "1-4", "--steps", "30", "--model", "tiny",
+                           "--local", "--journal", str(tmp_path / "other")], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
+    fresh = list_runs(Journal.open(tmp_path / "other"))[0]
+    assert [fresh.image(c).read_bytes() for c in fresh.done] == resumed  # as if it had never been stopped
