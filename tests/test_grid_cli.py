@@ -157,13 +157,13 @@ def test_spec_params_are_honoured_and_flags_win(tmp_path, capsys):
     j = tmp_path / "j"
     code, out, err = run_cli(capsys, "grid", str(path), "--journal", str(j))
     assert code == 0, err
-    m = list_runs(Journal.open(j))[0].manifest
+    m = list_runs(Journal.open(j))[0].record.dump()
     p = m["params"]
     assert (p["steps"], p["guidance"], p["width"], p["height"], p["strength"]) == (3, 3.5, 48, 48, 0.5)
-    assert p["init_image"] == str(tmp_path / "start.png") and m["layout"] == [[0, 1], [2]] and m["clip"] is None
+    assert p["init_image"] == str(tmp_path / "start.png") and m["layout"] == [[0, 1], [2]] and m.get("clip") is None
     code, out, err = run_cli(capsys, "grid", str(path), "--steps", "4", "--max-batch", "3", "--journal", str(j))
     assert code == 0, err
-    m = list_runs(Journal.open(j))[0].manifest
+    m = list_runs(Journal.open(j))[0].record.dump()
     assert m["params"]["steps"] == 4 and m["params"]["guidance"] == 3.5 and m["layout"] == [[0, 1, 2]]
 
 

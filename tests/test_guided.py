@@ -125,7 +125,7 @@ def test_cancel_keeps_the_latest_frame(tmp_path):
                                    guided=GuidedSettings(cutouts=2)), journal,
                   on_event=lambda e: steps.append(e) if type(e).__name__ == "Step" else None, cancel=lambda: len(steps) >= 5)
     assert run.state == "cancelled" and len(run.done) == 2
-    assert [c["steps_done"] for c in run.done] == [5, 5]
+    assert [c.steps_done for c in run.done] == [5, 5]
     assert all(Image.open(run.image(c)).size == (32, 32) for c in run.done)
     accept_run(journal, run, "Stopped early")
     _, identical = rerun(journal, 1, RunOptions())  # reruns the 5 steps the kept images had

@@ -73,7 +73,7 @@ def test_ctrl_c_during_a_rerun_exits_130(interrupt_after_first_batch, tmp_path, 
     code, events, err = interrupt_after_first_batch("rerun", "1", "--journal", str(j))
     assert code == 130 and len(err.strip().splitlines()) == 2 and "cancelled" in err, err  # the Ctrl-C notice, the outcome
     rerun = list_runs(Journal.open(j))[0]
-    assert rerun.manifest["rerun_of"] == 1 and rerun.state == "cancelled" and len(rerun.done) >= 1
+    assert rerun.record.rerun_of == 1 and rerun.state == "cancelled" and len(rerun.done) >= 1
 
 
 def test_the_model_load_is_announced_as_a_json_event(tmp_path, capsys):
@@ -146,7 +146,7 @@ def test_guidance_and_steps_help_match_what_runs_record(tmp_path, capsys):
     code, _, err = run_cli(capsys, "generate", "a red circle", "--model", "shapes", "--clip", "none", "--journal",
                            str(tmp_path / "j"))
     assert code == 0, err
-    params = list_runs(Journal.open(tmp_path / "j"))[0].manifest["params"]
+    params = list_runs(Journal.open(tmp_path / "j"))[0].record.params.dump()
     assert params["guidance"] == shapes.guidance and params["steps"] == shapes.steps
 
 

@@ -116,7 +116,7 @@ def test_cancel_keeps_finished_batches(tmp_path):
 
     run = execute(grid, RunOptions(model="tiny", max_batch=2), journal, on_event=on_event, cancel=lambda: len(batches_done) >= 2)
     assert run.state == "cancelled"
-    assert [c["index"] for c in run.done] == [0, 1, 2, 3]  # two whole batches kept, the third stopped mid-way
+    assert [c.index for c in run.done] == [0, 1, 2, 3]  # two whole batches kept, the third stopped mid-way
     assert all(run.image(c).exists() for c in run.done) and (run.folder / "sheet.png").exists()
 
 
@@ -159,7 +159,7 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
                            "--mode", "leave-one-out", "--seeds", "1-2", "--max-batch", "4", "--journal", j)
     assert code == 0, err
     run = list_runs(Journal.open(j))[0]
-    assert len(run.done) == 6 and run.manifest["layout"] == [[0, 1, 2, 3], [4, 5]]
+    assert len(run.done) == 6 and run.record.layout == [[0, 1, 2, 3], [4, 5]]
     code, out, err = run_cli(capsys, "accept", run.id[-4:], "--title", "𝔊𝔩𝔬𝔴 study", "--pick", "0,5", "--journal", j)
     assert code == 0 and out.startswith("#1 𝔊𝔩𝔬𝔴 study"), err
     exp = Journal.open(j).get(1)
@@ -169,7 +169,7 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
     assert code == 0 and "byte-identical" in out, out + err
     rerun = list_runs(Journal.open(j))[0]
-    assert rerun.manifest["rerun_of"] == 1 and rerun.manifest["verified"] is True
+    assert rerun.record.rerun_of == 1 and rerun.record.verified is True
 
 
 def test_an_experiment_made_at_1_thread_reruns_byte_identically_at_2(tmp_path, capsys):
@@ -182,14 +182,14 @@ def test_an_experiment_made_at_1_thread_reruns_byte_identically_at_2(tmp_path, c
     try:
         torch.set_num_threads(1)
         run = execute(grid, RunOptions(model="shapes", clip="none"), journal)
-        assert run.manifest["compute"]["threads"] == 1
+        assert run.record.compute.threads == 1
         exp = accept_run(journal, run, "threads")
         assert exp.compute.threads == 1 and Journal.open(j).get(exp.number).compute.threads == 1
         torch.set_num_threads(2)
         code, out, err = run_cli(capsys, "rerun", str(exp.number), "--verify", "--journal", str(j))
         assert code == 0 and "byte-identical" in out, out + err
         assert torch.get_num_threads() == 2  # restored after the rerun
-        assert list_runs(Journal.open(j))[0].manifest["compute"]["threads"] == 1
+        assert list_runs(Journal.open(j))[0].record.compute.threads == 1
     finally:
         torch.set_num_threads(before)
 
@@ -223,9 +223,9 @@ def test_scores_effects_and_contact_sheet(tmp_path):
     journal = Journal.init(tmp_path / "j")
     grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing", "pixel art"], "mode": "leave-one-out", "seeds": [1, 2]}))
     run = execute(grid, RunOptions(model="tiny", clip="tiny-clip"), journal)
-    cells = run.manifest["cells"]
+    cells = run.record.dump()["cells"]
     assert all(-1 <= c["score"] <= 1 and -1 <= c["base_score"] <= 1 for c in cells)
-    effects = run.manifest["effects"]
+    effects = run.record.dump()["effects"]
     assert set(effects) == {"glowing", "pixel art"} and effects["glowing"]["pairs"] == 2
     sheet = Image.open(run.folder / "sheet.png")
     bare = Image.open(run.folder / "sheet-unlabelled.png")
@@ -287,15 +287,15 @@ def test_an_interrupted_run_is_settled_like_a_cancelled_one(tmp_path, capsys):
         proc.wait()
     run = list_runs(Journal.open(j))[0]
     assert run.state == "interrupted" and len(run.done) >= 2 and not (run.folder / "sheet.png").exists()
-    assert run.manifest["compute"]["threads"] >= 1  # recorded when the run started
+    assert run.record.compute.threads >= 1  # recorded when the run started
     code, out, err = run_cli(capsys, "runs", run.id, "--journal", str(j))
     assert code == 0 and "interrupted" in out and "contact sheet" in out, out + err
     run = list_runs(Journal.open(j))[0]
     assert run.state == "interrupted" and (run.folder / "sheet.png").exists() and (run.folder / "sheet-unlabelled.png").exists()
-    assert all(c.get("score") is not None for c in run.done) and run.manifest["effects"]["glowing"]["pairs"] >= 1
+    assert all(c.score is not None for c in run.done) and run.record.effects["glowing"].pairs >= 1
     exp = accept_run(Journal.open(j), run, "saved")
-    assert all(i.score is not None for i in exp.images) and exp.grid["effects"] == run.manifest["effects"]
-    assert exp.compute is not None and exp.compute.threads == run.manifest["compute"]["threads"]
+    assert all(i.score is not None for i in exp.images) and exp.grid["effects"] == {k: e.dump() for k, e in run.record.effects.items()}
+    assert exp.compute is not None and exp.compute.threads == run.record.compute.threads
 
 
 def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, monkeypatch):
@@ -556,13 +556,13 @@ def test_a_rerun_keeps_the_grid_layout_of_its_cells(tmp_path, capsys):
                            "leave-one-out", "--seeds", "1-3", "--max-batch", "3", "--steps", "1", "--journal", j)
     assert code == 0, err
     run = list_runs(Journal.open(j))[0]
-    assert run.manifest["grid"] == {"rows": 3, "cols": 3, "subgrids": 1} and run.manifest["layout"] == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
+    assert run.record.grid.dump() == {"rows": 3, "cols": 3, "subgrids": 1} and run.record.layout == [[0, 1, 2], [3, 4, 5], [6, 7, 8]]
     code, out, err = run_cli(capsys, "accept", run.id, "--title", "Corners", "--pick", "0,7", "--journal", j)
     assert code == 0, err
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
     assert code == 0 and "byte-identical" in out, out + err
-    rerun = list_runs(Journal.open(j))[0].manifest
+    rerun = list_runs(Journal.open(j))[0].record.dump()
     assert rerun["grid"] == {"rows": 2, "cols": 3, "subgrids": 1}
     assert [(c["row"], c["col"], c["seed"]) for c in rerun["cells"]] == [(0, 0, 1), (0, 1, 1), (0, 2, 1), (1, 0, 3), (1, 1, 3), (1, 2, 3)]
-    original = {c["index"]: c for c in run.manifest["cells"]}
+    original = {c["index"]: c for c in run.record.dump()["cells"]}
     assert [c["prompt"] for c in rerun["cells"]] == [original[i]["prompt"] for i in (0, 1, 2, 6, 7, 8)]

@@ -119,3 +119,28 @@ def test_a_pretrained_clip_tag_stays_offline_unless_downloads_are_allowed(tmp_pa
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "not in the local Hugging Face cache" in result.stderr and "--allow-download" in result.stderr
     assert not (tmp_path / "j").exists()
+
+
+def test_old_manifests_list_unknown_fields_survive_and_invalid_ones_are_skipped(tmp_path, capsys):
+    """A manifest from before the typed records (no device_type, keys promptism no longer knows) lists and keeps
+    what it does not know when rewritten; one that is not a run record is skipped like an unreadable one."""
+    j = tmp_path / "j"
+    journal = Journal.init(j)
+    runs = journal.scratch / "runs"
+    old = {"id": "20240101-000000-abcd", "state": "cancelled", "pid": 1, "created_ns": 5, "future_field": {"kept": True},
+           "model": {"id": "tiny", "kind": "builtin", "description": "d", "info": {"id": "tiny"}},
+           "spec": {"mode": "plain", "prompt": "p", "keywords": []}, "params": {"steps": 2, "width": 64, "height": 64},
+           "grid": {"rows": 1, "cols": 1, "subgrids": 1}, "compute": {"device": "CPU (x86_64, 2 threads)", "threads": 2},
+           "cells": [{"index": 0, "prompt": "p", "negative": "", "seed": 1, "steps": 2, "guidance": 7.5, "extra": 1}]}
+    for name, doc in (("old", old), ("bad", {**old, "id": "bad", "cells": "none"}), ("array", [1, 2])):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "manifest.json").write_text(json.dumps(doc), encoding="utf-8")
+    listed = list_runs(Journal.open(j))
+    assert [r.id for r in listed] == [old["id"]]
+    run = listed[0]
+    assert run.state == "cancelled" and run.record.compute.kind == "cpu" and run.record.cells[0].steps == 2
+    run.finish("cancelled")
+    doc = json.loads((run.folder / "manifest.json").read_text(encoding="utf-8"))
+    assert doc["future_field"] == {"kept": True} and doc["cells"][0]["extra"] == 1 and doc["created_ns"] == 5
+    code, out, err = run_cli(capsys, "runs", "--journal", str(j))
+    assert code == 0 and old["id"] in out and "0/1" in out, err

@@ -56,7 +56,7 @@ def test_good_settings_load_typed_and_are_used(tmp_path, capsys):
     code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-4", "--steps", "1", "--journal", str(j))
     assert code == 0, err
     run = list_runs(Journal.open(j))[0]
-    assert run.manifest["model"]["id"] == "tiny" and run.manifest["layout"] == [[0, 1, 2], [3]] and run.manifest["clip"] is None
+    assert run.record.model.id == "tiny" and run.record.layout == [[0, 1, 2], [3]] and run.record.clip is None
 
 
 def test_no_config_file_means_the_defaults():

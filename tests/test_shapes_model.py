@@ -36,9 +36,9 @@ def test_shapes_is_the_default_model_at_its_native_size(tmp_path, capsys):
                              "--journal", str(tmp_path / "j"))
     assert code == 0, err
     run = list_runs(Journal.open(tmp_path / "j"))[0]
-    assert run.manifest["model"]["id"] == "shapes" and run.manifest["params"]["steps"] == 12
-    assert run.manifest["params"]["guidance"] == 2.0  # its own default guidance
-    assert run.manifest["clip"] == "shapes-clip"  # its own scorer, unless told otherwise
+    assert run.record.model.id == "shapes" and run.record.params.steps == 12
+    assert run.record.params.guidance == 2.0  # its own default guidance
+    assert run.record.clip == "shapes-clip"  # its own scorer, unless told otherwise
     image = Image.open(run.image(run.done[0]))
     assert image.size == (32, 32)
     assert colour_mask(image, "black").mean() > 0.3 and colour_mask(image, "yellow").mean() > 0.05
@@ -70,14 +70,14 @@ def test_removing_red_lowers_the_red_circle_score_for_every_seed(tmp_path):
                                  "seeds": seeds}))
     run = execute(grid, RunOptions(model="shapes"), Journal.open(tmp_path / "j", create=True))
     scorer = load_scorer("shapes-clip", torch.device("cpu"))
-    score = {(cell["prompt"], cell["seed"]): float(scorer.similarity([Image.open(run.image(cell))], ["red circle"])[0, 0])
+    score = {(cell.prompt, cell.seed): float(scorer.similarity([Image.open(run.image(cell))], ["red circle"])[0, 0])
              for cell in run.done}
     assert len(score) == 3 * len(seeds)
     for seed in seeds:
         assert score[("a circle, red, blue background", seed)] > score[("a circle, blue background", seed)], seed
-    assert run.manifest["effects"]["red"]["effect"] > 0.05  # the runner's own keyword measurement agrees
-    reds = [colour_mask(Image.open(run.image(c)), "red").mean() for c in run.done if c["prompt"] == "a circle, red, blue background"]
-    others = [colour_mask(Image.open(run.image(c)), "red").mean() for c in run.done if c["prompt"] == "a circle, blue background"]
+    assert run.record.effects["red"].effect > 0.05  # the runner's own keyword measurement agrees
+    reds = [colour_mask(Image.open(run.image(c)), "red").mean() for c in run.done if c.prompt == "a circle, red, blue background"]
+    others = [colour_mask(Image.open(run.image(c)), "red").mean() for c in run.done if c.prompt == "a circle, blue background"]
     assert min(reds) > max(others)  # and the pixels say so too
 
 

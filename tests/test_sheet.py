@@ -50,7 +50,7 @@ def run_sheet(tmp_path: Path, capsys, *args: str):
 
 
 def layout_of(run, sheet_tile: int = MIN_TILE):
-    m = run.manifest
+    m = run.record.dump()
     title = f"{m['spec']['mode']} · {len(run.done)} of {len(m['cells'])} images"
     return layout_sheet(m["cells"], m["grid"]["rows"], m["grid"]["cols"], m["grid"]["subgrids"], (sheet_tile, sheet_tile),
                         title, f"Generated with {m['model']['id']}")
@@ -74,8 +74,8 @@ def assert_labels_apart_and_inside(sheet: Image.Image, layout) -> None:
 
 def test_a_2x2_seed_sheet_labels_every_cell_with_its_own_seed(tmp_path, capsys):
     run, sheet = run_sheet(tmp_path, capsys, "generate", "a lighthouse at dusk", "--seeds", "1-4", "--steps", "1")
-    cells = run.manifest["cells"]
-    assert run.manifest["grid"] == {"rows": 2, "cols": 2, "subgrids": 1}
+    cells = run.record.dump()["cells"]
+    assert run.record.grid.dump() == {"rows": 2, "cols": 2, "subgrids": 1}
     layout = layout_of(run)
     assert_labels_apart_and_inside(sheet, layout)
     sheet_ink = ink(sheet)

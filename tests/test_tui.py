@@ -367,7 +367,7 @@ async def test_zoom_shows_the_cell_and_the_arrows_move_to_its_neighbours(tmp_pat
             return app.screen.query_one("#zoom-caption", Static).render().plain
 
         cell = grid.cell(grid.current().index)
-        assert f"cell #{cell['index']} · seed {cell['seed']} · score {cell['score']:.3f}" in caption()
+        assert f"cell #{cell.index} · seed {cell.seed} · score {cell.score:.3f}" in caption()
         assert "keywords: glowing" in caption()
         await pilot.press("right")
         assert grid.cursor == 1 and f"cell #{grid.current().index} " in caption() and "keywords: none" in caption()
@@ -596,7 +596,7 @@ async def test_rerun_shows_its_progress_on_a_grid_and_its_verdict(tmp_path):
         await pilot.pause()
         status = grid.query_one("#run-status", Static).render().plain
         assert status.startswith("rerun of #1: byte-identical to the journal"), status
-        assert grid.run.manifest["rerun_of"] == 1 and grid.query_one("#progress").percentage == 1
+        assert grid.run.record.rerun_of == 1 and grid.query_one("#progress").percentage == 1
         assert all(tile.source is not None for tile in grid.tiles)
         assert errors_shown(app) == []
 

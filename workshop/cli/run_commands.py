@@ -1,4 +1,4 @@
-"""Run commands: generate, runs, accept, discard, rerun, models — and the options ``grid`` shares with ``generate``.
+"""Run commands: generate, runs, accept, discard, rerun, resume, models — and the options ``grid`` shares with ``generate``.
 
 The runner (torch, diffusers) is imported inside the commands that run models, so journal commands stay quick.
 """
@@ -130,15 +130,7 @@ def execute_grid(grid, values: dict, opts: dict, journal_dir: Path) -> None:
     run = load_run(journal, outcome.run)
     if opts["out"]:
         _copy_out(run, opts["out"])
-    if opts["as_json"]:
-        click.echo(json.dumps({"event": "Result", "run": run.id, "state": run.state, "folder": str(run.folder),
-                               "images": [str(run.image(c)) for c in run.done]}))
-    else:
-        _report(run, keep_hint=not opts["accept"], reveal=opts["reveal_prompt"])
-    if cancelled:  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
-        kept = "" if not opts["accept"] else f"; not accepted (promptism accept {run.id} --title … keeps it)"
-        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}", err=True)
-        click.get_current_context().exit(130)
+    _conclude(run, as_json=opts["as_json"], reveal=opts["reveal_prompt"], cancelled=cancelled, accepting=opts["accept"])
     if opts["accept"]:
         from ..runner.runs import accept_run
 
@@ -168,6 +160,20 @@ def _absolute(options):
     if sep and Path(checkpoint).expanduser().is_file():
         clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
     return replace(options, init_image=init, model=model, clip=clip)
+
+
+def _conclude(run, *, as_json: bool, reveal: bool, cancelled: bool, accepting: bool = False) -> None:
+    """What a run made (a JSON result with --json, else the report); after a Ctrl-C, what was kept, and exit 130."""
+    if as_json:
+        click.echo(json.dumps({"event": "Result", "run": run.id, "state": run.state, "folder": str(run.folder),
+                               "images": [str(run.image(c)) for c in run.done]}))
+    else:
+        _report(run, keep_hint=not accepting, reveal=reveal)
+    if cancelled:  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
+        kept = "" if not accepting else f"; not accepted (promptism accept {run.id} --title … keeps it)"
+        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept} (promptism resume {run.id} "
+                   "finishes it)", err=True)
+        click.get_current_context().exit(130)
 
 
 def _say_accepted(exp, *, err: bool = False) -> None:
@@ -230,7 +236,7 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, follow: boo
         click.echo("no runs yet — make some with `promptism generate` or `promptism grid`")
         return
     print_table(["run", "state", "images", "model", "accepted"],
-                [[r.id, r.state, f"{len(r.done)}/{len(r.manifest['cells'])}", r.manifest["model"]["id"],
+                [[r.id, r.state, f"{len(r.done)}/{len(r.record.cells)}", r.record.model.id,
                   " ".join(f"#{n}" for n in r.accepted)] for r in runs])
 
 
@@ -257,21 +263,24 @@ def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
 def _run_json(run, reveal_prompt: bool) -> dict:
     """A run as JSON; the cells' prompts and keywords, and the keywords' names in the effects, only with
     --reveal-prompt, as for `show` (effects are numbered by the keyword's place in the prompt otherwise)."""
-    m = run.manifest
-    cells = m["cells"] if reveal_prompt else [{k: v for k, v in c.items() if k not in PRIVATE_CELL_KEYS} for c in m["cells"]]
-    return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": m.get("created"), "model": m["model"]["id"],
-            "cells": cells, "images": [str(run.image(c)) for c in run.done], "layout": m.get("layout", []),
-            "compute": m.get("compute"), "effects": _effects(m, reveal_prompt), "accepted": run.accepted}
+    r = run.record
+    cells = [c.dump() for c in r.cells]
+    if not reveal_prompt:
+        cells = [{k: v for k, v in c.items() if k not in PRIVATE_CELL_KEYS} for c in cells]
+    return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": r.created, "model": r.model.id,
+            "cells": cells, "images": [str(run.image(c)) for c in run.done], "layout": r.layout,
+            "compute": r.compute.model_dump(mode="json"), "effects": _effects(r, reveal_prompt),
+            "accepted": run.accepted}
 
 
 PRIVATE_CELL_KEYS = ("prompt", "negative", "keywords", "labels", "truncated_keywords")
 
 
-def _effects(manifest: dict, reveal: bool) -> list[dict]:
+def _effects(record, reveal: bool) -> list[dict]:
     """Each measured keyword effect: its place among the run's keywords (1-based), and its text only if revealed."""
-    keywords = manifest["spec"].get("keywords", [])
-    return [{"keyword_index": keywords.index(k) + 1 if k in keywords else None, **({"keyword": k} if reveal else {}), **v}
-            for k, v in (manifest.get("effects") or {}).items()]
+    keywords = record.spec.keywords
+    return [{"keyword_index": keywords.index(k) + 1 if k in keywords else None, **({"keyword": k} if reveal else {}),
+             **e.dump()} for k, e in (record.effects or {}).items()]
 
 
 @click.command("accept")
@@ -330,10 +339,30 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, journal_dir
         click.get_current_context().exit(130)
     run = load_run(journal, outcome.run)
     identical = bool(outcome.verified)
-    verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.manifest['mismatched']})"
+    verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.record.mismatched})"
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
         raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")
+
+
+@click.command("resume")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
+@click.option("--reveal-prompt", is_flag=True, help="Name the keywords in the keyword effects (they are numbered otherwise).")
+@LOCAL
+@journal_option
+def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, journal_dir: Path) -> None:
+    """Finish RUN, interrupted (its process or the service died) or cancelled: only its missing images, in its
+    recorded batches, on its device and thread count — byte-identical to a run that was never interrupted."""
+    from ..runner.runs import load_run
+    from ..service.api import JobRequest
+    from . import dispatch
+
+    journal = Journal.open(journal_dir)
+    run = load_run(journal, run_id)  # an unknown run is refused before any service starts
+    request = JobRequest(kind="resume", journal=str(journal.path.absolute()), run=run.id)
+    _, cancelled = dispatch.run(request, as_json=as_json, local=local)
+    _conclude(load_run(journal, run.id), as_json=as_json, reveal=reveal_prompt, cancelled=cancelled)
 
 
 @click.command("models")
@@ -370,35 +399,41 @@ def _guided_settings(opts: dict):
 def _report(run, cells: bool = False, reveal: bool = False, keep_hint: bool = True) -> None:
     """What a run made. Keyword effects are named only when ``reveal`` (--reveal-prompt), by number otherwise; how
     to keep it, unless ``keep_hint`` is False (the command accepts it itself)."""
-    m = run.manifest
+    r = run.record
     out = console()
-    comp = m.get("compute") or {}
-    took = f" in {comp['seconds']:.1f} s on {comp['device']}" if comp.get("seconds") is not None else ""
-    energy = f", {comp['energy_wh']:.3f} Wh ≈ {comp['co2_g']:.2f} g CO2" if comp.get("energy_wh") is not None else ""
-    out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(m['cells'])} images by {m['model']['id']} "
-                      f"({m['model']['description']}){took}{energy}"))
+    comp = r.compute
+    took = f" in {comp.seconds:.1f} s on {comp.device}" if comp.seconds is not None else ""
+    energy = f", {comp.energy_wh:.3f} Wh ≈ {comp.co2_g:.2f} g CO2" if comp.energy_wh is not None else ""
+    out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(r.cells)} images by {r.model.id} "
+                      f"({r.model.description}){took}{energy}"))
     if cells:
         print_table(["#", "seed", "steps", "guidance", "score", "image"],
-                    [[str(c["index"]), str(c["seed"]), str(c.get("steps", "")), str(c.get("guidance", "")),
-                      f"{c['score']:.3f}" if c.get("score") is not None else "", str(run.image(c)) if c.get("file") else "—"]
-                     for c in m["cells"]])
+                    [[str(c.index), str(c.seed), _blank(c.steps), _blank(c.guidance),
+                      f"{c.score:.3f}" if c.score is not None else "", str(run.image(c)) if c.file else "—"]
+                     for c in r.cells])
     elif run.done:
         out.print(literal(f"  images in {run.folder}"))
     if (run.folder / "sheet.png").exists():
         out.print(literal(f"  contact sheet: {run.folder / 'sheet.png'}"))
-    if effects := _effects(m, reveal):
+    if effects := _effects(r, reveal):
         named = [(e["keyword"] if reveal else f"keyword {e['keyword_index']}", e["effect"]) for e in effects]
         out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(f"{k} {v:+.3f}" for k, v in named)
                           + ("" if reveal else "  (--reveal-prompt names them)")))
+    if run.state in ("interrupted", "cancelled") and len(run.done) < len(r.cells) and r.rerun_of is None:
+        out.print(literal(f"  finish it: promptism resume {run.id}"))
     if keep_hint and run.done and not run.accepted:
         out.print(literal(f"  keep it: promptism accept {run.id} --title \"…\" [--pick 0,2]"))
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
 
 
 def _copy_out(run, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for cell in run.done:
-        shutil.copyfile(run.image(cell), out / f"{run.id}-{cell['file']}")
+        shutil.copyfile(run.image(cell), out / f"{run.id}-{cell.file}")
 
 
-RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, models_cmd]
+RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, resume_cmd, models_cmd]
 

@@ -1,6 +1,6 @@
 """Models: what a model name means (built-in, local diffusers folder, Hugging Face cache), what is available, and
-loading pipelines — safetensors only unless pickle is explicitly allowed, offline unless downloads are allowed,
-cached in memory between runs.
+loading pipelines — safetensors only unless pickle is explicitly allowed, offline unless downloads are allowed, kept
+warm between runs in an LRU (``Warm``) bounded by free GPU memory, or on the CPU by a count.
 """
 
 from __future__ import annotations
@@ -9,7 +9,9 @@ import json
 import logging
 import os
 import re
+import gc
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,14 +67,11 @@ class ModelSource:
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
-    """The folder a model name refers to; RunError naming what is available when there is none."""
+    """The folder of a diffusers pipeline's name (any model's, CLIP-guided ones too: ``backends.resolve``); RunError
+    naming what is available when there is none."""
     if not name.strip():
         raise RunError(f"the model name is empty: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face "
                        "repo id (see `promptism models`)")
-    if is_guided(name):  # the CLIP-guided backend (imports torch: only when asked for)
-        from .guided import resolve_guided
-
-        return resolve_guided(name, allow_download=allow_download)
     if builtin := BUILTINS.get(name):
         quiet_libraries()
         folder = builtin.folder(True)
@@ -194,8 +193,6 @@ def check_safetensors(folder: Path) -> None:
                            "them to safetensors, or pass --allow-pickle if you trust where they came from")
 
 
-_PIPELINES: dict[tuple, object] = {}
-_LOADING = threading.Lock()
 
 
 def quiet_libraries() -> None:
@@ -229,18 +226,10 @@ def _silent_loaders() -> Iterator[None]:
 
 
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False):
-    """A text-to-image pipeline on ``device`` (half precision on GPUs), or for the CLIP-guided backend its
-    ``GuidedPipeline``; cached for the life of the process."""
-    key = (source.id, str(source.path), str(device), allow_pickle)
-    with _LOADING:  # the TUI's preload and a run may ask at once: load once
-        if key not in _PIPELINES:
-            if source.kind == "guided":
-                from .guided import load_guided, parse_spec
-
-                _PIPELINES[key] = load_guided(parse_spec(source.id), device, folder=source.path, allow_pickle=allow_pickle)
-            else:
-                _PIPELINES[key] = _load(source, device, allow_pickle)
-        return _PIPELINES[key]
+    """A diffusers text-to-image pipeline on ``device`` (half precision on GPUs), kept warm."""
+    credit = source.path.name if source.kind == "local" else source.id
+    return warm(("pipeline", source.id, str(source.path), str(device), allow_pickle), f"{credit} on {device}", device,
+                lambda: _load(source, device, allow_pickle))
 
 
 def _load(source: ModelSource, device, allow_pickle: bool):
@@ -260,3 +249,91 @@ def _load(source: ModelSource, device, allow_pickle: bool):
         raise RunError(f"cannot load model {source.id}: {detail}") from None
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+# One load at a time (the TUI's preload and a run may ask at once); re-entrant: a guided pipeline loads its CLIPs as scorers.
+_LOADING = threading.RLock()
+MARGIN_BYTES = 2 << 30  # on a GPU, at least this much memory is left free after a load
+
+
+class Warm:
+    """Loaded models of one kind (pipelines, scorers), least recently used first. On a GPU, the least recently used
+    are let go while free memory after a load is under ``MARGIN_BYTES``, or when a load runs out of memory (then it
+    is tried again); on the CPU, at most ``size`` are kept."""
+
+    pools: list["Warm"] = []
+
+    def __init__(self, size: int = 2):
+        self.size = size
+        self.entries: OrderedDict[tuple, tuple[str, object]] = OrderedDict()  # key → (credited id on device, model)
+        Warm.pools.append(self)
+
+    def get(self, key: tuple, label: str, device, load: Callable[[], object]):
+        with _LOADING:
+            if key in self.entries:
+                self.entries.move_to_end(key)
+                return self.entries[key][1]
+            on_gpu = getattr(device, "type", "cpu") == "cuda"
+            while not on_gpu and len(self.entries) >= max(1, self.size):
+                self._drop(on_gpu)
+            while True:
+                try:
+                    model = load()
+                    break
+                except Exception as exc:
+                    if not (_out_of_memory(exc) and self._drop_any(on_gpu)):
+                        raise
+            self.entries[key] = (label, model)
+            while on_gpu and _free_bytes(device) < MARGIN_BYTES and self._drop_any(on_gpu, keep=key):
+                pass
+            return model
+
+    def _drop_any(self, on_gpu: bool, keep: tuple | None = None) -> bool:
+        """Let go of the least recently used model, of this kind first; False when there is none to let go."""
+        for pool in (self, *(p for p in Warm.pools if p is not self)):
+            if any(k != keep for k in pool.entries):
+                pool._drop(on_gpu, keep)
+                return True
+        return False
+
+    def _drop(self, on_gpu: bool, keep: tuple | None = None) -> None:
+        del self.entries[next(k for k in self.entries if k != keep)]
+        gc.collect()
+        if on_gpu:
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+PIPELINES = Warm()
+
+
+def warm(key: tuple, label: str, device, load: Callable[[], object]):
+    """A pipeline from the warm pool, loaded by ``load()`` when it is not there (``label``: what ``loaded_models``
+    says)."""
+    return PIPELINES.get(key, label, device, load)
+
+
+def keep_warm(count: int) -> None:
+    """On the CPU, keep at most ``count`` models of each kind (pipelines, scorers) warm; the least recently used go."""
+    for pool in Warm.pools:
+        pool.size = count
+        while len(pool.entries) > max(1, count):
+            pool._drop(on_gpu=False)
+
+
+def loaded_models() -> list[str]:
+    """What is warm now, least recently used first: each by its credited id and device (no local path)."""
+    return [label for pool in Warm.pools for label, _ in pool.entries.values()]
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _free_bytes(device) -> int:
+    import torch
+
+    return torch.cuda.mem_get_info(device)[0]

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage
+from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage, failpoints
 from journal.atomic import write_atomic
 from journal.images import clean_gif, clean_png
 from journal.lock import pid_alive
 from journal.text import quoted
 
 from .errors import RunError
+from .records import CellRecord, ModelRecord, RunRecord
 
 MANIFEST = "manifest.json"
 
@@ -38,57 +39,73 @@ def new_run_id() -> str:
 @dataclass
 class Run:
     folder: Path
-    manifest: dict
+    record: RunRecord
     accepted: list[int] = field(default_factory=list)  # the experiments made from it, as the journal records them
 
     @property
     def id(self) -> str:
-        return self.manifest["id"]
+        return self.record.id
 
     @property
     def state(self) -> str:
         """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died (recorded as
         such once it is settled: see ``session.settle``)."""
-        state = self.manifest["state"]
-        pid = self.manifest.get("pid")
-        if state == "running" and not (isinstance(pid, int) and pid_alive(pid)):
+        if self.record.state == "running" and not self.live:
             return "interrupted"
-        return state
+        return self.record.state
 
     @property
-    def done(self) -> list[dict]:
-        return [c for c in self.manifest["cells"] if c.get("file")]
+    def live(self) -> bool:
+        """Whether the process that runs it is alive."""
+        pid = self.record.pid
+        return isinstance(pid, int) and pid_alive(pid)
 
-    def image(self, cell: dict) -> Path:
-        return self.folder / cell["file"]
+    @property
+    def done(self) -> list[CellRecord]:
+        return self.record.done
+
+    def image(self, cell: CellRecord) -> Path:
+        return self.folder / cell.file
 
     @classmethod
-    def create(cls, journal: Journal, manifest: dict) -> "Run":
-        folder = runs_dir(journal) / manifest["id"]
+    def create(cls, journal: Journal, record: RunRecord) -> "Run":
+        folder = runs_dir(journal) / record.id
         folder.mkdir(parents=True)
-        run = cls(folder, {**manifest, "state": "running", "pid": os.getpid(), "created": _now(), "created_ns": time.time_ns()})
+        run = cls(folder, record)
+        run.claim()
+        record.created, record.created_ns = _now(), time.time_ns()
         run.save()
         return run
 
+    def claim(self) -> None:
+        """Mark the run as running in this process (a new run, or one being resumed)."""
+        self.record.state, self.record.pid = "running", os.getpid()
+
     def save(self) -> None:
-        write_atomic(self.folder / MANIFEST, json.dumps(self.manifest, ensure_ascii=False, indent=1).encode("utf-8"))
+        write_atomic(self.folder / MANIFEST, json.dumps(self.record.dump(), ensure_ascii=False, indent=1).encode("utf-8"))
 
     def add_images(self, indices: list[int], images, animations: dict[int, list] | None = None) -> None:
         """Write a finished batch: pixels-only PNGs (and GIF animations) first, then the manifest that points at them."""
-        cells = self.manifest["cells"]
+        cells = self.record.cells
         for index, image in zip(indices, images):
-            name = f"cell-{index:03d}-s{cells[index]['seed']}.png"
+            cell = cells[index]
+            name = f"cell-{index:03d}-s{cell.seed}.png"
             if frames := (animations or {}).get(index):
                 gif = name.removesuffix(".png") + ".gif"
                 write_atomic(self.folder / gif, clean_gif(frames).data)
-                cells[index]["animation"] = gif
+                cell.animation = gif
             write_atomic(self.folder / name, clean_png(image).data)
-            cells[index]["file"] = name
-        self.manifest.setdefault("layout", []).append(indices)
+            cell.file = name
+            if cell.steps_done is not None:  # made again in full (a resumed run)
+                cell.steps_done = None
+        self.record.layout.append(indices)
         self.save()
+        failpoints.hit("batch-written")
 
-    def finish(self, state: str, **extra) -> None:
-        self.manifest.update(state=state, finished=_now(), **extra)
+    def finish(self, state: str, **fields) -> None:
+        """Record how the run ended (and any other fields of its record)."""
+        for name, value in {"state": state, "finished": _now(), **fields}.items():
+            setattr(self.record, name, value)
         self.save()
 
 
@@ -103,12 +120,11 @@ def list_runs(journal: Journal) -> list[Run]:
     accepted = accepted_runs(journal) if root.is_dir() else {}
     for folder in root.iterdir() if root.is_dir() else []:
         try:
-            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            record = RunRecord.model_validate_json((folder / MANIFEST).read_bytes())
+        except (OSError, ValueError):  # unreadable, not JSON, or not a run record (pydantic's ValidationError)
             continue
-        if isinstance(manifest, dict) and isinstance(manifest.get("id"), str):
-            found.append(Run(folder, manifest, accepted.get(manifest["id"], [])))
-    return sorted(found, key=lambda r: r.manifest.get("created_ns", 0), reverse=True)
+        found.append(Run(folder, record, accepted.get(record.id, [])))
+    return sorted(found, key=lambda r: r.record.created_ns, reverse=True)
 
 
 def accepted_runs(journal: Journal) -> dict[str, list[int]]:
@@ -133,10 +149,10 @@ def load_run(journal: Journal, run_id: str) -> Run:
     raise RunError(f"{quoted(run_id)} matches {len(matches)} runs; give more of the id")
 
 
-def _model_source(model: dict) -> str | None:
-    """What rerun resolves (private: it may be a local path): the folder of a local model, the full name of a
+def model_source(model: ModelRecord) -> str | None:
+    """What rerun and resume resolve (private: it may be a local path): the folder of a local model, the full name of a
     CLIP-guided one; None where the credited id is enough."""
-    return {"local": model.get("source"), "guided": model["id"]}.get(model.get("kind"))
+    return {"local": model.source, "guided": model.id}.get(model.kind)
 
 
 def discard_run(run: Run) -> None:
@@ -154,7 +170,7 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         from .session import settle  # scoring needs torch: imported only for a run that needs it
 
         settle(run)
-    done = {c["index"]: c for c in run.done}
+    done = {c.index: c for c in run.done}
     if not done:
         raise RunError(f"run {run.id} has no finished images to accept")
     if pick:
@@ -164,27 +180,26 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         chosen = [done[i] for i in dict.fromkeys(pick)]
     else:
         chosen = [done[i] for i in sorted(done)]
-    m = run.manifest
-    spec = m["spec"]
-    params = {k: v for k, v in m["params"].items() if v is not None}
-    grid = {"run": run.id, "mode": spec["mode"], "base": spec.get("base"), "model_source": _model_source(m["model"]), "axes": spec.get("axes", {}), "seeds": spec.get("seeds"),
-            "cells": m["cells"], "layout": m.get("layout", []), "picked": [c["index"] for c in chosen],
-            "effects": m.get("effects")}
-    compute = m.get("compute") or {}
+    r = run.record
+    spec = r.spec
+    params = {k: v for k, v in r.params.dump().items() if v is not None}
+    grid = {"run": run.id, "mode": spec.mode, "base": spec.base, "model_source": model_source(r.model), "axes": spec.axes,
+            "seeds": spec.seeds, "cells": [c.dump() for c in r.cells], "layout": r.layout, "picked": [c.index for c in chosen],
+            "effects": {k: e.dump() for k, e in r.effects.items()} if r.effects is not None else None}
+    comp = r.compute
     exp = journal.accept(NewExperiment(
         title=title,
-        model=ModelInfo(**m["model"]["info"]),
-        images=[NewImage(run.image(c), seed=c["seed"], prompt=c["prompt"], score=c.get("score"),
-                         animation=run.folder / c["animation"] if c.get("animation") else None) for c in chosen],
-        prompt=spec["prompt"],
-        negative_prompt=spec.get("negative", ""),
-        keywords=spec.get("keywords", []),
-        terms=spec.get("terms") or [spec.get("base") or ""],
+        model=ModelInfo(**r.model.info.dump()),
+        images=[NewImage(run.image(c), seed=c.seed, prompt=c.prompt, score=c.score,
+                         animation=run.folder / c.animation if c.animation else None) for c in chosen],
+        prompt=spec.prompt,
+        negative_prompt=spec.negative,
+        keywords=spec.keywords,
+        terms=spec.terms or [spec.base or ""],
         grid=grid,
         params=params,
-        parent=m["params"].get("parent"),
-        compute=Compute(compute.get("device"), compute.get("seconds"), compute.get("energy_wh"), compute.get("co2_g"),
-                        compute.get("threads")) if compute else None,
+        parent=r.params.parent,
+        compute=Compute(comp.device, comp.seconds, comp.energy_wh, comp.co2_g, comp.threads) if comp.dump() else None,
     ), allow_title_overlap=allow_title_overlap)
     run.accepted.append(exp.number)
     return exp

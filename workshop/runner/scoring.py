@@ -21,7 +21,8 @@ from PIL import Image
 from journal.text import quoted
 
 from .errors import RunError
-from .models import WEIGHTS
+from .models import WEIGHTS, Warm
+from .records import CellRecord, KeywordEffect
 
 BUILTIN_CLIPS = {
     "shapes-clip": "built-in CLIP trained on the shapes world (scores the `shapes` model's images; knows nothing else)",
@@ -29,7 +30,7 @@ BUILTIN_CLIPS = {
 }
 _CONFIGS = Path(__file__).parent / "clip_configs"
 _CHECKPOINTS = {"shapes-clip": WEIGHTS / "shapes-clip.safetensors"}
-_SCORERS: dict[tuple, "Scorer"] = {}
+SCORERS = Warm()  # kept warm like pipelines
 
 
 @dataclass
@@ -50,10 +51,14 @@ class Scorer:
 
 
 def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False, allow_download: bool = False) -> Scorer:
-    """A scorer by name; a pretrained tag's weights come from the local Hugging Face cache unless ``allow_download``."""
-    key = (name, str(device), allow_pickle)
-    if key in _SCORERS:
-        return _SCORERS[key]
+    """A scorer by name, kept warm; a pretrained tag's weights come from the local Hugging Face cache unless
+    ``allow_download``."""
+    credit = name.rpartition(":")[0] + ":" + Path(name.rpartition(":")[2]).name if ":" in name else name
+    return SCORERS.get(("scorer", name, str(device), allow_pickle), f"{credit} (scorer) on {device}", device,
+                       lambda: _load_scorer(name, device, allow_pickle, allow_download))
+
+
+def _load_scorer(name: str, device: torch.device, allow_pickle: bool, allow_download: bool) -> Scorer:
     import open_clip
 
     open_clip.add_model_config(_CONFIGS)
@@ -89,50 +94,49 @@ def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False, 
     finally:
         root.removeFilter(quiet)
     model.eval()
-    scorer = Scorer(name, model, preprocess, open_clip.get_tokenizer(arch), device)
-    _SCORERS[key] = scorer
-    return scorer
+    return Scorer(name, model, preprocess, open_clip.get_tokenizer(arch), device)
 
 
-def score_cells(scorer: Scorer, cells: list[dict], images: dict[int, Image.Image], base_prompt: str) -> None:
-    """Add ``score`` (vs the cell's own prompt) and ``base_score`` (vs the base prompt) to every cell with an image."""
-    done = [c for c in cells if c["index"] in images]
+def score_cells(scorer: Scorer, cells: list[CellRecord], images: dict[int, Image.Image], base_prompt: str) -> None:
+    """Set ``score`` (vs the cell's own prompt) and ``base_score`` (vs the base prompt) of every cell with an image."""
+    done = [c for c in cells if c.index in images]
     if not done:
         return
-    texts = list(dict.fromkeys([base_prompt, *(c["prompt"] for c in done)]))
-    sims = scorer.similarity([images[c["index"]] for c in done], texts)
+    texts = list(dict.fromkeys([base_prompt, *(c.prompt for c in done)]))
+    sims = scorer.similarity([images[c.index] for c in done], texts)
     for row, cell in enumerate(done):
-        cell["score"] = round(float(sims[row, texts.index(cell["prompt"])]), 6)
-        cell["base_score"] = round(float(sims[row, 0]), 6)
+        cell.score = round(float(sims[row, texts.index(cell.prompt)]), 6)
+        cell.base_score = round(float(sims[row, 0]), 6)
 
 
-def keyword_effects(scorer: Scorer, cells: list[dict], images: dict[int, Image.Image], keywords: list[str]) -> dict:
+def keyword_effects(scorer: Scorer, cells: list[CellRecord], images: dict[int, Image.Image],
+                    keywords: list[str]) -> dict[str, KeywordEffect]:
     """For each keyword: mean over pairs of cells that differ only by that keyword (same seed and settings) of
     sim(image with it, keyword) − sim(image without it, keyword)."""
-    done = [c for c in cells if c["index"] in images]
+    done = [c for c in cells if c.index in images]
     if not done or not keywords:
         return {}
-    sims = scorer.similarity([images[c["index"]] for c in done], keywords)
-    row = {c["index"]: i for i, c in enumerate(done)}
+    sims = scorer.similarity([images[c.index] for c in done], keywords)
+    row = {c.index: i for i, c in enumerate(done)}
     effects = {}
     for k, keyword in enumerate(keywords):
         deltas = []
         for a in done:
-            if keyword not in a["keywords"]:
+            if keyword not in a.keywords:
                 continue
             for b in done:
                 if _differ_by(a, b, keyword):
-                    deltas.append(float(sims[row[a["index"]], k] - sims[row[b["index"]], k]))
+                    deltas.append(float(sims[row[a.index], k] - sims[row[b.index], k]))
         if deltas:
-            effects[keyword] = {"effect": round(sum(deltas) / len(deltas), 6), "pairs": len(deltas)}
+            effects[keyword] = KeywordEffect(effect=round(sum(deltas) / len(deltas), 6), pairs=len(deltas))
     return effects
 
 
-def _differ_by(a: dict, b: dict, keyword: str) -> bool:
+def _differ_by(a: CellRecord, b: CellRecord, keyword: str) -> bool:
     """Same seed and settings, and b's prompt is a's with exactly that keyword taken out."""
-    if any(a.get(k) != b.get(k) for k in ("seed", "negative", "steps", "guidance")):
+    if (a.seed, a.negative, a.steps, a.guidance) != (b.seed, b.negative, b.steps, b.guidance):
         return False
-    return _parts(a["prompt"]) - Counter([keyword]) == _parts(b["prompt"]) and keyword in _parts(a["prompt"])
+    return _parts(a.prompt) - Counter([keyword]) == _parts(b.prompt) and keyword in _parts(a.prompt)
 
 
 def _parts(prompt: str) -> Counter:

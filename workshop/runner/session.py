@@ -1,5 +1,6 @@
 """Running a grid end to end: check the inputs, load the model, run the engine, persist each batch, score, draw the
-contact sheet, measure the compute — and rerun a journal experiment to check it reproduces.
+contact sheet, measure the compute — rerun a journal experiment to check it reproduces, and resume a run that was
+interrupted or cancelled to the bytes it would have had.
 
 Everything a run needs is checked before its folder is created, so bad input never leaves anything half-written.
 """
@@ -8,26 +9,26 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 from PIL import Image
 
-from journal import InvalidInput, Journal, ModelInfo
+from journal import InvalidInput, Journal
 from journal.images import clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
 from . import events as ev
-from .devices import EnergyMeter, cpu_threads, device_name, pick_device, using_threads
+from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
+from .backends import Backend, load, resolve
 from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunCancelled, RunError
-from .guided import GuidedPipeline, GuidedSettings, parse_spec, prompt_parts
-from .guided_engine import GuidedEngine
-from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, load_pipeline, resolve
+from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_options
-from .runs import Run, new_run_id
+from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
+from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
 
@@ -80,19 +81,20 @@ def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
     return init
 
 
-def _jobs(cells: list[dict], width: int, height: int, init: _Init | None, strength: float | None) -> list[Job]:
-    """One job per cell record (as in a run manifest or an experiment's grid); a CLIP-guided image kept from a cancel
-    reruns the steps it had."""
-    return [Job(c["index"], c["prompt"], c["negative"], c["seed"], c.get("steps_done", c["steps"]), c["guidance"], width,
-                height, strength if init else None, init.path if init else None) for c in cells]
+def _jobs(cells: list[CellRecord], params: ParamsRecord, init: _Init | None, *, in_full: bool = False) -> list[Job]:
+    """One job per cell; a CLIP-guided image kept from a cancel reruns the steps it had (unless ``in_full``: a resume
+    makes it as it would have been)."""
+    steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
+    return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, params.width, params.height,
+                params.strength if init else None, init.path if init else None) for c in cells]
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A run checked, its model (and scorer) loaded, its cells and batches planned — and nothing written yet."""
 
-    manifest: dict  # the run's manifest, less its id
-    pipe: object
+    record: RunRecord  # the run's record, less its id
+    backend: Backend
     jobs: list[Job]
     layout: list[list[int]]
     scorer: object | None
@@ -116,121 +118,84 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     check_backend(source, options)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
-    guided = (options.guided or GuidedSettings()) if source.kind == "guided" else None
-    if guided:
-        check_guided(pipe, guided, grid, options.size)
+    backend = load(source, device, allow_pickle=options.allow_pickle)
+    backend.check(grid, options)
+    guided = backend.guided
     clip = source.clip if options.clip is None else options.clip
     scorer = None
     if clip and clip != "none":
         on_event(ev.Loading(model=clip, device=device_name(device), part="scorer"))
         scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle, allow_download=options.allow_download)
     steps = options.steps or source.steps
-    width, height = options.size or (native_size(pipe),) * 2
+    width, height = options.size or (backend.native_size(),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
-    cells = [{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", guidance)}
+    cells = [CellRecord(**{**c.to_json(), "steps": c.params.get("steps", steps), "guidance": c.params.get("guidance", guidance)})
              for c in grid.cells]
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
-    jobs = _jobs(cells, width, height, init, strength)
-    check_steps(source, pipe, max(j.steps for j in jobs))
+    params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
+                          init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
+                          parent=init.parent if init else None, **backend.params(options))
+    jobs = _jobs(cells, params, init)
+    check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * strength < 1:
         raise RunError(f"{short.steps} steps at strength {strength} leave no step to run from the init image: "
                        f"use at least {math.ceil(1 / strength)} steps or a higher --strength")
     layout = plan_batches(jobs, options.max_batch)
     spec = grid.spec
-    manifest = {
-        "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
-                  "info": asdict(model_info(source, pipe))},
-        "spec": {"mode": spec.mode, "prompt": spec.prompt.render(), "base": spec.prompt.base, "negative": spec.prompt.negative,
-                 "keywords": spec.prompt.enabled, "terms": grid.terms, "seeds": list(spec.seeds),
-                 "axes": {n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}},
-        "params": {"steps": steps, "guidance": guidance, "width": width, "height": height,
-                   "strength": strength if init else None, "init_image": init.given if init else None,
-                   "init_sha256": sha256_file(init.path) if init else None, "parent": init.parent if init else None,
-                   "scheduler": None if guided else type(pipe.scheduler).__name__}
-                  | (guided_params(pipe, guided, options.animate_every) if guided else {}),
-        "grid": {"rows": grid.rows, "cols": grid.cols, "subgrids": grid.subgrids},
-        "cells": cells,
-        "planned_layout": layout,
-        "clip": clip if scorer else None,
-        "allow_pickle": options.allow_pickle,  # what the scorer may load: settling an interrupted run needs it again
-        "compute": _compute_record(device),
-    }
-    return Prepared(manifest, pipe, jobs, layout, scorer, device, options)
+    record = run_record(backend, device, spec=SpecRecord(
+        mode=spec.mode, prompt=spec.prompt.render(), base=spec.prompt.base, negative=spec.prompt.negative,
+        keywords=spec.prompt.enabled, terms=grid.terms, seeds=list(spec.seeds),
+        axes={n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}),
+        params=params, grid=GridShape(rows=grid.rows, cols=grid.cols, subgrids=grid.subgrids), cells=cells, layout=layout,
+        clip=clip if scorer else None, allow_pickle=options.allow_pickle)
+    return Prepared(record, backend, jobs, layout, scorer, device, options)
+
+
+def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,
+               cells: list[CellRecord], layout: list[list[int]], clip: str | None, allow_pickle: bool,
+               rerun_of: int | None = None) -> RunRecord:
+    """The record a run starts with (a grid's or a rerun's), less its id: what it makes, with what, where."""
+    return RunRecord(id="", model=model_record(backend), spec=spec, params=params, grid=grid, cells=cells,
+                     planned_layout=layout, clip=clip, allow_pickle=allow_pickle, compute=_compute_record(device),
+                     rerun_of=rerun_of)
+
+
+def model_record(backend: Backend) -> ModelRecord:
+    source = backend.source
+    return ModelRecord(id=source.id, kind=source.kind, description=source.description, source=str(source.path),
+                       info=ModelInfoRecord(**asdict(backend.model_info())))
 
 
 def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
           cancel: Callable[[], bool] = lambda: False) -> Run:
     """Create the run's folder in ``journal`` and run it (see ``prepare``)."""
-    run = Run.create(journal, {"id": new_run_id(), **prepared.manifest})
-    return _run(run, prepared.pipe, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
-                on_event, cancel)
+    record = prepared.record.model_copy(deep=True)
+    record.id = new_run_id()
+    run = Run.create(journal, record)
+    _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
+         on_event, cancel)
+    return run
 
 
-def check_steps(source: ModelSource, pipe, steps: int) -> None:
-    """At most as many steps as the model can take: a diffusion scheduler's training timesteps (diffusers refuses
-    more only once the run has begun), or GUIDED_MAX_STEPS optimisation steps for the CLIP-guided backend."""
-    if isinstance(pipe, GuidedPipeline):
-        most, why = GUIDED_MAX_STEPS, f"the {GUIDED} backend"
-    else:
-        most = getattr(getattr(pipe.scheduler, "config", None), "num_train_timesteps", None)
-        why = f"{source.id} (its scheduler has {most} timesteps)"
-    if isinstance(most, int) and steps > most:
+def check_steps(backend: Backend, steps: int) -> None:
+    """At most as many steps as the model can take: a diffusion scheduler's training timesteps, or GUIDED_MAX_STEPS
+    optimisation steps for the CLIP-guided backend."""
+    most, why = backend.max_steps()
+    if most is not None and steps > most:
         raise RunError(f"steps must be at most {most} for {why}, not {steps}")
 
 
-def model_info(source: ModelSource, pipe) -> ModelInfo:
-    """What is credited: a local folder by its name (its full path stays in the private run and grid records)."""
-    if isinstance(pipe, GuidedPipeline):
-        return ModelInfo(id=pipe.spec.credit, pipeline=f"{type(pipe).__name__} ({type(pipe.decoder.model).__name__})")
-    credit = source.path.name if source.kind == "local" else source.id
-    return ModelInfo(id=credit, revision=source.revision, pipeline=type(pipe).__name__, scheduler=type(pipe.scheduler).__name__)
-
-
-def check_guided(pipe: GuidedPipeline, settings: GuidedSettings, grid: Grid, size: tuple[int, int] | None) -> None:
-    """Everything a CLIP-guided run could trip on later, checked before its folder exists."""
-    for cell in grid.cells:
-        prompt_parts(cell.prompt, cell.negative)
-        if "guidance" in cell.params:
-            raise RunError(f"the {GUIDED} backend has no guidance scale: take the guidance axis out of the grid")
-    if not settings.quantize and pipe.decoder.kind != "vq":
-        raise RunError(f"--no-quantize is for VQGAN (VQModel) decoders; {pipe.spec.decoder} is an AutoencoderKL")
-    factor = pipe.decoder.factor
-    if size and (size[0] % factor or size[1] % factor):
-        raise RunError(f"size {size[0]}x{size[1]}: this decoder needs multiples of {factor}")
-
-
-def native_size(pipe) -> int:
-    if isinstance(pipe, GuidedPipeline):
-        return pipe.native_size
-    return pipe.unet.config.sample_size * pipe.vae_scale_factor
-
-
-def guided_params(pipe: GuidedPipeline, settings: GuidedSettings, animate_every: int) -> dict:
-    """The run parameters of a CLIP-guided run, beside steps, size, seeds and init image (all flat, as the journal
-    keeps parameters)."""
-    credit = parse_spec(pipe.spec.credit)  # short names: a local path stays in the private grid record only
-    return {"backend": GUIDED, "decoder": credit.decoder, "decoder_class": type(pipe.decoder.model).__name__,
-            "clips": list(credit.clips), **asdict(settings), "animate_every": animate_every}
-
-
-def make_engine(pipe, params: dict, *, on_event, cancel, preview_every: int = 0) -> Engine:
-    """The engine for ``pipe``: diffusers, or CLIP-guided with the settings recorded in ``params``."""
-    if not isinstance(pipe, GuidedPipeline):
-        return Engine(pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
-    settings = GuidedSettings(**{k: params[k] for k in GuidedSettings.__dataclass_fields__})
-    return GuidedEngine(pipe, settings, animate_every=params.get("animate_every", 0), on_event=on_event, cancel=cancel,
-                        preview_every=preview_every)
-
-
-def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel) -> Run:
-    on_event(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=run.manifest["model"]["id"],
-                           device=device_name(device)))
+def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel,
+         earlier: dict[int, Image.Image] | None = None) -> dict[int, Image.Image]:
+    """Run ``jobs`` in ``layout`` into ``run``'s folder, then score, measure and draw it over its images (those made
+    ``earlier`` too, for a resumed run); the images, by cell."""
+    r = run.record
+    on_event(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()
-    engine = make_engine(pipe, run.manifest["params"], on_event=on_event, cancel=cancel, preview_every=options.preview_every)
-    images: dict[int, Image.Image] = {}
+    engine = backend.make_engine(r.params, on_event=on_event, cancel=cancel, preview_every=options.preview_every)
+    images: dict[int, Image.Image] = dict(earlier or {})
     state = "finished"
     try:
         for indices, batch_images in engine.run(jobs, layout):
@@ -242,52 +207,61 @@ def _run(run: Run, pipe, jobs: list[Job], layout: list[list[int]], scorer, devic
         run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         raise
     seconds = time.monotonic() - started
-    energy = meter.stop_wh()
-    extra = {"compute": {**run.manifest["compute"], "seconds": round(seconds, 3), "energy_wh": energy,
-                         "co2_g": round(energy * options.co2_g_per_kwh / 1000, 4) if energy is not None else None,
-                         "co2_g_per_kwh": options.co2_g_per_kwh}}
-    cells = run.manifest["cells"]
+    _add_compute(r.compute, seconds, meter.stop_wh(), options.co2_g_per_kwh)
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
-        cells[index]["steps_done"] = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
-    run.finish(state, **extra, **_conclude(run, images, scorer))
+        r.cells[index].steps_done = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
+    run.finish(state, **_conclude(run, images, scorer))
     on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
-    return run
+    return images
+
+
+def _add_compute(compute: ComputeRecord, seconds: float, energy_wh: float | None, co2_g_per_kwh: float) -> None:
+    """Count a stretch of running into the run's compute (a resumed run adds to what it had)."""
+    compute.seconds = round((compute.seconds or 0) + seconds, 3)
+    if energy_wh is not None or compute.energy_wh is not None:
+        energy_wh = (compute.energy_wh or 0) + (energy_wh or 0)
+    compute.energy_wh = energy_wh
+    compute.co2_g = round(energy_wh * co2_g_per_kwh / 1000, 4) if energy_wh is not None else None
+    compute.co2_g_per_kwh = co2_g_per_kwh
 
 
 def settle(run: Run) -> Run:
     """A run whose process died (``interrupted``) gets what a cancelled run has: its finished images scored with the
     run's scorer, keyword effects, contact sheets, and its state recorded. Other runs are left as they are."""
-    if run.state != "interrupted" or run.manifest["state"] != "running":
+    if run.state != "interrupted" or run.record.state != "running":
         return run
-    m = run.manifest
-    try:
-        images = {c["index"]: open_image(run.image(c)) for c in run.done}
-    except InvalidInput as exc:
-        raise RunError(f"run {run.id}: {exc}") from None
+    images = _open_images(run, run.done)
     scorer = None
-    if m.get("clip") and images:
-        scorer = load_scorer(m["clip"], pick_device("auto"), allow_pickle=bool(m.get("allow_pickle")))
+    if run.record.clip and images:
+        scorer = load_scorer(run.record.clip, pick_device("auto"), allow_pickle=run.record.allow_pickle)
     run.finish("interrupted", **_conclude(run, images, scorer))
     return run
 
 
+def _open_images(run: Run, cells: list[CellRecord]) -> dict[int, Image.Image]:
+    try:
+        return {c.index: open_image(run.image(c)) for c in cells}
+    except InvalidInput as exc:
+        raise RunError(f"run {run.id}: {exc}") from None
+
+
 def _conclude(run: Run, images: dict[int, Image.Image], scorer) -> dict:
-    """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the manifest
-    fields to add."""
+    """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the record
+    fields to set."""
     extra = {}
     if scorer and images:
-        m = run.manifest
-        score_cells(scorer, m["cells"], images, m["spec"]["base"] or m["spec"]["prompt"])
-        extra["effects"] = keyword_effects(scorer, m["cells"], images, m["spec"]["keywords"])
+        r = run.record
+        score_cells(scorer, r.cells, images, r.spec.base or r.spec.prompt)
+        extra["effects"] = keyword_effects(scorer, r.cells, images, r.spec.keywords)
     if images:
         _write_sheets(run, images)
     return extra
 
 
-def _compute_record(device) -> dict:
+def _compute_record(device) -> ComputeRecord:
     """Where a run runs, recorded when it starts (so a run whose process dies has it too): the device and, on the
-    CPU, torch's thread count, which ``rerun`` restores."""
-    return {"device": device_name(device), "threads": cpu_threads(device)}
+    CPU, torch's thread count, which ``rerun`` and ``resume`` restore."""
+    return ComputeRecord(device=device_name(device), device_type=device.type, threads=cpu_threads(device))
 
 
 def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
@@ -296,26 +270,26 @@ def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Imag
 
 
 def _write_sheets(run: Run, images: dict[int, Image.Image]) -> None:
-    m = run.manifest
-    g = m["grid"]
-    title = f"{m['spec']['mode']} · {len(images)} of {len(m['cells'])} images"
-    model = f"Generated with {m['model']['id']}"
+    r = run.record
+    cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
+    title = f"{r.spec.mode} · {len(images)} of {len(cells)} images"
+    model = f"Generated with {r.model.id}"
     for name, labels in (("sheet.png", True), ("sheet-unlabelled.png", False)):
-        sheet = contact_sheet(m["cells"], images, g["rows"], g["cols"], g["subgrids"], title, model, labels=labels)
+        sheet = contact_sheet(cells, images, r.grid.rows, r.grid.cols, r.grid.subgrids, title, model, labels=labels)
         (run.folder / name).write_bytes(clean_png(sheet).data)
 
 
-def compact_layout(cells: list[dict]) -> tuple[dict, list[dict]]:
-    """Where ``cells`` (some of a grid's) go in a grid of their own: the rows, columns and sub-grids they came from,
-    closed up over those none of them is in — so a rerun looks like the grid it reruns. The grid's shape, and each
-    cell's row, col and subgrid."""
+def compact_layout(cells: list[dict]) -> tuple[GridShape, list[dict]]:
+    """Where ``cells`` (some of a grid's, as the journal records them) go in a grid of their own: the rows, columns
+    and sub-grids they came from, closed up over those none of them is in — so a rerun looks like the grid it reruns.
+    The grid's shape, and each cell's row, col and subgrid."""
     def ranks(key: str) -> dict[int, int]:
         return {value: rank for rank, value in enumerate(sorted({c.get(key, 0) for c in cells}))}
 
     rows, cols, subgrids = ranks("row"), ranks("col"), ranks("subgrid")
     places = [{"row": rows[c.get("row", 0)], "col": cols[c.get("col", 0)], "subgrid": subgrids[c.get("subgrid", 0)]}
               for c in cells]
-    return {"rows": len(rows), "cols": len(cols), "subgrids": len(subgrids)}, places
+    return GridShape(rows=len(rows), cols=len(cols), subgrids=len(subgrids)), places
 
 
 def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda e: None,
@@ -325,51 +299,82 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     recorded = exp.grid or {}
     if "cells" not in recorded or "picked" not in recorded:
         raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun")
-    p = exp.params
-    init_given = p.get("init_image")
-    init = _resolve_init(journal, init_given) if init_given else None
-    if init and p.get("init_sha256") and sha256_file(init.path) != p["init_sha256"]:
+    params = ParamsRecord(**{**exp.params, "parent": exp.parent})
+    if "animate_every" in exp.params:
+        params.animate_every = 0  # the rerun checks the images; it makes no animations
+    init = _resolve_init(journal, params.init_image) if params.init_image else None
+    if init and params.init_sha256 and sha256_file(init.path) != params.init_sha256:
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
     source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    pipe = load_pipeline(source, device, allow_pickle=options.allow_pickle)
+    backend = load(source, device, allow_pickle=options.allow_pickle)
     picked = recorded["picked"]
-    layout = [b for b in recorded["layout"] if set(b) & set(picked)]
-    needed = {i for b in layout for i in b}
+    batches = [b for b in recorded["layout"] if set(b) & set(picked)]
+    needed = {i for b in batches for i in b}
     cells = [c for c in recorded["cells"] if c["index"] in needed]
-    jobs = _jobs(cells, p["width"], p["height"], init, p.get("strength"))
     shape, places = compact_layout(cells)
+    renumber = {c["index"]: k for k, c in enumerate(cells)}  # the run's cells are numbered 0..n-1
+    run_cells = [CellRecord(**{**c, **place, "file": None, "index": k}) for k, (c, place) in enumerate(zip(cells, places))]
+    layout = [[renumber[i] for i in b] for b in batches]
+    jobs = _jobs(run_cells, params, init)
     threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
     with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
-        run = Run.create(journal, {
-            "id": new_run_id(), "rerun_of": number,
-            "model": {"id": source.id, "kind": source.kind, "description": source.description, "source": str(source.path),
-                      "info": asdict(model_info(source, pipe))},
-            "spec": {"mode": recorded.get("mode", "plain"), "prompt": exp.prompt, "base": exp.prompt,
-                     "negative": exp.negative_prompt, "keywords": list(exp.keywords), "terms": list(exp.terms),
-                     "seeds": recorded.get("seeds"),
-                     "axes": recorded.get("axes", {})},
-            "params": {**p, "parent": exp.parent},
-            "grid": shape,
-            "cells": [{**c, **place, "file": None, "index": k} for k, (c, place) in enumerate(zip(cells, places))],
-            "planned_layout": layout, "clip": None, "compute": _compute_record(device),
-        })
-        # run cells are renumbered 0..n-1 for the run folder; the engine works in the recorded numbering
-        renumber = {c["index"]: k for k, c in enumerate(cells)}
-        collected: dict[int, Image.Image] = {}
-        engine = make_engine(pipe, {**p, "animate_every": 0}, on_event=on_event, cancel=cancel)
-        try:
-            for indices, images in engine.run(jobs, layout):
-                run.add_images([renumber[i] for i in indices], images)
-                collected.update(zip(indices, images))
-        except Cancelled:
-            run.finish("cancelled")
-            raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}") from None
-        except Exception as exc:
-            run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            raise
-    matches = [clean_png(collected[i]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
+        record = run_record(backend, device, spec=SpecRecord(
+            mode=recorded.get("mode", "plain"), prompt=exp.prompt, base=exp.prompt, negative=exp.negative_prompt,
+            keywords=list(exp.keywords), terms=list(exp.terms), seeds=recorded.get("seeds"), axes=recorded.get("axes", {})),
+            params=params, grid=shape, cells=run_cells, layout=layout, clip=None, allow_pickle=options.allow_pickle,
+            rerun_of=number)
+        record.id = new_run_id()
+        run = Run.create(journal, record)
+        images = _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel)
+    if run.record.state == "cancelled":
+        raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}")
+    matches = [clean_png(images[renumber[i]]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)
 
+
+def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e: None, cancel=lambda: False) -> Run:
+    """Finish an interrupted or cancelled run in its own folder: its missing cells, in its planned batches, on its
+    device at its CPU thread count, with its model, parameters and init image — so its images are byte-identical to
+    those of a run never interrupted; then scores, effects and sheets over all its images, compute time added up."""
+    r = run.record
+    state = run.state
+    if state not in ("interrupted", "cancelled"):
+        still = f" (in process {r.pid})" if state == "running" else ""
+        raise RunError(f"run {run.id} is {state}{still}: only an interrupted or cancelled run can be resumed")
+    if r.rerun_of is not None:
+        raise RunError(f"run {run.id} is a rerun of #{r.rerun_of}: rerun #{r.rerun_of} again instead of resuming it")
+    todo = [c for c in r.cells if not c.file or c.steps_done is not None]
+    if not todo:
+        raise RunError(f"run {run.id} has every image already: nothing to resume")
+    init = _resolve_init(journal, r.params.init_image) if r.params.init_image else None
+    if init and r.params.init_sha256 and sha256_file(init.path) != r.params.init_sha256:
+        raise RunError(f"the init image {init.given} has changed since run {run.id} started")
+    kind = r.compute.kind
+    if options.device not in ("auto", kind) or not device_available(kind):
+        raise RunError(f"run {run.id} ran on {r.compute.device or kind}; resume it where that device is (its images "
+                       "would differ elsewhere)")
+    device = pick_device(kind)
+    source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
+    on_event(ev.Loading(model=source.id, device=device_name(device)))
+    allow_pickle = r.allow_pickle or options.allow_pickle
+    backend = load(source, device, allow_pickle=allow_pickle)
+    if model_record(backend).info != r.model.info:
+        raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
+                       "(another revision or pipeline): its images would differ")
+    scorer = None
+    if r.clip:
+        on_event(ev.Loading(model=r.clip, device=device_name(device), part="scorer"))
+        scorer = load_scorer(r.clip, device, allow_pickle=allow_pickle, allow_download=options.allow_download)
+    missing = {c.index for c in todo}
+    earlier = _open_images(run, [c for c in r.done if c.index not in missing])
+    layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]
+    jobs = _jobs(todo, r.params, init, in_full=True)
+    r.layout = [b for b in r.layout if not set(b) & missing]  # batches cut short are made again
+    with using_threads(r.compute.threads if device.type == "cpu" else None):
+        run.claim()
+        run.save()
+        _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier)
+    return run

@@ -80,10 +80,10 @@ class PromptismApp(App):
         """Import torch/diffusers and load the model off the UI thread; the composer shows the status."""
         try:
             from ..runner.devices import pick_device
-            from ..runner.models import load_pipeline, resolve
+            from ..runner.backends import load, resolve
 
             source = resolve(self.model)
-            load_pipeline(source, pick_device())
+            load(source, pick_device())
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
             self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))

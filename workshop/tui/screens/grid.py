@@ -19,6 +19,7 @@ from journal import Experiment, InvalidInput
 from journal.images import open_frames
 
 from ...runner import events as ev
+from ...runner.records import CellRecord
 from journal.text import visible
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
@@ -41,15 +42,15 @@ def label_text(labels: dict) -> Text:
     return text
 
 
-def zoom_caption(cell: dict, made: bool) -> Text:
+def zoom_caption(cell: CellRecord, made: bool) -> Text:
     """The zoomed cell: number, seed, score and keywords (the user's own words, shown in their own workshop)."""
-    text = Text(f"cell #{cell['index']} · seed {cell['seed']}", style="bold")
-    if cell.get("score") is not None:
-        text.append(f" · score {cell['score']:.3f}", style="bold")
+    text = Text(f"cell #{cell.index} · seed {cell.seed}", style="bold")
+    if cell.score is not None:
+        text.append(f" · score {cell.score:.3f}", style="bold")
     if not made:
         text.append(" · no image yet")
     text.append("   arrows: neighbouring cells · Esc closes", style="dim")
-    keywords = cell.get("keywords") or []
+    keywords = cell.keywords
     text.append("\nkeywords: " + (", ".join(visible(k) for k in keywords) if keywords else "none"))
     return text
 
@@ -116,7 +117,7 @@ class ZoomScreen(Screen[None]):
         cell = self.grid.cell(tile.index)
         self.source = tile.source
         self.caption = zoom_caption(cell, tile.source is not None)
-        animation = self.grid.run.folder / cell["animation"] if self.grid.run is not None and cell.get("animation") else None
+        animation = self.grid.run.folder / cell.animation if self.grid.run is not None and cell.animation else None
         self.frames = _frames(animation) if animation else []
         self.frame = 0
 
@@ -204,22 +205,22 @@ class GridScreen(Screen):
         self.cursor = 0
         self._last_preview = 0.0
         if grid is not None:
-            self.cells = [c.to_json() for c in grid.cells]
+            self.cells = [CellRecord(**c.to_json()) for c in grid.cells]
             self.shape = (grid.rows, grid.cols, grid.subgrids)
         elif rerun_of is not None:
             recorded = rerun_of.grid or {}
             by_index = {c["index"]: c for c in recorded.get("cells", [])}
             cells = [by_index[i] for i in recorded.get("picked", []) if i in by_index]
             cols = max(1, math.ceil(math.sqrt(len(cells))))
-            self.cells = [{**c, "row": k // cols, "col": k % cols, "subgrid": 0} for k, c in enumerate(cells)]
+            self.cells = [CellRecord(**{**c, "row": k // cols, "col": k % cols, "subgrid": 0}) for k, c in enumerate(cells)]
             self.shape = (math.ceil(len(cells) / cols), cols, 1)
         else:
             self._take_cells(run)
 
     def _take_cells(self, run) -> None:
-        self.cells = run.manifest["cells"]
-        g = run.manifest["grid"]
-        self.shape = (g["rows"], g["cols"], g["subgrids"])
+        self.cells = run.record.cells
+        g = run.record.grid
+        self.shape = (g.rows, g.cols, g.subgrids)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -231,8 +232,8 @@ class GridScreen(Screen):
         yield footer()
 
     def _tile_grid(self) -> GridLayout:
-        grid = GridLayout(*(CellTile(cell["index"], cell.get("labels", {}))
-                            for cell in sorted(self.cells, key=lambda c: (c["subgrid"], c["row"], c["col"]))), id="tiles")
+        grid = GridLayout(*(CellTile(cell.index, cell.labels)
+                            for cell in sorted(self.cells, key=lambda c: (c.subgrid, c.row, c.col))), id="tiles")
         grid.styles.grid_size_columns = self.shape[1]
         return grid
 
@@ -252,7 +253,7 @@ class GridScreen(Screen):
 
     def _position(self, index: int) -> tuple:
         cell = self.cell(index)
-        return (cell["subgrid"], cell["row"], cell["col"])
+        return (cell.subgrid, cell.row, cell.col)
 
     # ---------------------------------------------------------------- messages from the run worker
 
@@ -298,21 +299,21 @@ class GridScreen(Screen):
 
     def show_run(self, run, said: str = "") -> None:
         """The run's images, scores and keyword effects; its state (after ``said``) in the status line."""
-        self.cells = run.manifest["cells"]
-        m = run.manifest
+        r = run.record
+        self.cells = r.cells
         self.query_one("#run-status", Static).update(
             (f"{said} · " if said else "")
-            + f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {m['model']['id']} ({m['model']['description']})")
+            + f"run {run.id} · {run.state} · {len(run.done)}/{len(self.cells)} images by {r.model.id} ({r.model.description})")
         self.query_one("#progress", ProgressBar).update(total=len(self.cells), progress=len(run.done))
-        for cell in self.cells:
-            if (tile := self._tile(cell["index"])) is None:
+        for cell in r.cells:
+            if (tile := self._tile(cell.index)) is None:
                 continue
-            if cell.get("file"):
+            if cell.file:
                 tile.show(run.image(cell))
-            tile.set_score(cell.get("score"))
-        effects = m.get("effects") or {}
+            tile.set_score(cell.score)
+        effects = r.effects or {}
         self.query_one("#effects", Static).update(
-            ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {v['effect']:+.3f}" for k, v in effects.items()))
+            ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {e.effect:+.3f}" for k, e in effects.items()))
             if effects else "")
 
     def _tile(self, index: int) -> CellTile | None:
@@ -338,14 +339,14 @@ class GridScreen(Screen):
     def current(self) -> CellTile:
         return self.tiles[self.cursor]
 
-    def cell(self, index: int) -> dict:
-        return next(c for c in self.cells if c["index"] == index)
+    def cell(self, index: int) -> CellRecord:
+        return next(c for c in self.cells if c.index == index)
 
     def action_pick(self) -> None:
         tile = self.current()
         tile.picked = not tile.picked
         tile.set_class(tile.picked, "picked")
-        tile.set_score(self.cell(tile.index).get("score"))
+        tile.set_score(self.cell(tile.index).score)
 
     def action_zoom(self) -> None:
         if self.current().source is not None:
@@ -428,7 +429,7 @@ class GridScreen(Screen):
         composer = self.app.composer()
         if composer is None:
             return
-        seeds = sorted({c["seed"] for c in self.cells})
+        seeds = sorted({c.seed for c in self.cells})
         start = max(seeds) + 1
         composer.query_one("#seeds").value = f"{start}-{start + len(seeds) - 1}" if len(seeds) > 1 else str(start)
         self.app.pop_screen()

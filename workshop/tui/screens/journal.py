@@ -88,7 +88,7 @@ class JournalScreen(Screen):
 
         journal = self.app.journal
         found = journal.search(query, status=status, limit=500)
-        pending = [r for r in list_runs(journal) if not r.accepted and r.manifest.get("cells")] if runs else None
+        pending = [r for r in list_runs(journal) if not r.accepted and r.record.cells] if runs else None
         self.post_message(JournalListed(found, pending))
 
     def on_journal_listed(self, message: JournalListed) -> None:
@@ -98,8 +98,8 @@ class JournalScreen(Screen):
             table = self.query_one("#runs", DataTable)
             table.clear()
             for run in message.runs:
-                table.add_row(run.id, run.state, f"{len(run.done)}/{len(run.manifest['cells'])}",
-                              literal(run.manifest["model"]["id"]), key=run.id)
+                table.add_row(run.id, run.state, f"{len(run.done)}/{len(run.record.cells)}",
+                              literal(run.record.model.id), key=run.id)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR:

@@ -1,0 +1,111 @@
+"""Resuming a run: a grid killed after a batch, or cancelled, and then resumed, has the very bytes of a run never
+interrupted; scores, keyword effects, contact sheet and compute cover all its images; what cannot be resumed is
+refused in one line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from journal import Journal
+from tests.helpers import run_cli
+from workshop.compose.grid import build_grid
+from workshop.compose.spec import spec_from
+from workshop.runner import events as ev
+from workshop.runner.runs import MANIFEST, list_runs
+from workshop.runner.session import RunOptions, execute, resume
+
+EXE = str(Path(sys.executable).parent / "promptism")
+GRID = ["grid", "-p", "two small red stars on a blue background", "-k", "glowing", "-k", "pixel art", "--mode",
+        "leave-one-out", "--seeds", "1-3", "--max-batch", "2", "--model", "shapes"]
+
+
+def pngs(run) -> dict[str, bytes]:
+    return {c.file: run.image(c).read_bytes() for c in run.done}
+
+
+def test_a_grid_killed_after_its_first_batch_resumes_to_the_bytes_of_an_uninterrupted_run(tmp_path, capsys):
+    j = tmp_path / "j"
+    killed = subprocess.run([EXE, *GRID, "--journal", str(j)], capture_output=True, text=True,
+                            env={**os.environ, "PROMPTISM_FAILPOINT": "batch-written"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = list_runs(Journal.open(j))[0]
+    assert run.state == "interrupted" and len(run.done) == 2 and len(run.record.cells) == 9
+
+    code, out, err = run_cli(capsys, "resume", run.id[-4:], "--journal", str(j))
+    assert code == 0, err
+    assert f"run {run.id} · finished · 9/9 images" in out and "contact sheet" in out
+
+    whole = subprocess.run([EXE, *GRID, "--journal", str(tmp_path / "whole")], capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    reference = list_runs(Journal.open(tmp_path / "whole"))[0]
+    resumed = list_runs(Journal.open(j))[0]
+    assert len(pngs(reference)) == 9 and pngs(resumed) == pngs(reference)  # every PNG, byte for byte
+    r = resumed.record
+    assert resumed.state == "finished" and r.layout == r.planned_layout == reference.record.layout
+    assert all(c.score is not None for c in r.cells) and set(r.effects) == {"glowing", "pixel art"}  # over all 9
+    assert r.compute.seconds > 0 and r.compute.threads == reference.record.compute.threads
+    assert (resumed.folder / "sheet.png").exists() and (resumed.folder / "sheet-unlabelled.png").exists()
+    code, _, err = run_cli(capsys, "resume", run.id, "--journal", str(j))  # finished now: nothing more to do
+    assert code == 1 and err.count("\n") == 1 and "finished" in err, err
+
+
+def grid():
+    return build_grid(spec_from({"prompt": "a red circle on a blue background", "keywords": ["glowing"],
+                                 "mode": "leave-one-out", "seeds": "1-3"}))
+
+
+def test_a_cancelled_run_resumes_to_the_same_bytes_and_adds_up_its_compute(tmp_path):
+    journal = Journal.init(tmp_path / "j")
+    finished = []
+
+    def count(event):
+        if isinstance(event, ev.BatchFinished):
+            finished.append(event)
+
+    options = RunOptions(model="shapes", max_batch=2)
+    run = execute(grid(), options, journal, on_event=count, cancel=lambda: len(finished) >= 1)
+    assert run.state == "cancelled" and [c.index for c in run.done] == [0, 1]
+    before = run.record.compute.seconds
+    events = []
+    resume(journal, run, options, on_event=events.append)
+    assert run.state == "finished" and len(run.done) == 6
+    assert [e.cells for e in events if isinstance(e, ev.BatchStarted)] == [[2, 3], [4, 5]]  # only what was missing
+    assert run.record.compute.seconds > before and run.record.effects["glowing"].pairs == 3
+
+    reference = execute(grid(), options, Journal.init(tmp_path / "whole"))
+    assert pngs(list_runs(journal)[0]) == pngs(reference)
+
+
+def test_a_batch_partly_made_runs_only_its_missing_cells(tmp_path):
+    """After an out-of-memory split a planned batch can be half made: its other half is the batch that runs."""
+    journal = Journal.init(tmp_path / "j")
+    run = execute(grid(), RunOptions(model="tiny", steps=1, max_batch=4, clip="none"), journal)
+    assert run.record.planned_layout == [[0, 1, 2, 3], [4, 5]]
+    for cell in run.record.cells[2:]:
+        cell.file = None
+    run.record.layout = [[0, 1]]
+    run.finish("cancelled")
+    events = []
+    resume(journal, list_runs(journal)[0], RunOptions(), on_event=events.append)
+    assert [e.cells for e in events if isinstance(e, ev.BatchStarted)] == [[2, 3], [4, 5]]
+    assert list_runs(journal)[0].record.layout == [[0, 1], [2, 3], [4, 5]]
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("unknown", "no run 'nope'"),
+    ("live", "is running (in process"),
+])
+def test_what_cannot_be_resumed_is_refused_in_one_line(tmp_path, capsys, case, fragment):
+    j = tmp_path / "j"
+    journal = Journal.init(j)
+    run = execute(grid(), RunOptions(model="tiny", steps=1, clip="none"), journal)
+    if case == "live":  # a run still running in a process that is alive (this one)
+        doc = json.loads((run.folder / MANIFEST).read_text(encoding="utf-8"))
+        (run.folder / MANIFEST).write_text(json.dumps({**doc, "state": "running", "pid": os.getpid()}), encoding="utf-8")
+    code, out, err = run_cli(capsys, "resume", "nope" if case == "unknown" else run.id, "--journal", str(j))
+    assert code == 1 and out == "" and err.count("\n") == 1 and fragment in err and "Traceback" not in err, err

@@ -1,0 +1,135 @@
+"""Backends: the two ways a model makes images — a diffusers pipeline run by ``Engine``, or the CLIP-guided optimiser
+run by ``GuidedEngine`` — behind one small protocol, so a run never asks which one it has. ``resolve`` turns any
+model name into its source, ``load`` gives its backend (kept warm by ``models``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Protocol
+
+from journal import ModelInfo
+
+from ..compose.grid import Grid
+from .engine import Engine
+from .errors import RunError
+from .guided import GuidedPipeline, GuidedSettings, load_guided, parse_spec, prompt_parts, resolve_guided
+from .guided_engine import GuidedEngine
+from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
+from .models import resolve as resolve_pipeline
+from .options import RunOptions
+from .records import ParamsRecord
+
+
+class Backend(Protocol):
+    source: ModelSource
+    guided: bool  # the CLIP-guided backend: no guidance scale, no strength, its own settings
+
+    def native_size(self) -> int:
+        """The side of the images it makes unless told otherwise."""
+
+    def max_steps(self) -> tuple[int | None, str]:
+        """The most steps it can take, and what says so (for the refusal)."""
+
+    def model_info(self) -> ModelInfo:
+        """What is credited: a local folder by its name (its full path stays in the private records)."""
+
+    def params(self, options: RunOptions) -> dict:
+        """Its own run parameters, flat as the journal keeps them."""
+
+    def check(self, grid: Grid, options: RunOptions) -> None:
+        """Whatever a run of ``grid`` would trip on later, refused now (RunError)."""
+
+    def make_engine(self, params: ParamsRecord, *, on_event: Callable, cancel: Callable[[], bool],
+                    preview_every: int = 0) -> Engine:
+        """The engine that runs it, with the settings a run recorded in ``params``."""
+
+
+class DiffusersBackend:
+    guided = False
+
+    def __init__(self, source: ModelSource, pipe):
+        self.source = source
+        self.pipe = pipe
+
+    def native_size(self) -> int:
+        return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+
+    def max_steps(self) -> tuple[int | None, str]:
+        """A scheduler's training timesteps (diffusers refuses more only once the run has begun)."""
+        most = getattr(getattr(self.pipe.scheduler, "config", None), "num_train_timesteps", None)
+        return (most if isinstance(most, int) else None), f"{self.source.id} (its scheduler has {most} timesteps)"
+
+    def model_info(self) -> ModelInfo:
+        credit = self.source.path.name if self.source.kind == "local" else self.source.id
+        return ModelInfo(id=credit, revision=self.source.revision, pipeline=type(self.pipe).__name__,
+                         scheduler=type(self.pipe.scheduler).__name__)
+
+    def params(self, options: RunOptions) -> dict:
+        return {"scheduler": type(self.pipe.scheduler).__name__}
+
+    def check(self, grid: Grid, options: RunOptions) -> None:
+        pass
+
+    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0) -> Engine:
+        return Engine(self.pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
+
+
+class GuidedBackend:
+    guided = True
+
+    def __init__(self, source: ModelSource, pipe: GuidedPipeline):
+        self.source = source
+        self.pipe = pipe
+
+    def native_size(self) -> int:
+        return self.pipe.native_size
+
+    def max_steps(self) -> tuple[int | None, str]:
+        return GUIDED_MAX_STEPS, f"the {GUIDED} backend"
+
+    def model_info(self) -> ModelInfo:
+        return ModelInfo(id=self.pipe.spec.credit, pipeline=f"{type(self.pipe).__name__} ({type(self.pipe.decoder.model).__name__})")
+
+    def params(self, options: RunOptions) -> dict:
+        """Beside steps, size, seeds and init image: the decoder and CLIPs by their short names (a local path stays in
+        the private grid record only) and the optimiser's settings."""
+        credit = parse_spec(self.pipe.spec.credit)
+        return {"backend": GUIDED, "decoder": credit.decoder, "decoder_class": type(self.pipe.decoder.model).__name__,
+                "clips": list(credit.clips), **asdict(options.guided or GuidedSettings()),
+                "animate_every": options.animate_every}
+
+    def check(self, grid: Grid, options: RunOptions) -> None:
+        for cell in grid.cells:
+            prompt_parts(cell.prompt, cell.negative)
+            if "guidance" in cell.params:
+                raise RunError(f"the {GUIDED} backend has no guidance scale: take the guidance axis out of the grid")
+        if options.guided and not options.guided.quantize and self.pipe.decoder.kind != "vq":
+            raise RunError(f"--no-quantize is for VQGAN (VQModel) decoders; {self.pipe.spec.decoder} is an AutoencoderKL")
+        factor = self.pipe.decoder.factor
+        if options.size and (options.size[0] % factor or options.size[1] % factor):
+            raise RunError(f"size {options.size[0]}x{options.size[1]}: this decoder needs multiples of {factor}")
+
+    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0) -> Engine:
+        values = params.dump()
+        settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.__dataclass_fields__ if k in values})
+        return GuidedEngine(self.pipe, settings, animate_every=values.get("animate_every", 0), on_event=on_event,
+                            cancel=cancel, preview_every=preview_every)
+
+
+def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
+    """The source of any model name: a CLIP-guided one's decoder folder, or a diffusers pipeline's folder."""
+    if is_guided(name):
+        return resolve_guided(name, allow_download=allow_download)
+    return resolve_pipeline(name, allow_download=allow_download)
+
+
+def load(source: ModelSource, device, *, allow_pickle: bool = False) -> Backend:
+    """The backend for ``source`` on ``device``, its model kept warm between runs."""
+    if source.kind != "guided":
+        return DiffusersBackend(source, load_pipeline(source, device, allow_pickle=allow_pickle))
+    spec = parse_spec(source.id)
+    pipe = warm(("guided", source.id, str(source.path), str(device), allow_pickle), f"{spec.credit} on {device}", device,
+                lambda: load_guided(spec, device, folder=source.path, allow_pickle=allow_pickle))
+    return GuidedBackend(source, pipe)

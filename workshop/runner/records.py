@@ -1,0 +1,148 @@
+"""Typed run records: the run manifest (``manifest.json`` in every run folder) as pydantic models — the one schema the
+runner writes and the CLI, the TUI and the service read.
+
+The JSON keeps the field names manifests have always had, so old run folders still list. Unknown fields are kept
+(``extra="allow"``: a newer promptism's fields survive a rewrite), missing ones take their defaults, and a field with
+no value is left out (``dump``: every field that can be None defaults to None, so it reads back the same).
+Torch-free: the CLI and the service import it cheaply.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATES = ("running", "finished", "cancelled", "failed", "interrupted")
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    def dump(self) -> dict:
+        """The JSON form, without the fields that have no value."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class ModelInfoRecord(Record):
+    """What is credited (``journal.ModelInfo``'s fields)."""
+
+    id: str = ""
+    revision: str | None = None
+    hash: str | None = None
+    pipeline: str | None = None
+    scheduler: str | None = None
+
+
+class ModelRecord(Record):
+    id: str = ""  # the name it was asked for (a local folder by its full path: private, like the prompt)
+    kind: str = ""  # builtin | local | hf-cache | guided
+    description: str = ""
+    source: str | None = None  # the folder it was loaded from
+    info: ModelInfoRecord = Field(default_factory=ModelInfoRecord)
+
+
+class SpecRecord(Record):
+    """What the grid was composed from (private: prompts and keywords)."""
+
+    mode: str = "plain"
+    prompt: str = ""
+    base: str | None = None
+    negative: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    terms: list[str] = Field(default_factory=list)
+    seeds: list[int] | None = None
+    axes: dict[str, str] = Field(default_factory=dict)
+
+
+class ParamsRecord(Record):
+    """The run parameters, flat as the journal keeps them; a CLIP-guided run's settings are extra fields here
+    (backend, decoder, clips, lr, cutouts, tv, latent, quantize, animate_every)."""
+
+    steps: int | None = None
+    guidance: float | None = None
+    width: int | None = None
+    height: int | None = None
+    strength: float | None = None
+    init_image: str | None = None
+    init_sha256: str | None = None
+    parent: int | None = None
+    scheduler: str | None = None
+
+
+class GridShape(Record):
+    rows: int = 1
+    cols: int = 1
+    subgrids: int = 1
+
+
+class CellRecord(Record):
+    """One cell: what decides its pixels, where it sits in the grid, and once made its file and scores."""
+
+    index: int
+    prompt: str = ""
+    negative: str = ""
+    seed: int = 0
+    row: int = 0
+    col: int = 0
+    subgrid: int = 0
+    keywords: list[str] = Field(default_factory=list)
+    labels: dict[str, list[dict]] = Field(default_factory=dict)
+    steps: int | None = None
+    guidance: float | None = None
+    file: str | None = None  # the PNG in the run folder, once made
+    animation: str | None = None  # a CLIP-guided run's GIF beside it
+    steps_done: int | None = None  # a CLIP-guided image kept from a cancel: the steps it had
+    score: float | None = None
+    base_score: float | None = None
+
+
+class ComputeRecord(Record):
+    device: str | None = None  # its name, as shown
+    device_type: str | None = None  # cpu | cuda | mps: where a resume runs (older runs: read from the name)
+    threads: int | None = None  # torch's CPU threads on a CPU run: they decide the pixels
+    seconds: float | None = None
+    energy_wh: float | None = None
+    co2_g: float | None = None
+    co2_g_per_kwh: float | None = None
+
+    @property
+    def kind(self) -> str:
+        """The device type, also for runs recorded before ``device_type`` was."""
+        if self.device_type:
+            return self.device_type
+        name = self.device or ""
+        return "cpu" if name.startswith("CPU") else "mps" if "(mps)" in name else "cuda"
+
+
+class KeywordEffect(Record):
+    effect: float
+    pairs: int
+
+
+class RunRecord(Record):
+    """A run's manifest."""
+
+    id: str
+    state: str = "running"
+    pid: int | None = None
+    created: str | None = None
+    created_ns: int = 0
+    finished: str | None = None
+    model: ModelRecord = Field(default_factory=ModelRecord)
+    spec: SpecRecord = Field(default_factory=SpecRecord)
+    params: ParamsRecord = Field(default_factory=ParamsRecord)
+    grid: GridShape = Field(default_factory=GridShape)
+    cells: list[CellRecord] = Field(default_factory=list)
+    planned_layout: list[list[int]] = Field(default_factory=list)  # the batches as planned
+    layout: list[list[int]] = Field(default_factory=list)  # the batches as run (after any out-of-memory split)
+    clip: str | None = None  # the scorer
+    allow_pickle: bool = False  # what the scorer may load: settling or resuming the run needs it again
+    compute: ComputeRecord = Field(default_factory=ComputeRecord)
+    effects: dict[str, KeywordEffect] | None = None
+    rerun_of: int | None = None
+    verified: bool | None = None
+    mismatched: list[int] | None = None
+    error: str | None = None
+
+    @property
+    def done(self) -> list[CellRecord]:
+        return [c for c in self.cells if c.file]
