@@ -4,8 +4,7 @@ loopback port.
 
 Until the service branch lands, ``service`` is a small stand-in with the Service methods the router uses, running
 real jobs with ``session.execute`` in a worker thread. To test against the real service, change the one line in the
-``service`` fixture (and build ``app`` with ``server.create_app(service)``).
-"""
+``service`` fixture and the one in ``app`` (``server.create_app(service, token=TOKEN)``)."""
 
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ import json
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -41,16 +41,19 @@ PROMPT = "a red circle on a blue background"
 
 class StandInService:
     """The Service methods the A1111 router uses (submit, wait, current, last_step, cancel, journal), running each
-    job for real with ``session.execute``, one at a time, in a worker thread. Stopped by ``close``."""
+    job for real with ``session.execute``, one at a time, in a worker thread; built, started and stopped as
+    the real one."""
 
-    def __init__(self, journal: Path | None):
-        self.journal = journal
+    def __init__(self, queue_file: Path, *, journal: Path | None = None):
+        self.journal = journal  # (queue_file: the real Service persists its queue there; this one keeps none)
         self._jobs: dict[str, JobInfo] = {}
         self._ended: dict[str, threading.Event] = {}
         self._steps: dict[str, ev.Step] = {}
         self._cancelled: set[str] = set()
         self._queue: queue.Queue[tuple[str, JobRequest] | None] = queue.Queue()
         self._worker = threading.Thread(target=self._work, daemon=True)
+
+    def start(self) -> None:
         self._worker.start()
 
     def submit(self, request: JobRequest) -> JobInfo:
@@ -74,7 +77,7 @@ class StandInService:
         self._cancelled.add(job_id)
         return self._jobs[job_id]
 
-    def close(self) -> None:
+    def stop(self) -> None:
         self._queue.put(None)
         self._worker.join(60)
 
@@ -103,6 +106,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+TOKEN = "a1111-test-token"
+
+
 @pytest.fixture
 def serve_journal(jdir) -> Path | None:
     """The service's ``serve --journal``."""
@@ -110,21 +116,29 @@ def serve_journal(jdir) -> Path | None:
 
 
 @pytest.fixture
-def service(serve_journal):
-    service = StandInService(journal=serve_journal)  # the real one: Service(journal=serve_journal, …) (service.py)
+def service(serve_journal, tmp_path):
+    service = StandInService(tmp_path / "queue.json", journal=serve_journal)  # the real one: Service(…) (service.py)
+    service.start()
     yield service
-    service.close()
+    service.stop()
 
 
 @pytest.fixture
 def app(service) -> FastAPI:
-    app = FastAPI()  # with the real service: server.create_app(service), which includes the A1111 router
-    app.include_router(a1111.router(service))
+    app = FastAPI()  # the real one: server.create_app(service, token=TOKEN), which mounts the A1111 router there too
+    app.include_router(a1111.router(service), prefix="/sdapi/v1")
     return app
 
 
+@dataclass(frozen=True)
+class Sdapi:
+    url: str  # http://127.0.0.1:PORT/sdapi/v1
+    port: int
+    auth: tuple[str, str]  # HTTP basic auth with the service's token as password, as A1111 clients send it
+
+
 @pytest.fixture
-def port(app):
+def sdapi(app):
     """uvicorn serving ``app`` on a free loopback port, in a thread stopped at teardown."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -133,15 +147,16 @@ def port(app):
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
-    yield server.servers[0].sockets[0].getsockname()[1]
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Sdapi(f"http://127.0.0.1:{port}/sdapi/v1", port, ("webuiapi", TOKEN))
     server.should_exit = True
     thread.join(20)
     assert not thread.is_alive()
 
 
 @pytest.fixture
-def api(port) -> webuiapi.WebUIApi:
-    return webuiapi.WebUIApi(host="127.0.0.1", port=port)
+def api(sdapi) -> webuiapi.WebUIApi:
+    return webuiapi.WebUIApi(host="127.0.0.1", port=sdapi.port, username=sdapi.auth[0], password=sdapi.auth[1])
 
 
 def _png(color=(200, 30, 30), size=(32, 32)) -> Image.Image:
@@ -313,24 +328,24 @@ def test_models_options_and_idle_progress(api):
     ({"batch_size": 8, "n_iter": 9}, ["body"]),
     ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, ["body", "override_settings", "sd_model_checkpoint"]),
 ])
-def test_bad_values_get_a_422_in_fastapis_shape(port, jdir, values, loc):
-    response = httpx.post(f"http://127.0.0.1:{port}{a1111.PREFIX}/txt2img", json={"prompt": PROMPT, **values}, timeout=60)
+def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
+    response = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": PROMPT, **values}, timeout=60, auth=sdapi.auth)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == loc
     assert not jdir.exists()
 
 
-def test_img2img_without_an_image_or_with_a_mask_is_a_422(port):
-    url = f"http://127.0.0.1:{port}{a1111.PREFIX}/img2img"
-    missing = httpx.post(url, json={"prompt": PROMPT}, timeout=60)
-    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=60)
+def test_img2img_without_an_image_or_with_a_mask_is_a_422(sdapi):
+    url = f"{sdapi.url}/img2img"
+    missing = httpx.post(url, json={"prompt": PROMPT}, timeout=60, auth=sdapi.auth)
+    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=60, auth=sdapi.auth)
     assert [missing.status_code, masked.status_code] == [422, 422]
     assert missing.json()["detail"][0]["loc"] == ["body", "init_images"]
     assert masked.json()["detail"][0]["loc"] == ["body", "mask"]
 
 
-def test_unknown_fields_are_ignored(port, jdir):
-    response = httpx.post(f"http://127.0.0.1:{port}{a1111.PREFIX}/txt2img", timeout=120, json={
+def test_unknown_fields_are_ignored(sdapi, jdir):
+    response = httpx.post(f"{sdapi.url}/txt2img", timeout=120, auth=sdapi.auth, json={
         "prompt": PROMPT, "seed": 9, "steps": 2, "width": 32, "height": 32, "eta": 1.0, "s_churn": 0,
         "some_extension_field": {"deep": [1, 2]}})
     assert response.status_code == 200
@@ -339,7 +354,7 @@ def test_unknown_fields_are_ignored(port, jdir):
     assert "some_extension_field" not in body["parameters"]
 
 
-def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, port, jdir):
+def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, jdir):
     done: dict = {}
     call = threading.Thread(target=lambda: done.update(result=api.txt2img(
         prompt=PROMPT, seed=1, steps=400, width=32, height=32, n_iter=8)))

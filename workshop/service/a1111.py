@@ -37,8 +37,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
@@ -57,7 +60,6 @@ from ..runner.runs import Run, load_run
 from ..settings import load_settings
 from .api import JobInfo, JobRequest
 
-PREFIX = "/sdapi/v1"
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
 OWN_SAMPLER = {"", "default", "automatic"}  # sampler / scheduler names that ask for nothing in particular
 
@@ -422,9 +424,26 @@ def progress_of(job: JobInfo | None, step, interrupted: bool) -> ProgressRespons
     return ProgressResponse(progress=min(done, 1.0), eta_relative=eta, state=state)
 
 
+class _A1111Route(APIRoute):
+    """A1111's routes answer a malformed request as FastAPI does by default (``{"detail": [{"loc", "msg", …}]}``,
+    what A1111 clients get), whatever error shape the app gives its own routes."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def handle(request: Request):
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return await request_validation_exception_handler(request, exc)
+
+        return handle
+
+
 def router(service) -> APIRouter:
-    """A1111's routes (under ``/sdapi/v1``) on ``service`` (submit, wait, current, last_step, cancel, journal)."""
-    api = APIRouter(prefix=PREFIX, tags=["AUTOMATIC1111"])
+    """A1111's routes on ``service`` (submit, wait, current, last_step, cancel, journal), for the app to mount at
+    ``/sdapi/v1``."""
+    api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route)
     ours: set[str] = set()  # jobs submitted through these routes and not yet answered
     interrupted: set[str] = set()
 
