@@ -1,0 +1,303 @@
+"""AUTOMATIC1111's API on the service: the request → job mapping and the run → response, with real runs of the
+built-in shapes model; and the routes through the real A1111 client library (webuiapi) against uvicorn on a
+loopback port.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+import webuiapi
+from fastapi import FastAPI
+from PIL import Image
+
+from journal import Journal
+from workshop.compose.grid import SEED_MAX, build_grid
+from workshop.compose.spec import spec_from
+from workshop.runner.runs import list_runs, load_run
+from workshop.runner.session import execute
+from tests.helpers import declared_png
+from workshop.service import a1111
+from workshop.service.server import create_app
+from workshop.service.service import Service
+
+PROMPT = "a red circle on a blue background"
+TOKEN = "a1111-test-token"
+
+
+@pytest.fixture
+def serve_journal(jdir) -> Path | None:
+    """The service's ``serve --journal``."""
+    return jdir
+
+
+@pytest.fixture
+def service(serve_journal, tmp_path):
+    service = Service(tmp_path / "queue.json", journal=serve_journal)
+    service.start()
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def app(service) -> FastAPI:
+    return create_app(service, token=TOKEN)
+
+
+@dataclass(frozen=True)
+class Sdapi:
+    url: str  # http://127.0.0.1:PORT/sdapi/v1
+    port: int
+    auth: tuple[str, str]  # HTTP basic auth with the service's token as password, as A1111 clients send it
+
+
+@pytest.fixture
+def sdapi(app):
+    """uvicorn serving ``app`` on a free loopback port, in a thread stopped at teardown."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield Sdapi(f"http://127.0.0.1:{port}/sdapi/v1", port, ("webuiapi", TOKEN))
+    server.should_exit = True
+    thread.join(20)
+    assert not thread.is_alive()
+
+
+@pytest.fixture
+def api(sdapi) -> webuiapi.WebUIApi:
+    return webuiapi.WebUIApi(host="127.0.0.1", port=sdapi.port, username=sdapi.auth[0], password=sdapi.auth[1])
+
+
+def _png(color=(200, 30, 30), size=(32, 32)) -> Image.Image:
+    return Image.new("RGB", size, color)
+
+
+def _b64(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+# ------------------------------------------------------------------ the mapping, without a service
+
+
+def test_seeds_follow_a1111s_rule_and_random_ones_leave_room():
+    assert a1111.seeds_for(7, 4) == [7, 8, 9, 10]
+    drawn = [a1111.seeds_for(-1, 64) for _ in range(50)]
+    assert all(s == list(range(s[0], s[0] + 64)) and 0 <= s[0] and s[-1] <= SEED_MAX for s in drawn)
+    assert len({s[0] for s in drawn}) > 1
+
+
+def test_a_request_maps_to_a_plain_grid_job_with_a1111s_batches(jdir):
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, negative_prompt="blurry", seed=5, steps=3, cfg_scale=4.5, width=32,
+                               height=48, batch_size=2, n_iter=3, override_settings={"sd_model_checkpoint": "tiny"})
+    mapped = a1111.map_request(req, jdir, "shapes")
+    assert mapped.seeds == [5, 6, 7, 8, 9, 10]
+    assert mapped.job.kind == "grid" and mapped.job.journal == str(jdir)
+    assert mapped.job.spec == {"prompt": PROMPT, "negative": "blurry", "seeds": [5, 6, 7, 8, 9, 10], "max_cells": 6}
+    assert mapped.job.options == {"model": "tiny", "steps": 3, "guidance": 4.5, "max_batch": 2, "size": [32, 48]}
+    assert not jdir.exists()  # txt2img writes nothing before the job runs
+    default = a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT), jdir, "shapes").job.options
+    assert default == {"model": "shapes", "steps": None, "guidance": None, "max_batch": 1}  # the model's defaults
+
+
+def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
+    """The mapping and the response around a real run, as the service will run it."""
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=11, steps=2, width=32, height=32, batch_size=2, n_iter=2,
+                               sampler_name="Euler a", subseed_strength=0.2, override_settings={"CLIP_stop_at_last_layers": 2})
+    mapped = a1111.map_request(req, jdir, "shapes")
+    run = execute(build_grid(spec_from(mapped.job.spec)), a1111.run_options(mapped.job.options),
+                  Journal.open(jdir, create=True))
+    assert run.manifest["layout"] == [[0, 1], [2, 3]]  # batch_size images a pipeline call, n_iter calls
+    response = a1111.build_response(req, a1111.run_facts(run), mapped.seeds)
+    images = [base64.b64decode(i) for i in response.images]
+    assert images == [run.image(c).read_bytes() for c in run.done]  # the run's own pixels-only PNGs, in seed order
+    assert all(Image.open(io.BytesIO(i)).info == {} and b"tEXt" not in i and b"iTXt" not in i for i in images)
+    info = json.loads(response.info)
+    assert info["seed"] == 11 and info["all_seeds"] == [11, 12, 13, 14] and info["all_prompts"] == [PROMPT] * 4
+    assert (info["steps"], info["width"], info["height"], info["cfg_scale"]) == (2, 32, 32, 2.0)  # shapes' guidance
+    scheduler = run.manifest["params"]["scheduler"]
+    assert info["sampler_name"] == scheduler and info["promptism_run"] == run.id
+    notes = info["extra_generation_params"]["Not applied"]
+    assert "sampler_name Euler a" in notes and scheduler in notes and "subseed_strength 0.2" in notes
+    assert "override_settings.CLIP_stop_at_last_layers" in notes
+    assert info["infotexts"][1].startswith(PROMPT + "\nSteps: 2, Sampler: ") and "Seed: 12" in info["infotexts"][1]
+    assert response.parameters["seed"] == 11 and response.parameters["sampler_name"] == "Euler a"
+
+
+def test_the_models_own_sampler_is_no_note():
+    req = a1111.Txt2ImgRequest(sampler_name="Default", sampler_index="EulerDiscreteScheduler", scheduler="automatic")
+    assert a1111.not_applied(req, "EulerDiscreteScheduler") == []
+    assert a1111.not_applied(a1111.Txt2ImgRequest(sampler_name="DPM++ 2M"), "DDIMScheduler") == [
+        "sampler_name DPM++ 2M (promptism runs the model's own scheduler, DDIMScheduler)"]
+
+
+def test_an_init_image_is_stored_once_pixels_only_in_the_journals_scratch(jdir):
+    image = _png()
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=_text_chunk("parameters", PROMPT))
+    data = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    req = a1111.Img2ImgRequest(prompt=PROMPT, init_images=[data], denoising_strength=0.5, steps=4)
+    first = a1111.map_request(req, jdir, "shapes")
+    path = Path(first.job.options["init_image"])
+    assert path.parent == Journal.open(jdir).scratch / a1111.INPUTS and path.name.endswith(".png")
+    assert Image.open(path).info == {} and PROMPT.encode() not in path.read_bytes()
+    assert first.job.options["strength"] == 0.5
+    assert a1111.map_request(req, jdir, "shapes").job.options["init_image"] == str(path)
+    assert len(list(path.parent.iterdir())) == 1
+
+
+def _text_chunk(key: str, value: str):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(key, value)
+    return info
+
+
+@pytest.mark.parametrize("values, loc, says", [
+    ({"prompt": "a {red|blue} circle"}, ["body", "prompt"], "dynamic-prompt syntax"),
+    ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, ["body", "override_settings",
+                                                                          "sd_model_checkpoint"], "unknown model"),
+    ({"override_settings": {"sd_model_checkpoint": "vqgan-clip"}}, ["body", "override_settings",
+                                                                       "sd_model_checkpoint"], "CLIP-guided"),
+])
+def test_what_the_runner_would_refuse_is_a_422_before_anything_is_written(jdir, values, loc, says):
+    with pytest.raises(a1111.BadValue) as caught:
+        a1111.map_request(a1111.Txt2ImgRequest(**{"prompt": PROMPT, **values}), jdir, "shapes")
+    body = json.loads(caught.value.response().body)
+    assert body["detail"][0]["loc"] == loc and says in body["detail"][0]["msg"]
+    assert not jdir.exists()
+
+
+@pytest.mark.parametrize("image, says", [
+    ("not base64!", "not base64"),
+    (base64.b64encode(b"plain text").decode(), "init_images[0] is not an image"),
+    (_b64(_png(size=(4, 4))), "at least 8x8"),
+    ("bomb", "over the limit of"),
+])
+def test_a_bad_init_image_is_a_422_naming_the_field(jdir, tmp_path, image, says):
+    if image == "bomb":  # declares 40,000 × 40,000 pixels in a few bytes: refused before decoding
+        image = base64.b64encode(declared_png(tmp_path / "bomb.png", 40_000, 40_000).read_bytes()).decode()
+    with pytest.raises(a1111.BadValue) as caught:
+        a1111.map_request(a1111.Img2ImgRequest(prompt=PROMPT, init_images=[image]), jdir, "shapes")
+    assert caught.value.loc == ["init_images[0]"] and says in str(caught.value)
+    assert not jdir.exists()
+
+
+# ------------------------------------------------------------------ the routes, through webuiapi
+
+
+def test_webuiapi_txt2img_makes_a_run_in_the_services_journal(api, jdir):
+    result = api.txt2img(prompt=PROMPT, seed=42, steps=3, width=32, height=32, batch_size=2)
+    assert [im.size for im in result.images] == [(32, 32), (32, 32)]
+    assert result.info["seed"] == 42 and result.info["all_seeds"] == [42, 43]
+    assert result.info["sampler_name"] != "Euler a" and "Euler a" in result.info["extra_generation_params"]["Not applied"]
+    runs = list_runs(Journal.open(jdir))
+    assert [r.id for r in runs] == [result.info["promptism_run"]]
+    assert [c["seed"] for c in runs[0].done] == [42, 43] and runs[0].state == "finished"
+    assert all(im.info == {} for im in result.images)  # pixels only: no A1111 parameters chunk
+
+
+def test_webuiapi_random_seed_is_reported(api, jdir):
+    result = api.txt2img(prompt=PROMPT, steps=2, width=32, height=32)  # webuiapi sends seed -1
+    seed = result.info["seed"]
+    assert 0 <= seed <= SEED_MAX and result.info["all_seeds"] == [seed]
+    run = load_run(Journal.open(jdir), result.info["promptism_run"])
+    assert run.done[0]["seed"] == seed
+
+
+def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
+    result = api.img2img(images=[_png()], prompt=PROMPT, seed=3, steps=4, denoising_strength=0.5, width=32, height=32)
+    assert len(result.images) == 1 and result.info["denoising_strength"] == 0.5
+    assert result.parameters["init_images"] is None  # not echoed unless include_init_images, as A1111
+    run = load_run(Journal.open(jdir), result.info["promptism_run"])
+    params = run.manifest["params"]
+    stored = Path(params["init_image"])
+    assert stored.parent == Journal.open(jdir).scratch / a1111.INPUTS and params["strength"] == 0.5
+    assert params["init_sha256"] == stored.name.removesuffix(".png")
+
+
+def test_models_options_and_idle_progress(api):
+    assert "shapes" in api.util_get_model_names() and "tiny" in api.util_get_model_names()
+    assert api.util_get_current_model() == "shapes"
+    progress = api.get_progress()
+    assert progress["progress"] == 0 and progress["state"]["job_count"] == 0 and progress["current_image"] is None
+    api.util_wait_for_ready(check_interval=0.01)  # returns at once: nothing runs
+
+
+@pytest.mark.parametrize("values, loc", [
+    ({"steps": "many"}, ["body", "steps"]),
+    ({"width": 0}, ["body", "width"]),
+    ({"width": 36}, ["body", "width"]),
+    ({"cfg_scale": "nan"}, ["body", "cfg_scale"]),
+    ({"seed": -2}, ["body", "seed"]),
+    ({"enable_hr": True}, ["body", "enable_hr"]),
+    ({"restore_faces": True}, ["body", "restore_faces"]),
+    ({"batch_size": 8, "n_iter": 9}, ["body"]),
+    ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, ["body", "override_settings", "sd_model_checkpoint"]),
+])
+def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
+    response = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": PROMPT, **values}, timeout=60, auth=sdapi.auth)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == loc
+    assert not jdir.exists()
+
+
+def test_img2img_without_an_image_or_with_a_mask_is_a_422(sdapi):
+    url = f"{sdapi.url}/img2img"
+    missing = httpx.post(url, json={"prompt": PROMPT}, timeout=60, auth=sdapi.auth)
+    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=60, auth=sdapi.auth)
+    assert [missing.status_code, masked.status_code] == [422, 422]
+    assert missing.json()["detail"][0]["loc"] == ["body", "init_images"]
+    assert masked.json()["detail"][0]["loc"] == ["body", "mask"]
+
+
+def test_unknown_fields_are_ignored(sdapi, jdir):
+    response = httpx.post(f"{sdapi.url}/txt2img", timeout=120, auth=sdapi.auth, json={
+        "prompt": PROMPT, "seed": 9, "steps": 2, "width": 32, "height": 32, "eta": 1.0, "s_churn": 0,
+        "some_extension_field": {"deep": [1, 2]}})
+    assert response.status_code == 200
+    body = response.json()
+    assert len(body["images"]) == 1 and json.loads(body["info"])["seed"] == 9
+    assert "some_extension_field" not in body["parameters"]
+
+
+def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, jdir):
+    done: dict = {}
+    call = threading.Thread(target=lambda: done.update(result=api.txt2img(
+        prompt=PROMPT, seed=1, steps=400, width=32, height=32, n_iter=8)))
+    call.start()
+    deadline = time.monotonic() + 60
+    while (progress := api.get_progress())["progress"] <= 0:
+        assert time.monotonic() < deadline and call.is_alive()
+        time.sleep(0.02)
+    assert progress["state"]["job_count"] == 1 and progress["state"]["sampling_steps"] == 400
+    assert 0 < progress["progress"] < 1
+    api.interrupt()
+    call.join(120)
+    result = done["result"]
+    assert result.info["promptism_state"] == "cancelled" and len(result.images) < 8
+    assert result.info["all_seeds"] == list(range(1, 1 + len(result.images)))
+    assert load_run(Journal.open(jdir), result.info["promptism_run"]).state == "cancelled"
+
+
+@pytest.mark.parametrize("serve_journal", [None])
+def test_without_serve_journal_calls_go_to_the_users_default_journal(api, tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTISM_JOURNAL", str(tmp_path / "default"))
+    result = api.txt2img(prompt=PROMPT, seed=2, steps=2, width=32, height=32)
+    assert [r.id for r in list_runs(Journal.open(tmp_path / "default"))] == [result.info["promptism_run"]]

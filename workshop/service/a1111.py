@@ -1,0 +1,502 @@
+"""AUTOMATIC1111's HTTP API on promptism's service, with A1111's field names and shapes, so existing clients
+(``webuiapi`` and the like) work: ``POST /sdapi/v1/txt2img`` and ``/img2img``, ``GET /sdapi/v1/sd-models``,
+``/progress``, ``/options`` and ``POST /interrupt``.
+
+Each call becomes a grid job (plain mode, one cell per image, seeds ``seed + i`` for ``batch_size × n_iter`` images,
+``batch_size`` images per pipeline call) in the journal the service was started for (``serve --journal``), else the
+user's default journal: the run is there to browse and accept later (``promptism runs``, ``promptism accept``).
+
+Decisions, where A1111 and promptism differ:
+- Sampler: promptism runs each model's own scheduler and has no sampler choice yet. Refusing ``sampler_name`` would
+  break every default client (webuiapi sends "Euler a"), and ignoring it silently would pass a wrong image off as the
+  one asked for, so a sampler (or ``scheduler``) other than "", "Default", "automatic" or the model's own is accepted
+  and reported in ``info``: ``sampler_name`` is the scheduler that ran, and ``extra_generation_params["Not applied"]``
+  (also in the infotexts) names what was asked for and not done — as for ``subseed_strength`` and override settings
+  other than ``sd_model_checkpoint``.
+- Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
+  hires fix, face restoration, tiling, styles, scripts, inpainting masks, resize modes other than "just resize", more
+  than one init image, and the CLIP-guided backend (it has no cfg_scale).
+- Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
+- Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
+  (``.promptism/inputs/<sha256>.png``): the run records that path as ``--init-image`` does.
+- Returned PNGs are the run's own files (pixels only); the generation parameters travel in the JSON ``info``, to the
+  client that sent the prompt. Nothing here logs a prompt.
+- ``/interrupt`` cancels the running job only if it came through this API (a TUI grid is not an A1111 client's to
+  stop); ``/progress`` reports whatever job runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import json
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from journal import InvalidInput, Journal, JournalError
+from journal.atomic import write_atomic
+from journal.images import clean_png, open_image
+from journal.journal import tool_version
+
+from ..compose.errors import SpecError
+from ..compose.grid import DEFAULT_MAX_CELLS, SEED_MAX, build_grid
+from ..compose.spec import spec_from
+from ..paths import journal_dir
+from ..runner.errors import RunError
+from ..runner.options import RunOptions, check_options
+from ..runner.runs import Run, load_run
+from ..settings import load_settings
+from .api import JobInfo, JobRequest
+
+INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
+OWN_SAMPLER = {"", "default", "automatic"}  # sampler / scheduler names that ask for nothing in particular
+
+
+class _Request(BaseModel):
+    """The fields txt2img and img2img share. Unknown fields are ignored, as A1111 does."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt: str = ""
+    negative_prompt: str = ""
+    seed: int = Field(-1, ge=-1, le=SEED_MAX)  # -1: a random seed, reported in info
+    subseed: int = -1
+    subseed_strength: float = Field(0.0, allow_inf_nan=False)
+    steps: int | None = Field(None, ge=1)
+    cfg_scale: float | None = Field(None, ge=0, allow_inf_nan=False)
+    width: int | None = Field(None, ge=8, multiple_of=8)
+    height: int | None = Field(None, ge=8, multiple_of=8)
+    batch_size: int = Field(1, ge=1)
+    n_iter: int = Field(1, ge=1)
+    sampler_name: str | None = None
+    sampler_index: str | None = None  # A1111's older name for sampler_name
+    scheduler: str | None = None
+    override_settings: dict[str, Any] = {}
+    restore_faces: bool | None = None
+    tiling: bool | None = None
+    styles: list[str] | None = None
+    script_name: str | None = None
+    alwayson_scripts: dict[str, Any] = {}
+    send_images: bool = True
+    save_images: bool = False
+
+    @field_validator("restore_faces", "tiling", "styles", "script_name", "alwayson_scripts")
+    @classmethod
+    def _not_offered(cls, value, info: ValidationInfo):
+        if value:
+            raise ValueError(f"promptism does not offer {info.field_name}: leave it out")
+        return value
+
+    @field_validator("override_settings")
+    @classmethod
+    def _checkpoint_named(cls, value: dict[str, Any]):
+        name = value.get("sd_model_checkpoint")
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            raise ValueError("sd_model_checkpoint must name a model (see /sdapi/v1/sd-models)")
+        return value
+
+    @model_validator(mode="after")
+    def _count(self):
+        count = self.batch_size * self.n_iter
+        if count > DEFAULT_MAX_CELLS:
+            raise ValueError(f"batch_size × n_iter is {count} images, over promptism's cap of {DEFAULT_MAX_CELLS} a run")
+        if self.seed + count - 1 > SEED_MAX:
+            raise ValueError(f"seeds seed … seed + {count - 1} run past {SEED_MAX}: start from a lower seed")
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.batch_size * self.n_iter
+
+
+class Txt2ImgRequest(_Request):
+    enable_hr: bool = False
+    denoising_strength: float | None = None  # A1111 uses it for hires fix only
+
+    @field_validator("enable_hr")
+    @classmethod
+    def _no_hires(cls, value: bool):
+        if value:
+            raise ValueError("promptism has no hires fix: leave out enable_hr, or upscale elsewhere")
+        return value
+
+
+class Img2ImgRequest(_Request):
+    init_images: list[str] | None = Field(None, validate_default=True)
+    denoising_strength: float = Field(0.75, gt=0, le=1)
+    resize_mode: int = 0
+    mask: str | None = None
+    include_init_images: bool = False
+
+    @field_validator("init_images")
+    @classmethod
+    def _one_image(cls, value: list[str] | None):
+        if not value:
+            raise ValueError("img2img needs an init image (base64 PNG, JPEG or WebP)")
+        if len(value) > 1:
+            raise ValueError(f"promptism starts a run from one init image, not {len(value)}")
+        return value
+
+    @field_validator("resize_mode")
+    @classmethod
+    def _just_resize(cls, value: int):
+        if value != 0:
+            raise ValueError("promptism resizes the init image to width × height (resize_mode 0) and nothing else")
+        return value
+
+    @field_validator("mask")
+    @classmethod
+    def _no_mask(cls, value: str | None):
+        if value:
+            raise ValueError("promptism does no inpainting: leave out mask")
+        return value
+
+
+class ImagesResponse(BaseModel):
+    images: list[str] | None = None  # base64 PNG, pixels only
+    parameters: dict
+    info: str  # JSON, as A1111's Processed.js()
+
+
+class ProgressResponse(BaseModel):
+    progress: float
+    eta_relative: float
+    state: dict
+    current_image: str | None = None
+    textinfo: str | None = None
+
+
+class SDModelItem(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    title: str
+    model_name: str
+    hash: str | None = None
+    sha256: str | None = None
+    filename: str
+    config: str | None = None
+
+
+class BadValue(Exception):
+    """A request value promptism refuses, answered as FastAPI answers a validation error (422)."""
+
+    def __init__(self, loc: list[str], msg: str):
+        super().__init__(msg)
+        self.loc = loc
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": [{"loc": ["body", *self.loc], "msg": str(self),
+                                                                  "type": "value_error"}]})
+
+
+# ------------------------------------------------------------------ request → job
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """A request as the job it becomes, and what the response needs to say about it."""
+
+    job: JobRequest
+    seeds: list[int]
+
+
+def seeds_for(seed: int, count: int) -> list[int]:
+    """A1111's rule: image i gets seed + i; seed -1 picks a random first seed (one that leaves room for all)."""
+    first = secrets.randbelow(SEED_MAX - count + 2) if seed == -1 else seed
+    return [first + i for i in range(count)]
+
+
+def model_name(req: _Request, default: str) -> str:
+    return req.override_settings.get("sd_model_checkpoint") or default
+
+
+def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], init_image: Path | None = None) -> JobRequest:
+    """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call."""
+    options: dict[str, Any] = {"model": model, "steps": req.steps, "guidance": req.cfg_scale, "max_batch": req.batch_size}
+    if req.width is not None or req.height is not None:
+        options["size"] = [req.width or req.height, req.height or req.width]
+    if isinstance(req, Img2ImgRequest):
+        options |= {"init_image": str(init_image) if init_image else None, "strength": req.denoising_strength}
+    spec = {"prompt": req.prompt, "negative": req.negative_prompt, "seeds": seeds, "max_cells": len(seeds)}
+    return JobRequest(kind="grid", journal=str(journal), spec=spec, options=options)
+
+
+def run_options(options: dict) -> RunOptions:
+    """A job's options as the runner takes them (size as a pair)."""
+    size = options.get("size")
+    return RunOptions(**{**options, "size": tuple(size) if size else None})
+
+
+def check_job(job: JobRequest) -> None:
+    """What the runner would refuse without loading a model, refused now as a 422 (nothing is written)."""
+    from ..runner.models import is_guided, resolve
+
+    try:
+        build_grid(spec_from(job.spec or {}))
+    except SpecError as exc:
+        raise BadValue(["prompt"], str(exc)) from None
+    options = run_options(job.options)
+    if is_guided(options.model):
+        raise BadValue(["override_settings", "sd_model_checkpoint"], f"{options.model} is CLIP-guided (it has no "
+                       "cfg_scale or sampler): the A1111 API serves diffusion models; use `promptism generate` for it")
+    try:
+        check_options(options)
+    except RunError as exc:
+        raise BadValue([], str(exc)) from None
+    try:
+        resolve(options.model)
+    except RunError as exc:
+        raise BadValue(["override_settings", "sd_model_checkpoint"], str(exc)) from None
+
+
+def decode_image(data: str, field: str = "init_images[0]"):
+    """A base64 image (a ``data:`` URL too, as webuiapi sends), decoded under the pixel limit."""
+    if data.startswith("data:"):
+        data = data.partition(",")[2]
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadValue([field], "not base64: send the image file's bytes in base64") from None
+    try:
+        image = open_image(_Named(raw, field))
+    except InvalidInput as exc:
+        raise BadValue([field], str(exc)) from None
+    if min(image.size) < 8:
+        raise BadValue([field], f"the init image is {image.width}x{image.height}; it must be at least 8x8")
+    return image
+
+
+class _Named(io.BytesIO):
+    """Bytes that name themselves as the request field they came from in open_image's messages."""
+
+    def __init__(self, data: bytes, name: str):
+        super().__init__(data)
+        self.field = name
+
+    def __str__(self) -> str:
+        return self.field
+
+
+def store_image(journal: Journal, image) -> Path:
+    """The init image, pixels only, in the journal's scratch area under its sha256 (stored once)."""
+    clean = clean_png(image)
+    path = journal.scratch / INPUTS / f"{clean.sha256}.png"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, clean.data)
+    return path
+
+
+def map_request(req: _Request, journal: Path, default_model: str) -> Mapped:
+    """Check a request and turn it into its job; an img2img's init image is stored in the journal (created if
+    need be) only once everything else has passed. BadValue for what the runner would refuse."""
+    seeds = seeds_for(req.seed, req.count)
+    model = model_name(req, default_model)
+    image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
+    check_job(job_request(req, journal, model=model, seeds=seeds, init_image=Path("init_images[0]") if image else None))
+    stored = store_image(Journal.open(journal, create=True), image) if image else None
+    return Mapped(job_request(req, journal, model=model, seeds=seeds, init_image=stored), seeds)
+
+
+# ------------------------------------------------------------------ finished run → response
+
+
+@dataclass(frozen=True)
+class RunImage:
+    seed: int
+    prompt: str
+    negative: str
+    file: Path
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What an A1111 response reports about a run: the values that were applied and the images it finished."""
+
+    run: str
+    state: str
+    model: str
+    scheduler: str | None
+    steps: int
+    guidance: float | None
+    width: int
+    height: int
+    strength: float | None
+    created: str
+    images: list[RunImage]
+
+
+def run_facts(run: Run) -> RunFacts:
+    """The one place this module reads a run's manifest (to become the typed run record when it lands)."""
+    m, p = run.manifest, run.manifest["params"]
+    return RunFacts(run.id, run.state, m["model"]["id"], p.get("scheduler"), p["steps"], p.get("guidance"), p["width"],
+                    p["height"], p.get("strength"), m.get("created", ""),
+                    [RunImage(c["seed"], c["prompt"], c["negative"], run.image(c)) for c in run.done])
+
+
+def not_applied(req: _Request, scheduler: str | None) -> list[str]:
+    """What the request asked for that promptism did not do (reported in info, never silently dropped)."""
+    notes = []
+    for field in ("sampler_name", "sampler_index", "scheduler"):
+        asked = getattr(req, field)
+        if asked and asked.strip().lower() not in OWN_SAMPLER and asked != scheduler:
+            notes.append(f"{field} {asked} (promptism runs the model's own scheduler, {scheduler or 'none'})")
+    if req.subseed_strength:
+        notes.append(f"subseed_strength {req.subseed_strength:g} (promptism has no variation seeds)")
+    notes += [f"override_settings.{key}" for key in req.override_settings if key != "sd_model_checkpoint"]
+    return notes
+
+
+def build_response(req: _Request, facts: RunFacts, seeds: list[int]) -> ImagesResponse:
+    """A1111's response for a finished (or interrupted) run: its images in seed order, the request echoed as
+    ``parameters``, and ``info`` as A1111's JSON with the values that were applied."""
+    notes = "; ".join(not_applied(req, facts.scheduler))
+    extra = {"Not applied": notes} if notes else {}
+    images = facts.images
+    infotexts = [_infotext(facts, image, extra) for image in images]
+    info = {
+        "prompt": req.prompt, "all_prompts": [i.prompt for i in images],
+        "negative_prompt": req.negative_prompt, "all_negative_prompts": [i.negative for i in images],
+        "seed": seeds[0], "all_seeds": [i.seed for i in images], "subseed": -1, "all_subseeds": [-1 for _ in images],
+        "subseed_strength": 0, "width": facts.width, "height": facts.height, "sampler_name": facts.scheduler,
+        "cfg_scale": facts.guidance, "steps": facts.steps, "batch_size": req.batch_size, "restore_faces": False,
+        "face_restoration_model": None, "sd_model_name": facts.model, "sd_model_hash": None, "sd_vae_name": None,
+        "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+        "denoising_strength": facts.strength, "extra_generation_params": extra, "index_of_first_image": 0,
+        "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", facts.created)[:14], "clip_skip": 1,
+        "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
+        "promptism_run": facts.run, "promptism_state": facts.state,
+    }
+    parameters = req.model_dump()
+    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
+        parameters |= {"init_images": None, "mask": None}  # as A1111: not sent back unless asked for
+    encoded = [base64.b64encode(i.file.read_bytes()).decode("ascii") for i in images] if req.send_images else []
+    return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
+
+
+def _infotext(facts: RunFacts, image: RunImage, extra: dict[str, str]) -> str:
+    """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
+    pairs = {"Steps": facts.steps, "Sampler": facts.scheduler, "CFG scale": facts.guidance, "Seed": image.seed,
+             "Size": f"{facts.width}x{facts.height}", "Model": facts.model, "Denoising strength": facts.strength,
+             **extra, "Version": f"promptism {tool_version()}"}
+    text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
+    negative = f"\nNegative prompt: {image.negative}" if image.negative else ""
+    return f"{image.prompt}{negative}\n{text}"
+
+
+def failed(error: str) -> JSONResponse:
+    """What went wrong on the service's side (a job that made no run, a journal that cannot be written), answered
+    as A1111 answers an exception: a 500 with the error."""
+    return JSONResponse(status_code=500, content={"error": "JobFailed", "detail": error, "body": "", "errors": error})
+
+
+# ------------------------------------------------------------------ the routes
+
+
+def journal_for(service) -> Path:
+    """The journal A1111 calls write their runs to: the service's (``serve --journal``), else the user's default."""
+    return Path(service.journal or journal_dir()).expanduser().absolute()
+
+
+def progress_of(job: JobInfo | None, step, interrupted: bool) -> ProgressResponse:
+    """A1111's progress for the running job (from its last step event), or an idle one."""
+    if job is None:
+        state = {"skipped": False, "interrupted": False, "stopping_generation": False, "job": "", "job_count": 0,
+                 "job_timestamp": "0", "job_no": 0, "sampling_step": 0, "sampling_steps": 0}
+        return ProgressResponse(progress=0.0, eta_relative=0.0, state=state)
+    state = {"skipped": False, "interrupted": interrupted, "stopping_generation": False, "job": job.id,
+             "job_count": 1, "job_timestamp": re.sub(r"\D", "", job.started or job.created)[:14], "job_no": 0,
+             "sampling_step": step.step if step else 0, "sampling_steps": step.steps if step else 0}
+    done = step.done / step.total if step and step.total else 0.0
+    eta = step.eta_s if step and step.eta_s is not None else 0.0
+    return ProgressResponse(progress=min(done, 1.0), eta_relative=eta, state=state)
+
+
+class _A1111Route(APIRoute):
+    """A1111's routes answer a malformed request as FastAPI does by default (``{"detail": [{"loc", "msg", …}]}``,
+    what A1111 clients get), whatever error shape the app gives its own routes."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def handle(request: Request):
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                return await request_validation_exception_handler(request, exc)
+
+        return handle
+
+
+def router(service) -> APIRouter:
+    """A1111's routes on ``service`` (submit, wait, current, last_step, cancel, journal), for the app to mount at
+    ``/sdapi/v1``."""
+    api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route)
+    ours: set[str] = set()  # jobs submitted through these routes and not yet answered
+    interrupted: set[str] = set()
+
+    async def generate(req: _Request):
+        journal = journal_for(service)
+        try:
+            mapped = await run_in_threadpool(map_request, req, journal, load_settings().model)
+        except BadValue as exc:
+            return exc.response()
+        except JournalError as exc:  # the journal cannot take the init image: the service's, not the request's, fault
+            return failed(str(exc))
+        job = service.submit(mapped.job)
+        ours.add(job.id)
+        try:
+            job = await service.wait(job.id)
+        finally:
+            ours.discard(job.id)
+            interrupted.discard(job.id)
+        if job.state not in ("finished", "cancelled") or job.run is None:
+            return failed(job.error or f"the job ended {job.state}")
+        facts = await run_in_threadpool(lambda: run_facts(load_run(Journal.open(journal), job.run)))
+        return await run_in_threadpool(build_response, req, facts, mapped.seeds)
+
+    @api.post("/txt2img", response_model=ImagesResponse)
+    async def txt2img(req: Txt2ImgRequest):
+        return await generate(req)
+
+    @api.post("/img2img", response_model=ImagesResponse)
+    async def img2img(req: Img2ImgRequest):
+        return await generate(req)
+
+    @api.get("/progress", response_model=ProgressResponse)
+    async def progress(skip_current_image: bool = False):
+        job = service.current()
+        return progress_of(job, service.last_step(job.id) if job else None, job is not None and job.id in interrupted)
+
+    @api.post("/interrupt")
+    async def interrupt():
+        job = service.current()
+        if job is not None and job.id in ours:
+            service.cancel(job.id)
+            interrupted.add(job.id)
+        return {}
+
+    @api.get("/sd-models", response_model=list[SDModelItem])
+    async def sd_models():
+        from ..runner.models import available
+
+        sources = await run_in_threadpool(available, load_settings())
+        return [SDModelItem(title=s.id, model_name=s.id, filename=str(s.path)) for s in sources if s.kind != "guided"]
+
+    @api.get("/options")
+    async def options():
+        return {"sd_model_checkpoint": load_settings().model, "sd_checkpoint_hash": None, "samples_format": "png"}
+
+    return api
