@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from journal import Journal
+from tests.helpers import service_pid, stop_pid
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,22 @@ def jdir(tmp_path) -> Path:
 @pytest.fixture
 def journal(jdir) -> Journal:
     return Journal.init(jdir)
+
+
+@pytest.fixture
+def service(monkeypatch):
+    """Jobs go through the service (started by the commands themselves); every service and client started here is
+    stopped in teardown, by pid. Yields the list to put client processes in."""
+    monkeypatch.setenv("PROMPTISM_SERVICE", "on")
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
+    started: list = []
+    yield started
+    for item in started:
+        if isinstance(item, subprocess.Popen):
+            if item.poll() is None:
+                item.kill()
+            item.wait()
+        else:
+            stop_pid(item)
+    if (pid := service_pid()) is not None:
+        stop_pid(pid)

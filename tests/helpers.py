@@ -7,15 +7,18 @@ import os
 import pty
 import random
 import struct
+import signal
 import subprocess
 import sys
 import termios
+import time
 import zlib
 from pathlib import Path
 
 from PIL import Image, PngImagePlugin
 
 from journal import ModelInfo, NewExperiment, NewImage
+from workshop import paths
 from workshop.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -171,3 +174,39 @@ def on_pty(args: list[str], rows: int = 40, cols: int = 80) -> bytes:
     code, out = pty_run([str(Path(sys.executable).parent / "promptism"), *args], rows, cols, term="xterm-256color")
     assert code == 0, out[-500:]
     return out
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie child of this process counts as gone
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return True
+
+
+def poll_until(condition, timeout: float = 180.0, what: str = "the condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := condition():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def service_pid() -> int | None:
+    try:
+        return int(paths.pid_file().read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def stop_pid(pid: int) -> None:
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        try:
+            poll_until(lambda: not alive(pid), 30, "the service to stop")
+        except AssertionError:
+            os.kill(pid, signal.SIGKILL)

@@ -27,6 +27,7 @@ from workshop.runner.runs import list_runs, load_run
 from workshop.runner.session import execute
 from tests.helpers import declared_png
 from workshop.service import a1111
+from workshop.service.executor import options_from_json
 from workshop.service.server import create_app
 from workshop.service.service import Service
 
@@ -120,9 +121,9 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=11, steps=2, width=32, height=32, batch_size=2, n_iter=2,
                                sampler_name="Euler a", subseed_strength=0.2, override_settings={"CLIP_stop_at_last_layers": 2})
     mapped = a1111.map_request(req, jdir, "shapes")
-    run = execute(build_grid(spec_from(mapped.job.spec)), a1111.run_options(mapped.job.options),
+    run = execute(build_grid(spec_from(mapped.job.spec)), options_from_json(mapped.job.options),
                   Journal.open(jdir, create=True))
-    assert run.manifest["layout"] == [[0, 1], [2, 3]]  # batch_size images a pipeline call, n_iter calls
+    assert run.record.layout == [[0, 1], [2, 3]]  # batch_size images a pipeline call, n_iter calls
     response = a1111.build_response(req, a1111.run_facts(run), mapped.seeds)
     images = [base64.b64decode(i) for i in response.images]
     assert images == [run.image(c).read_bytes() for c in run.done]  # the run's own pixels-only PNGs, in seed order
@@ -130,7 +131,7 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     info = json.loads(response.info)
     assert info["seed"] == 11 and info["all_seeds"] == [11, 12, 13, 14] and info["all_prompts"] == [PROMPT] * 4
     assert (info["steps"], info["width"], info["height"], info["cfg_scale"]) == (2, 32, 32, 2.0)  # shapes' guidance
-    scheduler = run.manifest["params"]["scheduler"]
+    scheduler = run.record.params.scheduler
     assert info["sampler_name"] == scheduler and info["promptism_run"] == run.id
     notes = info["extra_generation_params"]["Not applied"]
     assert "sampler_name Euler a" in notes and scheduler in notes and "subseed_strength 0.2" in notes
@@ -209,7 +210,7 @@ def test_webuiapi_txt2img_makes_a_run_in_the_services_journal(api, jdir):
     assert result.info["sampler_name"] != "Euler a" and "Euler a" in result.info["extra_generation_params"]["Not applied"]
     runs = list_runs(Journal.open(jdir))
     assert [r.id for r in runs] == [result.info["promptism_run"]]
-    assert [c["seed"] for c in runs[0].done] == [42, 43] and runs[0].state == "finished"
+    assert [c.seed for c in runs[0].done] == [42, 43] and runs[0].state == "finished"
     assert all(im.info == {} for im in result.images)  # pixels only: no A1111 parameters chunk
 
 
@@ -218,7 +219,7 @@ def test_webuiapi_random_seed_is_reported(api, jdir):
     seed = result.info["seed"]
     assert 0 <= seed <= SEED_MAX and result.info["all_seeds"] == [seed]
     run = load_run(Journal.open(jdir), result.info["promptism_run"])
-    assert run.done[0]["seed"] == seed
+    assert run.done[0].seed == seed
 
 
 def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
@@ -226,10 +227,10 @@ def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
     assert len(result.images) == 1 and result.info["denoising_strength"] == 0.5
     assert result.parameters["init_images"] is None  # not echoed unless include_init_images, as A1111
     run = load_run(Journal.open(jdir), result.info["promptism_run"])
-    params = run.manifest["params"]
-    stored = Path(params["init_image"])
-    assert stored.parent == Journal.open(jdir).scratch / a1111.INPUTS and params["strength"] == 0.5
-    assert params["init_sha256"] == stored.name.removesuffix(".png")
+    params = run.record.params
+    stored = Path(params.init_image)
+    assert stored.parent == Journal.open(jdir).scratch / a1111.INPUTS and params.strength == 0.5
+    assert params.init_sha256 == stored.name.removesuffix(".png")
 
 
 def test_models_options_and_idle_progress(api):

@@ -10,16 +10,15 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import alive, poll_until, run_cli, service_pid
 from workshop import paths
-from workshop.runner.runs import load_run
+from workshop.runner.runs import list_runs, load_run
 from workshop.service.api import JobRequest
 from workshop.service.client import ServiceClient
 from workshop.service.errors import ServiceError
@@ -27,61 +26,6 @@ from workshop.service.errors import ServiceError
 PROMPT = "a lighthouse at dusk, SECRET-WORD"
 EXE = str(Path(sys.executable).parent / "promptism")
 SLOW_GRID = ["grid", "-p", PROMPT, "--seeds", "1-5", "--max-batch", "1", "--steps", "6", "--size", "32x32", "--clip", "none"]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie child of this process counts as gone
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return True
-
-
-def wait_for(condition, timeout: float = 180.0, what: str = "the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := condition():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def service_pid() -> int | None:
-    try:
-        return int(paths.pid_file().read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def kill(pid: int) -> None:
-    if alive(pid):
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_for(lambda: not alive(pid), 30, "the service to stop")
-        except AssertionError:
-            os.kill(pid, signal.SIGKILL)
-
-
-@pytest.fixture
-def service(monkeypatch):
-    """Jobs go through the service (started by the commands themselves); every service and client started here is
-    stopped in teardown, by pid. Yields the list to put client processes in."""
-    monkeypatch.setenv("PROMPTISM_SERVICE", "on")
-    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
-    started: list = []
-    yield started
-    for item in started:
-        if isinstance(item, subprocess.Popen):
-            if item.poll() is None:
-                item.kill()
-            item.wait()
-        else:
-            kill(item)
-    if (pid := service_pid()) is not None:
-        kill(pid)
 
 
 def client() -> ServiceClient:
@@ -123,7 +67,7 @@ def test_generate_starts_a_service_gives_the_local_bytes_and_reuses_it(service, 
 
     code, out, err = run_cli(capsys, "serve", "stop")
     assert code == 0 and f"stopped (pid {pid})" in out, err
-    wait_for(lambda: not alive(pid), 30, "the process to end")
+    poll_until(lambda: not alive(pid), 30, "the process to end")
     assert not paths.socket_path().exists() and not paths.pid_file().exists()
     code, out, err = run_cli(capsys, "serve", "status")
     assert code == 1 and "no service is running" in err, err
@@ -137,7 +81,7 @@ def test_a_stale_socket_is_replaced_and_the_idle_timeout_exits(service, capsys):
     assert code == 0 and "service started" in out, err
     pid = service_pid()
     assert client().ping()
-    wait_for(lambda: not alive(pid), 120, "the idle service to exit")
+    poll_until(lambda: not alive(pid), 120, "the idle service to exit")
     assert not paths.socket_path().exists() and not paths.pid_file().exists()
     assert b"idle" in paths.log_file().read_bytes()
 
@@ -170,7 +114,7 @@ def test_cancel_from_another_client_ends_the_generate_with_130(service, tmp_path
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--journal", str(j)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     service.append(proc)
-    wait_for(lambda: client().ping() and any(job.state == "running" and job.done for job in client().jobs()), 180,
+    poll_until(lambda: client().ping() and any(job.state == "running" and job.done for job in client().jobs()), 180,
              "the job to finish a batch")
     job = next(job for job in client().jobs() if job.state == "running")
     assert client().cancel(job.id).state == "running"  # it stops between steps
@@ -181,7 +125,8 @@ def test_cancel_from_another_client_ends_the_generate_with_130(service, tmp_path
     assert run.state == "cancelled" and 1 <= len(run.done) < 5
 
 
-def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue(service, tmp_path, capsys):
+def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue_and_resume_gives_the_same_bytes(
+        service, tmp_path, capsys):
     j = tmp_path / "j"
     code, out, err = run_cli(capsys, "serve", "--detach")
     assert code == 0, err
@@ -190,9 +135,9 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue(service, tmp
     options = {"model": "tiny", "steps": 6, "size": [32, 32], "max_batch": 1, "clip": "none"}
     first = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options))
     second = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options))
-    wait_for(lambda: (client().job(first.id).done or 0) >= 1, 180, "a finished batch")
+    poll_until(lambda: (client().job(first.id).done or 0) >= 1, 180, "a finished batch")
     os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not alive(pid), 30, "the kill")
+    poll_until(lambda: not alive(pid), 30, "the kill")
     run = load_run(Journal.open(j), client_free_run(first.id))
     assert run.state == "interrupted" and 1 <= len(run.done) < 5
     code, out, err = run_cli(capsys, "serve", "--detach")  # the stale socket and pid file are replaced
@@ -202,6 +147,15 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue(service, tmp
     assert jobs[first.id].state == "interrupted" and jobs[first.id].run == run.id
     assert jobs[second.id].state in ("queued", "running", "finished")  # known to the new service, and run by it
     client().cancel(second.id)
+    code, out, err = run_cli(capsys, "resume", run.id, "--journal", str(j))  # through the new service
+    assert code == 0, err
+    resumed = load_run(Journal.open(j), run.id)
+    assert resumed.state == "finished" and len(resumed.done) == 5
+    code, out, err = run_cli(capsys, "grid", "-p", PROMPT, "--seeds", "1-5", "--model", "tiny", "--steps", "6", "--size",
+                             "32x32", "--max-batch", "1", "--clip", "none", "--local", "--journal", str(tmp_path / "fresh"))
+    assert code == 0, err
+    fresh = list_runs(Journal.open(tmp_path / "fresh"))[0]  # the same grid, never interrupted
+    assert [resumed.image(c).read_bytes() for c in resumed.done] == [fresh.image(c).read_bytes() for c in fresh.done]
 
 
 def client_free_run(job_id: str) -> str:

@@ -16,7 +16,7 @@ from textual.widgets._footer import FooterKey
 
 from journal import Journal
 from tests.helpers import new_experiment
-from tests.test_service import service, service_pid  # noqa: F401 - the service fixture: started here, stopped by pid
+from tests.helpers import service_pid
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
 from workshop.tui.screens.grid import GridScreen, ZoomScreen

@@ -6,4 +6,8 @@ class RunError(Exception):
 
 
 class RunCancelled(RunError):
-    """A run its user cancelled; the images finished before it are kept."""
+    """A run its user cancelled; the images finished before it are kept (in run ``run_id``)."""
+
+    def __init__(self, message: str, run_id: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id

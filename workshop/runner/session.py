@@ -329,7 +329,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
         run = Run.create(journal, record)
         images = _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel)
     if run.record.state == "cancelled":
-        raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}")
+        raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}", run.id)
     matches = [clean_png(images[renumber[i]]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)

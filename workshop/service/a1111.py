@@ -55,10 +55,11 @@ from ..compose.grid import DEFAULT_MAX_CELLS, SEED_MAX, build_grid
 from ..compose.spec import spec_from
 from ..paths import journal_dir
 from ..runner.errors import RunError
-from ..runner.options import RunOptions, check_options
+from ..runner.options import check_options
 from ..runner.runs import Run, load_run
 from ..settings import load_settings
 from .api import JobInfo, JobRequest
+from .executor import options_from_json
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
 OWN_SAMPLER = {"", "default", "automatic"}  # sampler / scheduler names that ask for nothing in particular
@@ -233,12 +234,6 @@ def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], i
     return JobRequest(kind="grid", journal=str(journal), spec=spec, options=options)
 
 
-def run_options(options: dict) -> RunOptions:
-    """A job's options as the runner takes them (size as a pair)."""
-    size = options.get("size")
-    return RunOptions(**{**options, "size": tuple(size) if size else None})
-
-
 def check_job(job: JobRequest) -> None:
     """What the runner would refuse without loading a model, refused now as a 422 (nothing is written)."""
     from ..runner.models import is_guided, resolve
@@ -247,7 +242,7 @@ def check_job(job: JobRequest) -> None:
         build_grid(spec_from(job.spec or {}))
     except SpecError as exc:
         raise BadValue(["prompt"], str(exc)) from None
-    options = run_options(job.options)
+    options = options_from_json(job.options)
     if is_guided(options.model):
         raise BadValue(["override_settings", "sd_model_checkpoint"], f"{options.model} is CLIP-guided (it has no "
                        "cfg_scale or sampler): the A1111 API serves diffusion models; use `promptism generate` for it")
@@ -339,11 +334,10 @@ class RunFacts:
 
 
 def run_facts(run: Run) -> RunFacts:
-    """The one place this module reads a run's manifest (to become the typed run record when it lands)."""
-    m, p = run.manifest, run.manifest["params"]
-    return RunFacts(run.id, run.state, m["model"]["id"], p.get("scheduler"), p["steps"], p.get("guidance"), p["width"],
-                    p["height"], p.get("strength"), m.get("created", ""),
-                    [RunImage(c["seed"], c["prompt"], c["negative"], run.image(c)) for c in run.done])
+    """What the response tells of a run, from its typed record."""
+    r, p = run.record, run.record.params
+    return RunFacts(run.id, run.state, r.model.id, p.scheduler, p.steps, p.guidance, p.width, p.height, p.strength,
+                    r.created or "", [RunImage(c.seed, c.prompt, c.negative, run.image(c)) for c in run.done])
 
 
 def not_applied(req: _Request, scheduler: str | None) -> list[str]:

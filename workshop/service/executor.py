@@ -52,8 +52,8 @@ def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambd
 
         try:
             run, identical = rerun(journal, request.number, options, on_event=on_event, cancel=cancel)
-        except RunCancelled:
-            return JobOutcome(run=None, state="cancelled")
+        except RunCancelled as exc:
+            return JobOutcome(run=exc.run_id, state="cancelled")
         return JobOutcome(run=run.id, state=run.state, verified=identical)
     from ..runner.runs import load_run
     from ..runner.session import resume

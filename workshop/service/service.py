@@ -23,7 +23,7 @@ from journal.text import one_line
 
 from ..paths import write_private
 from ..runner import events as ev
-from .api import ENDED, JobInfo, JobOutcome, JobRequest, ServiceStatus
+from .api import JobInfo, JobOutcome, JobRequest, ServiceStatus
 from .errors import ServiceError
 
 log = logging.getLogger("promptism.service")
@@ -158,9 +158,8 @@ class Service:
         with self._cond:
             active = [j.info.public() for j in self._jobs.values() if not j.info.ended_yet]
             ended = [j.info.public() for j in self._jobs.values() if j.info.ended_yet][-5:]
-        loaded = getattr(models, "loaded_models", None)  # the runner's warm LRU says what it holds (records branch)
         return ServiceStatus(pid=os.getpid(), started=self.started, uptime_s=round(time.monotonic() - self._started_at, 1),
-                             device=self.device, loaded_models=loaded() if loaded else [], jobs=[*ended, *active],
+                             device=self.device, loaded_models=models.loaded_models(), jobs=[*ended, *active],
                              socket=self.socket, listen=self.listen, idle_timeout_s=self.idle_timeout_s,
                              version=_version())
 
