@@ -52,14 +52,14 @@ class PromptismApp(App):
         self.model_status = f"{model}: loading…"
         self.cancel_requested = False
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         from .screens.composer import ComposerScreen
 
         try:
             self.journal = Journal.open(self.journal_dir, create=True)
         except JournalError as exc:
             self.notify(f"journal unavailable: {say(exc)}", severity="error", timeout=10, markup=False)
-        self.push_screen(ComposerScreen())
+        await self.push_screen(ComposerScreen())  # mounted before a job that outlived a workshop is restored into it
         if self.graphics.notice:
             self.notify(self.graphics.notice, severity="warning", timeout=20, markup=False)
         if self.remote_enabled:
