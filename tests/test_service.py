@@ -133,8 +133,8 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue_and_resume_g
     pid = service_pid()
     values = {"prompt": PROMPT, "seeds": "1-5"}
     options = {"model": "tiny", "steps": 6, "size": [32, 32], "max_batch": 1, "clip": "none"}
-    first = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options))
-    second = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options))
+    first = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options, create=True))
+    second = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options, create=True))
     poll_until(lambda: (client().job(first.id).done or 0) >= 1, 180, "a finished batch")
     os.kill(pid, signal.SIGKILL)
     poll_until(lambda: not alive(pid), 30, "the kill")
@@ -177,6 +177,13 @@ def test_bad_requests_get_one_line_and_the_service_serves_on(service, tmp_path, 
     assert reply.status_code == 404 and "no job j-nope" in reply.json()["error"]
     with pytest.raises(ServiceError, match="no promptism journal at /nonexistent"):
         client().submit(JobRequest(kind="rerun", journal="/nonexistent/j", number=1))
+    with pytest.raises(ServiceError, match="no promptism journal at /nonexistent"):  # made only when asked for
+        client().submit(JobRequest(kind="grid", journal="/nonexistent/j", spec={"prompt": PROMPT}))
+    assert not Path("/nonexistent").exists()
+    with pytest.raises(ServiceError, match="too many for a grid"):  # a spec that cannot be composed is refused, not queued
+        client().submit(JobRequest(kind="grid", journal=str(tmp_path / "new"), spec={"prompt": PROMPT, "seeds": "1-100000"},
+                                   create=True))
+    assert not (tmp_path / "new").exists() and all(job.state != "failed" for job in client().jobs())
     (tmp_path / "file").write_text("x")
     with pytest.raises(ServiceError, match="is not a folder"):
         client().submit(JobRequest(kind="grid", journal=str(tmp_path / "file"), spec={"prompt": PROMPT}))
@@ -189,6 +196,7 @@ def test_bad_requests_get_one_line_and_the_service_serves_on(service, tmp_path, 
     code, out, err = run_cli(capsys, "generate", PROMPT, "--steps", "1", "--size", "32x32", "--journal", str(tmp_path / "j"))
     assert code == 0 and service_pid() == pid, err  # the same service serves on
     assert b"SECRET" not in paths.log_file().read_bytes()
+    assert b"SECRET" not in paths.queue_file().read_bytes()  # an ended job's spec is not kept
 
 
 def test_the_tcp_port_needs_the_token(service, capsys):

@@ -729,3 +729,29 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     assert made.returncode == 0, made.stderr
     fresh = list_runs(Journal.open(tmp_path / "other"))[0]
     assert [fresh.image(c).read_bytes() for c in fresh.done] == resumed  # as if it had never been stopped
+
+
+async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp_path):
+    from workshop.service.client import connect
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: "service" in app.model_status, timeout=120)
+        service.append(service_pid())
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a grid that outlives its workshop"
+        composer.query_one("#steps", Input).value = "40"
+        composer.query_one("#seeds", Input).value = "1-6"
+        composer.query_one("#mode").value = "plain"
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        status = app.screen.query_one("#run-status", Static)
+        await wait_for(pilot, lambda: "step" in str(status.render()), timeout=120)
+        job = app.job
+        quit_at = time.monotonic()
+        await pilot.press("ctrl+q")  # no question: nothing is lost
+    assert time.monotonic() - quit_at < 5  # it does not wait for the job
+    assert app.left_running is not None and app.left_running.id == job.id
+    client = connect(autostart=False)
+    assert client.job(job.id).state == "running"
+    client.cancel(job.id)

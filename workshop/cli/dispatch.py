@@ -31,7 +31,7 @@ def run(request: JobRequest, *, as_json: bool, local: bool, before_write: Callab
         return outcome, cancelled() or outcome.state == "cancelled"
     from ..service.client import connect
 
-    client = connect(autostart=True)
+    client = connect(autostart=True, announce=lambda line: click.echo(line, err=True))
     info = client.submit(request)
     return follow(client, info, cancel_on_interrupt=True, as_json=as_json)
 

@@ -117,7 +117,7 @@ def execute_grid(grid, values: dict, opts: dict, journal_dir: Path) -> None:
         if not opts["allow_title_overlap"]:
             check_title_keeps_secrets(opts["title"], grid.secrets)
     existing_journal(journal_dir)  # a folder that is no journal is refused before any service starts
-    request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=values,
+    request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=values, create=True,
                          options=options_to_json(_absolute(options)))
     outcome, cancelled = dispatch.run(request, as_json=opts["as_json"], local=opts["local"],
                                       before_write=lambda: _make_out(opts["out"]))
@@ -171,8 +171,8 @@ def _conclude(run, *, as_json: bool, reveal: bool, cancelled: bool, accepting: b
         _report(run, keep_hint=not accepting, reveal=reveal)
     if cancelled:  # Ctrl-C: what finished is kept (and copied to --out), nothing is accepted, and the exit says so
         kept = "" if not accepting else f"; not accepted (promptism accept {run.id} --title … keeps it)"
-        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept} (promptism resume {run.id} "
-                   "finishes it)", err=True)
+        click.echo(f"cancelled: {len(run.done)} finished image(s) kept in run {run.id}{kept}"
+                   + (f" (promptism resume {run.id} finishes it)" if as_json else ""), err=True)
         click.get_current_context().exit(130)
 
 

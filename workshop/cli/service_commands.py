@@ -49,6 +49,8 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
         args = [*(["--journal", str(journal_dir.absolute())] if journal_dir else []),
                 *(["--listen", listen] if listen else []), *(["--allow-remote"] if allow_remote else []),
                 "--idle-timeout", repr(minutes)]
+        if (pid := daemon.running_pid()) is not None:  # refused before a token is made (or shown)
+            raise click.ClickException(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
         if listen:
             value, new = daemon.token()
             if new:

@@ -27,4 +27,8 @@ def tui_cmd(model: str | None, graphics: str, truecolor: bool | None, local: boo
     re-attaches to them."""
     from ..tui.app import create_app
 
-    create_app(journal_dir, model, graphics, truecolor, local).run()
+    app = create_app(journal_dir, model, graphics, truecolor, local)
+    app.run()
+    if job := app.left_running:
+        click.echo(f"job {job.id} runs on in the service" + (f" (run {job.run}: `promptism runs {job.run} --follow` "
+                   "watches it)" if job.run else "") + "; `promptism` again shows it", err=True)

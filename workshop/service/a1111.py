@@ -231,7 +231,7 @@ def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], i
     if isinstance(req, Img2ImgRequest):
         options |= {"init_image": str(init_image) if init_image else None, "strength": req.denoising_strength}
     spec = {"prompt": req.prompt, "negative": req.negative_prompt, "seeds": seeds, "max_cells": len(seeds)}
-    return JobRequest(kind="grid", journal=str(journal), spec=spec, options=options)
+    return JobRequest(kind="grid", journal=str(journal), spec=spec, options=options, create=True)  # the service's own
 
 
 def check_job(job: JobRequest) -> None:

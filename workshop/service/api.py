@@ -24,6 +24,7 @@ class JobRequest(BaseModel):
     options: dict = Field(default_factory=dict)  # RunOptions fields (size as [w, h]; guided settings nested)
     number: int | None = Field(default=None, ge=1)
     run: str | None = None
+    create: bool = False  # grid: make the journal if there is none yet (a first `promptism generate` does)
 
 
 class JobInfo(BaseModel):

@@ -5,7 +5,7 @@ CLI's warm path is this module, httpx and pydantic."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -62,6 +62,10 @@ class ServiceClient:
             raise ServiceUnavailable(f"lost the service while following job {job_id} ({type(exc).__name__}); "
                                      f"`promptism serve status` says whether it runs") from None
 
+    def close(self) -> None:
+        """Close the connection (a ``follow`` reading in another thread ends with ServiceUnavailable)."""
+        self._http.close()
+
     def status(self) -> ServiceStatus:
         return ServiceStatus.model_validate(self._call("GET", "/v1/status"))
 
@@ -79,9 +83,10 @@ class ServiceClient:
         return reply.json()
 
 
-def connect(autostart: bool = True, serve_args: list[str] | None = None) -> ServiceClient:
+def connect(autostart: bool = True, serve_args: list[str] | None = None,
+            announce: Callable[[str], None] = lambda line: None) -> ServiceClient:
     """A client of the running service; with ``autostart``, one started detached (``promptism serve --detach``)
-    when none answers. ServiceUnavailable when none runs and ``autostart`` is False."""
+    when none answers, said first through ``announce``. ServiceUnavailable when none runs and ``autostart`` is False."""
     client = ServiceClient(paths.socket_path())
     if client.ping():
         return client
@@ -90,6 +95,8 @@ def connect(autostart: bool = True, serve_args: list[str] | None = None) -> Serv
     from .daemon import running_pid, spawn
 
     if running_pid() is None:
+        announce("starting the promptism service (it keeps models warm and outlives this terminal; it exits when idle, "
+                 "`promptism serve stop` stops it)…")
         spawn(serve_args or [])
     elif not _wait_for(client):
         raise ServiceUnavailable(f"a service holds the lock (pid {running_pid()}) but does not answer on "

@@ -67,9 +67,7 @@ def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event,
     from ..compose.spec import spec_from
     from ..runner.session import prepare, start
 
-    if request.spec is None:
-        raise RunError("a grid job needs its spec")
-    grid = build_grid(spec_from(request.spec))
+    grid = build_grid(spec_from(request.spec or {}))
     journal = existing_journal(journal_dir)
     prepared = prepare(grid, options, journal, on_event=on_event)
     before_write()
@@ -86,8 +84,9 @@ def existing_journal(path: Path) -> Journal | None:
     return Journal.open(path)
 
 
-def journal_problem(request: JobRequest) -> str | None:
-    """Why the service cannot run ``request`` against its journal (checked when it is submitted), or None."""
+def request_problem(request: JobRequest) -> str | None:
+    """Why the service cannot run ``request`` (checked when it is submitted, before it is queued), or None: its
+    journal, and a grid's spec (composing it is pure Python and quick)."""
     path = Path(request.journal)
     if not path.is_absolute():
         return f"the journal must be an absolute path, not {quoted(request.journal)}"
@@ -96,6 +95,18 @@ def journal_problem(request: JobRequest) -> str | None:
             return f"{path} is not a folder, so it cannot be a journal"
         if path.is_dir() and any(path.iterdir()) and not is_journal(path):
             return f"{path} is not a promptism journal (and not empty); pass --journal DIR or run `promptism init`"
+        if not is_journal(path) and not request.create:
+            return f"no promptism journal at {path}; run `promptism init` there (or ask for it with \"create\": true)"
+        if request.spec is None:
+            return "a grid job needs its spec"
+        from ..compose import SpecError
+        from ..compose.grid import build_grid
+        from ..compose.spec import spec_from
+
+        try:
+            build_grid(spec_from(request.spec))
+        except SpecError as exc:
+            return str(exc)
         return None
     if not is_journal(path):
         return f"no promptism journal at {path}; pass --journal DIR"

@@ -19,7 +19,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from journal.text import one_line
 
 from .api import ErrorBody, JobInfo, JobRequest, ServiceStatus
-from .executor import journal_problem
+from .executor import request_problem
 from .service import QueueFull, Service
 
 ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 422, 429)}
@@ -65,7 +65,7 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
 
     @app.post("/v1/jobs", status_code=201)
     def submit(request: JobRequest) -> JobInfo:
-        if problem := journal_problem(request):
+        if problem := request_problem(request):
             raise HTTPException(404 if problem.startswith("no promptism journal") else 400, problem)
         try:
             return service.submit(request)

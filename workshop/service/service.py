@@ -219,8 +219,9 @@ class Service:
             if isinstance(event, ev.RunStarted):  # saved now: a service killed mid-run still knows the job's run
                 job.info = job.info.model_copy(update={"run": event.run, "cells": event.cells, "done": 0})
                 self._save()
-            elif isinstance(event, ev.BatchFinished):
+            elif isinstance(event, ev.BatchFinished):  # saved too: after a kill, status counts what is on disk
                 job.info = job.info.model_copy(update={"done": (job.info.done or 0) + len(event.cells)})
+                self._save()
             self._tell(job, event)
 
     def _tell(self, job: _Job, item: ev.Event | None) -> None:
@@ -245,8 +246,7 @@ class Service:
         ended = [j for j in self._jobs.values() if j.info.ended_yet][-KEEP_ENDED:]
         for old in [j for j in self._jobs.values() if j.info.ended_yet and j not in ended]:
             del self._jobs[old.info.id]
-        doc = [{"info": j.info.model_dump(mode="json"), "request": j.request.model_dump(mode="json")}
-               for j in self._jobs.values()]
+        doc = [_saved(j) for j in self._jobs.values()]
         write_private(self.queue_file, json.dumps({"jobs": doc}, ensure_ascii=False).encode("utf-8"))
 
     def _load(self) -> None:
@@ -268,6 +268,15 @@ class Service:
             self._jobs[info.id] = _Job(info, request)
         with self._cond:
             self._save()
+
+
+def _saved(job: _Job) -> dict:
+    """A job as the queue file keeps it: an ended one without its spec, options or error (its prompt is not kept
+    once nothing needs it; its run folder has what the journal needs)."""
+    if job.info.ended_yet:
+        return {"info": job.info.public().model_dump(mode="json"),
+                "request": job.request.model_copy(update={"spec": None, "options": {}}).model_dump(mode="json")}
+    return {"info": job.info.model_dump(mode="json"), "request": job.request.model_dump(mode="json")}
 
 
 def error_line(exc: Exception) -> str:

@@ -44,6 +44,7 @@ class PromptismApp(App):
         self.remote_enabled = remote
         self._remote = None
         self.job = None  # the service job on the current grid
+        self.left_running = None  # the service job that was running when the workshop quit (it runs on)
         self.journal_dir = journal_dir
         self.model = model
         self.graphics = graphics
@@ -164,7 +165,9 @@ class PromptismApp(App):
                 self.job = remote.client.submit(request)
             if self.cancel_requested:  # Esc came before the service had the job
                 remote.cancel(self.job)
-            ended = remote.follow(self.job, lambda e: screen.post_message(RunEvent(e)))
+            ended = remote.follow(self.job, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
+            if ended is None:
+                return
             self.job = None
             self.to_screen(screen, self._outcome(ended.kind, ended.state, ended.run, ended.verified, ended.error))
         except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
@@ -185,10 +188,11 @@ class PromptismApp(App):
         return RunDone(run, verified=verified if kind == "rerun" else None)
 
     def remote(self):
-        """The service for this journal (started detached when none runs); one client for the app's life."""
+        """The service for this journal, started detached when none runs — also again after it exited idle while
+        the workshop stayed open."""
         from .remote import Remote
 
-        if self._remote is None:
+        if self._remote is None or not self._remote.client.ping():
             self._remote = Remote.start(str(self.journal_dir))
         return self._remote
 
@@ -260,8 +264,11 @@ class PromptismApp(App):
         run folder). A job in the service runs on: the next workshop re-attaches to it."""
         from .screens.modals import Confirm
 
+        if self.remote_enabled and self.job is not None:  # stop following (the stream is closed), not the job
+            self.left_running = self.job
+            self._remote.client.close()
         if not self.running() or self.remote_enabled or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
-            self.cancel_requested = True
+            self.cancel_requested = not self.remote_enabled
             self.exit()
             return
 
@@ -349,5 +356,5 @@ def create_app(journal_dir: Path | None = None, model: str | None = None, graphi
 
     display = prepare(graphics, truecolor)  # asks the terminal: only possible before the app reads its input
     settings = load_settings()
-    return PromptismApp(journal_dir or default_journal_dir(), model or settings.model, display, settings,
+    return PromptismApp((journal_dir or default_journal_dir()).absolute(), model or settings.model, display, settings,
                         remote=service_enabled(local, settings))

@@ -1,4 +1,4 @@
-"""The workshop's link to the service: submit a job, follow it, cancel it, and find the jobs of this journal that
+"""The workshop's link to the service: follow a job, cancel it, and find the jobs of this journal that
 outlived an earlier workshop (to re-attach to them). Called from thread workers, never on the UI thread; torch-free."""
 
 from __future__ import annotations
@@ -7,10 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..runner import events as ev
-from ..runner.options import RunOptions
-from ..service.api import JobInfo, JobRequest
+from ..service.api import JobInfo
 from ..service.client import ServiceClient, connect
-from ..service.executor import options_to_json
 
 
 @dataclass
@@ -25,21 +23,13 @@ class Remote:
         """The running service, started detached when none runs (ServiceUnavailable if it cannot be)."""
         return cls(connect(autostart=True), journal)
 
-    def submit_grid(self, spec: dict, options: RunOptions) -> JobInfo:
-        return self.client.submit(JobRequest(kind="grid", journal=self.journal, spec=spec,
-                                             options=options_to_json(options)))
-
-    def submit_rerun(self, number: int) -> JobInfo:
-        return self.client.submit(JobRequest(kind="rerun", journal=self.journal, number=number))
-
-    def submit_resume(self, run_id: str, options: RunOptions) -> JobInfo:
-        return self.client.submit(JobRequest(kind="resume", journal=self.journal, run=run_id,
-                                             options=options_to_json(options)))
-
-    def follow(self, job: JobInfo, on_event: Callable[[ev.Event], None]) -> JobInfo:
-        """Pass the job's events to ``on_event`` (what happened so far first) until it ends; the job as it ended."""
+    def follow(self, job: JobInfo, on_event: Callable[[ev.Event], None], stop: Callable[[], bool]) -> JobInfo | None:
+        """Pass the job's events to ``on_event`` (what happened so far first) until it ends — the job as it ended —
+        or until ``stop()`` (the workshop quits; the job runs on): None."""
         ended = job
         for item in self.client.follow(job.id, self.journal):
+            if stop():
+                return None
             if isinstance(item, JobInfo):
                 ended = item
             else:
