@@ -20,6 +20,7 @@ import io
 import itertools
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 from journal.text import quoted
@@ -29,7 +30,7 @@ from .errors import SpecError
 from .params import RunParams
 from .prompt import Prompt, clean
 from .ranges import parse_values
-from .tokens import Encoder, budget, clip_bpe
+from .tokens import Budget, Encoder, budget, clip_bpe
 
 MODES = ("plain", "matrix", "leave-one-out", "add-one", "sr", "dynamic")
 AXIS_TYPES = ("sr", "seed", "steps", "guidance")
@@ -101,8 +102,21 @@ class Cell:
     keywords: tuple[str, ...]
     labels: dict[str, tuple[Label, ...]]
     params: dict
-    tokens: int
-    truncated_keywords: tuple[str, ...]
+    encode: Encoder | None = field(default=None, repr=False, compare=False)  # the model's tokenizer; None: CLIP's BPE
+
+    @cached_property
+    def token_budget(self) -> Budget:
+        """The prompt's share of CLIP's window, counted when first asked for (loading CLIP's BPE takes a quarter
+        second: a command that only sends the grid to the service never pays it)."""
+        return budget(self.prompt, self.keywords, self.encode or clip_bpe())
+
+    @property
+    def tokens(self) -> int:
+        return self.token_budget.tokens
+
+    @property
+    def truncated_keywords(self) -> tuple[str, ...]:
+        return self.token_budget.truncated
 
     def to_json(self) -> dict:
         return {
@@ -163,7 +177,8 @@ class _Entry:
 
 
 def build_grid(spec: GridSpec, encode: Encoder | None = None) -> Grid:
-    """All the cells of ``spec``, with token budgets (``encode``: the model's tokenizer; default open_clip's CLIP BPE)."""
+    """All the cells of ``spec``, each with its token budget (``encode``: the model's tokenizer; default open_clip's
+    CLIP BPE), counted when first asked for."""
     if spec.mode not in MODES:
         raise SpecError(f"unknown mode {quoted(spec.mode)}: choose one of {', '.join(MODES)}")
     if spec.max_cells < 1:
@@ -181,7 +196,7 @@ def build_grid(spec: GridSpec, encode: Encoder | None = None) -> Grid:
     if count > spec.max_cells:
         raise SpecError(f"the grid has {count} cells, over the cap of {spec.max_cells}: use fewer keywords, values or "
                         f"seeds, or raise the cap with --max-cells")
-    cells = _cells(spec, axes, encode or clip_bpe())
+    cells = _cells(spec, axes, encode)
     ordered = tuple(axes[n] for n in AXIS_NAMES)
     if _square_seed_grid(spec, axes):
         cols = math.ceil(math.sqrt(len(cells)))
@@ -291,7 +306,7 @@ def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
                                        for v in axis.values))
 
 
-def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder) -> list[Cell]:
+def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder | None) -> list[Cell]:
     p = spec.prompt
     kws = p.enabled
     base_active = frozenset() if spec.mode == "matrix" else frozenset(range(len(kws)))
@@ -321,7 +336,6 @@ def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder) -> list[Cell]
         if key in seen:
             raise SpecError(f"cells {seen[key]} and {index} would be identical: remove the duplicate keyword or value")
         seen[key] = index
-        b = budget(prompt, keywords, encode)
         labels = {n: axes[n].entries[i].labels for n, i in zip(AXIS_NAMES, (x, y, z)) if axes[n].entries[i].labels}
-        cells.append(Cell(index, prompt, negative, seed, y, x, z, tuple(keywords), labels, params, b.tokens, b.truncated))
+        cells.append(Cell(index, prompt, negative, seed, y, x, z, tuple(keywords), labels, params, encode))
     return cells
