@@ -55,7 +55,9 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
             value, new = daemon.token()
             if new:
                 say(f"token for {listen} (shown once; stored in {paths.token_file()}): {value}")
-        pid = daemon.spawn(args)
+        from ..service.client import ServiceClient
+
+        pid = daemon.spawn(args, ServiceClient(paths.socket_path()).ping)
         say(f"service started (pid {pid}); `promptism serve status` shows it, `promptism serve stop` stops it")
         return
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s promptism service: %(message)s")

@@ -97,7 +97,7 @@ def connect(autostart: bool = True, serve_args: list[str] | None = None,
     if running_pid() is None:
         announce("starting the promptism service (it keeps models warm and outlives this terminal; it exits when idle, "
                  "`promptism serve stop` stops it)…")
-        spawn(serve_args or [])
+        spawn(serve_args or [], client.ping)
     elif not _wait_for(client):
         raise ServiceUnavailable(f"a service holds the lock (pid {running_pid()}) but does not answer on "
                                  f"{client.socket}; `promptism serve stop` or kill it")

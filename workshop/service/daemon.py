@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .. import paths
@@ -65,11 +66,10 @@ def running_pid() -> int | None:
     return None
 
 
-def spawn(args: list[str]) -> int:
+def spawn(args: list[str], answers: Callable[[], bool]) -> int:
     """Start ``promptism serve ARGS`` detached (a new session, stdin closed, output to the log file, in /) and wait
-    until it answers; its pid. ServiceError, with the log's last line, if it does not come up."""
-    from .client import ServiceClient
-
+    until it ``answers()`` (the client's ping); its pid. ServiceError, with the log's last line, if it does not come
+    up."""
     if (pid := running_pid()) is not None:
         raise ServiceError(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
     log_path = paths.log_file()
@@ -80,12 +80,11 @@ def spawn(args: list[str]) -> int:
                                 env={**os.environ, "PYTHONPATH": _import_path()})
     finally:
         os.close(out)
-    client = ServiceClient(paths.socket_path())
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
-        if client.ping():
+        if answers():
             return _pid_in_file() or proc.pid
-        if proc.poll() is not None and running_pid() is None and not client.ping():  # (another may have won)
+        if proc.poll() is not None and running_pid() is None and not answers():  # (another may have won)
             raise ServiceError(f"the service did not start: {_last_line(log_path)} (log: {log_path})")
         time.sleep(0.05)
     raise ServiceError(f"the service did not answer within {START_TIMEOUT_S:.0f} s (log: {log_path})")
