@@ -52,6 +52,7 @@ def through_service(tmp: Path, journal: Journal, options: RunOptions, repeat: in
     from submit to the end of its progress stream; the service is stopped before returning."""
     from workshop.service.api import JobRequest
     from workshop.service.client import connect
+    from workshop.service.daemon import running_pid
     from workshop.service.executor import options_to_json
 
     os.environ.update(PROMPTISM_RUNTIME=str(tmp / "rt"), PROMPTISM_STATE=str(tmp / "state"))
@@ -67,9 +68,8 @@ def through_service(tmp: Path, journal: Journal, options: RunOptions, repeat: in
         job()  # warm-up: the service loads the model
         return best(job, repeat)
     finally:
-        pid = client.status().pid
         client.stop()
-        while os.path.exists(f"/proc/{pid}"):  # gone before its folders are removed
+        while running_pid() is not None:  # gone (its lock released) before its folders are removed
             time.sleep(0.05)
 
 
