@@ -57,3 +57,21 @@ def test_the_client_side_imports_no_torch_and_the_service_no_textual():
     heavy = ("torch", "diffusers", "transformers", "textual", "fastapi", "uvicorn")
     assert imported_after("workshop.service.client", "workshop.service.api", "workshop.cli.dispatch", watch=heavy) == []
     assert imported_after("workshop.service.server", "workshop.service.service", watch=("textual", "workshop.tui")) == []
+
+
+def test_a_full_queue_is_refused_in_one_line_and_the_queued_job_stays(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from journal import Journal
+    from workshop.service.server import create_app
+    from workshop.service.service import Service
+
+    service = Service(tmp_path / "jobs.json", max_queue=1)  # its worker not started: jobs stay queued
+    client = TestClient(create_app(service, token="t"), headers={"Authorization": "Bearer t"})
+    Journal.init(tmp_path / "j")
+    body = {"kind": "grid", "journal": str(tmp_path / "j"), "spec": {"prompt": "a red circle"}}
+    first = client.post("/v1/jobs", json=body)
+    assert first.status_code == 201
+    refused = client.post("/v1/jobs", json=body)
+    assert refused.status_code == 429 and "queue is full" in refused.json()["error"] and "\n" not in refused.json()["error"]
+    assert [job.id for job in service.jobs()] == [first.json()["id"]]
