@@ -124,7 +124,7 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     run = execute(build_grid(spec_from(mapped.job.spec)), options_from_json(mapped.job.options),
                   Journal.open(jdir, create=True))
     assert run.record.layout == [[0, 1], [2, 3]]  # batch_size images a pipeline call, n_iter calls
-    response = a1111.build_response(req, a1111.run_facts(run), mapped.seeds)
+    response = a1111.build_response(req, run, mapped.seeds)
     images = [base64.b64decode(i) for i in response.images]
     assert images == [run.image(c).read_bytes() for c in run.done]  # the run's own pixels-only PNGs, in seed order
     assert all(Image.open(io.BytesIO(i)).info == {} and b"tEXt" not in i and b"iTXt" not in i for i in images)

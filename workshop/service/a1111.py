@@ -56,6 +56,7 @@ from ..compose.spec import spec_from
 from ..paths import journal_dir
 from ..runner.errors import RunError
 from ..runner.options import check_options
+from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
 from ..settings import load_settings
 from .api import JobInfo, JobRequest
@@ -308,38 +309,6 @@ def map_request(req: _Request, journal: Path, default_model: str) -> Mapped:
 # ------------------------------------------------------------------ finished run → response
 
 
-@dataclass(frozen=True)
-class RunImage:
-    seed: int
-    prompt: str
-    negative: str
-    file: Path
-
-
-@dataclass(frozen=True)
-class RunFacts:
-    """What an A1111 response reports about a run: the values that were applied and the images it finished."""
-
-    run: str
-    state: str
-    model: str
-    scheduler: str | None
-    steps: int
-    guidance: float | None
-    width: int
-    height: int
-    strength: float | None
-    created: str
-    images: list[RunImage]
-
-
-def run_facts(run: Run) -> RunFacts:
-    """What the response tells of a run, from its typed record."""
-    r, p = run.record, run.record.params
-    return RunFacts(run.id, run.state, r.model.id, p.scheduler, p.steps, p.guidance, p.width, p.height, p.strength,
-                    r.created or "", [RunImage(c.seed, c.prompt, c.negative, run.image(c)) for c in run.done])
-
-
 def not_applied(req: _Request, scheduler: str | None) -> list[str]:
     """What the request asked for that promptism did not do (reported in info, never silently dropped)."""
     notes = []
@@ -353,41 +322,43 @@ def not_applied(req: _Request, scheduler: str | None) -> list[str]:
     return notes
 
 
-def build_response(req: _Request, facts: RunFacts, seeds: list[int]) -> ImagesResponse:
+def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     """A1111's response for a finished (or interrupted) run: its images in seed order, the request echoed as
-    ``parameters``, and ``info`` as A1111's JSON with the values that were applied."""
-    notes = "; ".join(not_applied(req, facts.scheduler))
+    ``parameters``, and ``info`` as A1111's JSON with the values that were applied (from the run's record)."""
+    record, params = run.record, run.record.params
+    notes = "; ".join(not_applied(req, params.scheduler))
     extra = {"Not applied": notes} if notes else {}
-    images = facts.images
-    infotexts = [_infotext(facts, image, extra) for image in images]
+    cells = run.done
+    infotexts = [_infotext(run, cell, extra) for cell in cells]
     info = {
-        "prompt": req.prompt, "all_prompts": [i.prompt for i in images],
-        "negative_prompt": req.negative_prompt, "all_negative_prompts": [i.negative for i in images],
-        "seed": seeds[0], "all_seeds": [i.seed for i in images], "subseed": -1, "all_subseeds": [-1 for _ in images],
-        "subseed_strength": 0, "width": facts.width, "height": facts.height, "sampler_name": facts.scheduler,
-        "cfg_scale": facts.guidance, "steps": facts.steps, "batch_size": req.batch_size, "restore_faces": False,
-        "face_restoration_model": None, "sd_model_name": facts.model, "sd_model_hash": None, "sd_vae_name": None,
+        "prompt": req.prompt, "all_prompts": [c.prompt for c in cells],
+        "negative_prompt": req.negative_prompt, "all_negative_prompts": [c.negative for c in cells],
+        "seed": seeds[0], "all_seeds": [c.seed for c in cells], "subseed": -1, "all_subseeds": [-1 for _ in cells],
+        "subseed_strength": 0, "width": params.width, "height": params.height, "sampler_name": params.scheduler,
+        "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
+        "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": None,
         "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-        "denoising_strength": facts.strength, "extra_generation_params": extra, "index_of_first_image": 0,
-        "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", facts.created)[:14], "clip_skip": 1,
-        "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
-        "promptism_run": facts.run, "promptism_state": facts.state,
+        "denoising_strength": params.strength, "extra_generation_params": extra, "index_of_first_image": 0,
+        "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", record.created or "")[:14],
+        "clip_skip": 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
+        "promptism_run": run.id, "promptism_state": run.state,
     }
     parameters = req.model_dump()
     if isinstance(req, Img2ImgRequest) and not req.include_init_images:
         parameters |= {"init_images": None, "mask": None}  # as A1111: not sent back unless asked for
-    encoded = [base64.b64encode(i.file.read_bytes()).decode("ascii") for i in images] if req.send_images else []
+    encoded = [base64.b64encode(run.image(c).read_bytes()).decode("ascii") for c in cells] if req.send_images else []
     return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
 
 
-def _infotext(facts: RunFacts, image: RunImage, extra: dict[str, str]) -> str:
+def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
-    pairs = {"Steps": facts.steps, "Sampler": facts.scheduler, "CFG scale": facts.guidance, "Seed": image.seed,
-             "Size": f"{facts.width}x{facts.height}", "Model": facts.model, "Denoising strength": facts.strength,
+    p = run.record.params
+    pairs = {"Steps": p.steps, "Sampler": p.scheduler, "CFG scale": p.guidance, "Seed": cell.seed,
+             "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "Denoising strength": p.strength,
              **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
-    negative = f"\nNegative prompt: {image.negative}" if image.negative else ""
-    return f"{image.prompt}{negative}\n{text}"
+    negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
+    return f"{cell.prompt}{negative}\n{text}"
 
 
 def failed(error: str) -> JSONResponse:
@@ -458,8 +429,8 @@ def router(service) -> APIRouter:
             interrupted.discard(job.id)
         if job.state not in ("finished", "cancelled") or job.run is None:
             return failed(job.error or f"the job ended {job.state}")
-        facts = await run_in_threadpool(lambda: run_facts(load_run(Journal.open(journal), job.run)))
-        return await run_in_threadpool(build_response, req, facts, mapped.seeds)
+        run = await run_in_threadpool(lambda: load_run(Journal.open(journal), job.run))
+        return await run_in_threadpool(build_response, req, run, mapped.seeds)
 
     @api.post("/txt2img", response_model=ImagesResponse)
     async def txt2img(req: Txt2ImgRequest):

@@ -16,9 +16,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from journal.journal import tool_version
 from journal.text import one_line
 
 from ..paths import write_private
@@ -161,7 +161,7 @@ class Service:
         return ServiceStatus(pid=os.getpid(), started=self.started, uptime_s=round(time.monotonic() - self._started_at, 1),
                              device=self.device, loaded_models=models.loaded_models(), jobs=[*ended, *active],
                              socket=self.socket, listen=self.listen, idle_timeout_s=self.idle_timeout_s,
-                             version=_version())
+                             version=tool_version())
 
     # -- the worker --------------------------------------------------------------------------------------------------
 
@@ -303,10 +303,3 @@ def _new_id() -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-def _version() -> str:
-    try:
-        return version("promptism")
-    except PackageNotFoundError:
-        return "0+unknown"
