@@ -704,13 +704,9 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-        await wait_for(pilot, lambda: "service" in app.model_status, timeout=120)
+        await start_slow_grid(pilot, app, seeds="1-4")
+        assert "service" in app.model_status
         service.append(service_pid())
-        composer = app.screen
-        composer.query_one("#prompt", Input).value = "a grid to stop"
-        composer.query_one("#steps", Input).value = "30"
-        composer.query_one("#seeds", Input).value = "1-4"
-        composer.query_one("#mode").value = "plain"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         grid = app.screen
@@ -724,7 +720,7 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
         await wait_for(pilot, lambda: not grid.running, timeout=180)
         assert grid.run.state == "finished" and len(grid.run.done) == 4
         resumed = [grid.run.image(c).read_bytes() for c in grid.run.done]
-    made = subprocess.run([EXE, "generate", "a grid to stop", "--seeds", "1-4", "--steps", "30", "--model", "tiny",
+    made = subprocess.run([EXE, "generate", "a slow grid", "--seeds", "1-4", "--steps", "40", "--model", "tiny",
                            "--local", "--journal", str(tmp_path / "other")], capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     fresh = list_runs(Journal.open(tmp_path / "other"))[0]
@@ -736,13 +732,10 @@ async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp
 
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: "service" in app.model_status, timeout=120)
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await start_slow_grid(pilot, app, seeds="1-6")
+        assert "service" in app.model_status
         service.append(service_pid())
-        composer = app.screen
-        composer.query_one("#prompt", Input).value = "a grid that outlives its workshop"
-        composer.query_one("#steps", Input).value = "40"
-        composer.query_one("#seeds", Input).value = "1-6"
-        composer.query_one("#mode").value = "plain"
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         status = app.screen.query_one("#run-status", Static)
