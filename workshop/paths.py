@@ -9,6 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from journal.atomic import write_atomic
+
 APP = "promptism"
 SOCKET_MAX = 107  # bytes a Unix socket path may have (sun_path is 108 with its NUL)
 
@@ -94,10 +96,6 @@ def private_dir(folder: Path) -> Path:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data``, atomically, readable by the user alone (0600) from its first byte."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)
+    """Replace ``path`` with ``data``, atomically, readable by the user alone (0600) from its first byte: journal's
+    crash-safe ``write_atomic``, whose temporary file ``mkstemp`` creates 0600."""
+    write_atomic(path, data)
