@@ -28,13 +28,18 @@ def pngs(run) -> dict[str, bytes]:
     return {c.file: run.image(c).read_bytes() for c in run.done}
 
 
-def test_a_grid_killed_after_its_first_batch_resumes_to_the_bytes_of_an_uninterrupted_run(tmp_path, capsys):
+@pytest.mark.parametrize("failpoint", ["batch-written", "batch-held@2"])
+def test_a_grid_killed_after_its_first_batch_resumes_to_the_bytes_of_an_uninterrupted_run(tmp_path, capsys, failpoint):
+    """Killed once its first batch is written, or while the background writer holds the second one encoded but not
+    written: the run folder has the first batch alone, consistently, and resumes to the bytes of a whole run."""
     j = tmp_path / "j"
     killed = subprocess.run([EXE, *GRID, "--journal", str(j)], capture_output=True, text=True,
-                            env={**os.environ, "PROMPTISM_FAILPOINT": "batch-written"})
+                            env={**os.environ, "PROMPTISM_FAILPOINT": failpoint})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = list_runs(Journal.open(j))[0]
-    assert run.state == "interrupted" and len(run.done) == 2 and len(run.record.cells) == 9
+    assert run.state == "interrupted" and len(run.record.cells) == 9
+    assert [c.index for c in run.done] == [0, 1] and run.record.layout == [[0, 1]]
+    assert sorted(p.name for p in run.folder.iterdir()) == sorted([MANIFEST, *(c.file for c in run.done)])  # nothing else
 
     code, out, err = run_cli(capsys, "resume", run.id[-4:], "--journal", str(j))
     assert code == 0, err

@@ -1,5 +1,7 @@
 """The engine: runs jobs (one image each) through a diffusers pipeline in batches, reproducibly, with progress,
-previews, cancellation and out-of-memory recovery. It yields each finished batch as soon as it is done.
+previews, cancellation and out-of-memory recovery. It yields each finished batch as soon as it is done, its pixels
+already on the host (``pixels.host_pixels``), and goes straight on to the next: writing them is the caller's (the
+background ``writer``), so the device never waits for PNG encoding.
 
 Reproducibility: every image's starting noise comes from its own CPU ``torch.Generator`` seeded with its seed, so a
 seed gives the same noise whatever the batch or device. A rerun with the same batch layout is bit-identical on the
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -21,6 +24,7 @@ from journal.images import open_image
 
 from . import events as ev
 from .errors import RunError
+from .pixels import host_pixels
 
 # SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.
 _LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
@@ -58,6 +62,17 @@ def plan_batches(jobs: list[Job], max_batch: int) -> list[list[int]]:
     return [g[i : i + max_batch] for g in groups.values() for i in range(0, len(g), max_batch)]
 
 
+@dataclass(frozen=True)
+class FinishedBatch:
+    """A batch as it leaves the device: its number, its cells, their pixels (NHWC on the host: see ``host_pixels``)
+    and the seconds it took."""
+
+    number: int
+    cells: list[int]
+    pixels: np.ndarray
+    seconds: float
+
+
 class Cancelled(Exception):
     """The run was cancelled; finished batches were already yielded."""
 
@@ -77,8 +92,8 @@ class Engine:
         self._started = 0.0
         self._interrupted = False
 
-    def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[tuple[list[int], list[Image.Image]]]:
-        """Yield ``(job indices, images)`` for each finished batch; raise Cancelled when cancelled between steps."""
+    def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[FinishedBatch]:
+        """Yield each finished batch; raise Cancelled when cancelled between steps."""
         by_index = {j.index: j for j in jobs}
         self._steps_total = sum(by_index[b[0]].effective_steps for b in layout)
         self._started = time.monotonic()
@@ -92,6 +107,7 @@ class Engine:
                 queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
                 continue
             steps_before = self._steps_done
+            started = time.monotonic()
             try:
                 images = self._call([by_index[i] for i in batch])
             except torch.cuda.OutOfMemoryError:
@@ -111,20 +127,19 @@ class Engine:
                 raise RunError(f"out of memory making {len(batch)} image(s) of {job.width}x{job.height}: use a smaller "
                                "--size or --max-batch") from None
             self.layout.append(batch)
-            yield batch, images
+            yield FinishedBatch(len(self.layout) - 1, batch, images, time.monotonic() - started)
 
-    def _call(self, jobs: list[Job]) -> list[Image.Image]:
+    def _call(self, jobs: list[Job]) -> np.ndarray:
         first = jobs[0]
         batch_no = len(self.layout)
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
-        started = time.monotonic()
         steps_before = self._steps_done
         self._interrupted = False
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
             generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs],
-            output_type="pil",
+            output_type="pt",  # tensors: converted to 8 bits on the device, not image by image in PIL
             callback_on_step_end=self._callback(jobs, batch_no),
             callback_on_step_end_tensor_inputs=["latents"],
             **self._text_inputs(jobs),
@@ -138,11 +153,10 @@ class Engine:
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
         with torch.inference_mode():
             images = pipe(**kwargs).images
-        if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
-            self._steps_done = steps_before
-            raise Cancelled()
-        self.on_event(ev.BatchFinished(batch=batch_no, cells=[j.index for j in jobs], seconds=time.monotonic() - started))
-        return images
+            if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
+                self._steps_done = steps_before
+                raise Cancelled()
+            return host_pixels(images)
 
     def _text_inputs(self, jobs: list[Job]) -> dict:
         """Prompt embeddings, computed once per distinct (prompt, negative) and reused for every seed and batch."""

@@ -6,13 +6,13 @@ frame (and the last) per image for its animation, at most 256 pixels a side; a c
 
 from __future__ import annotations
 
-import time
-
+import numpy as np
 from PIL import Image
 
 from . import events as ev
 from .engine import Cancelled, Engine, Job, _load_init
 from .guided import GuidedPipeline, GuidedSettings
+from .pixels import host_pixels
 
 
 FRAME_SIDE = 256
@@ -31,12 +31,11 @@ class GuidedEngine(Engine):
         if self.stopped_at:  # the last batch was cut short and kept: the run is still a cancelled one
             raise Cancelled()
 
-    def _call(self, jobs: list[Job]) -> list[Image.Image]:
+    def _call(self, jobs: list[Job]) -> np.ndarray:
         first = jobs[0]
         batch_no = len(self.layout)
         cells = [j.index for j in jobs]
         self.on_event(ev.BatchStarted(batch=batch_no, cells=cells))
-        started = time.monotonic()
         if self.animate_every:
             for j in jobs:
                 self.frames[j.index] = []
@@ -63,8 +62,7 @@ class GuidedEngine(Engine):
         if self.animate_every:
             for j, image in zip(jobs, images):
                 self.frames[j.index].append(_thumbnail(image))  # the animation ends on the image itself
-        self.on_event(ev.BatchFinished(batch=batch_no, cells=cells, seconds=time.monotonic() - started))
-        return images
+        return host_pixels(images)
 
 
 def _thumbnail(image: Image.Image) -> Image.Image:

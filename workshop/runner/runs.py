@@ -18,7 +18,6 @@ from pathlib import Path
 
 from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage, failpoints
 from journal.atomic import write_atomic
-from journal.images import clean_gif, clean_png
 from journal.lock import pid_alive
 from journal.text import quoted
 
@@ -84,17 +83,17 @@ class Run:
     def save(self) -> None:
         write_atomic(self.folder / MANIFEST, json.dumps(self.record.dump(), ensure_ascii=False, indent=1).encode("utf-8"))
 
-    def add_images(self, indices: list[int], images, animations: dict[int, list] | None = None) -> None:
-        """Write a finished batch: pixels-only PNGs (and GIF animations) first, then the manifest that points at them."""
+    def add_images(self, indices: list[int], pngs: list[bytes], animations: dict[int, bytes] | None = None) -> None:
+        """Write a finished batch, encoded: pixels-only PNGs (and GIF animations) first, then the manifest that points
+        at them (see ``writer``, which encodes them)."""
         cells = self.record.cells
-        for index, image in zip(indices, images):
+        for index, png in zip(indices, pngs):
             cell = cells[index]
             name = f"cell-{index:03d}-s{cell.seed}.png"
-            if frames := (animations or {}).get(index):
-                gif = name.removesuffix(".png") + ".gif"
-                write_atomic(self.folder / gif, clean_gif(frames).data)
-                cell.animation = gif
-            write_atomic(self.folder / name, clean_png(image).data)
+            if gif := (animations or {}).get(index):
+                cell.animation = name.removesuffix(".png") + ".gif"
+                write_atomic(self.folder / cell.animation, gif)
+            write_atomic(self.folder / name, png)
             cell.file = name
             if cell.steps_done is not None:  # made again in full (a resumed run)
                 cell.steps_done = None

@@ -33,6 +33,9 @@ _CHECKPOINTS = {"shapes-clip": WEIGHTS / "shapes-clip.safetensors"}
 SCORERS = Warm()  # kept warm like pipelines
 
 
+SCORE_BATCH = 64  # images per forward pass of the scorer: a large grid is scored in pieces, each on the device
+
+
 @dataclass
 class Scorer:
     name: str
@@ -41,13 +44,25 @@ class Scorer:
     tokenizer: object
     device: torch.device
 
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """An image as the scorer takes it (resized, cropped, normalised; on the host): CPU work that the run's
+        background writer does for each image as it is written."""
+        return self.preprocess(image.convert("RGB"))
+
     @torch.inference_mode()
+    def image_features(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        """Unit-length embeddings of prepared images (rows), computed on the device SCORE_BATCH at a time."""
+        chunks = [self.model.encode_image(torch.stack(prepared[i : i + SCORE_BATCH]).to(self.device)).float()
+                  for i in range(0, len(prepared), SCORE_BATCH)]
+        return torch.nn.functional.normalize(torch.cat(chunks), dim=-1)
+
+    @torch.inference_mode()
+    def text_features(self, texts: list[str]) -> torch.Tensor:
+        return torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(texts).to(self.device)).float(), dim=-1)
+
     def similarity(self, images: list[Image.Image], texts: list[str]) -> torch.Tensor:
         """Cosine similarity of every image (rows) to every text (columns)."""
-        pixels = torch.stack([self.preprocess(im.convert("RGB")) for im in images]).to(self.device)
-        image_features = torch.nn.functional.normalize(self.model.encode_image(pixels).float(), dim=-1)
-        text_features = torch.nn.functional.normalize(self.model.encode_text(self.tokenizer(texts).to(self.device)).float(), dim=-1)
-        return image_features @ text_features.T
+        return self.image_features([self.prepare(im) for im in images]) @ self.text_features(texts).T
 
 
 def load_scorer(name: str, device: torch.device, *, allow_pickle: bool = False, allow_download: bool = False) -> Scorer:
@@ -97,26 +112,27 @@ def _load_scorer(name: str, device: torch.device, allow_pickle: bool, allow_down
     return Scorer(name, model, preprocess, open_clip.get_tokenizer(arch), device)
 
 
-def score_cells(scorer: Scorer, cells: list[CellRecord], images: dict[int, Image.Image], base_prompt: str) -> None:
-    """Set ``score`` (vs the cell's own prompt) and ``base_score`` (vs the base prompt) of every cell with an image."""
-    done = [c for c in cells if c.index in images]
+def score_cells(scorer: Scorer, cells: list[CellRecord], features: dict[int, torch.Tensor], base_prompt: str) -> None:
+    """Set ``score`` (vs the cell's own prompt) and ``base_score`` (vs the base prompt) of every cell with image
+    ``features`` (``Scorer.image_features``, by cell)."""
+    done = [c for c in cells if c.index in features]
     if not done:
         return
     texts = list(dict.fromkeys([base_prompt, *(c.prompt for c in done)]))
-    sims = scorer.similarity([images[c.index] for c in done], texts)
+    sims = torch.stack([features[c.index] for c in done]) @ scorer.text_features(texts).T
     for row, cell in enumerate(done):
         cell.score = round(float(sims[row, texts.index(cell.prompt)]), 6)
         cell.base_score = round(float(sims[row, 0]), 6)
 
 
-def keyword_effects(scorer: Scorer, cells: list[CellRecord], images: dict[int, Image.Image],
+def keyword_effects(scorer: Scorer, cells: list[CellRecord], features: dict[int, torch.Tensor],
                     keywords: list[str]) -> dict[str, KeywordEffect]:
     """For each keyword: mean over pairs of cells that differ only by that keyword (same seed and settings) of
     sim(image with it, keyword) − sim(image without it, keyword)."""
-    done = [c for c in cells if c.index in images]
+    done = [c for c in cells if c.index in features]
     if not done or not keywords:
         return {}
-    sims = scorer.similarity([images[c.index] for c in done], keywords)
+    sims = torch.stack([features[c.index] for c in done]) @ scorer.text_features(keywords).T
     row = {c.index: i for i, c in enumerate(done)}
     effects = {}
     for k, keyword in enumerate(keywords):

@@ -8,7 +8,9 @@ Everything a run needs is checked before its folder is created, so bad input nev
 from __future__ import annotations
 
 import math
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -16,7 +18,7 @@ from typing import Callable
 from PIL import Image
 
 from journal import InvalidInput, Journal
-from journal.images import clean_png, open_image, sha256_file
+from journal.images import SCRATCH_LEVEL, clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
@@ -31,6 +33,7 @@ from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, Mode
 from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
+from .writer import BatchWriter, Kept, keep
 
 
 @dataclass(frozen=True)
@@ -186,33 +189,49 @@ def check_steps(backend: Backend, steps: int) -> None:
 
 
 def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel,
-         earlier: dict[int, Image.Image] | None = None) -> dict[int, Image.Image]:
-    """Run ``jobs`` in ``layout`` into ``run``'s folder, then score, measure and draw it over its images (those made
-    ``earlier`` too, for a resumed run); the images, by cell."""
+         earlier: dict[int, Kept] | None = None) -> None:
+    """Run ``jobs`` in ``layout`` into ``run``'s folder — each batch written in the background while the next one runs
+    (``writer``) — then score, measure and draw it over its images (those made ``earlier`` too, for a resumed run)."""
     r = run.record
-    on_event(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
+    emit = _one_at_a_time(on_event)  # the engine's events and the writer's
+    emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()
-    engine = backend.make_engine(r.params, on_event=on_event, cancel=cancel, preview_every=options.preview_every)
-    images: dict[int, Image.Image] = dict(earlier or {})
-    state = "finished"
+    engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every)
+    writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None)
+    state, failure = "finished", None
     try:
-        for indices, batch_images in engine.run(jobs, layout):
-            run.add_images(indices, batch_images, animations=_animations(engine, indices))
-            images.update(zip(indices, batch_images))
+        for batch in engine.run(jobs, layout):
+            writer.submit(batch, _animations(engine, batch.cells))
     except Cancelled:
         state = "cancelled"
-    except Exception as exc:
-        run.finish("failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+    except Exception as exc:  # noqa: BLE001 - recorded as the run's error, then raised again
+        failure = exc
+    finally:
+        write_error = writer.close()  # the batches made are written before anything else is recorded
+    failure = failure or write_error
+    if failure is not None:
+        run.finish("failed", error=str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
+        raise failure
     seconds = time.monotonic() - started
     _add_compute(r.compute, seconds, meter.stop_wh(), options.co2_g_per_kwh)
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
         r.cells[index].steps_done = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
-    run.finish(state, **_conclude(run, images, scorer))
-    on_event(ev.RunFinished(run=run.id, state=state, images=len(images), seconds=seconds))
-    return images
+    kept = {**(earlier or {}), **writer.kept}
+    run.finish(state, **_conclude(run, kept, scorer))
+    emit(ev.RunFinished(run=run.id, state=state, images=len(kept), seconds=seconds))
+
+
+def _one_at_a_time(on_event: Callable[[ev.Event], None]) -> Callable[[ev.Event], None]:
+    """``on_event`` called by one thread at a time (the run's, or the writer's)."""
+    lock = threading.Lock()
+
+    def emit(event: ev.Event) -> None:
+        with lock:
+            on_event(event)
+
+    return emit
 
 
 def _add_compute(compute: ComputeRecord, seconds: float, energy_wh: float | None, co2_g_per_kwh: float) -> None:
@@ -230,31 +249,36 @@ def settle(run: Run) -> Run:
     run's scorer, keyword effects, contact sheets, and its state recorded. Other runs are left as they are."""
     if run.state != "interrupted" or run.record.state != "running":
         return run
-    images = _open_images(run, run.done)
     scorer = None
-    if run.record.clip and images:
+    if run.record.clip and run.done:
         scorer = load_scorer(run.record.clip, pick_device("auto"), allow_pickle=run.record.allow_pickle)
-    run.finish("interrupted", **_conclude(run, images, scorer))
+    run.finish("interrupted", **_conclude(run, _kept(run, run.done, scorer), scorer))
     return run
 
 
-def _open_images(run: Run, cells: list[CellRecord]) -> dict[int, Image.Image]:
+def _kept(run: Run, cells: list[CellRecord], scorer) -> dict[int, Kept]:
+    """What the writer keeps of each image (sheet tile, scorer input), for images already in the run's folder."""
     try:
-        return {c.index: open_image(run.image(c)) for c in cells}
+        return {c.index: keep(open_image(run.image(c)).convert("RGB"), scorer.prepare if scorer else None) for c in cells}
     except InvalidInput as exc:
         raise RunError(f"run {run.id}: {exc}") from None
 
 
-def _conclude(run: Run, images: dict[int, Image.Image], scorer) -> dict:
+def _conclude(run: Run, kept: dict[int, Kept], scorer) -> dict:
     """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the record
-    fields to set."""
+    fields to set. The two sheets are drawn on threads of their own while the scorer runs."""
     extra = {}
-    if scorer and images:
-        r = run.record
-        score_cells(scorer, r.cells, images, r.spec.base or r.spec.prompt)
-        extra["effects"] = keyword_effects(scorer, r.cells, images, r.spec.keywords)
-    if images:
-        _write_sheets(run, images)
+    if not kept:
+        return extra
+    with ThreadPoolExecutor(2, thread_name_prefix="promptism-sheet") as pool:
+        sheets = _draw_sheets(run, {i: k.tile for i, k in kept.items()}, pool)
+        if scorer:
+            r = run.record
+            features = dict(zip(kept, scorer.image_features([k.scoring for k in kept.values()])))
+            score_cells(scorer, r.cells, features, r.spec.base or r.spec.prompt)
+            extra["effects"] = keyword_effects(scorer, r.cells, features, r.spec.keywords)
+        for name, sheet in sheets.items():
+            (run.folder / name).write_bytes(sheet.result())
     return extra
 
 
@@ -269,14 +293,18 @@ def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Imag
     return {i: frames.pop(i) for i in indices if i in frames}
 
 
-def _write_sheets(run: Run, images: dict[int, Image.Image]) -> None:
+def _draw_sheets(run: Run, tiles: dict[int, Image.Image], pool: ThreadPoolExecutor) -> dict[str, Future]:
+    """The run's contact sheets, labelled and not, drawn and encoded on ``pool``: their PNG bytes by file name."""
     r = run.record
     cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
-    title = f"{r.spec.mode} · {len(images)} of {len(cells)} images"
+    title = f"{r.spec.mode} · {len(tiles)} of {len(cells)} images"
     model = f"Generated with {r.model.id}"
-    for name, labels in (("sheet.png", True), ("sheet-unlabelled.png", False)):
-        sheet = contact_sheet(cells, images, r.grid.rows, r.grid.cols, r.grid.subgrids, title, model, labels=labels)
-        (run.folder / name).write_bytes(clean_png(sheet).data)
+
+    def draw(labels: bool) -> bytes:
+        sheet = contact_sheet(cells, tiles, r.grid.rows, r.grid.cols, r.grid.subgrids, title, model, labels=labels)
+        return clean_png(sheet, compress_level=SCRATCH_LEVEL).data
+
+    return {name: pool.submit(draw, labels) for name, labels in (("sheet.png", True), ("sheet-unlabelled.png", False))}
 
 
 def compact_layout(cells: list[dict]) -> tuple[GridShape, list[dict]]:
@@ -327,10 +355,12 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
             rerun_of=number)
         record.id = new_run_id()
         run = Run.create(journal, record)
-        images = _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel)
+        _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel)
     if run.record.state == "cancelled":
         raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}", run.id)
-    matches = [clean_png(images[renumber[i]]).sha256 == image.sha256 for i, image in zip(picked, exp.images)]
+    # each image as accept would keep it (the journal's copies are re-encoded from the run folder's), compared by hash
+    matches = [clean_png(open_image(run.image(run.record.cells[renumber[i]]))).sha256 == image.sha256
+               for i, image in zip(picked, exp.images)]
     run.finish("finished", verified=all(matches), mismatched=[i for i, ok in zip(picked, matches) if not ok])
     return run, all(matches)
 
@@ -369,7 +399,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
         on_event(ev.Loading(model=r.clip, device=device_name(device), part="scorer"))
         scorer = load_scorer(r.clip, device, allow_pickle=allow_pickle, allow_download=options.allow_download)
     missing = {c.index for c in todo}
-    earlier = _open_images(run, [c for c in r.done if c.index not in missing])
+    earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]
     jobs = _jobs(todo, r.params, init, in_full=True)
     r.layout = [b for b in r.layout if not set(b) & missing]  # batches cut short are made again

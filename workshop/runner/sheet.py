@@ -2,7 +2,8 @@
 keywords in black, inactive ones grey and struck through, axis values bare (S/R) or named (``Seed: 3``), with the
 title and model line above. The label-free variant (for publishing) tiles the images alone. Small images (the
 built-in model's 32×32) are enlarged by a whole factor, pixels kept sharp, so that tiles are at least ``MIN_TILE``
-pixels and the labels fit.
+pixels and the labels fit; large ones come as tiles shrunk by a whole factor to at most ``MAX_TILE`` a side
+(``sheet_tile``, made as each image is written), so a sheet of many 1024² images is quick to draw and encode.
 
 ``layout_sheet`` decides where every tile and every label goes; ``contact_sheet`` only draws that layout, so the
 layout's promises are testable: labels wrap to the width they have (a word too long for it breaks), no two label
@@ -26,6 +27,7 @@ ACTIVE = (0, 0, 0)
 INACTIVE = (150, 150, 150)
 MISSING = (220, 220, 220)
 MIN_TILE = 128
+MAX_TILE = 256
 MAX_ROW_LABEL = 192  # row labels wrap at this width (or the tile's, if wider)
 INDENT = 10  # a wrapped label's further lines are indented, so they do not read as labels of their own
 _EDGES = (("x", "col"), ("y", "row"), ("z", "subgrid"))  # axis label key, and the cell field it heads
@@ -65,6 +67,13 @@ class SheetLayout:
     tile_height: int
     tiles: tuple[Tile, ...]
     texts: tuple[TextBox, ...]
+
+
+def sheet_tile(image: Image.Image) -> Image.Image:
+    """An image as a contact sheet shows it: shrunk by the smallest whole factor that brings its longest side to at
+    most MAX_TILE (a box filter: each tile pixel the mean of the pixels it covers), or as it is."""
+    factor = math.ceil(max(image.size) / MAX_TILE)
+    return image.reduce(factor) if factor > 1 else image
 
 
 def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, cols: int, subgrids: int,
