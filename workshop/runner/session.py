@@ -31,6 +31,7 @@ from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, Mode
 from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
+from .speedups import Speedups, active
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     check_backend(source, options)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    backend = load(source, device, allow_pickle=options.allow_pickle)
+    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
     backend.check(grid, options)
     guided = backend.guided
     clip = source.clip if options.clip is None else options.clip
@@ -172,8 +173,9 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
     record = prepared.record.model_copy(deep=True)
     record.id = new_run_id()
     run = Run.create(journal, record)
-    _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
-         on_event, cancel)
+    with active(prepared.options.speedups):
+        _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
+             on_event, cancel)
     return run
 
 
@@ -308,7 +310,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    backend = load(source, device, allow_pickle=options.allow_pickle)
+    speedups = Speedups.from_params(params)  # those the experiment was made with
+    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=speedups)
     picked = recorded["picked"]
     batches = [b for b in recorded["layout"] if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
@@ -319,7 +322,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     layout = [[renumber[i] for i in b] for b in batches]
     jobs = _jobs(run_cells, params, init)
     threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
-    with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
+    with using_threads(threads), active(speedups):  # the experiment's CPU threads: they decide float reduction order
         record = run_record(backend, device, spec=SpecRecord(
             mode=recorded.get("mode", "plain"), prompt=exp.prompt, base=exp.prompt, negative=exp.negative_prompt,
             keywords=list(exp.keywords), terms=list(exp.terms), seeds=recorded.get("seeds"), axes=recorded.get("axes", {})),
@@ -360,7 +363,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
     allow_pickle = r.allow_pickle or options.allow_pickle
-    backend = load(source, device, allow_pickle=allow_pickle)
+    speedups = Speedups.from_params(r.params)
+    backend = load(source, device, allow_pickle=allow_pickle, speedups=speedups)
     if model_record(backend).info != r.model.info:
         raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
                        "(another revision or pipeline): its images would differ")
@@ -373,7 +377,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]
     jobs = _jobs(todo, r.params, init, in_full=True)
     r.layout = [b for b in r.layout if not set(b) & missing]  # batches cut short are made again
-    with using_threads(r.compute.threads if device.type == "cpu" else None):
+    with using_threads(r.compute.threads if device.type == "cpu" else None), active(speedups):
         run.claim()
         run.save()
         _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier)
