@@ -31,6 +31,7 @@ def write_config(text: str) -> Path:
     ('model_paths = "/models/x"', "model_paths must be a list of folder paths"),
     ("model_paths = [1]", "model_paths must be"),
     ('colour = "red"', "unknown setting 'colour'"),
+    ('compile = "yes"', "compile must be true or false, not 'yes'"),
 ])
 @pytest.mark.parametrize("command", [["generate", "a red circle"], ["grid", "-p", "a red circle", "--dry-run"], ["models"]])
 def test_a_bad_config_is_one_line_and_nothing_is_written(config, fragment, command, tmp_path, capsys):

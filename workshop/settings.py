@@ -12,6 +12,10 @@
                                 # runs); false: in-process, as --local (env PROMPTISM_SERVICE=off does the same)
     idle_timeout = 15           # minutes an idle service waits before it exits (frees the GPU)
     max_queue = 100             # jobs the service holds queued; more are refused
+    compile = false             # torch.compile the UNet/transformer (the first batch of each shape compiles; kept
+                                # warm by the service, cached on disk); --compile / --no-compile for one run
+    channels_last = false       # channels-last memory format for the UNet and VAE (--channels-last / --no-…)
+    tf32 = false                # TF32 float32 matmuls on Ampere+ GPUs (--tf32 / --no-tf32)
 
 Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
 file, the setting and what it takes.
@@ -49,6 +53,9 @@ class Settings:
     service: bool = True
     idle_timeout: float = 15.0
     max_queue: int = 100
+    compile: bool = False
+    channels_last: bool = False
+    tf32: bool = False
 
 
 def _text(value) -> str | None:
@@ -88,6 +95,9 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "service": ("true or false", _flag),
     "idle_timeout": ("a number of minutes above 0", _positive),
     "max_queue": ("a whole number of 1 or more", _whole_from_1),
+    "compile": ("true or false", _flag),
+    "channels_last": ("true or false", _flag),
+    "tf32": ("true or false", _flag),
 }
 
 

@@ -58,6 +58,12 @@ def run_options(fn):
         click.option("--tv", type=float, help="vqgan-clip: total-variation weight, smooths the image (default 0.1)."),
         click.option("--no-quantize", is_flag=True, help="vqgan-clip with a VQGAN: optimise continuous codes, not codebook entries."),
         click.option("--animate", type=click.IntRange(min=1), help="vqgan-clip: keep every Nth step as an animated GIF beside each image."),
+        click.option("--compile/--no-compile", default=None, help="torch.compile the UNet/transformer: faster once each "
+                     "batch shape has compiled; the service keeps it, kernels are cached on disk (default: the compile setting, off)."),
+        click.option("--channels-last/--no-channels-last", default=None, help="Channels-last memory format for the "
+                     "UNet and VAE (default: the channels_last setting, off)."),
+        click.option("--tf32/--no-tf32", default=None, help="TF32 float32 matmuls on Ampere+ GPUs (default: the tf32 "
+                     "setting, off)."),
         click.option("--allow-pickle", is_flag=True, help="Allow pickle weights (they can run code when loaded)."),
         click.option("--allow-download", is_flag=True, help="Fetch a model from the Hugging Face Hub if it is not cached."),
         click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), help="Also copy the images here."),
@@ -77,6 +83,7 @@ def options_for(grid, opts: dict):
     """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
     loading anything, so a dry run refuses what the real run would."""
     from ..runner.options import RunOptions, check_options, parse_size
+    from ..runner.speedups import Speedups
 
     settings = load_settings()
     params = grid.spec.params
@@ -89,6 +96,7 @@ def options_for(grid, opts: dict):
         clip=_first(opts["clip"], params.clip, settings.clip), allow_pickle=opts["allow_pickle"],
         allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
         animate_every=_first(opts["animate"], 0),
+        speedups=Speedups.chosen(settings, compile=opts["compile"], channels_last=opts["channels_last"], tf32=opts["tf32"]),
     )
     check_options(options)
     return options

@@ -20,6 +20,7 @@ from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipel
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
 from .records import ParamsRecord
+from .speedups import Speedups, check_device
 
 
 class Backend(Protocol):
@@ -67,7 +68,7 @@ class DiffusersBackend:
                          scheduler=type(self.pipe.scheduler).__name__)
 
     def params(self, options: RunOptions) -> dict:
-        return {"scheduler": type(self.pipe.scheduler).__name__}
+        return {"scheduler": type(self.pipe.scheduler).__name__, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
         pass
@@ -98,7 +99,7 @@ class GuidedBackend:
         credit = parse_spec(self.pipe.spec.credit)
         return {"backend": GUIDED, "decoder": credit.decoder, "decoder_class": type(self.pipe.decoder.model).__name__,
                 "clips": list(credit.clips), **asdict(options.guided or GuidedSettings()),
-                "animate_every": options.animate_every}
+                "animate_every": options.animate_every, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
         for cell in grid.cells:
@@ -125,10 +126,12 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     return resolve_pipeline(name, allow_download=allow_download)
 
 
-def load(source: ModelSource, device, *, allow_pickle: bool = False) -> Backend:
-    """The backend for ``source`` on ``device``, its model kept warm between runs."""
+def load(source: ModelSource, device, *, allow_pickle: bool = False, speedups: Speedups = Speedups()) -> Backend:
+    """The backend for ``source`` on ``device`` with ``speedups`` (the CLIP-guided backend takes TF32 only), its model
+    kept warm between runs."""
+    check_device(speedups, device)
     if source.kind != "guided":
-        return DiffusersBackend(source, load_pipeline(source, device, allow_pickle=allow_pickle))
+        return DiffusersBackend(source, load_pipeline(source, device, allow_pickle=allow_pickle, speedups=speedups))
     spec = parse_spec(source.id)
     pipe = warm(("guided", source.id, str(source.path), str(device), allow_pickle), f"{spec.credit} on {device}", device,
                 lambda: load_guided(spec, device, folder=source.path, allow_pickle=allow_pickle))

@@ -11,7 +11,8 @@ from journal.images import pixel_limit
 from journal.text import quoted
 
 from .errors import RunError
-from .models import is_guided
+from .models import GUIDED, is_guided
+from .speedups import Speedups
 
 if TYPE_CHECKING:
     from .guided import GuidedSettings
@@ -36,6 +37,7 @@ class RunOptions:
     co2_g_per_kwh: float = 400.0
     guided: GuidedSettings | None = None  # the CLIP-guided backend's settings (default: GuidedSettings())
     animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
+    speedups: Speedups = Speedups()  # compile, channels-last, TF32 (see speedups.py)
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -81,3 +83,6 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"--animate takes a number of steps between frames, 1 or more, not {options.animate_every}")
     if options.guided:
         options.guided.check()
+    if is_guided(options.model) and (options.speedups.compile or options.speedups.channels_last):
+        raise RunError(f"--compile and --channels-last are for diffusion models; the {GUIDED} backend has no UNet to "
+                       "speed up: leave them out (--no-compile / --no-channels-last where config.toml turns them on)")

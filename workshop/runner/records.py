@@ -55,7 +55,8 @@ class SpecRecord(Record):
 
 class ParamsRecord(Record):
     """The run parameters, flat as the journal keeps them; a CLIP-guided run's settings are extra fields here
-    (backend, decoder, clips, lr, cutouts, tv, latent, quantize, animate_every)."""
+    (backend, decoder, clips, lr, cutouts, tv, latent, quantize, animate_every). The speed-ups that were on are
+    true; those that were off are left out (``speedups.Speedups``)."""
 
     steps: int | None = None
     guidance: float | None = None
@@ -66,6 +67,9 @@ class ParamsRecord(Record):
     init_sha256: str | None = None
     parent: int | None = None
     scheduler: str | None = None
+    compile: bool | None = None
+    channels_last: bool | None = None
+    tf32: bool | None = None
 
 
 class GridShape(Record):

@@ -33,6 +33,7 @@ from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, Mode
 from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import contact_sheet
+from .speedups import Speedups, active
 from .writer import BatchWriter, Kept, keep
 
 
@@ -121,7 +122,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     check_backend(source, options)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    backend = load(source, device, allow_pickle=options.allow_pickle)
+    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
     backend.check(grid, options)
     guided = backend.guided
     clip = source.clip if options.clip is None else options.clip
@@ -202,8 +203,9 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None)
     state, failure = "finished", None
     try:
-        for batch in engine.run(jobs, layout):
-            writer.submit(batch, _animations(engine, batch.cells))
+        with active(Speedups.from_params(r.params)):  # the run's TF32 setting and compile limits, for the run alone
+            for batch in engine.run(jobs, layout):
+                writer.submit(batch, _animations(engine, batch.cells))
     except Cancelled:
         state = "cancelled"
     except Exception as exc:  # noqa: BLE001 - recorded as the run's error, then raised again
@@ -336,7 +338,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
     device = pick_device(options.device)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
-    backend = load(source, device, allow_pickle=options.allow_pickle)
+    speedups = Speedups.from_params(params)  # those the experiment was made with
+    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=speedups)
     picked = recorded["picked"]
     batches = [b for b in recorded["layout"] if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
@@ -390,7 +393,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
     on_event(ev.Loading(model=source.id, device=device_name(device)))
     allow_pickle = r.allow_pickle or options.allow_pickle
-    backend = load(source, device, allow_pickle=allow_pickle)
+    speedups = Speedups.from_params(r.params)
+    backend = load(source, device, allow_pickle=allow_pickle, speedups=speedups)
     if model_record(backend).info != r.model.info:
         raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
                        "(another revision or pipeline): its images would differ")

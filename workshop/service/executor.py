@@ -14,11 +14,12 @@ from journal.text import quoted
 from ..runner import events as ev
 from ..runner.errors import RunCancelled, RunError
 from ..runner.options import RunOptions
+from ..runner.speedups import Speedups
 from .api import JobOutcome, JobRequest
 
 
 def options_to_json(options: RunOptions) -> dict:
-    """RunOptions as a request carries them (size as [w, h], the guided settings nested)."""
+    """RunOptions as a request carries them (size as [w, h], the guided settings and the speed-ups nested)."""
     return dataclasses.asdict(options)
 
 
@@ -34,6 +35,8 @@ def options_from_json(data: dict) -> RunOptions:
         from ..runner.guided import GuidedSettings
 
         values["guided"] = GuidedSettings(**values["guided"])
+    if values.get("speedups") is not None:
+        values["speedups"] = Speedups.from_json(values["speedups"])
     return RunOptions(**values)
 
 

@@ -82,9 +82,10 @@ class PromptismApp(App):
         try:
             from ..runner.devices import pick_device
             from ..runner.backends import load, resolve
+            from ..runner.speedups import Speedups
 
             source = resolve(self.model)
-            load(source, pick_device())
+            load(source, pick_device(), speedups=Speedups.chosen(self.settings))  # the model the composer's runs get
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
             self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))

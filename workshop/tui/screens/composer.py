@@ -268,6 +268,7 @@ class ComposerScreen(Screen):
     def _run(self, mode: str | None) -> None:
         from ...runner.errors import RunError
         from ...runner.options import RunOptions, check_options, parse_size
+        from ...runner.speedups import Speedups
 
         get = lambda i: self.query_one(f"#{i}", Input).value.strip()  # noqa: E731
         try:
@@ -277,7 +278,7 @@ class ComposerScreen(Screen):
                 guidance=self._number("guidance", float), size=parse_size(get("size")) if get("size") else None,
                 init_image=get("init") or None, strength=self._number("strength", float),
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
-                co2_g_per_kwh=self.app.settings.co2_g_per_kwh)
+                co2_g_per_kwh=self.app.settings.co2_g_per_kwh, speedups=Speedups.chosen(self.app.settings))
             check_options(options)
         except (SpecError, RunError, ValueError) as exc:
             self.notify(visible(say(exc)), severity="error", markup=False)
