@@ -18,11 +18,12 @@ the runner's own overhead on the critical path, measured with a stand-in pipelin
 Each is the best of --repeat runs, after one warm-up run of the runner.
 
 --null swaps the pipeline the runner loads for ``null_pipeline.NullPipeline`` (in this process only): it returns
---size² images at once, or after sleeping MS per image (a GPU's batch time while the CPU stays free; 155 ms is an
-SD-1.5-shaped 512² image in 20 steps on an H100). Reported per image: ``overhead_ms`` = (runner wall − time inside
-the stand-in's __call__) / images, and ``critical_ms`` = (runner wall − the stand-in's device time) / images, which
-also counts the conversion to PIL that a pipeline asked for output_type "pil" does on the CPU. ``batched_s`` is then
-the stand-in alone, called once for all images (the pure run). Goal: ≤ 8 ms per 512² image.
+--size² images (default 512²) at once, or after sleeping MS per image (a GPU's batch time while the CPU stays free;
+155 ms is an SD-1.5-shaped 512² image in 20 steps on an H100), of noise (as a random-weight pipeline makes) or smooth
+pixels. Reported per image: ``overhead_ms`` = (runner wall − time inside the stand-in's __call__) / images, and
+``critical_ms`` = (runner wall − the stand-in's device time) / images, which also counts the conversion to PIL that a
+pipeline asked for output_type "pil" does on the CPU. ``batched_s`` is then the stand-in alone, called once for all
+images (the pure run). Goal: ≤ 8 ms per 512² image.
 
 Goals on the CPU (tiny): runner ≥ 1.2× faster than naive, within 1.05× of batched; service within 5 % of runner.
 On a GPU (SD-1.5-shaped, 512², 20 steps): runner ≤ 1.05× batched at --max-batch 20 and 8; with --compile, warm,
@@ -152,7 +153,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--service", action="store_true", help="also time the grid as a job of a warm service")
     parser.add_argument("--null", action="store_true", help="the runner's overhead with a stand-in pipeline")
     parser.add_argument("--null-ms-per-image", type=float, default=0.0, help="--null: the stand-in's time per image")
-    parser.add_argument("--null-content", default="noise", choices=CONTENTS, help="--null: PNG's worst case, or as photos")
+    parser.add_argument("--null-content", default="noise", choices=CONTENTS, help="--null: the stand-in's pixels (noise: the largest PNGs; smooth: the slowest to encode)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     try:
