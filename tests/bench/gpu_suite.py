@@ -12,7 +12,7 @@ not measured):
   sd15     build the SD-1.5-shaped folder (sd15_shaped.py) on the GPU                                      ~40 s
   grid     grid_throughput.py on it: 512², 20 steps, --max-batch 20,8, best of 2 (naive, batched, runner) ~110 s
   cold     service_latency.py --cold-only: `promptism generate --local` (one 512² image, 20 steps) to its
-           first step, twice                                                                          ~40 s
+           first step, twice (after sd15's build imported, so byte-compiled, the carried packages)    ~40 s
   sdxl     build the SDXL-shaped folder, then grid_throughput.py at 1024², 20 steps, --max-batch 8, once  ~170 s
   compile  grid_throughput.py --compile --no-naive at --max-batch 20 (one batch shape: one compile; needs
            workshop.runner.speedups)                                                                  ~120 s
