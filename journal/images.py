@@ -98,15 +98,11 @@ def _has_alpha(im: Image.Image) -> bool:
     return im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
 
 
-ARCHIVE_LEVEL = 6  # zlib level of the journal's (and a gallery's) copies: zlib's balance of size and time
-SCRATCH_LEVEL = 1  # run folders: the fastest level (2-4x faster than 6), the journal re-encodes what it keeps
-
-
-def clean_png(im: Image.Image, compress_level: int = ARCHIVE_LEVEL) -> CleanImage:
+def clean_png(im: Image.Image) -> CleanImage:
     """Encode only the pixels: no text chunks, EXIF, XMP, ICC profile or any other ancillary data."""
     bare = Image.frombytes(im.mode, im.size, im.tobytes())  # a fresh image carries an empty .info
     buf = io.BytesIO()
-    bare.save(buf, format="PNG", compress_level=compress_level)
+    bare.save(buf, format="PNG")
     data = buf.getvalue()
     return CleanImage(data, hashlib.sha256(data).hexdigest(), im.width, im.height)
 

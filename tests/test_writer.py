@@ -1,11 +1,13 @@
 """The background writer: batches are written while the next one runs, in order, each on disk (files, then the
 manifest naming them) before its BatchFinished event; a failed write fails the run in one line and keeps what was
-written; contact sheets are drawn from tiles of at most MAX_TILE pixels a side."""
+written; contact sheets are drawn from tiles of at most MAX_TILE pixels a side, as the batches come."""
 
+import io
 import json
 import threading
 import time
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -17,7 +19,7 @@ from workshop.runner import events as ev
 from workshop.runner.errors import RunError
 from workshop.runner.runs import MANIFEST, list_runs
 from workshop.runner.session import RunOptions, execute
-from workshop.runner.sheet import MAX_TILE, sheet_tile
+from workshop.runner.sheet import MAX_TILE, MISSING, Sheet, contact_sheet, sheet_tile, tile_size
 
 PROMPT = "a red circle on a blue background"
 
@@ -27,12 +29,12 @@ def grid(seeds="1-6"):
 
 
 def slow_encoding(monkeypatch, seconds: float, fail_at: int | None = None) -> list[str]:
-    """clean_png in the writer, each call ``seconds`` slower (on the writer's threads); the ``fail_at``-th call fails
+    """The writer's PNG encoder, each call ``seconds`` slower (on the writer's threads); the ``fail_at``-th call fails
     as a full disk would. The names of the threads that encoded."""
-    real, calls, threads = writer.clean_png, [], []
+    real, calls, threads = writer.scratch_png, [], []
     lock = threading.Lock()
 
-    def encode(image, **kw):
+    def encode(pixels):
         with lock:
             calls.append(1)
             n = len(calls)
@@ -40,9 +42,9 @@ def slow_encoding(monkeypatch, seconds: float, fail_at: int | None = None) -> li
         time.sleep(seconds)
         if n == fail_at:
             raise OSError(28, "No space left on device")
-        return real(image, **kw)
+        return real(pixels)
 
-    monkeypatch.setattr(writer, "clean_png", encode)
+    monkeypatch.setattr(writer, "scratch_png", encode)
     return threads
 
 
@@ -107,3 +109,26 @@ def test_sheet_tiles_are_at_most_max_tile_a_side(size, tile):
     image = Image.new("RGB", size, (200, 30, 30))
     shrunk = sheet_tile(image)
     assert shrunk.size == tile and max(shrunk.size) <= MAX_TILE and shrunk.getpixel((5, 5)) == (200, 30, 30)
+
+
+def test_a_sheet_encoded_as_its_tiles_come_is_the_sheet_drawn_at_once():
+    """Tiles added in any order (rows compressed as they complete, the header band last, one tile never added) make
+    the very pixels of the sheet drawn from all images at once, the missing tile grey."""
+    g = build_grid(spec_from({"prompt": PROMPT, "keywords": ["glowing", "striped"], "mode": "leave-one-out",
+                              "seeds": "1-3"}))
+    cells = [c.to_json() | {"index": c.index} for c in g.cells]
+    rng = np.random.default_rng(3)
+    images = {c["index"]: Image.fromarray(rng.integers(0, 256, (512, 384, 3), dtype=np.uint8)) for c in cells[:-1]}
+    for labels in (True, False):
+        whole = contact_sheet(cells, images, g.rows, g.cols, g.subgrids, "leave-one-out · 8 of 9 images", "Generated with x",
+                              labels=labels)
+        sheet = Sheet(cells, g.rows, g.cols, g.subgrids, tile_size(384, 512), "leave-one-out · 9 of 9 images",
+                      "Generated with x", labels)
+        for index in [4, 0, 1, 2, 7, 3, 6, 5]:
+            sheet.add(index, sheet_tile(images[index]))
+        data = sheet.png("leave-one-out · 8 of 9 images")
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), np.asarray(whole))
+        assert whole.size == (sheet.layout.width, sheet.layout.height)
+        last = sheet.layout.tiles[-1]
+        assert np.asarray(whole)[last.y + 5, last.x + 5].tolist() == list(MISSING)
+    assert max(tile_size(384, 512)) <= MAX_TILE

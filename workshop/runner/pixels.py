@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 
 
 def host_pixels(images) -> np.ndarray:
@@ -33,7 +32,3 @@ def uint8_pixels(pixels: np.ndarray) -> np.ndarray:
     """8-bit pixels: as they are, or from floats in [0, 1] the way diffusers' ``numpy_to_pil`` makes them."""
     return pixels if pixels.dtype == np.uint8 else (pixels * 255).round().astype(np.uint8)
 
-
-def to_image(pixels: np.ndarray) -> Image.Image:
-    """One HWC image's pixels as a PIL image (RGB)."""
-    return Image.fromarray(uint8_pixels(pixels))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -18,7 +18,7 @@ from typing import Callable
 from PIL import Image
 
 from journal import InvalidInput, Journal
-from journal.images import SCRATCH_LEVEL, clean_png, open_image, sha256_file
+from journal.images import clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
@@ -32,7 +32,7 @@ from .options import DEFAULT_STRENGTH, RunOptions, check_options
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
 from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
-from .sheet import contact_sheet
+from .sheet import RunSheets
 from .speedups import Speedups, active
 from .writer import BatchWriter, Kept, keep
 
@@ -200,7 +200,10 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     meter.start()
     started = time.monotonic()
     engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every)
-    writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None)
+    sheets = RunSheets(r)
+    if earlier:
+        sheets.add({i: k.tile for i, k in earlier.items()})
+    writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None, on_written=sheets.add)
     state, failure = "finished", None
     try:
         with active(Speedups.from_params(r.params)):  # the run's TF32 setting and compile limits, for the run alone
@@ -221,7 +224,7 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
         r.cells[index].steps_done = steps_done  # a CLIP-guided image kept from a cancel: its latest frame
     kept = {**(earlier or {}), **writer.kept}
-    run.finish(state, **_conclude(run, kept, scorer))
+    run.finish(state, **_conclude(run, kept, scorer, sheets))
     emit(ev.RunFinished(run=run.id, state=state, images=len(kept), seconds=seconds))
 
 
@@ -254,7 +257,10 @@ def settle(run: Run) -> Run:
     scorer = None
     if run.record.clip and run.done:
         scorer = load_scorer(run.record.clip, pick_device("auto"), allow_pickle=run.record.allow_pickle)
-    run.finish("interrupted", **_conclude(run, _kept(run, run.done, scorer), scorer))
+    kept = _kept(run, run.done, scorer)
+    sheets = RunSheets(run.record)
+    sheets.add({i: k.tile for i, k in kept.items()})
+    run.finish("interrupted", **_conclude(run, kept, scorer, sheets))
     return run
 
 
@@ -266,21 +272,22 @@ def _kept(run: Run, cells: list[CellRecord], scorer) -> dict[int, Kept]:
         raise RunError(f"run {run.id}: {exc}") from None
 
 
-def _conclude(run: Run, kept: dict[int, Kept], scorer) -> dict:
+def _conclude(run: Run, kept: dict[int, Kept], scorer, sheets: RunSheets) -> dict:
     """Scores, keyword effects and contact sheets for the images a run finished, however it ended; the record
-    fields to set. The two sheets are drawn on threads of their own while the scorer runs."""
+    fields to set. The two sheets (drawn as the images came) are finished on threads of their own while the scorer
+    runs."""
     extra = {}
     if not kept:
         return extra
     with ThreadPoolExecutor(2, thread_name_prefix="promptism-sheet") as pool:
-        sheets = _draw_sheets(run, {i: k.tile for i, k in kept.items()}, pool)
+        files = sheets.files(len(kept), pool)
         if scorer:
             r = run.record
             features = dict(zip(kept, scorer.image_features([k.scoring for k in kept.values()])))
             score_cells(scorer, r.cells, features, r.spec.base or r.spec.prompt)
             extra["effects"] = keyword_effects(scorer, r.cells, features, r.spec.keywords)
-        for name, sheet in sheets.items():
-            (run.folder / name).write_bytes(sheet.result())
+        for name, png in files.items():
+            (run.folder / name).write_bytes(png.result())
     return extra
 
 
@@ -293,20 +300,6 @@ def _compute_record(device) -> ComputeRecord:
 def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
     frames = getattr(engine, "frames", {})
     return {i: frames.pop(i) for i in indices if i in frames}
-
-
-def _draw_sheets(run: Run, tiles: dict[int, Image.Image], pool: ThreadPoolExecutor) -> dict[str, Future]:
-    """The run's contact sheets, labelled and not, drawn and encoded on ``pool``: their PNG bytes by file name."""
-    r = run.record
-    cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
-    title = f"{r.spec.mode} · {len(tiles)} of {len(cells)} images"
-    model = f"Generated with {r.model.id}"
-
-    def draw(labels: bool) -> bytes:
-        sheet = contact_sheet(cells, tiles, r.grid.rows, r.grid.cols, r.grid.subgrids, title, model, labels=labels)
-        return clean_png(sheet, compress_level=SCRATCH_LEVEL).data
-
-    return {name: pool.submit(draw, labels) for name, labels in (("sheet.png", True), ("sheet-unlabelled.png", False))}
 
 
 def compact_layout(cells: list[dict]) -> tuple[GridShape, list[dict]]:

@@ -14,12 +14,17 @@ the square layout of a plain list of seeds — cannot be a header: its labels be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from journal.text import one_line
+
+from .png import PngBands
+from .records import RunRecord
 
 PAD = 8
 LINE = 18
@@ -76,29 +81,117 @@ def sheet_tile(image: Image.Image) -> Image.Image:
     return image.reduce(factor) if factor > 1 else image
 
 
-def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, cols: int, subgrids: int,
-                  title: str = "", model_line: str = "", labels: bool = True) -> Image.Image:
-    """Tile ``images`` by each cell's row/col/subgrid (sub-grids stack downwards), labelled as ``layout_sheet`` says."""
-    cell_w = max((im.width for im in images.values()), default=64)
-    cell_h = max((im.height for im in images.values()), default=64)
-    scale = math.ceil(MIN_TILE / min(cell_w, cell_h))
-    if scale > 1:
-        images = {i: im.resize((im.width * scale, im.height * scale), Image.NEAREST) for i, im in images.items()}
-        cell_w, cell_h = cell_w * scale, cell_h * scale
-    layout = layout_sheet(cells, rows, cols, subgrids, (cell_w, cell_h), title, model_line, labels)
-    sheet = Image.new("RGB", (layout.width, layout.height), "white")
-    draw = ImageDraw.Draw(sheet)
-    for tile in layout.tiles:
-        image = images.get(tile.index)
-        if image is None:
-            draw.rectangle([(tile.x, tile.y), (tile.x + cell_w - 1, tile.y + cell_h - 1)], fill=MISSING)
-        else:
-            sheet.paste(image.convert("RGB"), (tile.x, tile.y))
-    for text in layout.texts:
+def tile_size(width: int, height: int) -> tuple[int, int]:
+    """The tile of a ``width``×``height`` image: shrunk as ``sheet_tile`` shrinks it, or enlarged by the whole factor
+    that makes its shorter side at least MIN_TILE."""
+    factor = math.ceil(max(width, height) / MAX_TILE)
+    width, height = -(-width // factor), -(-height // factor)
+    scale = max(1, math.ceil(MIN_TILE / min(width, height)))
+    return width * scale, height * scale
+
+
+class Sheet:
+    """A contact sheet drawn as its images come (``add``) and encoded as it goes: the rows above the first tile still
+    missing are compressed at once (``png.PngBands``), so finishing it (``png``) leaves little to do; the header band
+    above the first tile, which holds the title, is encoded last, so the title can say how many images there are."""
+
+    def __init__(self, cells: list[dict], rows: int, cols: int, subgrids: int, tile: tuple[int, int], title: str = "",
+                 model_line: str = "", labels: bool = True):
+        self.title = title  # laid out now, drawn by ``finish`` (which may give another of no greater width)
+        self.layout = layout_sheet(cells, rows, cols, subgrids, tile, title, model_line, labels)
+        canvas = Image.new("RGB", (self.layout.width, self.layout.height), "white")
+        _draw_texts(canvas, [t for t in self.layout.texts if t.kind != "title"])
+        self.pixels = np.array(canvas)
+        self._missing = {t.index: t for t in self.layout.tiles}
+        self._head = min((t.y for t in self.layout.tiles), default=self.layout.height)
+        self._encoded = self._head  # rows below the header band compressed so far
+        self._bands = PngBands(self.pixels)
+
+    def add(self, index: int, image: Image.Image) -> None:
+        """Paste cell ``index``'s image (any size: it is fitted to the tile) and compress the rows it completes."""
+        if (tile := self._missing.pop(index, None)) is None:
+            return
+        size = (self.layout.tile_width, self.layout.tile_height)
+        image = sheet_tile(image)
+        if image.size != size:
+            image = image.resize(size, Image.NEAREST)  # a small image enlarged, its pixels kept sharp
+        self.pixels[tile.y : tile.y + size[1], tile.x : tile.x + size[0]] = np.asarray(image.convert("RGB"))
+        self._advance()
+
+    def finish(self, title: str | None = None) -> Image.Image:
+        """The sheet with its title (``title`` instead, if given), the tiles never added left grey."""
+        title = self.title if title is None else title
+        size = (self.layout.tile_width, self.layout.tile_height)
+        for tile in self._missing.values():
+            self.pixels[tile.y : tile.y + size[1], tile.x : tile.x + size[0]] = MISSING
+        self._missing = {}
+        head = Image.fromarray(self.pixels[: self._head])
+        titles = [replace(t, text=title, lines=(one_line(title),)) for t in self.layout.texts if t.kind == "title"]
+        _draw_texts(head, titles)
+        self.pixels[: self._head] = np.asarray(head)
+        self._advance()
+        return Image.fromarray(self.pixels)
+
+    def png(self, title: str | None = None) -> bytes:
+        """``finish``, as a PNG file: only the rows not compressed yet are compressed now."""
+        self.finish(title)
+        self._bands.encode(0, self._head)
+        return self._bands.png()
+
+    def _advance(self) -> None:
+        ready = min((t.y for t in self._missing.values()), default=self.layout.height)
+        if ready > self._encoded:
+            self._bands.encode(self._encoded, ready)
+            self._encoded = ready
+
+
+def _draw_texts(image: Image.Image, texts: list[TextBox]) -> None:
+    draw = ImageDraw.Draw(image)
+    for text in texts:
         colour = ACTIVE if text.active and text.kind != "model" else INACTIVE
         for i, line in enumerate(text.lines):
             draw_line(draw, text.x + (INDENT if i else 0), text.y + i * LINE, line, colour, struck=not text.active)
-    return sheet
+
+
+def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, cols: int, subgrids: int,
+                  title: str = "", model_line: str = "", labels: bool = True) -> Image.Image:
+    """Tile ``images`` by each cell's row/col/subgrid (sub-grids stack downwards), labelled as ``layout_sheet`` says."""
+    width = max((im.width for im in images.values()), default=64)
+    height = max((im.height for im in images.values()), default=64)
+    sheet = Sheet(cells, rows, cols, subgrids, tile_size(width, height), title, model_line, labels)
+    for index, image in images.items():
+        sheet.add(index, image)
+    return sheet.finish()
+
+
+class RunSheets:
+    """A run's two contact sheets — labelled, and label-free for publishing — drawn as its batches are written (on
+    the writer's thread), then finished with the number of images the run made."""
+
+    FILES = {"sheet.png": True, "sheet-unlabelled.png": False}
+
+    def __init__(self, record: RunRecord):
+        self.record = record
+        self.sheets: dict[str, Sheet] = {}
+
+    def add(self, tiles: dict[int, Image.Image]) -> None:
+        r = self.record
+        if not self.sheets:
+            cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
+            tile = tile_size(r.params.width or 64, r.params.height or 64)
+            widest = self._title(len(cells))  # no title it gets later is wider
+            self.sheets = {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest,
+                                       f"Generated with {r.model.id}", labels) for name, labels in self.FILES.items()}
+        for sheet in self.sheets.values():
+            for index, image in tiles.items():
+                sheet.add(index, image)
+
+    def files(self, images: int, pool: Executor) -> dict[str, Future]:
+        """Each sheet's PNG (by file name), finished on ``pool``, its title counting ``images``."""
+        return {name: pool.submit(sheet.png, self._title(images)) for name, sheet in self.sheets.items()}
+
+    def _title(self, images: int) -> str:
+        return f"{self.record.spec.mode} · {images} of {len(self.record.cells)} images"
 
 
 def layout_sheet(cells: list[dict], rows: int, cols: int, subgrids: int, tile: tuple[int, int], title: str = "",

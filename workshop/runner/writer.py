@@ -2,11 +2,12 @@
 GIF animations), contact-sheet tiles and the scorer's inputs on a small thread pool (PIL's encoder and numpy release
 the GIL), then written to the run folder by one committing thread in the order the batches finished — each batch's
 files on disk before the manifest names them (``Run.add_images``), as when the runner wrote them itself. Its
-``BatchFinished`` event is sent once the batch is on disk, so a client that sees it can read the images.
+``BatchFinished`` event is sent once the batch is on disk, so a client that sees it can read the images; then its
+tiles go onto the contact sheets, which compress the rows they complete (``sheet.RunSheets``).
 
 A crash loses only the batches the writer still holds (at most ``PENDING`` besides the one being written): the
 manifest never names a file that is not there, and ``resume`` makes the rest. Run folders are scratch, so their PNGs
-use zlib's fastest level; the journal re-encodes what it keeps at accept.
+are made for speed (``pixels.scratch_png``); the journal re-encodes what it keeps at accept.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ import numpy as np
 from PIL import Image
 
 from journal import failpoints
-from journal.images import SCRATCH_LEVEL, clean_gif, clean_png
+from journal.images import clean_gif
 
 from . import events as ev
 from .engine import FinishedBatch
-from .pixels import to_image
+from .pixels import uint8_pixels
+from .png import scratch_png
 from .runs import Run
 from .sheet import sheet_tile
 
@@ -53,10 +55,12 @@ class BatchWriter:
     """Writes the batches given to ``submit`` into ``run`` in the background; ``close`` waits for all of them. After
     a write fails nothing more is written, and ``submit`` raises its error."""
 
-    def __init__(self, run: Run, *, on_event: Callable[[ev.Event], None], prepare: Callable | None = None):
+    def __init__(self, run: Run, *, on_event: Callable[[ev.Event], None], prepare: Callable | None = None,
+                 on_written: Callable[[dict[int, Image.Image]], None] = lambda tiles: None):
         self.run = run
         self.on_event = on_event
         self.prepare = prepare
+        self.on_written = on_written  # each batch's sheet tiles, once it is written (the contact sheets take them)
         self.kept: dict[int, Kept] = {}  # by cell, for every image written
         self._pool = ThreadPoolExecutor(workers(), thread_name_prefix="promptism-encode")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="promptism-write")
@@ -75,8 +79,8 @@ class BatchWriter:
         self._commit.submit(self._write, batch, images, gifs)
 
     def _encode(self, pixels: np.ndarray) -> tuple[bytes, Kept]:
-        image = to_image(pixels)
-        return clean_png(image, compress_level=SCRATCH_LEVEL).data, keep(image, self.prepare)
+        pixels = uint8_pixels(pixels)
+        return scratch_png(pixels), keep(Image.fromarray(pixels), self.prepare)
 
     def _write(self, batch: FinishedBatch, images: list[Future], gifs: dict[int, Future]) -> None:
         try:
@@ -86,8 +90,10 @@ class BatchWriter:
             animations = {i: f.result().data for i, f in gifs.items()}
             failpoints.hit("batch-held")  # encoded, not yet written: a crash here loses this batch alone
             self.run.add_images(batch.cells, [png for png, _ in encoded], animations)
-            self.kept.update(zip(batch.cells, (kept for _, kept in encoded)))
+            kept = dict(zip(batch.cells, (kept for _, kept in encoded)))
+            self.kept.update(kept)
             self.on_event(ev.BatchFinished(batch=batch.number, cells=batch.cells, seconds=batch.seconds))
+            self.on_written({i: k.tile for i, k in kept.items()})
         except BaseException as exc:  # noqa: BLE001 - kept for the run's thread, which fails the run with it
             self._error = exc
         finally:
