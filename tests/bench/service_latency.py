@@ -1,13 +1,15 @@
-"""Service latency: one 1-image `shapes` generate, cold (in-process, `--local`) vs through a warm service.
+"""Service latency: one 1-image generate (`shapes`, or --model), cold (in-process, `--local`) vs through a warm service.
 
-    python tests/bench/service_latency.py [--repeat 5] [--json]
+    python tests/bench/service_latency.py [--repeat 5] [--model MODEL] [--json]
 
 For each way it times the whole CLI command (wall, from starting the process to its exit) and the time to the first
 step event (from starting the process to the first `Step` JSON line on stdout); for the service also its own share:
 from a client submitting the job over the socket to the job's first step event (`service_first_step_s`, no CLI start
-in it). The service runs in a temporary runtime/state folder with a temporary journal, is warmed by one generate
-first, and is stopped at the end. Goals on a 2-core CPU: warm generate ≤ 1.0 s wall; first step through the service
-≤ 0.3 s.
+in it). The cold runs are `--verbose`: their phases until the first step (imports, loading the model …) are
+reported too, as medians. The service runs in a temporary runtime/state folder with a temporary journal; the
+generate that starts it is the cold service start (`cold_service_*`, one sample, its phases too); it is stopped at
+the end. Goals on a 2-core CPU: warm generate ≤ 1.0 s wall; first step through the service ≤ 0.3 s. On a GPU
+machine, with an SD-1.5-sized --model folder: cold first step ≤ 6 s.
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ PROMPTISM = [str(Path(sys.executable).parent / "promptism")]
 ARGS = ["generate", "a red circle on a blue background", "--seed", "1", "--json"]
 
 
-def timed(argv: list[str], env: dict) -> tuple[float, float | None]:
-    """(wall seconds, seconds to the first Step line) of one command."""
+def timed(argv: list[str], env: dict, phases: dict[str, list[float]] | None = None) -> tuple[float, float | None]:
+    """(wall seconds, seconds to the first Step line) of one command; its Phase events' seconds (with --verbose)
+    added to ``phases``, by name."""
     start = time.perf_counter()
     first_step = None
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True) as proc:
         for line in proc.stdout:
             if first_step is None and '"event": "Step"' in line:
                 first_step = time.perf_counter() - start
+            elif phases is not None and '"event": "Phase"' in line:
+                event = json.loads(line)
+                phases.setdefault(event["name"], []).append(event["seconds"])
         err = proc.stderr.read()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -41,7 +47,7 @@ def timed(argv: list[str], env: dict) -> tuple[float, float | None]:
     return wall, first_step
 
 
-def submitted_to_first_step(env: dict) -> float:
+def submitted_to_first_step(env: dict, model: str) -> float:
     """Seconds from submitting the generate's job over the socket to its first step event (a warm service)."""
     os.environ.update({k: env[k] for k in ("PROMPTISM_RUNTIME", "PROMPTISM_STATE", "PROMPTISM_JOURNAL")})
     from workshop.runner.events import Step
@@ -49,7 +55,8 @@ def submitted_to_first_step(env: dict) -> float:
     from workshop.service.client import connect
 
     client = connect(autostart=False)
-    request = JobRequest(kind="grid", journal=env["PROMPTISM_JOURNAL"], spec={"prompt": ARGS[1], "seeds": [1]})
+    request = JobRequest(kind="grid", journal=env["PROMPTISM_JOURNAL"], spec={"prompt": ARGS[1], "seeds": [1]},
+                         options={"model": model})
     start = time.perf_counter()
     job = client.submit(request)
     seconds = None
@@ -62,17 +69,22 @@ def submitted_to_first_step(env: dict) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--model", default="shapes", help="a built-in, or a diffusers folder (default: shapes)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    model = str(Path(args.model).absolute()) if Path(args.model).is_dir() else args.model
+    argv = [*PROMPTISM, *ARGS, "--model", model]
+    cold_phases: dict[str, list[float]] = {}
+    service_phases: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="pl-") as tmp:
         root = Path(tmp)
         env = {**os.environ, "PROMPTISM_JOURNAL": str(root / "journal"), "PROMPTISM_RUNTIME": str(root / "rt"),
                "PROMPTISM_STATE": str(root / "state"), "HF_HUB_OFFLINE": "1", "PROMPTISM_SERVICE": "on"}
-        cold = [timed([*PROMPTISM, *ARGS, "--local"], env) for _ in range(args.repeat)]
+        cold = [timed([*argv, "--local", "--verbose"], env, cold_phases) for _ in range(args.repeat)]
         try:
-            timed([*PROMPTISM, *ARGS], env)  # starts the service (detached) and warms the model
-            warm = [timed([*PROMPTISM, *ARGS], env) for _ in range(args.repeat)]
-            own = [submitted_to_first_step(env) for _ in range(args.repeat)]
+            cold_service = timed([*argv, "--verbose"], env, service_phases)  # starts the service, warms the model
+            warm = [timed(argv, env) for _ in range(args.repeat)]
+            own = [submitted_to_first_step(env, model) for _ in range(args.repeat)]
         finally:
             subprocess.run([*PROMPTISM, "serve", "stop"], env=env, capture_output=True)
     median = lambda values: round(statistics.median(values), 3)  # noqa: E731
@@ -80,14 +92,23 @@ def main() -> int:
         "cold_wall_s": median([w for w, _ in cold]), "cold_first_step_s": median([s for _, s in cold if s is not None]),
         "warm_wall_s": median([w for w, _ in warm]), "warm_first_step_s": median([s for _, s in warm if s is not None]),
         "service_first_step_s": median(own),
-        "repeat": args.repeat,
+        "cold_service_wall_s": round(cold_service[0], 3), "cold_service_first_step_s": round(cold_service[1], 3),
+        "cold_phases_s": {name: median(seconds) for name, seconds in cold_phases.items()},
+        "cold_service_phases_s": {name: seconds[0] for name, seconds in service_phases.items()},
+        "model": args.model, "repeat": args.repeat,
     }
     result["speedup"] = round(result["cold_wall_s"] / result["warm_wall_s"], 2)
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"1-image shapes generate, median of {args.repeat}:")
+        print(f"1-image {args.model} generate, median of {args.repeat}:")
         print(f"  cold (--local)   wall {result['cold_wall_s']:.3f} s · first step {result['cold_first_step_s']:.3f} s")
+        for name, seconds in result["cold_phases_s"].items():
+            print(f"    {name:<50} {seconds:7.3f} s")
+        print(f"  cold service     wall {result['cold_service_wall_s']:.3f} s · first step "
+              f"{result['cold_service_first_step_s']:.3f} s (the generate that starts it; one sample)")
+        for name, seconds in result["cold_service_phases_s"].items():
+            print(f"    {name:<50} {seconds:7.3f} s")
         print(f"  warm service     wall {result['warm_wall_s']:.3f} s · first step {result['warm_first_step_s']:.3f} s "
               f"(goals ≤ 1.0 s and ≤ 0.3 s)")
         print(f"  the service itself: submit → first step {result['service_first_step_s']:.3f} s")
