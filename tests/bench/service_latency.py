@@ -5,8 +5,10 @@
 For each way it times the whole CLI command (wall, from starting the process to its exit) and the time to the first
 step event (from starting the process to the first `Step` JSON line on stdout); for the service also its own share:
 from a client submitting the job over the socket to the job's first step event (`service_first_step_s`, no CLI start
-in it). The service runs in a temporary runtime/state folder with a temporary journal, is warmed by one generate
-first, and is stopped at the end. ``--cold-only`` times the cold command alone, no service (on a GPU machine, with
+in it). The cold runs are `--verbose`: their phases until the first step (imports, loading the model …) are
+reported too, as medians. The service runs in a temporary runtime/state folder with a temporary journal; the
+generate that starts it is the cold service start (`cold_service_*`, one sample, its phases too); it is stopped at
+the end. ``--cold-only`` times the cold command alone, no service (on a GPU machine, with
 ``--model`` a folder from sd15_shaped.py: the first command's cold start). The CLI runs as ``python -m workshop.cli``
 (what the `promptism` script runs; it works where no script is installed). Goals on a 2-core CPU (shapes): warm
 generate ≤ 1.0 s wall; first step through the service ≤ 0.3 s. On a GPU machine: cold generate to its first step
@@ -31,14 +33,18 @@ PROMPTISM = [sys.executable, "-m", "workshop.cli"]
 PROMPT = "a red circle on a blue background"
 
 
-def timed(argv: list[str], env: dict) -> tuple[float, float | None]:
-    """(wall seconds, seconds to the first Step line) of one command."""
+def timed(argv: list[str], env: dict, phases: dict[str, list[float]] | None = None) -> tuple[float, float | None]:
+    """(wall seconds, seconds to the first Step line) of one command; its Phase events' seconds (with --verbose)
+    added to ``phases``, by name."""
     start = time.perf_counter()
     first_step = None
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True) as proc:
         for line in proc.stdout:
             if first_step is None and '"event": "Step"' in line:
                 first_step = time.perf_counter() - start
+            elif phases is not None and '"event": "Phase"' in line:
+                event = json.loads(line)
+                phases.setdefault(event["name"], []).append(event["seconds"])
         err = proc.stderr.read()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
@@ -87,17 +93,22 @@ def main() -> int:
         root = Path(tmp)
         env = {**os.environ, "PROMPTISM_JOURNAL": str(root / "journal"), "PROMPTISM_RUNTIME": str(root / "rt"),
                "PROMPTISM_STATE": str(root / "state"), "HF_HUB_OFFLINE": "1", "PROMPTISM_SERVICE": "on"}
-        cold = [timed([*command, "--local"], env) for _ in range(args.repeat)]
+        cold_phases: dict[str, list[float]] = {}
+        cold = [timed([*command, "--local", "--verbose"], env, cold_phases) for _ in range(args.repeat)]
         result = {"model": Path(args.model).name, "repeat": args.repeat, "cold_wall_s": median([w for w, _ in cold]),
-                  "cold_first_step_s": median([s for _, s in cold if s is not None])}
+                  "cold_first_step_s": median([s for _, s in cold if s is not None]),
+                  "cold_phases_s": {name: median(seconds) for name, seconds in cold_phases.items()}}
         if not args.cold_only:
+            service_phases: dict[str, list[float]] = {}
             try:
-                timed(command, env)  # starts the service (detached) and warms the model
+                started = timed([*command, "--verbose"], env, service_phases)  # starts the service, warms the model
                 warm = [timed(command, env) for _ in range(args.repeat)]
                 own = [submitted_to_first_step(env, options) for _ in range(args.repeat)]
             finally:
                 subprocess.run([*PROMPTISM, "serve", "stop"], env=env, capture_output=True)
-            result |= {"warm_wall_s": median([w for w, _ in warm]),
+            result |= {"cold_service_wall_s": round(started[0], 3), "cold_service_first_step_s": round(started[1], 3),
+                       "cold_service_phases_s": {name: seconds[0] for name, seconds in service_phases.items()},
+                       "warm_wall_s": median([w for w, _ in warm]),
                        "warm_first_step_s": median([s for _, s in warm if s is not None]),
                        "service_first_step_s": median(own)}
             result["speedup"] = round(result["cold_wall_s"] / result["warm_wall_s"], 2)
@@ -106,7 +117,13 @@ def main() -> int:
         return 0
     print(f"1-image {result['model']} generate, median of {args.repeat}:")
     print(f"  cold (--local)   wall {result['cold_wall_s']:.3f} s · first step {result['cold_first_step_s']:.3f} s")
+    for name, seconds in result["cold_phases_s"].items():
+        print(f"    {name:<50} {seconds:7.3f} s")
     if not args.cold_only:
+        print(f"  cold service     wall {result['cold_service_wall_s']:.3f} s · first step "
+              f"{result['cold_service_first_step_s']:.3f} s (the generate that starts it; one sample)")
+        for name, seconds in result["cold_service_phases_s"].items():
+            print(f"    {name:<50} {seconds:7.3f} s")
         print(f"  warm service     wall {result['warm_wall_s']:.3f} s · first step {result['warm_first_step_s']:.3f} s "
               f"(goals ≤ 1.0 s and ≤ 0.3 s)")
         print(f"  the service itself: submit → first step {result['service_first_step_s']:.3f} s")

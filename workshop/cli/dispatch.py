@@ -6,9 +6,12 @@ lines either way, and Ctrl-C cancelling the job (its finished images kept). Both
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -19,33 +22,37 @@ from ..service.api import JobInfo, JobOutcome, JobRequest
 from ..settings import service_enabled
 
 
-def run(request: JobRequest, *, as_json: bool, local: bool, before_write: Callable[[], None] = lambda: None
-        ) -> tuple[JobOutcome, bool]:
+def run(request: JobRequest, *, as_json: bool, local: bool, verbose: bool = False,
+        before_write: Callable[[], None] = lambda: None) -> tuple[JobOutcome, bool]:
     """Run ``request`` to its end with progress; the outcome, and whether it was cancelled (Ctrl-C here, or a cancel
-    from another client). A failed job raises RunError with its one line."""
-    if not service_enabled(local):
-        from ..service.executor import run_job
+    from another client). A failed job raises RunError with its one line. ``verbose``: the phases until the first
+    step, with their seconds, on stderr at the end (and as JSON events with ``as_json``)."""
+    with Progress(as_json, verbose) as progress:
+        if not service_enabled(local):
+            from ..service.executor import run_job
 
-        with Progress(as_json) as progress, graceful_interrupt() as cancelled:
-            outcome = run_job(request, on_event=progress.on_event, cancel=cancelled, before_write=before_write)
-        return outcome, cancelled() or outcome.state == "cancelled"
-    from ..service.client import connect
+            with graceful_interrupt() as cancelled:
+                outcome = run_job(request, on_event=progress.on_event, cancel=cancelled, before_write=before_write)
+            return outcome, cancelled() or outcome.state == "cancelled"
+        from ..service.client import connect
 
-    client = connect(autostart=True, announce=lambda line: click.echo(line, err=True))
-    info = client.submit(request)
-    return follow(client, info, cancel_on_interrupt=True, as_json=as_json)
+        began, spawned = time.perf_counter(), []
+        client = connect(autostart=True, announce=lambda line: (spawned.append(line), click.echo(line, err=True)))
+        info = client.submit(request)
+        progress.phase("start the service" if spawned else "connect to the service", time.perf_counter() - began)
+        return follow(client, info, cancel_on_interrupt=True, progress=progress)
 
 
-def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, as_json: bool) -> tuple[JobOutcome, bool]:
-    """Watch a service job to its end. Ctrl-C cancels it (``cancel_on_interrupt``: this command started it) or
-    stops watching (the job runs on)."""
+def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progress) -> tuple[JobOutcome, bool]:
+    """Watch a service job to its end, its events to ``progress``. Ctrl-C cancels it (``cancel_on_interrupt``: this
+    command started it) or stops watching (the job runs on)."""
     from ..service.client import ServiceClient
 
     def cancel() -> None:
         ServiceClient(client.socket).cancel(info.id, info.journal)  # a client of its own: we are inside a read
 
     ended = info
-    with Progress(as_json) as progress, graceful_interrupt(cancel, watching=not cancel_on_interrupt):
+    with graceful_interrupt(cancel, watching=not cancel_on_interrupt):
         for item in client.follow(info.id, info.journal):
             if isinstance(item, JobInfo):
                 ended = item
@@ -59,13 +66,32 @@ def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, as_json: bool) -
     return JobOutcome(run=ended.run, state=ended.state, verified=ended.verified), ended.state == "cancelled"
 
 
-class Progress:
-    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise."""
+def since_process_start() -> float | None:
+    """Seconds since this process started (from Linux's /proc), None where that is not known."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text(encoding="ascii").rpartition(")")[2].split()[19])
+        return time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):  # (no /proc, no CLOCK_BOOTTIME)
+        return None
 
-    def __init__(self, as_json: bool):
+
+class Progress:
+    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise; with ``verbose``, the phases
+    until the first step (``Phase`` events: the runner's, the service's, and this command's own), listed on stderr
+    at the end and, with --json, printed as events too."""
+
+    def __init__(self, as_json: bool, verbose: bool = False):
         self.as_json = as_json
+        self.verbose = verbose
         self._bar = None
         self._task = None
+        self._phases: list = []  # Phase events, in the order they ended
+        self._phase_ended = time.perf_counter()  # when the latest phase ended here
+        started = since_process_start() if verbose else None
+        self._origin = self._phase_ended - (started or 0.0)  # when this process started, where that is known
+        self._to_first_step: float | None = None
+        if started is not None:
+            self.phase("start promptism (python, imports, checks)", started)
 
     def __enter__(self):
         if not self.as_json and sys.stderr.isatty():
@@ -81,10 +107,28 @@ class Progress:
     def __exit__(self, *exc):
         if self._bar is not None:
             self._bar.__exit__(*exc)
+        if self.verbose and self._phases:
+            click.echo(self._phase_table(), err=True)
+
+    def phase(self, name: str, seconds: float) -> None:
+        """A phase this command timed itself."""
+        from ..runner import events as ev
+
+        self.on_event(ev.Phase(name=name, seconds=round(seconds, 3)))
 
     def on_event(self, event) -> None:
         from ..runner import events as ev
 
+        if isinstance(event, ev.Phase):
+            self._phases.append(event)
+            self._phase_ended = time.perf_counter()
+            if self.as_json and self.verbose:
+                click.echo(json.dumps(event.to_json()))
+            return
+        if isinstance(event, ev.Step) and self._to_first_step is None:
+            now = time.perf_counter()
+            self.phase("first step (run folder, prompt, the step itself)", now - self._phase_ended)
+            self._to_first_step = now - self._origin
         if self.as_json:
             if not isinstance(event, ev.Preview):
                 click.echo(json.dumps(event.to_json()))
@@ -104,6 +148,15 @@ class Progress:
             left = f" · {int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d} left" if event.eta_s is not None else ""
             self._bar.update(self._task, completed=event.done, total=event.total,
                              steps=f"{event.done}/{event.total} steps · {event.it_per_s:.1f} it/s{left}")
+
+    def _phase_table(self) -> str:
+        """The phases as one block: each with its seconds, then the time to the first step."""
+        width = max(len(p.name) for p in self._phases)
+        lines = ["phases until the first step (seconds):",
+                 *(f"  {p.name:<{width}}  {p.seconds:7.3f}" for p in self._phases)]
+        total = (f"{self._to_first_step:7.3f}" if self._to_first_step is not None else "    (no step)")
+        lines.append(f"  {'to the first step, in all':<{width}}  {total}")
+        return "\n".join(lines)
 
 
 class graceful_interrupt:

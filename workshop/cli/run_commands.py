@@ -37,6 +37,9 @@ def _model_defaults(setting: str, otherwise) -> str:
 
 LOCAL = click.option("--local", is_flag=True, help="Run in this process, not in the service (which is started when "
                      "none runs; `service = false` in config.toml or PROMPTISM_SERVICE=off does the same).")
+VERBOSE = click.option("--verbose", "-v", is_flag=True, help="Say where the time until the first step went: each phase "
+                       "(imports, starting the service, loading the model …) with its seconds, on stderr at the end "
+                       "(with --json, as Phase events too).")
 
 
 def run_options(fn):
@@ -73,6 +76,7 @@ def run_options(fn):
         click.option("--json", "as_json", is_flag=True, help="Print JSON: progress events as JSON lines (grid --dry-run: the cells)."),
         click.option("--reveal-prompt", is_flag=True, help="Name the keywords in the keyword effects (they are numbered otherwise)."),
         LOCAL,
+        VERBOSE,
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -127,7 +131,7 @@ def execute_grid(grid, values: dict, opts: dict, journal_dir: Path) -> None:
     existing_journal(journal_dir)  # a folder that is no journal is refused before any service starts
     request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=values, create=True,
                          options=options_to_json(_absolute(options)))
-    outcome, cancelled = dispatch.run(request, as_json=opts["as_json"], local=opts["local"],
+    outcome, cancelled = dispatch.run(request, as_json=opts["as_json"], local=opts["local"], verbose=opts["verbose"],
                                       before_write=lambda: _make_out(opts["out"]))
     if outcome.run is None:  # cancelled while it waited in the queue
         click.echo("cancelled before it started: no images", err=True)
@@ -265,7 +269,8 @@ def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
         state = load_run(journal, run_id).state
         hint = f"; `promptism resume {run_id}` finishes it" if state in ("interrupted", "cancelled") else ""
         raise click.ClickException(f"run {run_id} is not running in a service (it is {state}){hint}")
-    dispatch.follow(client, job, cancel_on_interrupt=False, as_json=as_json)
+    with dispatch.Progress(as_json) as progress:
+        dispatch.follow(client, job, cancel_on_interrupt=False, progress=progress)
 
 
 def _run_json(run, reveal_prompt: bool) -> dict:
@@ -330,8 +335,9 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
 @LOCAL
+@VERBOSE
 @journal_option
-def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, journal_dir: Path) -> None:
+def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, verbose: bool, journal_dir: Path) -> None:
     """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
     from ..runner.runs import load_run
     from ..service.api import JobRequest
@@ -340,7 +346,7 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, journal_dir
     journal = Journal.open(journal_dir)
     journal.get(number)  # an unknown number is refused before any service starts
     request = JobRequest(kind="rerun", journal=str(journal.path.absolute()), number=number)
-    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local)
+    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
     if cancelled:
         where = f"in run {outcome.run}" if outcome.run else "in its run (`promptism runs` lists it)"
         click.echo(f"cancelled: rerun of #{number} was cancelled; its finished images are {where}", err=True)
@@ -358,8 +364,9 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, journal_dir
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
 @click.option("--reveal-prompt", is_flag=True, help="Name the keywords in the keyword effects (they are numbered otherwise).")
 @LOCAL
+@VERBOSE
 @journal_option
-def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, journal_dir: Path) -> None:
+def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, verbose: bool, journal_dir: Path) -> None:
     """Finish RUN, interrupted (its process or the service died) or cancelled: only its missing images, in its
     recorded batches, on its device and thread count — byte-identical to a run that was never interrupted."""
     from ..runner.runs import load_run
@@ -369,7 +376,7 @@ def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, jou
     journal = Journal.open(journal_dir)
     run = load_run(journal, run_id)  # an unknown run is refused before any service starts
     request = JobRequest(kind="resume", journal=str(journal.path.absolute()), run=run.id)
-    _, cancelled = dispatch.run(request, as_json=as_json, local=local)
+    _, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
     _conclude(load_run(journal, run.id), as_json=as_json, reveal=reveal_prompt, cancelled=cancelled)
 
 
@@ -377,8 +384,7 @@ def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, jou
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_cmd(as_json: bool) -> None:
     """List the models that can load here: built-ins, configured folders, diffusers repos in the Hugging Face cache."""
-    from ..runner.models import available, configured_folders
-    from ..runner.scoring import BUILTIN_CLIPS
+    from ..runner.models import BUILTIN_CLIPS, available, configured_folders
 
     settings = load_settings()
     for line in configured_folders(settings)[1]:

@@ -1,5 +1,6 @@
 """Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
-then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory), then RunFinished.
+then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory), then RunFinished —
+and, before the first step, a Phase as each part of getting there ends (imports, loading the model: see ``timing``).
 ``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out unless ``previews=True``: then
 as base64 PNG, the service's wire form); ``from_json`` rebuilds the same typed event from either."""
 
@@ -57,6 +58,15 @@ class Loading(Event):
     model: str
     device: str
     part: str = "pipeline"  # pipeline | scorer
+
+
+@dataclass(frozen=True)
+class Phase(Event):
+    """A part of getting a job to its first step — an import, resolving or loading the model, the service's warm-up,
+    … — and the seconds it took (``promptism generate --verbose`` lists them)."""
+
+    name: str
+    seconds: float
 
 
 @dataclass(frozen=True)
@@ -119,4 +129,4 @@ class RunFinished(Event):
 
 
 _KINDS: dict[str, type[Event]] = {kind.__name__: kind for kind in
-                                  (Loading, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, RunFinished)}
+                                  (Loading, Phase, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, RunFinished)}

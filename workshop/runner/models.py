@@ -25,6 +25,7 @@ from . import tiny
 from .errors import RunError
 from .speedups import Speedups
 from .speedups import apply as apply_speedups
+from .timing import phase
 
 WEIGHTS = Path(__file__).parent / "weights"  # shipped inside the package
 DEFAULT_GUIDANCE = 7.5
@@ -46,6 +47,15 @@ BUILTINS = {
     "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None, DEFAULT_GUIDANCE,
                     lambda build: tiny.ensure_tiny(cache_dir()) if build else cache_dir() / "models" / tiny.TINY_VERSION),
 }
+BUILTIN_CLIPS = {  # the scorers that ship with promptism (see scoring.py)
+    "shapes-clip": "built-in CLIP trained on the shapes world (scores the `shapes` model's images; knows nothing else)",
+    "tiny-clip": "built-in tiny random-weight CLIP (plumbing tests; its scores mean nothing)",
+}
+# Pipelines that AutoPipelineForText2Image would load as themselves (tests/test_cold_start.py checks it): loaded by
+# their own class, which imports one pipeline module instead of all of diffusers' (about 0.7 s of CPU)
+TEXT2IMAGE_CLASSES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", "StableDiffusion3Pipeline",
+                      "LatentConsistencyModelPipeline", "PixArtAlphaPipeline", "PixArtSigmaPipeline", "SanaPipeline",
+                      "FluxPipeline", "Flux2Pipeline", "QwenImagePipeline")
 DEFAULT_STEPS = 25
 GUIDED = "vqgan-clip"  # names of the CLIP-guided backend start with this (see guided.py)
 GUIDED_STEPS = 100
@@ -75,7 +85,6 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         raise RunError(f"the model name is empty: use {', '.join(BUILTINS)}, a diffusers folder or a cached Hugging Face "
                        "repo id (see `promptism models`)")
     if builtin := BUILTINS.get(name):
-        quiet_libraries()
         folder = builtin.folder(True)
         if not (folder / "model_index.json").exists():
             raise RunError(f"the built-in model {quoted(name)} is missing from this install ({folder}): reinstall promptism")
@@ -240,19 +249,36 @@ def _load(source: ModelSource, device, allow_pickle: bool):
     if not allow_pickle:
         check_safetensors(source.path)
     import torch
-    from diffusers import AutoPipelineForText2Image
 
-    quiet_libraries()
     dtype = torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    to_device = str(device) == "cuda"  # diffusers reads the weights straight onto the (current) GPU
     try:
-        with _silent_loaders():
-            pipe = AutoPipelineForText2Image.from_pretrained(source.path, torch_dtype=dtype,
-                                                             use_safetensors=not allow_pickle, local_files_only=True)
+        with phase("import diffusers"):
+            quiet_libraries()
+            pipeline_class = _text2image_class(source.path)
+        with _silent_loaders(), phase("read weights to the GPU" if to_device else "read weights"):
+            pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
+                                                  local_files_only=True, device_map="cuda" if to_device else None)
     except Exception as exc:  # noqa: BLE001 - a folder diffusers cannot load, whatever the reason: one line
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise RunError(f"cannot load model {source.id}: {detail}") from None
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device)
+    if to_device:
+        return pipe
+    with phase("move to the device"):
+        return pipe.to(device)
+
+
+def _text2image_class(folder: Path):
+    """The pipeline class that loads ``folder`` for text to image: the class its model_index.json names when it is
+    a common text-to-image pipeline (importing that pipeline's module alone), else AutoPipelineForText2Image (it
+    imports every pipeline it knows, and picks an img2img or inpainting folder's text-to-image sibling)."""
+    import diffusers
+
+    name = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
+    if name in TEXT2IMAGE_CLASSES:
+        return getattr(diffusers, name)
+    return diffusers.AutoPipelineForText2Image
 
 
 # One load at a time (the TUI's preload and a run may ask at once); re-entrant: a guided pipeline loads its CLIPs as scorers.

@@ -21,13 +21,9 @@ from PIL import Image
 from journal.text import quoted
 
 from .errors import RunError
-from .models import WEIGHTS, Warm
+from .models import BUILTIN_CLIPS, WEIGHTS, Warm
 from .records import CellRecord, KeywordEffect
 
-BUILTIN_CLIPS = {
-    "shapes-clip": "built-in CLIP trained on the shapes world (scores the `shapes` model's images; knows nothing else)",
-    "tiny-clip": "built-in tiny random-weight CLIP (plumbing tests; its scores mean nothing)",
-}
 _CONFIGS = Path(__file__).parent / "clip_configs"
 _CHECKPOINTS = {"shapes-clip": WEIGHTS / "shapes-clip.safetensors"}
 SCORERS = Warm()  # kept warm like pipelines

@@ -34,6 +34,7 @@ from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells
 from .sheet import RunSheets
 from .speedups import Speedups, active
+from .timing import phase
 from .writer import BatchWriter, Kept, keep
 
 
@@ -118,18 +119,23 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     ``journal`` is None where the command will create it (then ``#N`` init images name nothing)."""
     check_options(options)
     init = _resolve_init(journal, options.init_image)
-    source = resolve(options.model, allow_download=options.allow_download)
+    with phase("resolve the model"):
+        source = resolve(options.model, allow_download=options.allow_download)
     check_backend(source, options)
-    device = pick_device(options.device)
-    on_event(ev.Loading(model=source.id, device=device_name(device)))
-    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
+    with phase("pick the device"):
+        device = pick_device(options.device)
+        where = device_name(device)  # (starts CUDA)
+    on_event(ev.Loading(model=source.id, device=where))
+    with phase("load the model"):
+        backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
     backend.check(grid, options)
     guided = backend.guided
     clip = source.clip if options.clip is None else options.clip
     scorer = None
     if clip and clip != "none":
-        on_event(ev.Loading(model=clip, device=device_name(device), part="scorer"))
-        scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle, allow_download=options.allow_download)
+        on_event(ev.Loading(model=clip, device=where, part="scorer"))
+        with phase("load the scorer"):
+            scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle, allow_download=options.allow_download)
     steps = options.steps or source.steps
     width, height = options.size or (backend.native_size(),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)

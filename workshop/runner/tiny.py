@@ -56,6 +56,10 @@ def _build(folder: Path) -> None:
     from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+    from .models import quiet_libraries
+
+    quiet_libraries()
+
     write_clip_tokenizer(folder / "_tokenizer")
     tokenizer = CLIPTokenizer(str(folder / "_tokenizer" / "vocab.json"), str(folder / "_tokenizer" / "merges.txt"), model_max_length=77)
     torch.manual_seed(0)

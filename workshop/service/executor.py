@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
 
 from journal import Journal
@@ -15,6 +16,7 @@ from ..runner import events as ev
 from ..runner.errors import RunCancelled, RunError
 from ..runner.options import RunOptions
 from ..runner.speedups import Speedups
+from ..runner.timing import phase, reporting
 from .api import JobOutcome, JobRequest
 
 
@@ -44,7 +46,15 @@ def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambd
             cancel: Callable[[], bool] = lambda: False, before_write: Callable[[], None] = lambda: None) -> JobOutcome:
     """Run ``request`` to its end. A grid is checked and its model loaded before its journal or run folder is
     created (``before_write`` runs just then: the CLI's ``--out`` folder); bad input raises (RunError, SpecError,
-    JournalError) with nothing written. A cancelled job returns its run as ``cancelled``."""
+    JournalError) with nothing written. A cancelled job returns its run as ``cancelled``. Its phases until the first
+    step (imports, loading the model) are among its events."""
+    with reporting(on_event):
+        with phase("import torch and the runner"):  # (done already in a warm service)
+            import_module("..runner.session", __package__)
+        return _job(request, on_event, cancel, before_write)
+
+
+def _job(request: JobRequest, on_event, cancel, before_write) -> JobOutcome:
     journal_dir = Path(request.journal)
     options = options_from_json(request.options)
     if request.kind == "grid":

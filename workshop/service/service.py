@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from importlib import import_module
 from pathlib import Path
 
 from journal.journal import tool_version
@@ -43,6 +44,7 @@ class _Job:
     last_step: ev.Step | None = None
     last_preview: ev.Preview | None = None
     watchers: list[tuple[asyncio.AbstractEventLoop, asyncio.Queue]] = field(default_factory=list)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class Service:
@@ -59,6 +61,7 @@ class Service:
         self.started = _now()
         self._started_at = time.monotonic()
         self._last_active = time.monotonic()
+        self._warmed_at = float("inf")  # when the worker's warm-up ended
         self._jobs: dict[str, _Job] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -188,9 +191,12 @@ class Service:
     def _warm_up(self) -> None:
         """Import the runner (torch, diffusers) and pick the device now, so the first job does not wait for it."""
         from ..runner.devices import device_name, pick_device
-        from ..runner import session  # noqa: F401 - torch and diffusers, imported here once
+        from ..runner.models import quiet_libraries
 
+        import_module("..runner.session", __package__)  # torch, imported here once
+        quiet_libraries()  # (imports diffusers and transformers)
         self.device = device_name(pick_device("auto"))
+        self._warmed_at = time.monotonic()
 
     def _next(self) -> _Job | None:
         return next((j for j in self._jobs.values() if j.info.state == "queued"), None)
@@ -199,6 +205,9 @@ class Service:
         from .executor import run_job
 
         error = None
+        if job.queued_at < self._warmed_at:  # it came while the service was starting: it waited for the warm-up
+            self._emit(job, ev.Phase(name="service warm-up (torch, diffusers, the device)",
+                                     seconds=round(self._warmed_at - job.queued_at, 3)))
         try:
             outcome = run_job(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
         except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
