@@ -23,7 +23,7 @@ from workshop.paths import cache_dir
 from workshop.runner import events as ev
 from workshop.runner import speedups
 from workshop.runner.errors import RunError
-from workshop.runner.models import PIPELINES, load_pipeline, loaded_models, resolve
+from workshop.runner.models import PIPELINES, Warm, load_pipeline, loaded_models, resolve
 from workshop.runner.runs import accept_run, list_runs
 from workshop.runner.session import RunOptions, execute, rerun, resume
 from workshop.runner.speedups import Speedups
@@ -43,10 +43,12 @@ def pngs(run) -> dict[str, bytes]:
 
 @pytest.fixture
 def cold():
-    """No model warm before the test, none left after it."""
-    PIPELINES.entries.clear()
+    """No model warm before the test (pipelines nor scorers), none left after it."""
+    for pool in Warm.pools:
+        pool.entries.clear()
     yield
-    PIPELINES.entries.clear()
+    for pool in Warm.pools:
+        pool.entries.clear()
 
 
 @pytest.fixture(scope="session")
