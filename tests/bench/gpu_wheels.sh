@@ -15,7 +15,7 @@ set -euo pipefail
 root=$(git rev-parse --show-toplevel)
 cd "$root"
 PYTHON=${PYTHON:-$(dirname "$(git rev-parse --path-format=absolute --git-common-dir)")/.venv/bin/python}
-PACKAGES=(diffusers open_clip_torch ftfy wcwidth tinydb GitPython gitdb smmap orjson platformdirs
+PACKAGES=(diffusers isal open_clip_torch ftfy wcwidth tinydb GitPython gitdb smmap orjson platformdirs
           pydantic pydantic_core annotated-types typing-inspection typing_extensions)
 
 exclude=$(git rev-parse --git-path info/exclude)

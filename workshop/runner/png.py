@@ -2,8 +2,9 @@
 accept, with PIL). Pixels only — IHDR, IDAT, IEND, nothing else.
 
 Every row gets PNG's "Up" filter, computed by numpy for all rows at once (PIL tries five filters row by
-row), then zlib's fastest level: half PIL's time at level 1 for files of the same size, on noise and on smooth images
-alike; numpy and zlib release the GIL, so threads encode in parallel. An image can be encoded in bands of rows, in any
+row), then Intel ISA-L's deflate (python-isal) at level 1: on this project's 2-core CPU a 512² image deflates in 1-2 ms
+where zlib's fastest level takes 9-18 ms and PIL's PNG encoder at level 1 19-39 ms, into files no larger (noise
+787 KB alike; smooth 191 KB vs zlib's 217 KB). numpy and ISA-L release the GIL, so threads encode in parallel. An image can be encoded in bands of rows, in any
 order (``PngBands``): each band is a deflate segment of its own ending on a full flush (as pigz joins its pieces), so
 a contact sheet's rows are compressed as soon as its tiles are in, and its header band last.
 """
@@ -11,9 +12,9 @@ a contact sheet's rows are compressed as soon as its tiles are in, and its heade
 from __future__ import annotations
 
 import struct
-import zlib
 
 import numpy as np
+from isal import isal_zlib as zlib
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LAST_BLOCK = b"\x03\x00"  # an empty final deflate block: ends a stream of full-flushed segments

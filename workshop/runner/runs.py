@@ -12,6 +12,7 @@ import os
 import secrets
 import shutil
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -83,20 +84,22 @@ class Run:
     def save(self) -> None:
         write_atomic(self.folder / MANIFEST, json.dumps(self.record.dump(), ensure_ascii=False, indent=1).encode("utf-8"))
 
-    def add_images(self, indices: list[int], pngs: list[bytes], animations: dict[int, bytes] | None = None) -> None:
-        """Write a finished batch, encoded: pixels-only PNGs (and GIF animations) first, then the manifest that points
-        at them (see ``writer``, which encodes them)."""
+    def add_images(self, indices: list[int], pngs: list[bytes], animations: dict[int, bytes] | None = None, *,
+                   pool: Executor | None = None) -> None:
+        """Write a finished batch, encoded: pixels-only PNGs (and GIF animations) first — on ``pool``'s threads, if
+        given — then the manifest that points at them (see ``writer``, which encodes them)."""
         cells = self.record.cells
+        files: dict[str, bytes] = {}
         for index, png in zip(indices, pngs):
             cell = cells[index]
-            name = f"cell-{index:03d}-s{cell.seed}.png"
+            cell.file = f"cell-{index:03d}-s{cell.seed}.png"
+            files[cell.file] = png
             if gif := (animations or {}).get(index):
-                cell.animation = name.removesuffix(".png") + ".gif"
-                write_atomic(self.folder / cell.animation, gif)
-            write_atomic(self.folder / name, png)
-            cell.file = name
+                cell.animation = cell.file.removesuffix(".png") + ".gif"
+                files[cell.animation] = gif
             if cell.steps_done is not None:  # made again in full (a resumed run)
                 cell.steps_done = None
+        list((pool.map if pool else map)(lambda item: write_atomic(self.folder / item[0], item[1]), files.items()))
         self.record.layout.append(indices)
         self.save()
         failpoints.hit("batch-written")

@@ -14,7 +14,7 @@ the square layout of a plain list of seeds — cannot be a header: its labels be
 from __future__ import annotations
 
 import math
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 
@@ -165,30 +165,34 @@ def contact_sheet(cells: list[dict], images: dict[int, Image.Image], rows: int, 
 
 
 class RunSheets:
-    """A run's two contact sheets — labelled, and label-free for publishing — drawn as its batches are written (on
-    the writer's thread), then finished with the number of images the run made."""
+    """A run's two contact sheets — labelled, and label-free for publishing — laid out and labelled on a thread of
+    their own from the moment the run starts, then drawn as its batches are written (on the writer's thread), then
+    finished with the number of images the run made."""
 
     FILES = {"sheet.png": True, "sheet-unlabelled.png": False}
 
     def __init__(self, record: RunRecord):
         self.record = record
-        self.sheets: dict[str, Sheet] = {}
+        drawing = ThreadPoolExecutor(1, thread_name_prefix="promptism-sheet")
+        self._sheets = drawing.submit(self._draw)
+        drawing.shutdown(wait=False)
+
+    def _draw(self) -> dict[str, Sheet]:
+        r = self.record
+        cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
+        tile = tile_size(r.params.width or 64, r.params.height or 64)
+        widest = self._title(len(cells))  # no title it gets later is wider
+        return {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest, f"Generated with {r.model.id}",
+                            labels) for name, labels in self.FILES.items()}
 
     def add(self, tiles: dict[int, Image.Image]) -> None:
-        r = self.record
-        if not self.sheets:
-            cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
-            tile = tile_size(r.params.width or 64, r.params.height or 64)
-            widest = self._title(len(cells))  # no title it gets later is wider
-            self.sheets = {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest,
-                                       f"Generated with {r.model.id}", labels) for name, labels in self.FILES.items()}
-        for sheet in self.sheets.values():
+        for sheet in self._sheets.result().values():
             for index, image in tiles.items():
                 sheet.add(index, image)
 
     def files(self, images: int, pool: Executor) -> dict[str, Future]:
         """Each sheet's PNG (by file name), finished on ``pool``, its title counting ``images``."""
-        return {name: pool.submit(sheet.png, self._title(images)) for name, sheet in self.sheets.items()}
+        return {name: pool.submit(sheet.png, self._title(images)) for name, sheet in self._sheets.result().items()}
 
     def _title(self, images: int) -> str:
         return f"{self.record.spec.mode} · {images} of {len(self.record.cells)} images"

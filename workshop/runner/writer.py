@@ -89,7 +89,7 @@ class BatchWriter:
             encoded = [f.result() for f in images]
             animations = {i: f.result().data for i, f in gifs.items()}
             failpoints.hit("batch-held")  # encoded, not yet written: a crash here loses this batch alone
-            self.run.add_images(batch.cells, [png for png, _ in encoded], animations)
+            self.run.add_images(batch.cells, [png for png, _ in encoded], animations, pool=self._pool)
             kept = dict(zip(batch.cells, (kept for _, kept in encoded)))
             self.kept.update(kept)
             self.on_event(ev.BatchFinished(batch=batch.number, cells=batch.cells, seconds=batch.seconds))
