@@ -54,6 +54,8 @@ def run_options(fn):
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
         click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
+        click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
+                     "samplers` lists them; default: the model's own scheduler)."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -101,6 +103,7 @@ def options_for(grid, opts: dict):
         allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
         animate_every=_first(opts["animate"], 0),
         speedups=Speedups.chosen(settings, compile=opts["compile"], channels_last=opts["channels_last"], tf32=opts["tf32"]),
+        sampler=opts["sampler"],
     )
     check_options(options)
     return options
@@ -398,6 +401,23 @@ def models_cmd(as_json: bool) -> None:
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
 
 
+@click.command("samplers")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def samplers_cmd(as_json: bool) -> None:
+    """List the samplers --sampler takes: AUTOMATIC1111's names, each with the diffusers scheduler it runs."""
+    from ..runner.samplers import SAMPLERS
+
+    if as_json:
+        click.echo(dump_json([{"name": s.name, "scheduler": s.scheduler, "settings": s.settings, "ancestral": s.ancestral}
+                              for s in SAMPLERS.values()]))
+        return
+    print_table(["sampler", "diffusers scheduler", "settings", "noise"],
+                [[s.name, s.scheduler, ", ".join(f"{k}={v}" for k, v in s.settings.items()),
+                  "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
+    click.echo("Without --sampler a run uses the model folder's own scheduler. Ancestral samplers draw their noise from "
+               "each image's own generator, so reruns are byte-identical too.")
+
+
 def _guided_settings(opts: dict):
     """The CLIP-guided settings the command line gave, over the defaults; None when it gave none."""
     given = {k: opts[k] for k in ("lr", "cutouts", "tv") if opts[k] is not None}
@@ -449,5 +469,5 @@ def _copy_out(run, out: Path) -> None:
         shutil.copyfile(run.image(cell), out / f"{run.id}-{cell.file}")
 
 
-RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, resume_cmd, models_cmd]
+RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, resume_cmd, models_cmd, samplers_cmd]
 

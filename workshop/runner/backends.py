@@ -5,6 +5,7 @@ model name into its source, ``load`` gives its backend (kept warm by ``models``)
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Protocol
@@ -20,6 +21,7 @@ from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipel
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
 from .records import ParamsRecord
+from .samplers import make_scheduler, sampler
 from .speedups import Speedups, check_device
 
 
@@ -68,13 +70,23 @@ class DiffusersBackend:
                          scheduler=type(self.pipe.scheduler).__name__)
 
     def params(self, options: RunOptions) -> dict:
-        return {"scheduler": type(self.pipe.scheduler).__name__, **options.speedups.params()}
+        if options.sampler is None:
+            return {"scheduler": type(self.pipe.scheduler).__name__, **options.speedups.params()}
+        chosen = sampler(options.sampler)
+        make_scheduler(chosen, self.pipe.scheduler.config)  # refused now if the model cannot take it
+        return {"scheduler": chosen.scheduler, "sampler": chosen.name, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
         pass
 
     def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0) -> Engine:
-        return Engine(self.pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
+        """The engine, on a shallow copy of the warm pipeline with the run's sampler where it chose one (diffusers
+        registers the new scheduler on the copy alone: the warm pipeline keeps its own)."""
+        pipe = self.pipe
+        if params.sampler is not None:
+            pipe = copy.copy(self.pipe)
+            pipe.scheduler = make_scheduler(sampler(params.sampler), self.pipe.scheduler.config)
+        return Engine(pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
 
 
 class GuidedBackend:

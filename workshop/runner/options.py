@@ -11,6 +11,7 @@ from journal.images import pixel_limit
 from journal.text import quoted
 
 from .errors import RunError
+from .samplers import sampler
 from .models import GUIDED, is_guided
 from .speedups import Speedups
 
@@ -38,6 +39,7 @@ class RunOptions:
     guided: GuidedSettings | None = None  # the CLIP-guided backend's settings (default: GuidedSettings())
     animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
     speedups: Speedups = Speedups()  # compile, channels-last, TF32 (see speedups.py)
+    sampler: str | None = None  # an A1111 sampler name (see samplers.py); default: the model folder's scheduler
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -59,6 +61,11 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_options(options: RunOptions) -> None:
+    if options.sampler is not None:
+        sampler(options.sampler)
+        if is_guided(options.model):
+            raise RunError(f"--sampler is for diffusion models; the {options.model.partition(':')[0]} backend optimises, "
+                           "it does not sample: leave out --sampler")
     if options.steps is not None and options.steps < 1:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
     if options.size is not None:

@@ -66,7 +66,8 @@ class ParamsRecord(Record):
     init_image: str | None = None
     init_sha256: str | None = None
     parent: int | None = None
-    scheduler: str | None = None
+    scheduler: str | None = None  # the diffusers class that sampled
+    sampler: str | None = None  # its A1111 name, where --sampler chose it (see samplers.py); none: the model's own
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None

@@ -1,0 +1,87 @@
+"""Samplers by AUTOMATIC1111's names: mapped to diffusers schedulers configured from the model's own config, recorded
+in the run and the journal by name and class, used again by rerun — byte-identical for an ancestral sampler (fresh
+noise each step, from each image's own generator) and a multistep one; bad names refused in one line."""
+
+import json
+
+import pytest
+
+from journal import Journal
+from tests.helpers import run_cli
+from workshop.runner.errors import RunError
+from workshop.runner.models import load_pipeline, resolve
+from workshop.runner.runs import list_runs
+from workshop.runner.samplers import SAMPLERS, make_scheduler, sampler
+
+PROMPT = "a red circle on a blue background"
+
+
+def test_each_sampler_is_its_diffusers_scheduler_on_the_models_own_config():
+    import torch
+
+    pipe = load_pipeline(resolve("tiny"), torch.device("cpu"))
+    own = pipe.scheduler.config
+    for name, chosen in SAMPLERS.items():
+        if chosen.scheduler == "LMSDiscreteScheduler":
+            continue  # needs scipy (refused in one line: see below)
+        made = make_scheduler(chosen, own)
+        assert type(made).__name__ == chosen.scheduler, name
+        assert made.config.beta_start == own.beta_start and made.config.beta_schedule == own.beta_schedule
+        assert all(made.config[k] == v for k, v in chosen.settings.items()), name
+    assert make_scheduler(SAMPLERS["DPM++ 2M Karras"], own).config.use_karras_sigmas is True
+    assert make_scheduler(SAMPLERS["DPM++ 2M SDE"], own).config.algorithm_type == "sde-dpmsolver++"
+    assert type(pipe.scheduler).__name__ == "DDIMScheduler"  # the warm pipeline keeps its own
+
+
+def test_names_are_a1111s_in_any_case_and_unknown_ones_are_refused_listing_them():
+    assert sampler("dpm++ 2m  karras").name == "DPM++ 2M Karras" and sampler("Euler a").scheduler == "EulerAncestralDiscreteScheduler"
+    with pytest.raises(RunError) as caught:
+        sampler("Euler b")
+    assert "unknown sampler 'Euler b'" in str(caught.value) and "DPM++ 2M Karras" in str(caught.value)
+
+
+@pytest.mark.parametrize("name, scheduler", [("Euler a", "EulerAncestralDiscreteScheduler"),
+                                             ("DPM++ 2M Karras", "DPMSolverMultistepScheduler")])
+def test_a_run_with_a_sampler_records_it_and_reruns_byte_identical(tmp_path, capsys, name, scheduler):
+    j = str(tmp_path / "j")
+    code, _, err = run_cli(capsys, "grid", "-p", PROMPT, "-k", "glowing", "--mode", "leave-one-out", "--seeds", "1-2",
+                           "--model", "tiny", "--sampler", name, "--accept", "--title", "Sampled", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert run.record.params.sampler == name and run.record.params.scheduler == scheduler
+    exp = Journal.open(j).get(1)
+    assert exp.params["sampler"] == name and exp.params["scheduler"] == scheduler
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0 and "byte-identical" in out, out + err
+    rerun = list_runs(Journal.open(j))[0]
+    assert rerun.record.rerun_of == 1 and rerun.record.params.sampler == name
+
+
+def test_the_sampler_changes_the_images_and_the_default_is_the_models_own(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    for extra in ([], ["--sampler", "Euler a"]):
+        code, _, err = run_cli(capsys, "generate", PROMPT, "--seed", "3", "--model", "tiny", *extra, "--journal", j)
+        assert code == 0, err
+    euler, own = list_runs(Journal.open(j))
+    assert own.record.params.sampler is None and own.record.params.scheduler == "DDIMScheduler"
+    assert euler.image(euler.done[0]).read_bytes() != own.image(own.done[0]).read_bytes()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--sampler", "Euler b"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
+    (["--sampler", "LMS"], "sampler 'LMS' needs a package that is not installed"),
+    (["--sampler", "Euler", "--model", "vqgan-clip"], "--sampler is for diffusion models"),
+])
+def test_bad_samplers_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--model", "tiny", *args, "--journal", str(j))
+    assert code != 0 and message in err and err.count("\n") == 1, err
+    assert not j.exists()
+
+
+def test_samplers_lists_them(capsys):
+    code, out, _ = run_cli(capsys, "samplers")
+    assert code == 0 and "DPM++ 2M Karras" in out and "DPMSolverMultistepScheduler" in out and "fresh each step" in out
+    code, out, _ = run_cli(capsys, "samplers", "--json")
+    listed = {s["name"]: s for s in json.loads(out)}
+    assert set(listed) == set(SAMPLERS) and listed["Euler a"]["ancestral"] is True
