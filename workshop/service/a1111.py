@@ -7,7 +7,7 @@ Each call becomes a grid job (plain mode, one cell per image, seeds ``seed + i``
 user's default journal: the run is there to browse and accept later (``promptism runs``, ``promptism accept``).
 
 Decisions, where A1111 and promptism differ:
-- Sampler: promptism runs each model's own scheduler and has no sampler choice yet. Refusing ``sampler_name`` would
+- Sampler: these routes run each model's own scheduler (``--sampler`` is not mapped from here yet). Refusing ``sampler_name`` would
   break every default client (webuiapi sends "Euler a"), and ignoring it silently would pass a wrong image off as the
   one asked for, so a sampler (or ``scheduler``) other than "", "Default", "automatic" or the model's own is accepted
   and reported in ``info``: ``sampler_name`` is the scheduler that ran, and ``extra_generation_params["Not applied"]``
