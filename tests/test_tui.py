@@ -60,6 +60,18 @@ async def start_slow_grid(pilot, app, seeds: str = "1-16") -> None:
     app.screen.query_one("#mode").value = "plain"
 
 
+async def run_slow_grid_on_the_service(pilot, app, service: list[int], seeds: str) -> GridScreen:
+    """From a starting workshop: a slow grid (``start_slow_grid``) run through the service, whose pid goes into the
+    ``service`` fixture's list (stopped at teardown); its grid screen, once shown."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    await start_slow_grid(pilot, app, seeds=seeds)
+    assert "service" in app.model_status
+    service.append(service_pid())
+    await pilot.press("ctrl+r")
+    await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+    return app.screen
+
+
 async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
@@ -703,13 +715,7 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     config.write_text(config.read_text() + "max_batch = 1\n")  # one image a batch: a cancel keeps some, not all
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-        await start_slow_grid(pilot, app, seeds="1-4")
-        assert "service" in app.model_status
-        service.append(service_pid())
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
-        grid = app.screen
+        grid = await run_slow_grid_on_the_service(pilot, app, service, seeds="1-4")
         status = grid.query_one("#run-status", Static)
         await wait_for(pilot, lambda: "batch 2" in str(status.render()), timeout=120)
         await pilot.press("escape")
@@ -732,13 +738,7 @@ async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp
 
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
-        await start_slow_grid(pilot, app, seeds="1-6")
-        assert "service" in app.model_status
-        service.append(service_pid())
-        await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
-        status = app.screen.query_one("#run-status", Static)
+        status = (await run_slow_grid_on_the_service(pilot, app, service, seeds="1-6")).query_one("#run-status", Static)
         await wait_for(pilot, lambda: "step" in str(status.render()), timeout=120)
         job = app.job
         quit_at = time.monotonic()

@@ -120,6 +120,17 @@ class Sheet:
 
     def finish(self, title: str | None = None) -> Image.Image:
         """The sheet with its title (``title`` instead, if given), the tiles never added left grey."""
+        self._complete(title)
+        return Image.fromarray(self.pixels)
+
+    def png(self, title: str | None = None) -> bytes:
+        """The finished sheet (see ``finish``) as a PNG file: only the rows not compressed yet are compressed now."""
+        self._complete(title)
+        self._bands.encode(0, self._head)
+        return self._bands.png()
+
+    def _complete(self, title: str | None) -> None:
+        """Grey the tiles never added, draw the title, and compress the rows below the header band still left."""
         title = self.title if title is None else title
         size = (self.layout.tile_width, self.layout.tile_height)
         for tile in self._missing.values():
@@ -130,13 +141,6 @@ class Sheet:
         _draw_texts(head, titles)
         self.pixels[: self._head] = np.asarray(head)
         self._advance()
-        return Image.fromarray(self.pixels)
-
-    def png(self, title: str | None = None) -> bytes:
-        """``finish``, as a PNG file: only the rows not compressed yet are compressed now."""
-        self.finish(title)
-        self._bands.encode(0, self._head)
-        return self._bands.png()
 
     def _advance(self) -> None:
         ready = min((t.y for t in self._missing.values()), default=self.layout.height)

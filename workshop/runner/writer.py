@@ -1,5 +1,5 @@
 """The background writer: while the device makes the next batch, a finished batch's pixels are turned into PNGs (and
-GIF animations), contact-sheet tiles and the scorer's inputs on a small thread pool (PIL's encoder and numpy release
+GIF animations), contact-sheet tiles and the scorer's inputs on a small thread pool (numpy and ISA-L's deflate release
 the GIL), then written to the run folder by one committing thread in the order the batches finished — each batch's
 files on disk before the manifest names them (``Run.add_images``), as when the runner wrote them itself. Its
 ``BatchFinished`` event is sent once the batch is on disk, so a client that sees it can read the images; then its
@@ -7,7 +7,7 @@ tiles go onto the contact sheets, which compress the rows they complete (``sheet
 
 A crash loses only the batches the writer still holds (at most ``PENDING`` besides the one being written): the
 manifest never names a file that is not there, and ``resume`` makes the rest. Run folders are scratch, so their PNGs
-are made for speed (``pixels.scratch_png``); the journal re-encodes what it keeps at accept.
+are made for speed (``png.scratch_png``); the journal re-encodes what it keeps at accept.
 """
 
 from __future__ import annotations
