@@ -26,6 +26,7 @@ from pathlib import Path
 from journal.text import quoted
 
 from .dynamic import dynamic_syntax, expand, varying_part
+from .emphasis import weighted
 from .errors import SpecError
 from .params import RunParams
 from .prompt import Prompt, clean
@@ -309,6 +310,7 @@ def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
 def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder | None) -> list[Cell]:
     p = spec.prompt
     kws = p.enabled
+    weights = [k.weight for k in p.enabled_keywords]
     base_active = frozenset() if spec.mode == "matrix" else frozenset(range(len(kws)))
     cells, seen = [], {}
     for z, y, x in itertools.product(*(range(len(axes[n].entries)) for n in ("z", "y", "x"))):
@@ -320,7 +322,7 @@ def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder | None) -> lis
         parts = next((e.parts for e in entries if e.parts is not None), None)
         base, texts, negative = (parts[0], list(parts[1:-1]), parts[-1]) if parts else (p.base, list(kws), p.negative)
         keywords = [clean(texts[i]) for i in sorted(active)]
-        prompt = p.render(keywords, base)
+        prompt = p.render([weighted(clean(texts[i]), weights[i]) for i in sorted(active)], base)
         for e in entries:
             if e.replace:
                 key, value = e.replace

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from journal.text import quoted
 
+from .emphasis import weighted
 from .errors import SpecError
 
 _STRIP = " \t\r\n,"
@@ -27,6 +28,12 @@ def join(parts) -> str:
 class Keyword:
     text: str
     on: bool = True
+    weight: float = 1.0  # A1111 emphasis: rendered as (text:weight) unless 1
+
+    @property
+    def rendered(self) -> str:
+        """The keyword as it goes into the prompt: its text, with its weight where it has one."""
+        return weighted(clean(self.text), self.weight)
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,17 @@ class Prompt:
 
     @property
     def enabled(self) -> list[str]:
-        """The texts of the keywords that are switched on, in order."""
+        """The texts of the keywords that are switched on, in order (without their weights)."""
         return [clean(k.text) for k in self.keywords if k.on]
 
+    @property
+    def enabled_keywords(self) -> list[Keyword]:
+        """The keywords that are switched on, in order."""
+        return [k for k in self.keywords if k.on]
+
     def render(self, keywords: list[str] | None = None, base: str | None = None) -> str:
-        """The prompt with ``keywords`` (default: the enabled ones) around ``base`` (default: this base)."""
-        kws = self.enabled if keywords is None else keywords
+        """The prompt with ``keywords`` (as rendered; default: the enabled ones, with their weights) around ``base``
+        (default: this base)."""
+        kws = [k.rendered for k in self.enabled_keywords] if keywords is None else keywords
         base = self.base if base is None else base
         return join([*kws, base] if self.keywords_first else [base, *kws])
