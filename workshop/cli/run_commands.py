@@ -193,7 +193,7 @@ def _conclude(run, *, as_json: bool, reveal: bool, cancelled: bool, accepting: b
 
 def _say_accepted(exp, *, err: bool = False) -> None:
     """The one line that says a run became an experiment (``accept``, ``generate --accept``)."""
-    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}", err=err)
+    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit}", err=err)
 
 
 @click.command("generate")
