@@ -124,6 +124,7 @@ class FolderResult:
     planned: list[Planned] = field(default_factory=list)  # a dry run's
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # nothing wrong: already imported, not an image
     failed: list[tuple[Path, str]] = field(default_factory=list)  # an image that could not be imported, and why
+    present: int = 0  # images skipped because the journal has them already
     commits: int = 0
 
 
@@ -188,6 +189,7 @@ def _plan(files, options: FolderOptions, known: dict[str, int], result: FolderRe
         fresh = []
         for source, name in group:
             if (number := known.get(source.clean.sha256)) is not None:
+                result.present += 1
                 result.skipped.append((source.path, f"already in the journal (#{number})"))
             elif (twin := seen.get(source.clean.sha256)) is not None:
                 result.skipped.append((source.path, f"the same pixels as {visible(str(twin), keep_newlines=False)}"))

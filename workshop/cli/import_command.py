@@ -4,7 +4,6 @@ bar and a summary. The journal's copies carry pixels only; prompts are never pri
 
 from __future__ import annotations
 
-import sys
 import tomllib
 from pathlib import Path
 
@@ -61,7 +60,7 @@ def sampler_name(name: str, scheduler: str | None) -> str | None:
 @click.option("--allow-title-overlap", is_flag=True, help="Keep a title that contains the prompt or a keyword.")
 @journal_option
 def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, negative, recursive, group, dry_run,
-               reveal_prompt, allow_title_overlap, journal_dir: Path) -> None:
+               reveal_prompt, allow_title_overlap, journal_dir: Path) -> int:
     """Record IMAGES made elsewhere as the next numbered experiment — or, given a folder, every image in it.
 
     Prompt, negative prompt, seed, steps, guidance, sampler, size and every model are read from AUTOMATIC1111 (PNG,
@@ -78,7 +77,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
             raise click.BadParameter(f"{prompt_file.name} is not UTF-8 text", param_hint="--prompt-file") from None
     given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
     if any(path.is_dir() for path in images):
-        _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
+        return _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
                         allow_title_overlap, journal_dir)
         return
     for flag, used in (("--titles", titles_file), ("--recursive", recursive), ("--group", group), ("--dry-run", dry_run)):
@@ -90,6 +89,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     journal = Journal.open(journal_dir, create=True)
     exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
     say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit} in {journal.folder(exp)}")
+    return 0
 
 
 def _import_folders(roots: list[Path], given: Overrides, title, titles_file, recursive, group, dry_run, reveal_prompt,
@@ -109,8 +109,7 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
     if dry_run:
         _print_plan(result.planned, reveal_prompt)
     _print_summary(result, dry_run)
-    if not (result.imported or result.planned) and (result.failed or not result.skipped):
-        sys.exit(1)
+    return 1 if not (result.imported or result.planned or result.present) else 0
 
 
 def _titles(path: Path) -> dict[str, str]:
@@ -183,7 +182,7 @@ def _print_summary(result: FolderResult, dry_run: bool) -> None:
     say(f"{'would import' if dry_run else 'imported'} {images} image(s) as {experiments} experiment(s){numbers}; "
         f"skipped {len(result.skipped)}; failed {len(result.failed)}")
     for label, entries in (("skipped", result.skipped), ("failed", result.failed)):
-        for path, why in entries[:20]:
-            say(f"  {label} {path}: {why}", err=label == "failed")
+        for path, why in entries[:20]:  # a reason that names the file already (the journal's own messages) as it is
+            say(f"  {label} " + (why if str(path) in why else f"{path}: {why}"), err=label == "failed")
         if len(entries) > 20:
             say(f"  … and {len(entries) - 20} more {label}", err=label == "failed")
