@@ -474,8 +474,7 @@ class Journal:
         self._index.put(e.to_doc() for e in experiments)
         failpoints.hit("indexed")
         if tag:
-            for exp in experiments:
-                self._git.tag(_tag(exp.number), sha)
+            self._git.tag_all([_tag(exp.number) for exp in experiments], sha, self.path / SCRATCH / COMMIT_SCRATCH)
             failpoints.hit("tagged")
         self._intent_path.unlink()
 

@@ -12,7 +12,7 @@ import pytest
 import journal.importing
 from journal import Journal
 from tests import import_samples as samples
-from tests.helpers import assert_consistent, git, run_cli
+from tests.helpers import assert_consistent, declared_png, git, poll_until, pty_run, run_cli
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def folder(tmp_path):
     (root / "00004-77.txt").write_text("a quiet harbour, fog")
     (root / "empty.png").write_bytes(b"")
     (root / "cut.jpg").write_bytes(samples.a1111_jpeg(tmp_path / "whole.jpg").read_bytes()[:300])
+    declared_png(root / "huge.png", 20_000, 20_000)
     return root
 
 
@@ -38,9 +39,9 @@ def test_each_image_its_own_experiment_and_a_rerun_is_a_no_op(folder, tmp_path, 
     jdir = str(tmp_path / "j")
     code, out, err = run_cli(capsys, "import", str(folder), "--title", "Harbour study", "--journal", jdir)
     assert code == 0, err
-    assert "imported 4 image(s) as 4 experiment(s) (#1–#4, 1 commit(s)); skipped 1; failed 2" in out
+    assert "imported 4 image(s) as 4 experiment(s) (#1–#4, 1 commit(s)); skipped 1; failed 3" in out
     assert "00004-77.txt: not a PNG, JPEG or WebP image" in out
-    assert "empty.png" in err and "cut.jpg" in err and "Pillow can read" in err
+    assert "empty.png" in err and "cut.jpg" in err and "Pillow can read" in err and "huge.png declares 20000×20000" in err
     assert "lighthouse" not in out + err and "harbour, fog" not in out + err  # no prompt in any line
     exps = sorted(Journal.open(jdir).list(limit=None), key=lambda e: e.number)
     assert [(e.title, e.images[0].seed) for e in exps] == [("Harbour study 1", 500), ("Harbour study 2", 501),
@@ -147,3 +148,50 @@ def test_killed_mid_import_a_rerun_completes_it(tmp_path, failpoint):
     assert [(e.title, e.images[0].seed) for e in exps] == [(f"Night {k + 1}", k) for k in range(8)]
     assert commits(jdir) == 1 + 3  # init, then 3 + 3 + 2 experiments however the work was split between the runs
     assert json.loads(git(jdir, "show", f"HEAD:{exps[-1].dir}/experiment.json"))["keywords"][0] == "masterpiece"
+
+
+def test_the_originals_metadata_never_reaches_git(tmp_path, capsys):
+    """The journal keeps the prompt (private, in experiment.json) but none of the file's own metadata: no infotext,
+    no ComfyUI graph or workflow, in any blob of any commit."""
+    root = tmp_path / "in"
+    root.mkdir()
+    samples.a1111_png(root / "a.png")
+    samples.comfy_png(root / "ComfyUI_00001_.png", samples.comfy_refiner_graph())
+    samples.novelai_png(root / "n.png")
+    assert run_cli(capsys, "import", str(root), "-t", "Clean", "--journal", str(tmp_path / "j"))[0] == 0
+    history = git(tmp_path / "j", "log", "-p", "--all", "--binary")
+    for trace in ("Lora hashes", "Model hash", "class_type", "KSamplerAdvanced", "last_node_id", "signed_hash", "stealth_png",
+                  "NovelAI Diffusion V3 7BCCAA2C"):
+        assert trace not in history, trace
+
+
+def test_a_progress_bar_on_a_terminal(folder, tmp_path):
+    code, out = pty_run([sys.executable, "-m", "workshop.cli", "import", str(folder), "-t", "Bar", "--journal",
+                         str(tmp_path / "j")], cols=100)
+    assert code == 0 and b"importing" in out and b"8/8" in out, out[-800:]
+
+
+def test_killed_at_random_moments_a_rerun_completes(tmp_path):
+    """kill -9 at a random moment once the import is under way (in git's own commands too): consistent, and the
+    re-run brings in exactly the rest."""
+    import random
+    import time
+
+    root = tmp_path / "many"
+    root.mkdir()
+    for seed in range(24):
+        samples.a1111_png(root / f"{seed:05d}.png", seed=seed)
+    rng = random.Random(17)
+    for round_ in range(2):
+        jdir = tmp_path / f"j{round_}"
+        Journal.init(jdir)
+        command = [sys.executable, "-c", IMPORT, "import", str(root), "-t", "Rain", "--journal", str(jdir)]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        poll_until(lambda: commits(jdir) > 1, timeout=60, what="the first batch's commit")
+        time.sleep(rng.uniform(0.0, 0.3))
+        proc.kill()
+        proc.communicate()
+        assert 3 <= len(assert_consistent(jdir)) <= 24
+        assert subprocess.run(command, capture_output=True).returncode == 0
+        exps = sorted(assert_consistent(jdir).list(limit=None), key=lambda e: e.number)
+        assert [(e.title, e.images[0].seed) for e in exps] == [(f"Rain {k + 1}", k) for k in range(24)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from journal import InvalidInput, Journal
+from journal import InvalidInput, Journal, is_journal
 from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, experiment_from_images, folder_files,
                                import_folder)
 from journal.text import visible
@@ -103,7 +103,7 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
     files = folder_files(roots, recursive)
     if not files:
         raise InvalidInput(f"no files in {visible(str(roots[0]), keep_newlines=False)}" + ("" if recursive else " (--recursive reads its subfolders)"))
-    journal = Journal.open(journal_dir, create=not dry_run) if not dry_run or (journal_dir / "journal.toml").exists() else None
+    journal = Journal.open(journal_dir, create=True) if not dry_run or is_journal(journal_dir) else None
     with _progress(len(files)) as advance:
         result = import_folder(journal, files, options, dry_run=dry_run, on_file=advance)
     if dry_run:
