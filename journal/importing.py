@@ -165,10 +165,19 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
         pending: list[Planned] = []
 
         def flush() -> None:
-            if pending:
+            if not pending:
+                return
+            try:
                 result.imported += journal.accept_many([p.new for p in pending], allow_title_overlap=options.allow_title_overlap)
                 result.commits += 1
-                pending.clear()
+            except InvalidInput:  # refused before anything was written: find which, accept the others one by one
+                for planned in pending:
+                    try:
+                        result.imported += journal.accept_many([planned.new], allow_title_overlap=options.allow_title_overlap)
+                        result.commits += 1
+                    except InvalidInput as exc:
+                        result.failed += [(s.path, str(exc)) for s in planned.sources]
+            pending.clear()
 
         def take(planned: Planned) -> None:
             pending.append(planned)

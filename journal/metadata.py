@@ -34,7 +34,7 @@ from sd_parsers.data import Generators, PromptInfo, Sampler
 from sd_parsers.exceptions import ParserError
 from sd_parsers.parsers import MANAGED_PARSERS
 
-from .model import ModelInfo
+from .model import SEED_LIMIT, ModelInfo
 
 MAX_METADATA = 256 * 1024  # characters of one JSON metadata value read at most; real ones are a few kilobytes
 MAX_INFOTEXT = 32 * 1024  # A1111 infotext: sd-parsers' hash pattern is quadratic on hostile text, 32 KB reads in ~0.1 s
@@ -43,12 +43,13 @@ _EXIF_IFD = 0x8769
 _STEALTH = {b"stealth_pngcomp": True, b"stealth_pnginfo": False}  # signature → gzip-compressed (A1111's extension)
 _SIGNATURE_BITS = 15 * 8
 #: text keys a generator writes; one present but unreadable is a ``problem``, not "no metadata"
-_KNOWN_KEYS = ("parameters", "prompt", "invokeai_metadata", "sd-metadata", "Dream", "Comment")
+_KNOWN_KEYS = ("parameters", "prompt", "invokeai_metadata", "sd-metadata", "Dream")
 _SOURCES = {Generators.AUTOMATIC1111: "automatic1111", Generators.COMFYUI: "comfyui", Generators.FOOOCUS: "fooocus",
             Generators.INVOKEAI: "invokeai", Generators.NOVELAI: "novelai"}
 _PARSERS = [parser() for parser in MANAGED_PARSERS]  # Fooocus first: its JSON would otherwise read as A1111 text
 _SIZE = re.compile(r"^\(?\s*(\d+)\s*[x,]\s*(\d+)\s*\)?$")
 _SAVE_NODE = re.compile(r"save", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -105,11 +106,11 @@ def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, st
             return _convert(found, chunks, graph if isinstance(graph, dict) else None, name), None
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
             continue
-    known = [k for k in _KNOWN_KEYS if k in chunks]
+    known = [k for k in (*_KNOWN_KEYS, *(["Comment"] if chunks.get("Software") == "NovelAI" else [])) if k in chunks]
     if not known:
         return None, None
     key = known[0]
-    if key != "parameters" and (key != "Comment" or "Software" in chunks) and not isinstance(_json(chunks[key]), (dict, list)):
+    if key not in ("parameters", "Dream") and not isinstance(_json(chunks[key]), (dict, list)):
         return None, f"its {key} metadata is not valid JSON"
     if key == "prompt" and isinstance(graph, dict):
         return None, "its ComfyUI graph has no sampler"
@@ -136,11 +137,11 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     scheduler = final.parameters.get("scheduler")
     return GenerationInfo(
         source=source,
-        prompt=first(lambda s: _joined(s.prompts)) or "",
-        negative_prompt=first(lambda s: _joined(s.negative_prompts)) or "",
+        prompt=_text(first(lambda s: _joined(s.prompts)) or ""),
+        negative_prompt=_text(first(lambda s: _joined(s.negative_prompts)) or ""),
         seed=_int(first(_seed)),
-        sampler=_str(final.name) if final.name != "unknown" else None,
-        scheduler=_str(scheduler) if source != "automatic1111" or scheduler != "Automatic" else None,
+        sampler=_text(_str(final.name)) if final.name != "unknown" else None,
+        scheduler=_text(_str(scheduler)) if source != "automatic1111" or scheduler != "Automatic" else None,
         params={k: v for k, v in params.items() if v is not None},
         models=_models(found, samplers, chunks, graph, source),
     )
@@ -182,7 +183,7 @@ def _models(found: PromptInfo, samplers: list[Sampler], chunks: dict[str, str], 
     unique: dict[str, ModelInfo] = {}
     for credit in credits:
         if credit.id.strip():
-            unique.setdefault(credit.id, credit)
+            unique.setdefault(_text(credit.id), ModelInfo(id=_text(credit.id), hash=_text(credit.hash)))
     return tuple(unique.values())
 
 
@@ -304,10 +305,17 @@ def _json(text: str) -> Any:
 
 
 def _int(v) -> int | None:
+    """A whole number the journal can hold (seeds are unsigned 64-bit; steps and sizes far less), else None."""
     try:
-        return int(str(v).strip())
+        number = int(str(v).strip())
     except (TypeError, ValueError):
         return None
+    return number if 0 <= number < SEED_LIMIT else None
+
+
+def _text(v: str | None) -> str | None:
+    """Text the journal can store: a lone surrogate (JSON's ``\\ud800``) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", v) if v is not None else None
 
 
 def _float(v) -> float | None:

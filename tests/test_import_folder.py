@@ -195,3 +195,28 @@ def test_killed_at_random_moments_a_rerun_completes(tmp_path):
         assert subprocess.run(command, capture_output=True).returncode == 0
         exps = sorted(assert_consistent(jdir).list(limit=None), key=lambda e: e.number)
         assert [(e.title, e.images[0].seed) for e in exps] == [(f"Rain {k + 1}", k) for k in range(24)]
+
+
+def test_an_experiment_the_journal_refuses_fails_alone(tmp_path, capsys):
+    """An image 70,000 pixels wide is under the pixel limit but wider than a record holds: the batch it is in still
+    lands, that image is reported."""
+    from PIL import Image
+
+    root = tmp_path / "wide"
+    root.mkdir()
+    samples.a1111_png(root / "00001-1.png", seed=1)
+    Image.new("RGB", (70_000, 4), "white").save(root / "00002-2.png")
+    samples.a1111_png(root / "00003-3.png", seed=3)
+    code, out, err = run_cli(capsys, "import", str(root), "-t", "Wide", "-m", "m", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "imported 2 image(s)" in out and "failed 1" in out, err
+    assert "00002-2.png" in err and "width" in err
+    assert_consistent(tmp_path / "j")
+
+
+def test_values_the_journal_cannot_hold_are_left_out(tmp_path):
+    """A seed beyond 64 bits is no seed; a lone surrogate in JSON metadata becomes U+FFFD."""
+    graph = samples.comfy_graph()
+    graph["3"]["inputs"]["seed"] = 2**70
+    graph["6"]["inputs"]["text"] = "a bottle \ud800 of stars"
+    source = journal.importing.read_source(samples.comfy_png(tmp_path / "c.png", graph))
+    assert source.info.seed is None and source.info.prompt == "a bottle \ufffd of stars"
