@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import InvalidInput, JournalError
-from .images import CleanImage, clean_png, open_image
+from PIL import Image
+
+from .images import CleanImage, clean_png, open_image, pixel_hash
 from .journal import Journal, check_new
 from .keywords import split_keywords
 from .metadata import GenerationInfo, read_generation_info, without_stealth
@@ -40,13 +42,28 @@ class Overrides:
     negative_prompt: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class Source:
-    """One image file, read once: what its metadata says, and its pixels re-encoded without any of it."""
+    """One image file, read once: what its metadata says and its pixels (stealth info wiped), re-encoded without any
+    of it only when they are to be kept (``encoded``): a picture the journal has is known by its pixel hash alone."""
 
     path: Path
     info: GenerationInfo
-    clean: CleanImage
+    pixels: str  # images.pixel_hash
+    width: int
+    height: int
+    image: Image.Image | None  # until encoded
+    clean: CleanImage | None = None
+
+    def encoded(self) -> CleanImage:
+        if self.clean is None:
+            assert self.image is not None, "a released source has no pixels"
+            self.clean, self.image = clean_png(self.image), None
+        return self.clean
+
+    def release(self) -> None:
+        """Let go of the pixels (a dry run keeps only what it lists)."""
+        self.image = self.clean = None
 
 
 def read_source(path: Path) -> Source:
@@ -54,7 +71,9 @@ def read_source(path: Path) -> Source:
     alpha channel is wiped from the pixels the journal will keep."""
     im = open_image(Path(path))
     info = read_generation_info(im, Path(path).name)
-    return Source(Path(path), info, clean_png(without_stealth(im) if info.in_pixels else im))
+    if info.in_pixels:
+        im = without_stealth(im)
+    return Source(Path(path), info, pixel_hash(im), im.width, im.height, im)
 
 
 def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides(), *,
@@ -66,7 +85,8 @@ def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides =
 
 
 def experiment_from_sources(sources: Sequence[Source], title: str, given: Overrides = Overrides(),
-                            sampler_names: SamplerNames = no_sampler_names) -> NewExperiment:
+                            sampler_names: SamplerNames = no_sampler_names, *, pixels: bool = True) -> NewExperiment:
+    """``sources`` as one experiment; without ``pixels`` (a dry run) its images carry no encoded copy."""
     infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
     models = (ModelInfo(id=given.model),) if given.model else next((i.models for i in infos if i.models), ())
@@ -76,9 +96,9 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
                            "pass --model NAME (the model is always credited)")
     prompt = given.prompt if given.prompt is not None else (first.prompt or "")
     images = [NewImage(path=s.path, seed=given.seed if given.seed is not None else s.info.seed,
-                       prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.clean)
+                       prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if pixels else None)
               for s in sources]
-    params = {"width": sources[0].clean.width, "height": sources[0].clean.height} | first.params
+    params = {"width": sources[0].width, "height": sources[0].height} | first.params
     if first.sampler:
         raw = first.sampler + (f" ({first.scheduler})" if first.scheduler else "")
         params["source_sampler"] = raw
@@ -156,8 +176,13 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
     one hold of the writer lock throughout. ``on_file`` is called as each file is read (a progress bar)."""
     result = FolderResult()
     if dry_run:
-        known = journal.image_numbers() if journal is not None else {}
-        _plan(files, options, known, result, on_file, result.planned.append)
+        known = journal.image_numbers() if journal is not None else ({}, {})
+        def listed(planned: Planned) -> None:
+            for source in planned.sources:
+                source.release()
+            result.planned.append(planned)
+
+        _plan(files, options, known, result, on_file, listed, pixels=False)
         return result
     assert journal is not None, "a folder import needs a journal to import into"
     with journal.holding():
@@ -181,7 +206,7 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
 
         def take(planned: Planned) -> None:
             pending.append(planned)
-            if len(pending) >= BATCH_EXPERIMENTS or sum(len(s.clean.data) for p in pending for s in p.sources) >= BATCH_BYTES:
+            if len(pending) >= BATCH_EXPERIMENTS or sum(len(s.encoded().data) for p in pending for s in p.sources) >= BATCH_BYTES:
                 flush()
 
         _plan(files, options, known, result, on_file, take)
@@ -189,21 +214,26 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
     return result
 
 
-def _plan(files, options: FolderOptions, known: dict[str, int], result: FolderResult, on_file, take) -> None:
+def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, int]], result: FolderResult, on_file,
+          take, pixels: bool = True) -> None:
     """Read ``files`` in order, group them, and hand each experiment to ``take``; what cannot be goes in ``result``."""
+    by_pixels, by_file = known
     counter = 0
     seen: dict[str, Path] = {}
     for group in _groups(_sources(files, result, on_file), options.group):
         counter += 1  # counted whether imported now or before, so a re-run titles the rest as the first run would
         fresh = []
         for source, name in group:
-            if (number := known.get(source.clean.sha256)) is not None:
+            number = by_pixels.get(source.pixels)
+            if number is None and by_file:  # images recorded before pixel hashes: compare the journal's encoding
+                number = by_file.get(source.encoded().sha256)
+            if number is not None:
                 result.present += 1
                 result.skipped.append((source.path, f"already in the journal (#{number})"))
-            elif (twin := seen.get(source.clean.sha256)) is not None:
+            elif (twin := seen.get(source.pixels)) is not None:
                 result.skipped.append((source.path, f"the same pixels as {visible(str(twin), keep_newlines=False)}"))
             else:
-                seen[source.clean.sha256] = source.path
+                seen[source.pixels] = source.path
                 fresh.append((source, name))
         if not fresh:
             continue
@@ -213,7 +243,7 @@ def _plan(files, options: FolderOptions, known: dict[str, int], result: FolderRe
         try:
             if title is None:
                 raise InvalidInput("it is not in --titles FILE and no --title was given")
-            new = experiment_from_sources([s for s, _ in fresh], title, options.given, options.sampler_names)
+            new = experiment_from_sources([s for s, _ in fresh], title, options.given, options.sampler_names, pixels=pixels)
             check_new(new, options.allow_title_overlap)  # refused now: one bad experiment must not sink a batch
         except JournalError as exc:
             result.failed += [(s.path, str(exc)) for s, _ in fresh]

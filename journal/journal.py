@@ -282,7 +282,8 @@ class Journal:
             extra_models=tuple(new.extra_models),
             images=tuple(
                 ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt,
-                            score=img.score, animation=_gif_name(name) if a else None, animation_sha256=a.sha256 if a else None)
+                            score=img.score, animation=_gif_name(name) if a else None, animation_sha256=a.sha256 if a else None,
+                            pixels=c.pixels)
                 for name, c, img, a in zip(names, cleaned, new.images, animations)
             ),
             created=now,
@@ -309,9 +310,18 @@ class Journal:
             finally:
                 self._held = False
 
-    def image_numbers(self) -> dict[str, int]:
-        """The sha256 of every image in the journal → the experiment holding it (an import skips what is there)."""
-        return {image["sha256"]: doc.doc_id for doc in self._index.search() for image in doc.get("images", [])}
+    def image_numbers(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Which experiment holds each image (an import skips what is there): by pixel hash, and by file sha256 for
+        images recorded before pixel hashes were."""
+        by_pixels: dict[str, int] = {}
+        by_file: dict[str, int] = {}
+        for doc in self._index.search():
+            for image in doc.get("images", []):
+                if image.get("pixels"):
+                    by_pixels[image["pixels"]] = doc.doc_id
+                else:
+                    by_file[image["sha256"]] = doc.doc_id
+        return by_pixels, by_file
 
     def retitle(self, number: int, title: str, *, allow_title_overlap: bool = False) -> Experiment:
         """A new title for #number (one commit ``#N retitled``: the old title is never repeated)."""

@@ -63,9 +63,10 @@ class ImageRecord:
     score: float | None = None
     animation: str | None = None  # a GIF of how the image came to be (CLIP-guided runs), next to it
     animation_sha256: str | None = None
+    pixels: str | None = None  # images.pixel_hash of the image: an import skips pictures the journal has
 
 
-OPTIONAL_IMAGE_FIELDS = ("animation", "animation_sha256")  # left out of documents when empty
+OPTIONAL_IMAGE_FIELDS = ("animation", "animation_sha256", "pixels")  # left out of documents when empty
 
 
 @dataclass(frozen=True)

@@ -220,3 +220,28 @@ def test_values_the_journal_cannot_hold_are_left_out(tmp_path):
     graph["6"]["inputs"]["text"] = "a bottle \ud800 of stars"
     source = journal.importing.read_source(samples.comfy_png(tmp_path / "c.png", graph))
     assert source.info.seed is None and source.info.prompt == "a bottle \ufffd of stars"
+
+
+def test_the_same_pixels_are_known_whatever_the_file(tmp_path, capsys):
+    """Pixel hashes: a copy saved at another compression level, without its metadata, is the same picture; an image
+    the journal recorded before pixel hashes (file sha256 only) is known by its re-encoding."""
+    import dataclasses
+
+    from PIL import Image
+
+    from journal import ModelInfo, NewExperiment, NewImage
+    from journal.images import clean_png, open_image
+
+    root = tmp_path / "copies"
+    root.mkdir()
+    original = samples.a1111_png(root / "a.png", seed=1)
+    Image.open(original).save(root / "b.png", compress_level=1)
+    older = samples.a1111_png(tmp_path / "older.png", seed=2)
+    jdir = tmp_path / "j"
+    legacy = dataclasses.replace(clean_png(open_image(older)), pixels=None)
+    Journal.init(jdir).accept(NewExperiment(title="Before", model=ModelInfo("m"), images=[NewImage(older, clean=legacy)]))
+    (root / "older.png").write_bytes(older.read_bytes())
+    code, out, err = run_cli(capsys, "import", str(root), "-t", "Copies", "--journal", str(jdir))
+    assert code == 0 and "imported 1 image(s)" in out, err
+    assert "b.png: the same pixels as" in out and "older.png: already in the journal (#1)" in out
+    assert Journal.open(jdir).get(2).images[0].pixels is not None
