@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import InvalidInput, JournalError
 from PIL import Image
 
+from .errors import InvalidInput, JournalError
 from .images import CleanImage, clean_png, open_image, pixel_hash
 from .journal import Journal, check_new
 from .keywords import split_keywords
@@ -85,8 +85,8 @@ def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides =
 
 
 def experiment_from_sources(sources: Sequence[Source], title: str, given: Overrides = Overrides(),
-                            sampler_names: SamplerNames = no_sampler_names, *, pixels: bool = True) -> NewExperiment:
-    """``sources`` as one experiment; without ``pixels`` (a dry run) its images carry no encoded copy."""
+                            sampler_names: SamplerNames = no_sampler_names, *, keep_pixels: bool = True) -> NewExperiment:
+    """``sources`` as one experiment; without ``keep_pixels`` (a dry run) its images carry no encoded copy."""
     infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
     models = (ModelInfo(id=given.model),) if given.model else next((i.models for i in infos if i.models), ())
@@ -96,7 +96,7 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
                            "pass --model NAME (the model is always credited)")
     prompt = given.prompt if given.prompt is not None else (first.prompt or "")
     images = [NewImage(path=s.path, seed=given.seed if given.seed is not None else s.info.seed,
-                       prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if pixels else None)
+                       prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if keep_pixels else None)
               for s in sources]
     params = {"width": sources[0].width, "height": sources[0].height} | first.params
     if first.sampler:
@@ -177,12 +177,13 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
     result = FolderResult()
     if dry_run:
         known = journal.image_numbers() if journal is not None else ({}, {})
+
         def listed(planned: Planned) -> None:
             for source in planned.sources:
                 source.release()
             result.planned.append(planned)
 
-        _plan(files, options, known, result, on_file, listed, pixels=False)
+        _plan(files, options, known, result, on_file, listed, keep_pixels=False)
         return result
     assert journal is not None, "a folder import needs a journal to import into"
     with journal.holding():
@@ -215,7 +216,7 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
 
 
 def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, int]], result: FolderResult, on_file,
-          take, pixels: bool = True) -> None:
+          take, keep_pixels: bool = True) -> None:
     """Read ``files`` in order, group them, and hand each experiment to ``take``; what cannot be goes in ``result``."""
     by_pixels, by_file = known
     counter = 0
@@ -243,7 +244,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
         try:
             if title is None:
                 raise InvalidInput("it is not in --titles FILE and no --title was given")
-            new = experiment_from_sources([s for s, _ in fresh], title, options.given, options.sampler_names, pixels=pixels)
+            new = experiment_from_sources([s for s, _ in fresh], title, options.given, options.sampler_names, keep_pixels=keep_pixels)
             check_new(new, options.allow_title_overlap)  # refused now: one bad experiment must not sink a batch
         except JournalError as exc:
             result.failed += [(s.path, str(exc)) for s, _ in fresh]

@@ -149,6 +149,20 @@ def comfy_refiner_graph() -> dict:
     }
 
 
+def comfy_regions_graph() -> dict:
+    """Several subjects: two prompts, one set to an area, combined into the sampler's positive conditioning."""
+    graph = comfy_graph()
+    graph["6"]["inputs"]["text"] = "a knight in silver armour"
+    graph |= {
+        "21": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red dragon", "clip": ["4", 1]}},
+        "22": {"class_type": "ConditioningSetArea", "inputs": {"width": 256, "height": 512, "x": 256, "y": 0,
+                                                               "strength": 1.0, "conditioning": ["21", 0]}},
+        "23": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": ["6", 0], "conditioning_2": ["22", 0]}},
+    }
+    graph["3"]["inputs"]["positive"] = ["23", 0]
+    return graph
+
+
 def fooocus_png(path: Path) -> Path:
     """Fooocus 2.5's own scheme: sorted JSON in "parameters", "fooocus_scheme" beside it (the seed is a string)."""
     meta = {

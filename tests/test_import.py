@@ -194,6 +194,12 @@ def test_a_document_with_one_model_is_as_before(tmp_path, capsys):
     assert "extra_models" not in doc  # older promptism reads it unchanged
 
 
+def test_comfyui_several_subjects_each_prompt_kept(tmp_path):
+    new = imported(tmp_path, lambda p: samples.comfy_png(p, samples.comfy_regions_graph()))
+    assert new.prompt == "a knight in silver armour, a red dragon" and new.negative_prompt == "text, watermark"
+    assert new.keywords == ["a knight in silver armour", "a red dragon"]
+
+
 def test_fooocus(tmp_path):
     new = imported(tmp_path, samples.fooocus_png)
     assert facts(new) == ("a red fox in snow", "blurry", 8472836451, ["juggernautXL_v8Rundiffusion", "realisticStockPhoto_v20"],
