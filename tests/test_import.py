@@ -240,8 +240,9 @@ def test_imported_prompts_become_keywords(tmp_path, capsys):
     jdir = str(tmp_path / "j")
     assert run_cli(capsys, "import", str(src), "-t", "Tower", "--journal", jdir)[0] == 0
     exp = Journal.open(jdir).get(1)
-    assert exp.keywords == ("masterpiece", "a lighthouse at dusk", "(dramatic lighting:1.2)", "trending on artstation",
+    assert exp.keywords == ("masterpiece", "a lighthouse at dusk", "dramatic lighting", "trending on artstation",
                             "<lora:ink:0.8>")
+    assert "(dramatic lighting:1.2)" in exp.prompt  # the weight stays where A1111 wrote it
     for keyword in ("masterpiece", "dramatic lighting", "(dramatic lighting:1.2)", "Trending on ArtStation"):
         code, out, _ = run_cli(capsys, "log", "--keyword", keyword, "--journal", jdir)
         assert "Tower" in out, keyword
@@ -250,16 +251,18 @@ def test_imported_prompts_become_keywords(tmp_path, capsys):
 
 @pytest.mark.parametrize("prompt, keywords", [
     ("a, b,, c", ["a", "b", "c"]),
-    ("(red hair, blue eyes:1.2), [cat|dog], {x, y}", ["(red hair, blue eyes:1.2)", "[cat|dog]", "{x, y}"]),
-    ("one\ntwo BREAK three, one", ["one", "two", "three"]),
-    (r"a \(b, c\)", [r"a \(b", r"c\)"]),
+    ("(red hair, blue eyes:1.2), [cat|dog], {x, y}", ["red hair, blue eyes", "[cat|dog]", "{x, y}"]),
+    ("one\ntwo BREAK three, (one:1.3)", ["one", "two", "three"]),
+    (r"a \(b, c\)", ["a (b", "c)"]),
 ])
 def test_split_keywords(prompt, keywords):
     assert split_keywords(prompt) == keywords
 
 
 @pytest.mark.parametrize("keyword, text", [("((masterpiece:1.2))", "masterpiece"), ("[blurry]", "blurry"),
-                                           (r"\(x\)", "(x)"), ("a (b:1.1) c", "a (b:1.1) c")])
+                                           (r"\(x\)", "(x)"), ("a (b:1.1) c", "a (b:1.1) c"), ("(a) (b)", "(a) (b)"),
+                                           ("[cat|dog]", "[cat|dog]"), ("[fox:wolf:10]", "[fox:wolf:10]"),
+                                           ("( spaced : 0.8 )", "spaced")])
 def test_plain_keyword(keyword, text):
     assert plain(keyword) == text
 
