@@ -9,9 +9,11 @@ code covers only what sd-parsers 0.6 lacks or gets wrong:
 - extraction: sd-parsers' ParserManager refuses an already-decoded image (no ``format``), reads stealth info in pure
   Python over every pixel with an unbounded gunzip, and caches extracted metadata by ``id(image)`` (an id CPython
   reuses for the next image); here each source is read once, bounded, and stealth info also in its uncompressed form;
-- ComfyUI: links are taken from the API graph itself (the library needs the UI ``workflow`` and fails without one),
-  the sampler that produced the saved image is found by walking back from the save node (the library lists every
-  sampler in graph order), and checkpoints are found through LoRA loaders (the library credits a LoRA's link);
+- ComfyUI: the library is given only the part of the graph that made the saved image (walked back from the save
+  node; the library lists every sampler in graph order, and its work grows with samplers times chain length), with
+  links taken from that graph itself (the library needs the UI ``workflow`` and fails without one); the nearest
+  sampler is the one that produced the image, and checkpoints are found through LoRA loaders (the library credits a
+  LoRA's link);
 - InvokeAI 4+ (``model.name``) and refiner models, Fooocus' refiner and resolution, A1111's ``Size``.
 
 Parsing is best effort: a file whose metadata cannot be read says why (``problem``) and imports with what flags give.
@@ -37,6 +39,7 @@ from sd_parsers.parsers import MANAGED_PARSERS
 from .model import SEED_LIMIT, ModelInfo
 
 MAX_METADATA = 256 * 1024  # characters of one JSON metadata value read at most; real ones are a few kilobytes
+MAX_SAMPLERS = 16  # ComfyUI samplers read, nearest the saved image first (real workflows have a handful)
 MAX_INFOTEXT = 32 * 1024  # A1111 infotext: sd-parsers' hash pattern is quadratic on hostile text, 32 KB reads in ~0.1 s
 _EXIF_USER_COMMENT = 0x9286
 _EXIF_IFD = 0x8769
@@ -94,8 +97,9 @@ def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, st
     if too_long:
         return None, f"its {too_long[0]} metadata is too large to be real ({len(chunks[too_long[0]]) // 1024} KB)"
     given = dict(chunks)
-    graph = _json(chunks["prompt"]) if "prompt" in chunks else None
-    if isinstance(graph, dict):  # ComfyUI: links from the executed graph itself, not the UI's workflow
+    raw = _json(chunks["prompt"]) if "prompt" in chunks else None
+    graph = _upstream(raw, name) if isinstance(raw, dict) else None
+    if graph is not None:  # ComfyUI: the part that made the saved image, its links from the graph itself
         given["prompt"], given["workflow"] = graph, {"links": _links(graph)}
     for parser in _PARSERS:
         try:
@@ -103,7 +107,7 @@ def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, st
         except (ParserError, ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
             continue  # not this generator's, or malformed for it
         try:
-            return _convert(found, chunks, graph if isinstance(graph, dict) else None, name), None
+            return _convert(found, chunks, graph, name), None
         except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
             continue
     known = [k for k in (*_KNOWN_KEYS, *(["Comment"] if chunks.get("Software") == "NovelAI" else [])) if k in chunks]
@@ -112,14 +116,14 @@ def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, st
     key = known[0]
     if key not in ("parameters", "Dream") and not isinstance(_json(chunks[key]), (dict, list)):
         return None, f"its {key} metadata is not valid JSON"
-    if key == "prompt" and isinstance(graph, dict):
+    if key == "prompt" and graph is not None:
         return None, "its ComfyUI graph has no sampler"
     return None, f"its {key} metadata is in no format promptism reads"
 
 
 def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name: str) -> GenerationInfo:
     source = _SOURCES[found.generator]
-    samplers = _by_distance(graph, found.samplers, name) if graph else list(found.samplers)
+    samplers = sorted(found.samplers, key=lambda s: list(graph).index(s.sampler_id)) if graph else list(found.samplers)
     if not samplers:
         raise ValueError("no sampler")
     final = samplers[0]
@@ -205,12 +209,12 @@ def _is_link(value: Any) -> bool:
     return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool)
 
 
-def _by_distance(graph: dict, samplers: list[Sampler], name: str) -> list[Sampler]:
-    """The samplers upstream of the saved image, nearest first: the first made the final image. Walks back from the
-    save node whose filename prefix starts the file's name (ComfyUI names files ``prefix_00001_.png``), else from any
-    save node, else from any node taking images; samplers no save node reaches follow, in graph order."""
+def _upstream(graph: dict, name: str) -> dict[str, dict]:
+    """The nodes that made the saved image, nearest first, at most ``MAX_SAMPLERS`` samplers among them: walked back
+    from the save node whose filename prefix starts the file's name (ComfyUI names files ``prefix_00001_.png``),
+    else from any save node, else from any node taking images — else the whole graph, in its order. sd-parsers' work
+    grows with samplers times the length of their chains: a hostile graph of a thousand of each took minutes."""
     nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
-    ids = {s.sampler_id: s for s in samplers}
     saves = [k for k, n in nodes.items() if _SAVE_NODE.search(str(n.get("class_type", "")))]
     named = [k for k in saves if _prefix_of(nodes[k], name)]
     takers = [k for k, n in nodes.items() if isinstance(n.get("inputs"), dict) and _is_link(n["inputs"].get("images"))]
@@ -218,14 +222,22 @@ def _by_distance(graph: dict, samplers: list[Sampler], name: str) -> list[Sample
     order, seen, queue = [], set(start), deque(start)
     while queue:
         node_id = queue.popleft()
-        if node_id in ids:
-            order.append(ids[node_id])
+        if node_id in nodes:
+            order.append(node_id)
         inputs = nodes.get(node_id, {}).get("inputs")
         for value in (inputs.values() if isinstance(inputs, dict) else ()):
             if _is_link(value) and str(value[0]) not in seen:
                 seen.add(str(value[0]))
                 queue.append(str(value[0]))
-    return order + [s for s in samplers if s not in order]
+    samplers = [k for k in (order or nodes) if _is_sampler(nodes[k])]
+    dropped = set(samplers[MAX_SAMPLERS:])
+    return {k: nodes[k] for k in (order or nodes) if k not in dropped}
+
+
+def _is_sampler(node: dict) -> bool:
+    """What sd-parsers takes for a sampler: a node with a sampler name, steps and CFG."""
+    inputs = node.get("inputs")
+    return isinstance(inputs, dict) and {"sampler_name", "steps", "cfg"} <= inputs.keys()
 
 
 def _prefix_of(node: dict, name: str) -> bool:

@@ -308,3 +308,18 @@ def test_a_huge_infotext_is_refused_quickly(tmp_path):
     started = time.perf_counter()
     info = info_of(tmp_path, "a\nSteps: 1, Sampler: Euler, Seed: 1, " + "Hashes: {" * 40_000)
     assert time.perf_counter() - started < 2 and info.source is None and "too large" in info.problem
+
+
+def test_a_hostile_comfyui_graph_is_read_in_bounded_time(tmp_path):
+    """Hundreds of samplers on a long conditioning chain: sd-parsers' work grows with samplers times chain length
+    (a thousand of each took minutes); it is given the samplers nearest the saved image only."""
+    import time
+
+    graph = {f"c{i}": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": [f"c{i + 1}", 0]}} for i in range(600)}
+    graph["c600"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "deep"}}
+    graph |= {f"s{i}": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 1, "cfg": 1, "sampler_name": "euler",
+                                                           "positive": ["c0", 0]}} for i in range(600)}
+    src = make_png(tmp_path / "h.png", text={"prompt": json.dumps(graph)})
+    started = time.perf_counter()
+    info = read_source(src).info
+    assert time.perf_counter() - started < 3 and info.source == "comfyui" and info.seed == 0
