@@ -40,7 +40,9 @@ from .model import SEED_LIMIT, ModelInfo
 
 MAX_METADATA = 256 * 1024  # characters of one JSON metadata value read at most; real ones are a few kilobytes
 MAX_SAMPLERS = 16  # ComfyUI samplers read, nearest the saved image first (real workflows have a handful)
-MAX_INFOTEXT = 32 * 1024  # A1111 infotext: sd-parsers' hash pattern is quadratic on hostile text, 32 KB reads in ~0.1 s
+#: smaller bounds where sd-parsers' patterns are quadratic on hostile text (A1111's hashes, InvokeAI 2's Dream line):
+#: each reads in about 0.1 s at its bound, far above what a real image carries
+_LIMITS = {"parameters": 32 * 1024, "Dream": 4 * 1024}
 _EXIF_USER_COMMENT = 0x9286
 _EXIF_IFD = 0x8769
 _STEALTH = {b"stealth_pngcomp": True, b"stealth_pnginfo": False}  # signature → gzip-compressed (A1111's extension)
@@ -93,10 +95,10 @@ def read_generation_info(im: Image.Image, name: str = "") -> GenerationInfo:
 
 def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, str | None]:
     """The first parser that reads ``chunks``, as a GenerationInfo; else None and why (None: nothing to read)."""
-    too_long = [k for k in _KNOWN_KEYS if k in chunks and len(chunks[k]) > (MAX_INFOTEXT if k == "parameters" else MAX_METADATA)]
-    if too_long:
-        return None, f"its {too_long[0]} metadata is too large to be real ({len(chunks[too_long[0]]) // 1024} KB)"
-    given = dict(chunks)
+    too_long = [k for k in chunks if len(chunks[k]) > _LIMITS.get(k, MAX_METADATA)]
+    if known_too_long := [k for k in too_long if k in _KNOWN_KEYS]:
+        return None, f"its {known_too_long[0]} metadata is too large to be real ({len(chunks[known_too_long[0]]) // 1024} KB)"
+    given = {k: v for k, v in chunks.items() if k not in too_long}
     raw = _json(chunks["prompt"]) if "prompt" in chunks else None
     graph = _upstream(raw, name) if isinstance(raw, dict) else None
     if graph is not None:  # ComfyUI: the part that made the saved image, its links from the graph itself

@@ -300,13 +300,15 @@ def test_bad_single_files_one_line(tmp_path, capsys, make, why):
     assert code != 0 and why in err and err.count("\n") == 1
 
 
-def test_a_huge_infotext_is_refused_quickly(tmp_path):
-    """sd-parsers' A1111 hash pattern is quadratic on hostile text: infotext beyond what any real image carries is
-    not handed to it."""
+@pytest.mark.parametrize("key, text", [("parameters", "a\nSteps: 1, Sampler: Euler, Seed: 1, " + "Hashes: {" * 40_000),
+                                       ("Dream", '"' * 40_000 + "\nx")], ids=["a1111-hashes", "invokeai-dream"])
+def test_huge_metadata_is_refused_quickly(tmp_path, key, text):
+    """sd-parsers' A1111 hash pattern and InvokeAI 2 Dream pattern are quadratic on hostile text (40 KB of it: 15 s):
+    metadata beyond what any real image carries is not handed to them."""
     import time
 
     started = time.perf_counter()
-    info = info_of(tmp_path, "a\nSteps: 1, Sampler: Euler, Seed: 1, " + "Hashes: {" * 40_000)
+    info = read_source(make_png(tmp_path / "x.png", text={key: text})).info
     assert time.perf_counter() - started < 2 and info.source is None and "too large" in info.problem
 
 
