@@ -1,6 +1,7 @@
 """Importing images made elsewhere, one experiment at a time: every generator's metadata (samples written the way
 each tool writes them, tests/import_samples.py), flags over metadata, keywords, and no metadata kept."""
 
+import io
 import json
 
 import pytest
@@ -325,3 +326,17 @@ def test_a_hostile_comfyui_graph_is_read_in_bounded_time(tmp_path):
     started = time.perf_counter()
     info = read_source(src).info
     assert time.perf_counter() - started < 3 and info.source == "comfyui" and info.seed == 0
+
+
+def test_a_stealth_gzip_bomb_is_read_bounded(tmp_path):
+    """Stealth info whose gzip inflates to 64 MB: inflated no further than a metadata limit, said to be too large,
+    and still wiped from the kept pixels."""
+    import time
+
+    src = tmp_path / "bomb.png"
+    samples.stealth(samples.pixels((800, 800), seed=1), "a" * 64 * 2**20).save(src)
+    started = time.perf_counter()
+    source = read_source(src)
+    assert time.perf_counter() - started < 3
+    assert source.info.in_pixels and "too large" in source.info.problem, source.info
+    assert Image.open(io.BytesIO(source.encoded().data)).mode == "RGB"
