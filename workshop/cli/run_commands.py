@@ -414,8 +414,10 @@ def samplers_cmd(as_json: bool) -> None:
     print_table(["sampler", "diffusers scheduler", "settings", "noise"],
                 [[s.name, s.scheduler, ", ".join(f"{k}={v}" for k, v in s.settings.items()),
                   "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
-    click.echo("Without --sampler a run uses the model folder's own scheduler. Ancestral samplers draw their noise from "
-               "each image's own generator, so reruns are byte-identical too.")
+    click.echo("Without --sampler (or the sampler setting, or a spec's [params] sampler) a run uses the model folder's own "
+               "scheduler. Samplers with fresh noise each step draw it from each image's own seed (DPM++ SDE: a torchsde "
+               "Brownian tree per image, seeded with it), so reruns are byte-identical and an image does not depend on "
+               "its batch.")
 
 
 def _guided_settings(opts: dict):
