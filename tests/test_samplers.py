@@ -3,6 +3,8 @@ in the run and the journal by name and class, used again by rerun — byte-ident
 noise each step, from each image's own generator) and a multistep one; bad names refused in one line."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -10,8 +12,10 @@ from journal import Journal
 from tests.helpers import run_cli
 from workshop.runner.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
+from workshop.runner.options import run_sampler
 from workshop.runner.runs import list_runs
 from workshop.runner.samplers import SAMPLERS, make_scheduler, sampler
+from workshop.settings import load_settings
 
 PROMPT = "a red circle on a blue background"
 
@@ -103,6 +107,28 @@ def test_the_sampler_changes_the_images_and_the_default_is_the_models_own(tmp_pa
     euler, own = list_runs(Journal.open(j))
     assert own.record.params.sampler is None and own.record.params.scheduler == "DDIMScheduler"
     assert euler.image(euler.done[0]).read_bytes() != own.image(own.done[0]).read_bytes()
+
+
+def test_the_sampler_setting_is_the_default_a_spec_key_wins_over_it_and_the_flag_over_both(tmp_path, capsys):
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\nsampler = "euler  A"\n', encoding="utf-8")
+    assert load_settings().sampler == "Euler a"  # checked and spelled as promptism spells it when read
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'prompt = "{PROMPT}"\nseeds = [3]\n[params]\nsampler = "DPM++ 2M"\n', encoding="utf-8")
+    j = str(tmp_path / "j")
+    for args in (["generate", PROMPT, "--seed", "3"], ["grid", str(spec)], ["grid", str(spec), "--sampler", "DDIM"],
+                 ["generate", PROMPT, "--seed", "3", "--sampler", "Default"]):
+        code, _, err = run_cli(capsys, *args, "--journal", j)
+        assert code == 0, err
+    made = [(r.record.params.sampler, r.record.params.scheduler) for r in reversed(list_runs(Journal.open(j)))]
+    assert made == [("Euler a", "EulerAncestralDiscreteScheduler"), ("DPM++ 2M", "DPMSolverMultistepScheduler"),
+                    ("DDIM", "DDIMScheduler"), (None, "DDIMScheduler")]  # (the last: the model's own, DDIM)
+
+
+def test_the_sampler_setting_leaves_the_clip_guided_backend_alone_and_default_means_the_models_own():
+    assert run_sampler(None, "Euler a", "vqgan-clip:x+y") is None  # it does not sample: no sampler to default
+    assert run_sampler("Euler", "Euler a", "vqgan-clip:x+y") == "Euler"  # given: refused by check_options
+    assert run_sampler(None, "Euler a", "tiny") == "Euler a" and run_sampler(" default ", "Euler a", "tiny") is None
+    assert run_sampler(None, "default", "tiny") is None and run_sampler(None, None, "tiny") is None
 
 
 @pytest.mark.parametrize("args, message", [

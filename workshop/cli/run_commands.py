@@ -52,10 +52,12 @@ def run_options(fn):
         click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: "
                      f"{_model_defaults('guidance', DEFAULT_GUIDANCE)})."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
-        click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
+        click.option("--init-image", help="Start from an image: a file, #N for experiment N's first image, or #N:K for its "
+                     "image K (1-based, as `promptism show N` numbers them)."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
         click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
-                     "samplers` lists them; default: the model's own scheduler)."),
+                     "samplers` lists them; default: the sampler setting, else the model's own scheduler, which "
+                     "--sampler default asks for)."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -88,14 +90,15 @@ def run_options(fn):
 def options_for(grid, opts: dict):
     """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
     loading anything, so a dry run refuses what the real run would."""
-    from ..runner.options import RunOptions, check_options, parse_size
+    from ..runner.options import RunOptions, check_options, parse_size, run_sampler
     from ..runner.speedups import Speedups
 
     settings = load_settings()
     params = grid.spec.params
     size = _first(opts["size"], params.size)
+    model = _first(opts["model"], grid.spec.model, settings.model)
     options = RunOptions(
-        model=_first(opts["model"], grid.spec.model, settings.model), steps=_first(opts["steps"], params.steps),
+        model=model, steps=_first(opts["steps"], params.steps),
         guidance=_first(opts["guidance"], params.guidance), size=parse_size(size) if size is not None else None,
         init_image=_first(opts["init_image"], params.init_image), strength=_first(opts["strength"], params.strength),
         max_batch=_first(opts["max_batch"], params.max_batch, settings.max_batch),
@@ -103,7 +106,7 @@ def options_for(grid, opts: dict):
         allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
         animate_every=_first(opts["animate"], 0),
         speedups=Speedups.chosen(settings, compile=opts["compile"], channels_last=opts["channels_last"], tf32=opts["tf32"]),
-        sampler=opts["sampler"],
+        sampler=run_sampler(_first(opts["sampler"], params.sampler), settings.sampler, model),
     )
     check_options(options)
     return options

@@ -54,6 +54,9 @@ SAMPLERS = {s.name: s for s in (
 )}
 
 
+OWN = "default"  # where a sampler name goes (--sampler, [params], the setting): the model folder's own scheduler
+
+
 def sampler(name: str) -> Sampler:
     """The sampler of an A1111 name (case and spacing as A1111 writes it, or in any case); RunError listing them."""
     found = SAMPLERS.get(name) or {n.lower(): s for n, s in SAMPLERS.items()}.get(" ".join(name.lower().split()))
