@@ -1,6 +1,7 @@
 """Generation metadata other tools embed in images: AUTOMATIC1111 infotext, ComfyUI graphs, InvokeAI JSON.
 
-Used by ``promptism import`` to recover prompt, negative prompt, seed, steps and model. Parsing is best effort:
+Used by ``promptism import`` to recover prompt, negative prompt, seed, steps, guidance, size, sampler and model. The
+sampler is recorded by its AUTOMATIC1111 name, whichever tool wrote it (see ``samplers``). Parsing is best effort:
 anything unrecognised is simply absent from the result.
 """
 
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 
 from PIL import Image
+
+from .samplers import a1111_sampler, comfyui_sampler, invokeai_sampler
 
 _KEY = re.compile(r"\w[\w \-/]*")  # a key of A1111's last infotext line ("Steps", "CFG scale", "Model hash")
 MAX_METADATA = 256 * 1024  # characters of generation metadata read at most; real ones are a few kilobytes
@@ -64,13 +67,19 @@ def parse_a1111(text: str) -> GenerationInfo:
             line = line[len("Negative prompt:") :].strip()
         (negative if in_negative else prompt).append(line)
     result = GenerationInfo(source="automatic1111", prompt="\n".join(prompt).strip(), negative_prompt="\n".join(negative).strip())
+    schedule = None
     for key, value in params:
         if len(value) > 1 and value.startswith('"') and value.endswith('"'):
             try:
                 value = json.loads(value)
             except ValueError:
                 value = value[1:-1]
-        _set_a1111_param(result, key, value)
+        if key == "Schedule type":  # A1111 1.9+: "Sampler: DPM++ 2M, Schedule type: Karras"
+            schedule = value
+        else:
+            _set_a1111_param(result, key, value)
+    if "sampler" in result.params:
+        result.params["sampler"] = a1111_sampler(result.params["sampler"], schedule)
     return result
 
 
@@ -127,7 +136,8 @@ def _parse_invokeai(text: str) -> GenerationInfo:
         return GenerationInfo()
     model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
     params = {"steps": _int(meta.get("steps")), "guidance": _float(meta.get("cfg_scale")),
-              "width": _int(meta.get("width")), "height": _int(meta.get("height")), "sampler": meta.get("scheduler")}
+              "width": _int(meta.get("width")), "height": _int(meta.get("height")),
+              "sampler": invokeai_sampler(meta["scheduler"]) if isinstance(meta.get("scheduler"), str) else None}
     return GenerationInfo(
         source="invokeai",
         prompt=_str(meta.get("positive_prompt")),
@@ -159,7 +169,9 @@ def _parse_comfyui(text: str) -> GenerationInfo:
 
     checkpoint = next((n.get("inputs", {}).get("ckpt_name") for n in nodes.values()
                        if "CheckpointLoader" in str(n.get("class_type", ""))), None)
-    params = {"steps": _int(inputs.get("steps")), "guidance": _float(inputs.get("cfg")), "sampler": _str(inputs.get("sampler_name"))}
+    sampler, scheduler = inputs.get("sampler_name"), inputs.get("scheduler")
+    params = {"steps": _int(inputs.get("steps")), "guidance": _float(inputs.get("cfg")),
+              "sampler": comfyui_sampler(sampler, _str(scheduler)) if isinstance(sampler, str) else None}
     return GenerationInfo(
         source="comfyui",
         prompt=linked_text(inputs.get("positive")),

@@ -102,7 +102,7 @@ def test_comfyui_graph(tmp_path):
     src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph), "workflow": "{}"})
     new = experiment_from_images([src], "t")
     assert (new.prompt, new.negative_prompt, new.images[0].seed) == ("a castle in the clouds", "watermark", 42)
-    assert new.model.id == "sd_xl_base_1.0.safetensors" and new.params == {"steps": 25, "guidance": 6.0, "sampler": "euler", "imported_from": "comfyui"}
+    assert new.model.id == "sd_xl_base_1.0.safetensors" and new.params == {"steps": 25, "guidance": 6.0, "sampler": "Euler", "imported_from": "comfyui"}
 
 
 def test_invokeai_metadata(tmp_path):
@@ -111,6 +111,52 @@ def test_invokeai_metadata(tmp_path):
     src = make_png(tmp_path / "i.png", text={"invokeai_metadata": json.dumps(meta)})
     new = experiment_from_images([src], "t")
     assert (new.prompt, new.negative_prompt, new.images[0].seed, new.model.id, new.model.hash) == ("a fox", "text", 5, "dreamshaper-8", "abc")
+    assert new.params["sampler"] == "Euler"
+
+
+@pytest.mark.parametrize("line, sampler", [
+    ("Sampler: DPM++ 2M Karras", "DPM++ 2M Karras"),  # A1111 before 1.9
+    ("Sampler: DPM++ 2M, Schedule type: Karras", "DPM++ 2M Karras"),  # 1.9 and later
+    ("Schedule type: Karras, Sampler: DPM++ SDE", "DPM++ SDE Karras"),
+    ("Sampler: Euler a, Schedule type: Automatic", "Euler a"),
+    ("Sampler: DPM++ 2M Karras, Schedule type: Karras", "DPM++ 2M Karras"),
+    ("Sampler: DPM++ 2M, Schedule type: Exponential", "DPM++ 2M Exponential"),  # kept: promptism has no such sampler
+])
+def test_a1111_samplers_of_either_era_are_recorded_by_one_name(line, sampler):
+    assert parse_a1111(f"a cat\nSteps: 4, {line}, Seed: 9").params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("name, scheduler, sampler", [
+    ("dpmpp_2m", "karras", "DPM++ 2M Karras"), ("dpmpp_2m", "normal", "DPM++ 2M"), ("euler_ancestral", "normal", "Euler a"),
+    ("dpmpp_2m_sde_gpu", "karras", "DPM++ 2M SDE Karras"), ("dpmpp_sde", "karras", "DPM++ SDE Karras"),
+    ("ddim", "ddim_uniform", "DDIM"), ("uni_pc", "normal", "UniPC"), ("euler_cfg_pp", "normal", "euler_cfg_pp"),
+])
+def test_comfyui_samplers_and_schedulers_map_to_a1111_names(tmp_path, name, scheduler, sampler):
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "sampler_name": name, "scheduler": scheduler}}}
+    src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph)})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("scheduler, sampler", [("dpmpp_2m_k", "DPM++ 2M Karras"), ("euler_a", "Euler a"),
+                                                ("kdpm_2_a", "DPM2 a"), ("pndm", "PLMS"), ("unipc", "UniPC"),
+                                                ("dpmpp_sde_k", "DPM++ SDE Karras"), ("deis", "deis")])
+def test_invokeai_schedulers_map_to_a1111_names(tmp_path, scheduler, sampler):
+    src = make_png(tmp_path / "i.png", text={"invokeai_metadata": json.dumps({"seed": 1, "scheduler": scheduler})})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+def test_every_name_the_import_tables_give_is_one_promptism_runs_or_one_a1111_has_and_promptism_does_not():
+    """The journal's tables speak the runner's language: each A1111 name they map to is a promptism sampler, but
+    for the A1111 samplers promptism does not offer (listed here, so a new one is a decision)."""
+    from journal import samplers as names
+    from workshop.runner.samplers import SAMPLERS
+
+    given = {names.comfyui_sampler(n, "normal") for n in names._COMFYUI_SAMPLERS}
+    given |= {names.comfyui_sampler(n, "karras") for n in ("lms", "dpm_2", "dpm_2_ancestral", "dpmpp_2m", "dpmpp_sde",
+                                                            "dpmpp_2m_sde", "dpmpp_2s_ancestral", "dpmpp_3m_sde")}
+    given |= set(names._INVOKEAI.values())
+    not_offered = {"DPM++ 2S a", "DPM++ 3M SDE", "DPM fast", "DPM adaptive"}
+    assert {n.removesuffix(" Karras") for n in given - set(SAMPLERS)} == not_offered
 
 
 def test_garbage_metadata_is_ignored_not_fatal(tmp_path):
