@@ -61,15 +61,20 @@ def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
     if given is None:
         return None
     if given.startswith("#"):
+        number_text, sep, place_text = given[1:].partition(":")
         try:
-            number = int(given[1:])
+            number, place = int(number_text), int(place_text) if sep else 1
         except ValueError:
-            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N, or a file path") from None
+            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N's first image, #N:K for its image K, "
+                           "or a file path") from None
         if journal is None:
             raise RunError(f"--init-image {given}: no experiment #{number}; the journal does not exist yet, so pass an "
                            "image file")
         exp = journal.get(number)
-        path = journal.image_path(exp, exp.images[0])
+        if not 1 <= place <= len(exp.images):
+            raise RunError(f"--init-image {given}: experiment #{exp.number} has {len(exp.images)} image(s): pick K from 1 "
+                           f"to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
+        path = journal.image_path(exp, exp.images[place - 1])
         if not path.is_file():
             raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
                            "(run `promptism doctor`)")
