@@ -339,18 +339,33 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @click.command("rerun")
 @click.argument("number", type=click.IntRange(min=1))
 @click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
+@click.option("--model", "-m", "model", help="An imported experiment: make it on this model (default: the one it "
+              "names, where that one is here).")
+@click.option("--sampler", help="An imported experiment: make it with this sampler (default: the one it names).")
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
 @LOCAL
 @VERBOSE
 @journal_option
-def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, verbose: bool, journal_dir: Path) -> None:
-    """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
+def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None, as_json: bool, local: bool,
+              verbose: bool, journal_dir: Path) -> None:
+    """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout.
+
+    An imported experiment (made by another tool) is made again from its recorded prompt, negative prompt, seeds,
+    steps, guidance, size and sampler, as a new run: its images cannot be compared byte for byte with the originals.
+    """
+    from ..runner.imported import is_imported
     from ..runner.runs import load_run
     from ..service.api import JobRequest
     from . import dispatch
 
     journal = Journal.open(journal_dir)
-    journal.get(number)  # an unknown number is refused before any service starts
+    exp = journal.get(number)  # an unknown number is refused before any service starts
+    if is_imported(exp):
+        _remake(journal, exp, verify=verify, model=model, sampler=sampler, as_json=as_json, local=local, verbose=verbose)
+        return
+    if model is not None or sampler is not None:
+        raise click.UsageError(f"--model and --sampler are for imported experiments; #{number} reruns with what it was "
+                               "made with")
     request = JobRequest(kind="rerun", journal=str(journal.path.absolute()), number=number)
     outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
     if cancelled:
@@ -363,6 +378,30 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, verbose: bo
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
         raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")
+
+
+def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: str | None, as_json: bool,
+            local: bool, verbose: bool) -> None:
+    """Make imported experiment ``exp``'s images again as a new run (see ``runner.imported``)."""
+    from ..runner.imported import remake
+    from ..service.api import JobRequest
+    from ..service.executor import options_to_json
+    from . import dispatch
+
+    if verify:
+        raise click.UsageError(f"#{exp.number} was imported (made by another tool): its images cannot be compared byte "
+                               "for byte, so there is nothing to --verify")
+    job = remake(exp, load_settings(), model=model, sampler_name=sampler)
+    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=job.spec,
+                         options=options_to_json(_absolute(job.options)))
+    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
+    if outcome.run is None or cancelled:
+        where = f"in run {outcome.run}" if outcome.run else "none"
+        click.echo(f"cancelled: making #{exp.number} again was cancelled; its finished images: {where}", err=True)
+        click.get_current_context().exit(130)
+    left_out = f" (not applied: {'; '.join(job.left_out)})" if job.left_out else ""
+    click.echo(f"#{exp.number} made again from imported settings → run {outcome.run}: not comparable byte for byte "
+               f"(made by another tool){left_out}")
 
 
 @click.command("resume")

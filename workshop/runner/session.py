@@ -27,6 +27,7 @@ from .devices import EnergyMeter, cpu_threads, device_available, device_name, pi
 from .backends import Backend, load, resolve
 from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunCancelled, RunError
+from .imported import is_imported
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_options
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
@@ -330,9 +331,10 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
           cancel=lambda: False) -> tuple[Run, bool]:
     """Regenerate experiment #number with its recorded cells and batch layout; True if every image is byte-identical."""
     exp = journal.get(number)
-    recorded = exp.grid or {}
-    if "cells" not in recorded or "picked" not in recorded:
-        raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun")
+    if is_imported(exp):
+        raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun byte for "
+                       f"byte: `promptism rerun {number}` makes it again from its imported settings")
+    recorded = exp.grid
     params = ParamsRecord(**{**exp.params, "parent": exp.parent})
     if "animate_every" in exp.params:
         params.animate_every = 0  # the rerun checks the images; it makes no animations
