@@ -39,7 +39,8 @@ from journal.images import DEFAULT_MAX_PIXELS
 from journal.text import quoted
 
 from .paths import APP
-from .runner.samplers import SAMPLERS
+from .runner.errors import RunError
+from .runner.samplers import OWN, SAMPLERS, sampler
 
 
 class SettingsError(ValueError):
@@ -87,9 +88,6 @@ def _flag(value) -> bool | None:
 
 def _sampler(value) -> str | None:
     """A sampler's name as promptism spells it ("dpm++ 2m karras" → "DPM++ 2M Karras"), or "default"."""
-    from .runner.errors import RunError
-    from .runner.samplers import OWN, sampler
-
     if not _text(value):
         return None
     if value.strip().lower() == OWN:

@@ -396,8 +396,8 @@ def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: 
                          options=options_to_json(_absolute(job.options)))
     outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
     if outcome.run is None or cancelled:
-        where = f"in run {outcome.run}" if outcome.run else "none"
-        click.echo(f"cancelled: making #{exp.number} again was cancelled; its finished images: {where}", err=True)
+        kept = f"; its finished images are in run {outcome.run}" if outcome.run else " before it made an image"
+        click.echo(f"cancelled: making #{exp.number} again was cancelled{kept}", err=True)
         click.get_current_context().exit(130)
     left_out = f" (not applied: {'; '.join(job.left_out)})" if job.left_out else ""
     click.echo(f"#{exp.number} made again from imported settings → run {outcome.run}: not comparable byte for byte "
@@ -458,8 +458,8 @@ def samplers_cmd(as_json: bool) -> None:
                   "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
     click.echo("Without --sampler (or the sampler setting, or a spec's [params] sampler) a run uses the model folder's own "
                "scheduler. Samplers with fresh noise each step draw it from each image's own seed (DPM++ SDE: a torchsde "
-               "Brownian tree per image, seeded with it), so reruns are byte-identical and an image does not depend on "
-               "its batch.")
+               "Brownian tree per image, seeded with it), so reruns are byte-identical and an image's noise does not "
+               "depend on its batch.")
 
 
 def _guided_settings(opts: dict):

@@ -4,11 +4,11 @@ SDE variant of DPM++ …), so the betas and timestep spacing stay the model's. `
 without it a run uses the model folder's scheduler. The run records the name and the class with its settings, and
 ``rerun`` and ``resume`` make the same scheduler again. Torch-free until a scheduler is made.
 
-Noise: ancestral and SDE samplers draw fresh noise every step. The multistep ones (Euler a, DPM2 a, DPM++ 2M SDE)
-draw it from the generators the pipeline passes to each step — each image's own, seeded with its seed. DPM++ SDE
-(diffusers' DPMSolverSDEScheduler) draws it from torchsde Brownian trees seeded at random unless told; here each
-image gets a tree of its own seeded with the image's seed (as A1111 does), so its reruns are byte-identical and an
-image does not depend on the batch it was made in.
+Noise: ancestral and SDE samplers draw fresh noise every step. Most (Euler a, DPM2 a, DPM++ 2M SDE) draw it from
+the generators the pipeline passes to each step — each image's own, seeded with its seed. DPM++ SDE (diffusers'
+DPMSolverSDEScheduler) draws it from torchsde Brownian trees seeded at random unless told; here each image gets a
+tree of its own seeded with the image's seed (as A1111 does), so its reruns are byte-identical and an image's noise
+does not depend on the batch it is made in.
 """
 
 from __future__ import annotations
