@@ -579,6 +579,8 @@ def test_init_image_hash_n_colon_k_starts_from_image_k_of_experiment_n(tmp_path,
     assert run_cli(capsys, "import", str(red), str(green), "--title", "two", "--model", "m", "--journal", j)[0] == 0
     journal = Journal.open(j)
     exp = journal.get(1)
+    shown = run_cli(capsys, "show", "1", "--journal", j)[1]
+    assert f"Image 2    {journal.image_path(exp, exp.images[1])}" in shown  # K as `show` numbers them
     spec = tmp_path / "s.toml"
     spec.write_text(f'prompt = "{PROMPT}"\n[params]\ninit_image = "#1:2"\nsteps = 4\n', encoding="utf-8")
     for args in (["generate", PROMPT, "--init-image", "#1:2", "--steps", "4"], ["grid", str(spec)],
