@@ -119,9 +119,9 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
         rows.append(("Compute", " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
                                                        c.energy_wh is not None and f"{c.energy_wh:.3f} Wh",
                                                        c.co2_g is not None and f"≈ {c.co2_g:.2f} g CO2") if x)))
-    for image in exp.images:
+    for place, image in enumerate(exp.images, 1):  # numbered as --init-image '#N:K' picks them
         extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
-        rows.append(("Image", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
+        rows.append((f"Image {place}", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
         if reveal and image.prompt:  # a grid's images each have their own prompt
             rows.append(("  prompt", image.prompt))
     if reveal:

@@ -11,7 +11,7 @@
     wildcards = "wildcards"           # folder of NAME.txt files, relative to this file
     model = "shapes"
     [params]                          # the run flags' settings (flags win); unknown keys are refused
-    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip
+    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler
     [axes]
     y = "guidance=3,7.5"
 
