@@ -21,15 +21,9 @@ from .metadata import GenerationInfo, read_generation_info, without_stealth
 from .model import Experiment, ModelInfo, NewExperiment, NewImage
 from .text import visible
 
-#: (sampler, scheduler) as a generator names them → promptism's sampler name, or None when it has no such sampler
-SamplerNames = Callable[[str, "str | None"], "str | None"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 BATCH_EXPERIMENTS = 100  # experiments per commit in a folder import
 BATCH_BYTES = 64 * 2**20  # and at most this much image data held for one
-
-
-def no_sampler_names(name: str, scheduler: str | None) -> str | None:
-    return None
 
 
 @dataclass(frozen=True)
@@ -76,16 +70,15 @@ def read_source(path: Path) -> Source:
     return Source(Path(path), info, pixel_hash(im), im.width, im.height, im)
 
 
-def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides(), *,
-                           sampler_names: SamplerNames = no_sampler_names) -> NewExperiment:
+def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides()) -> NewExperiment:
     """``paths`` as one experiment."""
     if not paths:
         raise InvalidInput("name at least one image to import")
-    return experiment_from_sources([read_source(Path(p)) for p in paths], title, given, sampler_names)
+    return experiment_from_sources([read_source(Path(p)) for p in paths], title, given)
 
 
-def experiment_from_sources(sources: Sequence[Source], title: str, given: Overrides = Overrides(),
-                            sampler_names: SamplerNames = no_sampler_names, *, keep_pixels: bool = True) -> NewExperiment:
+def experiment_from_sources(sources: Sequence[Source], title: str, given: Overrides = Overrides(), *,
+                            keep_pixels: bool = True) -> NewExperiment:
     """``sources`` as one experiment; without ``keep_pixels`` (a dry run) its images carry no encoded copy."""
     infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
@@ -99,11 +92,6 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
                        prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if keep_pixels else None)
               for s in sources]
     params = {"width": sources[0].width, "height": sources[0].height} | first.params
-    if first.sampler:
-        raw = first.sampler + (f" ({first.scheduler})" if first.scheduler else "")
-        params["source_sampler"] = raw
-        if named := sampler_names(first.sampler, first.scheduler):
-            params["sampler"] = named
     if first.source:
         params["imported_from"] = first.source
     return NewExperiment(
@@ -127,7 +115,6 @@ class FolderOptions:
     title: str | None = None  # titles "TITLE 1", "TITLE 2" … in folder order
     titles: Mapping[str, str] = field(default_factory=dict)  # a file's path (relative to its folder) or name → its title
     allow_title_overlap: bool = False
-    sampler_names: SamplerNames = no_sampler_names
 
 
 @dataclass(frozen=True)
@@ -244,7 +231,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
         try:
             if title is None:
                 raise InvalidInput("it is not in --titles FILE and no --title was given")
-            new = experiment_from_sources([s for s, _ in fresh], title, options.given, options.sampler_names, keep_pixels=keep_pixels)
+            new = experiment_from_sources([s for s, _ in fresh], title, options.given, keep_pixels=keep_pixels)
             check_new(new, options.allow_title_overlap)  # refused now: one bad experiment must not sink a batch
         except JournalError as exc:
             result.failed += [(s.path, str(exc)) for s, _ in fresh]

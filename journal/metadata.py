@@ -14,7 +14,8 @@ code covers only what sd-parsers 0.6 lacks or gets wrong:
   links taken from that graph itself (the library needs the UI ``workflow`` and fails without one); the nearest
   sampler is the one that produced the image, and checkpoints are found through LoRA loaders (the library credits a
   LoRA's link);
-- InvokeAI 4+ (``model.name``) and refiner models, Fooocus' refiner and resolution, A1111's ``Size``.
+- InvokeAI 4+ (``model.name``) and refiner models, Fooocus' refiner and resolution, A1111's ``Size``;
+- sampler names, in AUTOMATIC1111's naming through ``samplers``' tables (the library keeps each tool's own).
 
 Parsing is best effort: a file whose metadata cannot be read says why (``problem``) and imports with what flags give.
 """
@@ -37,6 +38,7 @@ from sd_parsers.exceptions import ParserError
 from sd_parsers.parsers import MANAGED_PARSERS
 
 from .model import SEED_LIMIT, ModelInfo
+from .samplers import a1111_sampler, comfyui_sampler, invokeai_sampler
 
 MAX_METADATA = 256 * 1024  # characters of one JSON metadata value read at most; real ones are a few kilobytes
 MAX_SAMPLERS = 16  # ComfyUI samplers read, nearest the saved image first (real workflows have a handful)
@@ -63,9 +65,7 @@ class GenerationInfo:
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int | None = None
-    sampler: str | None = None  # as the generator names it ("dpmpp_2m", "DPM++ 2M Karras", "k_euler_ancestral")
-    scheduler: str | None = None  # ComfyUI's and Fooocus' noise schedule ("karras"), A1111's "Schedule type"
-    params: dict = field(default_factory=dict)  # steps, guidance, width, height, strength
+    params: dict = field(default_factory=dict)  # steps, guidance, sampler (A1111's name), width, height, strength
     models: tuple[ModelInfo, ...] = ()  # every model credited, the one that made the final image first
     in_pixels: bool = False  # stealth info was found in the alpha channel: the journal's copy must lose it
     problem: str | None = None  # metadata is there but could not be read (why, without its content)
@@ -140,17 +140,30 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     params |= {"width": width, "height": height}
     if source == "automatic1111":
         params["strength"] = _float(meta.get("Denoising strength"))
-    scheduler = final.parameters.get("scheduler")
+    params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
     return GenerationInfo(
         source=source,
         prompt=_text(first(lambda s: _joined(s.prompts)) or ""),
         negative_prompt=_text(first(lambda s: _joined(s.negative_prompts)) or ""),
         seed=_int(first(_seed)),
-        sampler=_text(_str(final.name)) if final.name != "unknown" else None,
-        scheduler=_text(_str(scheduler)) if source != "automatic1111" or scheduler != "Automatic" else None,
         params={k: v for k, v in params.items() if v is not None},
         models=_models(found, samplers, chunks, graph, source),
     )
+
+
+def _sampler(source: str, name: str | None, scheduler: str | None, meta: dict) -> str | None:
+    """The sampler by its AUTOMATIC1111 name, the one promptism's samplers go by (``journal.samplers``' tables; a
+    name they do not know stays as the generator wrote it)."""
+    if not name or name == "unknown":  # sd-parsers' name for a sampler node without one
+        return None
+    if source == "automatic1111":
+        return a1111_sampler(name, scheduler)
+    if source == "invokeai":
+        return invokeai_sampler(name)
+    if source == "novelai":  # k_euler_ancestral; its noise schedule, where it is not the sampler's own
+        schedule = meta.get("noise_schedule")
+        return comfyui_sampler(name.removeprefix("k_"), schedule if schedule in ("karras", "exponential") else None)
+    return comfyui_sampler(name, scheduler)  # ComfyUI's names, which Fooocus uses too
 
 
 def _seed(sampler: Sampler):

@@ -1,7 +1,8 @@
 """Sampler names as other tools write them, in AUTOMATIC1111's naming — the names promptism's samplers go by.
 
 AUTOMATIC1111 wrote "DPM++ 2M Karras" until 1.9 and "DPM++ 2M" with a separate schedule type ("Karras") since;
-ComfyUI names a sampler and a scheduler (``dpmpp_2m`` + ``karras``); InvokeAI one scheduler name (``dpmpp_2m_k``).
+ComfyUI (and Fooocus, NovelAI with ``k_``) names a sampler and a scheduler (``dpmpp_2m`` + ``karras``); InvokeAI one
+scheduler name (``dpmpp_2m_k``; 2.x ``k_lms``).
 Each maps to one A1111 name here, the old single-name spelling ("DPM++ 2M Karras"). A name with no A1111 counterpart
 is kept as it was written, so an import records what the tool said; whether promptism can run it is the runner's
 call (``workshop.runner.samplers``, which refuses an unknown name listing the known ones). Kept in the journal, which
@@ -28,6 +29,9 @@ _INVOKEAI = {
     "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_k": "DPM++ 2M Karras", "dpmpp_2m_sde": "DPM++ 2M SDE",
     "dpmpp_2m_sde_k": "DPM++ 2M SDE Karras", "dpmpp_sde": "DPM++ SDE", "dpmpp_sde_k": "DPM++ SDE Karras",
     "unipc": "UniPC", "lcm": "LCM",
+    # InvokeAI 2.x (its Dream line's -A and sd-metadata's sampler)
+    "plms": "PLMS", "k_lms": "LMS", "k_euler": "Euler", "k_euler_a": "Euler a", "k_heun": "Heun", "k_dpm_2": "DPM2",
+    "k_dpm_2_a": "DPM2 a", "k_dpmpp_2": "DPM++ 2M", "k_dpmpp_2_a": "DPM++ 2S a",
 }
 
 

@@ -12,7 +12,6 @@ from journal.importing import Overrides, experiment_from_images, read_source
 from journal.keywords import plain, split_keywords
 from tests import import_samples as samples
 from tests.helpers import make_png, run_cli
-from workshop.cli.import_command import sampler_name
 
 INFOTEXT = (
     "a lighthouse at dusk, (dramatic lighting:1.2),\ntrending on artstation\n"
@@ -39,10 +38,10 @@ def info_of(tmp_path, text: str):
 
 @pytest.mark.parametrize("text, prompt, negative, seed, params", [
     (INFOTEXT, "a lighthouse at dusk, (dramatic lighting:1.2),\ntrending on artstation", "blurry, lowres", 1234,
-     {"steps": 20, "guidance": 7.5, "width": 512, "height": 768}),
-    ("a cat\nSteps: 4, Sampler: Euler, Seed: 9, CFG scale: 3", "a cat", "", 9, {"steps": 4, "guidance": 3.0}),
+     {"steps": 20, "guidance": 7.5, "width": 512, "height": 768, "sampler": "DPM++ 2M Karras"}),
+    ("a cat\nSteps: 4, Sampler: Euler, Seed: 9, CFG scale: 3", "a cat", "", 9, {"steps": 4, "guidance": 3.0, "sampler": "Euler"}),
     ("a cat\nNegative prompt: dog\nmore negative\nSteps: 4, Seed: 9, Sampler: Euler", "a cat", "dog\nmore negative", 9,
-     {"steps": 4}),
+     {"steps": 4, "sampler": "Euler"}),
 ])
 def test_a1111_infotext(tmp_path, text, prompt, negative, seed, params):
     info = info_of(tmp_path, text)
@@ -52,7 +51,7 @@ def test_a1111_infotext(tmp_path, text, prompt, negative, seed, params):
 def test_a1111_model_fields(tmp_path):
     info = info_of(tmp_path, INFOTEXT)
     assert [(m.id, m.hash) for m in info.models] == [("v1-5-pruned-emaonly", "6ce0161689")]
-    assert (info.source, info.sampler) == ("automatic1111", "DPM++ 2M Karras")
+    assert (info.source, info.params["sampler"]) == ("automatic1111", "DPM++ 2M Karras")
 
 
 def test_import_a1111_png_reads_metadata_and_strips_it(tmp_path, capsys):
@@ -113,7 +112,7 @@ def test_malformed_metadata_is_ignored_not_an_error(tmp_path, capsys, key, text)
 
 
 def imported(tmp_path, make, name="sample.png", **given):
-    return experiment_from_images([make(tmp_path / name)], "t", Overrides(**given), sampler_names=sampler_name)
+    return experiment_from_images([make(tmp_path / name)], "t", Overrides(**given))
 
 
 def facts(new):
@@ -171,7 +170,7 @@ def test_comfyui_base_and_refiner_both_credited(tmp_path, capsys):
     """SDXL base (through a LoRA loader) + refiner: both checkpoints credited, base first; the seed is the base
     pass's (the refiner adds no noise, its seed is unused)."""
     src = samples.comfy_png(tmp_path / "ComfyUI_00002_.png", samples.comfy_refiner_graph())
-    new = experiment_from_images([src], "t", sampler_names=sampler_name)
+    new = experiment_from_images([src], "t")
     assert facts(new)[:4] == ("evening sunset scenery blue sky nature, glass bottle", "text, watermark", 721897303308196,
                               ["sd_xl_base_1.0.safetensors", "sd_xl_refiner_1.0.safetensors"])
     out_dir = tmp_path / "site"
@@ -268,14 +267,49 @@ def test_plain_keyword(keyword, text):
     assert plain(keyword) == text
 
 
-@pytest.mark.parametrize("name, scheduler, ours", [
-    ("DPM++ 2M Karras", None, "DPM++ 2M Karras"), ("DPM++ 2M", "Karras", "DPM++ 2M Karras"), ("Euler a", "Automatic", "Euler a"),
-    ("euler_ancestral", "normal", "Euler a"), ("dpmpp_2m_sde_gpu", "karras", "DPM++ 2M SDE Karras"),
-    ("k_euler_ancestral", None, "Euler a"), ("dpmpp_2m_k", None, "DPM++ 2M Karras"), ("k_lms", None, "LMS"),
-    ("uni_pc", "simple", "UniPC"), ("res_multistep", "beta", None),
+@pytest.mark.parametrize("line, sampler", [
+    ("Sampler: DPM++ 2M Karras", "DPM++ 2M Karras"),  # A1111 before 1.9
+    ("Sampler: DPM++ 2M, Schedule type: Karras", "DPM++ 2M Karras"),  # 1.9 and later
+    ("Schedule type: Karras, Sampler: DPM++ SDE", "DPM++ SDE Karras"),
+    ("Sampler: Euler a, Schedule type: Automatic", "Euler a"),
+    ("Sampler: DPM++ 2M Karras, Schedule type: Karras", "DPM++ 2M Karras"),
+    ("Sampler: DPM++ 2M, Schedule type: Exponential", "DPM++ 2M Exponential"),  # kept: promptism has no such sampler
 ])
-def test_sampler_names(name, scheduler, ours):
-    assert sampler_name(name, scheduler) == ours
+def test_a1111_samplers_of_either_era_are_recorded_by_one_name(tmp_path, line, sampler):
+    assert info_of(tmp_path, f"a cat\nSteps: 4, {line}, Seed: 9").params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("name, scheduler, sampler", [
+    ("dpmpp_2m", "karras", "DPM++ 2M Karras"), ("dpmpp_2m", "normal", "DPM++ 2M"), ("euler_ancestral", "normal", "Euler a"),
+    ("dpmpp_2m_sde_gpu", "karras", "DPM++ 2M SDE Karras"), ("dpmpp_sde", "karras", "DPM++ SDE Karras"),
+    ("ddim", "ddim_uniform", "DDIM"), ("uni_pc", "normal", "UniPC"), ("euler_cfg_pp", "normal", "euler_cfg_pp"),
+])
+def test_comfyui_samplers_and_schedulers_map_to_a1111_names(tmp_path, name, scheduler, sampler):
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "cfg": 7, "sampler_name": name, "scheduler": scheduler}}}
+    src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph)})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("scheduler, sampler", [("dpmpp_2m_k", "DPM++ 2M Karras"), ("euler_a", "Euler a"),
+                                                ("kdpm_2_a", "DPM2 a"), ("pndm", "PLMS"), ("unipc", "UniPC"),
+                                                ("dpmpp_sde_k", "DPM++ SDE Karras"), ("deis", "deis")])
+def test_invokeai_schedulers_map_to_a1111_names(tmp_path, scheduler, sampler):
+    src = make_png(tmp_path / "i.png", text={"invokeai_metadata": json.dumps({"seed": 1, "scheduler": scheduler})})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+def test_every_name_the_import_tables_give_is_one_promptism_runs_or_one_a1111_has_and_promptism_does_not():
+    """The journal's tables speak the runner's language: each A1111 name they map to is a promptism sampler, but
+    for the A1111 samplers promptism does not offer (listed here, so a new one is a decision)."""
+    from journal import samplers as names
+    from workshop.runner.samplers import SAMPLERS
+
+    given = {names.comfyui_sampler(n, "normal") for n in names._COMFYUI_SAMPLERS}
+    given |= {names.comfyui_sampler(n, "karras") for n in ("lms", "dpm_2", "dpm_2_ancestral", "dpmpp_2m", "dpmpp_sde",
+                                                            "dpmpp_2m_sde", "dpmpp_2s_ancestral", "dpmpp_3m_sde")}
+    given |= set(names._INVOKEAI.values())
+    not_offered = {"DPM++ 2S a", "DPM++ 3M SDE", "DPM fast", "DPM adaptive"}
+    assert {n.removesuffix(" Karras") for n in given - set(SAMPLERS)} == not_offered
 
 
 @pytest.mark.parametrize("text, problem", [

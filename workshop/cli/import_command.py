@@ -17,30 +17,6 @@ from journal.text import visible
 from .journal_commands import journal_option
 from .output import console, literal, say, stderr_console
 
-#: A1111's names for the generators' own sampler names — a stand-in until the shared table lands (issue 16's "import")
-_SAMPLERS = {"euler": "Euler", "euler_a": "Euler a", "euler_ancestral": "Euler a", "heun": "Heun", "lms": "LMS",
-             "dpm_2": "DPM2", "dpm_2_a": "DPM2 a", "dpm_2_ancestral": "DPM2 a", "dpmpp_2": "DPM++ 2M",
-             "dpmpp_2m": "DPM++ 2M", "dpmpp_2m_sde": "DPM++ 2M SDE", "ddim": "DDIM", "plms": "PLMS", "unipc": "UniPC",
-             "uni_pc": "UniPC", "lcm": "LCM"}
-_KARRAS = ("karras", "Karras")
-
-
-def sampler_name(name: str, scheduler: str | None) -> str | None:
-    """promptism's (A1111's) name for a sampler as a generator names it: A1111's own as they are, ComfyUI's, Fooocus',
-    InvokeAI's and NovelAI's (``k_``, ``_gpu``, ``_k`` = Karras) mapped; None for one promptism does not have."""
-    from ..runner.samplers import SAMPLERS
-
-    karras = scheduler in _KARRAS
-    if name in SAMPLERS:
-        return f"{name} Karras" if karras and f"{name} Karras" in SAMPLERS else name
-    key = name.lower().removeprefix("k_").removesuffix("_gpu")
-    karras = karras or key.endswith(("_k", "_karras"))
-    base = _SAMPLERS.get(key.removesuffix("_karras").removesuffix("_k"))
-    if base is None:
-        return None
-    return f"{base} Karras" if karras and f"{base} Karras" in SAMPLERS else base
-
-
 @click.command("import")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--title", "-t", help="Title of the new experiment; for a folder, titles are TITLE 1, TITLE 2 … (any "
@@ -85,7 +61,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
             raise click.UsageError(f"{flag} is for a folder; name one, or leave {flag} out")
     if title is None:
         raise click.UsageError("give the experiment a --title (any text; it is published)")
-    new = experiment_from_images(list(images), title, given, sampler_names=sampler_name)
+    new = experiment_from_images(list(images), title, given)
     journal = Journal.open(journal_dir, create=True)
     exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
     say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit} in {journal.folder(exp)}")
@@ -99,7 +75,7 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
     if reveal_prompt and not dry_run:
         raise click.UsageError("--reveal-prompt goes with --dry-run (an import prints no prompt)")
     options = FolderOptions(given=given, group=group, title=title, titles=_titles(titles_file) if titles_file else {},
-                            allow_title_overlap=allow_title_overlap, sampler_names=sampler_name)
+                            allow_title_overlap=allow_title_overlap)
     files = folder_files(roots, recursive)
     if not files:
         raise InvalidInput(f"no files in {visible(str(roots[0]), keep_newlines=False)}" + ("" if recursive else " (--recursive reads its subfolders)"))
@@ -164,7 +140,7 @@ def _print_plan(planned: list[Planned], reveal: bool) -> None:
             " + ".join(m.id for m in (new.model, *new.extra_models)),
             f"seed {seeds[0]}" + (f"–{seeds[-1]}" if len(seeds) > 1 else "") if seeds else "no seed",
             *(f"{label} {p[key]}" for key, label in (("steps", "steps"), ("guidance", "cfg")) if key in p),
-            p.get("sampler") or p.get("source_sampler") or "no sampler",
+            p.get("sampler") or "no sampler",
             f"{p['width']}x{p['height']}",
         ]
         prompt = (f"prompt {new.prompt!r}, negative {new.negative_prompt!r}" if reveal
