@@ -22,7 +22,10 @@ from PIL import Image
 from journal import InvalidInput
 from journal.images import open_image
 
+from ..compose.emphasis import has_emphasis, plain
 from . import events as ev
+from .emphasis_encoder import WeightedEncoder
+from .emphasis_encoder import encode as weights_encode
 from .errors import RunError
 from .pixels import host_pixels
 
@@ -86,6 +89,7 @@ class Engine:
         self.preview_every = preview_every
         self._img2img = None
         self._embeddings: dict[tuple[str, str], tuple] = {}
+        self._weights = None  # the compel encoder, made for the first prompt with weights
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
         self._steps_total = 0
@@ -172,15 +176,24 @@ class Engine:
         return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
 
     def _encode(self, prompt: str, negative: str):
+        """The pipeline's own encoding; a prompt or negative in A1111's emphasis syntax has its words encoded so,
+        then its weights applied by compel (``emphasis_encoder``; ``backends`` refused models compel cannot do)."""
+        weighted = has_emphasis(prompt) or has_emphasis(negative)
         encode = getattr(self.pipe, "encode_prompt", None)
         if encode is None:
             return None
         try:
-            out = encode(prompt=prompt, device=self.pipe.device, num_images_per_prompt=1,
-                         do_classifier_free_guidance=True, negative_prompt=negative)
+            out = encode(prompt=plain(prompt) if weighted else prompt, device=self.pipe.device, num_images_per_prompt=1,
+                         do_classifier_free_guidance=True, negative_prompt=plain(negative) if weighted else negative)
         except TypeError:
             return None
-        return tuple(out) if isinstance(out, tuple) and len(out) in (2, 4) and all(torch.is_tensor(t) for t in out) else None
+        if not (isinstance(out, tuple) and len(out) in (2, 4) and all(torch.is_tensor(t) for t in out)):
+            return None
+        if not weighted:
+            return tuple(out)
+        if self._weights is None:
+            self._weights = WeightedEncoder(self.pipe)
+        return weights_encode(self._weights, prompt, negative, tuple(out))
 
     def _img2img_pipe(self):
         if self._img2img is None:

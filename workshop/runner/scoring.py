@@ -20,6 +20,7 @@ from PIL import Image
 
 from journal.text import quoted
 
+from ..compose.emphasis import plain
 from .errors import RunError
 from .models import BUILTIN_CLIPS, WEIGHTS, Warm
 from .records import CellRecord, KeywordEffect
@@ -114,10 +115,10 @@ def score_cells(scorer: Scorer, cells: list[CellRecord], features: dict[int, tor
     done = [c for c in cells if c.index in features]
     if not done:
         return
-    texts = list(dict.fromkeys([base_prompt, *(c.prompt for c in done)]))
+    texts = list(dict.fromkeys([plain(base_prompt), *(plain(c.prompt) for c in done)]))  # words, not A1111's weights
     sims = torch.stack([features[c.index] for c in done]) @ scorer.text_features(texts).T
     for row, cell in enumerate(done):
-        cell.score = round(float(sims[row, texts.index(cell.prompt)]), 6)
+        cell.score = round(float(sims[row, texts.index(plain(cell.prompt))]), 6)
         cell.base_score = round(float(sims[row, 0]), 6)
 
 
@@ -152,7 +153,8 @@ def _differ_by(a: CellRecord, b: CellRecord, keyword: str) -> bool:
 
 
 def _parts(prompt: str) -> Counter:
-    return Counter(p.strip() for p in prompt.split(","))
+    """The prompt's comma-separated parts, in words (a weighted keyword "(kw:1.3)" is the part "kw")."""
+    return Counter(p.strip() for p in plain(prompt).split(","))
 
 
 @contextmanager
