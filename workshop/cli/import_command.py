@@ -17,6 +17,7 @@ from journal.text import visible
 from .journal_commands import journal_option
 from .output import console, literal, say, stderr_console
 
+
 @click.command("import")
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--title", "-t", help="Title of the new experiment; for a folder, titles are TITLE 1, TITLE 2 … (any "
@@ -54,8 +55,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
     if any(path.is_dir() for path in images):
         return _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
-                        allow_title_overlap, journal_dir)
-        return
+                               allow_title_overlap, journal_dir)
     for flag, used in (("--titles", titles_file), ("--recursive", recursive), ("--group", group), ("--dry-run", dry_run)):
         if used:
             raise click.UsageError(f"{flag} is for a folder; name one, or leave {flag} out")
@@ -69,7 +69,8 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
 
 
 def _import_folders(roots: list[Path], given: Overrides, title, titles_file, recursive, group, dry_run, reveal_prompt,
-                    allow_title_overlap, journal_dir: Path) -> None:
+                    allow_title_overlap, journal_dir: Path) -> int:
+    """Exit status 1 when nothing was imported, or was in the journal already."""
     if title is None and titles_file is None:
         raise click.UsageError("give --title TITLE (experiments become TITLE 1, TITLE 2 …) or --titles FILE")
     if reveal_prompt and not dry_run:
@@ -78,9 +79,10 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
                             allow_title_overlap=allow_title_overlap)
     files = folder_files(roots, recursive)
     if not files:
-        raise InvalidInput(f"no files in {visible(str(roots[0]), keep_newlines=False)}" + ("" if recursive else " (--recursive reads its subfolders)"))
+        raise InvalidInput(f"no files in {visible(str(roots[0]), keep_newlines=False)}"
+                           + ("" if recursive else " (--recursive reads its subfolders)"))
     journal = Journal.open(journal_dir, create=True) if not dry_run or is_journal(journal_dir) else None
-    with _progress(len(files)) as advance:
+    with _Progress(len(files)) as advance:
         result = import_folder(journal, files, options, dry_run=dry_run, on_file=advance)
     if dry_run:
         _print_plan(result.planned, reveal_prompt)
@@ -102,7 +104,7 @@ def _titles(path: Path) -> dict[str, str]:
     return table
 
 
-class _progress:
+class _Progress:
     """A progress bar on stderr while the folder is read (on a terminal only), as a callable advancing it."""
 
     def __init__(self, total: int):
