@@ -22,7 +22,6 @@ Parsing is best effort: a file whose metadata cannot be read says why (``problem
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import re
@@ -308,7 +307,7 @@ def _stealth_text(im: Image.Image) -> str | None:
             inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip, never inflated past the limit
             data = inflate.decompress(data, MAX_METADATA * 4)
         return data.decode("utf-8")
-    except (zlib.error, gzip.BadGzipFile, UnicodeDecodeError):
+    except (zlib.error, UnicodeDecodeError):
         return ""  # the signature is there (the pixels must still lose it), the text is not readable
 
 
