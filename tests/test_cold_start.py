@@ -1,4 +1,4 @@
-"""The cold start: journal commands import no ML library; a pipeline loads by its own class (one diffusers pipeline
+"""The cold start: journal commands import no ML library (nor Ray); a pipeline loads by its own class (one diffusers pipeline
 module, not all of them) and AutoPipeline's choice for the others; ``--verbose`` lists the phases until the first
 step, with their seconds, locally and through the service, and ``--json --verbose`` carries them as Phase events."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.helpers import make_png, python, run_cli
 from workshop.runner.models import TEXT2IMAGE_CLASSES, resolve
 
-HEAVY = ("torch", "diffusers", "transformers", "open_clip")
+HEAVY = ("torch", "diffusers", "transformers", "open_clip", "ray")
 # Runs promptism commands one after another in one fresh interpreter; after each, the heavy libraries it has loaded.
 COMMANDS = f"""
 import json, sys

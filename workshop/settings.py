@@ -19,6 +19,10 @@
     sampler = "DPM++ 2M Karras"  # diffusion models' sampler by its AUTOMATIC1111 name (`promptism samplers`); unset
                                 # or "default": the model folder's own scheduler. --sampler and a spec's [params]
                                 # sampler win over it (--sampler default: the model's own for one run)
+    ray = "auto"                # the service deals batches to Ray workers, one per GPU: "auto" starts a local
+                                # cluster on this machine's GPUs (or joins the one $RAY_ADDRESS names), an address
+                                # (HOST:PORT, ray://HOST:10001) joins that cluster; unset or "off": the service's
+                                # own device (`promptism serve --ray` for one start). Needs `pip install promptism[ray]`
 
 Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
 file, the setting and what it takes.
@@ -62,6 +66,7 @@ class Settings:
     channels_last: bool = False
     tf32: bool = False
     sampler: str | None = None  # its AUTOMATIC1111 name as promptism spells it, or "default"
+    ray: str | None = None  # "auto", a cluster's address, or None ("off"): the service's own device
 
 
 def _text(value) -> str | None:
@@ -98,6 +103,18 @@ def _sampler(value) -> str | None:
         return None
 
 
+def _ray(value) -> str | None:
+    """ "auto", a cluster's address, or "off" (kept as None: no Ray)."""
+    if not _text(value) or any(c.isspace() for c in value.strip()):
+        return None
+    return value.strip()
+
+
+def ray_address(value: str | None) -> str | None:
+    """The Ray address a setting or ``--ray`` names; None for "off"."""
+    return None if value is None or value.lower() == "off" else value
+
+
 def _texts(value) -> tuple[str, ...] | None:
     return tuple(value) if isinstance(value, list) and all(_text(v) for v in value) else None
 
@@ -118,6 +135,7 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "tf32": ("true or false", _flag),
     "sampler": ("an AUTOMATIC1111 sampler name (`promptism samplers`): " + ", ".join(SAMPLERS) + ", or \"default\"",
                 _sampler),
+    "ray": ("\"auto\", a Ray cluster's address (HOST:PORT or ray://HOST:10001), or \"off\"", _ray),
 }
 
 
@@ -146,6 +164,8 @@ def load_settings() -> Settings:
         values[key] = check(value)
         if values[key] is None:
             raise SettingsError(f"{path}: {key} must be {what}, not {quoted(value)}")
+    if "ray" in values:
+        values["ray"] = ray_address(values["ray"])
     return Settings(**values)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 import click
 
 from .. import paths
-from ..settings import load_settings
+from ..settings import load_settings, ray_address
 from .journal_commands import JOURNAL_PATH
 from .output import dump_json, print_table, say
 
@@ -25,9 +26,13 @@ from .output import dump_json, print_table, say
 @click.option("--allow-remote", is_flag=True, help="Let --listen take an address other machines reach.")
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="MIN",
               help="Exit after this many idle minutes (default 15, or idle_timeout in config.toml).")
+@click.option("--ray", "ray", metavar="auto|ADDRESS|off", help="Deal each job's batches to Ray workers, one per GPU: "
+              "auto starts a local cluster over this machine's GPUs (or joins $RAY_ADDRESS), ADDRESS joins a running "
+              "cluster (HOST:PORT, ray://HOST:10001); off: this process's device (default: ray in config.toml, else "
+              "off). Needs `pip install promptism[ray]`.")
 @click.pass_context
 def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen: str | None, allow_remote: bool,
-              idle_timeout: float | None) -> None:
+              idle_timeout: float | None, ray: str | None) -> None:
     """Run the service: one process that owns the device, keeps models warm and runs the jobs of generate, grid,
     rerun and resume from a queue (they start it themselves when none runs). Ctrl-C or `serve stop` stops it.
 
@@ -35,6 +40,8 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
     Examples:
       promptism serve --detach
       promptism serve --listen 127.0.0.1:7860 --journal ~/a1111-journal     # A1111 clients on a loopback port
+      promptism serve --detach --ray auto          # every GPU of this machine, one Ray worker each
+      promptism serve --detach --ray 10.0.0.5:6379 # the GPUs of a running Ray cluster
       promptism serve status
     """
     if ctx.invoked_subcommand is not None:
@@ -43,12 +50,16 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
 
     settings = load_settings()
     minutes = idle_timeout if idle_timeout is not None else settings.idle_timeout
+    address = ray_address(ray) if ray is not None else settings.ray
+    if address is not None and importlib.util.find_spec("ray") is None:
+        raise click.ClickException(f"--ray {address}: Ray is not installed; `pip install promptism[ray]` (or leave "
+                                   "out --ray and the ray setting)")
     if listen:
         daemon.parse_listen(listen, allow_remote)  # refused here, before anything starts
     if detach:
         args = [*(["--journal", str(journal_dir.absolute())] if journal_dir else []),
                 *(["--listen", listen] if listen else []), *(["--allow-remote"] if allow_remote else []),
-                "--idle-timeout", repr(minutes)]
+                "--idle-timeout", repr(minutes), "--ray", address or "off"]
         if (pid := daemon.running_pid()) is not None:  # refused before a token is made (or shown)
             raise click.ClickException(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
         if listen:
@@ -62,7 +73,7 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
         return
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s promptism service: %(message)s")
     daemon.serve(journal=journal_dir.absolute() if journal_dir else None, listen=listen, allow_remote=allow_remote,
-                 idle_timeout_s=minutes * 60, max_queue=settings.max_queue, announce=say)
+                 idle_timeout_s=minutes * 60, max_queue=settings.max_queue, ray=address, announce=say)
 
 
 @serve_cmd.command("status")

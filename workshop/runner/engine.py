@@ -80,6 +80,10 @@ class Cancelled(Exception):
     """The run was cancelled; finished batches were already yielded."""
 
 
+class Interrupted(Exception):
+    """The workers making the batches are gone (a Ray cluster lost): the run is left interrupted, to be resumed."""
+
+
 class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0):

@@ -1,5 +1,6 @@
 """Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
-then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory), then RunFinished —
+then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory; BatchRetried when a
+Ray worker died), then RunFinished —
 and, before the first step, a Phase as each part of getting there ends (imports, loading the model: see ``timing``).
 ``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out unless ``previews=True``: then
 as base64 PNG, the service's wire form); ``from_json`` rebuilds the same typed event from either."""
@@ -82,6 +83,7 @@ class RunStarted(Event):
 class BatchStarted(Event):
     batch: int
     cells: list[int]
+    worker: str = ""  # where it runs, when not in this process: a Ray worker as HOST:PID
 
 
 @dataclass(frozen=True)
@@ -121,12 +123,23 @@ class BatchSplit(Event):
 
 
 @dataclass(frozen=True)
+class BatchRetried(Event):
+    """The worker making a batch died (killed, out of memory, its node lost): its cells go to another worker."""
+
+    batch: int
+    cells: list[int]
+    attempt: int  # the how-many-th retry of these cells
+    worker: str = ""
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     run: str
-    state: str  # finished | cancelled
+    state: str  # finished | cancelled | interrupted (the workers were lost)
     images: int
     seconds: float
 
 
 _KINDS: dict[str, type[Event]] = {kind.__name__: kind for kind in
-                                  (Loading, Phase, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, RunFinished)}
+                                  (Loading, Phase, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, BatchRetried,
+                                   RunFinished)}

@@ -25,7 +25,8 @@ from ..compose.grid import Grid
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend, load, resolve
-from .engine import Cancelled, Engine, Job, plan_batches
+from .dispatch import Dispatch, Work
+from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .errors import RunCancelled, RunError
 from .imported import is_imported
 from .models import GUIDED, ModelSource
@@ -183,14 +184,23 @@ def model_record(backend: Backend) -> ModelRecord:
 
 
 def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
-          cancel: Callable[[], bool] = lambda: False) -> Run:
-    """Create the run's folder in ``journal`` and run it (see ``prepare``)."""
+          cancel: Callable[[], bool] = lambda: False, dispatch: Dispatch | None = None) -> Run:
+    """Create the run's folder in ``journal`` and run it (see ``prepare``): its batches made here, or dealt out by
+    ``dispatch``."""
+    check_dispatch(prepared.backend, dispatch)
     record = prepared.record.model_copy(deep=True)
     record.id = new_run_id()
     run = Run.create(journal, record)
     _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
-         on_event, cancel)
+         on_event, cancel, dispatch=dispatch)
     return run
+
+
+def check_dispatch(backend: Backend, dispatch: Dispatch | None) -> None:
+    """The CLIP-guided backend runs in this process only (its animations and cut-short frames stay with its engine)."""
+    if dispatch is not None and backend.guided:
+        raise RunError(f"the {GUIDED} backend runs on one device: run it without Ray (`promptism serve --ray off`, "
+                       "or --local)")
 
 
 def check_steps(backend: Backend, steps: int) -> None:
@@ -202,16 +212,25 @@ def check_steps(backend: Backend, steps: int) -> None:
 
 
 def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel,
-         earlier: dict[int, Kept] | None = None) -> None:
-    """Run ``jobs`` in ``layout`` into ``run``'s folder — each batch written in the background while the next one runs
-    (``writer``) — then score, measure and draw it over its images (those made ``earlier`` too, for a resumed run)."""
+         earlier: dict[int, Kept] | None = None, dispatch: Dispatch | None = None) -> None:
+    """Run ``jobs`` in ``layout`` into ``run``'s folder — each batch made by the engine here, or by ``dispatch``'s
+    workers, and written in the background while the next ones run (``writer``) — then score, measure and draw it over
+    its images (those made ``earlier`` too, for a resumed run). Workers that are lost leave it ``interrupted``."""
     r = run.record
     emit = _one_at_a_time(on_event)  # the engine's events and the writer's
     emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()
-    engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every)
+    engine = None
+    if dispatch is None:
+        engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every)
+        batches = engine.run(jobs, layout)
+    else:
+        work = Work(source=backend.source, device_type=device.type, threads=r.compute.threads,
+                    allow_pickle=r.allow_pickle or options.allow_pickle, params=r.params,
+                    preview_every=options.preview_every)
+        batches = dispatch.run(work, jobs, layout, on_event=emit, cancel=cancel)
     sheets = RunSheets(r)
     if earlier:
         sheets.add({i: k.tile for i, k in earlier.items()})
@@ -219,10 +238,12 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     state, failure = "finished", None
     try:
         with active(Speedups.from_params(r.params)):  # the run's TF32 setting and compile limits, for the run alone
-            for batch in engine.run(jobs, layout):
+            for batch in batches:
                 writer.submit(batch, _animations(engine, batch.cells))
     except Cancelled:
         state = "cancelled"
+    except Interrupted:
+        state = "interrupted"
     except Exception as exc:  # noqa: BLE001 - recorded as the run's error, then raised again
         failure = exc
     finally:
@@ -309,7 +330,7 @@ def _compute_record(device) -> ComputeRecord:
     return ComputeRecord(device=device_name(device), device_type=device.type, threads=cpu_threads(device))
 
 
-def _animations(engine: Engine, indices: list[int]) -> dict[int, list[Image.Image]]:
+def _animations(engine: Engine | None, indices: list[int]) -> dict[int, list[Image.Image]]:
     frames = getattr(engine, "frames", {})
     return {i: frames.pop(i) for i in indices if i in frames}
 
@@ -328,7 +349,7 @@ def compact_layout(cells: list[dict]) -> tuple[GridShape, list[dict]]:
 
 
 def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda e: None,
-          cancel=lambda: False) -> tuple[Run, bool]:
+          cancel=lambda: False, dispatch: Dispatch | None = None) -> tuple[Run, bool]:
     """Regenerate experiment #number with its recorded cells and batch layout; True if every image is byte-identical."""
     exp = journal.get(number)
     if is_imported(exp):
@@ -346,6 +367,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     on_event(ev.Loading(model=source.id, device=device_name(device)))
     speedups = Speedups.from_params(params)  # those the experiment was made with
     backend = load(source, device, allow_pickle=options.allow_pickle, speedups=speedups)
+    check_dispatch(backend, dispatch)
     picked = recorded["picked"]
     batches = [b for b in recorded["layout"] if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
@@ -364,9 +386,10 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
             rerun_of=number)
         record.id = new_run_id()
         run = Run.create(journal, record)
-        _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel)
-    if run.record.state == "cancelled":
-        raise RunCancelled(f"rerun of #{number} was cancelled; its finished images are in run {run.id}", run.id)
+        _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel,
+             dispatch=dispatch)
+    if run.record.state in ("cancelled", "interrupted"):
+        raise RunCancelled(f"rerun of #{number} was {run.record.state}; its finished images are in run {run.id}", run.id)
     # each image as accept would keep it (the journal's copies are re-encoded from the run folder's), compared by hash
     matches = [clean_png(open_image(run.image(run.record.cells[renumber[i]]))).sha256 == image.sha256
                for i, image in zip(picked, exp.images)]
@@ -374,7 +397,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     return run, all(matches)
 
 
-def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e: None, cancel=lambda: False) -> Run:
+def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e: None, cancel=lambda: False,
+           dispatch: Dispatch | None = None) -> Run:
     """Finish an interrupted or cancelled run in its own folder: its missing cells, in its planned batches, on its
     device at its CPU thread count, with its model, parameters and init image — so its images are byte-identical to
     those of a run never interrupted; then scores, effects and sheets over all its images, compute time added up."""
@@ -401,6 +425,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     allow_pickle = r.allow_pickle or options.allow_pickle
     speedups = Speedups.from_params(r.params)
     backend = load(source, device, allow_pickle=allow_pickle, speedups=speedups)
+    check_dispatch(backend, dispatch)
     if model_record(backend).info != r.model.info:
         raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
                        "(another revision or pipeline): its images would differ")
@@ -416,5 +441,5 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     with using_threads(r.compute.threads if device.type == "cpu" else None):
         run.claim()
         run.save()
-        _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier)
+        _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier, dispatch=dispatch)
     return run

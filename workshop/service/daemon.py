@@ -2,7 +2,8 @@
 clients' autostart (a new session, so it survives the terminal and the SSH session; logging to the log file). A
 flock held for the life of the service makes a second one refuse with the first's pid, and shows that a socket left
 by a killed one is stale (it is replaced). uvicorn serves the Unix socket (0600 before it accepts) and, with
-``--listen``, a loopback TCP port that needs the bearer token. Only ``serve`` imports uvicorn and the runner."""
+``--listen``, a loopback TCP port that needs the bearer token. Only ``serve`` imports uvicorn and the runner (and,
+with ``--ray``, Ray: it joins or starts the cluster before it answers)."""
 
 from __future__ import annotations
 
@@ -91,8 +92,9 @@ def spawn(args: list[str], answers: Callable[[], bool]) -> int:
 
 
 def serve(*, journal: Path | None, listen: str | None, allow_remote: bool, idle_timeout_s: float, max_queue: int,
-          announce=print) -> None:
-    """Run the service in this process until it is stopped (`serve stop`, SIGTERM, Ctrl-C) or idle too long."""
+          ray: str | None = None, announce=print) -> None:
+    """Run the service in this process until it is stopped (`serve stop`, SIGTERM, Ctrl-C) or idle too long; its jobs'
+    batches on its own device, or dealt to the workers of the Ray cluster at ``ray`` ("auto": a local one)."""
     host_port = parse_listen(listen, allow_remote) if listen else None
     lock = _take_lock()
     paths.write_private(paths.pid_file(), f"{os.getpid()}\n".encode("ascii"))
@@ -110,7 +112,7 @@ def serve(*, journal: Path | None, listen: str | None, allow_remote: bool, idle_
         sockets.append(socket.create_server(host_port, family=socket.AF_INET6 if ":" in host_port[0] else socket.AF_INET))
     try:
         _run(sockets, journal=journal, listen=listen, token=tcp_token, idle_timeout_s=idle_timeout_s,
-             max_queue=max_queue, sock_path=sock_path)
+             max_queue=max_queue, sock_path=sock_path, executor=_executor(ray))
     finally:
         for path in (sock_path, paths.pid_file()):
             path.unlink(missing_ok=True)
@@ -118,7 +120,21 @@ def serve(*, journal: Path | None, listen: str | None, allow_remote: bool, idle_
         log.info("stopped")
 
 
-def _run(sockets, *, journal, listen, token, idle_timeout_s, max_queue, sock_path) -> None:
+def _executor(ray: str | None):
+    """The local executor, or Ray's, joined to its cluster now (a cluster it cannot reach stops the start here)."""
+    from .executor import LocalExecutor
+
+    if ray is None:
+        return LocalExecutor()
+    from .ray_executor import RayExecutor
+
+    executor = RayExecutor(ray)
+    executor.connect()
+    log.info("joined the Ray cluster (%s)", ray)
+    return executor
+
+
+def _run(sockets, *, journal, listen, token, idle_timeout_s, max_queue, sock_path, executor) -> None:
     import uvicorn
 
     from ..settings import load_settings
@@ -137,7 +153,7 @@ def _run(sockets, *, journal, listen, token, idle_timeout_s, max_queue, sock_pat
         threading.Thread(target=lambda: (service.stop(), exit_server()), daemon=True).start()
 
     service = Service(paths.queue_file(), journal=journal, idle_timeout_s=idle_timeout_s, max_queue=max_queue,
-                      socket=str(sock_path), listen=listen, on_idle=exit_server)
+                      socket=str(sock_path), listen=listen, on_idle=exit_server, executor=executor)
     app = create_app(service, token=token, stop=stop)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5)
     holder["server"] = server = uvicorn.Server(config)

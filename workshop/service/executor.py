@@ -1,5 +1,9 @@
 """``run_job``: the one function that turns a JobRequest into runner calls — used by the service's worker and by
-``--local`` alike, so a job runs the same way in either. The runner (torch) is imported when a job runs."""
+``--local`` alike, so a job runs the same way in either. The runner (torch) is imported when a job runs.
+
+The service runs its jobs through an ``Executor``: ``LocalExecutor`` makes every batch on this process's device;
+``ray_executor.RayExecutor`` deals them to Ray actors, one per GPU (a multi-GPU machine or a cluster). Either way the
+job is checked, its model loaded and its run folder written here, by ``run_job``."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from journal import Journal
 from journal.journal import is_journal
@@ -18,6 +23,46 @@ from ..runner.options import RunOptions
 from ..runner.speedups import Speedups
 from ..runner.timing import phase, reporting
 from .api import JobOutcome, JobRequest
+
+if TYPE_CHECKING:
+    from ..runner.dispatch import Dispatch
+
+
+class Executor(Protocol):
+    """How the service's worker thread runs jobs."""
+
+    def warm_up(self) -> str:
+        """Get ready (import torch, pick the device, connect); where jobs will run, in words (``serve status``)."""
+
+    def run(self, request: JobRequest, *, on_event: Callable[[ev.Event], None],
+            cancel: Callable[[], bool]) -> JobOutcome:
+        """Run one job to its end (see ``run_job``)."""
+
+    def close(self) -> None:
+        """Let go of what it holds (workers, a cluster it started)."""
+
+
+class LocalExecutor:
+    """Every batch on this process's device (the service's own warm models)."""
+
+    def warm_up(self) -> str:
+        return warm_runner()
+
+    def run(self, request: JobRequest, *, on_event, cancel) -> JobOutcome:
+        return run_job(request, on_event=on_event, cancel=cancel)
+
+    def close(self) -> None:
+        pass
+
+
+def warm_runner() -> str:
+    """Import the runner (torch, diffusers) now, so the first job does not wait for it; the device it picks."""
+    from ..runner.devices import device_name, pick_device
+    from ..runner.models import quiet_libraries
+
+    import_module("..runner.session", __package__)  # torch, imported here once
+    quiet_libraries()  # (imports diffusers and transformers)
+    return device_name(pick_device("auto"))
 
 
 def options_to_json(options: RunOptions) -> dict:
@@ -43,39 +88,41 @@ def options_from_json(data: dict) -> RunOptions:
 
 
 def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambda e: None,
-            cancel: Callable[[], bool] = lambda: False, before_write: Callable[[], None] = lambda: None) -> JobOutcome:
+            cancel: Callable[[], bool] = lambda: False, before_write: Callable[[], None] = lambda: None,
+            dispatch: Dispatch | None = None) -> JobOutcome:
     """Run ``request`` to its end. A grid is checked and its model loaded before its journal or run folder is
     created (``before_write`` runs just then: the CLI's ``--out`` folder); bad input raises (RunError, SpecError,
     JournalError) with nothing written. A cancelled job returns its run as ``cancelled``. Its phases until the first
-    step (imports, loading the model) are among its events."""
+    step (imports, loading the model) are among its events. Its batches are made here, or by ``dispatch``'s workers."""
     with reporting(on_event):
         with phase("import torch and the runner"):  # (done already in a warm service)
             import_module("..runner.session", __package__)
-        return _job(request, on_event, cancel, before_write)
+        return _job(request, on_event, cancel, before_write, dispatch)
 
 
-def _job(request: JobRequest, on_event, cancel, before_write) -> JobOutcome:
+def _job(request: JobRequest, on_event, cancel, before_write, dispatch) -> JobOutcome:
     journal_dir = Path(request.journal)
     options = options_from_json(request.options)
     if request.kind == "grid":
-        return _grid(request, journal_dir, options, on_event, cancel, before_write)
+        return _grid(request, journal_dir, options, on_event, cancel, before_write, dispatch)
     journal = Journal.open(journal_dir)
     if request.kind == "rerun":
         from ..runner.session import rerun
 
         try:
-            run, identical = rerun(journal, request.number, options, on_event=on_event, cancel=cancel)
+            run, identical = rerun(journal, request.number, options, on_event=on_event, cancel=cancel, dispatch=dispatch)
         except RunCancelled as exc:
             return JobOutcome(run=exc.run_id, state="cancelled")
         return JobOutcome(run=run.id, state=run.state, verified=identical)
     from ..runner.runs import load_run
     from ..runner.session import resume
 
-    run = resume(journal, load_run(journal, request.run), options, on_event=on_event, cancel=cancel)
+    run = resume(journal, load_run(journal, request.run), options, on_event=on_event, cancel=cancel, dispatch=dispatch)
     return JobOutcome(run=run.id, state=run.state)
 
 
-def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event, cancel, before_write) -> JobOutcome:
+def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event, cancel, before_write,
+          dispatch) -> JobOutcome:
     from ..compose.grid import build_grid
     from ..compose.spec import spec_from
     from ..runner.session import prepare, start
@@ -85,7 +132,7 @@ def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event,
     prepared = prepare(grid, options, journal, on_event=on_event)
     before_write()
     journal = journal or Journal.open(journal_dir, create=True)
-    run = start(prepared, journal, on_event=on_event, cancel=cancel)
+    run = start(prepared, journal, on_event=on_event, cancel=cancel, dispatch=dispatch)
     return JobOutcome(run=run.id, state=run.state)
 
 

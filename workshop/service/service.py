@@ -1,7 +1,7 @@
 """``Service``: the in-process object behind the HTTP routes (and the A1111 router). A FIFO queue of jobs persisted
 in the state folder (0600: a restarted service knows what was queued; a job that was running when the service died
-shows ``interrupted``, with its run), one worker thread that owns the device and runs the jobs through
-``executor.run_job``, each job's progress events fanned out to any number of watchers (a late one first gets a replay),
+shows ``interrupted``, with its run), one worker thread that owns the device and runs the jobs through its
+``executor.Executor`` (the local one, or Ray's), each job's progress events fanned out to any number of watchers (a late one first gets a replay),
 cancel, and the idle timeout. The log names jobs, states and runs — never a prompt, never an error's text."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import import_module
 from pathlib import Path
 
 from journal.journal import tool_version
@@ -26,6 +25,7 @@ from ..paths import write_private
 from ..runner import events as ev
 from .api import JobInfo, JobOutcome, JobRequest, ServiceStatus
 from .errors import ServiceError
+from .executor import Executor, LocalExecutor
 
 log = logging.getLogger("promptism.service")
 KEEP_ENDED = 50  # ended jobs the queue file remembers (for `runs --follow` and the TUI)
@@ -50,8 +50,9 @@ class _Job:
 class Service:
     def __init__(self, queue_file: Path, *, journal: Path | None = None, idle_timeout_s: float = 900.0,
                  max_queue: int = 100, socket: str = "", listen: str | None = None,
-                 on_idle: Callable[[], None] = lambda: None):
+                 on_idle: Callable[[], None] = lambda: None, executor: Executor | None = None):
         self.journal = journal
+        self.executor = executor or LocalExecutor()
         self.queue_file = queue_file
         self.idle_timeout_s = idle_timeout_s
         self.max_queue = max_queue
@@ -84,6 +85,7 @@ class Service:
             self._cond.notify_all()
         if self._worker.is_alive():
             self._worker.join(timeout)
+        self.executor.close()
 
     def submit(self, request: JobRequest) -> JobInfo:
         with self._cond:
@@ -189,27 +191,21 @@ class Service:
             self._execute(job)
 
     def _warm_up(self) -> None:
-        """Import the runner (torch, diffusers) and pick the device now, so the first job does not wait for it."""
-        from ..runner.devices import device_name, pick_device
-        from ..runner.models import quiet_libraries
-
-        import_module("..runner.session", __package__)  # torch, imported here once
-        quiet_libraries()  # (imports diffusers and transformers)
-        self.device = device_name(pick_device("auto"))
+        """The executor made ready now (torch imported, the device picked, Ray's workers started), so the first job
+        does not wait for it."""
+        self.device = self.executor.warm_up()
         self._warmed_at = time.monotonic()
 
     def _next(self) -> _Job | None:
         return next((j for j in self._jobs.values() if j.info.state == "queued"), None)
 
     def _execute(self, job: _Job) -> None:
-        from .executor import run_job
-
         error = None
         if job.queued_at < self._warmed_at:  # it came while the service was starting: it waited for the warm-up
             self._emit(job, ev.Phase(name="service warm-up (torch, diffusers, the device)",
                                      seconds=round(self._warmed_at - job.queued_at, 3)))
         try:
-            outcome = run_job(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
+            outcome = self.executor.run(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
         except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
             log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
             outcome, error = JobOutcome(run=job.info.run, state="failed"), error_line(exc)

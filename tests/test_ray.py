@@ -1,0 +1,130 @@
+"""The service's Ray executor on a local Ray cluster the tests start (two CPUs, two CPU workers, the `tiny` model): a
+grid's batches dealt to both workers give the local executor's PNG bytes; a worker killed mid-batch has its batch
+dealt again; cancel stops every worker; workers that are all lost leave the run interrupted, and `resume` finishes
+it with the same bytes. The cluster (and every worker) is stopped when the module's tests end."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from journal import Journal  # noqa: E402
+from workshop.runner import events as ev  # noqa: E402
+from workshop.runner.runs import load_run  # noqa: E402
+from workshop.service.api import JobRequest  # noqa: E402
+from workshop.service.executor import run_job  # noqa: E402
+from workshop.service.ray_executor import RayExecutor  # noqa: E402
+
+SPEC = {"prompt": "a lighthouse at dusk, SECRET-WORD", "seeds": [1, 2, 3, 4, 5, 6]}
+OPTIONS = {"model": "tiny", "steps": 20, "size": [32, 32], "max_batch": 2, "clip": "none"}
+
+
+@pytest.fixture(scope="module")
+def executor(tmp_path_factory, model_cache):
+    """A Ray executor on a local cluster of two CPUs started here (its workers see this session's model cache), its
+    two workers started; all of it stopped at the end."""
+    home = tmp_path_factory.mktemp("ray-home")
+    with pytest.MonkeyPatch.context() as env:  # what the cluster's processes inherit
+        env.setenv("HOME", str(home))
+        env.setenv("PROMPTISM_CACHE", str(model_cache))
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("RAY_AUTH_MODE", "disabled")
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    executor = RayExecutor("auto")
+    try:
+        assert executor.warm_up().startswith("Ray: 2 workers (2 CPU)")
+        yield executor
+    finally:
+        executor.close()
+        ray.shutdown()
+
+
+def request(journal, **options) -> JobRequest:
+    return JobRequest(kind="grid", journal=str(journal), spec=SPEC, options={**OPTIONS, **options}, create=True)
+
+
+def images(journal, run_id) -> dict[int, bytes]:
+    run = load_run(Journal.open(journal), run_id)
+    return {c.index: run.image(c).read_bytes() for c in run.done}
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, model_cache):
+    """The grid made by the local executor: its run's images, by cell, and its manifest."""
+    journal = tmp_path_factory.mktemp("local") / "j"
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PROMPTISM_CACHE", str(model_cache))
+        outcome = run_job(request(journal))
+    assert outcome.state == "finished"
+    return images(journal, outcome.run), load_run(Journal.open(journal), outcome.run).record
+
+
+def test_a_grid_dealt_to_two_workers_gives_the_local_bytes(executor, local, tmp_path):
+    events: list[ev.Event] = []
+    outcome = executor.run(request(tmp_path / "j"), on_event=events.append, cancel=lambda: False)
+    assert outcome.state == "finished"
+    local_images, local_record = local
+    assert images(tmp_path / "j", outcome.run) == local_images and len(local_images) == 6
+    record = load_run(Journal.open(tmp_path / "j"), outcome.run).record
+    assert record.cells == local_record.cells and record.planned_layout == local_record.planned_layout == [[0, 1], [2, 3], [4, 5]]
+    assert sorted(record.layout) == sorted(local_record.layout) and record.compute.threads == local_record.compute.threads
+    started = [e for e in events if isinstance(e, ev.BatchStarted)]
+    assert sorted(e.batch for e in started) == [0, 1, 2] and len({e.worker for e in started}) == 2  # both worked
+    assert sorted(e.batch for e in events if isinstance(e, ev.BatchFinished)) == [0, 1, 2]
+    steps = [e for e in events if isinstance(e, ev.Step)]
+    assert [e.done for e in steps] == list(range(1, 61)) and {e.total for e in steps} == {60}  # the run's counts
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].images == 6
+
+
+def test_a_worker_killed_mid_batch_has_its_batch_dealt_again_and_the_bytes_stay(executor, local, tmp_path):
+    events: list[ev.Event] = []
+    killed: list[str] = []
+
+    def on_event(event: ev.Event) -> None:
+        events.append(event)
+        if isinstance(event, ev.BatchStarted) and event.batch == 0 and not killed:  # its batch has all its steps to go
+            killed.append(event.worker)
+            os.kill(int(event.worker.rpartition(":")[2]), signal.SIGKILL)
+
+    outcome = executor.run(request(tmp_path / "j"), on_event=on_event, cancel=lambda: False)
+    assert outcome.state == "finished"
+    retried = [e for e in events if isinstance(e, ev.BatchRetried)]
+    assert [(e.batch, e.cells, e.attempt, e.worker) for e in retried] == [(0, [0, 1], 1, killed[0])]
+    assert images(tmp_path / "j", outcome.run) == local[0]
+    finished = [e for e in events if isinstance(e, ev.Step)][-1]
+    assert finished.done == finished.total == 60  # the killed batch's steps were taken back, then made again
+
+
+def test_cancel_stops_every_worker_between_steps(executor, tmp_path):
+    events: list[ev.Event] = []
+    steps = []
+
+    def on_event(event: ev.Event) -> None:
+        events.append(event)
+        if isinstance(event, ev.Step):
+            steps.append(event)
+
+    outcome = executor.run(request(tmp_path / "j", steps=200, max_batch=3), on_event=on_event,
+                           cancel=lambda: len(steps) >= 4)
+    assert outcome.state == "cancelled"
+    assert len(steps) < 2 * 200  # neither worker ran its batch to the end
+    assert not images(tmp_path / "j", outcome.run)
+    assert events[-1] == ev.RunFinished(run=outcome.run, state="cancelled", images=0, seconds=events[-1].seconds)
+
+
+def test_workers_all_lost_leave_the_run_interrupted_and_resume_finishes_it(executor, local, tmp_path):
+    def on_event(event: ev.Event) -> None:
+        if isinstance(event, ev.BatchFinished):  # one batch is on disk: the cluster goes away
+            for slot in executor.slots:
+                ray.kill(slot.actor, no_restart=True)
+
+    outcome = executor.run(request(tmp_path / "j"), on_event=on_event, cancel=lambda: False)
+    assert outcome.state == "interrupted"
+    kept = images(tmp_path / "j", outcome.run)
+    assert 2 <= len(kept) < 6 and all(local[0][i] == png for i, png in kept.items())
+    resumed = run_job(JobRequest(kind="resume", journal=str(tmp_path / "j"), run=outcome.run))
+    assert resumed.state == "finished" and images(tmp_path / "j", outcome.run) == local[0]
