@@ -93,7 +93,8 @@ def test_a_worker_killed_mid_batch_has_its_batch_dealt_again_and_the_bytes_stay(
     outcome = executor.run(request(tmp_path / "j"), on_event=on_event, cancel=lambda: False)
     assert outcome.state == "finished"
     retried = [e for e in events if isinstance(e, ev.BatchRetried)]
-    assert [(e.batch, e.cells, e.attempt, e.worker) for e in retried] == [(0, [0, 1], 1, killed[0])]
+    assert (0, [0, 1], 1) in [(e.batch, e.cells, e.attempt) for e in retried]  # (and the batch dealt to it next)
+    assert {e.worker for e in retried} == set(killed) and all(e.attempt == 1 for e in retried)
     assert images(tmp_path / "j", outcome.run) == local[0]
     finished = [e for e in events if isinstance(e, ev.Step)][-1]
     assert finished.done == finished.total == 60  # the killed batch's steps were taken back, then made again

@@ -14,6 +14,7 @@ import queue
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
@@ -32,32 +33,42 @@ RETRIES = 2  # times a batch's cells are dealt again after the actor making them
 RESTARTS = 3  # times Ray restarts a dead actor (its warm models are loaded again)
 CPU_WORKERS = 2  # actors on a cluster without GPUs (for tests: CPUs give no speed-up)
 PING_TIMEOUT_S = 120.0  # a restarted actor imports torch and answers; one that does not is given up
+IN_FLIGHT = 2  # batches dealt to an actor at once: the next waits there while one runs, so no round trip is between
 
 
-@ray.remote(max_concurrency=2, max_restarts=RESTARTS)
+@ray.remote(max_concurrency=IN_FLIGHT + 1, max_restarts=RESTARTS)
 class Worker:
-    """One device's worker: makes the batches it is dealt, streaming the engine's events, then each finished batch.
-    Two threads: one runs a batch, the other takes ``cancel``."""
+    """One device's worker: makes the batches it is dealt, one at a time, streaming the engine's events, then each
+    finished batch. Its threads: IN_FLIGHT calls of ``run`` (one makes its batch, the next waits its turn) and one
+    for ``cancel``."""
 
     def __init__(self):
-        self._cancel = threading.Event()
+        self._turn = threading.Lock()
+        self._cancelled: set[str] = set()
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def ping(self) -> str:
         return self.name
 
-    def cancel(self) -> None:
-        self._cancel.set()
+    def cancel(self, job: str) -> None:
+        self._cancelled.add(job)
 
-    def run(self, work: Work, jobs: list[Job], layout: list[list[int]]) -> Iterator[object]:
-        """Events, then a FinishedBatch per batch; a ``Cancelled`` (yielded, not raised) when cancelled."""
-        self._cancel.clear()
+    def run(self, job: str, work: Work, jobs: list[Job], layout: list[list[int]]) -> Iterator[object]:
+        """Events, then a FinishedBatch per batch of ``layout``; a ``Cancelled`` (yielded, not raised) once ``job``
+        is cancelled."""
+        with self._turn:
+            yield from self._make(job, work, jobs, layout)
+
+    def _make(self, job: str, work: Work, jobs: list[Job], layout: list[list[int]]) -> Iterator[object]:
+        if job in self._cancelled:
+            yield Cancelled()
+            return
         items: queue.SimpleQueue = queue.SimpleQueue()
         end = object()
 
         def make() -> None:
             try:
-                for batch in run_batches(work, jobs, layout, on_event=items.put, cancel=self._cancel.is_set):
+                for batch in run_batches(work, jobs, layout, on_event=items.put, cancel=lambda: job in self._cancelled):
                     items.put(batch)
             except BaseException as exc:  # noqa: BLE001 - handed to the generator, which raises it to the service
                 items.put(exc)
@@ -74,15 +85,18 @@ class Worker:
 class _Slot:
     actor: object  # the Worker's handle
     name: str  # HOST:PID
+    dead: bool = False  # died during this job: its batches go to the others
 
 
 class RayExecutor:
     """The service's executor on a Ray cluster: ``address`` "auto" starts a local one (every GPU of this machine),
     or connects to the one RAY_ADDRESS names; another address (``HOST:PORT``, ``ray://HOST:10001``) connects there.
+    ``cpu_workers``: the actors on a cluster without GPUs.
     Where Ray is already initialised in this process (tests), that cluster is used and left running."""
 
-    def __init__(self, address: str = "auto"):
+    def __init__(self, address: str = "auto", *, cpu_workers: int = CPU_WORKERS):
         self.address = address
+        self.cpu_workers = cpu_workers
         self.slots: list[_Slot] = []
         self._owns_ray = False
 
@@ -120,9 +134,9 @@ class RayExecutor:
 
     def _fill(self) -> None:
         """One actor per GPU of the cluster (CPU_WORKERS on a cluster without), those that died replaced."""
-        self.slots = [s for s in self.slots if _name(s.actor) is not None]
+        self.slots = [_Slot(s.actor, name) for s in self.slots if (name := _name(s.actor)) is not None]
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        want = gpus or CPU_WORKERS
+        want = gpus or self.cpu_workers
         made = [Worker.options(num_gpus=1, num_cpus=1) if gpus else Worker.options(num_cpus=1)
                 for _ in range(want - len(self.slots))]
         actors = [options.remote() for options in made]
@@ -165,34 +179,28 @@ class _Deal:
         stop = threading.Event()
         progress = _Progress(sum(by_index[b[0]].effective_steps for b in layout), on_event)
 
-        live = [len(self.slots)]  # threads still dealing
+        job = uuid.uuid4().hex
 
         def deal(slot: _Slot) -> None:
-            try:
-                dealing(slot)
-            finally:
-                with turn:
-                    live[0] -= 1
-
-        def dealing(slot: _Slot) -> None:
             while True:
                 with turn:
                     while not (stop.is_set() or todo) and busy[0]:
                         turn.wait(0.1)
-                    if stop.is_set() or not todo:
+                    if stop.is_set() or not todo or slot.dead:
                         return
                     number, cells = todo.pop(0)
                     busy[0] += 1
                 try:
-                    if not self._make(slot, work, number, [by_index[i] for i in cells], out, progress, todo, tries,
-                                      turn, live):
+                    if not self._make(job, slot, work, number, [by_index[i] for i in cells], out, progress, todo,
+                                      tries, turn):
                         return
                 finally:
                     with turn:
                         busy[0] -= 1
                         turn.notify_all()
 
-        threads = [threading.Thread(target=deal, args=(s,), name="promptism-ray", daemon=True) for s in self.slots]
+        threads = [threading.Thread(target=deal, args=(s,), name="promptism-ray", daemon=True)
+                   for s in self.slots for _ in range(IN_FLIGHT)]
         for thread in threads:
             thread.start()
         cancelled, failure = False, None
@@ -200,7 +208,7 @@ class _Deal:
             while any(t.is_alive() for t in threads) or not out.empty():
                 if not cancelled and cancel():
                     cancelled = True
-                    self._stop(stop)
+                    self._stop(stop, job)
                 try:
                     item = out.get(timeout=0.02)
                 except queue.Empty:
@@ -211,10 +219,10 @@ class _Deal:
                     on_event(item)
                 elif failure is None:
                     failure = item
-                    self._stop(stop)
+                    self._stop(stop, job)
         finally:
             if any(t.is_alive() for t in threads):  # the run ended early (the writer failed): stop the actors
-                self._stop(stop)
+                self._stop(stop, job)
             for thread in threads:
                 thread.join()
         if failure is not None:
@@ -224,15 +232,15 @@ class _Deal:
         if todo:
             raise Interrupted()
 
-    def _make(self, slot: _Slot, work: Work, number: int, jobs: list[Job], out: queue.SimpleQueue,
-              progress: _Progress, todo: list, tries: dict[int, int], turn: threading.Condition, live: list[int]) -> bool:
+    def _make(self, job: str, slot: _Slot, work: Work, number: int, jobs: list[Job], out: queue.SimpleQueue,
+              progress: _Progress, todo: list, tries: dict[int, int], turn: threading.Condition) -> bool:
         """Batch ``number``'s ``jobs`` made by ``slot``'s actor, its events relayed and its pixels put ``out``;
-        whether the actor can take another batch (one that died does not, unless it is the last: then it is waited
-        for, as Ray restarts it)."""
+        whether the actor can take another batch (one that died does not, unless it was the last alive: then it is
+        waited for, as Ray restarts it)."""
         cells = [j.index for j in jobs]
         made: set[int] = set()
         try:
-            for ref in slot.actor.run.options(num_returns="streaming").remote(work, jobs, [cells]):
+            for ref in slot.actor.run.options(num_returns="streaming").remote(job, work, jobs, [cells]):
                 item = ray.get(ref)
                 if isinstance(item, FinishedBatch):
                     made.update(item.cells)
@@ -255,20 +263,21 @@ class _Deal:
                                      "and the workers' logs"))
                     return False
                 todo.insert(0, (number, left))
+                slot.dead = True
+                last = all(s.dead for s in self.slots)
                 turn.notify_all()
-                last = live[0] == 1
             out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
             if not last or (name := _name(slot.actor)) is None:
                 return False  # the others take its batches (the next job waits for its restart: ``_fill``)
-            slot.name = name
+            slot.name, slot.dead = name, False
             return True
 
-    def _stop(self, stop: threading.Event) -> None:
+    def _stop(self, stop: threading.Event, job: str) -> None:
         """No more batches dealt, and the batches running stopped between steps."""
         stop.set()
         for slot in self.slots:
             try:
-                slot.actor.cancel.remote()
+                slot.actor.cancel.remote(job)
             except RayError:
                 pass
 
