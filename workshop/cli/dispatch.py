@@ -135,6 +135,9 @@ class Progress:
             return
         if isinstance(event, ev.BatchSplit):
             click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
+        if isinstance(event, ev.BatchRetried):
+            click.echo(f"a Ray worker died ({event.worker}): its {len(event.cells)} images go to another (retry "
+                       f"{event.attempt})", err=True)
         if self._bar is None:
             return
         if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
