@@ -33,6 +33,7 @@ def write_config(text: str) -> Path:
     ('colour = "red"', "unknown setting 'colour'"),
     ('compile = "yes"', "compile must be true or false, not 'yes'"),
     ('sampler = "Euler b"', "sampler must be an AUTOMATIC1111 sampler name (`promptism samplers`): Euler, Euler a,"),
+    ('ray = "head node"', 'ray must be "auto", a Ray cluster\'s address (HOST:PORT or ray://HOST:10001), or "off"'),
 ])
 @pytest.mark.parametrize("command", [["generate", "a red circle"], ["grid", "-p", "a red circle", "--dry-run"], ["models"]])
 def test_a_bad_config_is_one_line_and_nothing_is_written(config, fragment, command, tmp_path, capsys):
@@ -67,3 +68,10 @@ def test_no_config_file_means_the_defaults():
     with pytest.raises(SettingsError):
         write_config("max_batch = 1.5")
         load_settings()
+
+
+@pytest.mark.parametrize("value, address", [("auto", "auto"), ("OFF", None), (" 10.0.0.5:6379", "10.0.0.5:6379"),
+                                            ("ray://head:10001", "ray://head:10001")])
+def test_the_ray_setting_names_a_cluster_or_none(value, address):
+    write_config(f'ray = "{value}"')
+    assert load_settings().ray == address
