@@ -41,6 +41,13 @@ class CleanImage:
     sha256: str
     width: int
     height: int
+    pixels: str | None = None  # ``pixel_hash`` of what was encoded (a PNG's)
+
+
+def pixel_hash(im: Image.Image, raw: bytes | None = None) -> str:
+    """sha256 of the decoded pixels (mode, size and bytes): the same picture gives the same hash whatever file or
+    encoder it came from — how an import knows an image the journal has (``raw``: ``im.tobytes()``, if at hand)."""
+    return hashlib.sha256(f"{im.mode} {im.width}x{im.height}\n".encode() + (im.tobytes() if raw is None else raw)).hexdigest()
 
 
 def open_image(path: Path) -> Image.Image:
@@ -100,11 +107,12 @@ def _has_alpha(im: Image.Image) -> bool:
 
 def clean_png(im: Image.Image) -> CleanImage:
     """Encode only the pixels: no text chunks, EXIF, XMP, ICC profile or any other ancillary data."""
-    bare = Image.frombytes(im.mode, im.size, im.tobytes())  # a fresh image carries an empty .info
+    raw = im.tobytes()
+    bare = Image.frombytes(im.mode, im.size, raw)  # a fresh image carries an empty .info
     buf = io.BytesIO()
     bare.save(buf, format="PNG")
     data = buf.getvalue()
-    return CleanImage(data, hashlib.sha256(data).hexdigest(), im.width, im.height)
+    return CleanImage(data, hashlib.sha256(data).hexdigest(), im.width, im.height, pixel_hash(im, raw))
 
 
 def sha256_file(path: Path) -> str:

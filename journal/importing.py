@@ -1,15 +1,29 @@
-"""Turning images made elsewhere into a NewExperiment: embedded generation metadata first, explicit values over it."""
+"""Turning images made elsewhere into experiments: embedded generation metadata first (``metadata``), explicit values
+over it. Some images as one experiment (``experiment_from_images``), or a folder (``import_folder``): an experiment
+per image, or per generation batch, committed in batches under one hold of the writer lock, images already in the
+journal (by their pixels) skipped — so a re-run after a crash completes the import and a second run changes nothing.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
 
-from .errors import InvalidInput
-from .images import open_image
-from .metadata import GenerationInfo, read_generation_info
-from .model import ModelInfo, NewExperiment, NewImage
+from PIL import Image
+
+from .errors import InvalidInput, JournalError
+from .images import CleanImage, clean_png, open_image, pixel_hash
+from .journal import Journal, check_new
+from .keywords import split_keywords
+from .metadata import GenerationInfo, read_generation_info, without_stealth
+from .model import Experiment, ModelInfo, NewExperiment, NewImage
+from .text import visible
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+BATCH_EXPERIMENTS = 100  # experiments per commit in a folder import
+BATCH_BYTES = 64 * 2**20  # and at most this much image data held for one
 
 
 @dataclass(frozen=True)
@@ -22,28 +36,234 @@ class Overrides:
     negative_prompt: str | None = None
 
 
+@dataclass
+class Source:
+    """One image file, read once: what its metadata says and its pixels (stealth info wiped), re-encoded without any
+    of it only when they are to be kept (``encoded``): a picture the journal has is known by its pixel hash alone."""
+
+    path: Path
+    info: GenerationInfo
+    pixels: str  # images.pixel_hash
+    width: int
+    height: int
+    image: Image.Image | None  # until encoded
+    clean: CleanImage | None = None
+
+    def encoded(self) -> CleanImage:
+        if self.clean is None:
+            assert self.image is not None, "a released source has no pixels"
+            self.clean, self.image = clean_png(self.image), None
+        return self.clean
+
+    def release(self) -> None:
+        """Let go of the pixels (a dry run keeps only what it lists)."""
+        self.image = self.clean = None
+
+
+def read_source(path: Path) -> Source:
+    """Decode ``path`` (InvalidInput naming the file if it cannot be) and read its metadata; stealth info in the
+    alpha channel is wiped from the pixels the journal will keep."""
+    im = open_image(Path(path))
+    info = read_generation_info(im, Path(path).name)
+    if info.in_pixels:
+        im = without_stealth(im)
+    return Source(Path(path), info, pixel_hash(im), im.width, im.height, im)
+
+
 def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides()) -> NewExperiment:
+    """``paths`` as one experiment."""
     if not paths:
         raise InvalidInput("name at least one image to import")
-    infos = [read_generation_info(open_image(Path(path))) for path in paths]
+    return experiment_from_sources([read_source(Path(p)) for p in paths], title, given)
+
+
+def experiment_from_sources(sources: Sequence[Source], title: str, given: Overrides = Overrides(), *,
+                            keep_pixels: bool = True) -> NewExperiment:
+    """``sources`` as one experiment; without ``keep_pixels`` (a dry run) its images carry no encoded copy."""
+    infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
-    model_id = given.model or next((i.model for i in infos if i.model), None)
-    if not model_id:
-        raise InvalidInput(f"{paths[0]} does not say which model made it; pass --model NAME (the model is always credited)")
-    model_hash = None if given.model else next((i.model_hash for i in infos if i.model_hash), None)
-    images = [
-        NewImage(path=Path(path), seed=given.seed if given.seed is not None else info.seed,
-                 prompt=given.prompt if given.prompt is not None else info.prompt)
-        for path, info in zip(paths, infos)
-    ]
-    params = dict(first.params)
+    models = (ModelInfo(id=given.model),) if given.model else next((i.models for i in infos if i.models), ())
+    if not models:
+        why = next((f" ({i.problem})" for i in infos if i.problem), "")
+        raise InvalidInput(f"{visible(str(sources[0].path), keep_newlines=False)} does not say which model made it{why}; "
+                           "pass --model NAME (the model is always credited)")
+    prompt = given.prompt if given.prompt is not None else (first.prompt or "")
+    images = [NewImage(path=s.path, seed=given.seed if given.seed is not None else s.info.seed,
+                       prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if keep_pixels else None)
+              for s in sources]
+    params = {"width": sources[0].width, "height": sources[0].height} | first.params
     if first.source:
         params["imported_from"] = first.source
     return NewExperiment(
         title=title,
-        model=ModelInfo(id=model_id, hash=model_hash),
+        model=models[0],
+        extra_models=tuple(models[1:]),
         images=images,
-        prompt=given.prompt if given.prompt is not None else (first.prompt or ""),
+        prompt=prompt,
         negative_prompt=given.negative_prompt if given.negative_prompt is not None else (first.negative_prompt or ""),
+        keywords=split_keywords(prompt),
         params=params,
     )
+
+
+# ---------------------------------------------------------------------------------------------------- folders
+
+@dataclass(frozen=True)
+class FolderOptions:
+    given: Overrides = Overrides()
+    group: bool = False  # one experiment per generation batch, not per image
+    title: str | None = None  # titles "TITLE 1", "TITLE 2" … in folder order
+    titles: Mapping[str, str] = field(default_factory=dict)  # a file's path (relative to its folder) or name → its title
+    allow_title_overlap: bool = False
+
+
+@dataclass(frozen=True)
+class Planned:
+    """An experiment a folder import makes (or would make, in a dry run)."""
+
+    new: NewExperiment
+    sources: tuple[Source, ...]
+
+
+@dataclass
+class FolderResult:
+    imported: list[Experiment] = field(default_factory=list)
+    planned: list[Planned] = field(default_factory=list)  # a dry run's
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # nothing wrong: already imported, not an image
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # an image that could not be imported, and why
+    present: int = 0  # images skipped because the journal has them already
+    commits: int = 0
+
+
+def folder_files(roots: Sequence[Path], recursive: bool) -> list[tuple[Path, str]]:
+    """Every file under ``roots`` (a file given itself counts too) with its name relative to its root, in name order
+    within each root; hidden files and folders are left out."""
+    found: list[tuple[Path, str]] = []
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            found.append((root, root.name))
+            continue
+        here: list[tuple[Path, str]] = []
+        for folder, dirs, files in os.walk(root, onerror=_raise):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".")) if recursive else []
+            here += [(Path(folder) / f, (Path(folder) / f).relative_to(root).as_posix()) for f in files if not f.startswith(".")]
+        found += sorted(here, key=lambda pair: pair[1])
+    return found
+
+
+def _raise(error: OSError) -> None:
+    raise InvalidInput(f"cannot read the folder {visible(str(error.filename), keep_newlines=False)} ({error.strerror}); "
+                       "check its permissions") from None
+
+
+def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], options: FolderOptions, *, dry_run: bool = False,
+                  on_file: Callable[[Path], None] = lambda path: None) -> FolderResult:
+    """Import ``files`` (from ``folder_files``) into ``journal``: a commit per ``BATCH_EXPERIMENTS`` experiments,
+    one hold of the writer lock throughout. ``on_file`` is called as each file is read (a progress bar)."""
+    result = FolderResult()
+    if dry_run:
+        known = journal.image_numbers() if journal is not None else ({}, {})
+
+        def listed(planned: Planned) -> None:
+            for source in planned.sources:
+                source.release()
+            result.planned.append(planned)
+
+        _plan(files, options, known, result, on_file, listed, keep_pixels=False)
+        return result
+    assert journal is not None, "a folder import needs a journal to import into"
+    with journal.holding():
+        known = journal.image_numbers()
+        pending: list[Planned] = []
+
+        def flush() -> None:
+            if not pending:
+                return
+            try:
+                result.imported += journal.accept_many([p.new for p in pending], allow_title_overlap=options.allow_title_overlap)
+                result.commits += 1
+            except InvalidInput:  # refused before anything was written: find which, accept the others one by one
+                for planned in pending:
+                    try:
+                        result.imported += journal.accept_many([planned.new], allow_title_overlap=options.allow_title_overlap)
+                        result.commits += 1
+                    except InvalidInput as exc:
+                        result.failed += [(s.path, str(exc)) for s in planned.sources]
+            pending.clear()
+
+        def take(planned: Planned) -> None:
+            pending.append(planned)
+            if len(pending) >= BATCH_EXPERIMENTS or sum(len(s.encoded().data) for p in pending for s in p.sources) >= BATCH_BYTES:
+                flush()
+
+        _plan(files, options, known, result, on_file, take)
+        flush()
+    return result
+
+
+def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, int]], result: FolderResult, on_file,
+          take, keep_pixels: bool = True) -> None:
+    """Read ``files`` in order, group them, and hand each experiment to ``take``; what cannot be goes in ``result``."""
+    by_pixels, by_file = known
+    counter = 0
+    seen: dict[str, Path] = {}
+    for group in _groups(_sources(files, result, on_file), options.group):
+        counter += 1  # counted whether imported now or before, so a re-run titles the rest as the first run would
+        fresh = []
+        for source, name in group:
+            number = by_pixels.get(source.pixels)
+            if number is None and by_file:  # images recorded before pixel hashes: compare the journal's encoding
+                number = by_file.get(source.encoded().sha256)
+            if number is not None:
+                result.present += 1
+                result.skipped.append((source.path, f"already in the journal (#{number})"))
+            elif (twin := seen.get(source.pixels)) is not None:
+                result.skipped.append((source.path, f"the same pixels as {visible(str(twin), keep_newlines=False)}"))
+            else:
+                seen[source.pixels] = source.path
+                fresh.append((source, name))
+        if not fresh:
+            continue
+        title = next((options.titles[k] for _, name in group for k in (name, Path(name).name) if k in options.titles), None)
+        if title is None and options.title is not None:
+            title = f"{options.title} {counter}"
+        try:
+            if title is None:
+                raise InvalidInput("it is not in --titles FILE and no --title was given")
+            new = experiment_from_sources([s for s, _ in fresh], title, options.given, keep_pixels=keep_pixels)
+            check_new(new, options.allow_title_overlap)  # refused now: one bad experiment must not sink a batch
+        except JournalError as exc:
+            result.failed += [(s.path, str(exc)) for s, _ in fresh]
+            continue
+        take(Planned(new, tuple(s for s, _ in fresh)))
+
+
+def _sources(files, result: FolderResult, on_file) -> Iterator[tuple[Source, str]]:
+    for path, name in files:
+        on_file(path)
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            result.skipped.append((path, "not a PNG, JPEG or WebP image"))
+            continue
+        try:
+            yield read_source(path), name
+        except InvalidInput as exc:
+            result.failed.append((path, str(exc)))
+
+
+def _groups(sources: Iterator[tuple[Source, str]], group: bool) -> Iterator[list[tuple[Source, str]]]:
+    """Each source alone, or (``group``) runs of consecutive sources made alike with consecutive seeds: a batch as
+    A1111, ComfyUI and the others save one, image after image."""
+    current: list[tuple[Source, str]] = []
+    for source, name in sources:
+        if current and not (group and _continues(current[-1][0].info, source.info)):
+            yield current
+            current = []
+        current.append((source, name))
+    if current:
+        yield current
+
+
+def _continues(last: GenerationInfo, info: GenerationInfo) -> bool:
+    return (last.seed is not None and info.seed == last.seed + 1 and last.source is not None
+            and replace(last, seed=None) == replace(info, seed=None))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import orjson
 from tinydb import Query
@@ -43,6 +43,7 @@ from .gitrepo import GitRepo
 from .index import Index
 from .storage import CorruptIndex
 from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
+from .keywords import plain, split_keywords
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
 from .privacy import check_title_keeps_secrets
@@ -93,6 +94,7 @@ class Journal:
         self._lock = WriterLock(path / SCRATCH / "lock", path)
         self._git = GitRepo(path, self._lock.inherited_fds)
         self._index = Index(path / DB_FILE)
+        self._held = False  # inside ``holding``: the lock is held and recovery done
 
     # ------------------------------------------------------------------ opening
 
@@ -195,11 +197,12 @@ class Journal:
             conditions.append(q.title.test(lambda t: needle in fold(t)) | q.model.id.test(lambda m: needle in fold(m)))
         if model:
             wanted = fold(model)
-            conditions.append(q.model.id.test(lambda m: wanted in fold(m)))
-        if keyword:  # a keyword of a grid, or a comma-separated part of any prompt (an import has no keyword list)
-            wanted_kw = fold(keyword.strip())
-            conditions.append(q.keywords.test(lambda ks: any(fold(k) == wanted_kw for k in ks))
-                              | q.prompt.test(lambda p: any(fold(part.strip()) == wanted_kw for part in p.split(","))))
+            conditions.append(q.model.id.test(lambda m: wanted in fold(m))
+                              | q.extra_models.test(lambda ms: any(wanted in fold(m.get("id", "")) for m in ms)))
+        if keyword:  # a keyword, or a part of the prompt (imports from before keywords were split), weights ignored
+            wanted_kw = fold(plain(keyword))
+            conditions.append(q.keywords.test(lambda ks: any(fold(plain(k)) == wanted_kw for k in ks))
+                              | q.prompt.test(lambda p: any(fold(plain(part)) == wanted_kw for part in split_keywords(p))))
         if status:
             conditions.append(q.status == status)
         if since:
@@ -229,53 +232,96 @@ class Journal:
 
         A title that contains the prompt, a keyword or an image's prompt is refused (TitleRevealsPrompt) unless
         ``allow_title_overlap``."""
-        check_new_title(new.title)
-        if not allow_title_overlap:
-            check_title_keeps_secrets(new.title, new.secrets)
-        check_model_name(new.model.id)
-        if not new.images:
-            raise InvalidInput("an experiment needs at least one image")
-        cleaned = [clean_png(open_image(Path(img.path))) for img in new.images]  # all decoded before anything is written
-        animations = [clean_gif(open_frames(Path(img.animation))) if img.animation else None for img in new.images]
+        return self.accept_many([new], allow_title_overlap=allow_title_overlap)[0]
+
+    def accept_many(self, news: Sequence[NewExperiment], *, allow_title_overlap: bool = False) -> list[Experiment]:
+        """Record ``news`` as the next numbered experiments in one commit (a tag each): all of them or, after a
+        crash, none. Each is checked as ``accept`` checks it before anything is written."""
+        for new in news:
+            check_new(new, allow_title_overlap)
+        cleaned = [[img.clean or clean_png(open_image(Path(img.path))) for img in new.images] for new in news]  # all decoded first
+        animations = [[clean_gif(open_frames(Path(img.animation))) if img.animation else None for img in new.images] for new in news]
+        if not news:
+            return []
         with self._writing():
-            if new.parent is not None:
-                self.get(new.parent)
-            number = self.last_number() + 1
-            if list((self.path / EXPERIMENTS).glob(f"{number:04d}-*")):
-                raise JournalError(f"a folder for #{number} already exists outside the index; run `promptism doctor`")
-            slug = slugify(new.title)
-            names = [f"{i:02d}" + (f"-s{img.seed}" if img.seed is not None else "") + ".png" for i, img in enumerate(new.images, 1)]
+            parents = {new.parent for new in news if new.parent is not None}
+            for parent in parents:
+                self.get(parent)
+            first = self.last_number() + 1
+            if any(next((self.path / EXPERIMENTS).glob(f"{n:04d}-*"), None) for n in range(first, first + len(news))):
+                raise JournalError(f"a folder for #{first} or later already exists outside the index; run `promptism doctor`")
             now = _now()
-            exp = Experiment.from_doc(Experiment(
-                number=number,
-                title=new.title,
-                slug=slug,
-                dir=f"{EXPERIMENTS}/{number:04d}-{slug}",
-                model=new.model,
-                images=tuple(
-                    ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt,
-                                score=img.score, animation=_gif_name(name) if a else None, animation_sha256=a.sha256 if a else None)
-                    for name, c, img, a in zip(names, cleaned, new.images, animations)
-                ),
-                created=now,
-                updated=now,
-                prompt=new.prompt,
-                negative_prompt=new.negative_prompt,
-                keywords=tuple(new.keywords),
-                terms=tuple(t for t in dict.fromkeys(new.terms) if t.strip() and t not in (new.prompt, *new.keywords)),
-                grid=new.grid,
-                params=dict(new.params),
-                parent=new.parent,
-                compute=new.compute,
-                tool_version=tool_version(),
-            ).to_doc())
-            lines = [f"Model: {_model_line(exp)}", f"Images: {len(exp.images)}" + _seeds(exp)]
-            if exp.parent:
-                lines.append(f"Parent: #{exp.parent}")
-            self._commit([exp], f"#{number} {exp.title}\n\n" + "\n".join(lines) + "\n",
-                         images={name: c.data for name, c in zip(names, cleaned)}
-                         | {_gif_name(name): a.data for name, a in zip(names, animations) if a}, tag=True)
-            return exp
+            accepted, images = [], {}
+            for number, new, clean, anims in zip(range(first, first + len(news)), news, cleaned, animations):
+                exp = self._experiment(number, new, clean, anims, now)
+                accepted.append(exp)
+                names = [i.file for i in exp.images]
+                images[exp.dir] = {name: c.data for name, c in zip(names, clean)} | {
+                    _gif_name(name): a.data for name, a in zip(names, anims) if a}
+            if len(accepted) == 1:
+                exp = accepted[0]
+                lines = [f"Model: {_model_line(exp)}", f"Images: {len(exp.images)}" + _seeds(exp)]
+                if exp.parent:
+                    lines.append(f"Parent: #{exp.parent}")
+                message = f"#{exp.number} {exp.title}\n\n" + "\n".join(lines) + "\n"
+            else:
+                message = (f"#{first}–#{accepted[-1].number}: {len(accepted)} experiments\n\n"
+                           + "".join(f"#{e.number} {e.title} — {_model_line(e)}; {len(e.images)} image(s){_seeds(e)}\n" for e in accepted))
+            self._commit(accepted, message, images=images, tag=True)
+            return accepted
+
+    def _experiment(self, number: int, new: NewExperiment, cleaned: list, animations: list, now: str) -> Experiment:
+        slug = slugify(new.title)
+        names = [f"{i:02d}" + (f"-s{img.seed}" if img.seed is not None else "") + ".png" for i, img in enumerate(new.images, 1)]
+        return Experiment.from_doc(Experiment(
+            number=number,
+            title=new.title,
+            slug=slug,
+            dir=f"{EXPERIMENTS}/{number:04d}-{slug}",
+            model=new.model,
+            extra_models=tuple(new.extra_models),
+            images=tuple(
+                ImageRecord(file=name, sha256=c.sha256, width=c.width, height=c.height, seed=img.seed, prompt=img.prompt,
+                            score=img.score, animation=_gif_name(name) if a else None, animation_sha256=a.sha256 if a else None,
+                            pixels=c.pixels)
+                for name, c, img, a in zip(names, cleaned, new.images, animations)
+            ),
+            created=now,
+            updated=now,
+            prompt=new.prompt,
+            negative_prompt=new.negative_prompt,
+            keywords=tuple(new.keywords),
+            terms=tuple(t for t in dict.fromkeys(new.terms) if t.strip() and t not in (new.prompt, *new.keywords)),
+            grid=new.grid,
+            params=dict(new.params),
+            parent=new.parent,
+            compute=new.compute,
+            tool_version=tool_version(),
+        ).to_doc())
+
+    @contextlib.contextmanager
+    def holding(self) -> Iterator[None]:
+        """Hold the writer lock across several writes (a folder import: one hold, a commit per batch); each write
+        inside still follows the whole protocol, so a crash loses at most the batch under way."""
+        with self._writing():
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+
+    def image_numbers(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Which experiment holds each image (an import skips what is there): by pixel hash, and by file sha256 for
+        images recorded before pixel hashes were."""
+        by_pixels: dict[str, int] = {}
+        by_file: dict[str, int] = {}
+        for doc in self._index.search():
+            for image in doc.get("images", []):
+                if image.get("pixels"):
+                    by_pixels[image["pixels"]] = doc.doc_id
+                else:
+                    by_file[image["sha256"]] = doc.doc_id
+        return by_pixels, by_file
 
     def retitle(self, number: int, title: str, *, allow_title_overlap: bool = False) -> Experiment:
         """A new title for #number (one commit ``#N retitled``: the old title is never repeated)."""
@@ -379,6 +425,9 @@ class Journal:
     def _writing(self, rebuild: bool = True) -> Iterator[list[Finding]]:
         """Hold the writer lock; on entry set an unreadable index aside, finish any interrupted write and rebuild a
         missing index (yields what it did)."""
+        if self._held:
+            yield []
+            return
         (self.path / SCRATCH).mkdir(exist_ok=True)
         self._lock.acquire(self.lock_timeout)
         try:
@@ -408,9 +457,9 @@ class Journal:
         """Where doctor and recovery keep what they take out of the journal: nothing is ever deleted."""
         return self.path / SCRATCH / "orphans" / time.strftime("%Y%m%d-%H%M%S")
 
-    def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, bytes] | None = None,
+    def _commit(self, experiments: list[Experiment], message: str, *, images: dict[str, dict[str, bytes]] | None = None,
                 tag: bool = False, moved_from: dict[int, str] | None = None) -> None:
-        """Write ``experiments`` (their documents, ``images`` into each folder) and commit exactly their folders.
+        """Write ``experiments`` (their documents, ``images[folder]`` into each folder) and commit exactly their folders.
 
         ``moved_from`` maps a number to the folder it leaves: the folder is renamed in the same commit (a retitle)."""
         moved_from = moved_from or {}
@@ -425,7 +474,7 @@ class Journal:
             if exp.number in moved_from:
                 os.rename(self.path / moved_from[exp.number], folder)
             folder.mkdir(parents=True, exist_ok=True)
-            for name, data in (images or {}).items():
+            for name, data in (images or {}).get(exp.dir, {}).items():
                 write_atomic(folder / name, data)
                 failpoints.hit("image-written")
             write_atomic(folder / EXPERIMENT_FILE, documents[exp.number])
@@ -435,8 +484,7 @@ class Journal:
         self._index.put(e.to_doc() for e in experiments)
         failpoints.hit("indexed")
         if tag:
-            for exp in experiments:
-                self._git.tag(_tag(exp.number), sha)
+            self._git.tag_all([_tag(exp.number) for exp in experiments], sha, self.path / SCRATCH / COMMIT_SCRATCH)
             failpoints.hit("tagged")
         self._intent_path.unlink()
 
@@ -643,6 +691,17 @@ class Journal:
         return Finding(f"{shown} never held a valid experiment document; moved to {kept.relative_to(self.path)}", True)
 
 
+def check_new(new: NewExperiment, allow_title_overlap: bool = False) -> None:
+    """Raise what ``accept`` would refuse about ``new`` (its title, models, images) before anything is read or written."""
+    check_new_title(new.title)
+    if not allow_title_overlap:
+        check_title_keeps_secrets(new.title, new.secrets)
+    for model in (new.model, *new.extra_models):
+        check_model_name(model.id)
+    if not new.images:
+        raise InvalidInput("an experiment needs at least one image")
+
+
 def _encode(exp: Experiment) -> bytes:
     """The experiment.json bytes; InvalidInput for anything JSON or the index cannot hold (NaN, lone surrogates, huge ints)."""
     doc = exp.to_doc()
@@ -682,7 +741,7 @@ def _tag(number: int) -> str:
 def _model_line(exp: Experiment) -> str:
     m = exp.model
     details = ", ".join(x for x in (m.pipeline, m.scheduler) if x)
-    return m.credit + (f" @ {m.revision}" if m.revision else "") + (f" ({details})" if details else "")
+    return exp.credit + (f" @ {m.revision}" if m.revision else "") + (f" ({details})" if details else "")
 
 
 def _seeds(exp: Experiment) -> str:

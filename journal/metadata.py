@@ -1,7 +1,23 @@
-"""Generation metadata other tools embed in images: AUTOMATIC1111 infotext, ComfyUI graphs, InvokeAI JSON.
+"""Generation metadata other tools embed in images, read with sd-parsers: AUTOMATIC1111 (PNG text, JPEG/WebP EXIF
+UserComment, stealth PNG info in the alpha channel), ComfyUI, Fooocus, InvokeAI (2.x ``Dream`` and ``sd-metadata``,
+3+ ``invokeai_metadata``) and NovelAI.
 
-Used by ``promptism import`` to recover prompt, negative prompt, seed, steps and model. Parsing is best effort:
-anything unrecognised is simply absent from the result.
+The split: promptism finds where the metadata lives and bounds it (text chunks, EXIF, the alpha channel's low bits),
+sd-parsers says what it means (its five parsers), and promptism turns the result into a ``GenerationInfo``. Its own
+code covers only what sd-parsers 0.6 lacks or gets wrong:
+
+- extraction: sd-parsers' ParserManager refuses an already-decoded image (no ``format``), reads stealth info in pure
+  Python over every pixel with an unbounded gunzip, and caches extracted metadata by ``id(image)`` (an id CPython
+  reuses for the next image); here each source is read once, bounded, and stealth info also in its uncompressed form;
+- ComfyUI: the library is given only the part of the graph that made the saved image (walked back from the save
+  node; the library lists every sampler in graph order, and its work grows with samplers times chain length), with
+  links taken from that graph itself (the library needs the UI ``workflow`` and fails without one); the nearest
+  sampler is the one that produced the image, and checkpoints are found through LoRA loaders (the library credits a
+  LoRA's link);
+- InvokeAI 4+ (``model.name``) and refiner models, Fooocus' refiner and resolution, A1111's ``Size``;
+- sampler names, in AUTOMATIC1111's naming through ``samplers``' tables (the library keeps each tool's own).
+
+Parsing is best effort: a file whose metadata cannot be read says why (``problem``) and imports with what flags give.
 """
 
 from __future__ import annotations
@@ -9,166 +25,258 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 from PIL import Image
+from sd_parsers.data import Generators, PromptInfo, Sampler
+from sd_parsers.exceptions import ParserError
+from sd_parsers.parsers import MANAGED_PARSERS
 
-_KEY = re.compile(r"\w[\w \-/]*")  # a key of A1111's last infotext line ("Steps", "CFG scale", "Model hash")
-MAX_METADATA = 256 * 1024  # characters of generation metadata read at most; real ones are a few kilobytes
-_SIZE = re.compile(r"^(\d+)x(\d+)$")
+from .model import SEED_LIMIT, ModelInfo
+from .samplers import a1111_sampler, comfyui_sampler, invokeai_sampler
+
+MAX_METADATA = 256 * 1024  # characters of one JSON metadata value read at most; real ones are a few kilobytes
+MAX_SAMPLERS = 16  # ComfyUI samplers read, nearest the saved image first (real workflows have a handful)
+#: smaller bounds where sd-parsers' patterns are quadratic on hostile text (A1111's hashes, InvokeAI 2's Dream line):
+#: each reads in about 0.1 s at its bound, far above what a real image carries
+_LIMITS = {"parameters": 32 * 1024, "Dream": 4 * 1024}
 _EXIF_USER_COMMENT = 0x9286
 _EXIF_IFD = 0x8769
+_STEALTH = {b"stealth_pngcomp": True, b"stealth_pnginfo": False}  # signature → gzip-compressed (A1111's extension)
+_SIGNATURE_BITS = 15 * 8
+#: text keys a generator writes; one present but unreadable is a ``problem``, not "no metadata"
+_KNOWN_KEYS = ("parameters", "prompt", "invokeai_metadata", "sd-metadata", "Dream")
+_SOURCES = {Generators.AUTOMATIC1111: "automatic1111", Generators.COMFYUI: "comfyui", Generators.FOOOCUS: "fooocus",
+            Generators.INVOKEAI: "invokeai", Generators.NOVELAI: "novelai"}
+_PARSERS = [parser() for parser in MANAGED_PARSERS]  # Fooocus first: its JSON would otherwise read as A1111 text
+_SIZE = re.compile(r"^\(?\s*(\d+)\s*[x,]\s*(\d+)\s*\)?$")
+_SAVE_NODE = re.compile(r"save", re.IGNORECASE)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
 class GenerationInfo:
-    source: str | None = None
+    source: str | None = None  # the generator: automatic1111, comfyui, fooocus, invokeai, novelai
     prompt: str | None = None
     negative_prompt: str | None = None
     seed: int | None = None
-    params: dict = field(default_factory=dict)
-    model: str | None = None
-    model_hash: str | None = None
+    params: dict = field(default_factory=dict)  # steps, guidance, sampler (A1111's name), width, height, strength
+    models: tuple[ModelInfo, ...] = ()  # every model credited, the one that made the final image first
+    in_pixels: bool = False  # stealth info was found in the alpha channel: the journal's copy must lose it
+    problem: str | None = None  # metadata is there but could not be read (why, without its content)
 
 
-def read_generation_info(im: Image.Image) -> GenerationInfo:
-    """What the image says about how it was made (an empty GenerationInfo if nothing, or if what it says is too
-    large or malformed to read: metadata is a convenience, never a reason for an import to fail)."""
-    info = im.info
-    try:
-        if isinstance(text := info.get("parameters"), str):
-            return parse_a1111(text) if len(text) <= MAX_METADATA else GenerationInfo()
-        if isinstance(text := info.get("invokeai_metadata"), str):
-            return _parse_invokeai(text) if len(text) <= MAX_METADATA else GenerationInfo()
-        if isinstance(text := info.get("prompt"), str):
-            return _parse_comfyui(text) if len(text) <= MAX_METADATA else GenerationInfo()
-        comment = _exif_user_comment(im)
-        if comment and len(comment) <= MAX_METADATA:
-            return parse_a1111(comment)
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):  # best effort, as promised
-        pass
-    return GenerationInfo()
+def read_generation_info(im: Image.Image, name: str = "") -> GenerationInfo:
+    """What the image says about how it was made. ``name`` (the file's) picks ComfyUI's save node when a graph has
+    several. Never raises for what a file holds: metadata is a convenience, never a reason for an import to fail."""
+    stealth = _stealth_text(im)
+    sources = []
+    if text := {k: v for k, v in im.info.items() if isinstance(k, str) and isinstance(v, str)}:
+        sources.append(text)
+    if comment := _exif_user_comment(im):
+        sources.append({"parameters": comment})
+    if stealth:
+        decoded = _json(stealth)
+        sources.append({"parameters": stealth, **(decoded if isinstance(decoded, dict) else {})})
+    problem = None
+    for chunks in sources:
+        info, why = _parse(chunks, name)
+        if info is not None:
+            info.in_pixels = stealth is not None
+            return info
+        problem = problem or why
+    return GenerationInfo(in_pixels=stealth is not None, problem=problem)
 
 
-def parse_a1111(text: str) -> GenerationInfo:
-    """Parse AUTOMATIC1111 infotext: prompt line(s), optional ``Negative prompt: …`` line(s), then ``Steps: …``."""
-    *lines, last = text.strip().split("\n")
-    params = _params(last)
-    if len(params) < 3:
-        lines.append(last)
-        params = []
-    prompt, negative, in_negative = [], [], False
-    for line in lines:
-        if line.startswith("Negative prompt:"):
-            in_negative = True
-            line = line[len("Negative prompt:") :].strip()
-        (negative if in_negative else prompt).append(line)
-    result = GenerationInfo(source="automatic1111", prompt="\n".join(prompt).strip(), negative_prompt="\n".join(negative).strip())
-    for key, value in params:
-        if len(value) > 1 and value.startswith('"') and value.endswith('"'):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                value = value[1:-1]
-        _set_a1111_param(result, key, value)
-    return result
-
-
-def _params(line: str) -> list[tuple[str, str]]:
-    """The ``Key: value`` pairs of an infotext line, split at commas outside quoted values — in one pass, however long
-    or hostile the line (a regular expression here backtracks quadratically on a long line without a colon)."""
-    pieces, current, quoted, escaped = [], [], False, False
-    for ch in line:
-        if escaped:
-            escaped = False
-        elif ch == "\\" and quoted:
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == "," and not quoted:
-            pieces.append("".join(current))
-            current = []
+def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, str | None]:
+    """The first parser that reads ``chunks``, as a GenerationInfo; else None and why (None: nothing to read)."""
+    too_long = [k for k in chunks if len(chunks[k]) > _LIMITS.get(k, MAX_METADATA)]
+    if known_too_long := [k for k in too_long if k in _KNOWN_KEYS]:
+        return None, f"its {known_too_long[0]} metadata is too large to be real ({len(chunks[known_too_long[0]]) // 1024} KB)"
+    given = {k: v for k, v in chunks.items() if k not in too_long}
+    raw = _json(chunks["prompt"]) if "prompt" in chunks else None
+    graph = _upstream(raw, name) if isinstance(raw, dict) else None
+    if graph is not None:  # ComfyUI: the part that made the saved image, its links from the graph itself
+        given["prompt"], given["workflow"] = graph, {"links": _links(graph)}
+    for parser in _PARSERS:
+        try:
+            found = parser.parse(given)
+        except (ParserError, ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            continue  # not this generator's, or malformed for it
+        try:
+            return _convert(found, chunks, graph, name), None
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
             continue
-        current.append(ch)
-    pieces.append("".join(current))
-    pairs = []
-    for piece in pieces:
-        key, sep, value = piece.partition(":")
-        key = key.strip()
-        if sep and _KEY.fullmatch(key):
-            pairs.append((key, value.strip()))
-    return pairs
+    known = [k for k in (*_KNOWN_KEYS, *(["Comment"] if chunks.get("Software") == "NovelAI" else [])) if k in chunks]
+    if not known:
+        return None, None
+    key = known[0]
+    if key not in ("parameters", "Dream") and not isinstance(_json(chunks[key]), (dict, list)):
+        return None, f"its {key} metadata is not valid JSON"
+    if key == "prompt" and graph is not None:
+        return None, "its ComfyUI graph has no sampler"
+    return None, f"its {key} metadata is in no format promptism reads"
 
 
-def _set_a1111_param(result: GenerationInfo, key: str, value: str) -> None:
-    """One ``Key: value`` of the infotext into ``result`` (a value that does not read as its kind is left out)."""
-    if key == "Seed":
-        result.seed = _int(value)
-    elif key == "Model":
-        result.model = value
-    elif key == "Model hash":
-        result.model_hash = value
-    elif key == "Size" and (m := _SIZE.match(value)):
-        result.params["width"], result.params["height"] = int(m.group(1)), int(m.group(2))
-    elif (param := _A1111_PARAMS.get(key)) and (read := param[1](value)) is not None:
-        result.params[param[0]] = read
-
-
-_A1111_PARAMS = {"Steps": ("steps", lambda v: _int(v)), "CFG scale": ("guidance", lambda v: _float(v)),
-                 "Sampler": ("sampler", lambda v: v), "Denoising strength": ("strength", lambda v: _float(v))}
-
-
-def _parse_invokeai(text: str) -> GenerationInfo:
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        return GenerationInfo()
-    if not isinstance(meta, dict):
-        return GenerationInfo()
-    model = meta.get("model") if isinstance(meta.get("model"), dict) else {}
-    params = {"steps": _int(meta.get("steps")), "guidance": _float(meta.get("cfg_scale")),
-              "width": _int(meta.get("width")), "height": _int(meta.get("height")), "sampler": meta.get("scheduler")}
-    return GenerationInfo(
-        source="invokeai",
-        prompt=_str(meta.get("positive_prompt")),
-        negative_prompt=_str(meta.get("negative_prompt")),
-        seed=_int(meta.get("seed")),
-        params={k: v for k, v in params.items() if v is not None},
-        model=_str(model.get("name") or model.get("model_name")),
-        model_hash=_str(model.get("hash")),
-    )
-
-
-def _parse_comfyui(text: str) -> GenerationInfo:
-    """Best effort over ComfyUI's API graph: the first sampler node, its linked text encoders and checkpoint."""
-    try:
-        graph = json.loads(text)
-    except ValueError:
-        return GenerationInfo()
-    if not isinstance(graph, dict):
-        return GenerationInfo()
-    nodes = {k: v for k, v in graph.items() if isinstance(v, dict)}
-    samplers = [n for n in nodes.values() if "KSampler" in str(n.get("class_type", ""))]
+def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name: str) -> GenerationInfo:
+    source = _SOURCES[found.generator]
+    samplers = sorted(found.samplers, key=lambda s: list(graph).index(s.sampler_id)) if graph else list(found.samplers)
     if not samplers:
-        return GenerationInfo()
-    inputs = samplers[0].get("inputs", {})
+        raise ValueError("no sampler")
+    final = samplers[0]
+    meta = found.metadata
 
-    def linked_text(ref) -> str | None:
-        node = nodes.get(str(ref[0])) if isinstance(ref, list) and ref else None
-        return _str(node.get("inputs", {}).get("text")) if node else None
+    def first(pick):  # the final sampler's value, else the nearest sampler upstream that has one
+        return next((v for v in map(pick, samplers) if v not in (None, "")), None)
 
-    checkpoint = next((n.get("inputs", {}).get("ckpt_name") for n in nodes.values()
-                       if "CheckpointLoader" in str(n.get("class_type", ""))), None)
-    params = {"steps": _int(inputs.get("steps")), "guidance": _float(inputs.get("cfg")), "sampler": _str(inputs.get("sampler_name"))}
+    params = {"steps": _int(first(lambda s: s.parameters.get("steps")) or meta.get("steps")),
+              "guidance": _float(first(lambda s: s.parameters.get("cfg_scale")))}
+    width, height = _size(meta, source)
+    params |= {"width": width, "height": height}
+    if source == "automatic1111":
+        params["strength"] = _float(meta.get("Denoising strength"))
+    params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
     return GenerationInfo(
-        source="comfyui",
-        prompt=linked_text(inputs.get("positive")),
-        negative_prompt=linked_text(inputs.get("negative")),
-        seed=_int(inputs.get("seed", inputs.get("noise_seed"))),
+        source=source,
+        prompt=_text(first(lambda s: _joined(s.prompts)) or ""),
+        negative_prompt=_text(first(lambda s: _joined(s.negative_prompts)) or ""),
+        seed=_int(first(_seed)),
         params={k: v for k, v in params.items() if v is not None},
-        model=_str(checkpoint),
+        models=_models(found, samplers, chunks, graph, source),
     )
 
+
+def _sampler(source: str, name: str | None, scheduler: str | None, meta: dict) -> str | None:
+    """The sampler by its AUTOMATIC1111 name, the one promptism's samplers go by (``journal.samplers``' tables; a
+    name they do not know stays as the generator wrote it)."""
+    if not name or name == "unknown":  # sd-parsers' name for a sampler node without one
+        return None
+    if source == "automatic1111":
+        return a1111_sampler(name, scheduler)
+    if source == "invokeai":
+        return invokeai_sampler(name)
+    if source == "novelai":  # k_euler_ancestral; its noise schedule, where it is not the sampler's own
+        schedule = meta.get("noise_schedule")
+        return comfyui_sampler(name.removeprefix("k_"), schedule if schedule in ("karras", "exponential") else None)
+    return comfyui_sampler(name, scheduler)  # ComfyUI's names, which Fooocus uses too
+
+
+def _seed(sampler: Sampler):
+    """A sampler's seed; none for one that adds no noise (a refiner pass: its seed is not used)."""
+    if sampler.parameters.get("add_noise") == "disable":
+        return None
+    return sampler.parameters.get("seed", sampler.parameters.get("noise_seed"))
+
+
+def _joined(prompts) -> str:
+    return ", ".join(dict.fromkeys(p.value.strip() for p in prompts if isinstance(p.value, str) and p.value.strip()))
+
+
+def _size(meta: dict, source: str) -> tuple[int | None, int | None]:
+    if source in ("automatic1111", "fooocus"):
+        value = meta.get("Size" if source == "automatic1111" else "resolution")
+        match = _SIZE.match(str(value).strip()) if value is not None else None
+        return (int(match.group(1)), int(match.group(2))) if match else (None, None)
+    return _int(meta.get("width")), _int(meta.get("height"))
+
+
+def _models(found: PromptInfo, samplers: list[Sampler], chunks: dict[str, str], graph: dict | None, source: str) -> tuple[ModelInfo, ...]:
+    """Every model credited, in the order they worked (a base before its refiner); names that are not text dropped."""
+    if graph is not None:
+        credits = [m for s in reversed(samplers) if (m := _checkpoint(graph, s.sampler_id))]
+    else:
+        credits = [ModelInfo(id=s.model.name, hash=_str(s.model.hash)) for s in samplers
+                   if s.model is not None and _str(s.model.name)]
+    meta = found.metadata
+    if source == "fooocus" and _str(meta.get("refiner_model")) not in (None, "", "None"):
+        credits.append(ModelInfo(id=meta["refiner_model"], hash=_str(meta.get("refiner_model_hash"))))
+    if source == "invokeai" and "invokeai_metadata" in chunks and isinstance(raw := _json(chunks["invokeai_metadata"]), dict):
+        for key in ("model", "refiner_model"):  # 3.x names it model_name, 4+ name (with a hash)
+            if isinstance(m := raw.get(key), dict) and (named := _str(m.get("name") or m.get("model_name"))):
+                credits.append(ModelInfo(id=named, hash=_str(m.get("hash"))))
+    unique: dict[str, ModelInfo] = {}
+    for credit in credits:
+        if credit.id.strip():
+            unique.setdefault(_text(credit.id), ModelInfo(id=_text(credit.id), hash=_text(credit.hash)))
+    return tuple(unique.values())
+
+
+# ---------------------------------------------------------------------------------------------------- ComfyUI graphs
+
+def _links(graph: dict) -> list[list]:
+    """The graph's links in the UI workflow's shape (id, from, slot, to, slot, type), the input's name as its type
+    (so ``clip`` links are the ``CLIP`` links sd-parsers skips when it looks for prompts)."""
+    links = []
+    for target, node in graph.items():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for key, value in (inputs.items() if isinstance(inputs, dict) else ()):
+            if _is_link(value):
+                links.append([len(links), str(value[0]), value[1], str(target), 0, str(key).upper()])
+    return links
+
+
+def _is_link(value: Any) -> bool:
+    return isinstance(value, list) and len(value) == 2 and isinstance(value[0], (str, int)) and not isinstance(value[0], bool)
+
+
+def _upstream(graph: dict, name: str) -> dict[str, dict]:
+    """The nodes that made the saved image, nearest first, at most ``MAX_SAMPLERS`` samplers among them: walked back
+    from the save node whose filename prefix starts the file's name (ComfyUI names files ``prefix_00001_.png``),
+    else from any save node, else from any node taking images — else the whole graph, in its order. sd-parsers' work
+    grows with samplers times the length of their chains: a hostile graph of a thousand of each took minutes."""
+    nodes = {str(k): v for k, v in graph.items() if isinstance(v, dict)}
+    saves = [k for k, n in nodes.items() if _SAVE_NODE.search(str(n.get("class_type", "")))]
+    named = [k for k in saves if _prefix_of(nodes[k], name)]
+    takers = [k for k, n in nodes.items() if isinstance(n.get("inputs"), dict) and _is_link(n["inputs"].get("images"))]
+    start = (named or saves or takers)[:1]
+    order, seen, queue = [], set(start), deque(start)
+    while queue:
+        node_id = queue.popleft()
+        if node_id in nodes:
+            order.append(node_id)
+        inputs = nodes.get(node_id, {}).get("inputs")
+        for value in (inputs.values() if isinstance(inputs, dict) else ()):
+            if _is_link(value) and str(value[0]) not in seen:
+                seen.add(str(value[0]))
+                queue.append(str(value[0]))
+    samplers = [k for k in (order or nodes) if _is_sampler(nodes[k])]
+    dropped = set(samplers[MAX_SAMPLERS:])
+    return {k: nodes[k] for k in (order or nodes) if k not in dropped}
+
+
+def _is_sampler(node: dict) -> bool:
+    """What sd-parsers takes for a sampler: a node with a sampler name, steps and CFG."""
+    inputs = node.get("inputs")
+    return isinstance(inputs, dict) and {"sampler_name", "steps", "cfg"} <= inputs.keys()
+
+
+def _prefix_of(node: dict, name: str) -> bool:
+    prefix = node.get("inputs", {}).get("filename_prefix") if isinstance(node.get("inputs"), dict) else None
+    return isinstance(prefix, str) and bool(name) and name.startswith(prefix.replace("\\", "/").rsplit("/", 1)[-1] + "_")
+
+
+def _checkpoint(graph: dict, sampler_id: str | None) -> ModelInfo | None:
+    """The checkpoint a sampler's ``model`` input comes from, through LoRA loaders and other model patches."""
+    node = graph.get(str(sampler_id)) if sampler_id is not None else None
+    for _ in range(64):  # a chain of patches, never a cycle
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        if not isinstance(inputs, dict):
+            return None
+        for key in ("ckpt_name", "unet_name"):
+            if isinstance(inputs.get(key), str) and inputs[key].strip():
+                return ModelInfo(id=inputs[key])
+        link = inputs.get("model")
+        if not _is_link(link):
+            return None
+        node = graph.get(str(link[0]))
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------- extraction
 
 def _exif_user_comment(im: Image.Image) -> str | None:
     """A1111 writes infotext to EXIF UserComment in JPEG and WebP (8-byte charset header, then the text)."""
@@ -183,11 +291,57 @@ def _exif_user_comment(im: Image.Image) -> str | None:
     return raw.strip("\x00 ") or None if isinstance(raw, str) else None
 
 
-def _int(v) -> int | None:
+def _stealth_text(im: Image.Image) -> str | None:
+    """Stealth PNG info: a signature, a 32-bit bit count and the text (gzipped or not) in the lowest bit of the alpha
+    channel, column by column (A1111's stealth-pnginfo extension, NovelAI). Read bounded; None when absent."""
+    if im.mode != "RGBA" or im.width * im.height < _SIGNATURE_BITS + 32:
+        return None
+    bits = np.asarray(im.getchannel("A")).T.reshape(-1) & 1  # column-major: x outer, y inner
+    compressed = _STEALTH.get(np.packbits(bits[:_SIGNATURE_BITS]).tobytes())
+    if compressed is None:
+        return None
+    count = int.from_bytes(np.packbits(bits[_SIGNATURE_BITS:_SIGNATURE_BITS + 32]).tobytes(), "big")
+    data = np.packbits(bits[_SIGNATURE_BITS + 32:_SIGNATURE_BITS + 32 + min(count, MAX_METADATA * 8)]).tobytes()
     try:
-        return int(str(v).strip())
+        if compressed:
+            inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)  # gzip, never inflated past the limit
+            data = inflate.decompress(data, MAX_METADATA * 4)
+        return data.decode("utf-8")
+    except (zlib.error, UnicodeDecodeError):
+        return ""  # the signature is there (the pixels must still lose it), the text is not readable
+
+
+def without_stealth(im: Image.Image) -> Image.Image:
+    """``im`` with stealth info wiped: an opaque image loses its alpha channel, any other the alpha's lowest bit."""
+    alpha = np.asarray(im.getchannel("A"))
+    if alpha.min() >= 254:
+        return im.convert("RGB")
+    wiped = im.copy()
+    wiped.putalpha(Image.fromarray(alpha | 1))
+    return wiped
+
+
+# ---------------------------------------------------------------------------------------------------- values
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text) if len(text) <= MAX_METADATA else None
+    except (ValueError, RecursionError):
+        return None
+
+
+def _int(v) -> int | None:
+    """A whole number the journal can hold (seeds are unsigned 64-bit; steps and sizes far less), else None."""
+    try:
+        number = int(str(v).strip())
     except (TypeError, ValueError):
         return None
+    return number if 0 <= number < SEED_LIMIT else None
+
+
+def _text(v: str | None) -> str | None:
+    """Text the journal can store: a lone surrogate (JSON's ``\\ud800``) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", v) if v is not None else None
 
 
 def _float(v) -> float | None:

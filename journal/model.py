@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .errors import InvalidInput
+from .images import CleanImage
 from .slug import check_title
 from .text import quoted
 
@@ -62,9 +63,10 @@ class ImageRecord:
     score: float | None = None
     animation: str | None = None  # a GIF of how the image came to be (CLIP-guided runs), next to it
     animation_sha256: str | None = None
+    pixels: str | None = None  # images.pixel_hash of the image: an import skips pictures the journal has
 
 
-OPTIONAL_IMAGE_FIELDS = ("animation", "animation_sha256")  # left out of documents when empty
+OPTIONAL_IMAGE_FIELDS = ("animation", "animation_sha256", "pixels")  # left out of documents when empty
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class NewImage:
     prompt: str | None = None
     score: float | None = None
     animation: Path | None = None
+    clean: CleanImage | None = None  # its pixels already re-encoded (an import reads each file once): used over path
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class NewExperiment:
     params: dict = field(default_factory=dict)
     parent: int | None = None
     compute: Compute | None = None
+    extra_models: Sequence[ModelInfo] = ()  # further models credited after ``model`` (a base and a refiner)
 
     @property
     def secrets(self) -> list[str]:
@@ -122,6 +126,12 @@ class Experiment:
     compute: Compute | None = None
     tool_version: str = ""
     schema: int = SCHEMA_VERSION
+    extra_models: tuple[ModelInfo, ...] = ()  # further models credited after ``model``; absent from older documents
+
+    @property
+    def credit(self) -> str:
+        """Every model that made the images, as shown wherever the experiment is: ``base + refiner``."""
+        return " + ".join(m.credit for m in (self.model, *self.extra_models))
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
@@ -131,6 +141,8 @@ class Experiment:
                     del image[key]
         if not doc["terms"]:  # likewise documents without extra private terms
             del doc["terms"]
+        if not doc["extra_models"]:  # and with one model
+            del doc["extra_models"]
         return doc
 
     @property
@@ -179,6 +191,7 @@ class Experiment:
                 compute=Compute(**_fields(Compute, d["compute"], "compute")) if d.get("compute") is not None else None,
                 tool_version=_opt(d, "tool_version", str, ""),
                 schema=_opt(d, "schema", int, SCHEMA_VERSION),
+                extra_models=tuple(ModelInfo(**_fields(ModelInfo, m, "extra_models[]")) for m in _opt(d, "extra_models", list, [])),
             )
         except TypeError as exc:
             raise InvalidInput(f"malformed experiment document: {exc}") from None

@@ -130,7 +130,7 @@ def _figure(exp: Experiment, name: str, k: int, count: int) -> str:
     return (
         f'<figure><img src="{e(name)}" alt="{e(label)}" width="{256}" loading="lazy">'
         f'<figcaption><b>#{exp.number}</b> <cite>{e(visible(exp.title))}</cite><br>'
-        f"Generated with {e(visible(exp.model.credit))} · <time>{e(date)}</time></figcaption></figure>"
+        f"Generated with {e(visible(exp.credit))} · <time>{e(date)}</time></figcaption></figure>"
     )
 
 

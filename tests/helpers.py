@@ -137,7 +137,9 @@ def assert_consistent(jdir: Path):
         committed = json.loads(git(jdir, "show", f"HEAD:{exp.dir}/experiment.json"))
         assert committed == exp.to_doc()
         added = git(jdir, "log", "--format=%s", "--diff-filter=A", "--", f"experiments/{exp.number:04d}-*/experiment.json").splitlines()
-        assert added[-1].startswith(f"#{exp.number} ")  # the accept (later ones: a retitle moved the folder)
+        # the accept, or a batch of accepts "#a–#b: …" (later ones: a retitle moved the folder)
+        first, _, last = added[-1].partition(":")[0].partition("–")
+        assert added[-1].startswith(f"#{exp.number} ") or last and int(first[1:]) <= exp.number <= int(last[1:])
         assert git(jdir, "log", "-1", "--format=%s", f"exp/{exp.number:04d}").strip() == added[-1]
     assert journal.doctor(repair=False) == []
     return journal

@@ -131,20 +131,42 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     info = json.loads(response.info)
     assert info["seed"] == 11 and info["all_seeds"] == [11, 12, 13, 14] and info["all_prompts"] == [PROMPT] * 4
     assert (info["steps"], info["width"], info["height"], info["cfg_scale"]) == (2, 32, 32, 2.0)  # shapes' guidance
-    scheduler = run.record.params.scheduler
-    assert info["sampler_name"] == scheduler and info["promptism_run"] == run.id
+    params = run.record.params
+    assert (params.sampler, params.scheduler) == ("Euler a", "EulerAncestralDiscreteScheduler")
+    assert info["sampler_name"] == "Euler a" and info["promptism_run"] == run.id
     notes = info["extra_generation_params"]["Not applied"]
-    assert "sampler_name Euler a" in notes and scheduler in notes and "subseed_strength 0.2" in notes
+    assert "sampler" not in notes and "subseed_strength 0.2" in notes
     assert "override_settings.CLIP_stop_at_last_layers" in notes
-    assert info["infotexts"][1].startswith(PROMPT + "\nSteps: 2, Sampler: ") and "Seed: 12" in info["infotexts"][1]
+    assert info["infotexts"][1].startswith(PROMPT + "\nSteps: 2, Sampler: Euler a, ") and "Seed: 12" in info["infotexts"][1]
     assert response.parameters["seed"] == 11 and response.parameters["sampler_name"] == "Euler a"
 
 
-def test_the_models_own_sampler_is_no_note():
-    req = a1111.Txt2ImgRequest(sampler_name="Default", sampler_index="EulerDiscreteScheduler", scheduler="automatic")
-    assert a1111.not_applied(req, "EulerDiscreteScheduler") == []
-    assert a1111.not_applied(a1111.Txt2ImgRequest(sampler_name="DPM++ 2M"), "DDIMScheduler") == [
-        "sampler_name DPM++ 2M (promptism runs the model's own scheduler, DDIMScheduler)"]
+@pytest.mark.parametrize("fields, setting, sampler", [
+    ({"sampler_name": "Euler a", "scheduler": "automatic"}, None, "Euler a"),  # webuiapi's defaults
+    ({"sampler_name": "DPM++ 2M", "scheduler": "Karras"}, None, "DPM++ 2M Karras"),  # A1111 1.9+
+    ({"sampler_name": "DPM++ 2M Karras"}, None, "DPM++ 2M Karras"),  # before 1.9
+    ({"sampler_name": "DPM++ 2M Karras", "scheduler": "karras"}, None, "DPM++ 2M Karras"),
+    ({"sampler_index": "dpm++ sde", "scheduler": "Uniform"}, None, "DPM++ SDE"),
+    ({}, None, None), ({"sampler_name": "Default"}, None, None),  # the model's own scheduler
+    ({}, "UniPC", "UniPC"), ({"sampler_name": "automatic"}, "UniPC", "UniPC"),  # the sampler setting
+    ({"scheduler": "Karras"}, "DPM++ 2M", "DPM++ 2M Karras"), ({"sampler_name": "Euler"}, "UniPC", "Euler"),
+])
+def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)
+    assert a1111.map_request(req, jdir, "tiny", setting).job.options.get("sampler") == sampler
+
+
+@pytest.mark.parametrize("fields, loc, says", [
+    ({"sampler_name": "Euler b"}, ["sampler_name"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
+    ({"sampler_name": "Euler", "scheduler": "Karras"}, ["sampler_name"], "unknown sampler 'Euler with scheduler Karras'"),
+    ({"sampler_name": "Euler", "scheduler": "Exponential"}, ["scheduler"], "promptism's samplers take Automatic, Uniform, Karras"),
+    ({"scheduler": "Karras"}, ["scheduler"], "scheduler 'Karras' goes with a sampler"),
+])
+def test_an_unknown_sampler_is_a_422_naming_the_valid_ones(jdir, fields, loc, says):
+    with pytest.raises(a1111.BadValue) as caught:
+        a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT, **fields), jdir, "tiny")
+    assert caught.value.loc == loc and says in str(caught.value)
+    assert not jdir.exists()
 
 
 def test_an_init_image_is_stored_once_pixels_only_in_the_journals_scratch(jdir):
@@ -207,8 +229,9 @@ def test_webuiapi_txt2img_makes_a_run_in_the_services_journal(api, jdir):
     result = api.txt2img(prompt=PROMPT, seed=42, steps=3, width=32, height=32, batch_size=2)
     assert [im.size for im in result.images] == [(32, 32), (32, 32)]
     assert result.info["seed"] == 42 and result.info["all_seeds"] == [42, 43]
-    assert result.info["sampler_name"] != "Euler a" and "Euler a" in result.info["extra_generation_params"]["Not applied"]
+    assert result.info["sampler_name"] == "Euler a" and not result.info["extra_generation_params"]  # webuiapi's default
     runs = list_runs(Journal.open(jdir))
+    assert runs[0].record.params.sampler == "Euler a"
     assert [r.id for r in runs] == [result.info["promptism_run"]]
     assert [c.seed for c in runs[0].done] == [42, 43] and runs[0].state == "finished"
     assert all(im.info == {} for im in result.images)  # pixels only: no A1111 parameters chunk
@@ -233,6 +256,15 @@ def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
     assert params.init_sha256 == stored.name.removesuffix(".png")
 
 
+def test_samplers_and_schedulers_are_listed_as_a1111_lists_them(api):
+    from workshop.runner.samplers import SAMPLERS
+
+    assert api.util_get_sampler_names() == sorted(SAMPLERS)
+    assert {s["name"]: s["options"] for s in api.get_samplers()}["DPM++ 2M Karras"] == {
+        "scheduler": "DPMSolverMultistepScheduler", "use_karras_sigmas": "True"}
+    assert api.util_get_scheduler_names() == ["automatic", "karras", "uniform"]
+
+
 def test_models_options_and_idle_progress(api):
     assert "shapes" in api.util_get_model_names() and "tiny" in api.util_get_model_names()
     assert api.util_get_current_model() == "shapes"
@@ -251,6 +283,7 @@ def test_models_options_and_idle_progress(api):
     ({"restore_faces": True}, ["body", "restore_faces"]),
     ({"batch_size": 8, "n_iter": 9}, ["body"]),
     ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, ["body", "override_settings", "sd_model_checkpoint"]),
+    ({"sampler_name": "Euler b"}, ["body", "sampler_name"]),
 ])
 def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
     response = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": PROMPT, **values}, timeout=60, auth=sdapi.auth)

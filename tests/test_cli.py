@@ -150,7 +150,7 @@ def test_journal_option_before_the_command(jpath, capsys):
 
 def test_log_keyword_finds_imported_experiments_by_prompt_part(tmp_path, capsys):
     j = str(tmp_path / "j")
-    source = make_png(tmp_path / "a.png", text={"parameters": "a lighthouse at dusk, trending on artstation\nSteps: 4, Seed: 9, CFG scale: 5"})
+    source = make_png(tmp_path / "a.png", text={"parameters": "a lighthouse at dusk, trending on artstation\nSteps: 4, Sampler: Euler, Seed: 9, CFG scale: 5"})
     assert run_cli(capsys, "import", str(source), "--title", "Coast", "--model", "m", "--journal", j)[0] == 0
     code, out, _ = run_cli(capsys, "log", "--keyword", "Trending on ArtStation", "--journal", j)
     assert code == 0 and "Coast" in out

@@ -175,7 +175,7 @@ async def test_the_tui_plays_a_guided_animation_frame_by_frame(tmp_path):
 
 
 def test_a_prompt_with_no_positive_part_is_refused_before_the_run_starts(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "grid", "-p", "a red circle:-1", "-k", "glowing:-0.5", "--mode", "add-one", "--model",
+    code, _, err = run_cli(capsys, "grid", "-p", "a red circle:-1", "-k", "glowing", "--mode", "add-one", "--model",
                            "vqgan-clip:tiny+tiny-clip", "--journal", str(tmp_path / "j"))
     assert code != 0 and "positive weight" in err and len(err.strip().splitlines()) == 1
     assert not list_runs(Journal.open(tmp_path / "j", create=True))

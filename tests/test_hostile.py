@@ -45,7 +45,7 @@ def test_the_pixel_limit_is_a_setting(journal, tmp_path, capsys, isolated_env):
 
 
 def test_a_model_name_with_terminal_escapes_from_metadata_is_refused(journal, tmp_path, capsys):
-    source = make_png(tmp_path / "x.png", text={"parameters": f"a cat\nSteps: 4, Seed: 9, Model: sd{ESCAPES}"})
+    source = make_png(tmp_path / "x.png", text={"parameters": f"a cat\nSteps: 4, Sampler: Euler, Seed: 9, Model: sd{ESCAPES}"})
     code, out, err = run_cli(capsys, "import", str(source), "--title", "Cat", "--journal", str(journal.path))
     assert code == 1 and "control or invisible characters" in err and "--model" in err
     assert "\x1b" not in out + err and "\x07" not in out + err and "\x9b" not in out + err

@@ -1,13 +1,16 @@
-"""Importing images made elsewhere: A1111 / ComfyUI / InvokeAI metadata, flags over metadata, no metadata kept."""
+"""Importing images made elsewhere, one experiment at a time: every generator's metadata (samples written the way
+each tool writes them, tests/import_samples.py), flags over metadata, keywords, and no metadata kept."""
 
+import io
 import json
 
 import pytest
 from PIL import Image
 
 from journal import InvalidInput, Journal
-from journal.importing import Overrides, experiment_from_images
-from journal.metadata import parse_a1111
+from journal.importing import Overrides, experiment_from_images, read_source
+from journal.keywords import plain, split_keywords
+from tests import import_samples as samples
 from tests.helpers import make_png, run_cli
 
 INFOTEXT = (
@@ -29,22 +32,26 @@ def png_chunks(path):
     return kinds
 
 
+def info_of(tmp_path, text: str):
+    return read_source(make_png(tmp_path / "x.png", text={"parameters": text})).info
+
+
 @pytest.mark.parametrize("text, prompt, negative, seed, params", [
     (INFOTEXT, "a lighthouse at dusk, (dramatic lighting:1.2),\ntrending on artstation", "blurry, lowres", 1234,
-     {"steps": 20, "sampler": "DPM++ 2M Karras", "guidance": 7.5, "width": 512, "height": 768}),
-    ("just a prompt", "just a prompt", "", None, {}),
-    ("a cat\nSteps: 4, Seed: 9, CFG scale: 3", "a cat", "", 9, {"steps": 4, "guidance": 3.0}),
+     {"steps": 20, "guidance": 7.5, "width": 512, "height": 768, "sampler": "DPM++ 2M Karras"}),
+    ("a cat\nSteps: 4, Sampler: Euler, Seed: 9, CFG scale: 3", "a cat", "", 9, {"steps": 4, "guidance": 3.0, "sampler": "Euler"}),
     ("a cat\nNegative prompt: dog\nmore negative\nSteps: 4, Seed: 9, Sampler: Euler", "a cat", "dog\nmore negative", 9,
      {"steps": 4, "sampler": "Euler"}),
 ])
-def test_a1111_infotext(text, prompt, negative, seed, params):
-    info = parse_a1111(text)
+def test_a1111_infotext(tmp_path, text, prompt, negative, seed, params):
+    info = info_of(tmp_path, text)
     assert (info.prompt, info.negative_prompt, info.seed, info.params) == (prompt, negative, seed, params)
 
 
-def test_a1111_model_fields():
-    info = parse_a1111(INFOTEXT)
-    assert (info.model, info.model_hash, info.source) == ("v1-5-pruned-emaonly", "6ce0161689", "automatic1111")
+def test_a1111_model_fields(tmp_path):
+    info = info_of(tmp_path, INFOTEXT)
+    assert [(m.id, m.hash) for m in info.models] == [("v1-5-pruned-emaonly", "6ce0161689")]
+    assert (info.source, info.params["sampler"]) == ("automatic1111", "DPM++ 2M Karras")
 
 
 def test_import_a1111_png_reads_metadata_and_strips_it(tmp_path, capsys):
@@ -82,37 +89,6 @@ def test_plain_png_needs_a_model(tmp_path, capsys):
     assert (exp.model.id, exp.images[0].seed, exp.prompt) == ("dall-e-mini", 3, "")
 
 
-def test_jpeg_with_exif_user_comment(tmp_path):
-    exif = Image.Exif()
-    exif[0x8769] = {0x9286: b"UNICODE\x00" + INFOTEXT.encode("utf-16-be")}
-    src = tmp_path / "a.jpg"
-    Image.new("RGB", (32, 32), "blue").save(src, exif=exif.tobytes())
-    new = experiment_from_images([src], "t")
-    assert new.images[0].seed == 1234 and new.negative_prompt == "blurry, lowres" and new.model.id == "v1-5-pruned-emaonly"
-
-
-def test_comfyui_graph(tmp_path):
-    graph = {
-        "3": {"class_type": "KSampler", "inputs": {"seed": 42, "steps": 25, "cfg": 6.0, "sampler_name": "euler",
-                                                   "positive": ["6", 0], "negative": ["7", 0], "model": ["4", 0]}},
-        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "sd_xl_base_1.0.safetensors"}},
-        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle in the clouds"}},
-        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "watermark"}},
-    }
-    src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph), "workflow": "{}"})
-    new = experiment_from_images([src], "t")
-    assert (new.prompt, new.negative_prompt, new.images[0].seed) == ("a castle in the clouds", "watermark", 42)
-    assert new.model.id == "sd_xl_base_1.0.safetensors" and new.params == {"steps": 25, "guidance": 6.0, "sampler": "euler", "imported_from": "comfyui"}
-
-
-def test_invokeai_metadata(tmp_path):
-    meta = {"positive_prompt": "a fox", "negative_prompt": "text", "seed": 5, "steps": 30, "cfg_scale": 7,
-            "width": 512, "height": 512, "scheduler": "euler", "model": {"name": "dreamshaper-8", "hash": "abc"}}
-    src = make_png(tmp_path / "i.png", text={"invokeai_metadata": json.dumps(meta)})
-    new = experiment_from_images([src], "t")
-    assert (new.prompt, new.negative_prompt, new.images[0].seed, new.model.id, new.model.hash) == ("a fox", "text", 5, "dreamshaper-8", "abc")
-
-
 def test_garbage_metadata_is_ignored_not_fatal(tmp_path):
     src = make_png(tmp_path / "g.png", text={"prompt": "{not json", "invokeai_metadata": "[1,2"})
     with pytest.raises(InvalidInput, match="--model"):
@@ -121,7 +97,7 @@ def test_garbage_metadata_is_ignored_not_fatal(tmp_path):
 
 
 @pytest.mark.parametrize("key, text", [
-    ("parameters", 'a cat\nSteps: 4, Seed: 9, Model: "\\x"'),
+    ("parameters", 'a cat\nSteps: 4, Sampler: Euler, Seed: 9, Model: "\\x"'),
     ("prompt", '{"3": {"class_type": "KSampler", "inputs": [1, 2]}}'),
     ("prompt", '{"3": {"class_type": "KSampler", "inputs": {"positive": ["4", 0]}}, "4": {"inputs": "x"}}'),
     ("invokeai_metadata", "[" * 100_000 + "]" * 100_000),
@@ -133,13 +109,268 @@ def test_malformed_metadata_is_ignored_not_an_error(tmp_path, capsys, key, text)
     assert code == 0 and out.startswith("#1 Given"), err
 
 
-def test_a_huge_infotext_line_is_read_in_linear_time(tmp_path):
-    """A1111's Key: value pattern backtracked quadratically on a long line without a colon (a 200 KB chunk took
-    minutes); the parameters are now split in one pass."""
+
+
+def imported(tmp_path, make, name="sample.png", **given):
+    return experiment_from_images([make(tmp_path / name)], "t", Overrides(**given))
+
+
+def facts(new):
+    return (new.prompt, new.negative_prompt, new.images[0].seed, [m.id for m in (new.model, *new.extra_models)],
+            new.params.get("steps"), new.params.get("guidance"), new.params.get("sampler"),
+            (new.params["width"], new.params["height"]), new.params["imported_from"])
+
+
+A1111_FACTS = (samples.A1111_PROMPT, "blurry, lowres", 1234, ["v1-5-pruned-emaonly"], 20, 7.5, "DPM++ 2M Karras", (512, 768),
+               "automatic1111")
+
+
+@pytest.mark.parametrize("make", [samples.a1111_png, samples.a1111_jpeg, samples.a1111_stealth_png], ids=["png", "jpeg", "stealth"])
+def test_a1111_formats(tmp_path, make):
+    new = imported(tmp_path, make, "00007-1234.png")
+    assert facts(new) == A1111_FACTS and new.model.hash == "6ce0161689"
+
+
+def test_stealth_info_is_wiped_from_the_kept_pixels(tmp_path, capsys):
+    """Stealth info lives in the pixels themselves: the journal's copy must not carry it (an opaque image loses the
+    alpha channel; NovelAI's RGBA image with stealth JSON likewise)."""
+    for make in (samples.a1111_stealth_png, samples.novelai_png):
+        src = make(tmp_path / f"{make.__name__}.png")
+        code, _, err = run_cli(capsys, "import", str(src), "-t", "Wiped", "--journal", str(tmp_path / "j"))
+        assert code == 0, err
+    journal = Journal.open(tmp_path / "j")
+    for number in (1, 2):
+        exp = journal.get(number)
+        kept = Image.open(journal.image_path(exp, exp.images[0]))
+        assert kept.mode == "RGB" and read_source(journal.image_path(exp, exp.images[0])).info.source is None
+        assert kept.tobytes() == Image.open(src if number == 2 else tmp_path / "a1111_stealth_png.png").convert("RGB").tobytes()
+
+
+def test_comfyui_default_workflow(tmp_path):
+    new = imported(tmp_path, lambda p: samples.comfy_png(p, samples.comfy_graph()), "ComfyUI_00001_.png")
+    assert facts(new) == ("beautiful scenery nature glass bottle landscape, purple galaxy bottle", "text, watermark",
+                          156680208700286, ["v1-5-pruned-emaonly.safetensors"], 20, 8.0, "Euler", (64, 64), "comfyui")
+
+
+def test_comfyui_api_graph_without_workflow(tmp_path):
+    """Images saved through ComfyUI's API carry the graph alone: its own links are enough."""
+    new = imported(tmp_path, lambda p: samples.comfy_png(p, samples.comfy_graph(), workflow=False))
+    assert new.prompt.startswith("beautiful scenery") and new.images[0].seed == 156680208700286
+
+
+def test_comfyui_hires_pass_the_saved_image_sampler_wins(tmp_path):
+    """Two samplers: the prompt, seed and settings are the second pass's, which made the saved image (its save
+    node's filename prefix names the file); the first pass only went to a preview."""
+    new = imported(tmp_path, lambda p: samples.comfy_png(p, samples.comfy_hires_graph()), "upscaled_00001_.png")
+    assert facts(new) == ("glass bottle landscape, intricate detail", "text, watermark", 2002,
+                          ["v1-5-pruned-emaonly.safetensors"], 14, 6.5, "DPM++ 2M Karras", (64, 64), "comfyui")
+
+
+def test_comfyui_base_and_refiner_both_credited(tmp_path, capsys):
+    """SDXL base (through a LoRA loader) + refiner: both checkpoints credited, base first; the seed is the base
+    pass's (the refiner adds no noise, its seed is unused)."""
+    src = samples.comfy_png(tmp_path / "ComfyUI_00002_.png", samples.comfy_refiner_graph())
+    new = experiment_from_images([src], "t")
+    assert facts(new)[:4] == ("evening sunset scenery blue sky nature, glass bottle", "text, watermark", 721897303308196,
+                              ["sd_xl_base_1.0.safetensors", "sd_xl_refiner_1.0.safetensors"])
+    out_dir = tmp_path / "site"
+    code, out, err = run_cli(capsys, "import", str(src), "-t", "Refined", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "by sd_xl_base_1.0.safetensors + sd_xl_refiner_1.0.safetensors" in out, err
+    code, out, _ = run_cli(capsys, "show", "1", "--journal", str(tmp_path / "j"))
+    assert "sd_xl_base_1.0.safetensors + sd_xl_refiner_1.0.safetensors" in out
+    code, out, _ = run_cli(capsys, "log", "--model", "refiner", "--journal", str(tmp_path / "j"))
+    assert "Refined" in out
+    code, _, err = run_cli(capsys, "publish", "1", "--out", str(out_dir), "--journal", str(tmp_path / "j"))
+    assert code == 0, err
+    assert "sd_xl_base_1.0.safetensors + sd_xl_refiner_1.0.safetensors" in (out_dir / "index.html").read_text()
+    doc = json.loads((tmp_path / "j" / Journal.open(tmp_path / "j").get(1).dir / "experiment.json").read_text())
+    assert [m["id"] for m in doc["extra_models"]] == ["sd_xl_refiner_1.0.safetensors"]
+
+
+def test_a_document_with_one_model_is_as_before(tmp_path, capsys):
+    src = samples.a1111_png(tmp_path / "a.png")
+    assert run_cli(capsys, "import", str(src), "-t", "One", "--journal", str(tmp_path / "j"))[0] == 0
+    doc = json.loads((tmp_path / "j" / Journal.open(tmp_path / "j").get(1).dir / "experiment.json").read_text())
+    assert "extra_models" not in doc  # older promptism reads it unchanged
+
+
+def test_comfyui_several_subjects_each_prompt_kept(tmp_path):
+    new = imported(tmp_path, lambda p: samples.comfy_png(p, samples.comfy_regions_graph()))
+    assert new.prompt == "a knight in silver armour, a red dragon" and new.negative_prompt == "text, watermark"
+    assert new.keywords == ["a knight in silver armour", "a red dragon"]
+
+
+def test_fooocus(tmp_path):
+    new = imported(tmp_path, samples.fooocus_png)
+    assert facts(new) == ("a red fox in snow", "blurry", 8472836451, ["juggernautXL_v8Rundiffusion", "realisticStockPhoto_v20"],
+                          30, 4.0, "DPM++ 2M SDE Karras", (1152, 896), "fooocus")
+
+
+def test_novelai(tmp_path):
+    new = imported(tmp_path, samples.novelai_png)
+    assert facts(new) == ("1girl, silver hair, night sky, best quality", "lowres, bad anatomy, bad hands", 3046187744,
+                          ["NovelAI Diffusion V3"], 28, 5.0, "Euler a", (832, 1216), "novelai")
+    assert new.model.hash == "7BCCAA2C"
+
+
+def test_invokeai_2_sd_metadata(tmp_path):
+    new = imported(tmp_path, samples.invokeai2_png)
+    assert facts(new) == ("a cottage in the woods, oil painting", "people, text", 2093118113, ["stable-diffusion-1.5"],
+                          50, 7.5, "LMS", (512, 512), "invokeai")
+
+
+def test_invokeai_2_dream_line_needs_a_model(tmp_path):
+    with pytest.raises(InvalidInput, match="--model"):
+        imported(tmp_path, samples.invokeai2_dream_png)
+    new = imported(tmp_path, samples.invokeai2_dream_png, model="sd-1.4")
+    assert facts(new) == ("a cottage in the woods, oil painting", "people, text", 2093118113, ["sd-1.4"], 50, 7.5, "LMS",
+                          (512, 512), "invokeai")
+
+
+@pytest.mark.parametrize("v4", [False, True], ids=["3.x", "4+"])
+def test_invokeai_3_and_later(tmp_path, v4):
+    new = imported(tmp_path, lambda p: samples.invokeai3_png(p, v4=v4))
+    assert facts(new) == ("a fox in a misty forest, volumetric light", "text, watermark", 770544131, ["dreamshaper-8"],
+                          30, 7.0, "DPM++ 2M Karras", (768, 512), "invokeai")
+    assert new.model.hash == ("blake3:8c9e2d" if v4 else None)
+
+
+def test_imported_prompts_become_keywords(tmp_path, capsys):
+    src = samples.a1111_png(tmp_path / "a.png")
+    jdir = str(tmp_path / "j")
+    assert run_cli(capsys, "import", str(src), "-t", "Tower", "--journal", jdir)[0] == 0
+    exp = Journal.open(jdir).get(1)
+    assert exp.keywords == ("masterpiece", "a lighthouse at dusk", "dramatic lighting", "trending on artstation",
+                            "<lora:ink:0.8>")
+    assert "(dramatic lighting:1.2)" in exp.prompt  # the weight stays where A1111 wrote it
+    for keyword in ("masterpiece", "dramatic lighting", "(dramatic lighting:1.2)", "Trending on ArtStation"):
+        code, out, _ = run_cli(capsys, "log", "--keyword", keyword, "--journal", jdir)
+        assert "Tower" in out, keyword
+    assert "Tower" not in run_cli(capsys, "log", "--keyword", "lighthouse", "--journal", jdir)[1]
+
+
+@pytest.mark.parametrize("prompt, keywords", [
+    ("a, b,, c", ["a", "b", "c"]),
+    ("(red hair, blue eyes:1.2), [cat|dog], {x, y}", ["red hair, blue eyes", "[cat|dog]", "{x, y}"]),
+    ("one\ntwo BREAK three, (one:1.3)", ["one", "two", "three"]),
+    (r"a \(b, c\)", ["a (b", "c)"]),
+])
+def test_split_keywords(prompt, keywords):
+    assert split_keywords(prompt) == keywords
+
+
+@pytest.mark.parametrize("keyword, text", [("((masterpiece:1.2))", "masterpiece"), ("[blurry]", "blurry"),
+                                           (r"\(x\)", "(x)"), ("a (b:1.1) c", "a (b:1.1) c"), ("(a) (b)", "(a) (b)"),
+                                           ("[cat|dog]", "[cat|dog]"), ("[fox:wolf:10]", "[fox:wolf:10]"),
+                                           ("( spaced : 0.8 )", "spaced")])
+def test_plain_keyword(keyword, text):
+    assert plain(keyword) == text
+
+
+@pytest.mark.parametrize("line, sampler", [
+    ("Sampler: DPM++ 2M Karras", "DPM++ 2M Karras"),  # A1111 before 1.9
+    ("Sampler: DPM++ 2M, Schedule type: Karras", "DPM++ 2M Karras"),  # 1.9 and later
+    ("Schedule type: Karras, Sampler: DPM++ SDE", "DPM++ SDE Karras"),
+    ("Sampler: Euler a, Schedule type: Automatic", "Euler a"),
+    ("Sampler: DPM++ 2M Karras, Schedule type: Karras", "DPM++ 2M Karras"),
+    ("Sampler: DPM++ 2M, Schedule type: Exponential", "DPM++ 2M Exponential"),  # kept: promptism has no such sampler
+])
+def test_a1111_samplers_of_either_era_are_recorded_by_one_name(tmp_path, line, sampler):
+    assert info_of(tmp_path, f"a cat\nSteps: 4, {line}, Seed: 9").params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("name, scheduler, sampler", [
+    ("dpmpp_2m", "karras", "DPM++ 2M Karras"), ("dpmpp_2m", "normal", "DPM++ 2M"), ("euler_ancestral", "normal", "Euler a"),
+    ("dpmpp_2m_sde_gpu", "karras", "DPM++ 2M SDE Karras"), ("dpmpp_sde", "karras", "DPM++ SDE Karras"),
+    ("ddim", "ddim_uniform", "DDIM"), ("uni_pc", "normal", "UniPC"), ("euler_cfg_pp", "normal", "euler_cfg_pp"),
+])
+def test_comfyui_samplers_and_schedulers_map_to_a1111_names(tmp_path, name, scheduler, sampler):
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 1, "steps": 20, "cfg": 7, "sampler_name": name, "scheduler": scheduler}}}
+    src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph)})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+@pytest.mark.parametrize("scheduler, sampler", [("dpmpp_2m_k", "DPM++ 2M Karras"), ("euler_a", "Euler a"),
+                                                ("kdpm_2_a", "DPM2 a"), ("pndm", "PLMS"), ("unipc", "UniPC"),
+                                                ("dpmpp_sde_k", "DPM++ SDE Karras"), ("deis", "deis")])
+def test_invokeai_schedulers_map_to_a1111_names(tmp_path, scheduler, sampler):
+    src = make_png(tmp_path / "i.png", text={"invokeai_metadata": json.dumps({"seed": 1, "scheduler": scheduler})})
+    assert experiment_from_images([src], "t", Overrides(model="m")).params["sampler"] == sampler
+
+
+def test_every_name_the_import_tables_give_is_one_promptism_runs_or_one_a1111_has_and_promptism_does_not():
+    """The journal's tables speak the runner's language: each A1111 name they map to is a promptism sampler, but
+    for the A1111 samplers promptism does not offer (listed here, so a new one is a decision)."""
+    from journal import samplers as names
+    from workshop.runner.samplers import SAMPLERS
+
+    given = {names.comfyui_sampler(n, "normal") for n in names._COMFYUI_SAMPLERS}
+    given |= {names.comfyui_sampler(n, "karras") for n in ("lms", "dpm_2", "dpm_2_ancestral", "dpmpp_2m", "dpmpp_sde",
+                                                            "dpmpp_2m_sde", "dpmpp_2s_ancestral", "dpmpp_3m_sde")}
+    given |= set(names._INVOKEAI.values())
+    not_offered = {"DPM++ 2S a", "DPM++ 3M SDE", "DPM fast", "DPM adaptive"}
+    assert {n.removesuffix(" Karras") for n in given - set(SAMPLERS)} == not_offered
+
+
+@pytest.mark.parametrize("text, problem", [
+    ({"prompt": "{not json"}, "its prompt metadata is not valid JSON"),
+    ({"prompt": json.dumps({"4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "m"}}})},
+     "its ComfyUI graph has no sampler"),
+    ({"invokeai_metadata": "[1,2"}, "its invokeai_metadata metadata is not valid JSON"),
+])
+def test_unreadable_metadata_is_named_when_the_model_is_missing(tmp_path, capsys, text, problem):
+    src = make_png(tmp_path / "bad.png", text=text)
+    code, _, err = run_cli(capsys, "import", str(src), "-t", "t", "--journal", str(tmp_path / "j"))
+    assert code != 0 and problem in err and "--model" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("make, why", [
+    (lambda p: p.write_bytes(b""), "not an image"),
+    (lambda p: p.write_bytes(samples.a1111_png(p).read_bytes()[:200]), "not an image"),
+], ids=["empty", "truncated"])
+def test_bad_single_files_one_line(tmp_path, capsys, make, why):
+    src = tmp_path / "bad.png"
+    make(src)
+    code, _, err = run_cli(capsys, "import", str(src), "-t", "t", "-m", "m", "--journal", str(tmp_path / "j"))
+    assert code != 0 and why in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("key, text", [("parameters", "a\nSteps: 1, Sampler: Euler, Seed: 1, " + "Hashes: {" * 40_000),
+                                       ("Dream", '"' * 40_000 + "\nx")], ids=["a1111-hashes", "invokeai-dream"])
+def test_huge_metadata_is_refused_quickly(tmp_path, key, text):
+    """sd-parsers' A1111 hash pattern and InvokeAI 2 Dream pattern are quadratic on hostile text (40 KB of it: 15 s):
+    metadata beyond what any real image carries is not handed to them."""
     import time
 
     started = time.perf_counter()
-    info = parse_a1111("a cat\n" + "y" * 200_000)
-    assert time.perf_counter() - started < 2 and info.prompt.startswith("a cat")
-    info = parse_a1111('a cat\nSteps: 4, Lora hashes: "a: 1, b: 2", Seed: 9, CFG scale: nan, Size: 64x32')
-    assert info.seed == 9 and info.params == {"steps": 4, "width": 64, "height": 32}  # a NaN scale is no scale
+    info = read_source(make_png(tmp_path / "x.png", text={key: text})).info
+    assert time.perf_counter() - started < 2 and info.source is None and "too large" in info.problem
+
+
+def test_a_hostile_comfyui_graph_is_read_in_bounded_time(tmp_path):
+    """Hundreds of samplers on a long conditioning chain: sd-parsers' work grows with samplers times chain length
+    (a thousand of each took minutes); it is given the samplers nearest the saved image only."""
+    import time
+
+    graph = {f"c{i}": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": [f"c{i + 1}", 0]}} for i in range(600)}
+    graph["c600"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "deep"}}
+    graph |= {f"s{i}": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 1, "cfg": 1, "sampler_name": "euler",
+                                                           "positive": ["c0", 0]}} for i in range(600)}
+    src = make_png(tmp_path / "h.png", text={"prompt": json.dumps(graph)})
+    started = time.perf_counter()
+    info = read_source(src).info
+    assert time.perf_counter() - started < 3 and info.source == "comfyui" and info.seed == 0
+
+
+def test_a_stealth_gzip_bomb_is_read_bounded(tmp_path):
+    """Stealth info whose gzip inflates to 64 MB: inflated no further than a metadata limit, said to be too large,
+    and still wiped from the kept pixels."""
+    import time
+
+    src = tmp_path / "bomb.png"
+    samples.stealth(samples.pixels((800, 800), seed=1), "a" * 64 * 2**20).save(src)
+    started = time.perf_counter()
+    source = read_source(src)
+    assert time.perf_counter() - started < 3
+    assert source.info.in_pixels and "too large" in source.info.problem, source.info
+    assert Image.open(io.BytesIO(source.encoded().data)).mode == "RGB"

@@ -567,3 +567,32 @@ def test_a_rerun_keeps_the_grid_layout_of_its_cells(tmp_path, capsys):
     assert [(c["row"], c["col"], c["seed"]) for c in rerun["cells"]] == [(0, 0, 1), (0, 1, 1), (0, 2, 1), (1, 0, 3), (1, 1, 3), (1, 2, 3)]
     original = {c["index"]: c for c in run.record.dump()["cells"]}
     assert [c["prompt"] for c in rerun["cells"]] == [original[i]["prompt"] for i in (0, 1, 2, 6, 7, 8)]
+
+
+def test_init_image_hash_n_colon_k_starts_from_image_k_of_experiment_n(tmp_path, capsys):
+    """``#N:K``: image K (1-based, in `promptism show N`'s order) of experiment N, from the flag and a spec file alike;
+    a K past N's images is one line saying how many it has."""
+    from journal.images import sha256_file
+
+    j = str(tmp_path / "j")
+    red, green = make_png(tmp_path / "red.png", (200, 0, 0)), make_png(tmp_path / "green.png", (0, 200, 0))
+    assert run_cli(capsys, "import", str(red), str(green), "--title", "two", "--model", "m", "--journal", j)[0] == 0
+    journal = Journal.open(j)
+    exp = journal.get(1)
+    shown = run_cli(capsys, "show", "1", "--journal", j)[1]
+    assert f"Image 2    {journal.image_path(exp, exp.images[1])}" in shown  # K as `show` numbers them
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'prompt = "{PROMPT}"\n[params]\ninit_image = "#1:2"\nsteps = 4\n', encoding="utf-8")
+    for args in (["generate", PROMPT, "--init-image", "#1:2", "--steps", "4"], ["grid", str(spec)],
+                 ["generate", PROMPT, "--init-image", "#1", "--steps", "4"]):
+        code, _, err = run_cli(capsys, *args, "--journal", j)
+        assert code == 0, err
+    second, first = sha256_file(journal.image_path(exp, exp.images[1])), sha256_file(journal.image_path(exp, exp.images[0]))
+    made = [(r.record.params.init_image, r.record.params.init_sha256, r.record.params.parent)
+            for r in reversed(list_runs(Journal.open(j)))]
+    assert made == [("#1:2", second, 1), ("#1:2", second, 1), ("#1", first, 1)] and first != second
+    for given, says in (("#1:3", "experiment #1 has 2 image(s): pick K from 1 to 2"), ("#1:0", "has 2 image(s)"),
+                        ("#1:x", "#N:K for its image K")):
+        code, _, err = run_cli(capsys, "generate", PROMPT, "--init-image", given, "--journal", j)
+        assert code == 1 and err.count("\n") == 1 and says in err, err
+    assert len(list_runs(Journal.open(j))) == 3

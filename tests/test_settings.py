@@ -32,6 +32,7 @@ def write_config(text: str) -> Path:
     ("model_paths = [1]", "model_paths must be"),
     ('colour = "red"', "unknown setting 'colour'"),
     ('compile = "yes"', "compile must be true or false, not 'yes'"),
+    ('sampler = "Euler b"', "sampler must be an AUTOMATIC1111 sampler name (`promptism samplers`): Euler, Euler a,"),
 ])
 @pytest.mark.parametrize("command", [["generate", "a red circle"], ["grid", "-p", "a red circle", "--dry-run"], ["models"]])
 def test_a_bad_config_is_one_line_and_nothing_is_written(config, fragment, command, tmp_path, capsys):

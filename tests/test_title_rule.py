@@ -35,7 +35,7 @@ def test_a_disguised_prompt_is_still_refused(j, tmp_path, capsys, title):
 @pytest.mark.parametrize("title", ["Lonely lighthouse", "Best Quality study", "lowres", "Dramatic lighting"])
 def test_each_part_of_an_imported_prompt_counts(j, tmp_path, capsys, title):
     infotext = ("masterpiece, best quality, lonely lighthouse, (dramatic lighting:1.2)\nNegative prompt: lowres, bad anatomy\n"
-                "Steps: 20, Seed: 1, CFG scale: 7")
+                "Steps: 20, Sampler: Euler, Seed: 1, CFG scale: 7")
     image = make_png(tmp_path / "a.png", text={"parameters": infotext})
     code, _, err = run_cli(capsys, "import", str(image), "--title", title, "--model", "m", "--journal", j)
     assert code == 1 and "contains its private prompt" in err, err

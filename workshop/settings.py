@@ -16,6 +16,9 @@
                                 # warm by the service, cached on disk); --compile / --no-compile for one run
     channels_last = false       # channels-last memory format for the UNet and VAE (--channels-last / --no-…)
     tf32 = false                # TF32 float32 matmuls on Ampere+ GPUs (--tf32 / --no-tf32)
+    sampler = "DPM++ 2M Karras"  # diffusion models' sampler by its AUTOMATIC1111 name (`promptism samplers`); unset
+                                # or "default": the model folder's own scheduler. --sampler and a spec's [params]
+                                # sampler win over it (--sampler default: the model's own for one run)
 
 Every setting's type and range is checked when the file is read: a bad file is one SettingsError line naming the
 file, the setting and what it takes.
@@ -36,6 +39,8 @@ from journal.images import DEFAULT_MAX_PIXELS
 from journal.text import quoted
 
 from .paths import APP
+from .runner.errors import RunError
+from .runner.samplers import OWN, SAMPLERS, sampler
 
 
 class SettingsError(ValueError):
@@ -56,6 +61,7 @@ class Settings:
     compile: bool = False
     channels_last: bool = False
     tf32: bool = False
+    sampler: str | None = None  # its AUTOMATIC1111 name as promptism spells it, or "default"
 
 
 def _text(value) -> str | None:
@@ -80,6 +86,18 @@ def _flag(value) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+def _sampler(value) -> str | None:
+    """A sampler's name as promptism spells it ("dpm++ 2m karras" → "DPM++ 2M Karras"), or "default"."""
+    if not _text(value):
+        return None
+    if value.strip().lower() == OWN:
+        return OWN
+    try:
+        return sampler(value).name
+    except RunError:
+        return None
+
+
 def _texts(value) -> tuple[str, ...] | None:
     return tuple(value) if isinstance(value, list) and all(_text(v) for v in value) else None
 
@@ -98,6 +116,8 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "compile": ("true or false", _flag),
     "channels_last": ("true or false", _flag),
     "tf32": ("true or false", _flag),
+    "sampler": ("an AUTOMATIC1111 sampler name (`promptism samplers`): " + ", ".join(SAMPLERS) + ", or \"default\"",
+                _sampler),
 }
 
 

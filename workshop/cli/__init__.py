@@ -19,6 +19,7 @@ from ..paths import UnsafePath
 from ..service.errors import ServiceError
 from ..settings import SettingsError, load_settings
 from .grid_command import grid_cmd
+from .import_command import import_cmd
 from .journal_commands import JOURNAL_COMMANDS, JOURNAL_HELP, JOURNAL_PATH
 from .run_commands import RUN_COMMANDS
 from .service_commands import serve_cmd
@@ -48,7 +49,7 @@ def cli(ctx: click.Context, journal_dir: Path | None) -> None:
         ctx.invoke(tui_cmd)
 
 
-for command in [*JOURNAL_COMMANDS, grid_cmd, *RUN_COMMANDS, serve_cmd, tui_cmd]:
+for command in [*JOURNAL_COMMANDS, import_cmd, grid_cmd, *RUN_COMMANDS, serve_cmd, tui_cmd]:
     cli.add_command(command)
 
 

@@ -17,7 +17,8 @@ from .run_commands import execute_grid, options_for, run_options
 @click.argument("spec_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--prompt", "-p", help="The base prompt.")
 @click.option("--negative", "-n", help="The negative prompt.")
-@click.option("--keyword", "-k", "keywords", multiple=True, help="A keyword (repeat for several, in order).")
+@click.option("--keyword", "-k", "keywords", multiple=True, help="A keyword (repeat for several, in order); "
+              "\"KEYWORD:1.3\" weighs it as A1111's (KEYWORD:1.3) does.")
 @click.option("--off", "off", multiple=True, help="A keyword listed but switched off (repeat for several).")
 @click.option("--keywords-first", is_flag=True, default=None, help="Put the keywords before the base prompt.")
 @click.option("--mode", type=click.Choice(MODES), help="How keywords vary (default: plain, or sr with an S/R axis).")
@@ -70,7 +71,7 @@ def _print_grid(grid: Grid) -> None:
     headers = ["#", "row", "col", *(["sub"] if show_sub else []), "seed", *params, "tokens", "prompt"]
     rows = []
     for c in grid.cells:
-        tokens = f"{c.tokens}/{CONTEXT}" + (" !" if c.tokens > CONTEXT else "")
+        tokens = f"{c.tokens}/{c.token_budget.limit}" + (" !" if c.token_budget.over else "")
         rows.append([str(c.index), str(c.row), str(c.col), *([str(c.subgrid)] if show_sub else []), str(c.seed),
                      *(str(c.params.get(p, "")) for p in params), tokens, c.prompt])
     print_table(headers, rows)

@@ -1,4 +1,4 @@
-"""Journal commands: init, import, log, show, retitle, publish, unpublish, doctor."""
+"""Journal commands: init, log, show, retitle, publish, unpublish, doctor (import: import_command)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from journal import Experiment, Journal
-from journal.importing import Overrides, experiment_from_images
 from journal.model import STATUSES
 
 from .. import paths
@@ -52,35 +51,6 @@ def init_cmd(directory: Path | None, journal_dir: Path) -> None:
     say(f"journal ready at {journal.path} ({len(journal)} experiments)")
 
 
-@click.command("import")
-@click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--title", "-t", required=True, help="Title of the new experiment (any Unicode; it is published).")
-@click.option("--model", "-m", help="Model that made the images (read from the image metadata when present).")
-@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), help="Seed of the images (overrides metadata).")
-@click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
-@click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
-@click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
-@click.option("--allow-title-overlap", is_flag=True, help="Keep a title that contains the prompt or a keyword.")
-@journal_option
-def import_cmd(images, title, model, seed, prompt, prompt_file, negative, allow_title_overlap, journal_dir: Path) -> None:
-    """Record IMAGES made elsewhere as the next numbered experiment.
-
-    Prompt, negative prompt, seed, steps and model are read from AUTOMATIC1111, ComfyUI or InvokeAI metadata when
-    the image carries it; flags override it. The journal's copies carry no metadata at all.
-    """
-    if prompt is not None and prompt_file is not None:
-        raise click.UsageError("give --prompt or --prompt-file, not both")
-    if prompt_file is not None:
-        try:
-            prompt = prompt_file.read().strip()
-        except UnicodeDecodeError:
-            raise click.BadParameter(f"{prompt_file.name} is not UTF-8 text", param_hint="--prompt-file") from None
-    new = experiment_from_images(list(images), title, Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative))
-    journal = Journal.open(journal_dir, create=True)
-    exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
-    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit} in {journal.folder(exp)}")
-
-
 @click.command("log")
 @click.option("--search", "-s", "text", help="Only titles or models containing this (case and letter style ignored).")
 @click.option("--model", help="Only experiments whose model id contains this.")
@@ -105,7 +75,7 @@ def log_cmd(text, model, keyword, status, since, until, limit, offset, as_json, 
             f"the journal at {journal.path} is empty — record images with `promptism import`")
         return
     print_table(["#", "title", "model", "created", "status", "images"],
-                [[str(e.number), e.title, e.model.credit, e.created[:10], e.status, str(len(e.images))] for e in found])
+                [[str(e.number), e.title, e.credit, e.created[:10], e.status, str(len(e.images))] for e in found])
 
 
 @click.command("show")
@@ -137,7 +107,7 @@ def show_cmd(number: int, reveal_prompt: bool, show_image: bool, as_json: bool, 
 
 def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str, str]]:
     m = exp.model
-    rows = [("Model", m.credit + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision, m.hash) if x)),
+    rows = [("Model", exp.credit + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision, m.hash) if x)),
             ("Status", exp.status + (f" ({exp.published[:10]})" if exp.published else "")),
             ("Created", exp.created.replace("T", " ").replace("Z", " UTC"))]
     if exp.params:
@@ -149,9 +119,9 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
         rows.append(("Compute", " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
                                                        c.energy_wh is not None and f"{c.energy_wh:.3f} Wh",
                                                        c.co2_g is not None and f"≈ {c.co2_g:.2f} g CO2") if x)))
-    for image in exp.images:
+    for place, image in enumerate(exp.images, 1):  # numbered as --init-image '#N:K' picks them
         extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
-        rows.append(("Image", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
+        rows.append((f"Image {place}", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
         if reveal and image.prompt:  # a grid's images each have their own prompt
             rows.append(("  prompt", image.prompt))
     if reveal:
@@ -224,4 +194,4 @@ def doctor_cmd(check: bool, journal_dir: Path) -> None:
         raise click.ClickException(f"{len(broken)} problem(s) remain in {journal.path}")
 
 
-JOURNAL_COMMANDS = [init_cmd, import_cmd, log_cmd, show_cmd, retitle_cmd, publish_cmd, unpublish_cmd, doctor_cmd]
+JOURNAL_COMMANDS = [init_cmd, log_cmd, show_cmd, retitle_cmd, publish_cmd, unpublish_cmd, doctor_cmd]

@@ -52,10 +52,12 @@ def run_options(fn):
         click.option("--guidance", "-g", type=float, help="Classifier-free guidance scale (default: "
                      f"{_model_defaults('guidance', DEFAULT_GUIDANCE)})."),
         click.option("--size", help="WIDTHxHEIGHT, multiples of 8 (default: the model's native size)."),
-        click.option("--init-image", help="Start from an image: a file, or #N for experiment N's first image."),
+        click.option("--init-image", help="Start from an image: a file, #N for experiment N's first image, or #N:K for its "
+                     "image K (1-based, as `promptism show N` numbers them)."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
         click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
-                     "samplers` lists them; default: the model's own scheduler)."),
+                     "samplers` lists them; default: the sampler setting, else the model's own scheduler, which "
+                     "--sampler default asks for)."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -88,14 +90,15 @@ def run_options(fn):
 def options_for(grid, opts: dict):
     """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
     loading anything, so a dry run refuses what the real run would."""
-    from ..runner.options import RunOptions, check_grid, check_options, parse_size
+    from ..runner.options import RunOptions, check_grid, check_options, parse_size, run_sampler
     from ..runner.speedups import Speedups
 
     settings = load_settings()
     params = grid.spec.params
     size = _first(opts["size"], params.size)
+    model = _first(opts["model"], grid.spec.model, settings.model)
     options = RunOptions(
-        model=_first(opts["model"], grid.spec.model, settings.model), steps=_first(opts["steps"], params.steps),
+        model=model, steps=_first(opts["steps"], params.steps),
         guidance=_first(opts["guidance"], params.guidance), size=parse_size(size) if size is not None else None,
         init_image=_first(opts["init_image"], params.init_image), strength=_first(opts["strength"], params.strength),
         max_batch=_first(opts["max_batch"], params.max_batch, settings.max_batch),
@@ -103,7 +106,7 @@ def options_for(grid, opts: dict):
         allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
         animate_every=_first(opts["animate"], 0),
         speedups=Speedups.chosen(settings, compile=opts["compile"], channels_last=opts["channels_last"], tf32=opts["tf32"]),
-        sampler=opts["sampler"],
+        sampler=run_sampler(_first(opts["sampler"], params.sampler), settings.sampler, model),
     )
     check_options(options)
     check_grid(grid, options)
@@ -194,7 +197,7 @@ def _conclude(run, *, as_json: bool, reveal: bool, cancelled: bool, accepting: b
 
 def _say_accepted(exp, *, err: bool = False) -> None:
     """The one line that says a run became an experiment (``accept``, ``generate --accept``)."""
-    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.model.credit}", err=err)
+    say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit}", err=err)
 
 
 @click.command("generate")
@@ -345,18 +348,33 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @click.command("rerun")
 @click.argument("number", type=click.IntRange(min=1))
 @click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
+@click.option("--model", "-m", "model", help="An imported experiment: make it on this model (default: the one it "
+              "names, where that one is here).")
+@click.option("--sampler", help="An imported experiment: make it with this sampler (default: the one it names).")
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
 @LOCAL
 @VERBOSE
 @journal_option
-def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, verbose: bool, journal_dir: Path) -> None:
-    """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout."""
+def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None, as_json: bool, local: bool,
+              verbose: bool, journal_dir: Path) -> None:
+    """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout.
+
+    An imported experiment (made by another tool) is made again from its recorded prompt, negative prompt, seeds,
+    steps, guidance, size and sampler, as a new run: its images cannot be compared byte for byte with the originals.
+    """
+    from ..runner.imported import is_imported
     from ..runner.runs import load_run
     from ..service.api import JobRequest
     from . import dispatch
 
     journal = Journal.open(journal_dir)
-    journal.get(number)  # an unknown number is refused before any service starts
+    exp = journal.get(number)  # an unknown number is refused before any service starts
+    if is_imported(exp):
+        _remake(journal, exp, verify=verify, model=model, sampler=sampler, as_json=as_json, local=local, verbose=verbose)
+        return
+    if model is not None or sampler is not None:
+        raise click.UsageError(f"--model and --sampler are for imported experiments; #{number} reruns with what it was "
+                               "made with")
     request = JobRequest(kind="rerun", journal=str(journal.path.absolute()), number=number)
     outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
     if cancelled:
@@ -369,6 +387,30 @@ def rerun_cmd(number: int, verify: bool, as_json: bool, local: bool, verbose: bo
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
         raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")
+
+
+def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: str | None, as_json: bool,
+            local: bool, verbose: bool) -> None:
+    """Make imported experiment ``exp``'s images again as a new run (see ``runner.imported``)."""
+    from ..runner.imported import remake
+    from ..service.api import JobRequest
+    from ..service.executor import options_to_json
+    from . import dispatch
+
+    if verify:
+        raise click.UsageError(f"#{exp.number} was imported (made by another tool): its images cannot be compared byte "
+                               "for byte, so there is nothing to --verify")
+    job = remake(exp, load_settings(), model=model, sampler_name=sampler)
+    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=job.spec,
+                         options=options_to_json(_absolute(job.options)))
+    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
+    if outcome.run is None or cancelled:
+        kept = f"; its finished images are in run {outcome.run}" if outcome.run else " before it made an image"
+        click.echo(f"cancelled: making #{exp.number} again was cancelled{kept}", err=True)
+        click.get_current_context().exit(130)
+    left_out = f" (not applied: {'; '.join(job.left_out)})" if job.left_out else ""
+    click.echo(f"#{exp.number} made again from imported settings → run {outcome.run}: not comparable byte for byte "
+               f"(made by another tool){left_out}")
 
 
 @click.command("resume")
@@ -423,8 +465,10 @@ def samplers_cmd(as_json: bool) -> None:
     print_table(["sampler", "diffusers scheduler", "settings", "noise"],
                 [[s.name, s.scheduler, ", ".join(f"{k}={v}" for k, v in s.settings.items()),
                   "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
-    click.echo("Without --sampler a run uses the model folder's own scheduler. Ancestral samplers draw their noise from "
-               "each image's own generator, so reruns are byte-identical too.")
+    click.echo("Without --sampler (or the sampler setting, or a spec's [params] sampler) a run uses the model folder's own "
+               "scheduler. Samplers with fresh noise each step draw it from each image's own seed (DPM++ SDE: a torchsde "
+               "Brownian tree per image, seeded with it), so reruns are byte-identical and an image's noise does not "
+               "depend on its batch.")
 
 
 def _guided_settings(opts: dict):

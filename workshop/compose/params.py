@@ -20,13 +20,14 @@ class RunParams:
     guidance: float | None = None
     size: str | None = None  # WIDTHxHEIGHT
     strength: float | None = None
-    init_image: str | None = None  # a path (a spec file's is relative to the file) or #N
+    init_image: str | None = None  # a path (a spec file's is relative to the file) or #N[:K]
     max_batch: int | None = None
     clip: str | None = None
+    sampler: str | None = None  # an AUTOMATIC1111 name, or "default" (checked by the runner, as --sampler is)
 
 
 _KINDS = {"steps": "whole", "max_batch": "whole", "guidance": "number", "strength": "number", "size": "text",
-          "init_image": "text", "clip": "text"}
+          "init_image": "text", "clip": "text", "sampler": "text"}
 _SAYS = {"whole": "a whole number", "number": "a number", "text": "text"}
 
 

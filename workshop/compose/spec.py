@@ -2,7 +2,7 @@
 
     prompt = "a red circle on a blue background"
     negative = "blurry"
-    keywords = ["glowing", "pixel art", { text = "striped", on = false }]
+    keywords = ["glowing", "pixel art:1.3", { text = "striped", on = false, weight = 0.8 }]
     keywords_first = false
     mode = "leave-one-out"            # plain | matrix | leave-one-out | add-one | sr | dynamic
     seeds = "1-3"                     # or [1, 2, 3]
@@ -11,7 +11,7 @@
     wildcards = "wildcards"           # folder of NAME.txt files, relative to this file
     model = "shapes"
     [params]                          # the run flags' settings (flags win); unknown keys are refused
-    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip
+    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler
     [axes]
     y = "guidance=3,7.5"
 
@@ -96,11 +96,19 @@ def spec_from(values: dict[str, Any]) -> GridSpec:
 
 
 def _keyword(item) -> Keyword:
+    """A keyword from text (``"glowing:1.3"`` carries a weight: ``Keyword.from_text``) or a table; a table's
+    ``weight`` is given alone, so its text is taken as it is."""
     if isinstance(item, str):
-        return Keyword(item)
-    if isinstance(item, dict) and isinstance(item.get("text"), str) and set(item) <= {"text", "on"}:
-        return Keyword(item["text"], bool(item.get("on", True)))
-    raise SpecError(f"a keyword must be text or {{ text = \"…\", on = true }}, not {quoted(item)}")
+        return Keyword.from_text(item)
+    if isinstance(item, dict) and isinstance(item.get("text"), str) and set(item) <= {"text", "on", "weight"}:
+        on = bool(item.get("on", True))
+        if "weight" not in item:
+            return Keyword.from_text(item["text"], on)
+        weight = item["weight"]
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            raise SpecError(f"the keyword {quoted(item['text'])}: its weight must be a number, such as 1.3, not {quoted(weight)}")
+        return Keyword(item["text"], on, float(weight))
+    raise SpecError(f"a keyword must be text or {{ text = \"…\", on = true, weight = 1.3 }}, not {quoted(item)}")
 
 
 def _typed(values: dict, key: str, typ: type, default):

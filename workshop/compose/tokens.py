@@ -15,6 +15,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .emphasis import chunk_text, parse, plain
+
 CONTEXT = 77  # CLIP's window, start and end tokens included
 Encoder = Callable[[str], Sequence[int]]
 
@@ -72,15 +74,24 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 
 def budget(prompt: str, keywords: Sequence[str], encode: Encoder, limit: int = CONTEXT) -> Budget:
+    """The tokens of ``prompt``'s words — A1111's brackets, weights and escapes are not sent to the model, so they
+    are not counted. A prompt split by BREAK has a window per part: the limit is one window per part, and each
+    keyword is counted in the part it is in."""
     capacity = limit - 2
-    truncated, wholly, pos = [], [], 0
-    for keyword in keywords:
-        start = prompt.find(keyword, pos)
-        if start < 0:
-            continue
-        pos = start + len(keyword)
-        if len(encode(prompt[:pos])) > capacity:
-            truncated.append(keyword)
-            if len(encode(prompt[:start])) >= capacity:
-                wholly.append(keyword)
-    return Budget(len(encode(prompt)) + 2, limit, tuple(truncated), tuple(wholly))
+    truncated, wholly, found, tokens = [], [], set(), 0
+    chunks = [chunk_text(c) for c in parse(prompt)]
+    for text in chunks:
+        pos = 0
+        for keyword in keywords:
+            words = plain(keyword)  # a keyword written as "(text:1.3)" is found by its words
+            start = text.find(words, pos) if keyword not in found else -1
+            if start < 0:
+                continue
+            found.add(keyword)
+            pos = start + len(words)
+            if len(encode(text[:pos])) > capacity:
+                truncated.append(keyword)
+                if len(encode(text[:start])) >= capacity:
+                    wholly.append(keyword)
+        tokens += len(encode(text)) + 2
+    return Budget(tokens, limit * len(chunks), tuple(truncated), tuple(wholly))

@@ -12,7 +12,9 @@ from typing import Protocol
 
 from journal import ModelInfo
 
+from ..compose.emphasis import has_emphasis
 from ..compose.grid import Grid
+from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
 from .errors import RunError
 from .guided import GuidedPipeline, GuidedSettings, load_guided, parse_spec, prompt_parts, resolve_guided
@@ -79,7 +81,10 @@ class DiffusersBackend:
         return {"scheduler": chosen.scheduler, "sampler": chosen.name, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
-        """Each sampler of a sampler axis must be one this model's scheduler config can take."""
+        """Weights only where compel can apply them; each sampler of a sampler axis one this model's scheduler config
+        can take."""
+        if family(self.pipe) is None:
+            refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             make_scheduler(sampler(name), self.pipe.scheduler.config)
 
@@ -126,6 +131,7 @@ class GuidedBackend:
                 "animate_every": options.animate_every, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
+        refuse_emphasis(grid, f"the {GUIDED} backend weighs prompts its own way, \"a|b:0.5\"")
         for cell in grid.cells:
             prompt_parts(cell.prompt, cell.negative)
             if "guidance" in cell.params:
@@ -144,6 +150,13 @@ class GuidedBackend:
         settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.__dataclass_fields__ if k in values})
         return GuidedEngine(self.pipe, settings, animate_every=values.get("animate_every", 0), on_event=on_event,
                             cancel=cancel, preview_every=preview_every)
+
+
+def refuse_emphasis(grid: Grid, why: str) -> None:
+    """RunError if a cell's prompt or negative uses A1111's emphasis syntax, which only models compel encodes take."""
+    if any(has_emphasis(c.prompt) or has_emphasis(c.negative) for c in grid.cells):
+        raise RunError(f"prompt weights ((text:1.3), [text], BREAK) work with {SUPPORTED} models only; {why}: take "
+                       "the brackets and weights out of the prompt")
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:

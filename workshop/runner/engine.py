@@ -22,7 +22,10 @@ from PIL import Image
 from journal import InvalidInput
 from journal.images import open_image
 
+from ..compose.emphasis import has_emphasis, plain
 from . import events as ev
+from .emphasis_encoder import WeightedEncoder
+from .emphasis_encoder import encode as weights_encode
 from .errors import RunError
 from .pixels import host_pixels
 
@@ -96,6 +99,7 @@ class Engine:
         self.preview_every = preview_every
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
+        self._weights: dict[str | None, object] = {}  # by model: its compel encoder, made for its first weighted prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
         self._steps_total = 0
@@ -175,23 +179,32 @@ class Engine:
         for job in jobs:
             key = (job.model, job.prompt, job.negative)
             if key not in self._embeddings:
-                self._embeddings[key] = self._encode(pipe, job.prompt, job.negative)
+                self._embeddings[key] = self._encode(pipe, job.model, job.prompt, job.negative)
             encoded.append(self._embeddings[key])
         if encoded[0] is None:  # a pipeline without a reusable encode_prompt: let it encode the strings
             return {"prompt": [j.prompt for j in jobs], "negative_prompt": [j.negative for j in jobs]}
         names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
         return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
 
-    def _encode(self, pipe, prompt: str, negative: str):
+    def _encode(self, pipe, model: str | None, prompt: str, negative: str):
+        """The pipeline's own encoding; a prompt or negative in A1111's emphasis syntax has its words encoded so,
+        then its weights applied by compel (``emphasis_encoder``; ``backends`` refused models compel cannot do)."""
+        weighted = has_emphasis(prompt) or has_emphasis(negative)
         encode = getattr(pipe, "encode_prompt", None)
         if encode is None:
             return None
         try:
-            out = encode(prompt=prompt, device=pipe.device, num_images_per_prompt=1,
-                         do_classifier_free_guidance=True, negative_prompt=negative)
+            out = encode(prompt=plain(prompt) if weighted else prompt, device=pipe.device, num_images_per_prompt=1,
+                         do_classifier_free_guidance=True, negative_prompt=plain(negative) if weighted else negative)
         except TypeError:
             return None
-        return tuple(out) if isinstance(out, tuple) and len(out) in (2, 4) and all(torch.is_tensor(t) for t in out) else None
+        if not (isinstance(out, tuple) and len(out) in (2, 4) and all(torch.is_tensor(t) for t in out)):
+            return None
+        if not weighted:
+            return tuple(out)
+        if model not in self._weights:
+            self._weights[model] = WeightedEncoder(pipe)
+        return weights_encode(self._weights[model], prompt, negative, tuple(out))
 
     def _img2img_pipe(self, pipe, key: tuple):
         """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""

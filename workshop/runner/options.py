@@ -11,7 +11,7 @@ from journal.images import pixel_limit
 from journal.text import quoted
 
 from .errors import RunError
-from .samplers import sampler
+from .samplers import OWN, sampler
 from .models import GUIDED, is_guided
 from .speedups import Speedups
 
@@ -28,7 +28,7 @@ class RunOptions:
     steps: int | None = None  # default: the model's (see models.BUILTINS)
     guidance: float | None = None  # default: the model's (see models.BUILTINS)
     size: tuple[int, int] | None = None  # default: the model's native size
-    init_image: str | None = None  # a path, or "#N" for experiment N's first image
+    init_image: str | None = None  # a path, or "#N[:K]" for experiment N's image K (1-based; default the first)
     strength: float | None = None  # img2img with a diffusion model; default DEFAULT_STRENGTH
     max_batch: int = 8
     clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
@@ -59,6 +59,14 @@ def parse_size(text: str) -> tuple[int, int]:
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
         raise RunError(f"size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
     return int(width), int(height)
+
+
+def run_sampler(given: str | None, setting: str | None, model: str) -> str | None:
+    """A run's sampler: the one given (--sampler, else a spec's [params] sampler), else the sampler setting for a
+    diffusion model (the CLIP-guided backend does not sample); None — the model folder's own scheduler — where
+    neither names one or the name is "default"."""
+    chosen = given if given is not None else None if is_guided(model) else setting
+    return None if chosen is None or chosen.strip().lower() == OWN else chosen
 
 
 def check_options(options: RunOptions) -> None:

@@ -3,10 +3,17 @@ each is a scheduler class configured from the model's own scheduler config plus 
 SDE variant of DPM++ …), so the betas and timestep spacing stay the model's. ``--sampler NAME`` picks one for a run;
 without it a run uses the model folder's scheduler. The run records the name and the class with its settings, and
 ``rerun`` and ``resume`` make the same scheduler again. Torch-free until a scheduler is made.
+
+Noise: ancestral and SDE samplers draw fresh noise every step. Most (Euler a, DPM2 a, DPM++ 2M SDE) draw it from
+the generators the pipeline passes to each step — each image's own, seeded with its seed. DPM++ SDE (diffusers'
+DPMSolverSDEScheduler) draws it from torchsde Brownian trees seeded at random unless told; here each image gets a
+tree of its own seeded with the image's seed (as A1111 does), so its reruns are byte-identical and an image's noise
+does not depend on the batch it is made in.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from journal.text import quoted
@@ -38,11 +45,16 @@ SAMPLERS = {s.name: s for s in (
     Sampler("DPM++ 2M Karras", "DPMSolverMultistepScheduler", _KARRAS),
     Sampler("DPM++ 2M SDE", "DPMSolverMultistepScheduler", _SDE, ancestral=True),
     Sampler("DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler", {**_SDE, **_KARRAS}, ancestral=True),
+    Sampler("DPM++ SDE", "DPMSolverSDEScheduler", ancestral=True),
+    Sampler("DPM++ SDE Karras", "DPMSolverSDEScheduler", _KARRAS, ancestral=True),
     Sampler("DDIM", "DDIMScheduler"),
     Sampler("PLMS", "PNDMScheduler"),
     Sampler("UniPC", "UniPCMultistepScheduler"),
     Sampler("LCM", "LCMScheduler"),
 )}
+
+
+OWN = "default"  # where a sampler name goes (--sampler, [params], the setting): the model folder's own scheduler
 
 
 def sampler(name: str) -> Sampler:
@@ -56,12 +68,36 @@ def sampler(name: str) -> Sampler:
 def make_scheduler(chosen: Sampler, config) -> object:
     """``chosen``'s scheduler, configured from a model's scheduler ``config``; RunError where that config cannot
     take it (a flow-matching model and an SD sampler, say)."""
-    import diffusers
-
     try:
-        return getattr(diffusers, chosen.scheduler).from_config(config, **chosen.settings)
+        return _scheduler_class(chosen.scheduler).from_config(config, **chosen.settings)
     except Exception as exc:  # noqa: BLE001 - whatever the config lacks: one line naming the sampler
         detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        if isinstance(exc, ImportError):  # (LMS needs scipy)
-            raise RunError(f"sampler {quoted(chosen.name)} needs a package that is not installed: {detail}") from None
         raise RunError(f"sampler {quoted(chosen.name)} cannot run with this model's scheduler config: {detail}") from None
+
+
+def _scheduler_class(name: str) -> type:
+    """The diffusers class of that name; DPMSolverSDEScheduler as its per-image-seeded subclass (see above)."""
+    import diffusers
+
+    return _seeded_sde() if name == "DPMSolverSDEScheduler" else getattr(diffusers, name)
+
+
+@functools.cache
+def _seeded_sde() -> type:
+    """DPMSolverSDEScheduler whose Brownian trees are seeded from each image's generator: one tree per image, seeded
+    with the generator's seed. (The pipeline passes its generators to ``step`` because this one takes them; the
+    scheduler makes its trees at the first step after each ``set_timesteps``, so each pipeline call gets its batch's.)"""
+    import warnings
+
+    from diffusers import DPMSolverSDEScheduler
+
+    # torchsde's float round-off note at each tree query ("Should have tb<=t1 …"): harmless, and A1111 sees it too
+    warnings.filterwarnings("ignore", message="Should have .*<=t1", module="torchsde")
+    class SeededDPMSolverSDEScheduler(DPMSolverSDEScheduler):
+        def step(self, model_output, timestep, sample, s_noise=1.0, return_dict=True, generator=None):
+            if self.noise_sampler is None and generator is not None:
+                seeds = [g.initial_seed() for g in generator] if isinstance(generator, list) else generator.initial_seed()
+                self.noise_sampler_seed = seeds
+            return super().step(model_output, timestep, sample, s_noise=s_noise, return_dict=return_dict)
+
+    return SeededDPMSolverSDEScheduler

@@ -10,7 +10,6 @@ pretrained tags, from the local Hugging Face cache). Architectures of the built-
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from collections import Counter
@@ -22,10 +21,11 @@ from PIL import Image
 
 from journal.text import quoted
 
-from .errors import RunError
-from .models import BUILTIN_CLIPS, WEIGHTS, Warm
+from ..compose.emphasis import parse, plain
 from ..compose.errors import SpecError
 from ..compose.grid import AxisSpec
+from .errors import RunError
+from .models import BUILTIN_CLIPS, WEIGHTS, Warm
 from .records import CellRecord, KeywordEffect, WeightPoint
 
 _CONFIGS = Path(__file__).parent / "clip_configs"
@@ -118,10 +118,10 @@ def score_cells(scorer: Scorer, cells: list[CellRecord], features: dict[int, tor
     done = [c for c in cells if c.index in features]
     if not done:
         return
-    texts = list(dict.fromkeys([base_prompt, *(c.prompt for c in done)]))
+    texts = list(dict.fromkeys([plain(base_prompt), *(plain(c.prompt) for c in done)]))  # words, not A1111's weights
     sims = torch.stack([features[c.index] for c in done]) @ scorer.text_features(texts).T
     for row, cell in enumerate(done):
-        cell.score = round(float(sims[row, texts.index(cell.prompt)]), 6)
+        cell.score = round(float(sims[row, texts.index(plain(cell.prompt))]), 6)
         cell.base_score = round(float(sims[row, 0]), 6)
 
 
@@ -183,25 +183,15 @@ def _axis(text: str) -> AxisSpec | None:
         return None
 
 
-_WEIGHTED = re.compile(r"^\((.*):([-+]?\d*\.?\d+(?:e[-+]?\d+)?)\)$", re.S)
-
-
-def _plain(part: str) -> tuple[str, float]:
-    """A prompt part's text and weight: ``(text:0.5)`` (A1111's emphasis, as ``emphasis.weighted`` writes it) or as
-    it is, at 1."""
-    if m := _WEIGHTED.match(part):
-        return re.sub(r"\\(.)", r"\1", m.group(1)), float(m.group(2))
-    return part, 1.0
-
-
 def _weighed(prompt: str, keyword: str) -> tuple[float, str] | None:
-    """``keyword``'s weight in ``prompt`` and the prompt without it; None where the prompt lacks it."""
+    """``keyword``'s weight in ``prompt`` (the part that is the keyword, plain or ``(keyword:w)``) and the prompt
+    without it; None where the prompt lacks it."""
     parts = [p.strip() for p in prompt.split(",")]
-    plain = [_plain(p) for p in parts]
-    found = next((i for i, (text, _) in enumerate(plain) if text == keyword), None)
-    if found is None:
-        return None
-    return plain[found][1], ",".join(parts[:found] + parts[found + 1:])
+    for i, part in enumerate(parts):
+        segments = [seg for chunk in parse(part) for seg in chunk]
+        if len(segments) == 1 and segments[0].text == keyword:
+            return segments[0].weight, ",".join(parts[:i] + parts[i + 1:])
+    return None
 
 
 def _settings(cell: CellRecord, rest: str) -> tuple:
@@ -218,8 +208,8 @@ def _differ_by(a: CellRecord, b: CellRecord, keyword: str) -> bool:
 
 
 def _parts(prompt: str) -> Counter:
-    """A prompt's parts, each without its weight."""
-    return Counter(_plain(p.strip())[0] for p in prompt.split(","))
+    """The prompt's comma-separated parts, in words (a weighted keyword "(kw:1.3)" is the part "kw")."""
+    return Counter(p.strip() for p in plain(prompt).split(","))
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from .devices import EnergyMeter, cpu_threads, device_available, device_name, pi
 from .backends import Backend, load, resolve
 from .engine import Cancelled, Engine, Job, plan_batches
 from .errors import RunCancelled, RunError
+from .imported import is_imported
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
@@ -61,15 +62,20 @@ def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
     if given is None:
         return None
     if given.startswith("#"):
+        number_text, sep, place_text = given[1:].partition(":")
         try:
-            number = int(given[1:])
+            number, place = int(number_text), int(place_text) if sep else 1
         except ValueError:
-            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N, or a file path") from None
+            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N's first image, #N:K for its image K, "
+                           "or a file path") from None
         if journal is None:
             raise RunError(f"--init-image {given}: no experiment #{number}; the journal does not exist yet, so pass an "
                            "image file")
         exp = journal.get(number)
-        path = journal.image_path(exp, exp.images[0])
+        if not 1 <= place <= len(exp.images):
+            raise RunError(f"--init-image {given}: experiment #{exp.number} has {len(exp.images)} image(s): pick K from 1 "
+                           f"to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
+        path = journal.image_path(exp, exp.images[place - 1])
         if not path.is_file():
             raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
                            "(run `promptism doctor`)")
@@ -366,9 +372,10 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
           cancel=lambda: False) -> tuple[Run, bool]:
     """Regenerate experiment #number with its recorded cells and batch layout; True if every image is byte-identical."""
     exp = journal.get(number)
-    recorded = exp.grid or {}
-    if "cells" not in recorded or "picked" not in recorded:
-        raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun")
+    if is_imported(exp):
+        raise RunError(f"#{number} was not made by promptism's runner (it was imported), so it cannot be rerun byte for "
+                       f"byte: `promptism rerun {number}` makes it again from its imported settings")
+    recorded = exp.grid
     params = ParamsRecord(**{**exp.params, "parent": exp.parent})
     if "animate_every" in exp.params:
         params.animate_every = 0  # the rerun checks the images; it makes no animations

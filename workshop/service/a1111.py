@@ -1,18 +1,18 @@
 """AUTOMATIC1111's HTTP API on promptism's service, with A1111's field names and shapes, so existing clients
 (``webuiapi`` and the like) work: ``POST /sdapi/v1/txt2img`` and ``/img2img``, ``GET /sdapi/v1/sd-models``,
-``/progress``, ``/options`` and ``POST /interrupt``.
+``/samplers``, ``/schedulers``, ``/progress``, ``/options`` and ``POST /interrupt``.
 
 Each call becomes a grid job (plain mode, one cell per image, seeds ``seed + i`` for ``batch_size × n_iter`` images,
 ``batch_size`` images per pipeline call) in the journal the service was started for (``serve --journal``), else the
 user's default journal: the run is there to browse and accept later (``promptism runs``, ``promptism accept``).
 
 Decisions, where A1111 and promptism differ:
-- Sampler: these routes run each model's own scheduler (``--sampler`` is not mapped from here yet). Refusing ``sampler_name`` would
-  break every default client (webuiapi sends "Euler a"), and ignoring it silently would pass a wrong image off as the
-  one asked for, so a sampler (or ``scheduler``) other than "", "Default", "automatic" or the model's own is accepted
-  and reported in ``info``: ``sampler_name`` is the scheduler that ran, and ``extra_generation_params["Not applied"]``
-  (also in the infotexts) names what was asked for and not done — as for ``subseed_strength`` and override settings
-  other than ``sd_model_checkpoint``.
+- Sampler: ``sampler_name`` (or the older ``sampler_index``) with the newer ``scheduler`` ("DPM++ 2M" + "Karras",
+  or "DPM++ 2M Karras" alone) is the run's sampler by its A1111 name, as ``--sampler`` takes it (``GET /samplers``
+  and ``/schedulers`` list them); "", "Default" or "automatic" ask for the ``sampler`` setting, else the model's own
+  scheduler; an unknown one is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
+  What promptism does not do — ``subseed_strength``, override settings other than ``sd_model_checkpoint`` — is
+  accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
   hires fix, face restoration, tiling, styles, scripts, inpainting masks, resize modes other than "just resize", more
   than one init image, and the CLIP-guided backend (it has no cfg_scale).
@@ -49,21 +49,25 @@ from journal import InvalidInput, Journal, JournalError
 from journal.atomic import write_atomic
 from journal.images import clean_png, open_image
 from journal.journal import tool_version
+from journal.samplers import a1111_sampler
 
 from ..compose.errors import SpecError
 from ..compose.grid import DEFAULT_MAX_CELLS, SEED_MAX, build_grid
 from ..compose.spec import spec_from
 from ..paths import journal_dir
 from ..runner.errors import RunError
-from ..runner.options import check_options
+from ..runner.options import check_options, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
+from ..runner.samplers import OWN, SAMPLERS, sampler
 from ..settings import load_settings
 from .api import JobInfo, JobRequest
 from .executor import options_from_json
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
-OWN_SAMPLER = {"", "default", "automatic"}  # sampler / scheduler names that ask for nothing in particular
+OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in particular
+#: The schedule types promptism's samplers take (A1111's /schedulers: name, label); others are refused by name.
+SCHEDULERS = {"automatic": "Automatic", "uniform": "Uniform", "karras": "Karras"}
 
 
 class _Request(BaseModel):
@@ -191,6 +195,20 @@ class SDModelItem(BaseModel):
     config: str | None = None
 
 
+class SamplerItem(BaseModel):
+    name: str
+    aliases: list[str]
+    options: dict[str, str]
+
+
+class SchedulerItem(BaseModel):
+    name: str
+    label: str
+    aliases: list[str] | None = None
+    default_rho: float = -1
+    need_inner_model: bool = False
+
+
 class BadValue(Exception):
     """A request value promptism refuses, answered as FastAPI answers a validation error (422)."""
 
@@ -224,9 +242,36 @@ def model_name(req: _Request, default: str) -> str:
     return req.override_settings.get("sd_model_checkpoint") or default
 
 
-def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], init_image: Path | None = None) -> JobRequest:
+def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
+    """The run's sampler by promptism's name: ``sampler_name`` (else ``sampler_index``), or the sampler setting where
+    it names none, with ``scheduler``'s schedule; None for the model's own scheduler. BadValue for a name promptism
+    lacks."""
+    asked = req.sampler_name or req.sampler_index or ""
+    field = "sampler_name" if req.sampler_name else "sampler_index" if req.sampler_index else "scheduler"
+    schedule = (req.scheduler or "").strip()
+    if schedule and schedule.lower() not in SCHEDULERS:
+        raise BadValue(["scheduler"], f"unknown scheduler {schedule!r}: promptism's samplers take "
+                       f"{', '.join(SCHEDULERS.values())} (see /sdapi/v1/schedulers)")
+    base = run_sampler(None, setting, model) if asked.strip().lower() in OWN_SAMPLER else asked
+    if base is None:
+        if schedule.lower() in ("", "automatic"):
+            return None  # the model's own scheduler
+        raise BadValue(["scheduler"], f"scheduler {schedule!r} goes with a sampler: name one in sampler_name "
+                       "(see /sdapi/v1/samplers)")
+    try:
+        return sampler(a1111_sampler(base, schedule)).name
+    except RunError:
+        given = f"{base} with scheduler {schedule}" if schedule.lower() not in ("", "automatic", "uniform") else base
+        raise BadValue([field], f"unknown sampler {given!r}: use one of {', '.join(SAMPLERS)} "
+                       "(see /sdapi/v1/samplers)") from None
+
+
+def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], sampler_name: str | None = None,
+                init_image: Path | None = None) -> JobRequest:
     """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call."""
     options: dict[str, Any] = {"model": model, "steps": req.steps, "guidance": req.cfg_scale, "max_batch": req.batch_size}
+    if sampler_name is not None:
+        options["sampler"] = sampler_name
     if req.width is not None or req.height is not None:
         options["size"] = [req.width or req.height, req.height or req.width]
     if isinstance(req, Img2ImgRequest):
@@ -295,27 +340,26 @@ def store_image(journal: Journal, image) -> Path:
     return path
 
 
-def map_request(req: _Request, journal: Path, default_model: str) -> Mapped:
+def map_request(req: _Request, journal: Path, default_model: str, default_sampler: str | None = None) -> Mapped:
     """Check a request and turn it into its job; an img2img's init image is stored in the journal (created if
-    need be) only once everything else has passed. BadValue for what the runner would refuse."""
+    need be) only once everything else has passed. BadValue for what the runner would refuse. The defaults: the
+    model and sampler settings."""
     seeds = seeds_for(req.seed, req.count)
     model = model_name(req, default_model)
+    chosen = sampler_of(req, default_sampler, model)
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
-    check_job(job_request(req, journal, model=model, seeds=seeds, init_image=Path("init_images[0]") if image else None))
+    check_job(job_request(req, journal, model=model, seeds=seeds, sampler_name=chosen,
+                          init_image=Path("init_images[0]") if image else None))
     stored = store_image(Journal.open(journal, create=True), image) if image else None
-    return Mapped(job_request(req, journal, model=model, seeds=seeds, init_image=stored), seeds)
+    return Mapped(job_request(req, journal, model=model, seeds=seeds, sampler_name=chosen, init_image=stored), seeds)
 
 
 # ------------------------------------------------------------------ finished run → response
 
 
-def not_applied(req: _Request, scheduler: str | None) -> list[str]:
+def not_applied(req: _Request) -> list[str]:
     """What the request asked for that promptism did not do (reported in info, never silently dropped)."""
     notes = []
-    for field in ("sampler_name", "sampler_index", "scheduler"):
-        asked = getattr(req, field)
-        if asked and asked.strip().lower() not in OWN_SAMPLER and asked != scheduler:
-            notes.append(f"{field} {asked} (promptism runs the model's own scheduler, {scheduler or 'none'})")
     if req.subseed_strength:
         notes.append(f"subseed_strength {req.subseed_strength:g} (promptism has no variation seeds)")
     notes += [f"override_settings.{key}" for key in req.override_settings if key != "sd_model_checkpoint"]
@@ -326,7 +370,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     """A1111's response for a finished (or interrupted) run: its images in seed order, the request echoed as
     ``parameters``, and ``info`` as A1111's JSON with the values that were applied (from the run's record)."""
     record, params = run.record, run.record.params
-    notes = "; ".join(not_applied(req, params.scheduler))
+    notes = "; ".join(not_applied(req))
     extra = {"Not applied": notes} if notes else {}
     cells = run.done
     infotexts = [_infotext(run, cell, extra) for cell in cells]
@@ -334,7 +378,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "prompt": req.prompt, "all_prompts": [c.prompt for c in cells],
         "negative_prompt": req.negative_prompt, "all_negative_prompts": [c.negative for c in cells],
         "seed": seeds[0], "all_seeds": [c.seed for c in cells], "subseed": -1, "all_subseeds": [-1 for _ in cells],
-        "subseed_strength": 0, "width": params.width, "height": params.height, "sampler_name": params.scheduler,
+        "subseed_strength": 0, "width": params.width, "height": params.height, "sampler_name": params.sampler or params.scheduler,
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
         "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": None,
         "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
@@ -353,7 +397,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
 def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
     p = run.record.params
-    pairs = {"Steps": p.steps, "Sampler": p.scheduler, "CFG scale": p.guidance, "Seed": cell.seed,
+    pairs = {"Steps": p.steps, "Sampler": p.sampler or p.scheduler, "CFG scale": p.guidance, "Seed": cell.seed,
              "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "Denoising strength": p.strength,
              **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
@@ -415,7 +459,8 @@ def router(service) -> APIRouter:
     async def generate(req: _Request):
         journal = journal_for(service)
         try:
-            mapped = await run_in_threadpool(map_request, req, journal, load_settings().model)
+            settings = load_settings()
+            mapped = await run_in_threadpool(map_request, req, journal, settings.model, settings.sampler)
         except BadValue as exc:
             return exc.response()
         except JournalError as exc:  # the journal cannot take the init image: the service's, not the request's, fault
@@ -459,6 +504,16 @@ def router(service) -> APIRouter:
 
         sources = await run_in_threadpool(available, load_settings())
         return [SDModelItem(title=s.id, model_name=s.id, filename=str(s.path)) for s in sources if s.kind != "guided"]
+
+    @api.get("/samplers", response_model=list[SamplerItem])
+    async def samplers():
+        return [SamplerItem(name=s.name, aliases=[], options={"scheduler": s.scheduler, **{k: str(v) for k, v in
+                                                                                         s.settings.items()}})
+                for s in SAMPLERS.values()]
+
+    @api.get("/schedulers", response_model=list[SchedulerItem])
+    async def schedulers():
+        return [SchedulerItem(name=name, label=label) for name, label in SCHEDULERS.items()]
 
     @api.get("/options")
     async def options():

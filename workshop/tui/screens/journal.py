@@ -111,7 +111,7 @@ class JournalScreen(Screen):
         table = self.query_one("#experiments", DataTable)
         width = (table.size.width or self.app.size.width - 21) - 2  # less the scrollbar
         numbers = max([len(str(e.number)) for e in self.experiments] + [1])
-        model = min(12, max([len("model")] + [len(visible(e.model.credit)) for e in self.experiments]))
+        model = min(12, max([len("model")] + [len(visible(e.credit)) for e in self.experiments]))
         columns = {"#": numbers, "title": 0, "model": model, "date": 10, "status": max(map(len, STATUSES)), "images": 6}
         if width - sum(columns.values()) - 2 * len(columns) < 20:
             del columns["date"]
@@ -120,7 +120,7 @@ class JournalScreen(Screen):
         table.clear(columns=True)
         for name, size in columns.items():
             table.add_column(name, width=size, key=name)
-        cells = {"#": lambda e: str(e.number), "title": lambda e: literal(e.title), "model": lambda e: literal(e.model.credit),
+        cells = {"#": lambda e: str(e.number), "title": lambda e: literal(e.title), "model": lambda e: literal(e.credit),
                  "date": lambda e: e.created[:10], "status": lambda e: e.status, "images": lambda e: str(len(e.images))}
         for exp in self.experiments:
             table.add_row(*(_fit(cells[name](exp), size) for name, size in columns.items()), key=str(exp.number))
@@ -223,7 +223,7 @@ class DetailScreen(Screen):
         self.refresh_bindings()
         self.query_one("#detail-title", Static).update(Text(f"#{exp.number} ", style="bold") + literal(exp.title))
         m = exp.model
-        lines = [f"Generated with {m.credit}" + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision) if x),
+        lines = [f"Generated with {exp.credit}" + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision) if x),
                  f"status {exp.status}" + (f" since {exp.published[:10]}" if exp.published else "") + f" · created {exp.created[:10]}",
                  "parameters: " + " ".join(f"{k}={v}" for k, v in exp.params.items())]
         if exp.compute:

@@ -1,0 +1,82 @@
+"""``promptism rerun N`` on an imported experiment: its images made again from the recorded prompt (weights and all),
+negative prompt, seeds, steps, guidance, size and sampler, on the model it names or one given — a new run, never
+reported as verified or mismatched; what cannot be made again is one line, with nothing run."""
+
+import json
+
+import pytest
+
+from journal import Journal
+from tests.helpers import make_png, run_cli
+from workshop.runner.runs import list_runs
+
+WEIGHTED = "a lighthouse at dusk, (glowing:1.3), [fog]"
+INFOTEXT = (f"{WEIGHTED}\nNegative prompt: blurry\n"
+            "Steps: 3, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x32, Model hash: 0123abcd, Model: {model}")
+
+
+def _import(tmp_path, capsys, text: str, *extra: str) -> str:
+    j = str(tmp_path / "j")
+    src = make_png(tmp_path / "a1111.png", text={"parameters": text})
+    code, _, err = run_cli(capsys, "import", str(src), "--title", "From A1111", *extra, "--journal", j)
+    assert code == 0, err
+    return j
+
+
+def test_an_imported_a1111_image_is_made_again_with_its_weights_sampler_and_settings(tmp_path, capsys):
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="tiny"))
+    assert Journal.open(j).get(1).params["sampler"] == "Euler a"
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert out.strip() == (f"#1 made again from imported settings → run {run.id}: not comparable byte for byte "
+                           "(made by another tool)")
+    assert "byte-identical" not in out and "DIFFERENT" not in out and run.record.verified is None
+    assert [(c.prompt, c.negative, c.seed, c.steps, c.guidance) for c in run.record.cells] == [
+        (WEIGHTED, "blurry", 7, 3, 5.0)]  # the prompt as A1111 wrote it: its weights are applied when it is encoded
+    p = run.record.params
+    assert (p.sampler, p.scheduler, p.width, p.height, run.record.model.id) == (
+        "Euler a", "EulerAncestralDiscreteScheduler", 64, 32, "tiny")
+    assert run.state == "finished" and len(run.done) == 1
+
+
+def test_a_comfyui_graph_is_made_again_with_its_sampler_and_scheduler(tmp_path, capsys):
+    graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 4, "steps": 2, "cfg": 6.0, "sampler_name": "dpmpp_2m",
+                                                        "scheduler": "karras", "positive": ["6", 0]}},
+             "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a castle, (clouds:0.8)"}}}
+    j = str(tmp_path / "j")
+    src = make_png(tmp_path / "c.png", text={"prompt": json.dumps(graph)})
+    assert run_cli(capsys, "import", str(src), "--title", "Comfy", "--model", "elsewhere", "--journal", j)[0] == 0
+    code, out, err = run_cli(capsys, "rerun", "1", "--model", "tiny", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert run.record.params.sampler == "DPM++ 2M Karras" and run.record.cells[0].prompt == "a castle, (clouds:0.8)"
+    assert (run.record.cells[0].seed, run.record.params.steps, run.record.params.guidance) == (4, 2, 6.0)
+
+
+@pytest.mark.parametrize("text, args, says", [
+    (INFOTEXT.format(model="v1-5-pruned-emaonly"), [],
+     "#1 was made with 'v1-5-pruned-emaonly', which is not here: pass --model NAME"),
+    (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 3M SDE"), [],
+     "#1 was made with the sampler 'DPM++ 3M SDE', which promptism does not have: pass --sampler NAME (Euler, Euler a"),
+    (INFOTEXT.format(model="tiny"), ["--verify"], "#1 was imported (made by another tool)"),
+    (INFOTEXT.format(model="tiny").replace("Seed: 7, ", ""), [], "#1's image 1 has no seed recorded"),
+    (INFOTEXT.format(model="tiny"), ["--sampler", "Euler b"], "unknown sampler 'Euler b'"),
+])
+def test_what_cannot_be_made_again_is_one_line_and_runs_nothing(tmp_path, capsys, text, args, says):
+    j = _import(tmp_path, capsys, text)
+    code, out, err = run_cli(capsys, "rerun", "1", *args, "--journal", j)
+    assert code != 0 and err.count("\n") == 1 and says in err and "internal error" not in err, err
+    assert list_runs(Journal.open(j)) == []
+
+
+def test_model_and_sampler_overrides_make_it_again_and_are_refused_for_promptisms_own(tmp_path, capsys):
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="v1-5-pruned-emaonly").replace("Euler a", "DPM++ 3M SDE"))
+    code, out, err = run_cli(capsys, "rerun", "1", "--model", "tiny", "--sampler", "DDIM", "--journal", j)
+    assert code == 0, err
+    run = list_runs(Journal.open(j))[0]
+    assert (run.record.model.id, run.record.params.sampler) == ("tiny", "DDIM")
+    code, _, err = run_cli(capsys, "accept", run.id, "--title", "Made here", "--journal", j)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "rerun", "2", "--model", "tiny", "--journal", j)
+    assert code == 2 and "--model and --sampler are for imported experiments" in err, err

@@ -1,0 +1,167 @@
+"""Prompt weights in the runner (compel, ``runner/emphasis_encoder.py``) on tiny real pipelines: a prompt without
+emphasis is encoded exactly as the pipeline encodes it; weights change the pixels and rerun byte-identically; BREAK
+and weighted negatives are padded to one length; SDXL's two encoders and pooled output; weight 0 on shapes comes near
+the prompt without the keyword; and models compel cannot encode are refused before anything is written."""
+
+import numpy as np
+import pytest
+import torch
+
+from journal import Journal
+from tests.helpers import run_cli
+from workshop.compose.grid import build_grid
+from workshop.compose.spec import spec_from
+from workshop.runner.backends import DiffusersBackend
+from workshop.runner.emphasis_encoder import family
+from workshop.runner.engine import Engine, Job
+from workshop.runner.errors import RunError
+from workshop.runner.models import load_pipeline, resolve
+from workshop.runner.pixels import uint8_pixels
+from workshop.runner.runs import list_runs
+from workshop.runner.session import RunOptions, execute
+
+CPU = torch.device("cpu")
+BASE = "portrait of a gnome"
+KW = "in the style of Basquiat"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_pipeline(resolve("tiny"), CPU)
+
+
+def image(pipe, prompt, negative="", seed=1, steps=2, guidance=7.5) -> np.ndarray:
+    batch = next(Engine(pipe).run([Job(0, prompt, negative, seed, steps, guidance, 64, 64)], [[0]]))
+    return np.asarray(uint8_pixels(batch.pixels[0]), dtype=np.int16)
+
+
+def encoded(pipe, prompt, negative=""):
+    return Engine(pipe)._encode(prompt, negative)
+
+
+def test_a_prompt_without_emphasis_is_encoded_and_drawn_as_the_pipeline_does(tiny):
+    ours = encoded(tiny, f"{BASE}, {KW}", "blurry")
+    own = tiny.encode_prompt(prompt=f"{BASE}, {KW}", device=CPU, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                             negative_prompt="blurry")
+    assert all(torch.equal(a, b) for a, b in zip(ours, own))
+    with torch.inference_mode():  # the pipeline given the strings, encoding them itself
+        direct = tiny(prompt=f"{BASE}, {KW}", negative_prompt="blurry", num_inference_steps=2, guidance_scale=7.5, width=64,
+                      height=64, generator=[torch.Generator("cpu").manual_seed(1)], output_type="pt").images
+    assert np.array_equal(image(tiny, f"{BASE}, {KW}", "blurry"), np.asarray(uint8_pixels(direct[0].permute(1, 2, 0).numpy()), dtype=np.int16))
+    # weight 1 and escapes only: the words, through the pipeline's own encoding
+    assert np.array_equal(image(tiny, f"{BASE}, ({KW}:1)"), image(tiny, f"{BASE}, {KW}"))
+    literal = tiny.encode_prompt(prompt="a (red) circle", device=CPU, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                                 negative_prompt="")
+    assert all(torch.equal(a, b) for a, b in zip(encoded(tiny, "a \\(red\\) circle"), literal))
+
+
+def test_each_weight_of_a_keyword_gives_other_pixels(tiny):
+    images = {w: image(tiny, f"{BASE}, ({KW}:{w})") for w in (0, 0.5, 1, 1.5)}
+    assert np.array_equal(images[1], image(tiny, f"{BASE}, {KW}"))
+    weights = sorted(images)
+    for a, b in zip(weights, weights[1:]):
+        assert not np.array_equal(images[a], images[b]), (a, b)
+    assert not np.array_equal(image(tiny, BASE, "(blurry:1.5)"), image(tiny, BASE, "blurry"))  # the negative's too
+
+
+def test_break_and_a_weighted_negative_are_padded_to_one_length(tiny):
+    embeds, negative = encoded(tiny, f"{BASE} BREAK ({KW}:1.2)", "blurry")
+    assert embeds.shape == negative.shape == (1, 154, 32)
+    plain_negative = encoded(tiny, BASE, "blurry")[1]
+    assert torch.equal(negative[:, :77], plain_negative)  # the negative as ever, then an empty prompt's window
+    embeds, negative = encoded(tiny, BASE, "[blurry] BREAK noisy")
+    assert embeds.shape == negative.shape == (1, 154, 32)
+    assert image(tiny, f"{BASE} BREAK {KW}").shape == (64, 64, 3)
+
+
+def test_a_weighted_grid_reruns_byte_identically(tmp_path):
+    grid = build_grid(spec_from({"prompt": BASE, "keywords": [f"{KW}:1.3", "[glowing]"], "mode": "leave-one-out"}))
+    assert grid.cells[0].prompt == f"{BASE}, ({KW}:1.3), [glowing]"
+    journal = Journal.init(tmp_path / "j")
+    options = RunOptions(model="tiny", clip="none", steps=3)
+    runs = [execute(grid, options, journal) for _ in range(2)]
+    first, second = ([r.image(c).read_bytes() for c in r.record.cells] for r in runs)
+    assert first == second and len(set(first)) == 3  # same grid, same bytes; every cell its own image
+    assert runs[0].record.cells[0].prompt == f"{BASE}, ({KW}:1.3), [glowing]"  # recorded as written
+
+
+def test_weight_zero_on_shapes_comes_near_the_prompt_without_the_keyword():
+    shapes = load_pipeline(resolve("shapes"), CPU)
+    prompt = "a red circle on a blue background"
+    without, full = image(shapes, prompt, steps=8), image(shapes, f"{prompt}, glowing", steps=8)
+    zero, half = image(shapes, f"{prompt}, (glowing:0)", steps=8), image(shapes, f"{prompt}, (glowing:0.5)", steps=8)
+    diff = lambda a, b: float(np.abs(a - b).mean())  # noqa: E731
+    assert diff(zero, without) < diff(full, without) / 3  # weight 0: the keyword is nearly gone
+    assert diff(zero, without) < diff(half, without) < diff(full, without)  # and half way is in between
+
+
+@pytest.fixture(scope="module")
+def sdxl():
+    """A tiny random SDXL pipeline (two CLIP text encoders, the second with a projection and "!" padding)."""
+    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32, cross_attention_dim=64, norm_num_groups=8)
+    vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=3, num_attention_heads=4,
+                            projection_dim=32, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    tiny = load_pipeline(resolve("tiny"), CPU)
+    tokenizer_2 = type(tiny.tokenizer).from_pretrained(resolve("tiny").path / "tokenizer", pad_token="!")
+    return StableDiffusionXLPipeline(vae=vae, text_encoder=CLIPTextModel(config), text_encoder_2=CLIPTextModelWithProjection(config),
+                                     tokenizer=tiny.tokenizer, tokenizer_2=tokenizer_2, unet=unet,
+                                     scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear"))
+
+
+def test_sdxl_two_encoders_and_the_pooled_output(sdxl):
+    assert family(sdxl) == "sdxl"
+    plain = encoded(sdxl, f"{BASE}, {KW}")
+    weighted = encoded(sdxl, f"{BASE}, ({KW}:1.4)")
+    assert [t.shape for t in weighted] == [t.shape for t in plain] == [(1, 77, 64), (1, 77, 64), (1, 32), (1, 32)]
+    assert not torch.equal(weighted[0], plain[0])
+    assert torch.equal(weighted[2], plain[2])  # pooled: the words' end token, which weights do not change
+    assert torch.equal(weighted[1], plain[1])  # the negative without weights: the pipeline's own encoding
+    same = encoded(sdxl, f"{BASE}, {KW}")
+    own = sdxl.encode_prompt(prompt=f"{BASE}, {KW}", device=CPU, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                             negative_prompt="")
+    assert all(torch.equal(a, b) for a, b in zip(same, own))
+    a, b = (image(sdxl, p, steps=2, guidance=5) for p in (f"{BASE}, {KW}", f"{BASE}, ({KW}:1.4)"))
+    assert not np.array_equal(a, b)
+    embeds, negative, pooled, negative_pooled = encoded(sdxl, f"{BASE} BREAK {KW}", "(blurry:1.2)")
+    assert embeds.shape == negative.shape == (1, 154, 64) and negative_pooled.shape == (1, 32)
+
+
+def test_models_compel_cannot_encode_refuse_weights_before_anything_is_written(tmp_path, capsys):
+    from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    torch.manual_seed(0)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=1, num_attention_heads=4,
+                            projection_dim=32, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+    tokenizer = load_pipeline(resolve("tiny"), CPU).tokenizer
+    sd3 = StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel(sample_size=32, patch_size=1, in_channels=4, num_layers=1, attention_head_dim=8,
+                                          num_attention_heads=4, caption_projection_dim=32, joint_attention_dim=32,
+                                          pooled_projection_dim=64, out_channels=4),
+        scheduler=FlowMatchEulerDiscreteScheduler(), vae=AutoencoderKL(latent_channels=4, norm_num_groups=8, block_out_channels=(32,)),
+        text_encoder=CLIPTextModelWithProjection(config), tokenizer=tokenizer, text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer_2=tokenizer, text_encoder_3=None, tokenizer_3=None)
+    assert family(sd3) is None and family(load_pipeline(resolve("shapes"), CPU)) == "sd"
+    backend = DiffusersBackend(resolve("tiny"), sd3)
+    backend.check(build_grid(spec_from({"prompt": BASE, "keywords": [KW]})), RunOptions())  # no weights: fine
+    with pytest.raises(RunError) as caught:
+        backend.check(build_grid(spec_from({"prompt": BASE, "keywords": [f"{KW}:1.3"]})), RunOptions())
+    assert str(caught.value) == ("prompt weights ((text:1.3), [text], BREAK) work with Stable Diffusion 1.x/2.x and SDXL "
+                                 "models only; tiny is a StableDiffusion3Pipeline: take the brackets and weights out of the prompt")
+    # the CLIP-guided backend, whose prompts weigh parts their own way ("a|b:0.5"), through the command line
+    j = tmp_path / "j"
+    code, out, err = run_cli(capsys, "grid", "-p", BASE, "-k", f"{KW}:1.3", "--model", "vqgan-clip", "--steps", "2",
+                             "--journal", str(j))
+    assert code == 1 and err.count("\n") == 1 and "work with Stable Diffusion 1.x/2.x and SDXL models only" in err, err
+    assert "the vqgan-clip backend weighs prompts its own way" in err and KW not in err
+    assert not j.exists() or list_runs(Journal.open(j)) == []

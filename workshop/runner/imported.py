@@ -1,0 +1,90 @@
+"""Making an imported experiment's images again: the grid job its recorded settings describe — the prompt as it was
+written (weights and all), the negative prompt, each image's seed, steps, guidance, size and sampler — on the model
+it names where that model is here, else on one given. The originals came from another tool, so what promptism makes
+is a new run, never compared byte for byte with them. Torch-free: ``promptism rerun`` builds the job before any
+service starts, and refuses here, in one line, what cannot be made again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from journal import Experiment
+from journal.text import quoted
+
+from ..compose.prompt import clean
+from ..settings import Settings
+from .errors import RunError
+from .models import resolve
+from .options import RunOptions, run_sampler
+from .samplers import SAMPLERS, sampler
+from .speedups import Speedups
+
+
+@dataclass(frozen=True)
+class Remake:
+    """The grid job that makes an imported experiment again, and what of its record it leaves out."""
+
+    spec: dict  # the values compose.spec.spec_from takes
+    options: RunOptions
+    left_out: list[str]  # recorded settings promptism cannot apply, said to the user
+
+
+def is_imported(exp: Experiment) -> bool:
+    """Whether ``exp`` came from ``promptism import`` (made by another tool): it has no cells and batches of a run."""
+    grid = exp.grid or {}
+    return "cells" not in grid or "picked" not in grid
+
+
+def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sampler_name: str | None = None) -> Remake:
+    """The job that makes ``exp``'s images again, with ``model`` / ``sampler_name`` over those it names (the
+    settings' defaults where it names none, as for any run). RunError for what cannot be made again: an image
+    without a seed, images of different prompts, no prompt, a model that is not here, a sampler promptism lacks."""
+    n = exp.number
+    seeds: list[int] = []
+    left_out = []
+    for place, image in enumerate(exp.images, 1):
+        if image.seed is None:
+            raise RunError(f"#{n}'s image {place} has no seed recorded, so it cannot be made again (import it with "
+                           "--seed N)")
+        if image.seed in seeds:
+            left_out.append(f"image {place} (seed {image.seed} again: the same image)")
+        else:
+            seeds.append(image.seed)
+    if len({image.prompt for image in exp.images if image.prompt is not None}) > 1:
+        raise RunError(f"#{n}'s images have different prompts; one run makes one prompt's images: import each "
+                       "prompt's images as an experiment of its own")
+    if not clean(exp.prompt):
+        raise RunError(f"#{n} has no prompt recorded, so it cannot be made again (import it with --prompt TEXT)")
+    name = model or exp.model.id
+    try:
+        resolve(name)
+    except RunError:
+        if model:
+            raise
+        raise RunError(f"#{n} was made with {quoted(name)}, which is not here: pass --model NAME "
+                       "(`promptism models` lists those that are)") from None
+    params = exp.params
+    recorded = params.get("sampler")
+    if sampler_name is None and isinstance(recorded, str):
+        try:
+            sampler(recorded)
+        except RunError:
+            raise RunError(f"#{n} was made with the sampler {quoted(recorded)}, which promptism does not have: pass "
+                           f"--sampler NAME ({', '.join(SAMPLERS)})") from None
+    width, height = params.get("width"), params.get("height")
+    if params.get("strength") is not None:
+        left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
+    options = RunOptions(
+        model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
+        size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
+        sampler=run_sampler(sampler_name if sampler_name is not None else recorded, settings.sampler, name),
+        max_batch=settings.max_batch, clip=settings.clip, co2_g_per_kwh=settings.co2_g_per_kwh,
+        speedups=Speedups.chosen(settings))
+    spec = {"prompt": exp.prompt, "negative": exp.negative_prompt, "seeds": seeds, "max_cells": len(seeds)}
+    return Remake(spec, options, left_out)
+
+
+def _number(value, kind: type):
+    """A recorded number as ``kind`` (the journal keeps what the import read: a number, or nothing)."""
+    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
