@@ -1,5 +1,6 @@
 """The service's Ray executor on a local Ray cluster the tests start (two CPUs, two CPU workers, the `tiny` model): a
-grid's batches dealt to both workers give the local executor's PNG bytes; a worker killed mid-batch has its batch
+grid's batches dealt to both workers give the local executor's PNG bytes (each batch on its model, with its sampler,
+for a grid with model and sampler axes); a worker killed mid-batch has its batch
 dealt again; cancel stops every worker; workers that are all lost leave the run interrupted, and `resume` finishes
 it with the same bytes. The cluster (and every worker) is stopped when the module's tests end."""
 
@@ -78,6 +79,19 @@ def test_a_grid_dealt_to_two_workers_gives_the_local_bytes(executor, local, tmp_
     steps = [e for e in events if isinstance(e, ev.Step)]
     assert [e.done for e in steps] == list(range(1, 61)) and {e.total for e in steps} == {60}  # the run's counts
     assert isinstance(events[-1], ev.RunFinished) and events[-1].images == 6
+
+
+def test_each_batch_runs_on_its_model_with_its_sampler_as_locally(executor, tmp_path):
+    spec = {**SPEC, "seeds": [1, 2], "axes": {"x": "model=tiny,shapes", "y": "sampler=Euler a,DPM++ 2M Karras"}}
+    made = {}
+    for name, run in (("local", run_job), ("ray", executor.run)):
+        journal = tmp_path / name
+        request = JobRequest(kind="grid", journal=str(journal), spec=spec, options={**OPTIONS, "steps": 3}, create=True)
+        outcome = run(request, on_event=lambda e: None, cancel=lambda: False)
+        assert outcome.state == "finished"
+        record = load_run(Journal.open(journal), outcome.run).record
+        made[name] = images(journal, outcome.run), {(c.model, c.sampler) for c in record.cells}, record.planned_layout
+    assert made["ray"] == made["local"] and len(made["ray"][0]) == 8 and len(made["ray"][1]) == 4
 
 
 def test_a_worker_killed_mid_batch_has_its_batch_dealt_again_and_the_bytes_stay(executor, local, tmp_path):

@@ -36,7 +36,7 @@ def image(pipe, prompt, negative="", seed=1, steps=2, guidance=7.5) -> np.ndarra
 
 
 def encoded(pipe, prompt, negative=""):
-    return Engine(pipe)._encode(prompt, negative)
+    return Engine(pipe)._encode(pipe, None, prompt, negative)
 
 
 def test_a_prompt_without_emphasis_is_encoded_and_drawn_as_the_pipeline_does(tiny):

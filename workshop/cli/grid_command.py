@@ -24,7 +24,9 @@ from .run_commands import execute_grid, options_for, run_options
 @click.option("--mode", type=click.Choice(MODES), help="How keywords vary (default: plain, or sr with an S/R axis).")
 @click.option("--seeds", "-s", help="Seeds: 7, or 1,2,3, or 1-9 (several seeds add an axis).")
 @click.option("--per-cell-seeds", is_flag=True, default=None, help="Seed + cell index instead of one shared seed.")
-@click.option("--x", "x", help="Column axis TYPE=VALUES: sr=red,blue | seed=1-3 | steps=10-30 (+10) | guidance=3,7.5")
+@click.option("--x", "x", help="Column axis TYPE=VALUES: sr=red,blue | nsr=blurry,noisy | order=red,glowing | "
+              "weight:KEYWORD=0,0.5,1 | seed=1-3 | steps=10-30 (+10) | guidance=3,7.5 | sampler=Euler a,DDIM | "
+              "model=tiny,shapes | size=512x512,768x512 | strength=0.3,0.5")
 @click.option("--y", "y", help="Row axis, as --x.")
 @click.option("--z", "z", help="Sub-grid axis, as --x.")
 @click.option("--wildcards", type=click.Path(file_okay=False, path_type=Path), help="Folder of NAME.txt wildcard files.")

@@ -90,7 +90,7 @@ def run_options(fn):
 def options_for(grid, opts: dict):
     """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
     loading anything, so a dry run refuses what the real run would."""
-    from ..runner.options import RunOptions, check_options, parse_size, run_sampler
+    from ..runner.options import RunOptions, check_grid, check_options, parse_size, run_sampler
     from ..runner.speedups import Speedups
 
     settings = load_settings()
@@ -109,6 +109,7 @@ def options_for(grid, opts: dict):
         sampler=run_sampler(_first(opts["sampler"], params.sampler), settings.sampler, model),
     )
     check_options(options)
+    check_grid(grid, options)
     return options
 
 
@@ -289,7 +290,7 @@ def _run_json(run, reveal_prompt: bool) -> dict:
     return {"id": run.id, "state": run.state, "folder": str(run.folder), "created": r.created, "model": r.model.id,
             "cells": cells, "images": [str(run.image(c)) for c in run.done], "layout": r.layout,
             "compute": r.compute.model_dump(mode="json"), "effects": _effects(r, reveal_prompt),
-            "accepted": run.accepted}
+            "weight_curves": _curves(r, reveal_prompt), "accepted": run.accepted}
 
 
 PRIVATE_CELL_KEYS = ("prompt", "negative", "keywords", "labels", "truncated_keywords")
@@ -300,6 +301,14 @@ def _effects(record, reveal: bool) -> list[dict]:
     keywords = record.spec.keywords
     return [{"keyword_index": keywords.index(k) + 1 if k in keywords else None, **({"keyword": k} if reveal else {}),
              **e.dump()} for k, e in (record.effects or {}).items()]
+
+
+def _curves(record, reveal: bool) -> list[dict]:
+    """Each weight axis's curve: its keyword's place among the run's keywords (1-based), its text only if revealed,
+    and its points."""
+    keywords = record.spec.keywords
+    return [{"keyword_index": keywords.index(k) + 1 if k in keywords else None, **({"keyword": k} if reveal else {}),
+             "points": [p.dump() for p in points]} for k, points in (record.weight_curves or {}).items()]
 
 
 @click.command("accept")
@@ -482,8 +491,8 @@ def _report(run, cells: bool = False, reveal: bool = False, keep_hint: bool = Tr
     comp = r.compute
     took = f" in {comp.seconds:.1f} s on {comp.device}" if comp.seconds is not None else ""
     energy = f", {comp.energy_wh:.3f} Wh ≈ {comp.co2_g:.2f} g CO2" if comp.energy_wh is not None else ""
-    out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(r.cells)} images by {r.model.id} "
-                      f"({r.model.description}){took}{energy}"))
+    made_by = ", ".join(m.id for m in r.models.values()) if r.models else f"{r.model.id} ({r.model.description})"
+    out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(r.cells)} images by {made_by}{took}{energy}"))
     if cells:
         print_table(["#", "seed", "steps", "guidance", "score", "image"],
                     [[str(c.index), str(c.seed), _blank(c.steps), _blank(c.guidance),
@@ -497,6 +506,12 @@ def _report(run, cells: bool = False, reveal: bool = False, keep_hint: bool = Tr
         named = [(e["keyword"] if reveal else f"keyword {e['keyword_index']}", e["effect"]) for e in effects]
         out.print(literal("  keyword effects (CLIP, with − without): " + ", ".join(f"{k} {v:+.3f}" for k, v in named)
                           + ("" if reveal else "  (--reveal-prompt names them)")))
+    for curve in _curves(r, reveal) if cells else []:
+        name = curve["keyword"] if reveal else f"keyword {curve['keyword_index']}"
+        out.print(literal(f"  {name} by weight (CLIP: similarity to it, and its change from the lowest weight):"))
+        print_table(["weight", "similarity", "effect", "pairs"],
+                    [[f"{p['weight']:g}", f"{p['similarity']:.3f}", f"{p['effect']:+.3f}", str(p["pairs"])]
+                     for p in curve["points"]])
     if run.state in ("interrupted", "cancelled") and len(run.done) < len(r.cells) and r.rerun_of is None:
         out.print(literal(f"  finish it: promptism resume {run.id}"))
     if keep_hint and run.done and not run.accepted:

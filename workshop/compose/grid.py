@@ -1,7 +1,9 @@
 """Grids: a spec (prompt, mode, axes, seeds) becomes an ordered list of cells, each one image to make.
 
 A grid has up to three axes — x (columns), y (rows), z (sub-grids). A mode fills some of them with prompt
-variants; ``--x/--y/--z TYPE=VALUES`` fill others; a list of seeds takes the first free one. Cells are the product,
+variants; ``--x/--y/--z TYPE=VALUES`` fill others (AXIS_TYPES, as AUTOMATIC1111's X/Y/Z plot has them: Prompt S/R
+on the prompt or the negative, Prompt order, a keyword's weight, seed, steps, guidance, sampler, model, size and
+img2img strength); a list of seeds takes the first free one. Cells are the product,
 x varying fastest, so cell ``i`` of a Prompt matrix is A1111's variant ``i`` (keyword ``j`` present iff bit ``j``).
 
 Modes:
@@ -34,12 +36,14 @@ from .ranges import parse_values
 from .tokens import Budget, Encoder, budget, clip_bpe
 
 MODES = ("plain", "matrix", "leave-one-out", "add-one", "sr", "dynamic")
-AXIS_TYPES = ("sr", "seed", "steps", "guidance")
+AXIS_TYPES = ("sr", "nsr", "order", "weight", "seed", "steps", "guidance", "sampler", "model", "size", "strength")
 AXIS_NAMES = ("x", "y", "z")
 DEFAULT_MAX_CELLS = 64
 SEED_MAX = 2**32 - 1
 _MODE_AXES = {"matrix": ("x", "y"), "leave-one-out": ("x",), "add-one": ("x",), "dynamic": ("x",)}
-_LABEL_PREFIX = {"seed": "Seed", "steps": "Steps", "guidance": "Guidance"}
+_LABEL_PREFIX = {"seed": "Seed", "steps": "Steps", "guidance": "Guidance", "sampler": "Sampler", "model": "Model",
+                 "size": "Size", "strength": "Strength"}
+_TEXT_AXES = ("sr", "nsr", "order", "sampler", "model", "size")  # a CSV line of texts; the others take numbers
 
 
 @dataclass(frozen=True)
@@ -56,26 +60,69 @@ class Label:
 class AxisSpec:
     kind: str
     values: tuple
+    keyword: str = ""  # weight: the keyword it weighs
 
     @classmethod
     def parse(cls, text: str, name: str) -> "AxisSpec":
-        """``TYPE=VALUES``: ``sr=red,blue,"a, b"`` or ``seed=1-5`` or ``steps=10-30 (+10)`` or ``guidance=3,7.5``."""
-        kind, sep, values = text.partition("=")
-        kind = kind.strip().lower()
-        if not sep or kind not in AXIS_TYPES:
-            raise SpecError(f"axis {name} {quoted(text)}: write TYPE=VALUES with TYPE one of {', '.join(AXIS_TYPES)}")
-        if kind == "sr":
+        """``TYPE=VALUES``: ``sr=red,blue,"a, b"`` or ``seed=1-5`` or ``steps=10-30 (+10)`` or ``guidance=3,7.5`` or
+        ``sampler=Euler a,DPM++ 2M`` or ``size=512x512,768x512`` or ``weight:KEYWORD=0,0.5,1`` …"""
+        head, sep, values = text.partition("=")
+        kind, colon, keyword = head.partition(":")
+        kind, keyword = kind.strip().lower(), clean(keyword)
+        if not sep or kind not in AXIS_TYPES or bool(colon) != (kind == "weight"):
+            raise SpecError(f"axis {name} {quoted(text)}: write TYPE=VALUES with TYPE one of {', '.join(AXIS_TYPES)} "
+                            "(weight as weight:KEYWORD=0,0.5,1)")
+        if kind == "weight" and not keyword:
+            raise SpecError(f"axis {name}: name the keyword to weigh, e.g. weight:glowing=0,0.5,1")
+        if kind in _TEXT_AXES:
             items = [v.strip() for v in next(csv.reader(io.StringIO(values), skipinitialspace=True), [])]
-            items = [v for v in items if v]
+            items = tuple(v for v in items if v)
             if not items:
-                raise SpecError(f"axis {name}: sr needs a search key then replacements, e.g. sr=red,blue,green")
-            return cls(kind, tuple(items))
-        parsed = parse_values(values, integer=kind != "guidance", what=kind)
+                raise SpecError(f"axis {name}: {kind} needs values, e.g. {_EXAMPLES[kind]}")
+            if kind == "order" and len(items) < 2:
+                raise SpecError(f"axis {name}: order needs two or more parts of the prompt to permute, e.g. {_EXAMPLES[kind]}")
+            if kind == "size":
+                items = tuple(_size(v, name) for v in items)
+            return cls(kind, items)
+        parsed = parse_values(values, integer=kind in ("seed", "steps"), what=kind)
         if kind == "seed" and not all(0 <= v <= SEED_MAX for v in parsed):
             raise SpecError(f"axis {name}: seeds must be between 0 and {SEED_MAX}")
         if kind == "steps" and not all(v >= 1 for v in parsed):
             raise SpecError(f"axis {name}: steps must be 1 or more")
-        return cls(kind, tuple(parsed))
+        if kind == "guidance" and not all(v >= 0 for v in parsed):
+            raise SpecError(f"axis {name}: guidance must be 0 or more")
+        if kind == "strength" and (bad := next((v for v in parsed if not 0 < v <= 1), None)) is not None:
+            raise SpecError(f"axis {name}: strength {bad:g} is outside (0, 1]: use values above 0 and at most 1")
+        return cls(kind, tuple(parsed), keyword)
+
+    @property
+    def text(self) -> str:
+        """The axis as ``TYPE=VALUES`` again (as a run records it)."""
+        head = f"weight:{self.keyword}" if self.kind == "weight" else self.kind
+        return f"{head}={','.join(map(_written, self.values))}"
+
+
+_EXAMPLES = {"sr": "sr=red,blue,green", "nsr": "nsr=blurry,noisy", "order": "order=glowing,pixel art",
+             "sampler": "sampler=Euler a,DPM++ 2M Karras", "model": "model=tiny,shapes", "size": "size=512x512,768x512"}
+
+
+def _size(text: str, name: str) -> str:
+    """A size value ``WIDTHxHEIGHT`` in multiples of 8, written as promptism writes sizes."""
+    width, sep, height = text.lower().replace("×", "x").partition("x")
+    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+        raise SpecError(f"axis {name}: size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
+    w, h = int(width), int(height)
+    if w < 8 or h < 8 or w % 8 or h % 8:
+        raise SpecError(f"axis {name}: size {quoted(text)} is not in multiples of 8 (at least 8): use e.g. "
+                        f"{max(8, w // 8 * 8)}x{max(8, h // 8 * 8)}")
+    return f"{w}x{h}"
+
+
+def _written(value) -> str:
+    """A value as an axis's text has it: texts with commas or quotes quoted as in a CSV line, numbers as they are."""
+    if not isinstance(value, str):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+    return f'"{value.replace(chr(34), chr(34) * 2)}"' if any(c in value for c in ',"') else value
 
 
 @dataclass(frozen=True)
@@ -171,9 +218,12 @@ class _Entry:
     labels: tuple[Label, ...] = ()
     add: frozenset[int] = frozenset()  # keyword indices switched on
     remove: frozenset[int] = frozenset()  # keyword indices switched off
-    replace: tuple[str, str] | None = None
+    replace: tuple[str, str] | None = None  # Prompt S/R: key, value (prompt and negative)
+    negative_replace: tuple[str, str] | None = None  # S/R on the negative prompt alone
+    order: tuple[str, ...] | None = None  # Prompt order: the listed parts, in the order they take
+    weight: tuple[int, float] | None = None  # a keyword's index among the enabled ones, and its weight
     seed: int | None = None
-    params: tuple[tuple[str, float | int], ...] = ()
+    params: tuple[tuple[str, float | int | str], ...] = ()
     parts: tuple[str, ...] | None = None  # dynamic: the expanded base, keywords and negative
 
 
@@ -290,21 +340,70 @@ def _dynamic_axis(spec: GridSpec) -> Axis:
 
 
 def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
-    if axis.kind == "sr":
-        key, *_ = axis.values
-        if len(set(axis.values)) != len(axis.values):
-            raise SpecError(f"axis {name}: an S/R value is given twice: keep one")
-        full = spec.prompt.render()
-        if key not in full and key not in spec.prompt.negative:
-            raise SpecError(f"axis {name}: the S/R key {quoted(key)} is not in the prompt; the first value must appear in it")
-        return Axis(name, "replacements", tuple(_Entry(labels=(Label(v),), replace=(key, v)) for v in axis.values))
     if len(set(axis.values)) != len(axis.values):
         raise SpecError(f"axis {name}: a {axis.kind} value is given twice: keep one")
+    full = spec.prompt.render()
+    if axis.kind in ("sr", "nsr"):
+        key, *_ = axis.values
+        where = full + spec.prompt.negative if axis.kind == "sr" else spec.prompt.negative
+        if key not in where:
+            prompt = "prompt" if axis.kind == "sr" else "negative prompt"
+            raise SpecError(f"axis {name}: the {axis.kind} key {quoted(key)} is not in the {prompt}; the first value must appear in it")
+        if axis.kind == "sr":
+            return Axis(name, "replacements", tuple(_Entry(labels=(Label(v),), replace=(key, v)) for v in axis.values))
+        return Axis(name, "negative replacements", tuple(_Entry(labels=(Label(v),), negative_replace=(key, v))
+                                                         for v in axis.values))
+    if axis.kind == "order":
+        if missing := next((v for v in axis.values if v not in full), None):
+            raise SpecError(f"axis {name}: the order part {quoted(missing)} is not in the prompt; list parts of it")
+        if math.factorial(len(axis.values)) > spec.max_cells:
+            raise SpecError(f"axis {name}: {len(axis.values)} parts have {math.factorial(len(axis.values))} orders, over "
+                            f"the cap of {spec.max_cells}: list fewer parts or raise --max-cells")
+        return Axis(name, "orders", tuple(_Entry(labels=(Label(", ".join(p)),), order=p)
+                                          for p in itertools.permutations(axis.values)))
+    if axis.kind == "weight":
+        enabled = [k.casefold() for k in spec.prompt.enabled]
+        if axis.keyword.casefold() not in enabled:
+            raise SpecError(f"axis {name}: the weight axis's keyword {quoted(axis.keyword)} is not a keyword of the "
+                            "prompt: add it with --keyword, or name one that is")
+        index = enabled.index(axis.keyword.casefold())
+        keyword = spec.prompt.enabled[index]
+        return Axis(name, "weights", tuple(_Entry(labels=(Label(f"{keyword}: {v:g}"),), weight=(index, v))
+                                           for v in axis.values))
     prefix = _LABEL_PREFIX[axis.kind]
     if axis.kind == "seed":
         return Axis(name, "seeds", tuple(_Entry(labels=(Label(f"{prefix}: {v}", private=False),), seed=v) for v in axis.values))
-    return Axis(name, axis.kind, tuple(_Entry(labels=(Label(f"{prefix}: {v}", private=False),), params=((axis.kind, v),))
+    return Axis(name, axis.kind, tuple(_Entry(labels=(_setting_label(axis.kind, v),), params=_params(axis.kind, v))
                                        for v in axis.values))
+
+
+def _setting_label(kind: str, value) -> Label:
+    """A setting's label, public (``Sampler: Euler a``) — but a model given as a folder shows its name only, and
+    privately (its path is as private as the prompt)."""
+    if kind == "model" and Path(value).expanduser().is_dir():
+        return Label(f"Model: {Path(value).name}")
+    return Label(f"{_LABEL_PREFIX[kind]}: {value:g}" if isinstance(value, float) else f"{_LABEL_PREFIX[kind]}: {value}",
+                 private=False)
+
+
+def _params(kind: str, value) -> tuple:
+    """What a setting axis's value sets in a cell's params."""
+    if kind == "size":
+        width, _, height = value.partition("x")
+        return (("width", int(width)), ("height", int(height)))
+    return ((kind, value),)
+
+
+def _reorder(prompt: str, order: tuple[str, ...]) -> str:
+    """AUTOMATIC1111's Prompt order: the listed parts, where each first occurs, put back in the slots they took
+    (the earliest slot gets the first of ``order``)."""
+    slots = sorted(order, key=prompt.find)
+    pieces, rest = [], prompt
+    for part in slots:
+        n = rest.find(part)
+        pieces.append(rest[:n])
+        rest = rest[n + len(part):]
+    return "".join(piece + part for piece, part in zip(pieces, order)) + rest
 
 
 def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder | None) -> list[Cell]:
@@ -322,13 +421,21 @@ def _cells(spec: GridSpec, axes: dict[str, Axis], encode: Encoder | None) -> lis
         parts = next((e.parts for e in entries if e.parts is not None), None)
         base, texts, negative = (parts[0], list(parts[1:-1]), parts[-1]) if parts else (p.base, list(kws), p.negative)
         keywords = [clean(texts[i]) for i in sorted(active)]
-        prompt = p.render([weighted(clean(texts[i]), weights[i]) for i in sorted(active)], base)
-        for e in entries:
+        weight = dict(enumerate(weights)) | dict(e.weight for e in entries if e.weight)
+        prompt = p.render([weighted(clean(texts[i]), weight[i]) for i in sorted(active)], base)
+        index = len(cells)
+        for e in entries:  # x, then y, then z: as A1111 applies its axes
             if e.replace:
                 key, value = e.replace
                 prompt, negative = prompt.replace(key, value), negative.replace(key, value)
                 keywords = [k.replace(key, value) for k in keywords]
-        index = len(cells)
+            if e.negative_replace:
+                negative = negative.replace(*e.negative_replace)
+            if e.order:
+                if missing := next((part for part in e.order if part not in prompt), None):
+                    raise SpecError(f"cell {index}'s prompt has no {quoted(missing)} to put in order (the mode or "
+                                    "another axis takes it out): order parts every cell keeps")
+                prompt = _reorder(prompt, e.order)
         seed = next((e.seed for e in entries if e.seed is not None), spec.seeds[0])
         seed = seed + index if spec.per_cell_seeds else seed
         if seed > SEED_MAX:

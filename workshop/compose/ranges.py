@@ -1,4 +1,4 @@
-"""AUTOMATIC1111's X/Y/Z range syntax for numeric axes (seed, steps, guidance).
+"""AUTOMATIC1111's X/Y/Z range syntax for numeric axes (seed, steps, guidance, strength, weight).
 
 A comma-separated list whose items are numbers or ranges:
 ``1-5`` (every integer), ``1-5 (+2)`` / ``10-5 (-3)`` (explicit step), ``1-3 (+0.5)`` (float step),

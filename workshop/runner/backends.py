@@ -47,8 +47,9 @@ class Backend(Protocol):
         """Whatever a run of ``grid`` would trip on later, refused now (RunError)."""
 
     def make_engine(self, params: ParamsRecord, *, on_event: Callable, cancel: Callable[[], bool],
-                    preview_every: int = 0) -> Engine:
-        """The engine that runs it, with the settings a run recorded in ``params``."""
+                    preview_every: int = 0, models: Callable[[str | None], "Backend"] | None = None) -> Engine:
+        """The engine that runs it, with the settings a run recorded in ``params``; ``models`` gives the backend of a
+        job's model (a model axis's; None: this one's)."""
 
 
 class DiffusersBackend:
@@ -57,6 +58,7 @@ class DiffusersBackend:
     def __init__(self, source: ModelSource, pipe):
         self.source = source
         self.pipe = pipe
+        self._pipes = {None: pipe}  # by sampler name: made once per backend, so once per run
 
     def native_size(self) -> int:
         return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
@@ -79,17 +81,29 @@ class DiffusersBackend:
         return {"scheduler": chosen.scheduler, "sampler": chosen.name, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
+        """Weights only where compel can apply them; each sampler of a sampler axis one this model's scheduler config
+        can take."""
         if family(self.pipe) is None:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
+        for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
+            make_scheduler(sampler(name), self.pipe.scheduler.config)
 
-    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0) -> Engine:
-        """The engine, on a shallow copy of the warm pipeline with the run's sampler where it chose one (diffusers
-        registers the new scheduler on the copy alone: the warm pipeline keeps its own)."""
-        pipe = self.pipe
-        if params.sampler is not None:
+    def pipeline(self, name: str | None):
+        """The warm pipeline with the sampler ``name`` (None: its own scheduler): a shallow copy of it with that
+        sampler's scheduler (diffusers registers the new scheduler on the copy alone: the warm pipeline keeps its
+        own), made once."""
+        if name not in self._pipes:
             pipe = copy.copy(self.pipe)
-            pipe.scheduler = make_scheduler(sampler(params.sampler), self.pipe.scheduler.config)
-        return Engine(pipe, on_event=on_event, cancel=cancel, preview_every=preview_every)
+            pipe.scheduler = make_scheduler(sampler(name), self.pipe.scheduler.config)
+            self._pipes[name] = pipe
+        return self._pipes[name]
+
+    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0, models=None) -> Engine:
+        """The engine: each batch on its model's pipeline with its sampler — the cell's, else the run's, else the
+        model's own."""
+        model_of = models or (lambda name: self)
+        return Engine(self.pipeline(params.sampler), on_event=on_event, cancel=cancel, preview_every=preview_every,
+                      pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler))
 
 
 class GuidedBackend:
@@ -125,10 +139,13 @@ class GuidedBackend:
         if options.guided and not options.guided.quantize and self.pipe.decoder.kind != "vq":
             raise RunError(f"--no-quantize is for VQGAN (VQModel) decoders; {self.pipe.spec.decoder} is an AutoencoderKL")
         factor = self.pipe.decoder.factor
-        if options.size and (options.size[0] % factor or options.size[1] % factor):
-            raise RunError(f"size {options.size[0]}x{options.size[1]}: this decoder needs multiples of {factor}")
+        sizes = [options.size] if options.size else []
+        sizes += [(c.params["width"], c.params["height"]) for c in grid.cells if "width" in c.params]  # a size axis's
+        for w, h in sizes:
+            if w % factor or h % factor:
+                raise RunError(f"size {w}x{h}: this decoder needs multiples of {factor}")
 
-    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0) -> Engine:
+    def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0, models=None) -> Engine:
         values = params.dump()
         settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.__dataclass_fields__ if k in values})
         return GuidedEngine(self.pipe, settings, animate_every=values.get("animate_every", 0), on_event=on_event,

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from . import events as ev
-from .backends import load
-from .devices import pick_device, using_threads
+from .backends import Backend, load
+from .devices import device_name, pick_device, using_threads
 from .engine import FinishedBatch, Job
 from .models import ModelSource
 from .records import ParamsRecord
@@ -22,12 +22,35 @@ from .speedups import Speedups, active
 class Work:
     """A run's batches' common settings, as its record has them (``session._run`` makes it)."""
 
-    source: ModelSource
+    source: ModelSource  # the run's own model
+    sources: dict[str, ModelSource]  # a model axis's models by the names its cells give them (empty without one)
     device_type: str  # cpu | cuda | mps: the run's, which every worker uses
     threads: int | None  # torch's CPU threads on the CPU (they decide float reduction order), None on a GPU
     allow_pickle: bool
     params: ParamsRecord  # steps, guidance, size, sampler, speed-ups …
     preview_every: int = 0
+
+
+class Models:
+    """A run's backends by the names its cells give their models (a model axis's): the run's own, loaded before it
+    starts, and the others loaded when their batches come — one after another (the batches of each model are
+    together), each let go when the next one loads (the warm pool keeps what fits, as between runs)."""
+
+    def __init__(self, first: Backend, sources: dict[str, ModelSource], device, *, allow_pickle: bool,
+                 speedups: Speedups, on_event: Callable[[ev.Event], None]):
+        self.first, self.sources, self.device = first, sources, device
+        self.allow_pickle, self.speedups, self.on_event = allow_pickle, speedups, on_event
+        self.current: tuple[str, Backend] | None = None
+
+    def __call__(self, name: str | None) -> Backend:
+        source = self.sources.get(name) if name is not None else None
+        if source is None or source == self.first.source:
+            return self.first
+        if self.current is None or self.current[0] != name:
+            self.current = None  # let go of the last one before the next loads
+            self.on_event(ev.Loading(model=source.id, device=device_name(self.device)))
+            self.current = (name, load(source, self.device, allow_pickle=self.allow_pickle, speedups=self.speedups))
+        return self.current[1]
 
 
 class Dispatch(Protocol):
@@ -40,11 +63,14 @@ class Dispatch(Protocol):
 
 def run_batches(work: Work, jobs: list[Job], layout: list[list[int]], *, on_event: Callable[[ev.Event], None],
                 cancel: Callable[[], bool]) -> Iterator[FinishedBatch]:
-    """``layout``'s batches made by an Engine in this process — the model loaded once and kept warm (``models``), on
-    the work's device type at its CPU threads, with its speed-ups and sampler."""
+    """``layout``'s batches made by an Engine in this process — each on its model (the run's, or a model axis's),
+    loaded once and kept warm (``models``), on the work's device type at its CPU threads, with its speed-ups and its
+    sampler (the cell's, else the run's)."""
     device = pick_device(work.device_type)
     speedups = Speedups.from_params(work.params)
     backend = load(work.source, device, allow_pickle=work.allow_pickle, speedups=speedups)
+    models = Models(backend, work.sources, device, allow_pickle=work.allow_pickle, speedups=speedups, on_event=on_event)
     with using_threads(work.threads), active(speedups):
-        engine = backend.make_engine(work.params, on_event=on_event, cancel=cancel, preview_every=work.preview_every)
+        engine = backend.make_engine(work.params, on_event=on_event, cancel=cancel, preview_every=work.preview_every,
+                                     models=models)
         yield from engine.run(jobs, layout)

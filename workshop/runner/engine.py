@@ -47,10 +47,13 @@ class Job:
     height: int
     strength: float | None = None  # img2img: how far to move from the init image
     init_image: Path | None = None
+    sampler: str | None = None  # an A1111 sampler name (None: the run's own)
+    model: str | None = None  # a model axis's name for it (None: the run's own)
 
     @property
     def batch_key(self) -> tuple:
-        return (self.steps, self.guidance, self.width, self.height, self.strength, str(self.init_image))
+        return (self.model, self.sampler, self.steps, self.guidance, self.width, self.height, self.strength,
+                str(self.init_image))
 
     @property
     def effective_steps(self) -> int:
@@ -58,11 +61,14 @@ class Job:
 
 
 def plan_batches(jobs: list[Job], max_batch: int) -> list[list[int]]:
-    """Jobs that can share a pipeline call (same steps, guidance, size, init image), in order, at most ``max_batch``."""
+    """Jobs that can share a pipeline call (same model, sampler, steps, guidance, size, init image), in order, at most
+    ``max_batch`` — each model's batches together, so a grid of several models loads each once."""
     groups: dict[tuple, list[int]] = {}
     for job in jobs:
         groups.setdefault(job.batch_key, []).append(job.index)
-    return [g[i : i + max_batch] for g in groups.values() for i in range(0, len(g), max_batch)]
+    models = list(dict.fromkeys(key[0] for key in groups))
+    ordered = sorted(groups.items(), key=lambda item: models.index(item[0][0]))  # (stable: in order within a model)
+    return [g[i : i + max_batch] for _, g in ordered for i in range(0, len(g), max_batch)]
 
 
 @dataclass(frozen=True)
@@ -86,14 +92,18 @@ class Interrupted(Exception):
 
 class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
-                 cancel: Callable[[], bool] = lambda: False, preview_every: int = 0):
+                 cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
+                 pick: Callable[[Job], object] | None = None):
+        """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
+        sampler)."""
         self.pipe = pipe
+        self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
         self.cancel = cancel
         self.preview_every = preview_every
-        self._img2img = None
-        self._embeddings: dict[tuple[str, str], tuple] = {}
-        self._weights = None  # the compel encoder, made for the first prompt with weights
+        self._img2img: dict[tuple, object] = {}  # by model and sampler
+        self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
+        self._weights: dict[str | None, object] = {}  # by model: its compel encoder, made for its first weighted prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
         self._steps_total = 0
@@ -139,6 +149,7 @@ class Engine:
 
     def _call(self, jobs: list[Job]) -> np.ndarray:
         first = jobs[0]
+        pipe = self.pick(first)
         batch_no = len(self.layout)
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         steps_before = self._steps_done
@@ -150,13 +161,12 @@ class Engine:
             output_type="pt",  # tensors: converted to 8 bits on the device, not image by image in PIL
             callback_on_step_end=self._callback(jobs, batch_no),
             callback_on_step_end_tensor_inputs=["latents"],
-            **self._text_inputs(jobs),
+            **self._text_inputs(jobs, pipe),
         )
         if first.init_image is None:
-            pipe = self.pipe
             kwargs.update(width=first.width, height=first.height)
         else:
-            pipe = self._img2img_pipe()
+            pipe = self._img2img_pipe(pipe, (first.model, first.sampler))
             init = _load_init(first.init_image, first.width, first.height)
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
         with torch.inference_mode():
@@ -166,28 +176,29 @@ class Engine:
                 raise Cancelled()
             return host_pixels(images)
 
-    def _text_inputs(self, jobs: list[Job]) -> dict:
-        """Prompt embeddings, computed once per distinct (prompt, negative) and reused for every seed and batch."""
+    def _text_inputs(self, jobs: list[Job], pipe) -> dict:
+        """Prompt embeddings, computed once per model and distinct (prompt, negative) and reused for every seed and
+        batch."""
         encoded = []
         for job in jobs:
-            key = (job.prompt, job.negative)
+            key = (job.model, job.prompt, job.negative)
             if key not in self._embeddings:
-                self._embeddings[key] = self._encode(job.prompt, job.negative)
+                self._embeddings[key] = self._encode(pipe, job.model, job.prompt, job.negative)
             encoded.append(self._embeddings[key])
         if encoded[0] is None:  # a pipeline without a reusable encode_prompt: let it encode the strings
             return {"prompt": [j.prompt for j in jobs], "negative_prompt": [j.negative for j in jobs]}
         names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
         return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
 
-    def _encode(self, prompt: str, negative: str):
+    def _encode(self, pipe, model: str | None, prompt: str, negative: str):
         """The pipeline's own encoding; a prompt or negative in A1111's emphasis syntax has its words encoded so,
         then its weights applied by compel (``emphasis_encoder``; ``backends`` refused models compel cannot do)."""
         weighted = has_emphasis(prompt) or has_emphasis(negative)
-        encode = getattr(self.pipe, "encode_prompt", None)
+        encode = getattr(pipe, "encode_prompt", None)
         if encode is None:
             return None
         try:
-            out = encode(prompt=plain(prompt) if weighted else prompt, device=self.pipe.device, num_images_per_prompt=1,
+            out = encode(prompt=plain(prompt) if weighted else prompt, device=pipe.device, num_images_per_prompt=1,
                          do_classifier_free_guidance=True, negative_prompt=plain(negative) if weighted else negative)
         except TypeError:
             return None
@@ -195,17 +206,18 @@ class Engine:
             return None
         if not weighted:
             return tuple(out)
-        if self._weights is None:
-            self._weights = WeightedEncoder(self.pipe)
-        return weights_encode(self._weights, prompt, negative, tuple(out))
+        if model not in self._weights:
+            self._weights[model] = WeightedEncoder(pipe)
+        return weights_encode(self._weights[model], prompt, negative, tuple(out))
 
-    def _img2img_pipe(self):
-        if self._img2img is None:
+    def _img2img_pipe(self, pipe, key: tuple):
+        """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""
+        if key not in self._img2img:
             from diffusers import AutoPipelineForImage2Image
 
-            self._img2img = AutoPipelineForImage2Image.from_pipe(self.pipe)
-            self._img2img.set_progress_bar_config(disable=True)
-        return self._img2img
+            self._img2img[key] = made = AutoPipelineForImage2Image.from_pipe(pipe)
+            made.set_progress_bar_config(disable=True)
+        return self._img2img[key]
 
     def _callback(self, jobs: list[Job], batch_no: int):
         steps = jobs[0].effective_steps

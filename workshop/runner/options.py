@@ -16,6 +16,7 @@ from .models import GUIDED, is_guided
 from .speedups import Speedups
 
 if TYPE_CHECKING:
+    from ..compose.grid import Grid
     from .guided import GuidedSettings
 
 DEFAULT_STRENGTH = 0.75
@@ -101,3 +102,30 @@ def check_options(options: RunOptions) -> None:
     if is_guided(options.model) and (options.speedups.compile or options.speedups.channels_last):
         raise RunError(f"--compile and --channels-last are for diffusion models; the {GUIDED} backend has no UNet to "
                        "speed up: leave them out (--no-compile / --no-channels-last where config.toml turns them on)")
+
+
+def grid_models(grid: Grid, options: RunOptions) -> list[str]:
+    """The models a run of ``grid`` uses, the run's own first: a model axis's, else ``options.model``."""
+    return list(dict.fromkeys(c.params["model"] for c in grid.cells if "model" in c.params)) or [options.model]
+
+
+def check_grid(grid: Grid, options: RunOptions) -> None:
+    """The settings ``grid``'s axes give its cells, checked as ``check_options`` checks the run's (no model loaded):
+    sampler names, sizes within the pixel limit, a strength axis with an init image, diffusion models only where
+    the CLIP-guided backend has no such setting."""
+    params = {key: list(dict.fromkeys(c.params[key] for c in grid.cells if key in c.params))
+              for key in ("sampler", "model", "strength")}
+    models = grid_models(grid, options)
+    if params["model"] and (guided := next((m for m in models if is_guided(m)), None)):
+        raise RunError(f"the model axis takes diffusion models; {guided.partition(':')[0]} is the CLIP-guided backend: "
+                       "take it out of the axis")
+    for name in params["sampler"]:
+        sampler(name)
+    if is_guided(models[0]) and (key := next((k for k in ("sampler", "strength") if params[k]), None)):
+        raise RunError(f"a {key} axis is for diffusion models; the {GUIDED} backend has no {key}: take the axis out")
+    if params["strength"] and options.init_image is None:
+        raise RunError("a strength axis goes with --init-image (img2img): give an init image, or take the axis out")
+    for w, h in dict.fromkeys((c.params["width"], c.params["height"]) for c in grid.cells if "width" in c.params):
+        if w * h > pixel_limit():
+            raise RunError(f"size {w}x{h} is {w * h:,} pixels, over the limit of {pixel_limit():,} (max_image_pixels in "
+                           f"config.toml): use e.g. {suggest_size(w, h)}")

@@ -93,6 +93,11 @@ class CellRecord(Record):
     labels: dict[str, list[dict]] = Field(default_factory=dict)
     steps: int | None = None
     guidance: float | None = None
+    sampler: str | None = None  # the settings an axis gave the cell (None: the run's own)
+    width: int | None = None
+    height: int | None = None
+    strength: float | None = None
+    model: str | None = None  # as the model axis named it (one of RunRecord.models)
     file: str | None = None  # the PNG in the run folder, once made
     animation: str | None = None  # a CLIP-guided run's GIF beside it
     steps_done: int | None = None  # a CLIP-guided image kept from a cancel: the steps it had
@@ -123,6 +128,16 @@ class KeywordEffect(Record):
     pairs: int
 
 
+class WeightPoint(Record):
+    """A keyword at one weight of a weight axis: the mean CLIP similarity of its images to the keyword, and the mean
+    change from the lowest weight's image of the same seed and settings (over ``pairs`` pairs)."""
+
+    weight: float
+    effect: float
+    similarity: float
+    pairs: int
+
+
 class RunRecord(Record):
     """A run's manifest."""
 
@@ -132,7 +147,8 @@ class RunRecord(Record):
     created: str | None = None
     created_ns: int = 0
     finished: str | None = None
-    model: ModelRecord = Field(default_factory=ModelRecord)
+    model: ModelRecord = Field(default_factory=ModelRecord)  # with a model axis: its first model
+    models: dict[str, ModelRecord] | None = None  # a model axis's models, by the names the cells give
     spec: SpecRecord = Field(default_factory=SpecRecord)
     params: ParamsRecord = Field(default_factory=ParamsRecord)
     grid: GridShape = Field(default_factory=GridShape)
@@ -143,6 +159,7 @@ class RunRecord(Record):
     allow_pickle: bool = False  # what the scorer may load: settling or resuming the run needs it again
     compute: ComputeRecord = Field(default_factory=ComputeRecord)
     effects: dict[str, KeywordEffect] | None = None
+    weight_curves: dict[str, list[WeightPoint]] | None = None  # keyword → its points, in weight order (private)
     rerun_of: int | None = None
     verified: bool | None = None
     mismatched: list[int] | None = None

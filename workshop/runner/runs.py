@@ -184,14 +184,19 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
         chosen = [done[i] for i in sorted(done)]
     r = run.record
     spec = r.spec
+    model = _one_model(run, chosen)
     params = {k: v for k, v in r.params.dump().items() if v is not None}
-    grid = {"run": run.id, "mode": spec.mode, "base": spec.base, "model_source": model_source(r.model), "axes": spec.axes,
+    if model != r.model and r.params.sampler is None:
+        params["scheduler"] = model.info.scheduler  # the other model's own scheduler sampled its cells
+    grid = {"run": run.id, "mode": spec.mode, "base": spec.base, "model_source": model_source(model), "axes": spec.axes,
             "seeds": spec.seeds, "cells": [c.dump() for c in r.cells], "layout": r.layout, "picked": [c.index for c in chosen],
-            "effects": {k: e.dump() for k, e in r.effects.items()} if r.effects is not None else None}
+            "effects": {k: e.dump() for k, e in r.effects.items()} if r.effects is not None else None,
+            **({"weight_curves": {k: [p.dump() for p in points] for k, points in r.weight_curves.items()}}
+               if r.weight_curves else {})}
     comp = r.compute
     exp = journal.accept(NewExperiment(
         title=title,
-        model=ModelInfo(**r.model.info.dump()),
+        model=ModelInfo(**model.info.dump()),
         images=[NewImage(run.image(c), seed=c.seed, prompt=c.prompt, score=c.score,
                          animation=run.folder / c.animation if c.animation else None) for c in chosen],
         prompt=spec.prompt,
@@ -205,6 +210,18 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
     ), allow_title_overlap=allow_title_overlap)
     run.accepted.append(exp.number)
     return exp
+
+
+def _one_model(run: Run, chosen: list[CellRecord]) -> ModelRecord:
+    """The model that made ``chosen`` (a model axis's, or the run's own); RunError where they come from several, so
+    that each experiment credits the one model that made it (and reruns with it)."""
+    models = run.record.models or {}
+    names = list(dict.fromkeys(c.model for c in chosen if c.model in models))
+    if len(names) > 1:
+        picks = "; ".join(f"--pick {','.join(str(c.index) for c in chosen if c.model == name)} ({models[name].info.id})"
+                          for name in names)
+        raise RunError(f"accept the cells of each model as an experiment of its own: {picks}")
+    return models[names[0]] if names else run.record.model
 
 
 class AlreadyAccepted(RunError):

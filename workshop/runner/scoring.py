@@ -1,5 +1,6 @@
-"""CLIP scoring with open_clip: how well each image matches its own prompt and the base prompt, and each keyword's
-measured effect — the mean change, across seeds, in how much images look like the keyword when it is in the prompt.
+"""CLIP scoring with open_clip: how well each image matches its own prompt and the base prompt, each keyword's
+measured effect — the mean change, across seeds, in how much images look like the keyword when it is in the prompt —
+and a weight axis's dose-response curve: how much images look like the keyword at each of its weights.
 
 A scorer is a built-in — ``shapes-clip`` (trained on the shapes world; shipped in ``weights/``) or ``tiny-clip`` (random
 weights: plumbing tests only) — or ``ARCH:/path/to/weights.safetensors`` or ``ARCH:PRETRAINED_TAG`` (open_clip's
@@ -20,10 +21,12 @@ from PIL import Image
 
 from journal.text import quoted
 
-from ..compose.emphasis import plain
+from ..compose.emphasis import parse, plain
+from ..compose.errors import SpecError
+from ..compose.grid import AxisSpec
 from .errors import RunError
 from .models import BUILTIN_CLIPS, WEIGHTS, Warm
-from .records import CellRecord, KeywordEffect
+from .records import CellRecord, KeywordEffect, WeightPoint
 
 _CONFIGS = Path(__file__).parent / "clip_configs"
 _CHECKPOINTS = {"shapes-clip": WEIGHTS / "shapes-clip.safetensors"}
@@ -145,9 +148,61 @@ def keyword_effects(scorer: Scorer, cells: list[CellRecord], features: dict[int,
     return effects
 
 
+def weight_curves(scorer: Scorer, cells: list[CellRecord], features: dict[int, torch.Tensor],
+                  axes: dict[str, str]) -> dict[str, list[WeightPoint]]:
+    """For the keyword of each weight axis (``axes``: a run's, as ``AxisSpec.text`` writes them), at each of its
+    weights: the mean similarity of its images to the keyword, and the mean over same-seed, same-settings pairs of
+    sim(image at that weight) − sim(image at the axis's lowest weight)."""
+    done = [c for c in cells if c.index in features]
+    sweeps = [axis for axis in map(_axis, axes.values()) if axis is not None and axis.kind == "weight"]
+    if not done or not sweeps:
+        return {}
+    sims = torch.stack([features[c.index] for c in done]) @ scorer.text_features([a.keyword for a in sweeps]).T
+    curves = {}
+    for k, axis in enumerate(sweeps):
+        lowest = min(axis.values)
+        at: dict[float, list[tuple[tuple, float]]] = {}
+        for row, cell in enumerate(done):
+            weighed = _weighed(cell.prompt, axis.keyword)
+            if weighed is not None:
+                at.setdefault(weighed[0], []).append((_settings(cell, weighed[1]), float(sims[row, k])))
+        base = dict(at.get(lowest, []))
+        points = []
+        for weight in sorted(w for w in axis.values if w in at):
+            deltas = [sim - base[key] for key, sim in at[weight] if key in base]
+            points.append(WeightPoint(weight=weight, similarity=round(sum(s for _, s in at[weight]) / len(at[weight]), 6),
+                                      effect=round(sum(deltas) / len(deltas), 6) if deltas else 0.0, pairs=len(deltas)))
+        curves[axis.keyword] = points
+    return curves
+
+
+def _axis(text: str) -> AxisSpec | None:
+    try:
+        return AxisSpec.parse(text, "")
+    except SpecError:  # an axis a newer or older promptism wrote
+        return None
+
+
+def _weighed(prompt: str, keyword: str) -> tuple[float, str] | None:
+    """``keyword``'s weight in ``prompt`` (the part that is the keyword, plain or ``(keyword:w)``) and the prompt
+    without it; None where the prompt lacks it."""
+    parts = [p.strip() for p in prompt.split(",")]
+    for i, part in enumerate(parts):
+        segments = [seg for chunk in parse(part) for seg in chunk]
+        if len(segments) == 1 and segments[0].text == keyword:
+            return segments[0].weight, ",".join(parts[:i] + parts[i + 1:])
+    return None
+
+
+def _settings(cell: CellRecord, rest: str) -> tuple:
+    """What decides a cell's pixels besides a keyword's weight (``rest``: its prompt without the keyword)."""
+    return (rest, cell.seed, cell.negative, cell.steps, cell.guidance, cell.sampler, cell.width, cell.height,
+            cell.strength, cell.model)
+
+
 def _differ_by(a: CellRecord, b: CellRecord, keyword: str) -> bool:
-    """Same seed and settings, and b's prompt is a's with exactly that keyword taken out."""
-    if (a.seed, a.negative, a.steps, a.guidance) != (b.seed, b.negative, b.steps, b.guidance):
+    """Same seed and settings, and b's prompt is a's with exactly that keyword (at any weight) taken out."""
+    if _settings(a, "") != _settings(b, ""):
         return False
     return _parts(a.prompt) - Counter([keyword]) == _parts(b.prompt) and keyword in _parts(a.prompt)
 

@@ -25,15 +25,15 @@ from ..compose.grid import Grid
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend, load, resolve
-from .dispatch import Dispatch, Work
+from .dispatch import Dispatch, Models, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .errors import RunCancelled, RunError
 from .imported import is_imported
 from .models import GUIDED, ModelSource
-from .options import DEFAULT_STRENGTH, RunOptions, check_options
+from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
 from .runs import Run, model_source, new_run_id
-from .scoring import keyword_effects, load_scorer, score_cells
+from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
 from .sheet import RunSheets
 from .speedups import Speedups, active
 from .timing import phase
@@ -97,8 +97,9 @@ def _jobs(cells: list[CellRecord], params: ParamsRecord, init: _Init | None, *, 
     """One job per cell; a CLIP-guided image kept from a cancel reruns the steps it had (unless ``in_full``: a resume
     makes it as it would have been)."""
     steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
-    return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, params.width, params.height,
-                params.strength if init else None, init.path if init else None) for c in cells]
+    return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, c.width or params.width,
+                c.height or params.height, (params.strength if c.strength is None else c.strength) if init else None,
+                init.path if init else None, c.sampler, c.model) for c in cells]
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,7 @@ class Prepared:
     scorer: object | None
     device: object  # torch.device
     options: RunOptions
+    sources: dict[str, ModelSource]  # a model axis's models by name (empty without one)
 
 
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
@@ -125,9 +127,12 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     """Check everything the run needs and load its model: RunError for bad input, before anything is written.
     ``journal`` is None where the command will create it (then ``#N`` init images name nothing)."""
     check_options(options)
+    check_grid(grid, options)
     init = _resolve_init(journal, options.init_image)
+    names = grid_models(grid, options)
     with phase("resolve the model"):
-        source = resolve(options.model, allow_download=options.allow_download)
+        sources = {name: resolve(name, allow_download=options.allow_download) for name in names}
+    source = sources[names[0]]
     check_backend(source, options)
     with phase("pick the device"):
         device = pick_device(options.device)
@@ -136,6 +141,14 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     with phase("load the model"):
         backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
     backend.check(grid, options)
+    records = {names[0]: model_record(backend)}
+    for name in names[1:]:  # each other model of a model axis, checked one after another (the warm pool keeps them)
+        on_event(ev.Loading(model=sources[name].id, device=where))
+        with phase("load the model"):
+            other = load(sources[name], device, allow_pickle=options.allow_pickle, speedups=options.speedups)
+        other.check(grid, options)
+        other.params(options)
+        records[name] = model_record(other)
     guided = backend.guided
     clip = source.clip if options.clip is None else options.clip
     scorer = None
@@ -154,18 +167,20 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
                           parent=init.parent if init else None, **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
-    if init and strength and (short := min(jobs, key=lambda j: j.steps)).steps * strength < 1:
-        raise RunError(f"{short.steps} steps at strength {strength} leave no step to run from the init image: "
-                       f"use at least {math.ceil(1 / strength)} steps or a higher --strength")
+    if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
+        raise RunError(f"{short.steps} steps at strength {short.strength:g} leave no step to run from the init image: "
+                       f"use at least {math.ceil(1 / short.strength)} steps or a higher strength")
     layout = plan_batches(jobs, options.max_batch)
     spec = grid.spec
     record = run_record(backend, device, spec=SpecRecord(
         mode=spec.mode, prompt=spec.prompt.render(), base=spec.prompt.base, negative=spec.prompt.negative,
         keywords=spec.prompt.enabled, terms=grid.terms, seeds=list(spec.seeds),
-        axes={n: f"{a.kind}={','.join(map(str, a.values))}" for n, a in spec.axes.items()}),
+        axes={n: a.text for n, a in spec.axes.items()}),
         params=params, grid=GridShape(rows=grid.rows, cols=grid.cols, subgrids=grid.subgrids), cells=cells, layout=layout,
         clip=clip if scorer else None, allow_pickle=options.allow_pickle)
-    return Prepared(record, backend, jobs, layout, scorer, device, options)
+    with_axis = any("model" in c.params for c in grid.cells)
+    record.models = records if with_axis else None
+    return Prepared(record, backend, jobs, layout, scorer, device, options, sources if with_axis else {})
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,
@@ -192,7 +207,7 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
     record.id = new_run_id()
     run = Run.create(journal, record)
     _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
-         on_event, cancel, dispatch=dispatch)
+         on_event, cancel, sources=prepared.sources, dispatch=dispatch)
     return run
 
 
@@ -212,24 +227,29 @@ def check_steps(backend: Backend, steps: int) -> None:
 
 
 def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel,
-         earlier: dict[int, Kept] | None = None, dispatch: Dispatch | None = None) -> None:
-    """Run ``jobs`` in ``layout`` into ``run``'s folder — each batch made by the engine here, or by ``dispatch``'s
-    workers, and written in the background while the next ones run (``writer``) — then score, measure and draw it over
-    its images (those made ``earlier`` too, for a resumed run). Workers that are lost leave it ``interrupted``."""
+         earlier: dict[int, Kept] | None = None, sources: dict[str, ModelSource] | None = None,
+         dispatch: Dispatch | None = None) -> None:
+    """Run ``jobs`` in ``layout`` into ``run``'s folder — each batch on its model (``backend``'s, or a model axis's
+    from ``sources``), made by the engine here or by ``dispatch``'s workers, and written in the background while the
+    next ones run (``writer``) — then score, measure and draw it over its images (those made ``earlier`` too, for a
+    resumed run). Workers that are lost leave it ``interrupted``."""
     r = run.record
     emit = _one_at_a_time(on_event)  # the engine's events and the writer's
     emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()
+    allow_pickle = r.allow_pickle or options.allow_pickle
     engine = None
     if dispatch is None:
-        engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every)
+        models = Models(backend, sources or {}, device, allow_pickle=allow_pickle,
+                        speedups=Speedups.from_params(r.params), on_event=emit)
+        engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every,
+                                     models=models)
         batches = engine.run(jobs, layout)
     else:
-        work = Work(source=backend.source, device_type=device.type, threads=r.compute.threads,
-                    allow_pickle=r.allow_pickle or options.allow_pickle, params=r.params,
-                    preview_every=options.preview_every)
+        work = Work(source=backend.source, sources=sources or {}, device_type=device.type, threads=r.compute.threads,
+                    allow_pickle=allow_pickle, params=r.params, preview_every=options.preview_every)
         batches = dispatch.run(work, jobs, layout, on_event=emit, cancel=cancel)
     sheets = RunSheets(r)
     if earlier:
@@ -319,6 +339,7 @@ def _conclude(run: Run, kept: dict[int, Kept], scorer, sheets: RunSheets) -> dic
             features = dict(zip(kept, scorer.image_features([k.scoring for k in kept.values()])))
             score_cells(scorer, r.cells, features, r.spec.base or r.spec.prompt)
             extra["effects"] = keyword_effects(scorer, r.cells, features, r.spec.keywords)
+            extra["weight_curves"] = weight_curves(scorer, r.cells, features, r.spec.axes) or None
         for name, png in files.items():
             (run.folder / name).write_bytes(png.result())
     return extra
@@ -426,6 +447,13 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     speedups = Speedups.from_params(r.params)
     backend = load(source, device, allow_pickle=allow_pickle, speedups=speedups)
     check_dispatch(backend, dispatch)
+    sources = {name: resolve(model_source(m) or m.id, allow_download=options.allow_download)
+               for name, m in (r.models or {}).items()}
+    for name, made in (r.models or {}).items():  # a model axis's other models, loaded one after another
+        if sources[name] != source and model_record(load(sources[name], device, allow_pickle=allow_pickle,
+                                                         speedups=speedups)).info != made.info:
+            raise RunError(f"the model {made.info.id} is not what run {run.id} was made with any more "
+                           "(another revision or pipeline): its images would differ")
     if model_record(backend).info != r.model.info:
         raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
                        "(another revision or pipeline): its images would differ")
@@ -441,5 +469,5 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     with using_threads(r.compute.threads if device.type == "cpu" else None):
         run.claim()
         run.save()
-        _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier, dispatch=dispatch)
+        _run(run, backend, jobs, layout, scorer, device, options, on_event, cancel, earlier, sources, dispatch=dispatch)
     return run

@@ -184,9 +184,11 @@ class RunSheets:
     def _draw(self) -> dict[str, Sheet]:
         r = self.record
         cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
-        tile = tile_size(r.params.width or 64, r.params.height or 64)
+        tile = tile_size(max((c.width or r.params.width or 64 for c in r.cells), default=64),  # a size axis: its largest
+                         max((c.height or r.params.height or 64 for c in r.cells), default=64))
         widest = self._title(len(cells))  # no title it gets later is wider
-        return {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest, f"Generated with {r.model.id}",
+        made_by = ", ".join(m.id for m in r.models.values()) if r.models else r.model.id  # (a model axis: each)
+        return {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest, f"Generated with {made_by}",
                             labels) for name, labels in self.FILES.items()}
 
     def add(self, tiles: dict[int, Image.Image]) -> None:
