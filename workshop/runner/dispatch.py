@@ -1,7 +1,9 @@
-"""Batches made elsewhere: what a worker in another process (a Ray actor on another GPU or node) needs to run a run's
-batches exactly as this process would (``Work``), the protocol of whatever deals them out (``Dispatch``: the service's
-Ray executor), and ``run_batches``, which a worker calls — an ``Engine`` over its batches, so the engine stays the one
-place that runs pipelines. Same model, device type, CPU threads, speed-ups, sampler and batches: the same pixels."""
+"""Where a run's batches are made: ``Models``, a run's backends by the names its cells give their models (the engine
+picks each batch's), here or in a worker; what a worker in another process (a Ray actor on another GPU or node) needs
+to run a run's batches exactly as this process would (``Work``), the protocol of whatever deals them out
+(``Dispatch``: the service's Ray executor), and ``run_batches``, which a worker calls — an ``Engine`` over its
+batches, so the engine stays the one place that runs pipelines. Same models, device type, CPU threads, speed-ups,
+samplers and batches: the same pixels."""
 
 from __future__ import annotations
 
