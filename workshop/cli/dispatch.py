@@ -61,8 +61,8 @@ def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progre
     if ended.state == "failed":
         raise RunError(ended.error or "the job failed")
     if ended.state == "interrupted":
-        raise RunError(f"the service stopped during the job; `promptism resume {ended.run}` finishes it"
-                       if ended.run else "the service stopped before the job began")
+        raise RunError(ended.error or (f"the service stopped during the job; `promptism resume {ended.run}` finishes it"
+                                       if ended.run else "the service stopped before the job began"))
     return JobOutcome(run=ended.run, state=ended.state, verified=ended.verified), ended.state == "cancelled"
 
 

@@ -209,6 +209,8 @@ class Service:
         except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
             log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
             outcome, error = JobOutcome(run=job.info.run, state="failed"), error_line(exc)
+        if outcome.state == "interrupted":  # (the executor's workers were lost: a Ray cluster gone)
+            error = f"the Ray workers were lost during the job; `promptism resume {outcome.run}` finishes it"
         with self._cond:
             self._end(job, outcome.state, run=outcome.run or job.info.run, verified=outcome.verified, error=error)
         log.info("job %s %s%s", job.info.id, job.info.state, f": run {job.info.run}" if job.info.run else "")
