@@ -162,8 +162,8 @@ def _name(actor) -> str | None:
 
 
 class _Deal:
-    """One job's batches dealt to the slots' actors (``dispatch.Dispatch``): a thread per actor takes the next batch
-    left, streams its events and batches into one queue, which ``run`` yields from in this (the run's) thread."""
+    """One job's batches dealt to the slots' actors (``dispatch.Dispatch``): IN_FLIGHT threads per actor each take the
+    next batch left and stream its events and pixels into one queue, which ``run`` yields from in the run's thread."""
 
     def __init__(self, slots: list[_Slot]):
         self.slots = slots
@@ -178,8 +178,7 @@ class _Deal:
         busy = [0]  # batches being made: one may yet come back to be dealt again
         stop = threading.Event()
         progress = _Progress(sum(by_index[b[0]].effective_steps for b in layout), on_event)
-
-        job = uuid.uuid4().hex
+        job = uuid.uuid4().hex  # what cancel names to the actors
 
         def deal(slot: _Slot) -> None:
             while True:
