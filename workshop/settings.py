@@ -19,8 +19,9 @@
     sampler = "DPM++ 2M Karras"  # diffusion models' sampler by its AUTOMATIC1111 name (`promptism samplers`); unset
                                 # or "default": the model folder's own scheduler. --sampler and a spec's [params]
                                 # sampler win over it (--sampler default: the model's own for one run)
-    ray = "auto"                # the service deals batches to Ray workers, one per GPU: "auto" starts a local
-                                # cluster on this machine's GPUs (or joins the one $RAY_ADDRESS names), an address
+    ray = "auto"                # the service deals batches to Ray workers, one per GPU: "auto" joins the cluster
+                                # $RAY_ADDRESS names or `ray start` began here, else starts a local one over this
+                                # machine's GPUs (stopped with the service); an address
                                 # (HOST:PORT, ray://HOST:10001) joins that cluster; unset or "off": the service's
                                 # own device (`promptism serve --ray` for one start). Needs `pip install promptism[ray]`
 

@@ -27,7 +27,8 @@ from .output import dump_json, print_table, say
 @click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="MIN",
               help="Exit after this many idle minutes (default 15, or idle_timeout in config.toml).")
 @click.option("--ray", "ray", metavar="auto|ADDRESS|off", help="Deal each job's batches to Ray workers, one per GPU: "
-              "auto starts a local cluster over this machine's GPUs (or joins $RAY_ADDRESS), ADDRESS joins a running "
+              "auto joins the cluster $RAY_ADDRESS names or `ray start` began here, else starts a local one over this machine's "
+              "GPUs; ADDRESS joins a running "
               "cluster (HOST:PORT, ray://HOST:10001); off: this process's device (default: ray in config.toml, else "
               "off). Needs `pip install promptism[ray]`.")
 @click.pass_context

@@ -89,8 +89,9 @@ class _Slot:
 
 
 class RayExecutor:
-    """The service's executor on a Ray cluster: ``address`` "auto" starts a local one (every GPU of this machine),
-    or connects to the one RAY_ADDRESS names; another address (``HOST:PORT``, ``ray://HOST:10001``) connects there.
+    """The service's executor on a Ray cluster: ``address`` "auto" joins the one RAY_ADDRESS names or ``ray start``
+    began on this machine, else starts a local one (every GPU of this machine, stopped with the service); another
+    address (``HOST:PORT``, ``ray://HOST:10001``) joins that cluster.
     ``cpu_workers``: the actors on a cluster without GPUs.
     Where Ray is already initialised in this process (tests), that cluster is used and left running."""
 
