@@ -330,7 +330,7 @@ async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flag
         screen.add_keyword("pixel art")
         await pilot.pause()
         assert "3 variants × 2 seeds" in str(preview.render())
-        screen.query_one("#strength", Input).focus()
+        screen.query_one("#z-values", Input).focus()  # the last field on the left
         await pilot.press("tab")  # into the keyword list: its first keyword is highlighted, ready for x
         keywords = screen.query_one("#keywords")
         assert app.focused is keywords and keywords.index == 0
@@ -677,11 +677,16 @@ async def test_the_composer_restores_a_jobs_composition(tmp_path):
                                {"model": "shapes", "steps": 6, "guidance": 2.5, "size": [48, 40], "init_image": None})
         await pilot.pause()
         assert composer.values() == {"prompt": "a red circle", "negative": "blurry", "mode": "add-one", "seeds": "3,4,7",
-                                     "keywords": [{"text": "glowing", "on": True}, {"text": "pixel art", "on": False}]}
+                                     "keywords": [{"text": "glowing", "on": True}, {"text": "pixel art", "on": False}],
+                                     "axes": {"x": "steps=2,4"}}
         field = lambda i: composer.query_one(f"#{i}", Input).value  # noqa: E731
         assert (field("steps"), field("guidance"), field("size"), field("init")) == ("6", "2.5", "48x40", "")
         assert composer.query_one("#model").value == "shapes"
-        assert any("axes" in n.message for n in app._notifications)  # said, not silently dropped
+        assert (composer.query_one("#x-type").value, field("x-values")) == ("steps", "2,4")  # the axis editor shows it
+        await composer.restore({"prompt": "p", "axes": {"y": "nosuchkind=1,2"}, "per_cell_seeds": True}, {})
+        await pilot.pause()
+        said = [n.message for n in app._notifications]
+        assert any("nosuchkind" in m for m in said) and any("per_cell_seeds" in m for m in said)  # not silently dropped
 
 
 async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_its_composition(service, tmp_path):
@@ -748,3 +753,260 @@ async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp
     client = connect(autostart=False)
     assert client.job(job.id).state == "running"
     client.cancel(job.id)
+
+
+async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_in_one_line(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        preview = composer.query_one("#preview", Static)
+        composer.query_one("#prompt", Input).value = "a red circle"
+        composer.query_one("#mode").value = "plain"
+        composer.query_one("#seeds", Input).value = "1-2"
+        composer.query_one("#x-type").value = "steps"
+        await pilot.click("#x-values")
+        await pilot.press(*"2-6 (+2)")
+        assert "3 steps × 2 seeds = 6 cells" in preview.render().plain  # as it is typed
+        composer.query_one("#y-type").value = "guidance"
+        composer.query_one("#y-values", Input).value = "3,x"
+        await pilot.pause()
+        shown = preview.render().plain
+        assert "guidance" in shown and "x" in shown and "\n" not in shown and "cells" not in shown  # one line
+        composer.query_one("#y-values", Input).value = "3,7.5"
+        await pilot.pause()
+        assert "= 12 cells" in preview.render().plain
+        assert composer.values()["axes"] == {"x": "steps=2-6 (+2)", "y": "guidance=3,7.5"}
+        composer.query_one("#y-type").clear()
+        composer.query_one("#x-type").clear()
+        composer.query_one("#mode").value = "sr"  # no flag to type: the x axis becomes a Prompt S/R axis, focused
+        await pilot.pause()
+        assert composer.query_one("#x-type").value == "sr" and app.focused is composer.query_one("#x-values")
+        assert "--" not in preview.render().plain
+        await pilot.press(*"red,blue,green")
+        assert "3 replacements × 2 seeds = 6 cells" in preview.render().plain
+
+
+async def test_plus_and_minus_weigh_the_focused_keyword_and_the_grid_carries_the_weight(tmp_path):
+    from workshop.compose.grid import build_grid
+    from workshop.compose.spec import spec_from
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a red circle"
+        composer.add_keyword("glowing")
+        composer.add_keyword("pixel art:0.5")  # typed with a weight, as -k takes it
+        await pilot.pause()
+        assert composer.values()["keywords"][1] == {"text": "pixel art", "on": True, "weight": 0.5}
+        composer.query_one("#keywords").focus()
+        await pilot.press("plus", "plus", "plus", "minus")
+        assert composer.values()["keywords"] == [{"text": "glowing", "on": True, "weight": 1.2},
+                                                 {"text": "pixel art", "on": True, "weight": 0.5}]
+        assert "×1.2" in composer.query_one("#keywords").query(Label).first().render().plain
+        assert build_grid(spec_from(composer.values())).cells[0].prompt == "a red circle, (glowing:1.2), (pixel art:0.5)"
+        await pilot.press("down", *["minus"] * 6)  # not below 0
+        assert composer.values()["keywords"][1]["weight"] == 0
+
+
+async def test_the_composition_is_kept_per_journal_privately_and_comes_back_on_start(tmp_path):
+    from dataclasses import replace
+
+    jdir = tmp_path / "journal"
+    app = create_app(jdir, "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = "a private prompt"
+        composer.query_one("#negative", Input).value = "blurry"
+        composer.add_keyword("glowing")
+        composer.add_keyword("pixel art")
+        await pilot.pause()
+        composer.query_one("#keywords").focus()
+        await pilot.press("plus", "down", "space")
+        composer.query_one("#mode").value = "add-one"
+        composer.query_one("#seeds", Input).value = "3-5"
+        composer.query_one("#y-type").value = "steps"
+        composer.query_one("#y-values", Input).value = "2,4"
+        composer.query_one("#guidance", Input).value = "2.5"
+        composer.query_one("#sampler").value = "Euler a"
+        await pilot.pause()
+        saved = composer.composition()
+        await pilot.press("ctrl+q")
+    path = jdir / ".promptism" / "composer.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    ignored = subprocess.run(["git", "-C", str(jdir), "check-ignore", "-q", str(path)])
+    assert ignored.returncode == 0  # never committed
+    app = create_app(jdir, "shapes", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen)
+                       and app.screen.query_one("#prompt", Input).value)
+        await pilot.pause()
+        composer = app.screen
+        assert composer.composition() == replace(saved, model="shapes")  # on the model the workshop starts with
+        assert saved.keywords[0].weight == 1.1 and not saved.keywords[1].on and saved.axes == {"y": "steps=2,4"}
+        assert saved.sampler == "Euler a" and saved.prompt == "a private prompt"
+    path.write_text('{"prompt": 3, "keywords": "', encoding="utf-8")  # damaged
+    app = create_app(jdir, "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        await pilot.pause()
+        assert app.screen.query_one("#prompt", Input).value == ""
+        assert any("could not be read" in n.message and n.severity == "warning" for n in app._notifications)
+
+
+async def test_l_loads_an_experiments_and_a_runs_settings_into_the_composer(tmp_path):
+    from workshop.compose.grid import build_grid
+    from workshop.compose.spec import spec_from
+    from workshop.runner.session import RunOptions, execute
+
+    journal = grid_experiment(tmp_path / "journal")  # "a red circle" + glowing, leave-one-out, seed 1
+    spec = {"prompt": "a blue square", "keywords": [{"text": "striped", "weight": 1.3}, "dotted"], "mode": "add-one",
+            "seeds": "4-6", "axes": {"y": "steps=2,3"}}
+    execute(build_grid(spec_from(spec)), RunOptions(model="tiny", guidance=2.0), journal)  # a run not accepted
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        table = app.screen.query_one("#experiments", DataTable)
+        runs = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 1 and runs.row_count == 1)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.screen is composer)
+        assert composer.values() == {"prompt": "a red circle", "negative": "", "mode": "leave-one-out", "seeds": "1",
+                                     "keywords": [{"text": "glowing", "on": True}]}
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, JournalScreen))
+        runs = app.screen.query_one("#runs", DataTable)
+        await wait_for(pilot, lambda: runs.row_count == 1)
+        runs.focus()
+        await pilot.press("l")
+        await wait_for(pilot, lambda: app.screen is composer)
+        assert composer.values() == {**spec, "negative": "", "seeds": "4-6",
+                                     "keywords": [{"text": "striped", "on": True, "weight": 1.3},
+                                                  {"text": "dotted", "on": True}]}
+        assert composer.query_one("#guidance", Input).value == "2" and composer.query_one("#model").value == "tiny"
+
+
+async def test_i_on_an_experiments_highlighted_image_makes_it_the_init_image(tmp_path):
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(new_experiment(tmp_path, "Two images", n_images=2, prompt="p"))
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        detail = await open_experiment(pilot, app)
+        await pilot.press("right", "right")  # the second image is the last: it stays highlighted
+        assert detail.image == 1
+        await pilot.press("i")
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        assert app.screen.query_one("#init", Input).value == "#1:2"
+
+
+async def test_c_on_two_cells_compares_them_side_by_side_with_what_differs(tmp_path):
+    from workshop.tui.screens.grid import CompareScreen
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1-2")  # 2 variants × 2 seeds
+        await pilot.press("c")
+        assert "compared" in grid.current().classes
+        await pilot.press("down", "right", "c")  # cell 3: no keyword, seed 2
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        differs = app.screen.query_one("#compare-differences", Static).render().plain
+        assert "only #0: glowing" in differs and "seed 1 vs 2" in differs
+        assert len(app.screen.query(".compare-image")) == 2
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is grid)
+        assert not any("compared" in t.classes for t in grid.tiles)
+
+
+BASQUIAT = "in the style of Basquiat"
+DONE_WHEN_AXES = {"x": f"weight:{BASQUIAT}=0,0.5,1,1.5", "y": "sampler=Euler a,DPM++ 2M Karras"}
+
+
+async def compose_weight_sweep(pilot, app, weights: str = "0,0.5,1,1.5", sampler_axis: bool = True) -> ComposerScreen:
+    """Issue 16's grid, built in the composer as a person would: the prompt and keyword typed, mode plain, a weight
+    axis on the keyword across, a sampler axis down, seeds 1-2 (2 steps a cell: quick on the CPU)."""
+    await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+    composer = app.screen
+    await pilot.click("#prompt")
+    await pilot.press(*"portrait of a gnome", "ctrl+n", *BASQUIAT, "enter")
+    composer.query_one("#mode").value = "plain"
+    composer.query_one("#x-type").value = "weight"
+    await pilot.pause()
+    assert composer.query_one("#x-keyword").display  # a weight axis asks which keyword
+    composer.query_one("#x-keyword").value = BASQUIAT
+    composer.query_one("#x-values", Input).value = weights
+    if sampler_axis:
+        composer.query_one("#y-type").value = "sampler"
+        composer.query_one("#y-values", Input).value = "Euler a,DPM++ 2M Karras"
+    composer.query_one("#seeds", Input).value = "1-2"
+    composer.query_one("#steps", Input).value = "2"
+    await pilot.pause()
+    return composer
+
+
+async def test_issue_16s_grid_is_built_and_run_in_the_composer_and_its_cells_compared(tmp_path):
+    from workshop.compose.grid import build_grid
+    from workshop.compose.spec import spec_from
+    from workshop.tui.screens.grid import CompareScreen
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        composer = await compose_weight_sweep(pilot, app)
+        assert "= 16 cells" in composer.query_one("#preview", Static).render().plain
+        assert composer.values()["axes"] == DONE_WHEN_AXES
+        cli = build_grid(spec_from({"prompt": "portrait of a gnome", "keywords": [BASQUIAT], "axes": DONE_WHEN_AXES,
+                                    "seeds": "1-2"}))  # what `promptism grid -p … -k … --x … --y … --seeds 1-2` builds
+        tui = build_grid(spec_from(composer.values()))
+        assert [(c.prompt, c.seed, c.params) for c in tui.cells] == [(c.prompt, c.seed, c.params) for c in cli.cells]
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running)
+        assert grid.run.state == "finished" and len(grid.run.done) == 16
+        assert [c.sampler for c in grid.run.record.cells[:8:4]] == ["Euler a", "DPM++ 2M Karras"]
+        await pilot.press("c", "down", "right", "right", "right", "c")  # weight 0 with Euler a; 1.5 with DPM++ 2M Karras
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen))
+        differs = app.screen.query_one("#compare-differences", Static).render().plain
+        assert f"weight of {BASQUIAT}: 0 vs 1.5" in differs and "sampler Euler a vs DPM++ 2M Karras" in differs
+        assert "seed" not in differs
+
+
+async def test_a_scored_weight_sweep_shows_its_curve_in_the_grid(tmp_path):
+    app = create_app(tmp_path / "journal", "shapes", "halfcell")  # shapes is scored (by shapes-clip)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await compose_weight_sweep(pilot, app, weights="0,1", sampler_axis=False)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
+        grid = app.screen
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running)
+        curves = grid.run.record.weight_curves
+        assert [p.weight for p in curves[BASQUIAT]] == [0, 1]
+        await wait_for(pilot, lambda: grid.query("#weight-plot"))
+        assert "weight" in app.export_screenshot()
+
+
+def test_snapshot_composer_with_the_axis_editor(snap_compare, snapshot_journal):
+    async def fill(pilot):
+        await wait_for(pilot, lambda: "ready" in pilot.app.model_status)
+        composer = await compose_weight_sweep(pilot, pilot.app)
+        composer.query_one("#keywords").focus()  # not a text input: its blinking cursor would make the snapshot flaky
+        await pilot.pause()
+        await pilot.press("plus", "plus")
+        await wait_for(pilot, lambda: composer.composition().keywords[0].weight == 1.2)
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(100, 32), run_before=fill)
+
+
+def test_snapshot_compare(snap_compare, snapshot_journal):
+    async def compare(pilot):
+        await compose_and_run(pilot, pilot.app, "a red circle", ["glowing"], seeds="1-2")
+        await pilot.press("c", "down", "right", "c")
+        pilot.app.clear_notifications()
+        await pilot.pause()
+
+    assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(100, 32), run_before=compare)

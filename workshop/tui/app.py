@@ -265,6 +265,8 @@ class PromptismApp(App):
         run folder). A job in the service runs on: the next workshop re-attaches to it."""
         from .screens.modals import Confirm
 
+        if (composer := self.composer()) is not None:
+            composer.save()  # the last keys typed, not yet saved (saving waits for a pause in the typing)
         if self.remote_enabled and self.job is not None:  # stop following (the stream is closed), not the job
             self.left_running = self.job
             self._remote.client.close()

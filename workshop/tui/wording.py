@@ -22,6 +22,10 @@ FIELDS = {
     "model": "model",
     "out": "folder",
     "title": "a title",
+    "x": "the x axis",
+    "y": "the y axis",
+    "z": "the z axis",
+    "sampler": "sampler",
 }
 _FLAG = re.compile(r"--([a-z][a-z0-9-]*)(?: [A-Z]{2,}\b)?")
 _SPEC_FILE = re.compile(r"\s*\(or [^()]* in the spec(?: file)?\)")  # the workshop has no spec file

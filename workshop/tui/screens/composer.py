@@ -1,8 +1,11 @@
-"""The composer: prompt and negative prompt, keywords (add, remove, reorder, toggle, a personal library), the live
-grid shape and token budget, model and settings — and the keys that run the grid or one image set."""
+"""The composer: prompt and negative prompt, keywords (add, remove, reorder, toggle, weigh, a personal library), the
+X/Y/Z axes, the live grid shape and token budget, model, sampler and settings — and the keys that run the grid or one
+image set. What it holds is kept per journal and comes back on the next start (``composition``)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import platformdirs
@@ -12,15 +15,28 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Input, Label, ListItem, ListView, Select, Static
+from textual.worker import Worker, WorkerState
 
 from ...compose import SpecError
-from ...compose.grid import MODES, build_grid
+from ...compose.grid import AXIS_NAMES, AXIS_TYPES, MODES, build_grid
+from ...compose.prompt import Keyword
 from ...compose.spec import spec_from
 from ...paths import APP
+from ...runner.samplers import SAMPLERS
 from journal.text import quoted, visible
 
+from ..composition import Composition, CompositionError, from_job, load_composition, save_composition
 from ..wording import say
 from . import footer
+
+WEIGHT_STEP = 0.1  # + / - on a keyword
+SAVE_PAUSE = 0.5  # seconds of quiet before the composition is saved
+MODELS_OWN = "model's own"
+WEIGHT_AXIS = "weight"  # the axis kind that weighs one keyword: weight:KEYWORD=VALUES
+EXAMPLES = {"sr": "search,replacement,…  e.g. red,blue,green", "nsr": "search,replacement,… (negative prompt)",
+            "seed": "e.g. 1-5", "steps": "e.g. 10-30 (+10)", "guidance": "e.g. 3,7.5", "sampler": "e.g. Euler a,DDIM",
+            "model": "e.g. tiny,shapes", "size": "e.g. 512x512,768x512", "strength": "e.g. 0.3,0.5",
+            "order": "parts to permute, e.g. kw1,kw2,kw3", WEIGHT_AXIS: "weights, e.g. 0,0.5,1,1.5"}
 
 
 def library_file() -> Path:
@@ -29,17 +45,105 @@ def library_file() -> Path:
 
 
 class KeywordItem(ListItem):
-    def __init__(self, text: str, on: bool = True):
+    def __init__(self, text: str, on: bool = True, weight: float = 1.0):
         super().__init__(Label(markup=False))
         self.text = text
         self.on = on
+        self.weight = weight
+
+    @property
+    def keyword(self) -> Keyword:
+        return Keyword(self.text, self.on, self.weight)
 
     def on_mount(self) -> None:
         self.refresh_label()
 
     def refresh_label(self) -> None:
-        mark = "[x]" if self.on else "[ ]"
-        self.query_one(Label).update(Text(f"{mark} {visible(self.text)}", style="" if self.on else "dim strike"))
+        text = Text("[x] " if self.on else "[ ] ")
+        if self.weight != 1:  # before the words, which a narrow list cuts off
+            text.append(f"×{self.weight:g} ", style="bold")
+        text.append(visible(self.text), style="" if self.on else "dim strike")
+        self.query_one(Label).update(text)
+
+
+def split_axis(text: str) -> tuple[str, str, str]:
+    """``TYPE=VALUES`` (``weight:KEYWORD=VALUES``) as the editor's three fields: type, keyword, values."""
+    kind, _, values = text.partition("=")
+    kind, _, keyword = kind.strip().partition(":")
+    return kind.strip().lower(), keyword.strip(), values.strip()
+
+
+class AxisRow(Horizontal):
+    """One axis: its type, the keyword a weight axis weighs, its values (A1111's range syntax: 1-5, 10-30 (+10))."""
+
+    def __init__(self, name: str):
+        super().__init__(classes="axis-row", id=f"axis-{name}")
+        self.axis = name
+        self.offered: list[str] = []  # the keyword list's texts
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.axis, classes="axis-name")
+        yield Select([(t, t) for t in AXIS_TYPES], prompt="no axis", compact=True, id=f"{self.axis}-type", classes="axis-type")
+        yield Select([], prompt="keyword", compact=True, id=f"{self.axis}-keyword", classes="axis-keyword")
+        yield Input(compact=True, placeholder=f"{self.axis} axis: choose a type", id=f"{self.axis}-values",
+                    classes="axis-values")
+
+    @property
+    def kind(self) -> str | None:
+        kind = self.query_one(".axis-type", Select).value
+        return kind if isinstance(kind, str) else None
+
+    @property
+    def text(self) -> str:
+        """The axis as the spec's ``[axes]`` takes it; empty with no type chosen."""
+        if self.kind is None:
+            return ""
+        values = self.query_one(".axis-values", Input).value.strip()
+        if self.kind == WEIGHT_AXIS:
+            keyword = self.query_one(".axis-keyword", Select).value
+            return f"{WEIGHT_AXIS}:{keyword if isinstance(keyword, str) else ''}={values}"
+        return f"{self.kind}={values}"
+
+    def problem(self) -> str | None:
+        """What the spec cannot say for itself: a weight axis with no keyword chosen."""
+        if self.kind == WEIGHT_AXIS and not isinstance(self.query_one(".axis-keyword", Select).value, str):
+            return f"axis {self.axis}: choose the keyword to weigh (the list beside its type)"
+        return None
+
+    def set_keywords(self, texts: list[str]) -> None:
+        """The keywords a weight axis can weigh (the one chosen stays chosen, also when it is not among them)."""
+        select = self.query_one(".axis-keyword", Select)
+        chosen = select.value if isinstance(select.value, str) else None
+        texts = texts if chosen is None or chosen in texts else [*texts, chosen]
+        if self.offered != texts:
+            self.offered = texts
+            select.set_options([(Text(visible(t)), t) for t in texts])
+            if chosen is not None:
+                select.value = chosen
+
+    def show(self, text: str) -> str | None:
+        """Fill the row from ``text`` (TYPE=VALUES or empty); the kind, when this workshop does not know it."""
+        kind, keyword, values = split_axis(text)
+        type_select = self.query_one(".axis-type", Select)
+        if text.strip() and kind not in AXIS_TYPES:
+            type_select.clear()
+            return kind
+        if keyword:
+            self.set_keywords([keyword])
+            self.query_one(".axis-keyword", Select).value = keyword
+        if text.strip():
+            type_select.value = kind
+        else:
+            type_select.clear()
+        self.query_one(".axis-values", Input).value = values
+        self.show_kind()
+        return None
+
+    def show_kind(self) -> None:
+        """The keyword list only for a weight axis; the values field's example for the type chosen."""
+        self.query_one(".axis-keyword", Select).display = self.kind == WEIGHT_AXIS
+        values = self.query_one(".axis-values", Input)
+        values.placeholder = EXAMPLES.get(self.kind, "values") if self.kind else f"{self.axis} axis: choose a type"
 
 
 class ComposerScreen(Screen):
@@ -55,6 +159,8 @@ class ComposerScreen(Screen):
         Binding("ctrl+up,K", "move_keyword(-1)", "Move up", show=False),
         Binding("ctrl+down,J", "move_keyword(1)", "Move down", show=False),
         Binding("s", "save_keyword", "Save to library", show=False),
+        Binding("plus", "weigh_keyword(1)", "Weight +0.1", show=False),
+        Binding("minus", "weigh_keyword(-1)", "Weight -0.1", show=False),
     ]
 
     def compose(self) -> ComposeResult:
@@ -71,21 +177,30 @@ class ComposerScreen(Screen):
                 with Horizontal(classes="row"):
                     yield Select([(Text(visible(self.app.model)), self.app.model)], value=self.app.model, allow_blank=False,
                                  compact=True, id="model")
+                    yield Select([(MODELS_OWN, "")] + [(name, name) for name in SAMPLERS], value="", allow_blank=False,
+                                 compact=True, id="sampler")
                     yield Input(compact=True, placeholder="size WxH", id="size")
-                    yield Input(compact=True, placeholder="init image: path or #N", id="init")
+                with Horizontal(classes="row"):
+                    yield Input(compact=True, placeholder="init: path, #N or #N:K", id="init")
                     yield Input(compact=True, placeholder="strength", id="strength")
+                for name in AXIS_NAMES:
+                    yield AxisRow(name)
                 yield Static(id="preview", markup=False)
                 yield Static(id="model-status", markup=False)
             with Vertical(id="right"):
                 yield Label("Keywords", classes="heading")
-                yield Static("space on/off · x remove · K/J move · s save", classes="hint", markup=False)
+                yield Static("space on/off · +/- weight · x remove · K/J move · s save", classes="hint", markup=False)
                 yield ListView(id="keywords")
                 yield Input(compact=True, placeholder="add keyword + Enter", id="new-keyword")
                 yield Label("Library (Enter adds)", classes="heading")
                 yield ListView(id="library")
         yield footer()
 
-    def on_mount(self) -> None:
+    def __init__(self):
+        super().__init__()
+        self._save_timer = None
+
+    async def on_mount(self) -> None:
         from ...runner.models import available
 
         self.models = [m.id for m in available(self.app.settings)]
@@ -95,47 +210,120 @@ class ComposerScreen(Screen):
             for line in library_file().read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     library.append(KeywordItem(line.strip()))
+        for row in self.query(AxisRow):
+            row.show_kind()
         self.show_model_status(self.app.model_status)
         self.query_one("#prompt", Input).focus()
+        if self.app.journal is not None:
+            try:
+                saved = load_composition(self.app.journal_dir)
+            except CompositionError as exc:
+                self.notify(f"the composition saved with this journal could not be read ({exc}): starting empty",
+                            severity="warning", timeout=10, markup=False)
+            else:
+                if saved is not None:  # on the model the workshop was started with (the one it loads)
+                    await self.fill(replace(saved, model=None))
         self.refresh_preview()
 
     # ---------------------------------------------------------------- state → spec
 
+    def _text(self, widget_id: str) -> str:
+        return self.query_one(f"#{widget_id}", Input).value.strip()
+
     def values(self, mode: str | None = None) -> dict:
-        get = lambda i: self.query_one(f"#{i}", Input).value.strip()  # noqa: E731
+        """The spec values (as a spec file's keys) the composer holds; ``mode``: instead of the chosen one."""
+        axes = {row.axis: row.text for row in self.query(AxisRow) if row.text}
         return {
-            "prompt": get("prompt"),
-            "negative": get("negative"),
-            "keywords": [{"text": k.text, "on": k.on} for k in self.query_one("#keywords", ListView).query(KeywordItem)],
+            "prompt": self._text("prompt"),
+            "negative": self._text("negative"),
+            "keywords": [{"text": k.text, "on": k.on, **({"weight": k.weight} if k.weight != 1 else {})}
+                         for k in self.query_one("#keywords", ListView).query(KeywordItem)],
             "mode": mode or self.query_one("#mode", Select).value,
-            "seeds": get("seeds") or "0",
+            "seeds": self._text("seeds") or "0",
+            **({"axes": axes} if axes else {}),
         }
+
+    def composition(self) -> Composition:
+        """Everything the composer holds, as typed (what is saved per journal)."""
+        model, sampler = self.query_one("#model", Select).value, self.query_one("#sampler", Select).value
+        return Composition(
+            prompt=self.query_one("#prompt", Input).value, negative=self.query_one("#negative", Input).value,
+            keywords=tuple(k.keyword for k in self.query_one("#keywords", ListView).query(KeywordItem)),
+            mode=self.query_one("#mode", Select).value, seeds=self.query_one("#seeds", Input).value,
+            axes={row.axis: row.text for row in self.query(AxisRow) if row.text},
+            **{f: self.query_one(f"#{f}", Input).value for f in ("steps", "guidance", "size", "init", "strength")},
+            model=model if isinstance(model, str) else None, sampler=sampler or None)
+
+    async def fill(self, composition: Composition) -> None:
+        """Show ``composition``: a saved one, a run's or an experiment's settings ("load settings"), a job's. What
+        the composer cannot show (an axis kind or a sampler this workshop does not know) is said, not dropped silently."""
+        c = composition
+        for field in ("prompt", "negative", "seeds", "steps", "guidance", "size", "init", "strength"):
+            self.query_one(f"#{field}", Input).value = getattr(c, field)
+        unknown = []
+        if c.mode in MODES:
+            self.query_one("#mode", Select).value = c.mode
+        else:
+            unknown.append(f"mode {quoted(c.mode)}")
+        keywords = self.query_one("#keywords", ListView)
+        await keywords.clear()
+        await keywords.extend([KeywordItem(k.text, k.on, k.weight) for k in c.keywords])
+        self.refresh_axis_keywords()
+        for row in self.query(AxisRow):
+            if kind := row.show(c.axes.get(row.axis, "")):
+                unknown.append(f"the {row.axis} axis kind {quoted(kind)}")
+        self.choose_model(c.model or self.app.model)
+        if c.sampler is None or c.sampler in SAMPLERS:
+            self.query_one("#sampler", Select).value = c.sampler or ""
+        else:
+            unknown.append(f"the sampler {quoted(c.sampler)}")
+        if unknown:
+            self.notify(f"the composer cannot show {', '.join(unknown)}: left out", severity="warning", markup=False)
+        self.refresh_preview()
 
     async def restore(self, spec: dict, options: dict) -> None:
         """Fill the composer with a job's composition — the spec values it was built from and its run options — as
-        when the workshop re-attaches to a job that outlived it. Axes and spec-file keys the composer has no field for
-        are named in a notification, not silently dropped."""
-        set_text = lambda i, v: setattr(self.query_one(f"#{i}", Input), "value", "" if v is None else str(v))  # noqa: E731
-        set_text("prompt", spec.get("prompt", ""))
-        set_text("negative", spec.get("negative", ""))
-        seeds = spec.get("seeds", [0])
-        set_text("seeds", seeds if isinstance(seeds, str) else ",".join(map(str, seeds if isinstance(seeds, list) else [seeds])))
-        if spec.get("mode") in MODES:
-            self.query_one("#mode", Select).value = spec["mode"]
-        keywords = self.query_one("#keywords", ListView)
-        await keywords.clear()
-        await keywords.extend([KeywordItem(k) if isinstance(k, str) else KeywordItem(k["text"], bool(k.get("on", True)))
-                               for k in spec.get("keywords", [])])
-        size = options.get("size")
-        for field, value in (("steps", options.get("steps")), ("guidance", options.get("guidance")),
-                             ("size", f"{size[0]}x{size[1]}" if size else None), ("init", options.get("init_image")),
-                             ("strength", options.get("strength"))):
-            set_text(field, value)
-        if model := options.get("model"):
-            self.choose_model(model)
-        if unshown := [k for k in ("axes", "wildcards", "keywords_first", "per_cell_seeds") if spec.get(k)]:
+        when the workshop re-attaches to a job that outlived it. Spec-file keys the composer has no field for are
+        named in a notification, not silently dropped."""
+        await self.fill(from_job(spec, options))
+        if unshown := [k for k in ("wildcards", "keywords_first", "per_cell_seeds") if spec.get(k)]:
             self.notify(f"the job also has {', '.join(unshown)}, which the composer does not show", markup=False)
+
+    def save(self, wait: bool = True) -> None:
+        """Keep the composition with the journal (private, git-ignored): now, or (``wait=False``) in a thread, off
+        the UI thread (the write is fsynced). A failure is said, never fatal."""
+        if self._save_timer is not None:
+            self._save_timer.stop()
+            self._save_timer = None
+        if self.app.journal is None:
+            return
+        write = partial(save_composition, self.app.journal_dir, self.composition())
+        if not wait:
+            self.run_worker(write, thread=True, group="save", exit_on_error=False)
+            return
+        try:
+            write()
+        except OSError as exc:
+            self.composition_not_saved(exc)
+
+    def composition_not_saved(self, error: BaseException) -> None:
+        self.notify(f"the composition could not be saved: {say(error)}", severity="warning", markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "save" and event.state == WorkerState.ERROR:
+            self.composition_not_saved(event.worker.error)
+
+    def changed(self) -> None:
+        """Something in the composer changed: show the new grid, and save once the typing pauses."""
         self.refresh_preview()
+        if self._save_timer is not None:
+            self._save_timer.stop()
+        self._save_timer = self.set_timer(SAVE_PAUSE, partial(self.save, wait=False))
+
+    def refresh_axis_keywords(self) -> None:
+        texts = [k.text for k in self.query_one("#keywords", ListView).query(KeywordItem)]
+        for row in self.query(AxisRow):
+            row.set_keywords(texts)
 
     def choose_model(self, model: str) -> None:
         """Select ``model`` in the model list (added to it when it is not among the available ones)."""
@@ -145,6 +333,9 @@ class ComposerScreen(Screen):
         select.set_options([(Text(visible(m)), m) for m in self.models])
         select.value = model
 
+    def axis_problem(self) -> str | None:
+        return next((p for row in self.query(AxisRow) if (p := row.problem())), None)
+
     def refresh_preview(self) -> None:
         preview = self.query_one("#preview", Static)
         values = self.values()
@@ -152,7 +343,9 @@ class ComposerScreen(Screen):
             preview.update(Text("type a prompt, add keywords on the right, then ctrl+r runs the grid (F1: keys)", style="dim"))
             return
         try:
-            grid = build_grid(spec_from(self.values()))
+            if problem := self.axis_problem():
+                raise SpecError(problem)
+            grid = build_grid(spec_from(values))
         except (SpecError, ValueError) as exc:
             preview.update(Text(visible(say(exc)), style="red"))
             preview.add_class("error")
@@ -170,10 +363,28 @@ class ComposerScreen(Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "new-keyword":
-            self.refresh_preview()
+            self.changed()
 
     def on_select_changed(self, event: Select.Changed) -> None:
-        self.refresh_preview()
+        if "axis-type" in event.select.classes:
+            event.select.parent.show_kind()
+            if event.select.parent.kind is None:  # no axis: no values left over for the next type chosen
+                event.select.parent.query_one(".axis-values", Input).value = ""
+        elif event.select.id == "mode" and event.value == "sr":
+            self.offer_sr_axis()
+        self.changed()
+
+    def offer_sr_axis(self) -> None:
+        """The sr mode needs a Prompt S/R axis: with none, the first free axis becomes one, its values focused."""
+        rows = list(self.query(AxisRow))
+        if any(r.kind == "sr" for r in rows):
+            return
+        if row := next((r for r in rows if r.kind is None), None):
+            row.query_one(".axis-type", Select).value = "sr"
+            row.show_kind()
+            values = row.query_one(".axis-values", Input)
+            values.value = ""
+            values.focus()
 
     def show_model_status(self, status: str) -> None:
         self.query_one("#model-status", Static).update(Text(visible(status), style="dim"))
@@ -188,12 +399,19 @@ class ComposerScreen(Screen):
             self.action_run_grid()
 
     def add_keyword(self, text: str) -> None:
-        keywords = self.query_one("#keywords", ListView)
-        if any(k.text.casefold() == text.casefold() for k in keywords.query(KeywordItem)):
-            self.notify(f"{quoted(text)} is already a keyword", markup=False)
+        """Add ``text`` as a keyword; ``in the style of Basquiat:1.3`` comes with its weight, as ``-k`` takes it."""
+        try:
+            keyword = Keyword.from_text(text)
+        except SpecError as exc:
+            self.notify(visible(say(exc)), severity="error", markup=False)
             return
-        keywords.append(KeywordItem(text))
-        self.call_after_refresh(self.refresh_preview)
+        keywords = self.query_one("#keywords", ListView)
+        if any(k.text.casefold() == keyword.text.casefold() for k in keywords.query(KeywordItem)):
+            self.notify(f"{quoted(keyword.text)} is already a keyword", markup=False)
+            return
+        keywords.append(KeywordItem(keyword.text, weight=keyword.weight))
+        self.refresh_axis_keywords()
+        self.call_after_refresh(self.changed)
 
     def on_list_view_selected(self, event: ListView.Selected) -> None:
         if event.list_view.id == "library" and isinstance(event.item, KeywordItem):
@@ -218,7 +436,14 @@ class ComposerScreen(Screen):
         if item := self._focused_keyword():
             item.on = not item.on
             item.refresh_label()
-            self.refresh_preview()
+            self.changed()
+
+    def action_weigh_keyword(self, steps: int) -> None:
+        """Raise or lower the focused keyword's weight (A1111 emphasis) by 0.1; not below 0."""
+        if item := self._focused_keyword():
+            item.weight = max(0.0, round(item.weight + steps * WEIGHT_STEP, 2))
+            item.refresh_label()
+            self.changed()
 
     async def action_remove_keyword(self) -> None:
         if item := self._focused_keyword():
@@ -226,7 +451,8 @@ class ComposerScreen(Screen):
             index = keywords.index or 0
             await item.remove()
             keywords.index = min(index, len(keywords) - 1) if len(keywords) else None  # the next one, to go on removing
-            self.refresh_preview()
+            self.refresh_axis_keywords()
+            self.changed()
 
     async def action_move_keyword(self, delta: int) -> None:
         keywords = self.query_one("#keywords", ListView)
@@ -239,11 +465,11 @@ class ComposerScreen(Screen):
         if not 0 <= target < len(items):
             return
         items[index], items[target] = items[target], items[index]
-        state = [(k.text, k.on) for k in items]
+        state = [k.keyword for k in items]
         await keywords.clear()
-        await keywords.extend([KeywordItem(t, on) for t, on in state])
+        await keywords.extend([KeywordItem(k.text, k.on, k.weight) for k in state])
         keywords.index = target
-        self.refresh_preview()
+        self.changed()
 
     def action_save_keyword(self) -> None:
         item = self._focused_keyword()
@@ -270,19 +496,23 @@ class ComposerScreen(Screen):
         from ...runner.options import RunOptions, check_options, parse_size
         from ...runner.speedups import Speedups
 
-        get = lambda i: self.query_one(f"#{i}", Input).value.strip()  # noqa: E731
+        get = self._text
         try:
+            if problem := self.axis_problem():
+                raise SpecError(problem)
             grid = build_grid(spec_from(self.values(mode)))
             options = RunOptions(
                 model=self.query_one("#model", Select).value, steps=self._number("steps", int),
                 guidance=self._number("guidance", float), size=parse_size(get("size")) if get("size") else None,
                 init_image=get("init") or None, strength=self._number("strength", float),
+                sampler=self.query_one("#sampler", Select).value or None,
                 max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
                 co2_g_per_kwh=self.app.settings.co2_g_per_kwh, speedups=Speedups.chosen(self.app.settings))
             check_options(options)
         except (SpecError, RunError, ValueError) as exc:
             self.notify(visible(say(exc)), severity="error", markup=False)
             return
+        self.save(wait=False)
         self.app.start_run(grid, options, self.values(mode))
 
     def _number(self, field: str, kind: type[int] | type[float]) -> int | float | None:

@@ -1,5 +1,6 @@
 """The grid screen: the cells tiled as images with their contact-sheet labels, live progress and previews while the
-run works, then scores, keyword effects, picking, zoom, accept, discard and vary."""
+run works, then scores, keyword effects and a weight sweep's curve, picking, zoom, comparing two cells side by side,
+accept, discard and vary."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid as GridLayout, Vertical, VerticalScroll
+from textual.containers import Grid as GridLayout, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Header, ProgressBar, Static
 
 from journal import Experiment, InvalidInput
@@ -21,6 +23,7 @@ from journal.images import open_frames
 from ...runner import events as ev
 from ...runner.records import CellRecord
 from journal.text import visible
+from ..composition import keyword_weight
 from ..images import image_widget
 from ..messages import RunDone, RunEvent, RunFailed
 from . import footer
@@ -53,6 +56,69 @@ def zoom_caption(cell: CellRecord, made: bool) -> Text:
     keywords = cell.keywords
     text.append("\nkeywords: " + (", ".join(visible(k) for k in keywords) if keywords else "none"))
     return text
+
+
+SETTINGS = ("seed", "model", "sampler", "steps", "guidance", "width", "height", "strength")  # a cell's own, compared
+
+
+def differences(a: CellRecord, b: CellRecord) -> list[str]:
+    """What sets two cells apart: keywords only one has, keyword weights, the negative prompt, settings."""
+    said = []
+    for cell, other in ((a, b), (b, a)):
+        if only := [k for k in cell.keywords if k not in other.keywords]:
+            said.append(f"only #{cell.index}: " + ", ".join(visible(k) for k in only))
+    for k in (k for k in a.keywords if k in b.keywords):
+        if (wa := keyword_weight(a.prompt, k)) != (wb := keyword_weight(b.prompt, k)):
+            said.append(f"weight of {visible(k)}: {wa:g} vs {wb:g}")
+    ja, jb = a.dump(), b.dump()
+    said += [f"{name} {ja.get(name, '—')} vs {jb.get(name, '—')}" for name in SETTINGS if ja.get(name) != jb.get(name)]
+    if a.negative != b.negative:
+        said.append("negative prompts differ")
+    if not said and a.prompt != b.prompt:
+        said.append("the prompts differ (see the labels)")
+    return said or ["nothing: the same prompt and settings"]
+
+
+class CompareScreen(Screen[None]):
+    """Two cells side by side, as large as the terminal allows, with what sets them apart; Esc goes back."""
+
+    BINDINGS = [Binding("escape,q,c", "dismiss", "Close")]
+
+    def __init__(self, cells: list[tuple[CellRecord, object]]):
+        """``cells``: two cells, each with its image (a path or a preview; None where none is made yet)."""
+        super().__init__()
+        self.cells = cells
+
+    def compose(self) -> ComposeResult:
+        a, b = (cell for cell, _ in self.cells)
+        with Vertical(id="compare"):
+            with Horizontal(id="compare-panes"):
+                for cell, source in self.cells:
+                    with Vertical(classes="compare-pane"):
+                        caption = Text(f"#{cell.index} · seed {cell.seed}", style="bold")
+                        if cell.score is not None:
+                            caption.append(f" · score {cell.score:.3f}", style="bold")
+                        caption.append("\n").append_text(label_text(cell.labels))
+                        yield Static(caption, classes="compare-caption")
+                        yield image_widget(self.app.graphics, source, classes="compare-image")
+            yield Static(Text.assemble(("differs: ", "bold"), " · ".join(differences(a, b)), ("   Esc closes", "dim")),
+                         id="compare-differences")
+
+
+def weight_plot(curves: dict) -> Widget:
+    """A weight sweep's dose-response curves: each keyword's measured effect (CLIP similarity to the keyword, gained
+    over its lowest weight) at each weight of the axis."""
+    from textual_plotext import PlotextPlot
+
+    plot = PlotextPlot(id="weight-plot")
+    plt = plot.plt
+    weights = sorted({p.weight for points in curves.values() for p in points})
+    for keyword, points in curves.items():
+        plt.plot([p.weight for p in points], [p.effect for p in points], label=visible(keyword), marker="braille")
+    plt.xticks(weights, [f"{w:g}" for w in weights])
+    plt.title("keyword effect by weight (CLIP similarity gained over the lowest weight)")
+    plt.xlabel("weight")
+    return plot
 
 
 def verdict(identical: bool) -> str:
@@ -190,6 +256,8 @@ class GridScreen(Screen):
         Binding("d", "discard", "Discard"),
         Binding("v", "vary", "New seeds"),
         Binding("i", "use_as_init", "Init", tooltip="Use the cell's image as the init image"),
+        Binding("c", "compare", "Compare", show=False,  # F1 lists it: the footer has no room at 80 columns
+                tooltip="Mark the cell to compare; the second one marked shows both side by side with what differs"),
         Binding("u", "resume", "Resume", show=False,
                 tooltip="Finish an interrupted or cancelled run: its missing cells, as if it had never stopped"),
     ]
@@ -203,6 +271,7 @@ class GridScreen(Screen):
         self.rerun_of = rerun_of
         self.running = run is None
         self.cursor = 0
+        self.compared: list[int] = []  # the cells marked to compare (c), by index
         self._last_preview = 0.0
         if grid is not None:
             self.cells = [CellRecord(**c.to_json()) for c in grid.cells]
@@ -226,7 +295,7 @@ class GridScreen(Screen):
         yield Header()
         yield Static(id="run-status", markup=False)
         yield ProgressBar(id="progress", show_eta=True)
-        with VerticalScroll(id="tiles-scroll"):
+        with VerticalScroll(id="tiles-scroll", can_focus=False):  # the arrows move the cursor; it scrolls to it
             yield self._tile_grid()
         yield Static(id="effects", markup=False)
         yield footer()
@@ -290,7 +359,8 @@ class GridScreen(Screen):
             self.notify(said, severity="information" if message.verified else "warning", timeout=10)
         else:
             self.show_run(message.run)
-            self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, d discards")
+            self.notify(f"{message.run.state}: {len(message.run.done)} images — a accepts, space picks, c on two "
+                        "compares them, d discards")
 
     def on_run_failed(self, message: RunFailed) -> None:
         self.running = False
@@ -315,6 +385,8 @@ class GridScreen(Screen):
         self.query_one("#effects", Static).update(
             ("keyword effects (CLIP, with − without): " + ", ".join(f"{visible(k)} {e.effect:+.3f}" for k, e in effects.items()))
             if effects else "")
+        if r.weight_curves and not self.query("#weight-plot"):
+            self.mount(weight_plot(r.weight_curves), after=self.query_one("#effects"))
 
     def _tile(self, index: int) -> CellTile | None:
         return next((t for t in self.query(CellTile) if t.index == index), None)
@@ -347,6 +419,24 @@ class GridScreen(Screen):
         tile.picked = not tile.picked
         tile.set_class(tile.picked, "picked")
         tile.set_score(self.cell(tile.index).score)
+
+    def action_compare(self) -> None:
+        """Mark the current cell (again: unmark it); once two are marked, show them side by side."""
+        tile = self.current()
+        if tile.index in self.compared:
+            self.compared.remove(tile.index)
+        else:
+            self.compared.append(tile.index)
+        if len(self.compared) < 2:
+            for t in self.tiles:
+                t.set_class(t.index in self.compared, "compared")
+            if self.compared:
+                self.notify(f"#{self.compared[0]} marked: c on another cell compares the two", timeout=4)
+            return
+        pair, self.compared = self.compared, []
+        for t in self.tiles:
+            t.remove_class("compared")
+        self.app.push_screen(CompareScreen([(self.cell(i), self._tile(i).source) for i in pair]))
 
     def action_zoom(self) -> None:
         if self.current().source is not None:

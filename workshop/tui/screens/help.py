@@ -22,14 +22,14 @@ class HelpScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         from ..app import PromptismApp
         from .composer import ComposerScreen
-        from .grid import GridScreen, ZoomScreen
+        from .grid import CompareScreen, GridScreen, ZoomScreen
         from .journal import DetailScreen, JournalScreen
 
         table = Table(box=None, show_header=False, pad_edge=False)
         table.add_column(style="bold")
         table.add_column()
         for name, owner in [("Everywhere", PromptismApp), ("Composer", ComposerScreen), ("Grid", GridScreen),
-                            ("Zoom", ZoomScreen), ("Journal", JournalScreen), ("Experiment", DetailScreen)]:
+                            ("Zoom", ZoomScreen), ("Compare", CompareScreen), ("Journal", JournalScreen), ("Experiment", DetailScreen)]:
             table.add_row(Text(name, style="reverse"), "")
             for binding in owner.BINDINGS:
                 if binding.action.startswith("app."):

@@ -1,8 +1,10 @@
 """The journal: the numbered history with search, runs that were never accepted, and an experiment's detail view
-(images, parameters, compute, lineage; the prompt hidden until revealed) with retitle, publish and unpublish."""
+(images, parameters, compute, lineage; the prompt hidden until revealed) with retitle, publish and unpublish — and,
+from an experiment or a run, its settings loaded into the composer, or one of its images as the init image."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -19,11 +21,15 @@ from journal import Experiment, InvalidInput
 from journal.model import STATUSES
 
 from journal.text import visible
+from ..composition import from_experiment, from_run
 from ..images import image_widget
 from ..messages import JournalListed
 from ..wording import say
 from . import footer
 from .modals import AskText
+
+
+SHOWN_IMAGES = 4  # an experiment's images shown in its detail view
 
 
 def literal(text: str) -> Text:
@@ -50,6 +56,8 @@ class JournalScreen(Screen):
         Binding("escape", "back", "Back"),
         Binding("slash", "search", "Search"),
         Binding("enter", "open", "Open", show=False),
+        Binding("l", "load_settings", "Load settings",
+                tooltip="Fill the composer with the highlighted experiment's (or run's) prompt, keywords, axes and settings"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -171,8 +179,33 @@ class JournalScreen(Screen):
         if table.row_count:
             self.app.push_screen(DetailScreen(int(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)))
 
+    async def action_load_settings(self) -> None:
+        from ...runner.runs import load_run
+
+        runs, experiments = self.query_one("#runs", DataTable), self.query_one("#experiments", DataTable)
+        table = runs if self.focused is runs else experiments
+        if not table.row_count:
+            self.notify("nothing highlighted to load the settings of")
+            return
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        try:
+            composition = from_run(load_run(self.app.journal, key)) if table is runs else \
+                from_experiment(self.app.journal.get(int(key)))
+        except Exception as exc:  # noqa: BLE001 - a run folder gone since it was listed: said, not fatal
+            self.notify(visible(say(exc)), severity="error", markup=False)
+            return
+        await load_settings(self.app, composition)
+
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+async def load_settings(app, composition) -> None:
+    """Fill the composer with ``composition`` (a run's or an experiment's settings) and show it."""
+    composer = app.composer()
+    if composer is not None:
+        await composer.fill(composition)
+        app.action_composer()
 
 
 class DetailScreen(Screen):
@@ -184,7 +217,11 @@ class DetailScreen(Screen):
         Binding("u", "unpublish", "Unpublish"),
         Binding("e", "rerun", "Rerun"),
         Binding("v", "vary", "Vary"),
-        Binding("i", "use_as_init", "Init", tooltip="Use the first image as the init image"),
+        Binding("l", "load_settings", "Load", show=False,  # F1 lists it: the footer has no room at 80 columns
+                tooltip="Fill the composer with this experiment's prompt, keywords, axes and settings"),
+        Binding("i", "use_as_init", "Init", tooltip="Use the highlighted image as the init image (#N:K)"),
+        Binding("left", "image(-1)", "◀ image", show=False),
+        Binding("right", "image(1)", "image ▶", show=False),
     ]
 
     def __init__(self, number: int):
@@ -192,6 +229,7 @@ class DetailScreen(Screen):
         self.number = number
         self.revealed = False
         self.published = False
+        self.image = 0  # the highlighted image (i uses it), 0-based
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Unpublish only what is published."""
@@ -213,9 +251,17 @@ class DetailScreen(Screen):
     def on_mount(self) -> None:
         exp = self.experiment
         images = self.query_one("#detail-images", Horizontal)
-        for record in exp.images[:4]:
+        for record in exp.images[:SHOWN_IMAGES]:
             images.mount(image_widget(self.app.graphics, self.app.journal.image_path(exp, record), classes="detail-image"))
         self.show()
+        self.action_image(0)
+
+    def action_image(self, delta: int) -> None:
+        """Highlight the neighbouring image (of those shown)."""
+        shown = list(self.query_one("#detail-images", Horizontal).children)
+        self.image = max(0, min(len(shown) - 1, self.image + delta))
+        for k, widget in enumerate(shown):
+            widget.set_class(k == self.image, "cursor")
 
     def show(self) -> None:
         exp = self.experiment
@@ -286,28 +332,20 @@ class DetailScreen(Screen):
     def action_rerun(self) -> None:
         self.app.rerun(self.number)
 
-    def action_vary(self) -> None:
-        """Back to the composer with this experiment's prompt, keywords and next seeds."""
-        from .composer import KeywordItem
-
+    async def action_vary(self) -> None:
+        """Back to the composer with this experiment's settings and the next seed."""
         exp = self.experiment
-        composer = self.app.composer()
-        if composer is None:
-            return
-        base = (exp.grid or {}).get("base")
-        composer.query_one("#prompt", Input).value = base if base is not None else exp.prompt
-        composer.query_one("#negative", Input).value = exp.negative_prompt
-        keywords = composer.query_one("#keywords")
-        keywords.clear()
-        keywords.extend([KeywordItem(k) for k in exp.keywords] if base is not None else [])
         seeds = [i.seed for i in exp.images if i.seed is not None]
-        composer.query_one("#seeds", Input).value = str(max(seeds) + 1) if seeds else "0"
-        self.app.action_composer()
+        await load_settings(self.app, replace(from_experiment(exp), seeds=str(max(seeds) + 1) if seeds else "0"))
+
+    async def action_load_settings(self) -> None:
+        await load_settings(self.app, from_experiment(self.experiment))
 
     def action_use_as_init(self) -> None:
+        """The highlighted image becomes the composer's init image: #N:K, image K of this experiment."""
         composer = self.app.composer()
         if composer is not None:
-            composer.query_one("#init", Input).value = f"#{self.number}"
+            composer.query_one("#init", Input).value = f"#{self.number}:{self.image + 1}"
             self.app.action_composer()
 
     def action_back(self) -> None:
