@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import ray
-from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
 
 from ..runner import events as ev
 from ..runner.dispatch import Work, run_batches
@@ -253,7 +253,7 @@ class _Deal:
         except RayTaskError as exc:  # the batch itself failed (bad input, a model that does not load)
             out.put(exc.cause if isinstance(exc.cause, Exception) else RunError(str(exc).splitlines()[0]))
             return False
-        except RayError:  # the actor died, or the cluster went away
+        except RayError as exc:  # the actor died, or the cluster went away
             left = [i for i in cells if i not in made]
             progress.forget(number)
             with turn:
@@ -267,7 +267,7 @@ class _Deal:
                 last = all(s.dead for s in self.slots)
                 turn.notify_all()
             out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
-            if not last or (name := _name(slot.actor)) is None:
+            if not last or isinstance(exc, ActorDiedError) or (name := _name(slot.actor)) is None:
                 return False  # the others take its batches (the next job waits for its restart: ``_fill``)
             slot.name, slot.dead = name, False
             return True
