@@ -77,7 +77,7 @@ class DiffusersBackend:
         if options.sampler is None:
             return {"scheduler": type(self.pipe.scheduler).__name__, **options.speedups.params()}
         chosen = sampler(options.sampler)
-        make_scheduler(chosen, self.pipe.scheduler.config)  # refused now if the model cannot take it
+        self.pipeline(chosen.name)  # refused now if the model cannot take it (and made once, for the run)
         return {"scheduler": chosen.scheduler, "sampler": chosen.name, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
@@ -86,7 +86,7 @@ class DiffusersBackend:
         if family(self.pipe) is None:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
-            make_scheduler(sampler(name), self.pipe.scheduler.config)
+            self.pipeline(name)
 
     def pipeline(self, name: str | None):
         """The warm pipeline with the sampler ``name`` (None: its own scheduler): a shallow copy of it with that
