@@ -14,23 +14,10 @@ from pathlib import Path
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InvalidInput
+from .limits import DEFAULT_MAX_PIXELS, pixel_limit, set_pixel_limit  # noqa: F401 (the limit is images')
 from .text import visible
 
-DEFAULT_MAX_PIXELS = 64 * 1024 * 1024  # 64 MP: far beyond what any pipeline makes; a decompression bomb is refused
-_limit = DEFAULT_MAX_PIXELS
-Image.MAX_IMAGE_PIXELS = _limit
-
-
-def set_pixel_limit(pixels: int) -> None:
-    """The most pixels (width × height) an image may declare to be opened at all (``max_image_pixels`` setting)."""
-    global _limit
-    _limit = int(pixels)
-    Image.MAX_IMAGE_PIXELS = _limit  # Pillow's own check then agrees with ours
-
-
-def pixel_limit() -> int:
-    """The most pixels (width × height) an image may have: to be opened, or to be made by a run."""
-    return _limit
+Image.MAX_IMAGE_PIXELS = pixel_limit()  # (limits.set_pixel_limit keeps it in step from now on)
 
 
 @dataclass(frozen=True)
@@ -67,7 +54,7 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 1× and 2× its limit
             with Image.open(path) as im:
                 width, height = im.size
-                if width * height > _limit:
+                if width * height > pixel_limit():
                     raise Image.DecompressionBombError(f"{width}x{height}")
                 yield im
     except FileNotFoundError:
@@ -75,7 +62,7 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
     except IsADirectoryError:
         raise InvalidInput(f"{shown} is a directory, not {what}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InvalidInput(f"{shown} declares {_size(path)}, over the limit of {_limit / 2**20:g} megapixels (a decompression "
+        raise InvalidInput(f"{shown} declares {_size(path)}, over the limit of {pixel_limit() / 2**20:g} megapixels (a decompression "
                            "bomb?); if it is genuine, raise max_image_pixels in config.toml") from None
     except ValueError as exc:
         if any(bomb in str(exc).lower() for bomb in ("decompressed data too large", "too much memory used in text chunks")):

@@ -42,7 +42,6 @@ from .errors import ExperimentNotFound, InvalidInput, JournalError, NotAJournal
 from .gitrepo import GitRepo
 from .index import Index
 from .storage import CorruptIndex
-from .images import clean_gif, clean_png, open_frames, open_image, sha256_file
 from .keywords import plain, split_keywords
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
@@ -237,6 +236,8 @@ class Journal:
     def accept_many(self, news: Sequence[NewExperiment], *, allow_title_overlap: bool = False) -> list[Experiment]:
         """Record ``news`` as the next numbered experiments in one commit (a tag each): all of them or, after a
         crash, none. Each is checked as ``accept`` checks it before anything is written."""
+        from .images import clean_gif, clean_png, open_frames, open_image  # (Pillow: for the commands that decode)
+
         for new in news:
             check_new(new, allow_title_overlap)
         cleaned = [[img.clean or clean_png(open_image(Path(img.path))) for img in new.images] for new in news]  # all decoded first
@@ -587,6 +588,8 @@ class Journal:
             return recovered + self._diagnose(repair=True)
 
     def _diagnose(self, repair: bool) -> list[Finding]:
+        from .images import sha256_file  # (Pillow comes with it: doctor alone needs it here)
+
         findings: list[Finding] = []
         pending: list[str] = []
         pending_numbers: set[int] = set()
@@ -670,6 +673,7 @@ class Journal:
     def _repair_document(self, folder: str) -> Finding:
         """A committed experiment.json that does not read: the newest version in git history that does comes back (one
         commit); a folder that never held an experiment leaves the journal for orphans/ (one commit)."""
+
         shown = visible(folder, keep_newlines=False)
         rel = f"{folder}/{EXPERIMENT_FILE}"
         for sha in self._git.run("log", "--format=%H", "--", rel).split():

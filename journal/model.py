@@ -11,12 +11,17 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+from pydantic import ValidationError
 
 from .errors import InvalidInput
-from .images import CleanImage
+from .grid_record import GridRecord, ImageSettings, run_settings
 from .slug import check_title
 from .text import quoted
+
+if TYPE_CHECKING:
+    from .images import CleanImage
 
 SCHEMA_VERSION = 1
 SEED_LIMIT = 2**64  # seeds are unsigned 64-bit (A1111: 32-bit, ComfyUI: 64-bit)
@@ -92,7 +97,7 @@ class NewExperiment:
     negative_prompt: str = ""
     keywords: Sequence[str] = ()
     terms: Sequence[str] = ()  # other private words of the prompt: a grid's base prompt, S/R values, dynamic choices
-    grid: dict | None = None
+    grid: GridRecord | None = None
     params: dict = field(default_factory=dict)
     parent: int | None = None
     compute: Compute | None = None
@@ -118,7 +123,7 @@ class Experiment:
     negative_prompt: str = ""
     keywords: tuple[str, ...] = ()
     terms: tuple[str, ...] = ()
-    grid: dict | None = None
+    grid: GridRecord | None = None  # the run it was accepted from (none: imported)
     params: dict = field(default_factory=dict)
     parent: int | None = None
     status: str = "unreleased"
@@ -135,6 +140,7 @@ class Experiment:
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})
+        doc["grid"] = self.grid.to_doc() if self.grid is not None else None
         for image in doc["images"]:  # documents without animations read exactly as before animations existed
             for key in OPTIONAL_IMAGE_FIELDS:
                 if image[key] is None:
@@ -149,6 +155,13 @@ class Experiment:
     def secrets(self) -> list[str]:
         """Every private string a title must not contain."""
         return [self.prompt, self.negative_prompt, *self.keywords, *self.terms, *(i.prompt or "" for i in self.images)]
+
+    def image_settings(self) -> list[ImageSettings]:
+        """What each image was made with, in the images' order: its grid cell's own settings (an axis's) over the
+        experiment's parameters. Public (no prompt, no keyword)."""
+        if self.grid is not None and len(self.grid.picked_cells()) == len(self.images):
+            return self.grid.image_settings(self.params, self.model.id)
+        return [run_settings(self.params, image.seed, self.model.id) for image in self.images]
 
     def public_doc(self) -> dict[str, Any]:
         """The document without the prompt, negative prompt, keywords, grid spec or variant prompts."""
@@ -183,7 +196,7 @@ class Experiment:
                 negative_prompt=_opt(d, "negative_prompt", str, ""),
                 keywords=tuple(_opt(d, "keywords", list, [])),
                 terms=tuple(_opt(d, "terms", list, [])),
-                grid=_opt(d, "grid", dict, None),
+                grid=_grid(_opt(d, "grid", dict, None)),
                 params=_opt(d, "params", dict, {}),
                 parent=_opt(d, "parent", int, None),
                 status=_opt(d, "status", str, "unreleased"),
@@ -232,6 +245,17 @@ class Experiment:
             threads = self.compute.threads
             if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
                 raise InvalidInput(f"#{n}: compute threads must be a whole number of 1 or more")
+
+
+def _grid(value: dict | None) -> GridRecord | None:
+    if value is None:
+        return None
+    try:
+        return GridRecord.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise InvalidInput(f"experiment field 'grid' is malformed at {where or 'its top'}: {first['msg']}") from None
 
 
 def _req(d: dict, key: str, typ: type):

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput
-from .images import clean_png, open_image
 from .model import Experiment
 from .slug import slugify
 from .text import quoted, visible
@@ -52,6 +51,8 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: a web server running as another user could not read it
     except OSError as exc:
         raise InvalidInput(f"cannot write a gallery at {shown} ({exc.strerror or exc}); choose another --out") from None
+    from .images import clean_png, open_image  # (Pillow: for the commands that publish)
+
     try:
         figures = []
         for entry in sorted(entries, key=lambda e: -e.experiment.number):

@@ -24,10 +24,12 @@ from journal import Journal
 from workshop.compose.grid import SEED_MAX, build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner.runs import list_runs, load_run
-from workshop.runner.session import execute
+from workshop.runner.execution import execute
 from tests.helpers import declared_png
 from workshop.service import a1111
-from workshop.service.executor import options_from_json
+from workshop.contract import GivenOptions, Spec
+from workshop.runner.options import resolve
+from workshop.settings import Settings
 from workshop.service.server import create_app
 from workshop.service.service import Service
 
@@ -67,7 +69,7 @@ def sdapi(app):
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 300
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.02)
@@ -106,22 +108,22 @@ def test_seeds_follow_a1111s_rule_and_random_ones_leave_room():
 def test_a_request_maps_to_a_plain_grid_job_with_a1111s_batches(jdir):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, negative_prompt="blurry", seed=5, steps=3, cfg_scale=4.5, width=32,
                                height=48, batch_size=2, n_iter=3, override_settings={"sd_model_checkpoint": "tiny"})
-    mapped = a1111.map_request(req, jdir, "shapes")
+    mapped = a1111.map_request(req, jdir, Settings(model="shapes"))
     assert mapped.seeds == [5, 6, 7, 8, 9, 10]
     assert mapped.job.kind == "grid" and mapped.job.journal == str(jdir)
-    assert mapped.job.spec == {"prompt": PROMPT, "negative": "blurry", "seeds": [5, 6, 7, 8, 9, 10], "max_cells": 6}
-    assert mapped.job.options == {"model": "tiny", "steps": 3, "guidance": 4.5, "max_batch": 2, "size": [32, 48]}
+    assert mapped.job.spec == Spec(prompt=PROMPT, negative="blurry", seeds=[5, 6, 7, 8, 9, 10], max_cells=6)
+    assert mapped.job.options == GivenOptions(model="tiny", steps=3, guidance=4.5, max_batch=2, size=(32, 48))
     assert not jdir.exists()  # txt2img writes nothing before the job runs
-    default = a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT), jdir, "shapes").job.options
-    assert default == {"model": "shapes", "steps": None, "guidance": None, "max_batch": 1}  # the model's defaults
+    default = a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT), jdir, Settings(model="shapes")).job.options
+    assert default == GivenOptions(max_batch=1)  # the settings' model, the model's defaults
 
 
 def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     """The mapping and the response around a real run, as the service will run it."""
     req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=11, steps=2, width=32, height=32, batch_size=2, n_iter=2,
                                sampler_name="Euler a", subseed_strength=0.2, override_settings={"CLIP_stop_at_last_layers": 2})
-    mapped = a1111.map_request(req, jdir, "shapes")
-    run = execute(build_grid(spec_from(mapped.job.spec)), options_from_json(mapped.job.options),
+    mapped = a1111.map_request(req, jdir, Settings(model="shapes"))
+    run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, mapped.job.options, Settings()),
                   Journal.open(jdir, create=True))
     assert run.record.layout == [[0, 1], [2, 3]]  # batch_size images a pipeline call, n_iter calls
     response = a1111.build_response(req, run, mapped.seeds)
@@ -153,7 +155,7 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
 ])
 def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)
-    assert a1111.map_request(req, jdir, "tiny", setting).job.options.get("sampler") == sampler
+    assert a1111.map_request(req, jdir, Settings(model="tiny", sampler=setting)).job.options.sampler == sampler
 
 
 @pytest.mark.parametrize("fields, loc, says", [
@@ -164,7 +166,7 @@ def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, 
 ])
 def test_an_unknown_sampler_is_a_422_naming_the_valid_ones(jdir, fields, loc, says):
     with pytest.raises(a1111.BadValue) as caught:
-        a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT, **fields), jdir, "tiny")
+        a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT, **fields), jdir, Settings(model="tiny"))
     assert caught.value.loc == loc and says in str(caught.value)
     assert not jdir.exists()
 
@@ -175,12 +177,12 @@ def test_an_init_image_is_stored_once_pixels_only_in_the_journals_scratch(jdir):
     image.save(buf, format="PNG", pnginfo=_text_chunk("parameters", PROMPT))
     data = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     req = a1111.Img2ImgRequest(prompt=PROMPT, init_images=[data], denoising_strength=0.5, steps=4)
-    first = a1111.map_request(req, jdir, "shapes")
-    path = Path(first.job.options["init_image"])
+    first = a1111.map_request(req, jdir, Settings(model="shapes"))
+    path = Path(first.job.options.init_image)
     assert path.parent == Journal.open(jdir).scratch / a1111.INPUTS and path.name.endswith(".png")
     assert Image.open(path).info == {} and PROMPT.encode() not in path.read_bytes()
-    assert first.job.options["strength"] == 0.5
-    assert a1111.map_request(req, jdir, "shapes").job.options["init_image"] == str(path)
+    assert first.job.options.strength == 0.5
+    assert a1111.map_request(req, jdir, Settings(model="shapes")).job.options.init_image == str(path)
     assert len(list(path.parent.iterdir())) == 1
 
 
@@ -201,7 +203,7 @@ def _text_chunk(key: str, value: str):
 ])
 def test_what_the_runner_would_refuse_is_a_422_before_anything_is_written(jdir, values, loc, says):
     with pytest.raises(a1111.BadValue) as caught:
-        a1111.map_request(a1111.Txt2ImgRequest(**{"prompt": PROMPT, **values}), jdir, "shapes")
+        a1111.map_request(a1111.Txt2ImgRequest(**{"prompt": PROMPT, **values}), jdir, Settings(model="shapes"))
     body = json.loads(caught.value.response().body)
     assert body["detail"][0]["loc"] == loc and says in body["detail"][0]["msg"]
     assert not jdir.exists()
@@ -217,7 +219,7 @@ def test_a_bad_init_image_is_a_422_naming_the_field(jdir, tmp_path, image, says)
     if image == "bomb":  # declares 40,000 × 40,000 pixels in a few bytes: refused before decoding
         image = base64.b64encode(declared_png(tmp_path / "bomb.png", 40_000, 40_000).read_bytes()).decode()
     with pytest.raises(a1111.BadValue) as caught:
-        a1111.map_request(a1111.Img2ImgRequest(prompt=PROMPT, init_images=[image]), jdir, "shapes")
+        a1111.map_request(a1111.Img2ImgRequest(prompt=PROMPT, init_images=[image]), jdir, Settings(model="shapes"))
     assert caught.value.loc == ["init_images[0]"] and says in str(caught.value)
     assert not jdir.exists()
 
@@ -257,7 +259,7 @@ def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
 
 
 def test_samplers_and_schedulers_are_listed_as_a1111_lists_them(api):
-    from workshop.runner.samplers import SAMPLERS
+    from workshop.samplers import SAMPLERS
 
     assert api.util_get_sampler_names() == sorted(SAMPLERS)
     assert {s["name"]: s["options"] for s in api.get_samplers()}["DPM++ 2M Karras"] == {
@@ -286,7 +288,7 @@ def test_models_options_and_idle_progress(api):
     ({"sampler_name": "Euler b"}, ["body", "sampler_name"]),
 ])
 def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
-    response = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": PROMPT, **values}, timeout=60, auth=sdapi.auth)
+    response = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": PROMPT, **values}, timeout=300, auth=sdapi.auth)
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == loc
     assert not jdir.exists()
@@ -294,8 +296,8 @@ def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
 
 def test_img2img_without_an_image_or_with_a_mask_is_a_422(sdapi):
     url = f"{sdapi.url}/img2img"
-    missing = httpx.post(url, json={"prompt": PROMPT}, timeout=60, auth=sdapi.auth)
-    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=60, auth=sdapi.auth)
+    missing = httpx.post(url, json={"prompt": PROMPT}, timeout=300, auth=sdapi.auth)
+    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=300, auth=sdapi.auth)
     assert [missing.status_code, masked.status_code] == [422, 422]
     assert missing.json()["detail"][0]["loc"] == ["body", "init_images"]
     assert masked.json()["detail"][0]["loc"] == ["body", "mask"]
@@ -316,7 +318,7 @@ def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, jd
     call = threading.Thread(target=lambda: done.update(result=api.txt2img(
         prompt=PROMPT, seed=1, steps=400, width=32, height=32, n_iter=8)))
     call.start()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300
     while (progress := api.get_progress())["progress"] <= 0:
         assert time.monotonic() < deadline and call.is_alive()
         time.sleep(0.02)

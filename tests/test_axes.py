@@ -15,7 +15,7 @@ from workshop.compose.prompt import Keyword, Prompt
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
 from workshop.runner.runs import list_runs
-from workshop.runner.session import RunOptions, execute, resume
+from workshop.runner.execution import RunOptions, execute, resume
 
 PROMPT = "a red circle on a blue background"
 
@@ -157,7 +157,7 @@ def test_a_model_axis_runs_each_model_then_accepts_and_reruns_one_models_cells(t
     code, out, err = run_cli(capsys, "accept", run.id, "--pick", "1,3", "--title", "Shapes alone", "--journal", j)
     assert code == 0 and "by shapes" in out, err
     exp = Journal.open(j).get(1)
-    assert exp.model.id == "shapes" and exp.grid["model_source"] is None
+    assert exp.model.id == "shapes" and exp.grid.model_source is None
     code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
     assert code == 0 and "byte-identical" in out, out + err
     assert list_runs(Journal.open(j))[0].record.model.id == "shapes"
@@ -174,8 +174,10 @@ def test_a_model_axis_run_cancelled_after_its_first_model_resumes_on_the_second(
     events = []
     resume(journal, run, options, on_event=events.append)
     assert run.state == "finished" and len(run.done) == 4
-    assert [e.model for e in events if isinstance(e, ev.Loading)] == ["tiny", "shapes"]
-    whole = execute(build_grid(spec), options, Journal.init(tmp_path / "whole"))
+    fresh = []
+    whole = execute(build_grid(spec), options, Journal.init(tmp_path / "whole"), on_event=fresh.append)
+    loading = [e.model for e in events if isinstance(e, ev.Loading)]
+    assert loading[:2] == ["tiny", "shapes"] and loading == [e.model for e in fresh if isinstance(e, ev.Loading)]
     assert {c.file: run.image(c).read_bytes() for c in run.done} == {c.file: whole.image(c).read_bytes() for c in whole.done}
 
 

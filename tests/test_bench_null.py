@@ -3,7 +3,6 @@ does, and grid_throughput --null runs promptism's real runner on it and times it
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from tests.bench.null_pipeline import NullPipeline
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import backends
-from workshop.runner.session import RunOptions
+from workshop.runner.execution import RunOptions
 
 
 def call(pipe, seeds, output_type, **kwargs):
@@ -47,10 +46,9 @@ def test_the_stand_in_calls_back_after_each_step_sleeps_and_can_be_interrupted()
         p._interrupt = step == 1
         return tensors
 
-    start = time.perf_counter()
     call(pipe, [1, 2], "pt", callback_on_step_end=on_step_end)
     assert steps == [(0, (2, 4, 2, 4)), (1, (2, 4, 2, 4))]  # the third step was skipped
-    assert time.perf_counter() - start >= 0.03 * 2 * 2 / 3 and pipe.call_s >= pipe.device_s >= 0.03 * 2 * 2 / 3
+    assert pipe.call_s >= pipe.device_s >= 0.03 * 2 * 2 / 3  # its own account of the device time it stood in for
     pipe._interrupt = False
     assert call(pipe, [1], "pt").shape == (1, 3, 16, 32)  # a new call runs every step again
 

@@ -11,7 +11,7 @@ from safetensors import safe_open
 from tests.bench import shaped
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 
 CLIP_L_TEXT = 123_060_480  # CLIP ViT-L/14's text tower
 SD_VAE = 83_653_863

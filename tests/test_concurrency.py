@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -10,17 +9,20 @@ from journal import Journal, JournalLocked
 from tests.helpers import assert_consistent, make_png, new_experiment, run_cli, start_worker
 
 READER = """
-import json, sys, time
+import json, sys
 from pathlib import Path
 from journal import Journal
-jdir, seconds = Path(sys.argv[1]), float(sys.argv[2])
-journal, reads, seen, end = Journal.open(jdir), 0, 0, time.monotonic() + seconds
-while time.monotonic() < end:
+jdir, stop = Path(sys.argv[1]), Path(sys.argv[2])
+journal, reads, seen, last = Journal.open(jdir), 0, 0, False
+while not last:                                       # until told to stop (the writer is done), then once more
+    last = stop.exists()
     for exp in journal.list(limit=None):            # every listed experiment is whole: document and images on disk
         assert json.loads((jdir / exp.dir / "experiment.json").read_text())["number"] == exp.number
         assert all((jdir / exp.dir / i.file).stat().st_size > 0 for i in exp.images)
         seen = max(seen, exp.number)
     reads += 1
+    if reads == 1:
+        print("reading", flush=True)
 print(reads, seen)
 """
 
@@ -56,12 +58,15 @@ def test_two_processes_writing_at_once_both_land_gap_free(jdir, tmp_path):
 def test_readers_never_see_a_torn_state(jdir, tmp_path):
     Journal.init(jdir)
     image = make_png(tmp_path / "i.png")
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(jdir), "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen([sys.executable, "-c", READER, str(jdir), str(stop)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "reading"  # it reads from before the writer starts to after it ends
     writer = start_worker(jdir, "loop", "w", image, 30, 10)
-    writer.communicate(timeout=120)
-    out, err = reader.communicate(timeout=60)
+    writer.communicate(timeout=300)
+    stop.touch()
+    out, err = reader.communicate(timeout=300)
     assert reader.returncode == 0, err
     reads, seen = map(int, out.split())
-    assert reads > 10 and seen >= 1  # it really read while the writer worked
+    assert reads >= 2 and seen == 30  # the last read, after the writer, saw every experiment whole
     assert len(assert_consistent(jdir)) == 30

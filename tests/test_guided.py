@@ -13,11 +13,12 @@ from journal import Journal
 from tests.helpers import make_png, run_cli
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
-from workshop.runner.errors import RunError
-from workshop.runner.guided import GuidedSettings, load_guided, parse_spec, prompt_parts
+from workshop.errors import RunError
+from workshop.contract import GuidedSettings
+from workshop.runner.guided import load_guided, parse_spec, prompt_parts
 from workshop.runner.models import resolve
 from workshop.runner.runs import accept_run, list_runs
-from workshop.runner.session import RunOptions, execute, rerun
+from workshop.runner.execution import RunOptions, execute, rerun
 
 CPU = torch.device("cpu")
 

@@ -187,7 +187,7 @@ def test_killed_at_random_moments_a_rerun_completes(tmp_path):
         Journal.init(jdir)
         command = [sys.executable, "-c", IMPORT, "import", str(root), "-t", "Rain", "--journal", str(jdir)]
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        poll_until(lambda: commits(jdir) > 1, timeout=60, what="the first batch's commit")
+        poll_until(lambda: commits(jdir) > 1, timeout=300, what="the first batch's commit")
         time.sleep(rng.uniform(0.0, 0.3))
         proc.kill()
         proc.communicate()

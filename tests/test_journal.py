@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from journal import Compute, ExperimentNotFound, InvalidInput, Journal, ModelInfo, NotAJournal
+from journal.grid_record import GridRecord
 from journal.journal import DB_FILE
 
 from tests.helpers import REPO, git, imported_after, new_experiment
@@ -153,7 +154,7 @@ def test_values_the_index_cannot_hold_are_refused_before_anything_is_written(jou
     with pytest.raises(InvalidInput, match="surrogate"):
         journal.accept(new_experiment(tmp_path, "bad text", prompt="lone \udc80 surrogate"))
     with pytest.raises(InvalidInput, match="cannot store"):
-        journal.accept(new_experiment(tmp_path, "nan grid", grid={"x": float("nan")}))
+        journal.accept(new_experiment(tmp_path, "nan grid", grid=GridRecord.model_validate({"x": float("nan")})))
     assert not (journal.path / ".promptism" / "intent.json").exists() and not (journal.path / "experiments").exists()
     assert journal.accept(new_experiment(tmp_path, "fine")).number == 1
 

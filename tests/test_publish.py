@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from journal import InvalidInput, Journal, JournalError, ModelInfo, NewExperiment, NewImage, PrivacyError
+from journal.grid_record import GridRecord
 from tests.helpers import git, make_png, run_cli
 from tests.test_import import INFOTEXT, png_chunks
 
@@ -35,7 +36,7 @@ def journal(jdir, tmp_path):
                            seed=k, prompt=secret["variant"]) for k in range(2)]
         journal.accept(NewExperiment(title=TITLES[n], model=ModelInfo(f"model-{n}", pipeline="StableDiffusionPipeline"), images=images,
                                      prompt=secret["prompt"], negative_prompt=secret["negative_prompt"], keywords=secret["keywords"],
-                                     grid={"mode": "leave-one-out", "keywords": secret["keywords"]}))
+                                     grid=GridRecord.model_validate({"mode": "leave-one-out", "keywords": secret["keywords"]})))
     return journal
 
 

@@ -17,7 +17,7 @@ from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
 from workshop.runner.runs import MANIFEST, list_runs
-from workshop.runner.session import RunOptions, execute, resume
+from workshop.runner.execution import RunOptions, execute, resume
 
 EXE = str(Path(sys.executable).parent / "promptism")
 GRID = ["grid", "-p", "two small red stars on a blue background", "-k", "glowing", "-k", "pixel art", "--mode",

@@ -42,7 +42,7 @@ def interrupt_after_first_batch():
                 proc.send_signal(signal.SIGINT)
                 break
         events += [json.loads(line) for line in proc.stdout]
-        return proc.wait(timeout=120), events, proc.stderr.read()
+        return proc.wait(timeout=300), events, proc.stderr.read()
 
     yield run
     for proc in procs:

@@ -21,11 +21,11 @@ from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
 from workshop.runner.engine import Engine, Job, plan_batches
-from workshop.runner.errors import RunError
+from workshop.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
 from workshop.runner.pixels import uint8_pixels
 from workshop.runner.runs import accept_run, list_runs
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 
 PROMPT = "a lighthouse at dusk"
 
@@ -166,7 +166,7 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
     exp = Journal.open(j).get(1)
     assert [i.seed for i in exp.images] == [1, 2] and exp.images[1].prompt == "a red circle on a blue background, glowing"
     assert exp.keywords == ("glowing", "pixel art") and exp.model.id == "tiny" and exp.model.pipeline == "StableDiffusionPipeline"
-    assert exp.grid["picked"] == [0, 5] and exp.params["steps"] == 4 and exp.compute.seconds > 0
+    assert exp.grid.picked == [0, 5] and exp.params["steps"] == 4 and exp.compute.seconds > 0
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
     assert code == 0 and "byte-identical" in out, out + err
     rerun = list_runs(Journal.open(j))[0]
@@ -232,7 +232,7 @@ def test_scores_effects_and_contact_sheet(tmp_path):
     bare = Image.open(run.folder / "sheet-unlabelled.png")
     assert bare.size == (3 * 128, 2 * 128) and sheet.width > bare.width and sheet.height > bare.height  # 64 px ×2
     exp = accept_run(journal, run, "scored")
-    assert [i.score for i in exp.images] == [c["score"] for c in cells] and exp.grid["effects"] == effects
+    assert [i.score for i in exp.images] == [c["score"] for c in cells] and exp.grid.to_doc()["effects"] == effects
 
 
 def test_a_sheet_of_small_images_enlarges_them_sharply_and_fits_its_header():
@@ -295,7 +295,7 @@ def test_an_interrupted_run_is_settled_like_a_cancelled_one(tmp_path, capsys):
     assert run.state == "interrupted" and (run.folder / "sheet.png").exists() and (run.folder / "sheet-unlabelled.png").exists()
     assert all(c.score is not None for c in run.done) and run.record.effects["glowing"].pairs >= 1
     exp = accept_run(Journal.open(j), run, "saved")
-    assert all(i.score is not None for i in exp.images) and exp.grid["effects"] == {k: e.dump() for k, e in run.record.effects.items()}
+    assert all(i.score is not None for i in exp.images) and exp.grid.effects == run.record.effects
     assert exp.compute is not None and exp.compute.threads == run.record.compute.threads
 
 
@@ -411,7 +411,7 @@ def test_init_image_of_an_experiment_whose_image_is_gone_is_one_line(tmp_path, c
 def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypatch):
     """The init image is opened by journal.images.open_image (which bounds pixels), at check time and at run time."""
     import journal.images as images
-    from workshop.runner import engine, session
+    from workshop.runner import engine, execution
 
     opened = []
     real = images.open_image
@@ -420,7 +420,7 @@ def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypa
         opened.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(session, "open_image", spy)
+    monkeypatch.setattr(execution, "open_image", spy)
     monkeypatch.setattr(engine, "open_image", spy)
     init = make_png(tmp_path / "init.png", size=(64, 64))
     journal = Journal.init(tmp_path / "j")
@@ -429,7 +429,7 @@ def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypa
 
 
 def test_runner_never_imports_textual():
-    modules = ("workshop.runner.session", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
+    modules = ("workshop.runner.execution", "workshop.runner.engine", "workshop.runner.scoring", "workshop.runner.sheet")
     assert imported_after(*modules, watch=("textual",)) == []
 
 

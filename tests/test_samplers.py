@@ -10,11 +10,12 @@ import pytest
 
 from journal import Journal
 from tests.helpers import run_cli
-from workshop.runner.errors import RunError
+from workshop.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
 from workshop.runner.options import run_sampler
 from workshop.runner.runs import list_runs
-from workshop.runner.samplers import SAMPLERS, make_scheduler, sampler
+from workshop.runner.samplers import make_scheduler
+from workshop.samplers import SAMPLERS, sampler
 from workshop.settings import load_settings
 
 PROMPT = "a red circle on a blue background"

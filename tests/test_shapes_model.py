@@ -16,7 +16,7 @@ from workshop.compose.spec import spec_from
 from workshop.runner.models import WEIGHTS, load_pipeline, resolve
 from workshop.runner.runs import list_runs
 from workshop.runner.scoring import load_scorer
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 from workshop.shapes.dataset import COLOURS, colour_mask
 
 

@@ -14,20 +14,24 @@ import pytest
 import torch
 import torch._dynamo
 from diffusers.utils.torch_utils import is_compiled_module
+from pydantic import ValidationError
 
 from journal import Journal
 from tests.helpers import run_cli
+from workshop.contract import GivenOptions, Spec
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.paths import cache_dir
 from workshop.runner import events as ev
 from workshop.runner import speedups
-from workshop.runner.errors import RunError
+from workshop.errors import RunError
 from workshop.runner.models import PIPELINES, Warm, load_pipeline, loaded_models, resolve
 from workshop.runner.runs import accept_run, list_runs
-from workshop.runner.session import RunOptions, execute, rerun, resume
+from workshop.runner.options import resolve as resolve_options
+from workshop.runner.execution import RunOptions, execute, rerun, resume
 from workshop.runner.speedups import Speedups
-from workshop.service.executor import options_from_json, options_to_json
+from workshop.service.api import JobRequest
+from workshop.settings import Settings
 
 CPU = torch.device("cpu")
 EXE = str(Path(sys.executable).parent / "promptism")
@@ -191,13 +195,13 @@ def test_a_speedup_that_cannot_work_is_one_line_and_writes_nothing(args, fragmen
     assert not j.exists()
 
 
-def test_speedups_travel_to_the_service_and_a_bad_one_is_one_line():
-    options = RunOptions(model="tiny", speedups=Speedups(compile=True, tf32=True))
-    data = options_to_json(options)
-    assert data["speedups"] == {"compile": True, "channels_last": False, "tf32": True}
-    assert options_from_json(data) == options
-    with pytest.raises(RunError, match="unknown speed-up 'flash'; the speed-ups are compile, channels_last, tf32"):
-        options_from_json({**data, "speedups": {"flash": True}})
-    with pytest.raises(RunError, match="speed-up tf32 must be true or false, not 'yes'"):
-        options_from_json({**data, "speedups": {"tf32": "yes"}})
-
+def test_speedups_travel_to_the_service_and_a_bad_one_is_refused():
+    given = GivenOptions(model="tiny", compile=True, tf32=True)
+    request = JobRequest(kind="grid", journal="/j", spec=Spec(prompt="a"), options=given)
+    assert JobRequest.model_validate_json(request.model_dump_json()) == request
+    resolved = resolve_options(request.spec, request.options, Settings(channels_last=True))
+    assert resolved.speedups == Speedups(compile=True, channels_last=True, tf32=True)  # flags over the settings
+    with pytest.raises(ValidationError, match="flash"):
+        JobRequest.model_validate({**request.model_dump(mode="json"), "options": {"flash": True}})
+    with pytest.raises(ValidationError, match="tf32"):
+        JobRequest.model_validate({**request.model_dump(mode="json"), "options": {"tf32": "yes"}})

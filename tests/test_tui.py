@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from textual.widgets._footer import FooterKey
 from journal import Journal
 from tests.helpers import new_experiment
 from tests.helpers import service_pid
+from workshop.contract import GivenOptions, KeywordTable, Spec
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
 from workshop.tui.screens.grid import GridScreen, ZoomScreen
@@ -27,7 +27,8 @@ EXE = str(Path(sys.executable).parent / "promptism")
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
 
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
+async def wait_for(pilot, condition, timeout: float = 300.0) -> None:
+    """Poll for ``condition`` (an event, never a measure of speed): the deadline only ends a test that would hang."""
     end = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > end:
@@ -102,33 +103,36 @@ async def test_full_loop_compose_ablate_accept_browse_reveal(tmp_path):
 
 
 async def test_ui_stays_responsive_while_a_grid_runs(tmp_path):
+    """Generation never blocks the UI thread: a timer keeps ticking while the grid's steps come in, and F1 is handled
+    while the grid is still running. Counted in events, not timed (tests/bench/tui_responsiveness.py measures the
+    tick rate and F1's latency)."""
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
-    ticks = []
+    seen: list[int] = []  # at each tick of a UI timer during the run: the steps done so far
+
+    def tick() -> None:
+        screen = app.screen
+        if isinstance(screen, GridScreen) and screen.running:
+            seen.append(screen.query_one("#progress").progress)
+
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
         await start_slow_grid(pilot, app)
-        app.set_interval(0.05, lambda: ticks.append(time.monotonic()))
+        app.set_interval(0.05, tick)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         grid = app.screen
-        await wait_for(pilot, lambda: grid.query_one("#progress").progress > 0)
-        assert grid.running
-        start = len(ticks)
-        await asyncio.sleep(1.0)
-        assert len(ticks) - start >= 12  # the 50 ms timer kept ticking through a second of generation
-        # A key straight from the "terminal" (Pilot.press would also wait for the progress bar's animations to end)
-        latencies = []
+        # the timer ticked between steps, again and again: the UI thread ran while the generation went on
+        await wait_for(pilot, lambda: len({p for p in seen if p > 0}) >= 4 or not grid.running)
+        assert grid.running and len({p for p in seen if p > 0}) >= 4, seen
+        # F1 straight from the "terminal" (Pilot.press would also wait for the progress bar's animations to end),
+        # three times: each time the help screen is up while the grid still runs
         for _ in range(3):
-            pressed = time.monotonic()
             app._driver.send_message(events.Key("f1", None))
-            while type(app.screen).__name__ != "HelpScreen" and time.monotonic() - pressed < 5:
-                await asyncio.sleep(0.005)
-            latencies.append(time.monotonic() - pressed)
+            await wait_for(pilot, lambda: type(app.screen).__name__ == "HelpScreen" or not grid.running)
+            assert type(app.screen).__name__ == "HelpScreen" and grid.running, "F1 waited for the run to end"
             app._driver.send_message(events.Key("escape", None))
-            await asyncio.sleep(0.3)
-        await asyncio.sleep(0.2)
-        assert grid.running, "the grid finished too soon to measure"
-        assert sorted(latencies)[1] < 0.25 and max(latencies) < 1.0, latencies
+            await wait_for(pilot, lambda: app.screen is grid)
+        assert grid.running
         await pilot.press("escape")  # cancel; finished batches stay
         await wait_for(pilot, lambda: not grid.running)
         assert grid.run.state == "cancelled"
@@ -156,10 +160,10 @@ async def test_hostile_titles_are_shown_literally(tmp_path):
 
 def _fixed(monkeypatch):
     import journal.journal as jj
-    import workshop.runner.session as session
+    import workshop.runner.execution as execution
 
     monkeypatch.setattr(jj, "_now", lambda: "2026-11-25T12:00:00Z")
-    monkeypatch.setattr(session, "new_run_id", lambda: "20261125-120000-test")
+    monkeypatch.setattr(execution, "new_run_id", lambda: "20261125-120000-test")
 
 
 @pytest.fixture
@@ -232,7 +236,7 @@ async def main():
         print(sorted(m for m in ("torch", "diffusers", "transformers", "open_clip") if m in sys.modules))
 asyncio.run(main())
 """
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
 
@@ -489,7 +493,7 @@ def grid_experiment(journal_dir, title: str = "Two cells") -> Journal:
     from workshop.compose.grid import build_grid
     from workshop.compose.spec import spec_from
     from workshop.runner.runs import accept_run
-    from workshop.runner.session import RunOptions, execute
+    from workshop.runner.execution import RunOptions, execute
 
     journal = Journal.init(journal_dir)
     grid = build_grid(spec_from({"prompt": "a red circle", "keywords": ["glowing"], "mode": "leave-one-out", "seeds": "1"}))
@@ -673,9 +677,9 @@ async def test_the_composer_restores_a_jobs_composition(tmp_path):
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
         composer = app.screen
-        await composer.restore({"prompt": "a red circle", "negative": "blurry", "mode": "add-one", "seeds": [3, 4, 7],
-                                "keywords": ["glowing", {"text": "pixel art", "on": False}], "axes": {"x": "steps=2,4"}},
-                               {"model": "shapes", "steps": 6, "guidance": 2.5, "size": [48, 40], "init_image": None})
+        await composer.restore(Spec(prompt="a red circle", negative="blurry", mode="add-one", seeds=[3, 4, 7],
+                                    keywords=["glowing", KeywordTable(text="pixel art", on=False)], axes={"x": "steps=2,4"}),
+                               GivenOptions(model="shapes", steps=6, guidance=2.5, size=(48, 40)))
         await pilot.pause()
         assert composer.values() == {"prompt": "a red circle", "negative": "blurry", "mode": "add-one", "seeds": "3,4,7",
                                      "keywords": [{"text": "glowing", "on": True}, {"text": "pixel art", "on": False}],
@@ -684,7 +688,7 @@ async def test_the_composer_restores_a_jobs_composition(tmp_path):
         assert (field("steps"), field("guidance"), field("size"), field("init")) == ("6", "2.5", "48x40", "")
         assert composer.query_one("#model").value == "shapes"
         assert (composer.query_one("#x-type").value, field("x-values")) == ("steps", "2,4")  # the axis editor shows it
-        await composer.restore({"prompt": "p", "axes": {"y": "nosuchkind=1,2"}, "per_cell_seeds": True}, {})
+        await composer.restore(Spec(prompt="p", axes={"y": "nosuchkind=1,2"}, per_cell_seeds=True), GivenOptions())
         await pilot.pause()
         said = [n.message for n in app._notifications]
         assert any("nosuchkind" in m for m in said) and any("per_cell_seeds" in m for m in said)  # not silently dropped
@@ -704,12 +708,12 @@ async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_
     service.append(service_pid())
     app = create_app(jdir, "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen), timeout=120)
+        await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
         grid = app.screen
         assert app.composer().values() == {"prompt": "a slow grid", "negative": "", "mode": "leave-one-out",
                                            "seeds": "1-3", "keywords": [{"text": "glowing", "on": True}]}
         assert app.composer().query_one("#steps", Input).value == "12"
-        await wait_for(pilot, lambda: grid.run is not None and not grid.running, timeout=180)
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running)
         assert grid.run.state == "finished" and len(grid.run.done) == 6
         assert grid.run.id == connect(autostart=False).job(job.id).run
 
@@ -723,13 +727,13 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     async with app.run_test(size=(100, 32)) as pilot:
         grid = await run_slow_grid_on_the_service(pilot, app, service, seeds="1-4")
         status = grid.query_one("#run-status", Static)
-        await wait_for(pilot, lambda: "batch 2" in str(status.render()), timeout=120)
+        await wait_for(pilot, lambda: "batch 2" in str(status.render()))
         await pilot.press("escape")
-        await wait_for(pilot, lambda: grid.run is not None and not grid.running, timeout=120)
+        await wait_for(pilot, lambda: grid.run is not None and not grid.running)
         assert grid.run.state == "cancelled" and 0 < len(grid.run.done) < 4
         await pilot.press("u")
-        await wait_for(pilot, lambda: grid.running, timeout=30)
-        await wait_for(pilot, lambda: not grid.running, timeout=180)
+        await wait_for(pilot, lambda: grid.running)
+        await wait_for(pilot, lambda: not grid.running)
         assert grid.run.state == "finished" and len(grid.run.done) == 4
         resumed = [grid.run.image(c).read_bytes() for c in grid.run.done]
     made = subprocess.run([EXE, "generate", "a slow grid", "--seeds", "1-4", "--steps", "40", "--model", "tiny",
@@ -745,14 +749,12 @@ async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
         status = (await run_slow_grid_on_the_service(pilot, app, service, seeds="1-6")).query_one("#run-status", Static)
-        await wait_for(pilot, lambda: "step" in str(status.render()), timeout=120)
+        await wait_for(pilot, lambda: "step" in str(status.render()))
         job = app.job
-        quit_at = time.monotonic()
         await pilot.press("ctrl+q")  # no question: nothing is lost
-    assert time.monotonic() - quit_at < 5  # it does not wait for the job
     assert app.left_running is not None and app.left_running.id == job.id
     client = connect(autostart=False)
-    assert client.job(job.id).state == "running"
+    assert client.job(job.id).state == "running"  # the workshop ended without waiting for the job
     client.cancel(job.id)
 
 
@@ -860,7 +862,7 @@ async def test_the_composition_is_kept_per_journal_privately_and_comes_back_on_s
 async def test_l_loads_an_experiments_and_a_runs_settings_into_the_composer(tmp_path):
     from workshop.compose.grid import build_grid
     from workshop.compose.spec import spec_from
-    from workshop.runner.session import RunOptions, execute
+    from workshop.runner.execution import RunOptions, execute
 
     journal = grid_experiment(tmp_path / "journal")  # "a red circle" + glowing, leave-one-out, seed 1
     spec = {"prompt": "a blue square", "keywords": [{"text": "striped", "weight": 1.3}, "dotted"], "mode": "add-one",

@@ -14,11 +14,11 @@ from workshop.compose.spec import spec_from
 from workshop.runner.backends import DiffusersBackend
 from workshop.runner.emphasis_encoder import family
 from workshop.runner.engine import Engine, Job
-from workshop.runner.errors import RunError
+from workshop.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
 from workshop.runner.pixels import uint8_pixels
 from workshop.runner.runs import list_runs
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 
 CPU = torch.device("cpu")
 BASE = "portrait of a gnome"

@@ -16,9 +16,9 @@ from journal import Journal
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
-from workshop.runner.errors import RunError
+from workshop.errors import RunError
 from workshop.runner.runs import MANIFEST, list_runs
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 from workshop.runner.sheet import MAX_TILE, MISSING, Sheet, contact_sheet, sheet_tile, tile_size
 
 PROMPT = "a red circle on a blue background"

@@ -40,16 +40,18 @@ from pathlib import Path
 
 import platformdirs
 
-from journal.images import DEFAULT_MAX_PIXELS
+from journal.limits import DEFAULT_MAX_PIXELS
 from journal.text import quoted
 
 from .paths import APP
-from .runner.errors import RunError
-from .runner.samplers import OWN, SAMPLERS, sampler
+from .errors import PromptismError, RunError
+from .samplers import OWN, SAMPLERS, sampler
 
 
-class SettingsError(ValueError):
+class SettingsError(PromptismError, ValueError):
     """``config.toml`` cannot be read or holds a bad setting; the message names the file and the fix."""
+
+    code = "bad_settings"
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -49,7 +49,7 @@ from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner.devices import device_name, pick_device
 from workshop.runner.models import load_pipeline, resolve
-from workshop.runner.session import RunOptions, execute
+from workshop.runner.execution import RunOptions, execute
 
 SPEC = {"prompt": "a red circle on a blue background", "keywords": ["glowing", "pixel art", "striped", "outlined"],
         "mode": "leave-one-out", "seeds": [1, 2, 3, 4]}
@@ -98,7 +98,7 @@ def compiled(options: RunOptions) -> RunOptions:
     except ImportError:
         raise SystemExit("--compile needs workshop.runner.speedups (issue 15's speed-ups), which this checkout does not "
                          "have yet: leave out --compile") from None
-    return replace(options, speedups=Speedups(compile=True))
+    return options.model_copy(update={"speedups": Speedups(compile=True)})
 
 
 def through_service(tmp: Path, journal: Journal, options: RunOptions, repeat: int) -> float:
@@ -107,11 +107,13 @@ def through_service(tmp: Path, journal: Journal, options: RunOptions, repeat: in
     from workshop.service.api import JobRequest
     from workshop.service.client import connect
     from workshop.service.daemon import running_pid
-    from workshop.service.executor import options_to_json
+    from workshop.contract import GivenOptions
 
     os.environ.update(PROMPTISM_RUNTIME=str(tmp / "rt"), PROMPTISM_STATE=str(tmp / "state"))
     client = connect(autostart=True)
-    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=dict(SPEC), options=options_to_json(options))
+    given = GivenOptions(model=options.model, steps=options.steps, size=options.size, max_batch=options.max_batch,
+                         clip=options.clip)
+    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=dict(SPEC), options=given)
     try:
         def job():
             for item in client.follow(client.submit(request).id, request.journal):

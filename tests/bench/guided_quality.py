@@ -27,7 +27,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from workshop.runner.devices import device_name, pick_device  # noqa: E402
-from workshop.runner.guided import GuidedSettings, load_guided, parse_spec  # noqa: E402
+from workshop.contract import GuidedSettings  # noqa: E402
+from workshop.runner.guided import load_guided, parse_spec  # noqa: E402
 from workshop.runner.scoring import load_scorer  # noqa: E402
 from workshop.shapes.dataset import COLOURS, colour_mask  # noqa: E402
 
@@ -62,8 +63,8 @@ def main() -> int:
     p.add_argument("--model", default="vqgan-clip:shapes+shapes-clip")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--lr", type=float, default=GuidedSettings.lr)
-    p.add_argument("--cutouts", type=int, default=GuidedSettings.cutouts)
+    p.add_argument("--lr", type=float, default=GuidedSettings().lr)
+    p.add_argument("--cutouts", type=int, default=GuidedSettings().cutouts)
     p.add_argument("--save", type=Path, help="also save the end images here, enlarged ×4")
     p.add_argument("--json", action="store_true")
     a = p.parse_args()

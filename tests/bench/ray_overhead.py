@@ -27,7 +27,8 @@ from pathlib import Path
 import ray
 
 from workshop.service.api import JobRequest
-from workshop.service.executor import LocalExecutor, options_from_json, options_to_json
+from workshop.contract import GivenOptions, Spec
+from workshop.service.executor import LocalExecutor
 from workshop.service.ray_executor import RayExecutor
 
 PROMPT = "a red circle on a blue background"
@@ -84,13 +85,12 @@ def main() -> int:
         model = Path(tmp) / "null-pipeline"
         model.mkdir()
         (model / "model_index.json").write_text(json.dumps({"_class_name": "NullPipeline"}), encoding="utf-8")
-        options = {"model": str(model), "steps": args.steps, "size": [args.size, args.size], "max_batch": args.batch,
-                   "clip": "none"}
-        options = options_to_json(options_from_json(options))  # (checked as a client's would be)
+        options = GivenOptions(model=str(model), steps=args.steps, size=(args.size, args.size), max_batch=args.batch,
+                               clip="none")
         seeds = list(range(1, args.batches * args.batch + 1))
 
         def request(name: str) -> JobRequest:
-            return JobRequest(kind="grid", journal=str(Path(tmp) / name), spec={"prompt": PROMPT, "seeds": seeds},
+            return JobRequest(kind="grid", journal=str(Path(tmp) / name), spec=Spec(prompt=PROMPT, seeds=seeds),
                               options=options, create=True)
 
         local = LocalExecutor()

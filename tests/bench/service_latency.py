@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from workshop.contract import GivenOptions, Spec
 from workshop.runner.options import parse_size
 
 PROMPTISM = [sys.executable, "-m", "workshop.cli"]
@@ -52,7 +53,7 @@ def timed(argv: list[str], env: dict, phases: dict[str, list[float]] | None = No
     return wall, first_step
 
 
-def submitted_to_first_step(env: dict, options: dict) -> float:
+def submitted_to_first_step(env: dict, options) -> float:
     """Seconds from submitting the generate's job (with run ``options``) over the socket to its first step event (a
     warm service)."""
     os.environ.update({k: env[k] for k in ("PROMPTISM_RUNTIME", "PROMPTISM_STATE", "PROMPTISM_JOURNAL")})
@@ -61,7 +62,7 @@ def submitted_to_first_step(env: dict, options: dict) -> float:
     from workshop.service.client import connect
 
     client = connect(autostart=False)
-    request = JobRequest(kind="grid", journal=env["PROMPTISM_JOURNAL"], spec={"prompt": PROMPT, "seeds": [1]},
+    request = JobRequest(kind="grid", journal=env["PROMPTISM_JOURNAL"], spec=Spec(prompt=PROMPT, seeds=[1]),
                          options=options)
     start = time.perf_counter()
     job = client.submit(request)
@@ -88,7 +89,7 @@ def main() -> int:
     command = [*PROMPTISM, "generate", PROMPT, "--seed", "1", "--json", "--model", args.model]
     command += ["--steps", str(args.steps)] if args.steps else []
     command += ["--size", args.size] if args.size else []
-    options = {"model": args.model, "steps": args.steps, "size": list(parse_size(args.size)) if args.size else None}
+    options = GivenOptions(model=args.model, steps=args.steps, size=parse_size(args.size) if args.size else None)
     with tempfile.TemporaryDirectory(prefix="pl-") as tmp:
         root = Path(tmp)
         env = {**os.environ, "PROMPTISM_JOURNAL": str(root / "journal"), "PROMPTISM_RUNTIME": str(root / "rt"),

@@ -1,4 +1,7 @@
-"""The ``promptism`` command line: every command, and the rule that bad input is one line on stderr, never a traceback."""
+"""The ``promptism`` command line: every command, and the rule that bad input is one line on stderr, never a traceback.
+
+A command's module is imported when that command runs (``LazyGroup``), so ``promptism --version`` or a command sent
+to a warm service imports neither the runner nor the journal's git and image libraries unless it uses them."""
 
 from __future__ import annotations
 
@@ -7,28 +10,48 @@ import os
 import sys
 from pathlib import Path
 
+from importlib import import_module
+
 import click
 
 from journal import JournalError
-from journal.images import set_pixel_limit
+from journal.limits import set_pixel_limit
 from journal.text import one_line
 
 from ..compose import SpecError
-from ..runner.errors import RunError
+from ..errors import RunError
 from ..paths import UnsafePath
 from ..service.errors import ServiceError
 from ..settings import SettingsError, load_settings
-from .grid_command import grid_cmd
-from .import_command import import_cmd
-from .journal_commands import JOURNAL_COMMANDS, JOURNAL_HELP, JOURNAL_PATH
-from .run_commands import RUN_COMMANDS
-from .service_commands import serve_cmd
-from .tui_command import tui_cmd
+from .journal_option import JOURNAL_HELP, JOURNAL_PATH
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+#: Every command: its module (in this package) and the click command in it.
+COMMANDS = {
+    **{name: ("journal_commands", f"{name}_cmd") for name in ("init", "log", "show", "retitle", "publish", "unpublish",
+                                                             "doctor")},
+    **{name: ("run_commands", f"{name}_cmd") for name in ("generate", "runs", "accept", "discard", "rerun", "resume",
+                                                         "models", "samplers")},
+    "import": ("import_command", "import_cmd"), "grid": ("grid_command", "grid_cmd"),
+    "serve": ("service_commands", "serve_cmd"), "tui": ("tui_command", "tui_cmd"),
+}
 
-@click.group(context_settings=CONTEXT, invoke_without_command=True)
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported when one is run (or the help lists them all)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[name]
+        return getattr(import_module(f".{module}", __name__), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT, invoke_without_command=True)
 @click.version_option(package_name="promptism", prog_name="promptism")
 @click.option("--journal", "journal_dir", type=JOURNAL_PATH, default=None, help=JOURNAL_HELP)
 @click.pass_context
@@ -46,11 +69,7 @@ def cli(ctx: click.Context, journal_dir: Path | None) -> None:
             click.echo(ctx.get_help())
             click.echo("\n(no terminal here, so the workshop did not open: run `promptism tui` in a terminal)")
             return
-        ctx.invoke(tui_cmd)
-
-
-for command in [*JOURNAL_COMMANDS, import_cmd, grid_cmd, *RUN_COMMANDS, serve_cmd, tui_cmd]:
-    cli.add_command(command)
+        ctx.invoke(cli.get_command(ctx, "tui"))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from ..compose.grid import DEFAULT_MAX_CELLS, MODES, Grid, build_grid
-from ..compose.spec import read_spec_file, spec_from
+from ..compose.spec import read_spec_file, spec_from, spec_values
 from ..compose.tokens import CONTEXT
 from .output import console, dump_json, literal, print_table
-from .run_commands import execute_grid, options_for, run_options
+from .run_commands import checked_options, execute_grid, run_options
 
 
 @click.command("grid")
@@ -52,11 +52,12 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
         values["axes"] = {**values.get("axes", {}), **axes}
     if not values.get("prompt") and not values.get("keywords"):
         raise click.UsageError("give a spec file or --prompt TEXT")
-    grid = build_grid(spec_from(values))
+    spec = spec_values(values)
+    grid = build_grid(spec_from(spec))
     if not dry_run:
-        execute_grid(grid, values, opts, journal_dir)
+        execute_grid(grid, spec, opts, journal_dir)
         return
-    options_for(grid, opts)  # refuse now what the real run would refuse
+    checked_options(grid, spec, opts)  # refuse now what the real run would refuse
     if opts["as_json"]:
         click.echo(dump_json([c.to_json() for c in grid.cells]))
     else:

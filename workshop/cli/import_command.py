@@ -14,7 +14,7 @@ from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, 
                                import_folder)
 from journal.text import visible
 
-from .journal_commands import journal_option
+from .journal_option import journal_option
 from .output import console, literal, say, stderr_console
 
 

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
 from journal import Experiment, Journal
+from journal.grid_record import per_image_names, varying
 from journal.model import STATUSES
 
-from .. import paths
+from .journal_option import journal_option, json_option
 from .output import console, dump_json, literal, print_table, say
 
 NUMBER = click.IntRange(min=1)
 DATE = click.DateTime(formats=["%Y-%m-%d"])
-
-
-JOURNAL_HELP = "Journal directory. Default: $PROMPTISM_JOURNAL, else your user data directory."
-JOURNAL_PATH = click.Path(file_okay=False, path_type=Path)
-
-
-def journal_option(fn):
-    """``--journal DIR`` for every command, after it or before it (``promptism --journal DIR log``); the default is
-    $PROMPTISM_JOURNAL, else the user data directory."""
-
-    @click.option("--journal", "journal_dir", type=JOURNAL_PATH, default=None, help=JOURNAL_HELP)
-    @functools.wraps(fn)
-    def wrapper(*args, journal_dir: Path | None, **kwargs):
-        given_first = (click.get_current_context().find_root().obj or {}).get("journal")
-        return fn(*args, journal_dir=journal_dir or given_first or paths.journal_dir(), **kwargs)
-
-    return wrapper
-
-
-def json_option(fn):
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(fn)
 
 
 def _dump(data) -> None:
@@ -91,6 +70,8 @@ def show_cmd(number: int, reveal_prompt: bool, show_image: bool, as_json: bool, 
     if as_json:
         doc = exp.to_doc() if reveal_prompt else exp.public_doc()
         doc["path"] = str(journal.folder(exp))
+        for image, settings in zip(doc["images"], exp.image_settings()):  # each image's own (an axis grid's)
+            image["settings"] = settings.model_dump(exclude_none=True)
         _dump(doc)
         return
     rows = _describe(exp, journal, reveal_prompt)
@@ -110,8 +91,11 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
     rows = [("Model", exp.credit + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision, m.hash) if x)),
             ("Status", exp.status + (f" ({exp.published[:10]})" if exp.published else "")),
             ("Created", exp.created.replace("T", " ").replace("Z", " UTC"))]
-    if exp.params:
-        rows.append(("Parameters", " ".join(f"{k}={v}" for k, v in exp.params.items())))
+    settings = exp.image_settings()
+    apart = varying(settings)
+    if shared := [f"{k}={v}" for k, v in exp.params.items() if k not in apart]:
+        per_image = f"  (per image: {', '.join(per_image_names(apart))})" if apart else ""
+        rows.append(("Parameters", " ".join(shared) + per_image))
     if exp.parent:
         rows.append(("Parent", f"#{exp.parent}"))
     if exp.compute:
@@ -119,8 +103,9 @@ def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str
         rows.append(("Compute", " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
                                                        c.energy_wh is not None and f"{c.energy_wh:.3f} Wh",
                                                        c.co2_g is not None and f"≈ {c.co2_g:.2f} g CO2") if x)))
-    for place, image in enumerate(exp.images, 1):  # numbered as --init-image '#N:K' picks them
-        extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  score {image.score:.3f}" if image.score is not None else "")
+    for place, (image, own) in enumerate(zip(exp.images, settings), 1):  # numbered as --init-image '#N:K' picks them
+        extras = (f"  seed {image.seed}" if image.seed is not None else "") + (f"  {own.line(apart)}" if apart else "") \
+            + (f"  score {image.score:.3f}" if image.score is not None else "")
         rows.append((f"Image {place}", f"{journal.image_path(exp, image)}  {image.width}×{image.height}{extras}"))
         if reveal and image.prompt:  # a grid's images each have their own prompt
             rows.append(("  prompt", image.prompt))
@@ -193,5 +178,3 @@ def doctor_cmd(check: bool, journal_dir: Path) -> None:
     else:
         raise click.ClickException(f"{len(broken)} problem(s) remain in {journal.path}")
 
-
-JOURNAL_COMMANDS = [init_cmd, log_cmd, show_cmd, retitle_cmd, publish_cmd, unpublish_cmd, doctor_cmd]

@@ -18,9 +18,9 @@ from journal.text import quoted
 
 from ..compose.grid import DEFAULT_MAX_CELLS, build_grid
 from ..compose.prompt import clean
-from ..compose.spec import spec_from
+from ..compose.spec import WANTED, spec_from, spec_values
 from ..settings import load_settings
-from .journal_commands import journal_option
+from .journal_option import journal_option
 from .output import console, dump_json, literal, print_table, say
 
 
@@ -87,58 +87,84 @@ def run_options(fn):
     return journal_option(fn)
 
 
-def options_for(grid, opts: dict):
-    """The run's options — each from its flag, else the spec file's [params], else the settings — checked without
-    loading anything, so a dry run refuses what the real run would."""
-    from ..runner.options import RunOptions, check_grid, check_options, parse_size, run_sampler
-    from ..runner.speedups import Speedups
+def checked_options(grid, spec, opts: dict):
+    """The run options the command line gives (``given_options``), resolved over the spec's [params] and the
+    settings as the run will resolve them, and checked without loading anything — so a dry run refuses what the
+    real run would. Returns what was given: that is what the job carries."""
+    from ..runner.options import check_grid, resolve
 
-    settings = load_settings()
-    params = grid.spec.params
-    size = _first(opts["size"], params.size)
-    model = _first(opts["model"], grid.spec.model, settings.model)
-    options = RunOptions(
-        model=model, steps=_first(opts["steps"], params.steps),
-        guidance=_first(opts["guidance"], params.guidance), size=parse_size(size) if size is not None else None,
-        init_image=_first(opts["init_image"], params.init_image), strength=_first(opts["strength"], params.strength),
-        max_batch=_first(opts["max_batch"], params.max_batch, settings.max_batch),
-        clip=_first(opts["clip"], params.clip, settings.clip), allow_pickle=opts["allow_pickle"],
-        allow_download=opts["allow_download"], co2_g_per_kwh=settings.co2_g_per_kwh, guided=_guided_settings(opts),
-        animate_every=_first(opts["animate"], 0),
-        speedups=Speedups.chosen(settings, compile=opts["compile"], channels_last=opts["channels_last"], tf32=opts["tf32"]),
-        sampler=run_sampler(_first(opts["sampler"], params.sampler), settings.sampler, model),
-    )
-    check_options(options)
-    check_grid(grid, options)
-    return options
+    given = given_options(opts)
+    check_grid(grid, resolve(spec, given, load_settings()))
+    return given
 
 
-def _first(*values):
-    """The first value that was given (not None)."""
-    return next((v for v in values if v is not None), None)
+def given_options(opts: dict):
+    """The run flags that were given (None where not), their paths made absolute (the service runs elsewhere)."""
+    from pydantic import ValidationError
+
+    from ..contract import GivenOptions
+    from ..runner.options import parse_size
+
+    values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
+                  size=parse_size(opts["size"]) if opts["size"] is not None else None,
+                  init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
+                  max_batch=opts["max_batch"], clip=opts["clip"], guided=_guided_settings(opts),
+                  animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
+                  tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])
+    try:
+        return absolute(GivenOptions(**values))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        flag = {"guided": "--lr/--cutouts/--tv", "animate_every": "--animate"}.get(error["loc"][0],
+                                                                                   f"--{error['loc'][0].replace('_', '-')}")
+        if error["type"] == "blank":
+            raise click.BadParameter("it is empty: give a value or leave the flag out", param_hint=flag) from None
+        wanted = WANTED.get(error["type"], "of another kind")
+        raise click.BadParameter(f"it must be {wanted}, not {quoted(error.get('input'))}", param_hint=flag) from None
 
 
-def execute_grid(grid, values: dict, opts: dict, journal_dir: Path) -> None:
-    """Run ``grid`` (composed from the spec ``values``) with the command's options — through the service, or here
-    with --local — show progress, and report (or accept) the result. Everything is checked, and the model loaded,
+def absolute(given):
+    """``given`` with its paths made absolute (the service runs elsewhere): an init image file, a model folder, a
+    CLIP checkpoint."""
+    init, model, clip = given.init_image, given.model, given.clip
+    if init and not init.startswith("#"):
+        init = str(Path(init).expanduser().absolute())
+    if model and Path(model).expanduser().is_dir():
+        model = str(Path(model).expanduser().absolute())
+    arch, sep, checkpoint = (clip or "").partition(":")
+    if sep and Path(checkpoint).expanduser().is_file():
+        clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
+    return given.model_copy(update={"init_image": init, "model": model, "clip": clip})
+
+
+def absolute_spec(spec):
+    """``spec`` with its model folder (relative to where the command runs) made absolute, as flags' are."""
+    if spec.model and Path(spec.model).expanduser().is_dir():
+        return spec.model_copy(update={"model": str(Path(spec.model).expanduser().absolute())})
+    return spec
+
+
+def execute_grid(grid, spec, opts: dict, journal_dir: Path) -> None:
+    """Run ``grid`` (composed from ``spec``) with the command's options — through the service, or here with
+    --local — show progress, and report (or accept) the result. Everything is checked, and the model loaded,
     before anything is written: bad input leaves no journal, run or --out folder."""
     from ..service.api import JobRequest
-    from ..service.executor import existing_journal, options_to_json
-    from . import dispatch
+    from ..service.executor import existing_journal
+    from . import job_progress
 
     if opts["accept"] and not opts["title"]:
         raise click.UsageError("--accept needs --title TITLE")
     if opts["title"] and not opts["accept"]:
         raise click.UsageError("--title goes with --accept (or use `promptism accept RUN --title …` later)")
-    options = options_for(grid, opts)
+    given = checked_options(grid, spec, opts)
     if opts["accept"]:  # a title the accept would refuse is refused before the run, not after it
         check_new_title(opts["title"])
         if not opts["allow_title_overlap"]:
             check_title_keeps_secrets(opts["title"], grid.secrets)
     existing_journal(journal_dir)  # a folder that is no journal is refused before any service starts
-    request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=values, create=True,
-                         options=options_to_json(_absolute(options)))
-    outcome, cancelled = dispatch.run(request, as_json=opts["as_json"], local=opts["local"], verbose=opts["verbose"],
+    request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=absolute_spec(spec), create=True,
+                         options=given)
+    outcome, cancelled = job_progress.run(request, as_json=opts["as_json"], local=opts["local"], verbose=opts["verbose"],
                                       before_write=lambda: _make_out(opts["out"]))
     if outcome.run is None:  # cancelled while it waited in the queue
         click.echo("cancelled before it started: no images", err=True)
@@ -163,22 +189,6 @@ def _make_out(out: Path | None) -> None:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise click.BadParameter(f"cannot create {out} ({exc.strerror or exc})", param_hint="--out") from None
-
-
-def _absolute(options):
-    """The options with their paths made absolute (the service runs elsewhere): an init image file, a model folder,
-    a CLIP checkpoint."""
-    from dataclasses import replace
-
-    init, model, clip = options.init_image, options.model, options.clip
-    if init and not init.startswith("#"):
-        init = str(Path(init).expanduser().absolute())
-    if model.strip() and Path(model).expanduser().is_dir():
-        model = str(Path(model).expanduser().absolute())
-    arch, sep, checkpoint = (clip or "").partition(":")
-    if sep and Path(checkpoint).expanduser().is_file():
-        clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
-    return replace(options, init_image=init, model=model, clip=clip)
 
 
 def _conclude(run, *, as_json: bool, reveal: bool, cancelled: bool, accepting: bool = False) -> None:
@@ -219,9 +229,9 @@ def generate_cmd(prompt: str, negative: str, seed, seeds, max_cells, journal_dir
         raise click.UsageError("give --seed or --seeds, not both")
     if not clean(prompt):
         raise click.UsageError('the prompt is empty: say what to draw, e.g. promptism generate "a red circle"')
-    values = {"prompt": prompt, "negative": negative, "seeds": seeds if seeds is not None else [0 if seed is None else seed],
-              "max_cells": max_cells}
-    execute_grid(build_grid(spec_from(values)), values, opts, journal_dir)
+    spec = spec_values({"prompt": prompt, "negative": negative, "max_cells": max_cells,
+                        "seeds": seeds if seeds is not None else [0 if seed is None else seed]})
+    execute_grid(build_grid(spec_from(spec)), spec, opts, journal_dir)
 
 
 @click.command("runs")
@@ -242,7 +252,7 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, follow: boo
         _follow(journal, load_run(journal, run_id).id, as_json)
     runs = [load_run(journal, run_id)] if run_id else list_runs(journal)
     if run_id and runs[0].state == "interrupted":  # its process died: score it and draw its sheet, as for a cancel
-        from ..runner.session import settle
+        from ..runner.execution import settle
 
         settle(runs[0])
     if as_json:
@@ -263,7 +273,7 @@ def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
     """Watch the service's job that is making ``run_id`` until it ends (then the run is shown as usual)."""
     from ..service.client import connect
     from ..service.errors import ServiceUnavailable
-    from . import dispatch
+    from . import job_progress
 
     try:
         client = connect(autostart=False)
@@ -276,8 +286,8 @@ def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
         state = load_run(journal, run_id).state
         hint = f"; `promptism resume {run_id}` finishes it" if state in ("interrupted", "cancelled") else ""
         raise click.ClickException(f"run {run_id} is not running in a service (it is {state}){hint}")
-    with dispatch.Progress(as_json) as progress:
-        dispatch.follow(client, job, cancel_on_interrupt=False, progress=progress)
+    with job_progress.Progress(as_json) as progress:
+        job_progress.follow(client, job, cancel_on_interrupt=False, progress=progress)
 
 
 def _run_json(run, reveal_prompt: bool) -> dict:
@@ -365,7 +375,7 @@ def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None,
     from ..runner.imported import is_imported
     from ..runner.runs import load_run
     from ..service.api import JobRequest
-    from . import dispatch
+    from . import job_progress
 
     journal = Journal.open(journal_dir)
     exp = journal.get(number)  # an unknown number is refused before any service starts
@@ -376,7 +386,7 @@ def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None,
         raise click.UsageError(f"--model and --sampler are for imported experiments; #{number} reruns with what it was "
                                "made with")
     request = JobRequest(kind="rerun", journal=str(journal.path.absolute()), number=number)
-    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
+    outcome, cancelled = job_progress.run(request, as_json=as_json, local=local, verbose=verbose)
     if cancelled:
         where = f"in run {outcome.run}" if outcome.run else "in its run (`promptism runs` lists it)"
         click.echo(f"cancelled: rerun of #{number} was cancelled; its finished images are {where}", err=True)
@@ -394,16 +404,14 @@ def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: 
     """Make imported experiment ``exp``'s images again as a new run (see ``runner.imported``)."""
     from ..runner.imported import remake
     from ..service.api import JobRequest
-    from ..service.executor import options_to_json
-    from . import dispatch
+    from . import job_progress
 
     if verify:
         raise click.UsageError(f"#{exp.number} was imported (made by another tool): its images cannot be compared byte "
                                "for byte, so there is nothing to --verify")
     job = remake(exp, load_settings(), model=model, sampler_name=sampler)
-    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=job.spec,
-                         options=options_to_json(_absolute(job.options)))
-    outcome, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
+    request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=job.spec, options=absolute(job.options))
+    outcome, cancelled = job_progress.run(request, as_json=as_json, local=local, verbose=verbose)
     if outcome.run is None or cancelled:
         kept = f"; its finished images are in run {outcome.run}" if outcome.run else " before it made an image"
         click.echo(f"cancelled: making #{exp.number} again was cancelled{kept}", err=True)
@@ -425,12 +433,12 @@ def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, ver
     recorded batches, on its device and thread count — byte-identical to a run that was never interrupted."""
     from ..runner.runs import load_run
     from ..service.api import JobRequest
-    from . import dispatch
+    from . import job_progress
 
     journal = Journal.open(journal_dir)
     run = load_run(journal, run_id)  # an unknown run is refused before any service starts
     request = JobRequest(kind="resume", journal=str(journal.path.absolute()), run=run.id)
-    _, cancelled = dispatch.run(request, as_json=as_json, local=local, verbose=verbose)
+    _, cancelled = job_progress.run(request, as_json=as_json, local=local, verbose=verbose)
     _conclude(load_run(journal, run.id), as_json=as_json, reveal=reveal_prompt, cancelled=cancelled)
 
 
@@ -456,7 +464,7 @@ def models_cmd(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def samplers_cmd(as_json: bool) -> None:
     """List the samplers --sampler takes: AUTOMATIC1111's names, each with the diffusers scheduler it runs."""
-    from ..runner.samplers import SAMPLERS
+    from ..samplers import SAMPLERS
 
     if as_json:
         click.echo(dump_json([{"name": s.name, "scheduler": s.scheduler, "settings": s.settings, "ancestral": s.ancestral}
@@ -478,7 +486,7 @@ def _guided_settings(opts: dict):
         given["quantize"] = False
     if not given:
         return None
-    from ..runner.guided import GuidedSettings
+    from ..contract import GuidedSettings
 
     return GuidedSettings(**given)
 
@@ -527,6 +535,4 @@ def _copy_out(run, out: Path) -> None:
     for cell in run.done:
         shutil.copyfile(run.image(cell), out / f"{run.id}-{cell.file}")
 
-
-RUN_COMMANDS = [generate_cmd, runs_cmd, accept_cmd, discard_cmd, rerun_cmd, resume_cmd, models_cmd, samplers_cmd]
 

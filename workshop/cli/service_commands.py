@@ -12,7 +12,7 @@ import click
 
 from .. import paths
 from ..settings import load_settings, ray_address
-from .journal_commands import JOURNAL_PATH
+from .journal_option import JOURNAL_PATH
 from .output import dump_json, print_table, say
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..tui import GRAPHICS
-from .journal_commands import journal_option
+from .journal_option import journal_option
 
 
 

@@ -4,8 +4,18 @@ Pure Python: nothing here imports torch, diffusers or textual; token budgets use
 `tokenizers` library.
 """
 
+from importlib import import_module
+
 from .errors import SpecError
-from .grid import Cell, Grid, GridSpec, Label, build_grid
-from .prompt import Keyword, Prompt
+
+#: Imported when first asked for: the command line needs SpecError long before (or without) a grid.
+_LAZY = {"Cell": "grid", "Grid": "grid", "GridSpec": "grid", "Label": "grid", "build_grid": "grid", "Keyword": "prompt",
+         "Prompt": "prompt"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["Cell", "Grid", "GridSpec", "Keyword", "Label", "Prompt", "SpecError", "build_grid"]

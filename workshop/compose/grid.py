@@ -30,7 +30,6 @@ from journal.text import quoted
 from .dynamic import dynamic_syntax, expand, varying_part
 from .emphasis import weighted
 from .errors import SpecError
-from .params import RunParams
 from .prompt import Prompt, clean
 from .ranges import parse_values
 from .tokens import Budget, Encoder, budget, clip_bpe
@@ -134,8 +133,6 @@ class GridSpec:
     axes: dict[str, AxisSpec] = field(default_factory=dict)
     wildcards: Path | None = None
     max_cells: int = DEFAULT_MAX_CELLS
-    model: str | None = None
-    params: RunParams = RunParams()
 
 
 @dataclass(frozen=True)
@@ -368,8 +365,8 @@ def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
                             "prompt: add it with --keyword, or name one that is")
         index = enabled.index(axis.keyword.casefold())
         keyword = spec.prompt.enabled[index]
-        return Axis(name, "weights", tuple(_Entry(labels=(Label(f"{keyword}: {v:g}"),), weight=(index, v))
-                                           for v in axis.values))
+        return Axis(name, "weights", tuple(_Entry(labels=(Label(f"{keyword}: {v:g}"),), weight=(index, v),
+                                                  params=(("weight", v),)) for v in axis.values))
     prefix = _LABEL_PREFIX[axis.kind]
     if axis.kind == "seed":
         return Axis(name, "seeds", tuple(_Entry(labels=(Label(f"{prefix}: {v}", private=False),), seed=v) for v in axis.values))

@@ -1,4 +1,5 @@
-"""Grid spec files (TOML) and command-line flags, turned into a GridSpec.
+"""Grid specs — spec files (TOML), command-line flags, a job's spec — read as a ``contract.Spec`` and turned into
+a GridSpec.
 
     prompt = "a red circle on a blue background"
     negative = "blurry"
@@ -15,28 +16,34 @@
     [axes]
     y = "guidance=3,7.5"
 
-Flags given on the command line win over the file.
+Flags given on the command line win over the file. A value of the wrong type or an unknown key is refused in one
+line naming it (``spec_values``): the same words for a spec file, flags and a job sent to the service.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from journal.text import quoted
 
+from ..contract import KeywordTable, RunParams, Spec
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
-from .params import parse_params
 from .prompt import Keyword, Prompt
 from .ranges import parse_values
 
-KEYS = {"prompt", "negative", "keywords", "keywords_first", "mode", "seeds", "per_cell_seeds", "max_cells",
-        "wildcards", "model", "params", "axes"}
+KEYS = tuple(Spec.model_fields)
+PARAMS = tuple(RunParams.model_fields)
 
 
 def read_spec_file(path: Path) -> dict[str, Any]:
+    """A spec file's table, its relative paths made relative to the file (flags are merged over it, then
+    ``spec_values`` checks it)."""
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -45,8 +52,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(raw) - KEYS)
-    if unknown:
+    if unknown := sorted(set(raw) - set(KEYS)):
         raise SpecError(f"{path}: unknown key {quoted(unknown[0])}; the keys are {', '.join(sorted(KEYS))}")
     here = Path(path).parent  # relative paths in the file are relative to the file
     if isinstance(raw.get("wildcards"), str):
@@ -57,67 +63,98 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     return raw
 
 
-def spec_from(values: dict[str, Any]) -> GridSpec:
-    """A GridSpec from spec-file keys (flags already merged over them)."""
-    keywords = tuple(_keyword(k) for k in _typed(values, "keywords", list, []))
-    prompt = Prompt(base=_typed(values, "prompt", str, ""), keywords=keywords, negative=_typed(values, "negative", str, ""),
-                    keywords_first=_typed(values, "keywords_first", bool, False))
-    axes_raw = _typed(values, "axes", dict, {})
-    for name in axes_raw:
+def spec_values(values: Mapping[str, Any]) -> Spec:
+    """``values`` (a spec file's keys, flags merged over them) as a Spec; SpecError naming the first bad key."""
+    try:
+        return Spec.model_validate(dict(values))
+    except ValidationError as exc:
+        raise SpecError(spec_problem(exc, values)) from None
+
+
+def spec_problem(exc: ValidationError, values: Mapping[str, Any]) -> str:
+    """The first problem pydantic found in a spec, in one line that names the key, as a person writes the file."""
+    error = exc.errors()[0]
+    loc = _path(error["loc"])
+    head = loc[0] if loc else ""
+    if error["type"] == "extra_forbidden":
+        if head == "params":
+            return f"[params]: unknown key {quoted(error['loc'][-1])}; the keys are {', '.join(PARAMS)}"
+        return f"unknown key {quoted(error['loc'][-1])}; the keys are {', '.join(sorted(KEYS))}"
+    if head == "seeds":
+        return "seeds must be a whole number, a list of them, or a range such as \"1-9\""
+    if head == "keywords" and len(loc) > 1:
+        item = values["keywords"][loc[1]]
+        weight_wrong = next((e for e in exc.errors() if "weight" in _path(e["loc"])), None)
+        if isinstance(item, dict) and isinstance(item.get("text"), str) and weight_wrong:
+            wanted = "a finite number" if weight_wrong["type"] == "finite_number" else "a number"
+            return f"the keyword {quoted(item['text'])}: its weight must be {wanted}, such as 1.3, not {quoted(item['weight'])}"
+        return f"a keyword must be text or {{ text = \"…\", on = true, weight = 1.3 }}, not {quoted(item)}"
+    if head == "axes" and len(loc) > 1:
+        head = f"axis {loc[1]}"
+    elif head == "params" and len(loc) > 1:
+        head = f"[params] {loc[1]}"
+    if error["type"] == "blank":
+        return f"{head} is empty: give a value or leave it out"
+    what = WANTED.get(error["type"], "of another type")
+    if head == "params":
+        what += " ([params] with steps = 12 …)"
+    return f"{head} must be {what}, not {quoted(error.get('input'))}"
+
+
+def _path(loc: tuple) -> list:
+    """A pydantic error's location without the names of union members: ``('keywords', 0, 'KeywordTable', 'weight')``
+    → ``['keywords', 0, 'weight']``."""
+    path: list = []
+    for part in loc:
+        if not path or isinstance(part, int) or path == ["axes"] or part in (*PARAMS, *KeywordTable.model_fields):
+            path.append(part)
+    return path
+
+
+#: A pydantic error's type → what the value must be, as a person says it.
+WANTED = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
+          "list_type": "a list", "dict_type": "a table", "model_type": "a table", "finite_number": "a finite number",
+          "model_attributes_type": "a table"}
+
+
+def spec_from(spec: Spec | Mapping[str, Any]) -> GridSpec:
+    """A GridSpec from a Spec (or from the values of one, checked by ``spec_values``)."""
+    if not isinstance(spec, Spec):
+        spec = spec_values(spec)
+    keywords = tuple(_keyword(k) for k in spec.keywords)
+    prompt = Prompt(base=spec.prompt, keywords=keywords, negative=spec.negative, keywords_first=spec.keywords_first)
+    for name in spec.axes:
         if name not in AXIS_NAMES:
             raise SpecError(f"unknown axis {quoted(name)}: use x, y or z")
-    axes = {name: AxisSpec.parse(_typed(axes_raw, name, str, ""), name) for name in AXIS_NAMES if name in axes_raw}
-    seeds = values.get("seeds", [0])
+    axes = {name: AxisSpec.parse(spec.axes[name], name) for name in AXIS_NAMES if name in spec.axes}
+    seeds = spec.seeds
     if isinstance(seeds, str):
         seeds = parse_values(seeds, integer=True, what="seed")
-    elif isinstance(seeds, int) and not isinstance(seeds, bool):
+    elif isinstance(seeds, int):
         seeds = [seeds]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    if not seeds:
         raise SpecError("seeds must be a whole number, a list of them, or a range such as \"1-9\"")
     if len(set(seeds)) != len(seeds):
         raise SpecError("a seed is given twice: keep one")
-    max_cells = _typed(values, "max_cells", int, DEFAULT_MAX_CELLS)
-    wildcards = _typed(values, "wildcards", str, None)
-    model = _typed(values, "model", str, None)
-    if model is not None and not model.strip():
+    if spec.model is not None and not spec.model.strip():
         raise SpecError("model is empty: name one (shapes, tiny, a diffusers folder …) or leave it out")
     default_mode = "sr" if any(a.kind == "sr" for a in axes.values()) else "plain"
     return GridSpec(
         prompt=prompt,
-        mode=_typed(values, "mode", str, default_mode),
+        mode=spec.mode or default_mode,
         seeds=tuple(seeds),
-        per_cell_seeds=_typed(values, "per_cell_seeds", bool, False),
+        per_cell_seeds=spec.per_cell_seeds,
         axes=axes,
-        wildcards=Path(wildcards) if wildcards else None,
-        max_cells=max_cells,
-        model=model,
-        params=parse_params(values.get("params")),
+        wildcards=Path(spec.wildcards) if spec.wildcards else None,
+        max_cells=DEFAULT_MAX_CELLS if spec.max_cells is None else spec.max_cells,
     )
 
 
-def _keyword(item) -> Keyword:
+def _keyword(item: str | KeywordTable) -> Keyword:
     """A keyword from text (``"glowing:1.3"`` carries a weight: ``Keyword.from_text``) or a table; a table's
     ``weight`` is given alone, so its text is taken as it is."""
     if isinstance(item, str):
         return Keyword.from_text(item)
-    if isinstance(item, dict) and isinstance(item.get("text"), str) and set(item) <= {"text", "on", "weight"}:
-        on = bool(item.get("on", True))
-        if "weight" not in item:
-            return Keyword.from_text(item["text"], on)
-        weight = item["weight"]
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-            raise SpecError(f"the keyword {quoted(item['text'])}: its weight must be a number, such as 1.3, not {quoted(weight)}")
-        return Keyword(item["text"], on, float(weight))
-    raise SpecError(f"a keyword must be text or {{ text = \"…\", on = true, weight = 1.3 }}, not {quoted(item)}")
-
-
-def _typed(values: dict, key: str, typ: type, default):
-    value = values.get(key, default)
-    if value is None:
-        return default
-    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-        raise SpecError(f"{key} must be {_NAMES[typ]}, not {quoted(value)}")
-    return value
-
-
-_NAMES = {str: "text", bool: "true or false", int: "a whole number", list: "a list", dict: "a table"}
+    if item.weight is None:
+        return Keyword.from_text(item.text, item.on)
+    return Keyword(item.text, item.on, item.weight)

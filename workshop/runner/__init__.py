@@ -2,9 +2,6 @@
 cancellation, out-of-memory recovery, run folders that survive crashes, CLIP scoring and contact sheets.
 
 Never imports textual. Heavy libraries (torch, diffusers, open_clip) load with the submodules that need them, so
-importing ``workshop.runner`` itself stays cheap.
+importing ``workshop.runner`` itself stays cheap. Its errors are ``workshop.errors.RunError``.
 """
 
-from .errors import RunError
-
-__all__ = ["RunError"]

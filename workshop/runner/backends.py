@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Protocol
 
 from journal import ModelInfo
 
 from ..compose.emphasis import has_emphasis
 from ..compose.grid import Grid
+from ..contract import GuidedSettings
 from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
-from .errors import RunError
-from .guided import GuidedPipeline, GuidedSettings, load_guided, parse_spec, prompt_parts, resolve_guided
+from ..errors import RunError
+from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
 from .guided_engine import GuidedEngine
 from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
 from .records import ParamsRecord
-from .samplers import make_scheduler, sampler
+from ..samplers import sampler
+from .samplers import make_scheduler
 from .speedups import Speedups, check_device
 
 
@@ -127,7 +128,7 @@ class GuidedBackend:
         the private grid record only) and the optimiser's settings."""
         credit = parse_spec(self.pipe.spec.credit)
         return {"backend": GUIDED, "decoder": credit.decoder, "decoder_class": type(self.pipe.decoder.model).__name__,
-                "clips": list(credit.clips), **asdict(options.guided or GuidedSettings()),
+                "clips": list(credit.clips), **(options.guided or GuidedSettings()).model_dump(),
                 "animate_every": options.animate_every, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
@@ -147,7 +148,7 @@ class GuidedBackend:
 
     def make_engine(self, params: ParamsRecord, *, on_event, cancel, preview_every: int = 0, models=None) -> Engine:
         values = params.dump()
-        settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.__dataclass_fields__ if k in values})
+        settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.model_fields if k in values})
         return GuidedEngine(self.pipe, settings, animate_every=values.get("animate_every", 0), on_event=on_event,
                             cancel=cancel, preview_every=preview_every)
 

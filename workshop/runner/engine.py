@@ -26,7 +26,7 @@ from ..compose.emphasis import has_emphasis, plain
 from . import events as ev
 from .emphasis_encoder import WeightedEncoder
 from .emphasis_encoder import encode as weights_encode
-from .errors import RunError
+from ..errors import RunError
 from .pixels import host_pixels
 
 # SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.

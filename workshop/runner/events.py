@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING
 
-from PIL import Image
+if TYPE_CHECKING:
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,8 @@ def _png64(image: Image.Image) -> str:
 
 
 def _from_png64(text: str) -> Image.Image:
+    from PIL import Image  # (a client that shows no previews never imports Pillow)
+
     image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
     image.load()
     return image

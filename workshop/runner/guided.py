@@ -22,7 +22,6 @@ Deterministic on the CPU for a seed: its noise and its cutouts come from its own
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +33,8 @@ from PIL import Image
 
 from journal.text import quoted
 
-from .errors import RunError
+from ..contract import GuidedSettings
+from ..errors import RunError
 from .models import GUIDED, GUIDED_STEPS, ModelSource
 
 PREFIX = GUIDED
@@ -60,24 +60,6 @@ class GuidedSpec:
             arch, sep, rest = part.rpartition(":")
             return f"{arch}{sep}{Path(rest).name}" if rest.startswith(("/", "~")) else part  # a path, not a repo id
         return f"{PREFIX}:{short(self.decoder)}+{'+'.join(map(short, self.clips))}"
-
-
-@dataclass(frozen=True)
-class GuidedSettings:
-    lr: float = 0.4  # tuned on the shapes VAE with tests/bench/guided_quality.py
-    cutouts: int = 24
-    tv: float = 0.1  # total-variation weight: smooths the image
-    latent: float = 0.0  # latent-size weight: keeps codes near the decoder's range
-    quantize: bool = True  # VQModel only: quantise every step (straight-through) rather than optimise continuous codes
-
-    def check(self) -> None:
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            raise RunError(f"the learning rate must be above 0, not {self.lr}")
-        if self.cutouts < 1:
-            raise RunError(f"cutouts must be 1 or more, not {self.cutouts}")
-        for name in ("tv", "latent"):
-            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise RunError(f"the {name} weight must be 0 or more, not {getattr(self, name)}")
 
 
 def parse_spec(name: str) -> GuidedSpec | None:

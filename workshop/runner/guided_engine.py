@@ -11,7 +11,8 @@ from PIL import Image
 
 from . import events as ev
 from .engine import Cancelled, Engine, Job, _load_init
-from .guided import GuidedPipeline, GuidedSettings
+from ..contract import GuidedSettings
+from .guided import GuidedPipeline
 from .pixels import host_pixels
 
 

@@ -14,32 +14,32 @@ from journal.text import quoted
 
 from ..compose.prompt import clean
 from ..settings import Settings
-from .errors import RunError
-from .models import resolve
-from .options import RunOptions, run_sampler
-from .samplers import SAMPLERS, sampler
-from .speedups import Speedups
+from ..errors import RunError
+from ..contract import GivenOptions, Spec
+from .models import resolve as resolve_model
+from .options import resolve
+from ..samplers import SAMPLERS, sampler
 
 
 @dataclass(frozen=True)
 class Remake:
     """The grid job that makes an imported experiment again, and what of its record it leaves out."""
 
-    spec: dict  # the values compose.spec.spec_from takes
-    options: RunOptions
+    spec: Spec
+    options: GivenOptions  # the recorded settings, given as a flag gives them (the settings decide the rest)
     left_out: list[str]  # recorded settings promptism cannot apply, said to the user
 
 
 def is_imported(exp: Experiment) -> bool:
     """Whether ``exp`` came from ``promptism import`` (made by another tool): it has no cells and batches of a run."""
-    grid = exp.grid or {}
-    return "cells" not in grid or "picked" not in grid
+    return exp.grid is None or not exp.grid.rerunnable
 
 
 def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sampler_name: str | None = None) -> Remake:
     """The job that makes ``exp``'s images again, with ``model`` / ``sampler_name`` over those it names (the
-    settings' defaults where it names none, as for any run). RunError for what cannot be made again: an image
-    without a seed, images of different prompts, no prompt, a model that is not here, a sampler promptism lacks."""
+    settings' defaults where it names none, as for any run: ``options.resolve``). RunError for what cannot be made
+    again: an image without a seed, images of different prompts, no prompt, a model that is not here, a sampler
+    promptism lacks."""
     n = exp.number
     seeds: list[int] = []
     left_out = []
@@ -58,7 +58,7 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         raise RunError(f"#{n} has no prompt recorded, so it cannot be made again (import it with --prompt TEXT)")
     name = model or exp.model.id
     try:
-        resolve(name)
+        resolve_model(name)
     except RunError:
         if model:
             raise
@@ -75,14 +75,13 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     width, height = params.get("width"), params.get("height")
     if params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
-    options = RunOptions(
+    given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
-        sampler=run_sampler(sampler_name if sampler_name is not None else recorded, settings.sampler, name),
-        max_batch=settings.max_batch, clip=settings.clip, co2_g_per_kwh=settings.co2_g_per_kwh,
-        speedups=Speedups.chosen(settings))
-    spec = {"prompt": exp.prompt, "negative": exp.negative_prompt, "seeds": seeds, "max_cells": len(seeds)}
-    return Remake(spec, options, left_out)
+        sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None)
+    spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
+    resolve(spec, given, settings)  # refused now what the run would refuse
+    return Remake(spec, given, left_out)
 
 
 def _number(value, kind: type):

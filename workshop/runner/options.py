@@ -1,29 +1,35 @@
-"""What a run is asked to do — model, steps, guidance, size, init image, batch size, scorer … — and the checks on
-those settings that need no model (so a dry run and the TUI's composer can make them without loading torch)."""
+"""What a run is asked to do — model, steps, guidance, size, init image, batch size, scorer … —: the one rule that
+resolves it from what a surface was given (``resolve``), and the checks on those settings that need no model (so a
+dry run and the TUI's composer can make them without loading torch)."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from journal.images import pixel_limit
+from pydantic import BaseModel, ConfigDict
+
+from journal.limits import pixel_limit
 from journal.text import quoted
 
-from .errors import RunError
-from .samplers import OWN, sampler
+from ..contract import GivenOptions, GuidedSettings, Spec
+from ..settings import Settings
+from ..errors import RunError
+from ..samplers import OWN, sampler
 from .models import GUIDED, is_guided
 from .speedups import Speedups
 
 if TYPE_CHECKING:
     from ..compose.grid import Grid
-    from .guided import GuidedSettings
 
 DEFAULT_STRENGTH = 0.75
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(BaseModel):
+    """A run's options, resolved (``resolve``): every value the run uses, None where the model's own default applies."""
+
+    model_config = ConfigDict(frozen=True)
+
     model: str = "shapes"
     steps: int | None = None  # default: the model's (see models.BUILTINS)
     guidance: float | None = None  # default: the model's (see models.BUILTINS)
@@ -59,6 +65,43 @@ def parse_size(text: str) -> tuple[int, int]:
     if not sep or not width.strip().isdigit() or not height.strip().isdigit():
         raise RunError(f"size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
     return int(width), int(height)
+
+
+def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOptions:
+    """The run's options, by the one rule every surface uses (the CLI, the TUI, the A1111 routes, an imported
+    experiment made again, the service running a job): each option from what was ``given`` (a flag, a field), else
+    from the spec's ``model`` and ``[params]``, else from the settings (config.toml), else the model's own default
+    (None). Checked as ``check_options`` checks them; RunError for what a run would refuse."""
+    params = spec.params if spec is not None else None
+    model = _first(given.model, spec.model if spec is not None else None, settings.model)
+    size = params.size if params is not None else None
+    options = RunOptions(
+        model=model, steps=_first(given.steps, params and params.steps),
+        guidance=_first(given.guidance, params and params.guidance),
+        size=given.size if given.size is not None else parse_size(size) if size is not None else None,
+        init_image=_first(given.init_image, params and params.init_image),
+        strength=_first(given.strength, params and params.strength),
+        max_batch=_first(given.max_batch, params and params.max_batch, settings.max_batch),
+        clip=_first(given.clip, params and params.clip, settings.clip),
+        sampler=run_sampler(_first(given.sampler, params and params.sampler), settings.sampler, model),
+        allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
+        preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
+        animate_every=given.animate_every or 0,
+        speedups=Speedups.chosen(settings, compile=given.compile, channels_last=given.channels_last, tf32=given.tf32))
+    check_options(options)
+    return options
+
+
+def recorded_run_options(given: GivenOptions) -> RunOptions:
+    """The options of a rerun or a resume, which make images with what their experiment or run recorded: of what
+    was given, only how to run (the device, whether pickle or a download may load, previews)."""
+    return RunOptions(allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
+                      preview_every=given.preview_every)
+
+
+def _first(*values):
+    """The first value that was given (not None)."""
+    return next((v for v in values if v is not None), None)
 
 
 def run_sampler(given: str | None, setting: str | None, model: str) -> str | None:
@@ -98,10 +141,20 @@ def check_options(options: RunOptions) -> None:
     if options.animate_every < 0:
         raise RunError(f"--animate takes a number of steps between frames, 1 or more, not {options.animate_every}")
     if options.guided:
-        options.guided.check()
+        check_guided(options.guided)
     if is_guided(options.model) and (options.speedups.compile or options.speedups.channels_last):
         raise RunError(f"--compile and --channels-last are for diffusion models; the {GUIDED} backend has no UNet to "
                        "speed up: leave them out (--no-compile / --no-channels-last where config.toml turns them on)")
+
+
+def check_guided(settings: GuidedSettings) -> None:
+    if not settings.lr > 0:
+        raise RunError(f"the learning rate must be above 0, not {settings.lr}")
+    if settings.cutouts < 1:
+        raise RunError(f"cutouts must be 1 or more, not {settings.cutouts}")
+    for name in ("tv", "latent"):
+        if not getattr(settings, name) >= 0:
+            raise RunError(f"the {name} weight must be 0 or more, not {getattr(settings, name)}")
 
 
 def grid_models(grid: Grid, options: RunOptions) -> list[str]:

@@ -9,17 +9,11 @@ Torch-free: the CLI and the service import it cheaply.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from journal.grid_record import CellRecord, KeywordEffect, Record, WeightPoint
 
 STATES = ("running", "finished", "cancelled", "failed", "interrupted")
-
-
-class Record(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-    def dump(self) -> dict:
-        """The JSON form, without the fields that have no value."""
-        return self.model_dump(mode="json", exclude_none=True)
 
 
 class ModelInfoRecord(Record):
@@ -79,32 +73,6 @@ class GridShape(Record):
     subgrids: int = 1
 
 
-class CellRecord(Record):
-    """One cell: what decides its pixels, where it sits in the grid, and once made its file and scores."""
-
-    index: int
-    prompt: str = ""
-    negative: str = ""
-    seed: int = 0
-    row: int = 0
-    col: int = 0
-    subgrid: int = 0
-    keywords: list[str] = Field(default_factory=list)
-    labels: dict[str, list[dict]] = Field(default_factory=dict)
-    steps: int | None = None
-    guidance: float | None = None
-    sampler: str | None = None  # the settings an axis gave the cell (None: the run's own)
-    width: int | None = None
-    height: int | None = None
-    strength: float | None = None
-    model: str | None = None  # as the model axis named it (one of RunRecord.models)
-    file: str | None = None  # the PNG in the run folder, once made
-    animation: str | None = None  # a CLIP-guided run's GIF beside it
-    steps_done: int | None = None  # a CLIP-guided image kept from a cancel: the steps it had
-    score: float | None = None
-    base_score: float | None = None
-
-
 class ComputeRecord(Record):
     device: str | None = None  # its name, as shown
     device_type: str | None = None  # cpu | cuda | mps: where a resume runs (older runs: read from the name)
@@ -121,21 +89,6 @@ class ComputeRecord(Record):
             return self.device_type
         name = self.device or ""
         return "cpu" if name.startswith("CPU") else "mps" if "(mps)" in name else "cuda"
-
-
-class KeywordEffect(Record):
-    effect: float
-    pairs: int
-
-
-class WeightPoint(Record):
-    """A keyword at one weight of a weight axis: the mean CLIP similarity of its images to the keyword, and the mean
-    change from the lowest weight's image of the same seed and settings (over ``pairs`` pairs)."""
-
-    weight: float
-    effect: float
-    similarity: float
-    pairs: int
 
 
 class RunRecord(Record):

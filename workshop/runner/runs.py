@@ -19,10 +19,11 @@ from pathlib import Path
 
 from journal import Compute, Experiment, Journal, ModelInfo, NewExperiment, NewImage, failpoints
 from journal.atomic import write_atomic
+from journal.grid_record import GridRecord
 from journal.lock import pid_alive
 from journal.text import quoted
 
-from .errors import RunError
+from ..errors import RunError
 from .records import CellRecord, ModelRecord, RunRecord
 
 MANIFEST = "manifest.json"
@@ -49,7 +50,7 @@ class Run:
     @property
     def state(self) -> str:
         """running, finished, cancelled or failed — and ``interrupted`` for a run whose process died (recorded as
-        such once it is settled: see ``session.settle``)."""
+        such once it is settled: see ``execution.settle``)."""
         if self.record.state == "running" and not self.live:
             return "interrupted"
         return self.record.state
@@ -134,8 +135,8 @@ def accepted_runs(journal: Journal) -> dict[str, list[int]]:
     (an accept completed by crash recovery is there, whatever happened to the run folder)."""
     found: dict[str, list[int]] = {}
     for exp in reversed(journal.search(limit=None)):
-        if isinstance(run_id := (exp.grid or {}).get("run"), str):
-            found.setdefault(run_id, []).append(exp.number)
+        if exp.grid is not None and exp.grid.run is not None:
+            found.setdefault(exp.grid.run, []).append(exp.number)
     return found
 
 
@@ -169,7 +170,7 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
     if run.accepted and not again:
         raise AlreadyAccepted(run.id, run.accepted)
     if run.state == "interrupted":
-        from .session import settle  # scoring needs torch: imported only for a run that needs it
+        from .execution import settle  # scoring needs torch: imported only for a run that needs it
 
         settle(run)
     done = {c.index: c for c in run.done}
@@ -188,11 +189,12 @@ def accept_run(journal: Journal, run: Run, title: str, pick: list[int] | None = 
     params = {k: v for k, v in r.params.dump().items() if v is not None}
     if model != r.model and r.params.sampler is None:
         params["scheduler"] = model.info.scheduler  # the other model's own scheduler sampled its cells
-    grid = {"run": run.id, "mode": spec.mode, "base": spec.base, "model_source": model_source(model), "axes": spec.axes,
-            "seeds": spec.seeds, "cells": [c.dump() for c in r.cells], "layout": r.layout, "picked": [c.index for c in chosen],
-            "effects": {k: e.dump() for k, e in r.effects.items()} if r.effects is not None else None,
-            **({"weight_curves": {k: [p.dump() for p in points] for k, points in r.weight_curves.items()}}
-               if r.weight_curves else {})}
+    grid = GridRecord.model_validate({  # from the records' JSON: the document holds what they hold, no empty fields
+        "run": run.id, "mode": spec.mode, "base": spec.base, "model_source": model_source(model), "axes": spec.axes,
+        "seeds": spec.seeds, "cells": [c.dump() for c in r.cells], "layout": r.layout, "picked": [c.index for c in chosen],
+        "effects": {k: e.dump() for k, e in r.effects.items()} if r.effects is not None else None,
+        **({"weight_curves": {k: [p.dump() for p in points] for k, points in r.weight_curves.items()}}
+           if r.weight_curves else {})})
     comp = r.compute
     exp = journal.accept(NewExperiment(
         title=title,

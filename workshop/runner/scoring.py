@@ -24,7 +24,7 @@ from journal.text import quoted
 from ..compose.emphasis import parse, plain
 from ..compose.errors import SpecError
 from ..compose.grid import AxisSpec
-from .errors import RunError
+from ..errors import RunError
 from .models import BUILTIN_CLIPS, WEIGHTS, Warm
 from .records import CellRecord, KeywordEffect, WeightPoint
 

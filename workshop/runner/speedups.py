@@ -29,7 +29,7 @@ from journal.text import quoted
 
 from ..paths import cache_dir
 from ..settings import Settings
-from .errors import RunError
+from ..errors import RunError
 from .records import ParamsRecord
 
 RECOMPILE_LIMIT = 64  # batch shapes compiled per model; one more is an error, never a silent eager fallback

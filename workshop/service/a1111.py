@@ -54,15 +54,15 @@ from journal.samplers import a1111_sampler
 from ..compose.errors import SpecError
 from ..compose.grid import DEFAULT_MAX_CELLS, SEED_MAX, build_grid
 from ..compose.spec import spec_from
+from ..contract import GivenOptions, Spec
 from ..paths import journal_dir
-from ..runner.errors import RunError
-from ..runner.options import check_options, run_sampler
+from ..errors import RunError
+from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
-from ..runner.samplers import OWN, SAMPLERS, sampler
-from ..settings import load_settings
+from ..samplers import OWN, SAMPLERS, sampler
+from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
-from .executor import options_from_json
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
 OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in particular
@@ -266,38 +266,37 @@ def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
                        "(see /sdapi/v1/samplers)") from None
 
 
-def job_request(req: _Request, journal: Path, *, model: str, seeds: list[int], sampler_name: str | None = None,
+def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name: str | None = None,
                 init_image: Path | None = None) -> JobRequest:
-    """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call."""
-    options: dict[str, Any] = {"model": model, "steps": req.steps, "guidance": req.cfg_scale, "max_batch": req.batch_size}
-    if sampler_name is not None:
-        options["sampler"] = sampler_name
-    if req.width is not None or req.height is not None:
-        options["size"] = [req.width or req.height, req.height or req.width]
-    if isinstance(req, Img2ImgRequest):
-        options |= {"init_image": str(init_image) if init_image else None, "strength": req.denoising_strength}
-    spec = {"prompt": req.prompt, "negative": req.negative_prompt, "seeds": seeds, "max_cells": len(seeds)}
-    return JobRequest(kind="grid", journal=str(journal), spec=spec, options=options, create=True)  # the service's own
+    """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call; what
+    the request leaves out, the settings decide (``runner.options.resolve``), as for every job."""
+    size = (req.width or req.height, req.height or req.width) if req.width is not None or req.height is not None else None
+    img2img = isinstance(req, Img2ImgRequest)
+    given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
+                         guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
+                         init_image=str(init_image) if img2img and init_image else None,
+                         strength=req.denoising_strength if img2img else None)
+    spec = Spec(prompt=req.prompt, negative=req.negative_prompt, seeds=seeds, max_cells=len(seeds))
+    return JobRequest(kind="grid", journal=str(journal), spec=spec, options=given, create=True)  # the service's own
 
 
-def check_job(job: JobRequest) -> None:
+def check_job(job: JobRequest, settings: Settings) -> None:
     """What the runner would refuse without loading a model, refused now as a 422 (nothing is written)."""
-    from ..runner.models import is_guided, resolve
+    from ..runner.models import is_guided, resolve as resolve_model
 
     try:
-        build_grid(spec_from(job.spec or {}))
+        build_grid(spec_from(job.spec))
     except SpecError as exc:
         raise BadValue(["prompt"], str(exc)) from None
-    options = options_from_json(job.options)
+    try:
+        options = resolve(job.spec, job.options, settings)
+    except RunError as exc:
+        raise BadValue([], str(exc)) from None
     if is_guided(options.model):
         raise BadValue(["override_settings", "sd_model_checkpoint"], f"{options.model} is CLIP-guided (it has no "
                        "cfg_scale or sampler): the A1111 API serves diffusion models; use `promptism generate` for it")
     try:
-        check_options(options)
-    except RunError as exc:
-        raise BadValue([], str(exc)) from None
-    try:
-        resolve(options.model)
+        resolve_model(options.model)
     except RunError as exc:
         raise BadValue(["override_settings", "sd_model_checkpoint"], str(exc)) from None
 
@@ -340,18 +339,16 @@ def store_image(journal: Journal, image) -> Path:
     return path
 
 
-def map_request(req: _Request, journal: Path, default_model: str, default_sampler: str | None = None) -> Mapped:
+def map_request(req: _Request, journal: Path, settings: Settings) -> Mapped:
     """Check a request and turn it into its job; an img2img's init image is stored in the journal (created if
-    need be) only once everything else has passed. BadValue for what the runner would refuse. The defaults: the
-    model and sampler settings."""
+    need be) only once everything else has passed. BadValue for what the runner would refuse."""
     seeds = seeds_for(req.seed, req.count)
-    model = model_name(req, default_model)
-    chosen = sampler_of(req, default_sampler, model)
+    chosen = sampler_of(req, settings.sampler, model_name(req, settings.model))
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
-    check_job(job_request(req, journal, model=model, seeds=seeds, sampler_name=chosen,
-                          init_image=Path("init_images[0]") if image else None))
+    check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
+                          init_image=Path("init_images[0]") if image else None), settings)
     stored = store_image(Journal.open(journal, create=True), image) if image else None
-    return Mapped(job_request(req, journal, model=model, seeds=seeds, sampler_name=chosen, init_image=stored), seeds)
+    return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored), seeds)
 
 
 # ------------------------------------------------------------------ finished run → response
@@ -460,7 +457,7 @@ def router(service) -> APIRouter:
         journal = journal_for(service)
         try:
             settings = load_settings()
-            mapped = await run_in_threadpool(map_request, req, journal, settings.model, settings.sampler)
+            mapped = await run_in_threadpool(map_request, req, journal, settings)
         except BadValue as exc:
             return exc.response()
         except JournalError as exc:  # the journal cannot take the init image: the service's, not the request's, fault

@@ -7,21 +7,24 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..contract import GivenOptions, Spec
+
 JobKind = Literal["grid", "rerun", "resume"]
 JobState = Literal["queued", "running", "finished", "cancelled", "failed", "interrupted"]
 ENDED = ("finished", "cancelled", "failed", "interrupted")
 
 
 class JobRequest(BaseModel):
-    """A job: a grid run (``spec``: the values ``compose.spec.spec_from`` takes, paths absolute), a rerun of
-    experiment ``number``, or the resume of ``run`` — in the journal at ``journal`` (an absolute path)."""
+    """A job: a grid run (``spec``, its paths absolute), a rerun of experiment ``number``, or the resume of ``run`` —
+    in the journal at ``journal`` (an absolute path). ``options`` are those the client was given: the service
+    resolves them over the spec's ``model`` and ``[params]`` and its settings (``runner.options.resolve``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     kind: JobKind
     journal: str
-    spec: dict | None = None
-    options: dict = Field(default_factory=dict)  # RunOptions fields (size as [w, h]; guided settings nested)
+    spec: Spec | None = None
+    options: GivenOptions = Field(default_factory=GivenOptions)
     number: int | None = Field(default=None, ge=1)
     run: str | None = None
     create: bool = False  # grid: make the journal if there is none yet (a first `promptism generate` does)
@@ -43,8 +46,8 @@ class JobInfo(BaseModel):
     created: str
     started: str | None = None
     ended: str | None = None
-    spec: dict | None = None
-    options: dict | None = None
+    spec: Spec | None = None
+    options: GivenOptions | None = None
     number: int | None = None
 
     @property
@@ -80,6 +83,9 @@ class ServiceStatus(BaseModel):
 
 
 class ErrorBody(BaseModel):
-    """Every error response: one line."""
+    """Every error response: one line; what kind of problem (``code``: "no_journal", "bad_spec", "malformed" …) and
+    the field at fault where one is (``spec.params.steps``)."""
 
     error: str
+    code: str | None = None
+    field: str | None = None

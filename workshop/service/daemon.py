@@ -138,7 +138,7 @@ def _run(sockets, *, journal, listen, token, idle_timeout_s, max_queue, sock_pat
     import uvicorn
 
     from ..settings import load_settings
-    from journal.images import set_pixel_limit
+    from journal.limits import set_pixel_limit
 
     from .server import create_app
     from .service import Service

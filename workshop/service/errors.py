@@ -1,8 +1,13 @@
 """The service's one error type for its clients: one line that names the fix."""
 
 
-class ServiceError(Exception):
+from ..errors import PromptismError
+
+
+class ServiceError(PromptismError):
     """The service refused a request, is not running, or could not be started."""
+
+    code = "service"
 
 
 class ServiceUnavailable(ServiceError):

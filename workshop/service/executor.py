@@ -7,7 +7,6 @@ job is checked, its model loaded and its run folder written here, by ``run_job``
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from importlib import import_module
 from pathlib import Path
@@ -18,14 +17,13 @@ from journal.journal import is_journal
 from journal.text import quoted
 
 from ..runner import events as ev
-from ..runner.errors import RunCancelled, RunError
-from ..runner.options import RunOptions
-from ..runner.speedups import Speedups
+from ..errors import PromptismError, RunCancelled
+from ..runner.options import RunOptions, recorded_run_options, resolve
 from ..runner.timing import phase, reporting
 from .api import JobOutcome, JobRequest
 
 if TYPE_CHECKING:
-    from ..runner.dispatch import Dispatch
+    from ..runner.batches import Dispatch
 
 
 class Executor(Protocol):
@@ -60,31 +58,9 @@ def warm_runner() -> str:
     from ..runner.devices import device_name, pick_device
     from ..runner.models import quiet_libraries
 
-    import_module("..runner.session", __package__)  # torch, imported here once
+    import_module("..runner.execution", __package__)  # torch, imported here once
     quiet_libraries()  # (imports diffusers and transformers)
     return device_name(pick_device("auto"))
-
-
-def options_to_json(options: RunOptions) -> dict:
-    """RunOptions as a request carries them (size as [w, h], the guided settings and the speed-ups nested)."""
-    return dataclasses.asdict(options)
-
-
-def options_from_json(data: dict) -> RunOptions:
-    """The RunOptions a request names; RunError for a field RunOptions does not have."""
-    known = {f.name for f in dataclasses.fields(RunOptions)}
-    if unknown := sorted(set(data) - known):
-        raise RunError(f"unknown run option {quoted(unknown[0])}; the options are {', '.join(sorted(known))}")
-    values = dict(data)
-    if values.get("size") is not None:
-        values["size"] = tuple(values["size"])
-    if values.get("guided") is not None:
-        from ..runner.guided import GuidedSettings
-
-        values["guided"] = GuidedSettings(**values["guided"])
-    if values.get("speedups") is not None:
-        values["speedups"] = Speedups.from_json(values["speedups"])
-    return RunOptions(**values)
 
 
 def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambda e: None,
@@ -96,18 +72,23 @@ def run_job(request: JobRequest, *, on_event: Callable[[ev.Event], None] = lambd
     step (imports, loading the model) are among its events. Its batches are made here, or by ``dispatch``'s workers."""
     with reporting(on_event):
         with phase("import torch and the runner"):  # (done already in a warm service)
-            import_module("..runner.session", __package__)
+            import_module("..runner.execution", __package__)
         return _job(request, on_event, cancel, before_write, dispatch)
 
 
 def _job(request: JobRequest, on_event, cancel, before_write, dispatch) -> JobOutcome:
+    from ..settings import load_settings
+
     journal_dir = Path(request.journal)
-    options = options_from_json(request.options)
+    if request.kind == "grid":
+        options = resolve(request.spec, request.options, load_settings())
+    else:
+        options = recorded_run_options(request.options)
     if request.kind == "grid":
         return _grid(request, journal_dir, options, on_event, cancel, before_write, dispatch)
     journal = Journal.open(journal_dir)
     if request.kind == "rerun":
-        from ..runner.session import rerun
+        from ..runner.execution import rerun
 
         try:
             run, identical = rerun(journal, request.number, options, on_event=on_event, cancel=cancel, dispatch=dispatch)
@@ -115,7 +96,7 @@ def _job(request: JobRequest, on_event, cancel, before_write, dispatch) -> JobOu
             return JobOutcome(run=exc.run_id, state="cancelled")
         return JobOutcome(run=run.id, state=run.state, verified=identical)
     from ..runner.runs import load_run
-    from ..runner.session import resume
+    from ..runner.execution import resume
 
     run = resume(journal, load_run(journal, request.run), options, on_event=on_event, cancel=cancel, dispatch=dispatch)
     return JobOutcome(run=run.id, state=run.state)
@@ -125,9 +106,9 @@ def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event,
           dispatch) -> JobOutcome:
     from ..compose.grid import build_grid
     from ..compose.spec import spec_from
-    from ..runner.session import prepare, start
+    from ..runner.execution import prepare, start
 
-    grid = build_grid(spec_from(request.spec or {}))
+    grid = build_grid(spec_from(request.spec))
     journal = existing_journal(journal_dir)
     prepared = prepare(grid, options, journal, on_event=on_event)
     before_write()
@@ -144,21 +125,23 @@ def existing_journal(path: Path) -> Journal | None:
     return Journal.open(path)
 
 
-def request_problem(request: JobRequest) -> str | None:
+def request_problem(request: JobRequest) -> PromptismError | None:
     """Why the service cannot run ``request`` (checked when it is submitted, before it is queued), or None: its
-    journal, and a grid's spec (composing it is pure Python and quick)."""
+    journal (``code`` "no_journal" where there is none), and a grid's spec (composing it is pure Python and quick)."""
     path = Path(request.journal)
     if not path.is_absolute():
-        return f"the journal must be an absolute path, not {quoted(request.journal)}"
+        return PromptismError(f"the journal must be an absolute path, not {quoted(request.journal)}", field="journal")
     if request.kind == "grid":
         if path.exists() and not path.is_dir():
-            return f"{path} is not a folder, so it cannot be a journal"
+            return PromptismError(f"{path} is not a folder, so it cannot be a journal", field="journal")
         if path.is_dir() and any(path.iterdir()) and not is_journal(path):
-            return f"{path} is not a promptism journal (and not empty); pass --journal DIR or run `promptism init`"
+            return PromptismError(f"{path} is not a promptism journal (and not empty); pass --journal DIR or run "
+                                  "`promptism init`", field="journal")
         if not is_journal(path) and not request.create:
-            return f"no promptism journal at {path}; run `promptism init` there (or ask for it with \"create\": true)"
+            return PromptismError(f"no promptism journal at {path}; run `promptism init` there (or ask for it with "
+                                  "\"create\": true)", code="no_journal", field="journal")
         if request.spec is None:
-            return "a grid job needs its spec"
+            return PromptismError("a grid job needs its spec", field="spec")
         from ..compose import SpecError
         from ..compose.grid import build_grid
         from ..compose.spec import spec_from
@@ -166,12 +149,12 @@ def request_problem(request: JobRequest) -> str | None:
         try:
             build_grid(spec_from(request.spec))
         except SpecError as exc:
-            return str(exc)
+            return exc
         return None
     if not is_journal(path):
-        return f"no promptism journal at {path}; pass --journal DIR"
+        return PromptismError(f"no promptism journal at {path}; pass --journal DIR", code="no_journal", field="journal")
     if request.kind == "rerun" and request.number is None:
-        return "a rerun job needs the experiment's number"
+        return PromptismError("a rerun job needs the experiment's number", field="number")
     if request.kind == "resume" and not request.run:
-        return "a resume job needs the run's id"
+        return PromptismError("a resume job needs the run's id", field="run")
     return None

@@ -1,6 +1,6 @@
 """The service's Ray executor: a job's planned batches dealt to Ray actors — one per GPU of the cluster (``num_gpus=1``),
 or, on a cluster without GPUs, ``CPU_WORKERS`` CPU actors — each holding a warm pipeline per model (``runner.models``'
-pool, in the actor's process) and running an ``Engine`` over the batches it is given (``dispatch.run_batches``). Each
+pool, in the actor's process) and running an ``Engine`` over the batches it is given (``batches.run_batches``). Each
 finished batch's pixels come back to the service, which writes the run folder as the local executor does (the same
 ``BatchWriter``); the engine's events stream back with them (a Ray streaming generator), their step counts made the
 run's. An actor that dies has its batch's cells dealt again to another, up to ``RETRIES`` times each (a
@@ -22,9 +22,9 @@ import ray
 from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayError, RayTaskError
 
 from ..runner import events as ev
-from ..runner.dispatch import Work, run_batches
+from ..runner.batches import Work, run_batches
 from ..runner.engine import Cancelled, FinishedBatch, Interrupted, Job
-from ..runner.errors import RunError
+from ..errors import RunError
 from .api import JobOutcome, JobRequest
 from .errors import ServiceError
 from .executor import run_job, warm_runner
@@ -254,19 +254,22 @@ class _Deal:
             out.put(exc.cause if isinstance(exc.cause, Exception) else RunError(str(exc).splitlines()[0]))
             return False
         except RayError as exc:  # the actor died, or the cluster went away
-            left = [i for i in cells if i not in made]
-            progress.forget(number)
+            left = [i for i in cells if i not in made]  # none: it died after its batch came (nothing to deal again)
+            if left:
+                progress.forget(number)
             with turn:
-                tries[number] = attempt = tries.get(number, 0) + 1
-                if attempt > RETRIES:
-                    out.put(RunError(f"batch {number} failed on {attempt} Ray workers (each died): see `ray status` "
-                                     "and the workers' logs"))
-                    return False
-                todo.insert(0, (number, left))
+                if left:
+                    tries[number] = attempt = tries.get(number, 0) + 1
+                    if attempt > RETRIES:
+                        out.put(RunError(f"batch {number} failed on {attempt} Ray workers (each died): see `ray "
+                                         "status` and the workers' logs"))
+                        return False
+                    todo.insert(0, (number, left))
                 slot.dead = True
                 last = all(s.dead for s in self.slots)
                 turn.notify_all()
-            out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
+            if left:
+                out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
             if not last or isinstance(exc, ActorDiedError) or (name := _name(slot.actor)) is None:
                 return False  # the others take its batches (the next job waits for its restart: ``_fill``)
             slot.name, slot.dead = name, False

@@ -20,6 +20,8 @@ from journal.text import one_line
 
 from .api import ErrorBody, JobInfo, JobRequest, ServiceStatus
 from .executor import request_problem
+
+STATUS = {"no_journal": 404}  # an error code → its HTTP status (400 otherwise)
 from .service import QueueFull, Service
 
 ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 422, 429)}
@@ -43,8 +45,9 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "the request"
-        return JSONResponse({"error": one_line(f"malformed request: {where}: {first.get('msg', 'invalid')}")},
-                            status_code=422)
+        body = ErrorBody(error=one_line(f"malformed request: {where}: {first.get('msg', 'invalid')}"), code="malformed",
+                         field=where if first.get("loc") else None)
+        return JSONResponse(body.model_dump(exclude_none=True), status_code=422)
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException) -> JSONResponse:
@@ -66,7 +69,8 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
     @app.post("/v1/jobs", status_code=201)
     def submit(request: JobRequest) -> JobInfo:
         if problem := request_problem(request):
-            raise HTTPException(404 if problem.startswith("no promptism journal") else 400, problem)
+            body = ErrorBody(error=one_line(str(problem)), code=problem.code, field=problem.field)
+            return JSONResponse(body.model_dump(exclude_none=True), status_code=STATUS.get(problem.code, 400))
         try:
             return service.submit(request)
         except QueueFull as exc:

@@ -21,6 +21,7 @@ from pathlib import Path
 from journal.journal import tool_version
 from journal.text import one_line
 
+from ..contract import GivenOptions
 from ..paths import write_private
 from ..runner import events as ev
 from .api import JobInfo, JobOutcome, JobRequest, ServiceStatus
@@ -282,7 +283,7 @@ def _saved(job: _Job) -> dict:
     once nothing needs it; its run folder has what the journal needs)."""
     if job.info.ended_yet:
         return {"info": job.info.public().model_dump(mode="json"),
-                "request": job.request.model_copy(update={"spec": None, "options": {}}).model_dump(mode="json")}
+                "request": job.request.model_copy(update={"spec": None, "options": GivenOptions()}).model_dump(mode="json")}
     return {"info": job.info.model_dump(mode="json"), "request": job.request.model_dump(mode="json")}
 
 
@@ -291,9 +292,11 @@ def error_line(exc: Exception) -> str:
     from journal import JournalError
 
     from ..compose import SpecError
-    from ..runner.errors import RunError
+    from ..errors import RunError
 
-    if isinstance(exc, (RunError, SpecError, JournalError)):
+    from ..settings import SettingsError
+
+    if isinstance(exc, (RunError, SpecError, JournalError, SettingsError)):
         return one_line(str(exc))
     if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
         return "out of memory: try a smaller --max-batch or --size"

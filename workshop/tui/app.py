@@ -43,7 +43,7 @@ class PromptismApp(App):
         super().__init__()
         self.remote_enabled = remote
         self._remote = None
-        self.job = None  # the service job on the current grid
+        self.jobs = None  # the job runner of the current grid's job (service.job_runner)
         self.left_running = None  # the service job that was running when the workshop quit (it runs on)
         self.journal_dir = journal_dir
         self.model = model
@@ -51,7 +51,6 @@ class PromptismApp(App):
         self.settings = settings
         self.journal: Journal | None = None
         self.model_status = f"{model}: loading…"
-        self.cancel_requested = False
 
     async def on_mount(self) -> None:
         from .screens.composer import ComposerScreen
@@ -90,10 +89,9 @@ class PromptismApp(App):
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
             self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))
 
-    def start_run(self, grid, options, spec: dict) -> None:
-        """Show the grid screen and run ``grid`` (built from ``spec``, the composer's values) as a job."""
+    def start_run(self, grid, spec, given) -> None:
+        """Show the grid screen and run ``grid`` (built from ``spec``) as a job, with the run options ``given``."""
         from ..service.api import JobRequest
-        from ..service.executor import options_to_json
         from .screens.grid import GridScreen
 
         if self.journal is None:
@@ -103,8 +101,7 @@ class PromptismApp(App):
             return
         screen = GridScreen(grid=grid)
         self.push_screen(screen)
-        self.run_job(JobRequest(kind="grid", journal=str(self.journal_dir), spec=spec, options=options_to_json(options)),
-                     screen)
+        self.run_job(JobRequest(kind="grid", journal=str(self.journal_dir), spec=spec, options=given), screen)
 
     def rerun(self, number: int) -> None:
         """Regenerate #number on a grid screen that shows its progress as a run's, then whether it came out
@@ -121,72 +118,76 @@ class PromptismApp(App):
     def resume(self, run, screen) -> None:
         """Finish ``run`` (interrupted or cancelled) on its own grid screen: only its missing cells, to the bytes an
         uninterrupted run would have made."""
-        from ..runner.options import RunOptions
+        from ..contract import GivenOptions
         from ..service.api import JobRequest
-        from ..service.executor import options_to_json
 
         if self.busy():
             return
         screen.resuming()
         self.run_job(JobRequest(kind="resume", journal=str(self.journal_dir), run=run.id,
-                                options=options_to_json(RunOptions(preview_every=1))), screen)
+                                options=GivenOptions(preview_every=1)), screen)
 
     def run_job(self, request, screen, job=None) -> None:
         """Run ``request`` — through the service (``job``: one already there, to re-attach to) or in this process —
         posting its progress to ``screen`` and how it ended, once."""
-        self.cancel_requested = False
-        self.job = job
+        from ..service.job_runner import LocalJobs, ServiceJobs
+
         if self.remote_enabled:
-            self._remote_job(request, screen)
+            self.jobs = ServiceJobs(None, job)  # its client: the service's, once a worker has it
+            self._remote_job(request, screen, self.jobs)
         else:
-            self._local_job(request, screen)
+            self.jobs = LocalJobs()
+            self._local_job(request, screen, self.jobs)
+
+    @property
+    def job(self):
+        """The service job on the current grid while it runs (None: none, not submitted yet, or ended)."""
+        from ..service.job_runner import ServiceJobs
+
+        return self.jobs.job if isinstance(self.jobs, ServiceJobs) and not self.jobs.ended else None
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether the current grid's job was asked to stop."""
+        return self.jobs is not None and self.jobs.cancel_asked
 
     @work(thread=True, exclusive=True, group="run")
-    def _local_job(self, request, screen) -> None:
+    def _local_job(self, request, screen, jobs) -> None:
         worker = get_current_worker()
         try:
             import torch
 
-            from ..service.executor import run_job
-
             if not torch.cuda.is_available():  # leave a core to the UI thread: generation must never freeze it
                 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-            outcome = run_job(request, on_event=lambda e: screen.post_message(RunEvent(e)),
-                              cancel=lambda: worker.is_cancelled or self.cancel_requested)
-            self.to_screen(screen, self._outcome(request.kind, outcome.state, outcome.run, outcome.verified, None))
+            ended = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: worker.is_cancelled)
+            self.to_screen(screen, self._outcome(ended))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
             self.to_screen(screen, RunFailed(say(exc)))
 
     @work(thread=True, exclusive=True, group="run")
-    def _remote_job(self, request, screen) -> None:
+    def _remote_job(self, request, screen, jobs) -> None:
         """The job in the service: it outlives the workshop (quit, a lost SSH session), which re-attaches next time."""
         try:
-            remote = self.remote()
-            if self.job is None:
-                self.job = remote.client.submit(request)
-            if self.cancel_requested:  # Esc came before the service had the job
-                remote.cancel(self.job)
-            ended = remote.follow(self.job, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
-            if ended is None:
-                return
-            self.job = None
-            self.to_screen(screen, self._outcome(ended.kind, ended.state, ended.run, ended.verified, ended.error))
+            jobs.client = self.remote().client
+            ended = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
+            if ended is not None:
+                self.to_screen(screen, self._outcome(ended))
         except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
             self.to_screen(screen, RunFailed(say(exc)))
 
-    def _outcome(self, kind: str, state: str, run_id: str | None, verified: bool | None, error: str | None):
-        """The one message that says how a job ended."""
+    def _outcome(self, ended):
+        """The one message that says how a job ended, in the workshop's words."""
         from ..runner.runs import load_run
 
-        if state == "failed":
-            return RunFailed(error or "the run failed")
-        if run_id is None:
-            return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {state} before it made an image")
-        run = load_run(self.journal, run_id)
-        if state == "interrupted":
+        if ended.state == "failed":
+            return RunFailed(ended.error or "the run failed")
+        if ended.run is None:
+            return RunFailed(f"the {'rerun' if ended.kind == 'rerun' else 'run'} was {ended.state} before it made an image")
+        run = load_run(self.journal, ended.run)
+        if ended.state == "interrupted":
             return RunFailed(f"the service stopped during run {run.id}: u on its grid (or `promptism resume {run.id}`) "
                              "finishes it")
-        return RunDone(run, verified=verified if kind == "rerun" else None)
+        return RunDone(run, verified=ended.verified if ended.kind == "rerun" else None)
 
     def remote(self):
         """The service for this journal, started detached when none runs — also again after it exited idle while
@@ -199,14 +200,14 @@ class PromptismApp(App):
 
     def cancel_run(self) -> None:
         """Cancel the job on the current grid (between steps; its finished images stay)."""
-        self.cancel_requested = True
-        if self.remote_enabled and self.job is not None:
-            self._cancel_remote(self.job)
+        if self.jobs is not None:
+            self._cancel(self.jobs)
 
     @work(thread=True, group="cancel")
-    def _cancel_remote(self, job) -> None:
+    def _cancel(self, jobs) -> None:
+        """(A thread: cancelling a service's job is a request to it.)"""
         try:
-            self.remote().cancel(job)
+            jobs.cancel()
         except Exception as exc:  # noqa: BLE001 - the service went away: its job went with it
             self.notify(f"could not cancel: {say(exc)}", severity="error", markup=False)
 
@@ -236,8 +237,8 @@ class PromptismApp(App):
             return
         try:
             if job.kind == "grid":
-                await self.composer().restore(job.spec or {}, job.options or {})
-                screen = GridScreen(grid=build_grid(spec_from(job.spec or {})))
+                await self.composer().restore(job.spec, job.options)
+                screen = GridScreen(grid=build_grid(spec_from(job.spec)))
             elif job.kind == "rerun":
                 screen = GridScreen(rerun_of=self.journal.get(job.number))
             else:
@@ -271,13 +272,14 @@ class PromptismApp(App):
             self.left_running = self.job
             self._remote.client.close()
         if not self.running() or self.remote_enabled or isinstance(self.screen, Confirm) and self.screen.yes == QUIT:
-            self.cancel_requested = not self.remote_enabled
+            if not self.remote_enabled and self.jobs is not None:
+                self.jobs.cancel()  # (a job in this process: finished images stay in its run folder)
             self.exit()
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self.cancel_requested = True
+                self.jobs.cancel()
                 self.exit()
 
         self.push_screen(Confirm("A run is in progress. Quit and cancel it? The images finished so far stay in its run "

@@ -15,11 +15,13 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from journal import Experiment
+from journal.grid_record import GridRecord
 from journal.journal import SCRATCH
 
 from ..compose.emphasis import escape
 from ..compose.grid import AXIS_NAMES
 from ..compose.prompt import Keyword
+from ..contract import GivenOptions, Spec
 from ..paths import write_private
 
 FILE = "composer.json"
@@ -153,21 +155,21 @@ def from_run(run) -> Composition:
 
 
 def from_experiment(exp: Experiment) -> Composition:
-    grid = exp.grid or {}
-    seeds = grid.get("seeds") or sorted({i.seed for i in exp.images if i.seed is not None})
-    return from_recorded(exp.prompt, grid.get("base"), exp.negative_prompt, list(exp.keywords), grid.get("mode", "plain"),
-                         seeds, grid.get("axes") or {}, exp.params, grid.get("model_source") or exp.model.id)
+    grid = exp.grid or GridRecord()
+    seeds = grid.seeds or sorted({i.seed for i in exp.images if i.seed is not None})
+    return from_recorded(exp.prompt, grid.base, exp.negative_prompt, list(exp.keywords), grid.mode, seeds, grid.axes,
+                         exp.params, grid.model_source or exp.model.id)
 
 
-def from_job(spec: dict, options: dict) -> Composition:
-    """A service job's composition: the spec values the composer sent and its run options."""
-    seeds = spec.get("seeds", [0])
-    keywords = tuple(Keyword(k) if isinstance(k, str) else _keyword({"on": True, **k}) for k in spec.get("keywords", []))
-    size = options.get("size")
-    return replace(Composition(), prompt=spec.get("prompt", ""), negative=spec.get("negative", ""), keywords=keywords,
-                   mode=spec.get("mode", "plain"),
+def from_job(spec: Spec, options: GivenOptions) -> Composition:
+    """A service job's composition: the spec the composer sent and the run options it gave."""
+    seeds = spec.seeds
+    keywords = tuple(Keyword.from_text(k) if isinstance(k, str) else Keyword(k.text, k.on, 1.0 if k.weight is None else k.weight)
+                     for k in spec.keywords)
+    size = options.size
+    return replace(Composition(), prompt=spec.prompt, negative=spec.negative, keywords=keywords,
+                   mode=spec.mode or "plain",
                    seeds=seeds if isinstance(seeds, str) else seeds_text(seeds if isinstance(seeds, list) else [seeds]),
-                   axes=dict(spec.get("axes") or {}), steps=_text(options.get("steps")),
-                   guidance=_text(options.get("guidance")), size=f"{size[0]}x{size[1]}" if size else "",
-                   init=_text(options.get("init_image")), strength=_text(options.get("strength")),
-                   model=options.get("model"), sampler=options.get("sampler"))
+                   axes=dict(spec.axes), steps=_text(options.steps), guidance=_text(options.guidance),
+                   size=f"{size[0]}x{size[1]}" if size else "", init=_text(options.init_image),
+                   strength=_text(options.strength), model=options.model, sampler=options.sampler)

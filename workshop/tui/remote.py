@@ -1,12 +1,11 @@
-"""The workshop's link to the service: follow a job, cancel it, and find the jobs of this journal that
-outlived an earlier workshop (to re-attach to them). Called from thread workers, never on the UI thread; torch-free."""
+"""The workshop's link to the service: the service started (or found) for this journal, and the jobs of this journal
+that outlived an earlier workshop (to re-attach to them); its jobs run through ``service.job_runner.ServiceJobs``.
+Called from thread workers, never on the UI thread; torch-free."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..runner import events as ev
 from ..service.api import JobInfo
 from ..service.client import ServiceClient, connect
 
@@ -22,22 +21,6 @@ class Remote:
     def start(cls, journal: str) -> Remote:
         """The running service, started detached when none runs (ServiceUnavailable if it cannot be)."""
         return cls(connect(autostart=True), journal)
-
-    def follow(self, job: JobInfo, on_event: Callable[[ev.Event], None], stop: Callable[[], bool]) -> JobInfo | None:
-        """Pass the job's events to ``on_event`` (what happened so far first) until it ends — the job as it ended —
-        or until ``stop()`` (the workshop quits; the job runs on): None."""
-        ended = job
-        for item in self.client.follow(job.id, self.journal):
-            if stop():
-                return None
-            if isinstance(item, JobInfo):
-                ended = item
-            else:
-                on_event(item)
-        return ended
-
-    def cancel(self, job: JobInfo) -> None:
-        ServiceClient(self.client.socket).cancel(job.id, self.journal)  # its own connection: follow holds the other
 
     def unfinished(self) -> list[JobInfo]:
         """This journal's jobs that are running or queued, running first (with their spec and options: same journal)."""

@@ -20,9 +20,10 @@ from textual.worker import Worker, WorkerState
 from ...compose import SpecError
 from ...compose.grid import AXIS_NAMES, AXIS_TYPES, MODES, build_grid
 from ...compose.prompt import Keyword
-from ...compose.spec import spec_from
+from ...compose.spec import spec_from, spec_values
+from ...contract import GivenOptions, Spec
 from ...paths import APP
-from ...runner.samplers import SAMPLERS
+from ...samplers import OWN, SAMPLERS
 from journal.text import quoted, visible
 
 from ..composition import Composition, CompositionError, from_job, load_composition, save_composition
@@ -177,8 +178,7 @@ class ComposerScreen(Screen):
                 with Horizontal(classes="row"):
                     yield Select([(Text(visible(self.app.model)), self.app.model)], value=self.app.model, allow_blank=False,
                                  compact=True, id="model")
-                    yield Select([(MODELS_OWN, "")] + [(name, name) for name in SAMPLERS], value="", allow_blank=False,
-                                 compact=True, id="sampler")
+                    yield Select(self._sampler_choices(), value="", allow_blank=False, compact=True, id="sampler")
                     yield Input(compact=True, placeholder="size WxH", id="size")
                 with Horizontal(classes="row"):
                     yield Input(compact=True, placeholder="init: path, #N or #N:K", id="init")
@@ -273,7 +273,7 @@ class ComposerScreen(Screen):
             if kind := row.show(c.axes.get(row.axis, "")):
                 unknown.append(f"the {row.axis} axis kind {quoted(kind)}")
         self.choose_model(c.model or self.app.model)
-        if c.sampler is None or c.sampler in SAMPLERS:
+        if c.sampler is None or c.sampler in SAMPLERS or c.sampler == OWN and self.app.settings.sampler:
             self.query_one("#sampler", Select).value = c.sampler or ""
         else:
             unknown.append(f"the sampler {quoted(c.sampler)}")
@@ -281,12 +281,12 @@ class ComposerScreen(Screen):
             self.notify(f"the composer cannot show {', '.join(unknown)}: left out", severity="warning", markup=False)
         self.refresh_preview()
 
-    async def restore(self, spec: dict, options: dict) -> None:
+    async def restore(self, spec: Spec, options: GivenOptions) -> None:
         """Fill the composer with a job's composition — the spec values it was built from and its run options — as
         when the workshop re-attaches to a job that outlived it. Spec-file keys the composer has no field for are
         named in a notification, not silently dropped."""
         await self.fill(from_job(spec, options))
-        if unshown := [k for k in ("wildcards", "keywords_first", "per_cell_seeds") if spec.get(k)]:
+        if unshown := [k for k in ("wildcards", "keywords_first", "per_cell_seeds") if getattr(spec, k)]:
             self.notify(f"the job also has {', '.join(unshown)}, which the composer does not show", markup=False)
 
     def save(self, wait: bool = True) -> None:
@@ -491,29 +491,43 @@ class ComposerScreen(Screen):
     def action_run_once(self) -> None:
         self._run("plain")
 
-    def _run(self, mode: str | None) -> None:
-        from ...runner.errors import RunError
-        from ...runner.options import RunOptions, check_options, parse_size
-        from ...runner.speedups import Speedups
+    def _sampler_choices(self) -> list[tuple[str, str]]:
+        """Left unchosen (""), a run takes the sampler setting, else the model's own; with a sampler setting, "model's
+        own" is a choice of its own ("default", as --sampler default)."""
+        setting = self.app.settings.sampler
+        if setting is None or setting.lower() == OWN:
+            return [(MODELS_OWN, "")] + [(name, name) for name in SAMPLERS]
+        return [(f"setting: {setting}", ""), (MODELS_OWN, OWN)] + [(name, name) for name in SAMPLERS]
 
-        get = self._text
+    def given(self, mode: str | None = None) -> tuple[Spec, GivenOptions]:
+        """The job the composer holds: its spec and the run options its fields give (blank: not given, so the
+        settings and the model's defaults decide, as for the CLI). SpecError, RunError or ValueError for a field
+        that cannot be read."""
+        from ...runner.options import parse_size
+
+        if problem := self.axis_problem():
+            raise SpecError(problem)
+        size = self._text("size")
+        given = GivenOptions(
+            model=self.query_one("#model", Select).value, steps=self._number("steps", int),
+            guidance=self._number("guidance", float), size=parse_size(size) if size else None,
+            init_image=self._text("init") or None, strength=self._number("strength", float),
+            sampler=self.query_one("#sampler", Select).value or None, preview_every=1)
+        return spec_values(self.values(mode)), given
+
+    def _run(self, mode: str | None) -> None:
+        from ...errors import RunError
+        from ...runner.options import resolve
+
         try:
-            if problem := self.axis_problem():
-                raise SpecError(problem)
-            grid = build_grid(spec_from(self.values(mode)))
-            options = RunOptions(
-                model=self.query_one("#model", Select).value, steps=self._number("steps", int),
-                guidance=self._number("guidance", float), size=parse_size(get("size")) if get("size") else None,
-                init_image=get("init") or None, strength=self._number("strength", float),
-                sampler=self.query_one("#sampler", Select).value or None,
-                max_batch=self.app.settings.max_batch, clip=self.app.settings.clip, preview_every=1,
-                co2_g_per_kwh=self.app.settings.co2_g_per_kwh, speedups=Speedups.chosen(self.app.settings))
-            check_options(options)
+            spec, given = self.given(mode)
+            grid = build_grid(spec_from(spec))
+            resolve(spec, given, self.app.settings)  # refused here what the run would refuse
         except (SpecError, RunError, ValueError) as exc:
             self.notify(visible(say(exc)), severity="error", markup=False)
             return
         self.save(wait=False)
-        self.app.start_run(grid, options, self.values(mode))
+        self.app.start_run(grid, spec, given)
 
     def _number(self, field: str, kind: type[int] | type[float]) -> int | float | None:
         """A number field: None when blank (the model's default), else the number, or one line saying what is wrong."""

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid as GridLayout, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widget import Widget
+from textual.widget import MountError, Widget
 from textual.widgets import Header, ProgressBar, Static
 
 from journal import Experiment, InvalidInput
@@ -151,7 +151,10 @@ class CellTile(Vertical):
             old.image = source
             return
         new = image_widget(self.app.graphics, source, classes="tile-image")
-        self.mount(new, before=old)
+        try:
+            self.mount(new, before=old)
+        except MountError:  # the screen is being taken down as the event comes (the workshop quits): nothing to show
+            return
         old.remove()
 
     def set_score(self, score: float | None) -> None:
@@ -277,11 +280,9 @@ class GridScreen(Screen):
             self.cells = [CellRecord(**c.to_json()) for c in grid.cells]
             self.shape = (grid.rows, grid.cols, grid.subgrids)
         elif rerun_of is not None:
-            recorded = rerun_of.grid or {}
-            by_index = {c["index"]: c for c in recorded.get("cells", [])}
-            cells = [by_index[i] for i in recorded.get("picked", []) if i in by_index]
+            cells = rerun_of.grid.picked_cells() if rerun_of.grid is not None else []
             cols = max(1, math.ceil(math.sqrt(len(cells))))
-            self.cells = [CellRecord(**{**c, "row": k // cols, "col": k % cols, "subgrid": 0}) for k, c in enumerate(cells)]
+            self.cells = [c.model_copy(update={"row": k // cols, "col": k % cols, "subgrid": 0}) for k, c in enumerate(cells)]
             self.shape = (math.ceil(len(cells) / cols), cols, 1)
         else:
             self._take_cells(run)

@@ -18,6 +18,7 @@ from textual.widgets import DataTable, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from journal import Experiment, InvalidInput
+from journal.grid_record import per_image_names, varying
 from journal.model import STATUSES
 
 from journal.text import visible
@@ -194,13 +195,13 @@ class JournalScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - a run folder gone since it was listed: said, not fatal
             self.notify(visible(say(exc)), severity="error", markup=False)
             return
-        await load_settings(self.app, composition)
+        await load_into_composer(self.app, composition)
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
 
-async def load_settings(app, composition) -> None:
+async def load_into_composer(app, composition) -> None:
     """Fill the composer with ``composition`` (a run's or an experiment's settings) and show it."""
     composer = app.composer()
     if composer is not None:
@@ -269,9 +270,12 @@ class DetailScreen(Screen):
         self.refresh_bindings()
         self.query_one("#detail-title", Static).update(Text(f"#{exp.number} ", style="bold") + literal(exp.title))
         m = exp.model
+        settings = exp.image_settings()
+        apart = varying(settings)
         lines = [f"Generated with {exp.credit}" + "".join(f" · {x}" for x in (m.pipeline, m.scheduler, m.revision) if x),
                  f"status {exp.status}" + (f" since {exp.published[:10]}" if exp.published else "") + f" · created {exp.created[:10]}",
-                 "parameters: " + " ".join(f"{k}={v}" for k, v in exp.params.items())]
+                 "parameters: " + " ".join(f"{k}={v}" for k, v in exp.params.items() if k not in apart)
+                 + (f" (per image: {', '.join(per_image_names(apart))})" if apart else "")]
         if exp.compute:
             c = exp.compute
             lines.append("compute: " + " · ".join(x for x in (c.device, c.seconds is not None and f"{c.seconds:.1f} s",
@@ -281,7 +285,8 @@ class DetailScreen(Screen):
         lineage += [f"varied as {', '.join(f'#{n}' for n in children)}"] if children else []
         if lineage:
             lines.append("lineage: " + "; ".join(lineage))
-        lines += [f"image {k + 1}: seed {i.seed}" + (f" · score {i.score:.3f}" if i.score is not None else "") for k, i in enumerate(exp.images)]
+        lines += [f"image {k + 1}: seed {i.seed}" + (f" · {own.line(apart)}" if apart else "")
+                  + (f" · score {i.score:.3f}" if i.score is not None else "") for k, (i, own) in enumerate(zip(exp.images, settings))]
         self.query_one("#detail-info", Static).update(literal("\n".join(lines)))
         prompt = self.query_one("#detail-prompt", Static)
         if self.revealed:
@@ -336,10 +341,10 @@ class DetailScreen(Screen):
         """Back to the composer with this experiment's settings and the next seed."""
         exp = self.experiment
         seeds = [i.seed for i in exp.images if i.seed is not None]
-        await load_settings(self.app, replace(from_experiment(exp), seeds=str(max(seeds) + 1) if seeds else "0"))
+        await load_into_composer(self.app, replace(from_experiment(exp), seeds=str(max(seeds) + 1) if seeds else "0"))
 
     async def action_load_settings(self) -> None:
-        await load_settings(self.app, from_experiment(self.experiment))
+        await load_into_composer(self.app, from_experiment(self.experiment))
 
     def action_use_as_init(self) -> None:
         """The highlighted image becomes the composer's init image: #N:K, image K of this experiment."""

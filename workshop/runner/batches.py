@@ -1,4 +1,4 @@
-"""Where a run's batches are made: ``Models``, a run's backends by the names its cells give their models (the engine
+"""Where a run's batches are made: ``RunModels``, a run's backends by the names its cells give their models (the engine
 picks each batch's), here or in a worker; what a worker in another process (a Ray actor on another GPU or node) needs
 to run a run's batches exactly as this process would (``Work``), the protocol of whatever deals them out
 (``Dispatch``: the service's Ray executor), and ``run_batches``, which a worker calls — an ``Engine`` over its
@@ -22,7 +22,7 @@ from .speedups import Speedups, active
 
 @dataclass(frozen=True)
 class Work:
-    """A run's batches' common settings, as its record has them (``session._run`` makes it)."""
+    """A run's batches' common settings, as its record has them (``execution._run`` makes it)."""
 
     source: ModelSource  # the run's own model
     sources: dict[str, ModelSource]  # a model axis's models by the names its cells give them (empty without one)
@@ -33,7 +33,7 @@ class Work:
     preview_every: int = 0
 
 
-class Models:
+class RunModels:
     """A run's backends by the names its cells give their models (a model axis's): the run's own, loaded before it
     starts, and the others loaded when their batches come — one after another (the batches of each model are
     together), each let go when the next one loads (the warm pool keeps what fits, as between runs)."""
@@ -71,7 +71,7 @@ def run_batches(work: Work, jobs: list[Job], layout: list[list[int]], *, on_even
     device = pick_device(work.device_type)
     speedups = Speedups.from_params(work.params)
     backend = load(work.source, device, allow_pickle=work.allow_pickle, speedups=speedups)
-    models = Models(backend, work.sources, device, allow_pickle=work.allow_pickle, speedups=speedups, on_event=on_event)
+    models = RunModels(backend, work.sources, device, allow_pickle=work.allow_pickle, speedups=speedups, on_event=on_event)
     with using_threads(work.threads), active(speedups):
         engine = backend.make_engine(work.params, on_event=on_event, cancel=cancel, preview_every=work.preview_every,
                                      models=models)

@@ -1,7 +1,7 @@
 """Running a job from the command line: through the service (started detached when none runs) or in this process
-(``--local``, ``service = false`` in config.toml, or ``PROMPTISM_SERVICE=off``) — with the same progress bar or JSON
-lines either way, and Ctrl-C cancelling the job (its finished images kept). Both ways end in
-``service.executor.run_job``; the client side imports no torch."""
+(``--local``, ``service = false`` in config.toml, or ``PROMPTISM_SERVICE=off``) — one ``service.job_runner`` either
+way — with a progress bar or JSON lines, Ctrl-C cancelling the job (its finished images kept), and its end worded for
+the command line. The client side imports no torch."""
 
 from __future__ import annotations
 
@@ -17,23 +17,23 @@ import click
 
 from journal.text import one_line
 
-from ..runner.errors import RunError
-from ..service.api import JobInfo, JobOutcome, JobRequest
+from ..errors import RunError
+from ..service.api import JobInfo, JobRequest
+from ..service.job_runner import Ended, LocalJobs, ServiceJobs
 from ..settings import service_enabled
 
 
 def run(request: JobRequest, *, as_json: bool, local: bool, verbose: bool = False,
-        before_write: Callable[[], None] = lambda: None) -> tuple[JobOutcome, bool]:
-    """Run ``request`` to its end with progress; the outcome, and whether it was cancelled (Ctrl-C here, or a cancel
+        before_write: Callable[[], None] = lambda: None) -> tuple[Ended, bool]:
+    """Run ``request`` to its end with progress; how it ended, and whether it was cancelled (Ctrl-C here, or a cancel
     from another client). A failed job raises RunError with its one line. ``verbose``: the phases until the first
     step, with their seconds, on stderr at the end (and as JSON events with ``as_json``)."""
     with Progress(as_json, verbose) as progress:
         if not service_enabled(local):
-            from ..service.executor import run_job
-
-            with graceful_interrupt() as cancelled:
-                outcome = run_job(request, on_event=progress.on_event, cancel=cancelled, before_write=before_write)
-            return outcome, cancelled() or outcome.state == "cancelled"
+            jobs = LocalJobs(before_write)
+            with graceful_interrupt(jobs.cancel) as interrupted:
+                ended = jobs.run(request, progress.on_event)
+            return ended, interrupted() or ended.state == "cancelled"
         from ..service.client import connect
 
         began, spawned = time.perf_counter(), []
@@ -43,27 +43,18 @@ def run(request: JobRequest, *, as_json: bool, local: bool, verbose: bool = Fals
         return follow(client, info, cancel_on_interrupt=True, progress=progress)
 
 
-def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progress) -> tuple[JobOutcome, bool]:
+def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progress) -> tuple[Ended, bool]:
     """Watch a service job to its end, its events to ``progress``. Ctrl-C cancels it (``cancel_on_interrupt``: this
     command started it) or stops watching (the job runs on)."""
-    from ..service.client import ServiceClient
-
-    def cancel() -> None:
-        ServiceClient(client.socket).cancel(info.id, info.journal)  # a client of its own: we are inside a read
-
-    ended = info
-    with graceful_interrupt(cancel, watching=not cancel_on_interrupt):
-        for item in client.follow(info.id, info.journal):
-            if isinstance(item, JobInfo):
-                ended = item
-            else:
-                progress.on_event(item)
+    jobs = ServiceJobs(client, info)
+    with graceful_interrupt(jobs.cancel, watching=not cancel_on_interrupt):
+        ended = jobs.run(None, progress.on_event)
     if ended.state == "failed":
         raise RunError(ended.error or "the job failed")
     if ended.state == "interrupted":
         raise RunError(ended.error or (f"the service stopped during the job; `promptism resume {ended.run}` finishes it"
                                        if ended.run else "the service stopped before the job began"))
-    return JobOutcome(run=ended.run, state=ended.state, verified=ended.verified), ended.state == "cancelled"
+    return ended, ended.state == "cancelled"
 
 
 def since_process_start() -> float | None:

@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,9 +25,9 @@ from ..compose.grid import Grid
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend, load, resolve
-from .dispatch import Dispatch, Models, Work
+from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
-from .errors import RunCancelled, RunError
+from ..errors import RunCancelled, RunError
 from .imported import is_imported
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
@@ -116,6 +116,21 @@ class Prepared:
     sources: dict[str, ModelSource]  # a model axis's models by name (empty without one)
 
 
+def _load(source: ModelSource, device, where: str, *, allow_pickle: bool, speedups: Speedups,
+          on_event: Callable[[ev.Event], None]):
+    """Load a model for a run, a rerun or a resume alike: said (``Loading``) and timed (the ``load the model`` phase)."""
+    on_event(ev.Loading(model=source.id, device=where))
+    with phase("load the model"):
+        return load(source, device, allow_pickle=allow_pickle, speedups=speedups)
+
+
+def _device(name: str):
+    """The device by name, and its name as shown (timed: picking one starts CUDA)."""
+    with phase("pick the device"):
+        device = pick_device(name)
+        return device, device_name(device)
+
+
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
             cancel: Callable[[], bool] = lambda: False) -> Run:
     """Run every cell of ``grid``; the returned run is finished or cancelled, its images already on disk."""
@@ -134,18 +149,13 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
         sources = {name: resolve(name, allow_download=options.allow_download) for name in names}
     source = sources[names[0]]
     check_backend(source, options)
-    with phase("pick the device"):
-        device = pick_device(options.device)
-        where = device_name(device)  # (starts CUDA)
-    on_event(ev.Loading(model=source.id, device=where))
-    with phase("load the model"):
-        backend = load(source, device, allow_pickle=options.allow_pickle, speedups=options.speedups)
+    device, where = _device(options.device)
+    loading = dict(allow_pickle=options.allow_pickle, speedups=options.speedups, on_event=on_event)
+    backend = _load(source, device, where, **loading)
     backend.check(grid, options)
     records = {names[0]: model_record(backend)}
     for name in names[1:]:  # each other model of a model axis, checked one after another (the warm pool keeps them)
-        on_event(ev.Loading(model=sources[name].id, device=where))
-        with phase("load the model"):
-            other = load(sources[name], device, allow_pickle=options.allow_pickle, speedups=options.speedups)
+        other = _load(sources[name], device, where, **loading)
         other.check(grid, options)
         other.params(options)
         records[name] = model_record(other)
@@ -242,7 +252,7 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     allow_pickle = r.allow_pickle or options.allow_pickle
     engine = None
     if dispatch is None:
-        models = Models(backend, sources or {}, device, allow_pickle=allow_pickle,
+        models = RunModels(backend, sources or {}, device, allow_pickle=allow_pickle,
                         speedups=Speedups.from_params(r.params), on_event=emit)
         engine = backend.make_engine(r.params, on_event=emit, cancel=cancel, preview_every=options.preview_every,
                                      models=models)
@@ -356,15 +366,15 @@ def _animations(engine: Engine | None, indices: list[int]) -> dict[int, list[Ima
     return {i: frames.pop(i) for i in indices if i in frames}
 
 
-def compact_layout(cells: list[dict]) -> tuple[GridShape, list[dict]]:
+def compact_layout(cells: list[CellRecord]) -> tuple[GridShape, list[dict]]:
     """Where ``cells`` (some of a grid's, as the journal records them) go in a grid of their own: the rows, columns
     and sub-grids they came from, closed up over those none of them is in — so a rerun looks like the grid it reruns.
     The grid's shape, and each cell's row, col and subgrid."""
     def ranks(key: str) -> dict[int, int]:
-        return {value: rank for rank, value in enumerate(sorted({c.get(key, 0) for c in cells}))}
+        return {value: rank for rank, value in enumerate(sorted({getattr(c, key) for c in cells}))}
 
     rows, cols, subgrids = ranks("row"), ranks("col"), ranks("subgrid")
-    places = [{"row": rows[c.get("row", 0)], "col": cols[c.get("col", 0)], "subgrid": subgrids[c.get("subgrid", 0)]}
+    places = [{"row": rows[c.row], "col": cols[c.col], "subgrid": subgrids[c.subgrid]}
               for c in cells]
     return GridShape(rows=len(rows), cols=len(cols), subgrids=len(subgrids)), places
 
@@ -383,31 +393,31 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     init = _resolve_init(journal, params.init_image) if params.init_image else None
     if init and params.init_sha256 and sha256_file(init.path) != params.init_sha256:
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
-    source = resolve(recorded.get("model_source") or exp.model.id, allow_download=options.allow_download)
-    device = pick_device(options.device)
-    on_event(ev.Loading(model=source.id, device=device_name(device)))
+    with phase("resolve the model"):
+        source = resolve(recorded.model_source or exp.model.id, allow_download=options.allow_download)
+    device, where = _device(options.device)
     speedups = Speedups.from_params(params)  # those the experiment was made with
-    backend = load(source, device, allow_pickle=options.allow_pickle, speedups=speedups)
+    backend = _load(source, device, where, allow_pickle=options.allow_pickle, speedups=speedups, on_event=on_event)
     check_dispatch(backend, dispatch)
-    picked = recorded["picked"]
-    batches = [b for b in recorded["layout"] if set(b) & set(picked)]
+    picked = recorded.picked
+    batches = [b for b in recorded.layout if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
-    cells = [c for c in recorded["cells"] if c["index"] in needed]
+    cells = [c for c in recorded.cells if c.index in needed]
     shape, places = compact_layout(cells)
-    renumber = {c["index"]: k for k, c in enumerate(cells)}  # the run's cells are numbered 0..n-1
-    run_cells = [CellRecord(**{**c, **place, "file": None, "index": k}) for k, (c, place) in enumerate(zip(cells, places))]
+    renumber = {c.index: k for k, c in enumerate(cells)}  # the run's cells are numbered 0..n-1
+    run_cells = [c.model_copy(update={**place, "file": None, "index": k}) for k, (c, place) in enumerate(zip(cells, places))]
     layout = [[renumber[i] for i in b] for b in batches]
     jobs = _jobs(run_cells, params, init)
     threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
     with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
         record = run_record(backend, device, spec=SpecRecord(
-            mode=recorded.get("mode", "plain"), prompt=exp.prompt, base=exp.prompt, negative=exp.negative_prompt,
-            keywords=list(exp.keywords), terms=list(exp.terms), seeds=recorded.get("seeds"), axes=recorded.get("axes", {})),
+            mode=recorded.mode, prompt=exp.prompt, base=exp.prompt, negative=exp.negative_prompt,
+            keywords=list(exp.keywords), terms=list(exp.terms), seeds=recorded.seeds, axes=recorded.axes),
             params=params, grid=shape, cells=run_cells, layout=layout, clip=None, allow_pickle=options.allow_pickle,
             rerun_of=number)
         record.id = new_run_id()
         run = Run.create(journal, record)
-        _run(run, backend, jobs, layout, None, device, replace(options, preview_every=0), on_event, cancel,
+        _run(run, backend, jobs, layout, None, device, options.model_copy(update={"preview_every": 0}), on_event, cancel,
              dispatch=dispatch)
     if run.record.state in ("cancelled", "interrupted"):
         raise RunCancelled(f"rerun of #{number} was {run.record.state}; its finished images are in run {run.id}", run.id)
@@ -440,18 +450,17 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     if options.device not in ("auto", kind) or not device_available(kind):
         raise RunError(f"run {run.id} ran on {r.compute.device or kind}; resume it where that device is (its images "
                        "would differ elsewhere)")
-    device = pick_device(kind)
-    source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
-    on_event(ev.Loading(model=source.id, device=device_name(device)))
+    device, where = _device(kind)
+    with phase("resolve the model"):
+        source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
+        sources = {name: resolve(model_source(m) or m.id, allow_download=options.allow_download)
+                   for name, m in (r.models or {}).items()}
     allow_pickle = r.allow_pickle or options.allow_pickle
-    speedups = Speedups.from_params(r.params)
-    backend = load(source, device, allow_pickle=allow_pickle, speedups=speedups)
+    loading = dict(allow_pickle=allow_pickle, speedups=Speedups.from_params(r.params), on_event=on_event)
+    backend = _load(source, device, where, **loading)
     check_dispatch(backend, dispatch)
-    sources = {name: resolve(model_source(m) or m.id, allow_download=options.allow_download)
-               for name, m in (r.models or {}).items()}
     for name, made in (r.models or {}).items():  # a model axis's other models, loaded one after another
-        if sources[name] != source and model_record(load(sources[name], device, allow_pickle=allow_pickle,
-                                                         speedups=speedups)).info != made.info:
+        if sources[name] != source and model_record(_load(sources[name], device, where, **loading)).info != made.info:
             raise RunError(f"the model {made.info.id} is not what run {run.id} was made with any more "
                            "(another revision or pipeline): its images would differ")
     if model_record(backend).info != r.model.info:
@@ -459,8 +468,9 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
                        "(another revision or pipeline): its images would differ")
     scorer = None
     if r.clip:
-        on_event(ev.Loading(model=r.clip, device=device_name(device), part="scorer"))
-        scorer = load_scorer(r.clip, device, allow_pickle=allow_pickle, allow_download=options.allow_download)
+        on_event(ev.Loading(model=r.clip, device=where, part="scorer"))
+        with phase("load the scorer"):
+            scorer = load_scorer(r.clip, device, allow_pickle=allow_pickle, allow_download=options.allow_download)
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]

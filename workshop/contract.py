@@ -1,0 +1,111 @@
+"""The typed job contract: what a grid job asks for, as every surface writes it — a spec file, the CLI's flags, the
+TUI's composer, an AUTOMATIC1111 request, an imported experiment made again — and as the service's API carries it
+(``service.api.JobRequest``; its OpenAPI schema is these models). Pydantic only: no torch, no journal, so the warm
+client imports it cheaply.
+
+- ``Spec``: the grid spec (prompt, keywords, mode, seeds, axes …, a ``model`` and ``params``). Its types are checked
+  here; what they mean (a seed range, an axis, a mode) is ``compose.spec.spec_from``'s.
+- ``RunParams``: a spec's ``[params]`` table, the run flags' settings.
+- ``GivenOptions``: the run options a surface was given; None is "not given". ``runner.options.resolve`` makes the
+  run's options of (spec, given, settings), by the one precedence: given › the spec's model and [params] › the
+  settings (config.toml) › the model's own default.
+
+Numbers are strict (no "12" for 12, no true for 1) and finite; unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic_core import PydanticCustomError
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return text
+
+
+Whole = Annotated[int, Strict()]
+Number = Annotated[float, Strict()]  # an int is a number too
+Text = Annotated[str, Strict()]
+Named = Annotated[str, Strict(), AfterValidator(_not_blank)]
+Flag = Annotated[bool, Strict()]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class RunParams(Contract):
+    """A spec's ``[params]``: the same settings as the run flags (which win over them). Ranges (steps of 1 or more,
+    a size in multiples of 8 …) are checked where flags' are, by the runner."""
+
+    steps: Whole | None = None
+    guidance: Number | None = None
+    size: Named | None = None  # WIDTHxHEIGHT
+    strength: Number | None = None
+    init_image: Named | None = None  # a path (a spec file's is relative to the file) or #N[:K]
+    max_batch: Whole | None = None
+    clip: Named | None = None
+    sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
+
+
+class KeywordTable(Contract):
+    """A keyword written as a table: ``{ text = "striped", on = false, weight = 0.8 }``."""
+
+    text: Text
+    on: Flag = True
+    weight: Number | None = None  # given alone, so the text is taken as it is (no ":1.3" read from it)
+
+
+class Spec(Contract):
+    """A grid spec: a spec file's keys (``compose/spec.py`` shows one), the flags merged over them, or a job's."""
+
+    prompt: Text = ""
+    negative: Text = ""
+    keywords: list[Text | KeywordTable] = Field(default_factory=list)  # "glowing", "pixel art:1.3", or a table
+    keywords_first: Flag = False
+    mode: Text | None = None  # default: plain, or sr with an S/R axis
+    seeds: Whole | Text | list[Whole] = 0  # 7, "1-9", or [1, 2, 3]
+    per_cell_seeds: Flag = False
+    max_cells: Whole | None = None
+    wildcards: Text | None = None  # a folder of NAME.txt files (absolute in a job)
+    model: Text | None = None
+    params: RunParams = Field(default_factory=RunParams)
+    axes: dict[str, Text] = Field(default_factory=dict)  # x, y, z: "TYPE=VALUES"
+
+
+class GuidedSettings(Contract):
+    """The CLIP-guided backend's settings (``runner/guided.py``)."""
+
+    lr: Number = 0.4  # tuned on the shapes VAE with tests/bench/guided_quality.py
+    cutouts: Whole = 24
+    tv: Number = 0.1  # total-variation weight: smooths the image
+    latent: Number = 0.0  # latent-size weight: keeps codes near the decoder's range
+    quantize: Flag = True  # VQModel only: quantise every step (straight-through) rather than optimise continuous codes
+
+
+class GivenOptions(Contract):
+    """The run options a surface was given (a flag, a TUI field, an A1111 field); None where it gave none, so that
+    the spec's [params] and then the settings decide. Paths are absolute once they leave the client."""
+
+    model: Text | None = None  # (an empty name is refused where models are resolved, with what to write)
+    steps: Whole | None = None
+    guidance: Number | None = None
+    size: tuple[Whole, Whole] | None = None  # (width, height)
+    init_image: Named | None = None  # a path, or "#N[:K]" for experiment N's image K
+    strength: Number | None = None
+    sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
+    max_batch: Whole | None = None
+    clip: Named | None = None  # a scorer, or "none"
+    guided: GuidedSettings | None = None
+    animate_every: Whole | None = None
+    compile: Flag | None = None  # the speed-ups (runner/speedups.py): None takes the setting
+    channels_last: Flag | None = None
+    tf32: Flag | None = None
+    allow_pickle: Flag = False
+    allow_download: Flag = False
+    device: Named = "auto"
+    preview_every: Whole = 0
