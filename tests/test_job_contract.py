@@ -138,8 +138,8 @@ async def test_the_tui_resolves_the_same_job_the_same_way(config, tmp_path):
         assert resolve(spec, given, app.settings) == resolve(spec, GivenOptions(steps=2, size=(32, 32), preview_every=1),
                                                              config)
         await pilot.press("ctrl+r")
-        await until(pilot, lambda: isinstance(app.screen, GridScreen) and app.screen.run is not None
-                    and not app.screen.running)
+        await until(pilot, lambda: isinstance(app.screen, GridScreen) and not app.screen.running)
+        assert app.screen.run is not None, [n.message for n in app._notifications]  # (a failed run says why)
     assert made_with(only_run(tmp_path / "tui")) == EXPECTED
 
 
@@ -259,3 +259,16 @@ def test_an_imported_experiments_images_have_its_recorded_settings(journal, tmp_
     assert [s.seed for s in settings] == [1, 2] and exp.grid is None
     assert {(s.steps, s.guidance, s.width, s.height, s.sampler, s.model) for s in settings} == {(20, 7, 512, 768, "Euler a",
                                                                                                 "sd15")}
+
+
+def test_the_machines_refusals_read_the_same_in_the_service_and_the_tui():
+    import errno
+
+    from workshop.errors import os_error_line
+    from workshop.service.service import error_line
+    from workshop.tui.wording import say
+
+    full = OSError(errno.ENOSPC, "No space left on device", "/j/experiments/0001-x/01-s1.png")
+    assert error_line(full) == say(full) == os_error_line(full)
+    assert os_error_line(full) == ("No space left on device (/j/experiments/0001-x/01-s1.png): free some disk space and "
+                                   "try again")

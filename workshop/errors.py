@@ -1,8 +1,12 @@
 """promptism's error base: every error a user can cause says one line that names the problem and the fix, and
 carries a ``code`` (what kind of problem, stable for programs: the service's HTTP status is chosen by it) and, where
-one field is at fault, that ``field`` (a run option or spec key), so each surface can point at its own control."""
+one field is at fault, that ``field`` (a run option or spec key), so each surface can point at its own control.
+``os_error_line`` is the one translation of the machine's refusals (a full disk, a permission) into a line with what
+to do, for the CLI, the service and the TUI alike."""
 
 from __future__ import annotations
+
+import errno
 
 
 class PromptismError(Exception):
@@ -29,3 +33,22 @@ class RunCancelled(RunError):
     def __init__(self, message: str, run_id: str | None = None):
         super().__init__(message)
         self.run_id = run_id
+
+
+_OS_FIXES = {
+    errno.ENOSPC: "free some disk space and try again",
+    errno.EDQUOT: "free some space within your quota and try again",
+    errno.EFBIG: "free some space (or lift the file-size limit) and try again",
+    errno.EACCES: "check that you may write there, or use a journal of your own (--journal DIR)",
+    errno.EPERM: "check that you may write there, or use a journal of your own (--journal DIR)",
+    errno.EROFS: "the file system is read-only: use a journal on a writable disk (--journal DIR)",
+    errno.ENOENT: "check the path",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """An OSError as one line: what failed, where, and what to do. A journal write cut short is finished or rolled
+    back by the next command, so nothing is half-written."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    fix = _OS_FIXES.get(exc.errno, "check the disk and the path, then try again")
+    return f"{exc.strerror or exc.__class__.__name__}{where}: {fix}"

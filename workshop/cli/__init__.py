@@ -5,7 +5,6 @@ to a warm service imports neither the runner nor the journal's git and image lib
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from journal.limits import set_pixel_limit
 from journal.text import one_line
 
 from ..compose import SpecError
-from ..errors import RunError
+from ..errors import RunError, os_error_line
 from ..paths import UnsafePath
 from ..service.errors import ServiceError
 from ..settings import SettingsError, load_settings
@@ -95,25 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("PROMPTISM_DEBUG"):
             raise
         return _fail(f"promptism: internal error: {exc.__class__.__name__}: {exc} (set PROMPTISM_DEBUG=1 for details)", 70)
-
-
-_OS_FIXES = {
-    errno.ENOSPC: "free some disk space and try again",
-    errno.EDQUOT: "free some space within your quota and try again",
-    errno.EFBIG: "free some space (or lift the file-size limit) and try again",
-    errno.EACCES: "check that you may write there, or use a journal of your own (--journal DIR)",
-    errno.EPERM: "check that you may write there, or use a journal of your own (--journal DIR)",
-    errno.EROFS: "the file system is read-only: use a journal on a writable disk (--journal DIR)",
-    errno.ENOENT: "check the path",
-}
-
-
-def os_error_line(exc: OSError) -> str:
-    """An OSError as one line: what failed, where, and what to do. A journal write cut short is finished or rolled
-    back by the next command, so nothing is half-written."""
-    where = f" ({exc.filename})" if exc.filename else ""
-    fix = _OS_FIXES.get(exc.errno, "check the disk and the path, then try again")
-    return f"{exc.strerror or exc.__class__.__name__}{where}: {fix}"
 
 
 def _fail(message: str, code: int) -> int:

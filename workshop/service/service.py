@@ -294,6 +294,7 @@ def error_line(exc: Exception) -> str:
     from ..compose import SpecError
     from ..errors import RunError
 
+    from ..errors import os_error_line
     from ..settings import SettingsError
 
     if isinstance(exc, (RunError, SpecError, JournalError, SettingsError)):
@@ -301,8 +302,7 @@ def error_line(exc: Exception) -> str:
     if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
         return "out of memory: try a smaller --max-batch or --size"
     if isinstance(exc, OSError):
-        where = f" ({exc.filename})" if exc.filename else ""
-        return one_line(f"{exc.strerror or type(exc).__name__}{where}")
+        return one_line(os_error_line(exc))
     detail = str(exc).splitlines()[0] if str(exc) else ""
     return one_line(f"internal error: {type(exc).__name__}: {detail}")
 

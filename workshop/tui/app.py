@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ class PromptismApp(App):
         self.remote_enabled = remote
         self._remote = None
         self.jobs = None  # the job runner of the current grid's job (service.job_runner)
+        self._loading = threading.Lock()  # held while the model preloads
         self.left_running = None  # the service job that was running when the workshop quit (it runs on)
         self.journal_dir = journal_dir
         self.model = model
@@ -77,17 +79,24 @@ class PromptismApp(App):
 
     @work(thread=True, exclusive=True, group="model")
     def preload_model(self) -> None:
-        """Import torch/diffusers and load the model off the UI thread; the composer shows the status."""
+        """Import torch/diffusers and load the model off the UI thread; the composer shows the status. A run started
+        meanwhile waits for it (``_loading``): two threads importing diffusers at once can fail its lazy imports."""
         try:
-            from ..runner.devices import pick_device
-            from ..runner.backends import load, resolve
-            from ..runner.speedups import Speedups
-
-            source = resolve(self.model)
-            load(source, pick_device(), speedups=Speedups.chosen(self.settings))  # the model the composer's runs get
+            with self._loading:
+                source = self._preload()
             self.post_message(ModelReady(self.model, source.description))
         except Exception as exc:  # noqa: BLE001 - any load failure becomes a notification
             self.post_message(ModelFailed(f"model {self.model} did not load: {say(exc)}"))
+
+    def _preload(self):
+        """The model the composer's runs get, loaded into the warm pool; its source."""
+        from ..runner.devices import pick_device
+        from ..runner.backends import load, resolve
+        from ..runner.speedups import Speedups
+
+        source = resolve(self.model)
+        load(source, pick_device(), speedups=Speedups.chosen(self.settings))
+        return source
 
     def start_run(self, grid, spec, given) -> None:
         """Show the grid screen and run ``grid`` (built from ``spec``) as a job, with the run options ``given``."""
@@ -155,7 +164,8 @@ class PromptismApp(App):
     def _local_job(self, request, screen, jobs) -> None:
         worker = get_current_worker()
         try:
-            import torch
+            with self._loading:  # the model's preload, if it is still going, ends first
+                import torch
 
             if not torch.cuda.is_available():  # leave a core to the UI thread: generation must never freeze it
                 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))

@@ -8,6 +8,8 @@ import re
 from journal.privacy import TitleRevealsPrompt
 from journal.text import one_line
 
+from ..errors import os_error_line
+
 # a command-line flag → what the workshop calls the same thing
 FIELDS = {
     "keyword": "ctrl+n (new keyword)",
@@ -36,6 +38,6 @@ def say(error: BaseException | str) -> str:
     belonging to the command line."""
     if isinstance(error, TitleRevealsPrompt):
         return error.reason + ": choose another title"
-    text = one_line(str(error)) or type(error).__name__
+    text = one_line(os_error_line(error) if isinstance(error, OSError) else str(error)) or type(error).__name__
     text = _SPEC_FILE.sub("", text)
     return _FLAG.sub(lambda m: FIELDS.get(m[1]) or f"{m[0]} (on the command line)", text)
