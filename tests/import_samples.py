@@ -83,6 +83,16 @@ def comfy_graph() -> dict:
     }
 
 
+def comfy_hostile_graph(n: int) -> dict:
+    """``n`` KSamplers on a conditioning chain ``n`` nodes long (the work of a parser that walks every sampler's chain
+    grows with both)."""
+    graph = {f"c{i}": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": [f"c{i + 1}", 0]}} for i in range(n)}
+    graph[f"c{n}"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "deep"}}
+    graph |= {f"s{i}": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 1, "cfg": 1, "sampler_name": "euler",
+                                                           "positive": ["c0", 0]}} for i in range(n)}
+    return graph
+
+
 def comfy_workflow(graph: dict) -> dict:
     """The UI workflow ComfyUI saves beside the graph ("workflow" chunk): nodes and links."""
     links, nodes = [], []

@@ -370,22 +370,13 @@ def test_a_hostile_comfyui_graph_reaches_the_parser_cut_to_the_nearest_samplers(
     handed; tests/bench/import_hostile.py times it)."""
     from journal.metadata import MAX_SAMPLERS
 
-    src = make_png(tmp_path / "h.png", text={"prompt": json.dumps(hostile_comfyui_graph(600))})
+    src = make_png(tmp_path / "h.png", text={"prompt": json.dumps(samples.comfy_hostile_graph(600))})
     info = read_source(src).info
     assert info.source == "comfyui" and info.seed == 0  # the sampler nearest the image (none saves it: the first)
     graphs = [given["prompt"] for given in parsers_given if "prompt" in given]
     assert graphs, "no parser was handed the graph"
     samplers = [sum(node.get("class_type") == "KSampler" for node in graph.values()) for graph in graphs]
     assert all(0 < n <= MAX_SAMPLERS < 600 for n in samplers), samplers
-
-
-def hostile_comfyui_graph(n: int) -> dict:
-    """``n`` KSamplers on a conditioning chain ``n`` nodes long."""
-    graph = {f"c{i}": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": [f"c{i + 1}", 0]}} for i in range(n)}
-    graph[f"c{n}"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "deep"}}
-    graph |= {f"s{i}": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 1, "cfg": 1, "sampler_name": "euler",
-                                                           "positive": ["c0", 0]}} for i in range(n)}
-    return graph
 
 
 def test_a_stealth_gzip_bomb_is_read_bounded(tmp_path, monkeypatch):

@@ -30,22 +30,13 @@ from tests import import_samples as samples  # noqa: E402
 from tests.helpers import make_png  # noqa: E402
 
 
-def comfyui_graph(n: int) -> dict:
-    """``n`` KSamplers on a conditioning chain ``n`` nodes long."""
-    graph = {f"c{i}": {"class_type": "ConditioningCombine", "inputs": {"conditioning_1": [f"c{i + 1}", 0]}} for i in range(n)}
-    graph[f"c{n}"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "deep"}}
-    graph |= {f"s{i}": {"class_type": "KSampler", "inputs": {"seed": i, "steps": 1, "cfg": 1, "sampler_name": "euler",
-                                                           "positive": ["c0", 0]}} for i in range(n)}
-    return graph
-
-
 def files(folder: Path) -> dict[str, Path]:
     made = {
         "ordinary a1111": make_png(folder / "ordinary.png", text={"parameters": samples.a1111_infotext(1234, samples.A1111_PROMPT)}),
         "a1111 hashes 40 KB": make_png(folder / "hashes.png", text={
             "parameters": "a\nSteps: 1, Sampler: Euler, Seed: 1, " + "Hashes: {" * 40_000}),
         "invokeai dream 40 KB": make_png(folder / "dream.png", text={"Dream": '"' * 40_000 + "\nx"}),
-        "comfyui 600 samplers": make_png(folder / "comfyui.png", text={"prompt": json.dumps(comfyui_graph(600))}),
+        "comfyui 600 samplers": make_png(folder / "comfyui.png", text={"prompt": json.dumps(samples.comfy_hostile_graph(600))}),
     }
     bomb = folder / "bomb.png"
     samples.stealth(samples.pixels((800, 800), seed=1), "a" * 64 * 2**20).save(bomb)
