@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")  # a NaN is written as NaN, and refused there
+    model_config = ConfigDict(extra="allow")
 
     def dump(self) -> dict:
         """The JSON form, without the fields that have no value."""
@@ -84,12 +84,12 @@ class ImageSettings(BaseModel):
 
     def line(self, keys: Sequence[str] = SETTINGS) -> str:
         """``steps 8 · guidance 5 · 64×64`` — those of ``keys`` it has (width and height as one size)."""
-        parts = {"steps": f"steps {self.steps}", "guidance": f"guidance {self.guidance:g}" if self.guidance is not None else "",
-                 "sampler": f"sampler {self.sampler}", "width": f"{self.width}×{self.height}",
-                 "strength": f"strength {self.strength:g}" if self.strength is not None else "",
-                 "weight": f"weight {self.weight:g}" if self.weight is not None else ""}
-        shown = [parts[k] for k in keys if k in parts and getattr(self, k) is not None]
-        return " · ".join(p for p in shown if p)
+        return " · ".join(_SHOWN[k].format(getattr(self, k), self.height) for k in keys
+                          if k in _SHOWN and getattr(self, k) is not None)
+
+
+_SHOWN = {"steps": "steps {}", "guidance": "guidance {:g}", "sampler": "sampler {}", "width": "{}×{}",
+          "strength": "strength {:g}", "weight": "weight {:g}"}  # (height goes with width)
 
 
 def varying(settings: Sequence[ImageSettings]) -> list[str]:
@@ -118,8 +118,9 @@ class GridRecord(Record):
     weight_curves: dict[str, list[WeightPoint]] | None = None
 
     def to_doc(self) -> dict:
-        """The JSON form: the keys it was made with (a document reads and writes the same)."""
-        return self.model_dump(mode="json", exclude_unset=True)
+        """The document form: the keys it was made with (a document reads and writes the same). Its values are JSON's
+        already; a NaN stays a NaN, for the journal to refuse (JSON mode would write it as null)."""
+        return self.model_dump(exclude_unset=True)
 
     @property
     def rerunnable(self) -> bool:
@@ -135,16 +136,16 @@ class GridRecord(Record):
         """Each image's settings: its cell's own (an axis's), else the run's ``params`` — so an X/Y grid of steps ×
         guidance shows each image's steps and guidance, not the run's defaults."""
         return [run_settings(params, c.seed, model).model_copy(update={
-            key: value for key in ("steps", "guidance", "sampler", "width", "height", "strength", "weight")
-            if (value := getattr(c, key)) is not None}) for c in self.picked_cells()]
+            key: value for key in SETTINGS if (value := getattr(c, key)) is not None}) for c in self.picked_cells()]
 
 
 def run_settings(params: dict, seed: int | None, model: str) -> ImageSettings:
     """An image's settings as its experiment's (flat) parameters record them."""
     def value(key: str, kind: type):
         found = params.get(key)
-        ok = isinstance(found, kind) and not isinstance(found, bool) or kind is float and isinstance(found, int)
-        return found if ok and not isinstance(found, bool) else None
+        if isinstance(found, bool):
+            return None
+        return found if isinstance(found, kind) or kind is float and isinstance(found, int) else None
 
     return ImageSettings(seed=seed, steps=value("steps", int), guidance=value("guidance", float),
                          sampler=value("sampler", str), width=value("width", int), height=value("height", int),

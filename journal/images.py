@@ -14,7 +14,7 @@ from pathlib import Path
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InvalidInput
-from .limits import DEFAULT_MAX_PIXELS, pixel_limit, set_pixel_limit  # noqa: F401 (the limit is images')
+from .limits import pixel_limit
 from .text import visible
 
 Image.MAX_IMAGE_PIXELS = pixel_limit()  # (limits.set_pixel_limit keeps it in step from now on)

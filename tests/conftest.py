@@ -29,7 +29,8 @@ from tests.helpers import service_pid, stop_pid
 RAY_MODULES = {"test_ray.py"}
 TUI_MODULES = {"test_tui.py"}
 TUI_TESTS = {"test_job_contract.py": {"test_the_tui_resolves_the_same_job_the_same_way",  # the workshop in other modules
-                                      "test_the_tui_shows_each_images_own_settings"}}
+                                      "test_the_tui_shows_each_images_own_settings",
+                                      "test_a_number_field_holding_nan_is_named_in_one_line"}}
 SERVICE_MODULES = {"test_service.py"}
 SLOW: dict[str, set[str]] = {
     "test_job_contract.py": {"test_one_job_resolves_the_same_from_the_cli_the_service_and_the_a1111_route"},

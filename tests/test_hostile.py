@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from journal.images import DEFAULT_MAX_PIXELS, open_image, set_pixel_limit
+from journal.images import open_image
+from journal.limits import DEFAULT_MAX_PIXELS, set_pixel_limit
 from journal.text import visible
 from tests.helpers import declared_png, git, make_png, new_experiment, run_cli
 

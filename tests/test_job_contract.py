@@ -272,3 +272,17 @@ def test_the_machines_refusals_read_the_same_in_the_service_and_the_tui():
     assert error_line(full) == say(full) == os_error_line(full)
     assert os_error_line(full) == ("No space left on device (/j/experiments/0001-x/01-s1.png): free some disk space and "
                                    "try again")
+
+
+async def test_a_number_field_holding_nan_is_named_in_one_line(tmp_path):
+    from workshop.tui.wording import say
+
+    app = create_app(tmp_path / "tui", "tiny", "halfcell", local=True)
+    async with app.run_test(size=(100, 32)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        composer.query_one("#prompt", Input).value = PROMPT
+        composer.query_one("#guidance", Input).value = "nan"
+        with pytest.raises(ValueError) as caught:
+            composer.given("plain")
+    assert say(caught.value) == "guidance must be a finite number, not nan"

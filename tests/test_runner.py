@@ -540,7 +540,7 @@ def test_bad_run_input_creates_no_journal_and_no_out_folder(args, fragment, jour
 
 
 def test_the_size_suggestions_are_valid_sizes():
-    from journal.images import pixel_limit
+    from journal.limits import pixel_limit
     from workshop.runner.options import check_options, parse_size, suggest_size
 
     for w, h in [(99999, 99999), (99992, 99992), (60, 64), (0, 64), (10**7, 8), (8, 10**7), (8193, 8192), (3, 5)]:

@@ -15,9 +15,9 @@ Numbers are strict (no "12" for 12, no true for 1) and finite; unknown keys are 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
 from pydantic_core import PydanticCustomError
 
 
@@ -109,3 +109,24 @@ class GivenOptions(Contract):
     allow_download: Flag = False
     device: Named = "auto"
     preview_every: Whole = 0
+
+
+#: A pydantic error's type → what the value must be, as a person says it.
+WANTED = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
+          "list_type": "a list", "dict_type": "a table", "model_type": "a table", "finite_number": "a finite number",
+          "model_attributes_type": "a table"}
+
+
+class Problem(NamedTuple):
+    """The first thing wrong with a contract model's values, for each surface to word as its own (a flag, a field)."""
+
+    field: str  # the top-level field at fault
+    kind: str  # pydantic's error type: "blank" (an empty name), "finite_number" …
+    wanted: str  # what the value must be, as a person says it
+    given: Any
+
+
+def first_problem(exc: ValidationError) -> Problem:
+    error = exc.errors()[0]
+    return Problem(str(error["loc"][0]) if error["loc"] else "", error["type"],
+                   WANTED.get(error["type"], "of another kind"), error.get("input"))

@@ -11,12 +11,16 @@ import platformdirs
 
 from journal.atomic import write_atomic
 
+from .errors import PromptismError
+
 APP = "promptism"
 SOCKET_MAX = 107  # bytes a Unix socket path may have (sun_path is 108 with its NUL)
 
 
-class UnsafePath(Exception):
+class UnsafePath(PromptismError):
     """A private folder promptism will not use: someone else's, or one others may write into."""
+
+    code = "unsafe_path"
 
 
 def journal_dir() -> Path:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
-
 from importlib import import_module
+from pathlib import Path
 
 import click
 
@@ -17,11 +16,8 @@ from journal import JournalError
 from journal.limits import set_pixel_limit
 from journal.text import one_line
 
-from ..compose import SpecError
-from ..errors import RunError, os_error_line
-from ..paths import UnsafePath
-from ..service.errors import ServiceError
-from ..settings import SettingsError, load_settings
+from ..errors import PromptismError, os_error_line
+from ..settings import load_settings
 from .journal_option import JOURNAL_HELP, JOURNAL_PATH
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -81,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"{where}: {exc.format_message()} (see `{where} --help`)", exc.exit_code)
     except click.ClickException as exc:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
-    except (JournalError, SpecError, RunError, SettingsError, ServiceError, UnsafePath) as exc:
+    except (JournalError, PromptismError) as exc:  # the user's problem (every error of ours has that base), not a bug
         return _fail(f"promptism: {exc}", 1)
     except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path), never a bug report
         return _fail(f"promptism: {os_error_line(exc)}", 1)

@@ -18,13 +18,13 @@ import click
 from journal.text import one_line
 
 from ..errors import RunError
-from ..service.api import JobInfo, JobRequest
-from ..service.job_runner import Ended, LocalJobs, ServiceJobs
+from ..service.api import JobInfo, JobOutcome, JobRequest
+from ..service.job_runner import LocalJobs, ServiceJobs
 from ..settings import service_enabled
 
 
 def run(request: JobRequest, *, as_json: bool, local: bool, verbose: bool = False,
-        before_write: Callable[[], None] = lambda: None) -> tuple[Ended, bool]:
+        before_write: Callable[[], None] = lambda: None) -> tuple[JobOutcome, bool]:
     """Run ``request`` to its end with progress; how it ended, and whether it was cancelled (Ctrl-C here, or a cancel
     from another client). A failed job raises RunError with its one line. ``verbose``: the phases until the first
     step, with their seconds, on stderr at the end (and as JSON events with ``as_json``)."""
@@ -43,7 +43,7 @@ def run(request: JobRequest, *, as_json: bool, local: bool, verbose: bool = Fals
         return follow(client, info, cancel_on_interrupt=True, progress=progress)
 
 
-def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progress) -> tuple[Ended, bool]:
+def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progress) -> tuple[JobOutcome, bool]:
     """Watch a service job to its end, its events to ``progress``. Ctrl-C cancels it (``cancel_on_interrupt``: this
     command started it) or stops watching (the job runs on)."""
     jobs = ServiceJobs(client, info)

@@ -18,7 +18,7 @@ from journal.text import quoted
 
 from ..compose.grid import DEFAULT_MAX_CELLS, build_grid
 from ..compose.prompt import clean
-from ..compose.spec import WANTED, spec_from, spec_values
+from ..compose.spec import spec_from, spec_values
 from ..settings import load_settings
 from .journal_option import journal_option
 from .output import console, dump_json, literal, print_table, say
@@ -102,7 +102,7 @@ def given_options(opts: dict):
     """The run flags that were given (None where not), their paths made absolute (the service runs elsewhere)."""
     from pydantic import ValidationError
 
-    from ..contract import GivenOptions
+    from ..contract import GivenOptions, first_problem
     from ..runner.options import parse_size
 
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
@@ -114,34 +114,34 @@ def given_options(opts: dict):
     try:
         return absolute(GivenOptions(**values))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        flag = {"guided": "--lr/--cutouts/--tv", "animate_every": "--animate"}.get(error["loc"][0],
-                                                                                   f"--{error['loc'][0].replace('_', '-')}")
-        if error["type"] == "blank":
+        problem = first_problem(exc)
+        flag = {"guided": "--lr/--cutouts/--tv", "animate_every": "--animate"}.get(problem.field,
+                                                                                   f"--{problem.field.replace('_', '-')}")
+        if problem.kind == "blank":
             raise click.BadParameter("it is empty: give a value or leave the flag out", param_hint=flag) from None
-        wanted = WANTED.get(error["type"], "of another kind")
-        raise click.BadParameter(f"it must be {wanted}, not {quoted(error.get('input'))}", param_hint=flag) from None
+        raise click.BadParameter(f"it must be {problem.wanted}, not {quoted(problem.given)}", param_hint=flag) from None
 
 
 def absolute(given):
     """``given`` with its paths made absolute (the service runs elsewhere): an init image file, a model folder, a
     CLIP checkpoint."""
-    init, model, clip = given.init_image, given.model, given.clip
+    init, clip = given.init_image, given.clip
     if init and not init.startswith("#"):
         init = str(Path(init).expanduser().absolute())
-    if model and Path(model).expanduser().is_dir():
-        model = str(Path(model).expanduser().absolute())
     arch, sep, checkpoint = (clip or "").partition(":")
     if sep and Path(checkpoint).expanduser().is_file():
         clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
-    return given.model_copy(update={"init_image": init, "model": model, "clip": clip})
+    return given.model_copy(update={"init_image": init, "model": _model_folder(given.model), "clip": clip})
 
 
 def absolute_spec(spec):
     """``spec`` with its model folder (relative to where the command runs) made absolute, as flags' are."""
-    if spec.model and Path(spec.model).expanduser().is_dir():
-        return spec.model_copy(update={"model": str(Path(spec.model).expanduser().absolute())})
-    return spec
+    return spec.model_copy(update={"model": _model_folder(spec.model)})
+
+
+def _model_folder(model: str | None) -> str | None:
+    """A model named by a folder, by its absolute path; any other name as it is."""
+    return str(Path(model).expanduser().absolute()) if model and Path(model).expanduser().is_dir() else model
 
 
 def execute_grid(grid, spec, opts: dict, journal_dir: Path) -> None:
@@ -165,7 +165,7 @@ def execute_grid(grid, spec, opts: dict, journal_dir: Path) -> None:
     request = JobRequest(kind="grid", journal=str(journal_dir.absolute()), spec=absolute_spec(spec), create=True,
                          options=given)
     outcome, cancelled = job_progress.run(request, as_json=opts["as_json"], local=opts["local"], verbose=opts["verbose"],
-                                      before_write=lambda: _make_out(opts["out"]))
+                                          before_write=lambda: _make_out(opts["out"]))
     if outcome.run is None:  # cancelled while it waited in the queue
         click.echo("cancelled before it started: no images", err=True)
         click.get_current_context().exit(130)

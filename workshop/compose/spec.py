@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from journal.text import quoted
 
-from ..contract import KeywordTable, RunParams, Spec
+from ..contract import WANTED, KeywordTable, RunParams, Spec
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
 from .prompt import Keyword, Prompt
@@ -111,17 +111,11 @@ def _path(loc: tuple) -> list:
     return path
 
 
-#: A pydantic error's type → what the value must be, as a person says it.
-WANTED = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
-          "list_type": "a list", "dict_type": "a table", "model_type": "a table", "finite_number": "a finite number",
-          "model_attributes_type": "a table"}
-
-
 def spec_from(spec: Spec | Mapping[str, Any]) -> GridSpec:
     """A GridSpec from a Spec (or from the values of one, checked by ``spec_values``)."""
     if not isinstance(spec, Spec):
         spec = spec_values(spec)
-    keywords = tuple(_keyword(k) for k in spec.keywords)
+    keywords = tuple(keyword(k) for k in spec.keywords)
     prompt = Prompt(base=spec.prompt, keywords=keywords, negative=spec.negative, keywords_first=spec.keywords_first)
     for name in spec.axes:
         if name not in AXIS_NAMES:
@@ -150,7 +144,7 @@ def spec_from(spec: Spec | Mapping[str, Any]) -> GridSpec:
     )
 
 
-def _keyword(item: str | KeywordTable) -> Keyword:
+def keyword(item: str | KeywordTable) -> Keyword:
     """A keyword from text (``"glowing:1.3"`` carries a weight: ``Keyword.from_text``) or a table; a table's
     ``weight`` is given alone, so its text is taken as it is."""
     if isinstance(item, str):

@@ -14,16 +14,16 @@ from journal import ModelInfo
 from ..compose.emphasis import has_emphasis
 from ..compose.grid import Grid
 from ..contract import GuidedSettings
+from ..errors import RunError
+from ..samplers import sampler
 from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
-from ..errors import RunError
 from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
 from .guided_engine import GuidedEngine
 from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
 from .records import ParamsRecord
-from ..samplers import sampler
 from .samplers import make_scheduler
 from .speedups import Speedups, check_device
 

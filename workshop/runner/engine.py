@@ -23,10 +23,10 @@ from journal import InvalidInput
 from journal.images import open_image
 
 from ..compose.emphasis import has_emphasis, plain
+from ..errors import RunError
 from . import events as ev
 from .emphasis_encoder import WeightedEncoder
 from .emphasis_encoder import encode as weights_encode
-from ..errors import RunError
 from .pixels import host_pixels
 
 # SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.

@@ -22,12 +22,12 @@ from journal.images import clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
+from ..errors import RunCancelled, RunError
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend, load, resolve
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
-from ..errors import RunCancelled, RunError
 from .imported import is_imported
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
@@ -124,6 +124,14 @@ def _load(source: ModelSource, device, where: str, *, allow_pickle: bool, speedu
         return load(source, device, allow_pickle=allow_pickle, speedups=speedups)
 
 
+def _load_scorer(clip: str, device, where: str, *, allow_pickle: bool, allow_download: bool,
+                 on_event: Callable[[ev.Event], None]):
+    """Load a run's or a resume's CLIP scorer: said and timed as ``_load`` does a model."""
+    on_event(ev.Loading(model=clip, device=where, part="scorer"))
+    with phase("load the scorer"):
+        return load_scorer(clip, device, allow_pickle=allow_pickle, allow_download=allow_download)
+
+
 def _device(name: str):
     """The device by name, and its name as shown (timed: picking one starts CUDA)."""
     with phase("pick the device"):
@@ -163,9 +171,8 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     clip = source.clip if options.clip is None else options.clip
     scorer = None
     if clip and clip != "none":
-        on_event(ev.Loading(model=clip, device=where, part="scorer"))
-        with phase("load the scorer"):
-            scorer = load_scorer(clip, device, allow_pickle=options.allow_pickle, allow_download=options.allow_download)
+        scorer = _load_scorer(clip, device, where, allow_pickle=options.allow_pickle,
+                              allow_download=options.allow_download, on_event=on_event)
     steps = options.steps or source.steps
     width, height = options.size or (backend.native_size(),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
@@ -468,9 +475,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
                        "(another revision or pipeline): its images would differ")
     scorer = None
     if r.clip:
-        on_event(ev.Loading(model=r.clip, device=where, part="scorer"))
-        with phase("load the scorer"):
-            scorer = load_scorer(r.clip, device, allow_pickle=allow_pickle, allow_download=options.allow_download)
+        scorer = _load_scorer(r.clip, device, where, allow_pickle=allow_pickle, allow_download=options.allow_download,
+                              on_event=on_event)
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]

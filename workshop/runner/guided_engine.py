@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..contract import GuidedSettings
 from . import events as ev
 from .engine import Cancelled, Engine, Job, _load_init
-from ..contract import GuidedSettings
 from .guided import GuidedPipeline
 from .pixels import host_pixels
 

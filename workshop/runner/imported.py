@@ -16,9 +16,9 @@ from ..compose.prompt import clean
 from ..settings import Settings
 from ..errors import RunError
 from ..contract import GivenOptions, Spec
+from ..samplers import SAMPLERS, sampler
 from .models import resolve as resolve_model
 from .options import resolve
-from ..samplers import SAMPLERS, sampler
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,8 @@ from journal.text import quoted
 
 from ..paths import cache_dir
 from ..settings import Settings, config_file
-from . import tiny
 from ..errors import RunError
+from . import tiny
 from .speedups import Speedups
 from .speedups import apply as apply_speedups
 from .timing import phase

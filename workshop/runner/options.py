@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from journal.limits import pixel_limit
 from journal.text import quoted
 
-from ..contract import GivenOptions, GuidedSettings, Spec
+from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
 from ..errors import RunError
 from ..samplers import OWN, sampler
@@ -72,18 +72,15 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
     experiment made again, the service running a job): each option from what was ``given`` (a flag, a field), else
     from the spec's ``model`` and ``[params]``, else from the settings (config.toml), else the model's own default
     (None). Checked as ``check_options`` checks them; RunError for what a run would refuse."""
-    params = spec.params if spec is not None else None
+    params = spec.params if spec is not None else RunParams()
     model = _first(given.model, spec.model if spec is not None else None, settings.model)
-    size = params.size if params is not None else None
     options = RunOptions(
-        model=model, steps=_first(given.steps, params and params.steps),
-        guidance=_first(given.guidance, params and params.guidance),
-        size=given.size if given.size is not None else parse_size(size) if size is not None else None,
-        init_image=_first(given.init_image, params and params.init_image),
-        strength=_first(given.strength, params and params.strength),
-        max_batch=_first(given.max_batch, params and params.max_batch, settings.max_batch),
-        clip=_first(given.clip, params and params.clip, settings.clip),
-        sampler=run_sampler(_first(given.sampler, params and params.sampler), settings.sampler, model),
+        model=model, steps=_first(given.steps, params.steps), guidance=_first(given.guidance, params.guidance),
+        size=given.size if given.size is not None else parse_size(params.size) if params.size is not None else None,
+        init_image=_first(given.init_image, params.init_image), strength=_first(given.strength, params.strength),
+        max_batch=_first(given.max_batch, params.max_batch, settings.max_batch),
+        clip=_first(given.clip, params.clip, settings.clip),
+        sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
         allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
         preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
         animate_every=given.animate_every or 0,

@@ -60,11 +60,14 @@ class JobInfo(BaseModel):
 
 
 class JobOutcome(BaseModel):
-    """How a job ended: its run, that run's state, and for a rerun whether it reproduced the journal's bytes."""
+    """How a job ended: its run (None when it ended before it made one), that run's state, for a rerun whether it
+    reproduced the journal's bytes, and a failed job's one line as the service said it (it may quote the prompt:
+    shown to its user, never logged)."""
 
     run: str | None
     state: JobState
     verified: bool | None = None
+    error: str | None = None
 
 
 class ServiceStatus(BaseModel):

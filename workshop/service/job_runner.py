@@ -1,5 +1,5 @@
 """Running one job for a client — the CLI or the TUI — with one protocol, whether the job runs in the service or in
-this process: ``run`` passes the job's events to ``on_event`` as they come and returns how it ended (``Ended``);
+this process: ``run`` passes the job's events to ``on_event`` as they come and returns how it ended (``JobOutcome``);
 ``cancel``, from any thread, asks it to stop between steps (its finished images are kept). The clients only render
 events and word the outcome. Both ways end in ``executor.run_job``; the service way imports no torch.
 """
@@ -7,28 +7,15 @@ events and word the outcome. Both ways end in ``executor.run_job``; the service 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from ..runner import events as ev
-from .api import JobInfo, JobKind, JobRequest, JobState
-
-
-@dataclass(frozen=True)
-class Ended:
-    """How a job ended: its state, its run (None when it ended before it made one), whether a rerun reproduced the
-    journal's bytes, and a failed job's one line (which may quote the prompt: shown to its user, never logged)."""
-
-    kind: JobKind
-    state: JobState
-    run: str | None = None
-    verified: bool | None = None
-    error: str | None = None
+from .api import JobInfo, JobOutcome, JobRequest
 
 
 class JobRunner(Protocol):
     def run(self, request: JobRequest, on_event: Callable[[ev.Event], None], *,
-            stop: Callable[[], bool] = lambda: False) -> Ended | None:
+            stop: Callable[[], bool] = lambda: False) -> JobOutcome | None:
         """Run ``request`` to its end. ``stop()``: the client is going away (the workshop quits) — a job in this
         process is cancelled, a service's job runs on and None is returned. Bad input raises (nothing written)."""
 
@@ -44,12 +31,11 @@ class LocalJobs:
         self.cancel_asked = False
 
     def run(self, request: JobRequest, on_event: Callable[[ev.Event], None], *,
-            stop: Callable[[], bool] = lambda: False) -> Ended:
+            stop: Callable[[], bool] = lambda: False) -> JobOutcome:
         from .executor import run_job
 
-        outcome = run_job(request, on_event=on_event, cancel=lambda: self.cancel_asked or stop(),
-                          before_write=self.before_write)
-        return Ended(request.kind, outcome.state, outcome.run, outcome.verified)
+        return run_job(request, on_event=on_event, cancel=lambda: self.cancel_asked or stop(),
+                       before_write=self.before_write)
 
     def cancel(self) -> None:
         self.cancel_asked = True
@@ -66,7 +52,7 @@ class ServiceJobs:
         self.ended = False  # followed to its end (a client that stopped following leaves it False)
 
     def run(self, request: JobRequest | None, on_event: Callable[[ev.Event], None], *,
-            stop: Callable[[], bool] = lambda: False) -> Ended | None:
+            stop: Callable[[], bool] = lambda: False) -> JobOutcome | None:
         if self.job is None:
             self.job = self.client.submit(request)
         if self.cancel_asked:  # cancelled before the service had the job
@@ -80,7 +66,7 @@ class ServiceJobs:
             else:
                 on_event(item)
         self.ended = True
-        return Ended(ended.kind, ended.state, ended.run, ended.verified, ended.error)
+        return JobOutcome(run=ended.run, state=ended.state, verified=ended.verified, error=ended.error)
 
     def cancel(self) -> None:
         from .client import ServiceClient

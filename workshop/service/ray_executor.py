@@ -256,7 +256,7 @@ class _Deal:
         except RayError as exc:  # the actor died, or the cluster went away
             left = [i for i in cells if i not in made]  # none: it died after its batch came (nothing to deal again)
             if left:
-                progress.forget(number)
+                progress.forget(number)  # (before another slot can take the batch and count its steps)
             with turn:
                 if left:
                     tries[number] = attempt = tries.get(number, 0) + 1
@@ -265,11 +265,10 @@ class _Deal:
                                          "status` and the workers' logs"))
                         return False
                     todo.insert(0, (number, left))
+                    out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
                 slot.dead = True
                 last = all(s.dead for s in self.slots)
                 turn.notify_all()
-            if left:
-                out.put(ev.BatchRetried(batch=number, cells=left, attempt=attempt, worker=slot.name))
             if not last or isinstance(exc, ActorDiedError) or (name := _name(slot.actor)) is None:
                 return False  # the others take its batches (the next job waits for its restart: ``_fill``)
             slot.name, slot.dead = name, False

@@ -291,13 +291,9 @@ def error_line(exc: Exception) -> str:
     """A job's failure in one line for its client (it may quote the prompt: never logged)."""
     from journal import JournalError
 
-    from ..compose import SpecError
-    from ..errors import RunError
+    from ..errors import PromptismError, os_error_line
 
-    from ..errors import os_error_line
-    from ..settings import SettingsError
-
-    if isinstance(exc, (RunError, SpecError, JournalError, SettingsError)):
+    if isinstance(exc, (PromptismError, JournalError)):  # a user's problem, said in its own line
         return one_line(str(exc))
     if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
         return "out of memory: try a smaller --max-batch or --size"

@@ -169,8 +169,8 @@ class PromptismApp(App):
 
             if not torch.cuda.is_available():  # leave a core to the UI thread: generation must never freeze it
                 torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-            ended = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: worker.is_cancelled)
-            self.to_screen(screen, self._outcome(ended))
+            outcome = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: worker.is_cancelled)
+            self.to_screen(screen, self._outcome(request.kind, outcome))
         except Exception as exc:  # noqa: BLE001 - shown, never crashes the app; finished batches are on disk
             self.to_screen(screen, RunFailed(say(exc)))
 
@@ -179,25 +179,25 @@ class PromptismApp(App):
         """The job in the service: it outlives the workshop (quit, a lost SSH session), which re-attaches next time."""
         try:
             jobs.client = self.remote().client
-            ended = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
-            if ended is not None:
-                self.to_screen(screen, self._outcome(ended))
+            outcome = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
+            if outcome is not None:
+                self.to_screen(screen, self._outcome(jobs.job.kind, outcome))
         except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
             self.to_screen(screen, RunFailed(say(exc)))
 
-    def _outcome(self, ended):
-        """The one message that says how a job ended, in the workshop's words."""
+    def _outcome(self, kind: str, outcome):
+        """The one message that says how a ``kind`` job ended, in the workshop's words."""
         from ..runner.runs import load_run
 
-        if ended.state == "failed":
-            return RunFailed(ended.error or "the run failed")
-        if ended.run is None:
-            return RunFailed(f"the {'rerun' if ended.kind == 'rerun' else 'run'} was {ended.state} before it made an image")
-        run = load_run(self.journal, ended.run)
-        if ended.state == "interrupted":
+        if outcome.state == "failed":
+            return RunFailed(outcome.error or "the run failed")
+        if outcome.run is None:
+            return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {outcome.state} before it made an image")
+        run = load_run(self.journal, outcome.run)
+        if outcome.state == "interrupted":
             return RunFailed(f"the service stopped during run {run.id}: u on its grid (or `promptism resume {run.id}`) "
                              "finishes it")
-        return RunDone(run, verified=ended.verified if ended.kind == "rerun" else None)
+        return RunDone(run, verified=outcome.verified if kind == "rerun" else None)
 
     def remote(self):
         """The service for this journal, started detached when none runs — also again after it exited idle while

@@ -21,6 +21,7 @@ from journal.journal import SCRATCH
 from ..compose.emphasis import escape
 from ..compose.grid import AXIS_NAMES
 from ..compose.prompt import Keyword
+from ..compose.spec import keyword
 from ..contract import GivenOptions, Spec
 from ..paths import write_private
 
@@ -164,8 +165,7 @@ def from_experiment(exp: Experiment) -> Composition:
 def from_job(spec: Spec, options: GivenOptions) -> Composition:
     """A service job's composition: the spec the composer sent and the run options it gave."""
     seeds = spec.seeds
-    keywords = tuple(Keyword.from_text(k) if isinstance(k, str) else Keyword(k.text, k.on, 1.0 if k.weight is None else k.weight)
-                     for k in spec.keywords)
+    keywords = tuple(keyword(k) for k in spec.keywords)  # as the grid read them
     size = options.size
     return replace(Composition(), prompt=spec.prompt, negative=spec.negative, keywords=keywords,
                    mode=spec.mode or "plain",

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import platformdirs
+from pydantic import ValidationError
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -21,7 +22,7 @@ from ...compose import SpecError
 from ...compose.grid import AXIS_NAMES, AXIS_TYPES, MODES, build_grid
 from ...compose.prompt import Keyword
 from ...compose.spec import spec_from, spec_values
-from ...contract import GivenOptions, Spec
+from ...contract import GivenOptions, Spec, first_problem
 from ...paths import APP
 from ...samplers import OWN, SAMPLERS
 from journal.text import quoted, visible
@@ -508,11 +509,15 @@ class ComposerScreen(Screen):
         if problem := self.axis_problem():
             raise SpecError(problem)
         size = self._text("size")
-        given = GivenOptions(
-            model=self.query_one("#model", Select).value, steps=self._number("steps", int),
-            guidance=self._number("guidance", float), size=parse_size(size) if size else None,
-            init_image=self._text("init") or None, strength=self._number("strength", float),
-            sampler=self.query_one("#sampler", Select).value or None, preview_every=1)
+        try:
+            given = GivenOptions(
+                model=self.query_one("#model", Select).value, steps=self._number("steps", int),
+                guidance=self._number("guidance", float), size=parse_size(size) if size else None,
+                init_image=self._text("init") or None, strength=self._number("strength", float),
+                sampler=self.query_one("#sampler", Select).value or None, preview_every=1)
+        except ValidationError as exc:  # (a number field holding nan or inf)
+            problem = first_problem(exc)
+            raise ValueError(f"{problem.field} must be {problem.wanted}, not {quoted(problem.given)}") from None
         return spec_values(self.values(mode)), given
 
     def _run(self, mode: str | None) -> None:
