@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from tests.helpers import service_pid, stop_pid
+from tests.helpers import EXE, poll_until, service_pid, stop_pid
+from workshop import paths
 
 
 # ---------------------------------------------------------------------------------------------------- markers
@@ -18,8 +19,9 @@ from tests.helpers import service_pid, stop_pid
 # runs its quick tests), plain `pytest` (what .ci/run runs) runs everything:
 #   ray      every test in RAY_MODULES (a local Ray cluster): slow too
 #   tui      every test in TUI_MODULES (the Textual workshop driven by Pilot)
-#   service  every test that uses a `service` fixture: this file's (real service processes, started by the commands)
-#            or test_a1111.py's (an in-process Service and its worker); and every test in SERVICE_MODULES
+#   service  every test that uses a `service` fixture: this file's (real service processes, started by the commands),
+#            its `warm_service` (one service process a module's tests share) or test_a1111.py's (an in-process Service
+#            and its worker); and every test in SERVICE_MODULES
 #   slow     the tests in SLOW: each took more than about 2 s of call time on a 2-core machine, measured file by file
 #            (`pytest -q --durations=0 tests/test_x.py`), then in the `-m "not slow"` run itself (a test left there
 #            pays a model load that the tests marked slow used to pay: test_writer's and test_shapes_train's last
@@ -127,7 +129,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if module in TUI_MODULES or getattr(item, "originalname", item.name) in TUI_TESTS.get(module, ()):
             item.add_marker(pytest.mark.tui)
-        if module in SERVICE_MODULES or "service" in getattr(item, "fixturenames", ()):
+        if module in SERVICE_MODULES or {"service", "warm_service"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.service)
         slow = SLOW.get(module, ())
         if item.name in slow or getattr(item, "originalname", item.name) in slow:
@@ -188,3 +190,60 @@ def service(monkeypatch):
             stop_pid(item)
     if (pid := service_pid()) is not None:
         stop_pid(pid)
+
+
+@pytest.fixture(scope="module")
+def module_service(tmp_path_factory, model_cache) -> Path:
+    """One service process for the tests of a module that need a warm service, not a fresh one (``warm_service``):
+    started here in a home and runtime folder of its own, stopped by pid when the module's tests are done. Returns
+    its home (``run`` its runtime folder, ``state`` the folder of its log and queue file)."""
+    home = tmp_path_factory.mktemp("module-service")
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
+           "XDG_DATA_HOME": str(home / "data"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(home / "gitconfig"),
+           "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(home / "hf-cache"), "PROMPTISM_CACHE": str(model_cache),
+           "PROMPTISM_CONFIG": str(home / "config.toml"), "PROMPTISM_RUNTIME": str(home / "run"),
+           "PROMPTISM_STATE": str(home / "state"), "PROMPTISM_SERVICE": "on"}
+    (home / "config.toml").write_text('model = "tiny"\n', encoding="utf-8")
+    started = subprocess.run([EXE, "serve", "--detach"], env=env, capture_output=True, text=True, timeout=600)
+    pid = _pid_in(home / "run")
+    try:
+        assert started.returncode == 0, started.stderr
+        yield home
+    finally:
+        if pid is not None:
+            stop_pid(pid)
+
+
+def _pid_in(runtime: Path) -> int | None:
+    try:
+        return int((runtime / "service.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+@pytest.fixture
+def warm_service(module_service, monkeypatch):
+    """Jobs go through the module's shared service (``module_service``), already warm; this test's own settings
+    (``model = "tiny"``) and journals. Yields the list to put client processes in: each is killed at teardown, and
+    the jobs this test left in the service are cancelled and waited out, so the next test finds it idle."""
+    from workshop.service.client import ServiceClient
+
+    monkeypatch.setenv("PROMPTISM_SERVICE", "on")
+    monkeypatch.setenv("PROMPTISM_RUNTIME", str(module_service / "run"))
+    monkeypatch.setenv("PROMPTISM_STATE", str(module_service / "state"))
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text('model = "tiny"\n', encoding="utf-8")
+    client = ServiceClient(paths.socket_path())
+    assert client.ping(), "the module's service is gone"
+    pid = service_pid()
+    started: list[subprocess.Popen] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert service_pid() == pid, "a test stopped the shared service; give it the `service` fixture instead"
+    for job in client.jobs():
+        if job.state in ("queued", "running"):
+            client.cancel(job.id, job.journal)
+    poll_until(lambda: all(job.state not in ("queued", "running") for job in client.jobs()), 300,
+               "the service's jobs to end")

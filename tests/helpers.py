@@ -22,6 +22,7 @@ from workshop import paths
 from workshop.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+EXE = str(Path(sys.executable).parent / "promptism")  # the installed command, for tests that need a process of it
 
 
 def make_png(path: Path, color=(200, 30, 30), size=(64, 64), text: dict[str, str] | None = None, noise: bool = False) -> Path:

@@ -6,20 +6,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import EXE, run_cli
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner import events as ev
 from workshop.runner.runs import MANIFEST, list_runs
 from workshop.runner.execution import RunOptions, execute, resume
 
-EXE = str(Path(sys.executable).parent / "promptism")
 GRID = ["grid", "-p", "two small red stars on a blue background", "-k", "glowing", "-k", "pixel art", "--mode",
         "leave-one-out", "--seeds", "1-3", "--max-batch", "2", "--model", "shapes"]
 

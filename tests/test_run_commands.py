@@ -7,19 +7,17 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from journal import Journal
-from tests.helpers import on_pty, run_cli
+from tests.helpers import EXE, on_pty, run_cli
 from workshop.runner.models import BUILTINS
 from workshop.runner.runs import list_runs
 
 PROMPT = "a lighthouse at dusk"
-EXE = str(Path(sys.executable).parent / "promptism")
 
 
 @pytest.fixture(autouse=True)

@@ -9,14 +9,13 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from journal import Journal
-from tests.helpers import alive, poll_until, run_cli, service_pid
+from tests.helpers import EXE, alive, poll_until, run_cli, service_pid
 from workshop import paths
 from workshop.runner.runs import list_runs, load_run
 from workshop.service.api import JobRequest
@@ -24,7 +23,6 @@ from workshop.service.client import ServiceClient
 from workshop.service.errors import ServiceError
 
 PROMPT = "a lighthouse at dusk, SECRET-WORD"
-EXE = str(Path(sys.executable).parent / "promptism")
 SLOW_GRID = ["grid", "-p", PROMPT, "--seeds", "1-5", "--max-batch", "1", "--steps", "6", "--size", "32x32", "--clip", "none"]
 
 
@@ -86,10 +84,10 @@ def test_a_stale_socket_is_replaced_and_the_idle_timeout_exits(service, capsys):
     assert b"idle" in paths.log_file().read_bytes()
 
 
-def test_a_killed_client_leaves_its_job_running_and_another_can_follow(service, tmp_path, capsys):
+def test_a_killed_client_leaves_its_job_running_and_another_can_follow(warm_service, tmp_path, capsys):
     j = tmp_path / "j"
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--json", "--journal", str(j)], stdout=subprocess.PIPE, text=True)
-    service.append(proc)
+    warm_service.append(proc)
     run_id = None
     for line in proc.stdout:
         event = json.loads(line)
@@ -109,11 +107,11 @@ def test_a_killed_client_leaves_its_job_running_and_another_can_follow(service, 
     assert code == 1 and f"run {run_id} is not running in a service (it is finished)" in err, err
 
 
-def test_cancel_from_another_client_ends_the_generate_with_130(service, tmp_path):
+def test_cancel_from_another_client_ends_the_generate_with_130(warm_service, tmp_path):
     j = tmp_path / "j"
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--journal", str(j)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-    service.append(proc)
+    warm_service.append(proc)
     poll_until(lambda: client().ping() and any(job.state == "running" and job.done for job in client().jobs()), 180,
              "the job to finish a batch")
     job = next(job for job in client().jobs() if job.state == "running")
@@ -164,9 +162,7 @@ def client_free_run(job_id: str) -> str:
     return next(j["info"]["run"] for j in doc["jobs"] if j["info"]["id"] == job_id)
 
 
-def test_bad_requests_get_one_line_and_the_service_serves_on(service, tmp_path, capsys):
-    code, out, err = run_cli(capsys, "serve", "--detach")
-    assert code == 0, err
+def test_bad_requests_get_one_line_and_the_service_serves_on(warm_service, tmp_path, capsys):
     pid = service_pid()
     http = client()._http
     reply = http.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})

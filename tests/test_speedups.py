@@ -7,7 +7,6 @@ during the run, restored after it); inductor compiles C++ kernels on the CPU for
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from diffusers.utils.torch_utils import is_compiled_module
 from pydantic import ValidationError
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import EXE, run_cli
 from workshop.contract import GivenOptions, Spec
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
@@ -34,7 +33,6 @@ from workshop.service.api import JobRequest
 from workshop.settings import Settings
 
 CPU = torch.device("cpu")
-EXE = str(Path(sys.executable).parent / "promptism")
 
 
 def grid(seeds: str = "1-3"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,8 +13,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from textual.widgets._footer import FooterKey
 
 from journal import Journal
-from tests.helpers import new_experiment
-from tests.helpers import service_pid
+from tests.helpers import EXE, new_experiment, service_pid
 from workshop.contract import GivenOptions, KeywordTable, Spec
 from workshop.tui.app import create_app
 from workshop.tui.screens.composer import ComposerScreen
@@ -23,7 +21,6 @@ from workshop.tui.screens.grid import GridScreen, ZoomScreen
 from workshop.tui.screens.journal import DetailScreen, JournalScreen
 from workshop.tui.screens.modals import AskText, Confirm
 
-EXE = str(Path(sys.executable).parent / "promptism")
 HOSTILE = ["[bold red]x[/]", "[link=http://e.vil]click[/link]", "𝔢𝔫𝔠𝔥𝔞𝔫𝔱𝔢𝔡 [b]vision[/b] 🔅"]
 
 
@@ -61,13 +58,12 @@ async def start_slow_grid(pilot, app, seeds: str = "1-16") -> None:
     app.screen.query_one("#mode").value = "plain"
 
 
-async def run_slow_grid_on_the_service(pilot, app, service: list[int], seeds: str) -> GridScreen:
-    """From a starting workshop: a slow grid (``start_slow_grid``) run through the service, whose pid goes into the
-    ``service`` fixture's list (stopped at teardown); its grid screen, once shown."""
+async def run_slow_grid_on_the_service(pilot, app, seeds: str) -> GridScreen:
+    """From a starting workshop: a slow grid (``start_slow_grid``) run through the service (the module's warm one);
+    its grid screen, once shown."""
     await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
     await start_slow_grid(pilot, app, seeds=seeds)
     assert "service" in app.model_status
-    service.append(service_pid())
     await pilot.press("ctrl+r")
     await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
     return app.screen
@@ -694,7 +690,7 @@ async def test_the_composer_restores_a_jobs_composition(tmp_path):
         assert any("nosuchkind" in m for m in said) and any("per_cell_seeds" in m for m in said)  # not silently dropped
 
 
-async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_its_composition(service, tmp_path):
+async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_its_composition(warm_service, tmp_path):
     """A grid that outlived its workshop (a lost SSH session): the next workshop shows its progress and composition,
     and it ends finished in the service, not in the workshop."""
     from workshop.service.api import JobRequest
@@ -705,7 +701,6 @@ async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_
     spec = {"prompt": "a slow grid", "keywords": ["glowing"], "mode": "leave-one-out", "seeds": "1-3"}
     job = connect(autostart=True).submit(JobRequest(kind="grid", journal=str(jdir), spec=spec,
                                                     options={"model": "tiny", "steps": 12, "max_batch": 1}))
-    service.append(service_pid())
     app = create_app(jdir, "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, GridScreen))
@@ -721,11 +716,12 @@ async def test_a_restarted_workshop_reattaches_to_the_services_job_and_restores_
 async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(service, tmp_path):
     from workshop.runner.runs import list_runs
 
-    config = Path(os.environ["PROMPTISM_CONFIG"])
-    config.write_text(config.read_text() + "max_batch = 1\n")  # one image a batch: a cancel keeps some, not all
+    config = Path(os.environ["PROMPTISM_CONFIG"])  # a fresh service, started with this setting (the batch size is
+    config.write_text(config.read_text() + "max_batch = 1\n")  # the service's): a cancel keeps some images, not all
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        grid = await run_slow_grid_on_the_service(pilot, app, service, seeds="1-4")
+        grid = await run_slow_grid_on_the_service(pilot, app, seeds="1-4")
+        service.append(service_pid())
         status = grid.query_one("#run-status", Static)
         await wait_for(pilot, lambda: "batch 2" in str(status.render()))
         await pilot.press("escape")
@@ -743,12 +739,12 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     assert [fresh.image(c).read_bytes() for c in fresh.done] == resumed  # as if it had never been stopped
 
 
-async def test_quitting_leaves_the_services_job_running_and_says_so(service, tmp_path):
+async def test_quitting_leaves_the_services_job_running_and_says_so(warm_service, tmp_path):
     from workshop.service.client import connect
 
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
-        status = (await run_slow_grid_on_the_service(pilot, app, service, seeds="1-6")).query_one("#run-status", Static)
+        status = (await run_slow_grid_on_the_service(pilot, app, seeds="1-6")).query_one("#run-status", Static)
         await wait_for(pilot, lambda: "step" in str(status.render()))
         job = app.job
         await pilot.press("ctrl+q")  # no question: nothing is lost
