@@ -1,7 +1,10 @@
-"""Errors the journal raises: each message is one line that names the problem and the fix."""
+"""Errors the journal raises: each message is one line that names the problem and the fix (an option it names
+marked with ``wording.option``, for each surface to word as its own)."""
+
+from .wording import Worded
 
 
-class JournalError(Exception):
+class JournalError(Worded):
     """Base class: anything the journal refuses or cannot do."""
 
 

@@ -14,6 +14,7 @@ import git
 from . import failpoints
 from .errors import JournalError
 from .text import visible
+from .wording import option
 
 FALLBACK_IDENTITY = ("promptism", "promptism@localhost")
 
@@ -50,7 +51,7 @@ class GitRepo:
         where = visible(str(self.path), keep_newlines=False)
         if "dubious ownership" in text:
             return JournalError(f"git refuses to work in {where}: it belongs to another user; use a journal of your own "
-                                f"(--journal DIR), or if you trust it: git config --global --add safe.directory {where}")
+                                f"({option('journal', 'DIR')}), or if you trust it: git config --global --add safe.directory {where}")
         if any(full in text for full in ("No space left on device", "Out of diskspace", "Disk quota exceeded", "File too large")):
             return JournalError(f"git could not write in {where}: the disk is full; free some space and try again (nothing "
                                 "is lost: the next command finishes or rolls back the interrupted write)")

@@ -20,6 +20,7 @@ from .keywords import split_keywords
 from .metadata import GenerationInfo, read_generation_info, without_stealth
 from .model import Experiment, ModelInfo, NewExperiment, NewImage
 from .text import visible
+from .wording import option
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 BATCH_EXPERIMENTS = 100  # experiments per commit in a folder import
@@ -86,7 +87,7 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
     if not models:
         why = next((f" ({i.problem})" for i in infos if i.problem), "")
         raise InvalidInput(f"{visible(str(sources[0].path), keep_newlines=False)} does not say which model made it{why}; "
-                           "pass --model NAME (the model is always credited)")
+                           f"pass {option('model', 'NAME')} (the model is always credited)")
     prompt = given.prompt if given.prompt is not None else (first.prompt or "")
     images = [NewImage(path=s.path, seed=given.seed if given.seed is not None else s.info.seed,
                        prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if keep_pixels else None)
@@ -230,7 +231,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
             title = f"{options.title} {counter}"
         try:
             if title is None:
-                raise InvalidInput("it is not in --titles FILE and no --title was given")
+                raise InvalidInput(f"it is not in {option('titles', 'FILE')} and no {option('title')} was given")
             new = experiment_from_sources([s for s, _ in fresh], title, options.given, keep_pixels=keep_pixels)
             check_new(new, options.allow_title_overlap)  # refused now: one bad experiment must not sink a batch
         except JournalError as exc:

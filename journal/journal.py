@@ -29,7 +29,6 @@ import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -39,16 +38,15 @@ from tinydb import Query
 from . import failpoints
 from .atomic import write_atomic
 from .errors import ExperimentNotFound, InvalidInput, JournalError, NotAJournal
-from .gitrepo import GitRepo
 from .index import Index
 from .storage import CorruptIndex
 from .keywords import plain, split_keywords
 from .lock import WriterLock
 from .model import Experiment, ImageRecord, NewExperiment
 from .privacy import check_title_keeps_secrets
-from .publish import GalleryEntry, discard_staged, gallery_numbers, install_gallery, remove_leftovers, stage_gallery
 from .slug import check_model_name, check_new_title, fold, slugify
 from .text import visible
+from .wording import option
 
 MARKER = "journal.toml"
 DB_FILE = "journal.json"
@@ -64,6 +62,8 @@ _GITIGNORE_TEXT = f"/{DB_FILE}\n/.{DB_FILE}.*.tmp\n/{SCRATCH}/\n"
 
 
 def tool_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version  # (imported when a write records it)
+
     try:
         return version("promptism")
     except PackageNotFoundError:
@@ -91,9 +91,16 @@ class Journal:
         self.path = path
         self.lock_timeout = lock_timeout
         self._lock = WriterLock(path / SCRATCH / "lock", path)
-        self._git = GitRepo(path, self._lock.inherited_fds)
         self._index = Index(path / DB_FILE)
         self._held = False  # inside ``holding``: the lock is held and recovery done
+
+    @functools.cached_property
+    def _git(self):
+        """The journal's git repository, opened (GitPython imported) when a command first needs it: reading
+        experiments and runs needs no git."""
+        from .gitrepo import GitRepo
+
+        return GitRepo(self.path, self._lock.inherited_fds)
 
     # ------------------------------------------------------------------ opening
 
@@ -110,6 +117,8 @@ class Journal:
             (path / SCRATCH).mkdir()
         except OSError as exc:
             raise NotAJournal(f"cannot create a journal at {visible(str(path))} ({exc.strerror}); choose a directory you can write") from None
+        from .gitrepo import GitRepo
+
         repo = GitRepo.init(path)
         (path / MARKER).write_text(_MARKER_TEXT, encoding="utf-8")
         (path / ".gitignore").write_text(_GITIGNORE_TEXT, encoding="utf-8")
@@ -131,7 +140,7 @@ class Journal:
                 return cls.init(path)
             if not path.exists():
                 raise NotAJournal(f"no journal at {path}; create one with `promptism init {path}`")
-            raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass --journal DIR or run `promptism init`")
+            raise NotAJournal(f"{path} is not a promptism journal (no {MARKER}); pass {option('journal', 'DIR')} or run `promptism init`")
         journal = cls(path, lock_timeout)
         if recover and (journal._intent_path.exists() or not journal._index_readable() or journal._temp_files()
                         or journal._index_empty_but_experiments_exist()):
@@ -348,7 +357,7 @@ class Journal:
 
     def _publish(self, targets: list[Experiment], out: Path, allow_title_overlap: bool) -> list[Experiment]:
         if out.resolve() == self.path.resolve() or self.path.resolve() in out.resolve().parents:
-            raise InvalidInput(f"--out {visible(str(out))} is inside the journal; publish to a folder outside it")
+            raise InvalidInput(f"{option('out')} {visible(str(out))} is inside the journal; publish to a folder outside it")
         now = _now()
         changed = [e.replace(status="published", published=now, updated=now) for e in targets if e.status != "published"]
         shown = {e.number: e for e in self.search(status="published", limit=None)}
@@ -361,6 +370,8 @@ class Journal:
             if missing := [i.file for i in e.images if not self.image_path(e, i).is_file()]:
                 raise JournalError(f"#{e.number}: {missing[0]} is missing from {e.dir}; run `promptism doctor` (it restores it from git)")
         self._refuse_edits([e.dir for e in shown.values()])  # publish exactly what was committed
+        from .publish import GalleryEntry, discard_staged, install_gallery, stage_gallery
+
         staged = stage_gallery(out, [GalleryEntry(e, [self.image_path(e, i) for i in e.images]) for e in shown.values()])
         try:
             write_atomic(self._gallery_record, json.dumps({"out": str(out)}).encode())  # so doctor can check it
@@ -387,6 +398,8 @@ class Journal:
 
     def _check_gallery(self, repair: bool) -> list[Finding]:
         """The last gallery published to: leftovers of a killed publish, and published experiments it does not show."""
+        from .publish import gallery_numbers, remove_leftovers
+
         if (out := self.gallery) is None:
             return []
         shown_out = visible(str(out), keep_newlines=False)

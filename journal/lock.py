@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import JournalError, JournalLocked
 from .text import visible
+from .wording import option
 
 ORPHAN_GRACE = 10.0  # seconds a dead writer's git child may take to finish
 
@@ -31,7 +32,7 @@ class WriterLock:
             fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
         except PermissionError:
             raise JournalError(f"journal {visible(str(self._journal_path))} is not writable by you (permission denied on "
-                               f"{self._path.name}); reading it works, to write use a journal of your own (--journal DIR)") from None
+                               f"{self._path.name}); reading it works, to write use a journal of your own ({option('journal', 'DIR')})") from None
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -19,6 +19,7 @@ from .errors import InvalidInput
 from .model import Experiment
 from .slug import slugify
 from .text import quoted, visible
+from .wording import option
 
 GENERATOR = '<meta name="generator" content="promptism">'
 _IMAGE_NAME = re.compile(r"\d{4,}-[a-z0-9-]+-\d+\.png")
@@ -36,12 +37,12 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
     out = out.absolute()
     shown = visible(str(out), keep_newlines=False)
     if out.is_symlink():  # the gallery is swapped in whole: the link itself would be replaced
-        raise InvalidInput(f"{shown} is a symbolic link; give the folder it points to as --out")
+        raise InvalidInput(f"{shown} is a symbolic link; give the folder it points to as {option('out')}")
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not _is_gallery(out))):
-        raise InvalidInput(f"{shown} exists and is not a promptism gallery; choose a new or empty directory for --out")
+        raise InvalidInput(f"{shown} exists and is not a promptism gallery; choose a new or empty directory for {option('out')}")
     if out.is_dir() and (foreign := _foreign(out)):  # a gallery is replaced whole: nothing else may be lost with it
         raise InvalidInput(f"{shown} holds files promptism did not write ({', '.join(quoted(f) for f in foreign[:3])}"
-                           f"{', …' if len(foreign) > 3 else ''}); move them out, or publish to another --out")
+                           f"{', …' if len(foreign) > 3 else ''}); move them out, or publish to another {option('out')}")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(out)
@@ -50,7 +51,7 @@ def stage_gallery(out: Path, entries: list[GalleryEntry]) -> Path:
         os.umask(umask)
         staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: a web server running as another user could not read it
     except OSError as exc:
-        raise InvalidInput(f"cannot write a gallery at {shown} ({exc.strerror or exc}); choose another --out") from None
+        raise InvalidInput(f"cannot write a gallery at {shown} ({exc.strerror or exc}); choose another {option('out')}") from None
     from .images import clean_png, open_image  # (Pillow: for the commands that publish)
 
     try:

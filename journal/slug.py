@@ -7,6 +7,7 @@ import unicodedata
 
 from .errors import InvalidInput
 from .text import blank, control_free
+from .wording import option
 
 SLUG_MAX = 48
 TITLE_MAX = 300
@@ -43,11 +44,11 @@ def check_new_title(title: str) -> str:
 def check_model_name(name: str) -> str:
     """A model credit: some text, shown exactly as it is (no control, bidi or invisible characters)."""
     if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("the model that made the images is required (it is always credited): name it with --model NAME")
+        raise InvalidInput(f"the model that made the images is required (it is always credited): name it with {option('model', 'NAME')}")
     if not control_free(name):
-        raise InvalidInput("the model name contains control or invisible characters (such as ESC); give it as plain text with --model NAME")
+        raise InvalidInput(f"the model name contains control or invisible characters (such as ESC); give it as plain text with {option('model', 'NAME')}")
     if len(name) > MODEL_MAX:
-        raise InvalidInput(f"the model name is {len(name)} characters long; keep it under {MODEL_MAX} (--model NAME)")
+        raise InvalidInput(f"the model name is {len(name)} characters long; keep it under {MODEL_MAX} ({option('model', 'NAME')})")
     return name
 
 

@@ -119,7 +119,7 @@ def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
     ("wildcards = 7", "wildcards must be text, not 7"),
     ("model = 5", "model must be text, not 5"),
     ('model = ""', "model is empty"),
-    ("[params]\nstrength = 0.5", "--strength goes with --init-image (or strength with init_image in the spec file)"),
+    ("[params]\nstrength = 0.5", "--strength goes with --init-image: give an init image"),
 ])
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_bad_spec_params_are_refused_in_one_line_and_write_nothing(spec_text, fragment, dry_run, tmp_path, capsys):

@@ -261,6 +261,44 @@ def test_an_imported_experiments_images_have_its_recorded_settings(journal, tmp_
                                                                                                 "sd15")}
 
 
+def test_each_surface_names_the_option_an_error_speaks_of_as_its_own_control(service, tmp_path):
+    """One refusal at submit (a spec) and one from a job as it runs (its options), each said by the service's API,
+    the command line, the workshop and the A1111 route in their own words: no surface rewrites another's."""
+    from fastapi.testclient import TestClient
+
+    from journal import JournalError
+    from workshop.errors import RunError, from_wire
+    from workshop.service.a1111 import as_a1111
+    from workshop.service.client import _refusal
+    from workshop.tui.wording import say
+
+    Journal.init(tmp_path / "j")
+    http = TestClient(create_service_app(service, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
+    reply = http.post("/v1/jobs", json={"kind": "grid", "journal": str(tmp_path / "j"),
+                                        "spec": {"prompt": PROMPT, "mode": "leave-one-out"}})
+    assert reply.status_code == 400 and reply.json()["error"] == "leave-one-out mode needs keywords: add some with ‹keyword›"
+    refused = _refusal(reply)  # as the CLI and the workshop get it from their client
+    assert (refused.code, str(refused)) == ("bad_spec", "leave-one-out mode needs keywords: add some with --keyword")
+    assert say(refused) == "leave-one-out mode needs keywords: add some with ctrl+n (new keyword)"
+
+    job = service.submit(JobRequest(kind="grid", journal=str(tmp_path / "j"), spec=Spec(prompt=PROMPT),
+                                    options=GivenOptions(model="tiny", strength=0.5)))
+    wait_until(lambda: service.job(job.id).ended_yet)
+    said = service.job(job.id).error  # the API's words, which the job's client reads
+    assert said == "‹strength› goes with ‹init-image›: give an init image, or leave out the strength"
+    assert str(RunError(from_wire(said))) == "--strength goes with --init-image: give an init image, or leave out the strength"
+    assert say(said) == "strength goes with init image: give an init image, or leave out the strength"
+    assert "denoising_strength goes with init_images" in RunError(from_wire(said)).worded(as_a1111)
+    assert not list((tmp_path / "j" / ".promptism").glob("runs/*"))  # refused before its run folder
+
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(JournalError) as journals:  # the journal's own refusals are worded by each surface too
+        Journal.open(tmp_path / "j").publish([], tmp_path / "link")
+    assert str(journals.value).endswith("give the folder it points to as --out")
+    assert say(journals.value).endswith("give the folder it points to as the gallery folder")
+
+
 def test_the_machines_refusals_read_the_same_in_the_service_and_the_tui():
     import errno
 

@@ -83,6 +83,37 @@ def test_a_cancelled_run_resumes_to_the_same_bytes_and_adds_up_its_compute(tmp_p
     assert pngs(list_runs(journal)[0]) == pngs(reference)
 
 
+def test_a_run_its_rerun_and_a_resume_load_by_one_plan_said_and_timed_alike(tmp_path):
+    """The three ways to run load their models the same way (runner/loading.py): the same phases in the same order
+    and a Loading event for each model; a resume of a model-axis grid loads each of its models again."""
+    from workshop.runner.execution import rerun
+    from workshop.runner.runs import accept_run
+    from workshop.runner.timing import reporting
+
+    def loading(make) -> tuple[list[str], list[str]]:
+        events = []
+        with reporting(events.append):
+            make(events.append)
+        before = events[:next(i for i, e in enumerate(events) if isinstance(e, ev.RunStarted))]  # (not the run's own)
+        phases = [e.name for e in before if isinstance(e, ev.Phase) and e.name in LOAD_PHASES]
+        return phases, [e.model for e in before if isinstance(e, ev.Loading)]
+
+    journal = Journal.init(tmp_path / "j")
+    options = RunOptions(model="tiny", steps=1, max_batch=1, clip="none")
+    axis = build_grid(spec_from({"prompt": "a red circle", "seeds": "1-2", "axes": {"x": "model=tiny,shapes"}}))
+    made = []
+    ran = loading(lambda on_event: made.append(execute(axis, options, journal, on_event=on_event,
+                                                       cancel=lambda: len(list_runs(journal)[0].done) >= 1)))
+    assert made[0].state == "cancelled" and ran == (LOAD_PHASES, ["tiny", "shapes"])
+    resumed = loading(lambda on_event: resume(journal, made[0], options, on_event=on_event))
+    assert list_runs(journal)[0].state == "finished" and resumed == ran
+    accept_run(journal, list_runs(journal)[0], "Both models", pick=[0])
+    assert loading(lambda on_event: rerun(journal, 1, options, on_event=on_event)) == (LOAD_PHASES, ["tiny"])
+
+
+LOAD_PHASES = ["resolve the model", "pick the device"]
+
+
 def test_a_batch_partly_made_runs_only_its_missing_cells(tmp_path):
     """After an out-of-memory split a planned batch can be half made: its other half is the batch that runs."""
     journal = Journal.init(tmp_path / "j")

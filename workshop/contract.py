@@ -21,6 +21,25 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, Valid
 from pydantic_core import PydanticCustomError
 
 
+TEXT_MAX = 65_536  # characters in any one text of a job (a prompt, a keyword, a path): ~10,000 words, far past
+# what a text encoder reads (A1111's longest prompts are a few thousand characters); a longer one is refused, so that
+# no request can hold the service's worker in a tokenizer for minutes
+
+
+def valid_text(text: str) -> str:
+    """Text a job can carry: valid Unicode (no lone surrogate, which no file or journal could store: JSON allows
+    "\\ud800", UTF-8 does not) and at most TEXT_MAX characters."""
+    if len(text) > TEXT_MAX:
+        raise PydanticCustomError("too_long", "is {length} characters long; at most {most} are taken",
+                                  {"length": len(text), "most": TEXT_MAX})
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("lone_surrogate", "holds a lone surrogate (U+{code}) at character {at}, which is "
+                                  "not text: send valid UTF-8", {"code": f"{ord(text[exc.start]):04X}", "at": exc.start}) from None
+    return text
+
+
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise PydanticCustomError("blank", "must not be blank")
@@ -29,8 +48,8 @@ def _not_blank(text: str) -> str:
 
 Whole = Annotated[int, Strict()]
 Number = Annotated[float, Strict()]  # an int is a number too
-Text = Annotated[str, Strict()]
-Named = Annotated[str, Strict(), AfterValidator(_not_blank)]
+Text = Annotated[str, Strict(), AfterValidator(valid_text)]
+Named = Annotated[str, Strict(), AfterValidator(valid_text), AfterValidator(_not_blank)]
 Flag = Annotated[bool, Strict()]
 
 
@@ -114,7 +133,8 @@ class GivenOptions(Contract):
 #: A pydantic error's type → what the value must be, as a person says it.
 WANTED = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
           "list_type": "a list", "dict_type": "a table", "model_type": "a table", "finite_number": "a finite number",
-          "model_attributes_type": "a table"}
+          "model_attributes_type": "a table", "too_long": f"at most {TEXT_MAX} characters",
+          "lone_surrogate": "valid Unicode text"}
 
 
 class Problem(NamedTuple):

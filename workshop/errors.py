@@ -1,6 +1,10 @@
 """promptism's error base: every error a user can cause says one line that names the problem and the fix, and
 carries a ``code`` (what kind of problem, stable for programs: the service's HTTP status is chosen by it) and, where
 one field is at fault, that ``field`` (a run option or spec key), so each surface can point at its own control.
+
+A message names the options it speaks of with ``option("guidance")``, never as a flag: each surface words them as
+its own control (``journal.wording``, whose names this module gives the workshop too).
+
 ``os_error_line`` is the one translation of the machine's refusals (a full disk, a permission) into a line with what
 to do, for the CLI, the service and the TUI alike."""
 
@@ -8,9 +12,15 @@ from __future__ import annotations
 
 import errno
 
+from journal.wording import Namer, Worded, as_flag, as_wire, from_wire, option, worded
 
-class PromptismError(Exception):
-    """A problem a user can fix; ``str()`` is its one line."""
+__all__ = ["Namer", "PromptismError", "RunCancelled", "RunError", "as_flag", "as_wire", "from_wire", "option",
+           "os_error_line", "worded"]
+
+
+class PromptismError(Worded):
+    """A problem a user can fix; ``str()`` is its one line in the command line's words, ``worded(namer)`` in
+    another surface's (journal.wording)."""
 
     code = "invalid"  # the kind of problem; subclasses and raisers name their own
 
@@ -39,16 +49,16 @@ _OS_FIXES = {
     errno.ENOSPC: "free some disk space and try again",
     errno.EDQUOT: "free some space within your quota and try again",
     errno.EFBIG: "free some space (or lift the file-size limit) and try again",
-    errno.EACCES: "check that you may write there, or use a journal of your own (--journal DIR)",
-    errno.EPERM: "check that you may write there, or use a journal of your own (--journal DIR)",
-    errno.EROFS: "the file system is read-only: use a journal on a writable disk (--journal DIR)",
+    errno.EACCES: f"check that you may write there, or use a journal of your own ({option('journal', 'DIR')})",
+    errno.EPERM: f"check that you may write there, or use a journal of your own ({option('journal', 'DIR')})",
+    errno.EROFS: f"the file system is read-only: use a journal on a writable disk ({option('journal', 'DIR')})",
     errno.ENOENT: "check the path",
 }
 
 
-def os_error_line(exc: OSError) -> str:
-    """An OSError as one line: what failed, where, and what to do. A journal write cut short is finished or rolled
-    back by the next command, so nothing is half-written."""
+def os_error_line(exc: OSError, namer: Namer = as_flag) -> str:
+    """An OSError as one line: what failed, where, and what to do (its options in ``namer``'s words). A journal write
+    cut short is finished or rolled back by the next command, so nothing is half-written."""
     where = f" ({exc.filename})" if exc.filename else ""
     fix = _OS_FIXES.get(exc.errno, "check the disk and the path, then try again")
-    return f"{exc.strerror or exc.__class__.__name__}{where}: {fix}"
+    return worded(f"{exc.strerror or exc.__class__.__name__}{where}: {fix}", namer)

@@ -17,7 +17,7 @@ import click
 
 from journal.text import one_line
 
-from ..errors import RunError
+from ..errors import RunError, from_wire
 from ..service.api import JobInfo, JobOutcome, JobRequest
 from ..service.job_runner import LocalJobs, ServiceJobs
 from ..settings import service_enabled
@@ -49,11 +49,13 @@ def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progre
     jobs = ServiceJobs(client, info)
     with graceful_interrupt(jobs.cancel, watching=not cancel_on_interrupt):
         ended = jobs.run(None, progress.on_event)
+    if ended.state in ("failed", "interrupted") and ended.error:  # the service's words, worded again as ours
+        raise RunError(from_wire(ended.error))
     if ended.state == "failed":
-        raise RunError(ended.error or "the job failed")
+        raise RunError("the job failed")
     if ended.state == "interrupted":
-        raise RunError(ended.error or (f"the service stopped during the job; `promptism resume {ended.run}` finishes it"
-                                       if ended.run else "the service stopped before the job began"))
+        raise RunError(f"the service stopped during the job; `promptism resume {ended.run}` finishes it" if ended.run
+                       else "the service stopped before the job began")
     return ended, ended.state == "cancelled"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from journal.text import quoted
 
+from ..errors import option
 from .errors import SpecError
 
 _WILDCARD_LEFT = re.compile(r"__([^_\s][^\s]*?)__")
@@ -34,7 +35,7 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
     from dynamicprompts.wildcards import WildcardManager
 
     if wildcards is not None and not Path(wildcards).is_dir():
-        raise SpecError(f"the wildcards directory {wildcards} does not exist: pass --wildcards DIR")
+        raise SpecError(f"the wildcards directory {wildcards} does not exist: pass {option('wildcards', 'DIR')}")
     generator = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(Path(wildcards) if wildcards else None))
     try:
         with _quiet_dynamicprompts():
@@ -46,7 +47,8 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
         if m := _WILDCARD_LEFT.search(variant):
             name = m.group(1)
             if wildcards is None:
-                raise SpecError(f"no wildcard file for __{name}__; pass --wildcards DIR (a folder of NAME.txt files)")
+                raise SpecError(f"no wildcard file for __{name}__; pass {option('wildcards', 'DIR')} (a folder of "
+                                "NAME.txt files)")
             raise SpecError(f"no wildcard file for __{name}__ in {wildcards}: add {Path(wildcards) / name}.txt (one "
                             "value a line), or fix the name")
     return out

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from journal.text import quoted
 
+from ..errors import option
 from .dynamic import dynamic_syntax, expand, varying_part
 from .emphasis import weighted
 from .errors import SpecError
@@ -237,13 +238,14 @@ def build_grid(spec: GridSpec, encode: Encoder | None = None) -> Grid:
     if spec.mode != "dynamic":
         for text in (spec.prompt.base, *spec.prompt.enabled, spec.prompt.negative):
             if found := dynamic_syntax(text):
-                raise SpecError(f"{found} is dynamic-prompt syntax, which only the dynamic mode expands (promptism grid "
-                                "--mode dynamic); in this mode it would reach the model as typed: remove it or switch modes")
+                raise SpecError(f"{found} is dynamic-prompt syntax, which only the dynamic mode expands ("
+                                f"{option('mode')} dynamic); in this mode it would reach the model as typed: remove "
+                                "it or switch modes")
     axes = _place_axes(spec)
     count = math.prod(len(a.entries) for a in axes.values())
     if count > spec.max_cells:
         raise SpecError(f"the grid has {count} cells, over the cap of {spec.max_cells}: use fewer keywords, values or "
-                        f"seeds, or raise the cap with --max-cells")
+                        f"seeds, or raise the cap with {option('max-cells')}")
     cells = _cells(spec, axes, encode)
     ordered = tuple(axes[n] for n in AXIS_NAMES)
     if _square_seed_grid(spec, axes):
@@ -266,10 +268,10 @@ def _place_axes(spec: GridSpec) -> dict[str, Axis]:
             raise SpecError(f"{spec.mode} mode fills the {used} axis; put your {axis_spec.kind} axis on another one")
         axes[name] = _explicit_axis(spec, name, axis_spec)
     if spec.mode == "sr" and not any(a.kind == "sr" for a in spec.axes.values()):
-        raise SpecError("sr mode needs a Prompt S/R axis, e.g. --x \"sr=red,blue,green\"")
+        raise SpecError(f"sr mode needs a Prompt S/R axis, e.g. {option('x')} \"sr=red,blue,green\"")
     seed_axes = [a for a in spec.axes.values() if a.kind == "seed"]
     if len(spec.seeds) > 1 and seed_axes:
-        raise SpecError("seeds are given twice (--seeds and a seed axis): keep one")
+        raise SpecError(f"seeds are given twice ({option('seeds')} and a seed axis): keep one")
     if spec.per_cell_seeds and (seed_axes or len(spec.seeds) > 1):
         raise SpecError("per-cell seeds and a list of seeds cannot be combined: keep one")
     if len(spec.seeds) > 1:
@@ -292,11 +294,11 @@ def _mode_entries(spec: GridSpec) -> list[Axis]:
     kws = spec.prompt.enabled
     k = len(kws)
     if spec.mode in ("matrix", "leave-one-out", "add-one") and k == 0:
-        raise SpecError(f"{spec.mode} mode needs keywords: add some with --keyword")
+        raise SpecError(f"{spec.mode} mode needs keywords: add some with {option('keyword')}")
     if spec.mode == "matrix":
         if 2**k > spec.max_cells:
             raise SpecError(f"a prompt matrix of {k} keywords has {2**k} cells, over the cap of {spec.max_cells}: "
-                            f"use fewer keywords or raise --max-cells")
+                            f"use fewer keywords or raise {option('max-cells')}")
         across = math.ceil(k / 2)
         return [_combinations(kws, range(across), "keyword combinations"),
                 _combinations(kws, range(across, k), "keyword combinations")]
@@ -328,7 +330,7 @@ def _dynamic_axis(spec: GridSpec) -> Axis:
     count = math.prod(len(e) for e in expansions)
     if count > spec.max_cells:
         raise SpecError(f"the dynamic prompt expands to more than {spec.max_cells} variants (the cell cap): "
-                        "use fewer alternatives or raise --max-cells")
+                        f"use fewer alternatives or raise {option('max-cells')}")
     entries = []
     for combo in itertools.product(*expansions):
         label = " · ".join(varying_part(choice, options) for choice, options in zip(combo, expansions) if len(options) > 1)
@@ -355,14 +357,14 @@ def _explicit_axis(spec: GridSpec, name: str, axis: AxisSpec) -> Axis:
             raise SpecError(f"axis {name}: the order part {quoted(missing)} is not in the prompt; list parts of it")
         if math.factorial(len(axis.values)) > spec.max_cells:
             raise SpecError(f"axis {name}: {len(axis.values)} parts have {math.factorial(len(axis.values))} orders, over "
-                            f"the cap of {spec.max_cells}: list fewer parts or raise --max-cells")
+                            f"the cap of {spec.max_cells}: list fewer parts or raise {option('max-cells')}")
         return Axis(name, "orders", tuple(_Entry(labels=(Label(", ".join(p)),), order=p)
                                           for p in itertools.permutations(axis.values)))
     if axis.kind == "weight":
         enabled = [k.casefold() for k in spec.prompt.enabled]
         if axis.keyword.casefold() not in enabled:
             raise SpecError(f"axis {name}: the weight axis's keyword {quoted(axis.keyword)} is not a keyword of the "
-                            "prompt: add it with --keyword, or name one that is")
+                            f"prompt: add it with {option('keyword')}, or name one that is")
         index = enabled.index(axis.keyword.casefold())
         keyword = spec.prompt.enabled[index]
         return Axis(name, "weights", tuple(_Entry(labels=(Label(f"{keyword}: {v:g}"),), weight=(index, v),

@@ -14,7 +14,7 @@ from journal import ModelInfo
 from ..compose.emphasis import has_emphasis
 from ..compose.grid import Grid
 from ..contract import GuidedSettings
-from ..errors import RunError
+from ..errors import RunError, option
 from ..samplers import sampler
 from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
@@ -138,7 +138,8 @@ class GuidedBackend:
             if "guidance" in cell.params:
                 raise RunError(f"the {GUIDED} backend has no guidance scale: take the guidance axis out of the grid")
         if options.guided and not options.guided.quantize and self.pipe.decoder.kind != "vq":
-            raise RunError(f"--no-quantize is for VQGAN (VQModel) decoders; {self.pipe.spec.decoder} is an AutoencoderKL")
+            raise RunError(f"{option('no-quantize')} is for VQGAN (VQModel) decoders; {self.pipe.spec.decoder} is an "
+                           "AutoencoderKL")
         factor = self.pipe.decoder.factor
         sizes = [options.size] if options.size else []
         sizes += [(c.params["width"], c.params["height"]) for c in grid.cells if "width" in c.params]  # a size axis's

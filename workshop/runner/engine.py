@@ -23,7 +23,7 @@ from journal import InvalidInput
 from journal.images import open_image
 
 from ..compose.emphasis import has_emphasis, plain
-from ..errors import RunError
+from ..errors import RunError, option
 from . import events as ev
 from .emphasis_encoder import WeightedEncoder
 from .emphasis_encoder import encode as weights_encode
@@ -131,7 +131,8 @@ class Engine:
             except torch.cuda.OutOfMemoryError:
                 self._steps_done = steps_before  # the batch is redone in halves: its steps count again
                 if len(batch) == 1:
-                    raise RunError("out of GPU memory even for a single image: use a smaller --size or model") from None
+                    raise RunError(f"out of GPU memory even for a single image: use a smaller {option('size')} or "
+                                   "model") from None
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
                 max_batch = (len(batch) + 1) // 2
@@ -143,7 +144,7 @@ class Engine:
                     raise
                 job = by_index[batch[0]]
                 raise RunError(f"out of memory making {len(batch)} image(s) of {job.width}x{job.height}: use a smaller "
-                               "--size or --max-batch") from None
+                               f"{option('size')} or {option('max-batch')}") from None
             self.layout.append(batch)
             yield FinishedBatch(len(self.layout) - 1, batch, images, time.monotonic() - started)
 
@@ -264,5 +265,5 @@ def _load_init(path: Path, width: int, height: int) -> Image.Image:
     try:
         image = open_image(path)
     except InvalidInput as exc:
-        raise RunError(f"--init-image: {exc}") from None
+        raise RunError(f"{option('init-image')}: {exc.message}") from None
     return image.convert("RGB").resize((width, height), Image.LANCZOS)

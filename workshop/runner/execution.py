@@ -22,13 +22,14 @@ from journal.images import clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
-from ..errors import RunCancelled, RunError
+from ..errors import RunCancelled, RunError, option
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
-from .backends import Backend, load, resolve
+from .backends import Backend
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
+from .loading import NO_SCORER, LoadPlan, load_plan
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
@@ -36,7 +37,6 @@ from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
 from .sheet import RunSheets
 from .speedups import Speedups, active
-from .timing import phase
 from .writer import BatchWriter, Kept, keep
 
 
@@ -50,13 +50,14 @@ class _Init:
 def check_backend(source: ModelSource, options: RunOptions) -> None:
     """Options that belong to the other backend are refused, not silently ignored."""
     if source.kind == "guided" and options.guidance is not None:
-        raise RunError(f"the {GUIDED} backend has no guidance scale: leave out --guidance")
+        raise RunError(f"the {GUIDED} backend has no guidance scale: leave out {option('guidance')}")
     if source.kind == "guided" and options.strength is not None:
-        raise RunError(f"the {GUIDED} backend has no strength: it starts from the init image's own latent (fewer --steps "
-                       "keep more of it); leave out --strength")
+        raise RunError(f"the {GUIDED} backend has no strength: it starts from the init image's own latent (fewer "
+                       f"{option('steps')} keep more of it); leave out {option('strength')}")
     if source.kind != "guided" and (options.guided or options.animate_every):
-        raise RunError(f"--lr, --cutouts, --tv, --no-quantize and --animate are for the {GUIDED} backend; {source.id} is a diffusion "
-                       f"model (use --model {GUIDED}:<decoder>+<clip>)")
+        raise RunError(f"{option('lr')}, {option('cutouts')}, {option('tv')}, {option('no-quantize')} and "
+                       f"{option('animate')} are for the {GUIDED} backend; {source.id} is a diffusion "
+                       f"model (use {option('model')} {GUIDED}:<decoder>+<clip>)")
 
 
 def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
@@ -67,19 +68,19 @@ def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
         try:
             number, place = int(number_text), int(place_text) if sep else 1
         except ValueError:
-            raise RunError(f"--init-image {quoted(given)}: write #N for experiment N's first image, #N:K for its image K, "
-                           "or a file path") from None
+            raise RunError(f"{option('init-image')} {quoted(given)}: write #N for experiment N's first image, #N:K "
+                           "for its image K, or a file path") from None
         if journal is None:
-            raise RunError(f"--init-image {given}: no experiment #{number}; the journal does not exist yet, so pass an "
-                           "image file")
+            raise RunError(f"{option('init-image')} {given}: no experiment #{number}; the journal does not exist "
+                           "yet, so pass an image file")
         exp = journal.get(number)
         if not 1 <= place <= len(exp.images):
-            raise RunError(f"--init-image {given}: experiment #{exp.number} has {len(exp.images)} image(s): pick K from 1 "
-                           f"to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
+            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number} has {len(exp.images)} "
+                           f"image(s): pick K from 1 to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
         path = journal.image_path(exp, exp.images[place - 1])
         if not path.is_file():
-            raise RunError(f"--init-image {given}: experiment #{exp.number}'s image {path} is missing from the journal "
-                           "(run `promptism doctor`)")
+            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number}'s image {path} is missing from "
+                           "the journal (run `promptism doctor`)")
         init = _Init(path, given, exp.number)
     else:
         path = Path(given).expanduser().absolute()
@@ -87,9 +88,9 @@ def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
     try:
         image = open_image(path)  # bounded in pixels, like every image promptism opens
     except InvalidInput as exc:
-        raise RunError(f"--init-image: {exc}") from None
+        raise RunError(f"{option('init-image')}: {exc.message}") from None
     if min(image.size) < 8:
-        raise RunError(f"--init-image {init.given} is {image.width}x{image.height}; it must be at least 8x8")
+        raise RunError(f"{option('init-image')} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
     return init
 
 
@@ -116,29 +117,6 @@ class Prepared:
     sources: dict[str, ModelSource]  # a model axis's models by name (empty without one)
 
 
-def _load(source: ModelSource, device, where: str, *, allow_pickle: bool, speedups: Speedups,
-          on_event: Callable[[ev.Event], None]):
-    """Load a model for a run, a rerun or a resume alike: said (``Loading``) and timed (the ``load the model`` phase)."""
-    on_event(ev.Loading(model=source.id, device=where))
-    with phase("load the model"):
-        return load(source, device, allow_pickle=allow_pickle, speedups=speedups)
-
-
-def _load_scorer(clip: str, device, where: str, *, allow_pickle: bool, allow_download: bool,
-                 on_event: Callable[[ev.Event], None]):
-    """Load a run's or a resume's CLIP scorer: said and timed as ``_load`` does a model."""
-    on_event(ev.Loading(model=clip, device=where, part="scorer"))
-    with phase("load the scorer"):
-        return load_scorer(clip, device, allow_pickle=allow_pickle, allow_download=allow_download)
-
-
-def _device(name: str):
-    """The device by name, and its name as shown (timed: picking one starts CUDA)."""
-    with phase("pick the device"):
-        device = pick_device(name)
-        return device, device_name(device)
-
-
 def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Callable[[ev.Event], None] = lambda e: None,
             cancel: Callable[[], bool] = lambda: False) -> Run:
     """Run every cell of ``grid``; the returned run is finished or cancelled, its images already on disk."""
@@ -153,26 +131,17 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     check_grid(grid, options)
     init = _resolve_init(journal, options.init_image)
     names = grid_models(grid, options)
-    with phase("resolve the model"):
-        sources = {name: resolve(name, allow_download=options.allow_download) for name in names}
-    source = sources[names[0]]
-    check_backend(source, options)
-    device, where = _device(options.device)
-    loading = dict(allow_pickle=options.allow_pickle, speedups=options.speedups, on_event=on_event)
-    backend = _load(source, device, where, **loading)
-    backend.check(grid, options)
-    records = {names[0]: model_record(backend)}
-    for name in names[1:]:  # each other model of a model axis, checked one after another (the warm pool keeps them)
-        other = _load(sources[name], device, where, **loading)
-        other.check(grid, options)
-        other.params(options)
-        records[name] = model_record(other)
+
+    def fits(name: str | None, backend: Backend) -> None:
+        backend.check(grid, options)
+        backend.params(options)
+
+    loaded = load_plan(LoadPlan(names[0], options.device, options.speedups, options.allow_pickle, options.allow_download,
+                                options.clip, others={name: name for name in names[1:]}),
+                       on_event=on_event, check_source=lambda source: check_backend(source, options), check=fits)
+    source, backend, device = loaded.source, loaded.backend, loaded.device
+    records = {names[0]: model_record(backend), **{name: model_record(b) for name, b in loaded.others.items()}}
     guided = backend.guided
-    clip = source.clip if options.clip is None else options.clip
-    scorer = None
-    if clip and clip != "none":
-        scorer = _load_scorer(clip, device, where, allow_pickle=options.allow_pickle,
-                              allow_download=options.allow_download, on_event=on_event)
     steps = options.steps or source.steps
     width, height = options.size or (backend.native_size(),) * 2
     guidance = None if guided else (source.guidance if options.guidance is None else options.guidance)
@@ -194,10 +163,11 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
         keywords=spec.prompt.enabled, terms=grid.terms, seeds=list(spec.seeds),
         axes={n: a.text for n, a in spec.axes.items()}),
         params=params, grid=GridShape(rows=grid.rows, cols=grid.cols, subgrids=grid.subgrids), cells=cells, layout=layout,
-        clip=clip if scorer else None, allow_pickle=options.allow_pickle)
+        clip=loaded.clip, allow_pickle=options.allow_pickle)
     with_axis = any("model" in c.params for c in grid.cells)
     record.models = records if with_axis else None
-    return Prepared(record, backend, jobs, layout, scorer, device, options, sources if with_axis else {})
+    sources = {names[0]: source, **loaded.sources} if with_axis else {}
+    return Prepared(record, backend, jobs, layout, loaded.scorer, device, options, sources)
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,
@@ -232,7 +202,7 @@ def check_dispatch(backend: Backend, dispatch: Dispatch | None) -> None:
     """The CLIP-guided backend runs in this process only (its animations and cut-short frames stay with its engine)."""
     if dispatch is not None and backend.guided:
         raise RunError(f"the {GUIDED} backend runs on one device: run it without Ray (`promptism serve --ray off`, "
-                       "or --local)")
+                       f"or {option('local')})")
 
 
 def check_steps(backend: Backend, steps: int) -> None:
@@ -339,7 +309,7 @@ def _kept(run: Run, cells: list[CellRecord], scorer) -> dict[int, Kept]:
     try:
         return {c.index: keep(open_image(run.image(c)).convert("RGB"), scorer.prepare if scorer else None) for c in cells}
     except InvalidInput as exc:
-        raise RunError(f"run {run.id}: {exc}") from None
+        raise RunError(f"run {run.id}: {exc.message}") from None
 
 
 def _conclude(run: Run, kept: dict[int, Kept], scorer, sheets: RunSheets) -> dict:
@@ -400,12 +370,10 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     init = _resolve_init(journal, params.init_image) if params.init_image else None
     if init and params.init_sha256 and sha256_file(init.path) != params.init_sha256:
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
-    with phase("resolve the model"):
-        source = resolve(recorded.model_source or exp.model.id, allow_download=options.allow_download)
-    device, where = _device(options.device)
-    speedups = Speedups.from_params(params)  # those the experiment was made with
-    backend = _load(source, device, where, allow_pickle=options.allow_pickle, speedups=speedups, on_event=on_event)
-    check_dispatch(backend, dispatch)
+    loaded = load_plan(LoadPlan(recorded.model_source or exp.model.id, options.device, Speedups.from_params(params),
+                                options.allow_pickle, options.allow_download),  # the experiment's speed-ups, no scorer
+                       on_event=on_event, check=lambda name, backend: check_dispatch(backend, dispatch))
+    backend, device = loaded.backend, loaded.device
     picked = recorded.picked
     batches = [b for b in recorded.layout if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
@@ -457,26 +425,20 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     if options.device not in ("auto", kind) or not device_available(kind):
         raise RunError(f"run {run.id} ran on {r.compute.device or kind}; resume it where that device is (its images "
                        "would differ elsewhere)")
-    device, where = _device(kind)
-    with phase("resolve the model"):
-        source = resolve(model_source(r.model) or r.model.id, allow_download=options.allow_download)
-        sources = {name: resolve(model_source(m) or m.id, allow_download=options.allow_download)
-                   for name, m in (r.models or {}).items()}
-    allow_pickle = r.allow_pickle or options.allow_pickle
-    loading = dict(allow_pickle=allow_pickle, speedups=Speedups.from_params(r.params), on_event=on_event)
-    backend = _load(source, device, where, **loading)
-    check_dispatch(backend, dispatch)
-    for name, made in (r.models or {}).items():  # a model axis's other models, loaded one after another
-        if sources[name] != source and model_record(_load(sources[name], device, where, **loading)).info != made.info:
+    models = r.models or {}
+
+    def same(name: str | None, backend: Backend) -> None:  # the model it was made with, not another revision
+        check_dispatch(backend, dispatch)
+        made = r.model if name is None else models[name]
+        if model_record(backend).info != made.info:
             raise RunError(f"the model {made.info.id} is not what run {run.id} was made with any more "
                            "(another revision or pipeline): its images would differ")
-    if model_record(backend).info != r.model.info:
-        raise RunError(f"the model {r.model.info.id} is not what run {run.id} was made with any more "
-                       "(another revision or pipeline): its images would differ")
-    scorer = None
-    if r.clip:
-        scorer = _load_scorer(r.clip, device, where, allow_pickle=allow_pickle, allow_download=options.allow_download,
-                              on_event=on_event)
+
+    loaded = load_plan(LoadPlan(model_source(r.model) or r.model.id, kind, Speedups.from_params(r.params),
+                                r.allow_pickle or options.allow_pickle, options.allow_download, r.clip or NO_SCORER,
+                                others={name: model_source(m) or m.id for name, m in models.items()}),
+                       on_event=on_event, check=same)
+    backend, device, scorer, sources = loaded.backend, loaded.device, loaded.scorer, loaded.sources
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]

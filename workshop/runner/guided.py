@@ -250,7 +250,7 @@ def decoder_folder(name: str, *, allow_download: bool = False) -> Path:
     try:
         pipeline = resolve(name, allow_download=allow_download).path
     except RunError as exc:
-        raise RunError(f"decoder: {exc}") from None
+        raise RunError(f"decoder: {exc.message}", code=exc.code, field=exc.field) from None
     for sub in ("vqvae", "vae"):
         if (pipeline / sub / "config.json").exists():
             return pipeline / sub

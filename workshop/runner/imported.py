@@ -14,7 +14,7 @@ from journal.text import quoted
 
 from ..compose.prompt import clean
 from ..settings import Settings
-from ..errors import RunError
+from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
 from .models import resolve as resolve_model
@@ -46,7 +46,7 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     for place, image in enumerate(exp.images, 1):
         if image.seed is None:
             raise RunError(f"#{n}'s image {place} has no seed recorded, so it cannot be made again (import it with "
-                           "--seed N)")
+                           f"{option('seed', 'N')})")
         if image.seed in seeds:
             left_out.append(f"image {place} (seed {image.seed} again: the same image)")
         else:
@@ -55,14 +55,15 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         raise RunError(f"#{n}'s images have different prompts; one run makes one prompt's images: import each "
                        "prompt's images as an experiment of its own")
     if not clean(exp.prompt):
-        raise RunError(f"#{n} has no prompt recorded, so it cannot be made again (import it with --prompt TEXT)")
+        raise RunError(f"#{n} has no prompt recorded, so it cannot be made again (import it with "
+                       f"{option('prompt', 'TEXT')})")
     name = model or exp.model.id
     try:
         resolve_model(name)
     except RunError:
         if model:
             raise
-        raise RunError(f"#{n} was made with {quoted(name)}, which is not here: pass --model NAME "
+        raise RunError(f"#{n} was made with {quoted(name)}, which is not here: pass {option('model', 'NAME')} "
                        "(`promptism models` lists those that are)") from None
     params = exp.params
     recorded = params.get("sampler")
@@ -71,7 +72,7 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
             sampler(recorded)
         except RunError:
             raise RunError(f"#{n} was made with the sampler {quoted(recorded)}, which promptism does not have: pass "
-                           f"--sampler NAME ({', '.join(SAMPLERS)})") from None
+                           f"{option('sampler', 'NAME')} ({', '.join(SAMPLERS)})") from None
     width, height = params.get("width"), params.get("height")
     if params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")

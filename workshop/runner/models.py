@@ -21,7 +21,7 @@ from journal.text import quoted
 
 from ..paths import cache_dir
 from ..settings import Settings, config_file
-from ..errors import RunError
+from ..errors import RunError, option
 from . import tiny
 from .speedups import Speedups
 from .speedups import apply as apply_speedups
@@ -120,7 +120,7 @@ def hf_snapshot(repo_id: str, allow_download: bool) -> Path:
         return Path(snapshot_download(repo_id, local_files_only=not allow_download, cache_dir=_hf_cache()))
     except LocalEntryNotFoundError:
         raise RunError(f"model {quoted(repo_id)} is not in the local Hugging Face cache; fetch it where there is internet, "
-                       f"or pass --allow-download (see `promptism models` for what is here)") from None
+                       f"or pass {option('allow-download')} (see `promptism models` for what is here)") from None
     except Exception as exc:  # noqa: BLE001 - hub errors (no network, gated repo, bad id) in one line
         raise RunError(f"cannot get model {quoted(repo_id)}: {str(exc).splitlines()[0]}") from None
 
@@ -201,7 +201,7 @@ def check_safetensors(folder: Path) -> None:
         pickles = [f for f in files if f.endswith(_PICKLE_SUFFIXES)]
         if pickles and not any(_SAFETENSORS_WEIGHTS.match(f) for f in files):
             raise RunError(f"{component} has only pickle weights ({pickles[0]}), which can run code when loaded; convert "
-                           "them to safetensors, or pass --allow-pickle if you trust where they came from")
+                           f"them to safetensors, or pass {option('allow-pickle')} if you trust where they came from")
 
 
 

@@ -14,7 +14,7 @@ from journal.text import quoted
 
 from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
-from ..errors import RunError
+from ..errors import RunError, option
 from ..samplers import OWN, sampler
 from .models import GUIDED, is_guided
 from .speedups import Speedups
@@ -113,8 +113,8 @@ def check_options(options: RunOptions) -> None:
     if options.sampler is not None:
         sampler(options.sampler)
         if is_guided(options.model):
-            raise RunError(f"--sampler is for diffusion models; the {options.model.partition(':')[0]} backend optimises, "
-                           "it does not sample: leave out --sampler")
+            raise RunError(f"{option('sampler')} is for diffusion models; the {options.model.partition(':')[0]} "
+                           f"backend optimises, it does not sample: leave out {option('sampler')}")
     if options.steps is not None and options.steps < 1:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
     if options.size is not None:
@@ -131,17 +131,19 @@ def check_options(options: RunOptions) -> None:
     if options.strength is not None and not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
     if options.strength is not None and options.init_image is None and not is_guided(options.model):  # (it has none)
-        raise RunError("--strength goes with --init-image (or strength with init_image in the spec file): give an init "
+        raise RunError(f"{option('strength')} goes with {option('init-image')}: give an init "
                        "image, or leave out the strength")
     if options.max_batch < 1:
-        raise RunError(f"the batch size (--max-batch, max_batch) must be 1 or more, not {options.max_batch}")
+        raise RunError(f"the batch size ({option('max-batch')}) must be 1 or more, not {options.max_batch}")
     if options.animate_every < 0:
-        raise RunError(f"--animate takes a number of steps between frames, 1 or more, not {options.animate_every}")
+        raise RunError(f"{option('animate')} takes a number of steps between frames, 1 or more, not "
+                       f"{options.animate_every}")
     if options.guided:
         check_guided(options.guided)
     if is_guided(options.model) and (options.speedups.compile or options.speedups.channels_last):
-        raise RunError(f"--compile and --channels-last are for diffusion models; the {GUIDED} backend has no UNet to "
-                       "speed up: leave them out (--no-compile / --no-channels-last where config.toml turns them on)")
+        raise RunError(f"{option('compile')} and {option('channels-last')} are for diffusion models; the {GUIDED} "
+                       f"backend has no UNet to speed up: leave them out ({option('no-compile')} / "
+                       f"{option('no-channels-last')} where config.toml turns them on)")
 
 
 def check_guided(settings: GuidedSettings) -> None:
@@ -174,7 +176,8 @@ def check_grid(grid: Grid, options: RunOptions) -> None:
     if is_guided(models[0]) and (key := next((k for k in ("sampler", "strength") if params[k]), None)):
         raise RunError(f"a {key} axis is for diffusion models; the {GUIDED} backend has no {key}: take the axis out")
     if params["strength"] and options.init_image is None:
-        raise RunError("a strength axis goes with --init-image (img2img): give an init image, or take the axis out")
+        raise RunError(f"a strength axis goes with {option('init-image')} (img2img): give an init image, or take the "
+                       "axis out")
     for w, h in dict.fromkeys((c.params["width"], c.params["height"]) for c in grid.cells if "width" in c.params):
         if w * h > pixel_limit():
             raise RunError(f"size {w}x{h} is {w * h:,} pixels, over the limit of {pixel_limit():,} (max_image_pixels in "

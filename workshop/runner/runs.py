@@ -23,7 +23,7 @@ from journal.grid_record import GridRecord
 from journal.lock import pid_alive
 from journal.text import quoted
 
-from ..errors import RunError
+from ..errors import RunError, option
 from .records import CellRecord, ModelRecord, RunRecord
 
 MANIFEST = "manifest.json"
@@ -220,7 +220,8 @@ def _one_model(run: Run, chosen: list[CellRecord]) -> ModelRecord:
     models = run.record.models or {}
     names = list(dict.fromkeys(c.model for c in chosen if c.model in models))
     if len(names) > 1:
-        picks = "; ".join(f"--pick {','.join(str(c.index) for c in chosen if c.model == name)} ({models[name].info.id})"
+        picks = "; ".join(f"{option('pick')} {','.join(str(c.index) for c in chosen if c.model == name)} "
+                          f"({models[name].info.id})"
                           for name in names)
         raise RunError(f"accept the cells of each model as an experiment of its own: {picks}")
     return models[names[0]] if names else run.record.model
@@ -232,4 +233,4 @@ class AlreadyAccepted(RunError):
     def __init__(self, run_id: str, numbers: list[int]):
         self.numbers = numbers
         super().__init__(f"run {run_id} was already accepted as " + ", ".join(f"#{n}" for n in numbers)
-                         + "; pass --again to make another experiment of it")
+                         + f"; pass {option('again')} to make another experiment of it")

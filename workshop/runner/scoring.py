@@ -24,7 +24,7 @@ from journal.text import quoted
 from ..compose.emphasis import parse, plain
 from ..compose.errors import SpecError
 from ..compose.grid import AxisSpec
-from ..errors import RunError
+from ..errors import RunError, option
 from .models import BUILTIN_CLIPS, WEIGHTS, Warm
 from .records import CellRecord, KeywordEffect, WeightPoint
 
@@ -92,7 +92,7 @@ def _load_scorer(name: str, device: torch.device, allow_pickle: bool, allow_down
                 raise RunError(f"CLIP checkpoint {path} does not exist")
             if path.suffix != ".safetensors" and not allow_pickle:
                 raise RunError(f"CLIP checkpoint {path} is a pickle file, which can run code when loaded; use a "
-                               ".safetensors file, or pass --allow-pickle if you trust it")
+                               f".safetensors file, or pass {option('allow-pickle')} if you trust it")
             pretrained = str(path)
     tagged = name not in BUILTIN_CLIPS and pretrained is not None and not Path(pretrained).is_file()
     root = logging.getLogger()
@@ -104,7 +104,7 @@ def _load_scorer(name: str, device: torch.device, allow_pickle: bool, allow_down
     except Exception as exc:  # noqa: BLE001 - missing weights offline, bad checkpoint: one line
         if tagged and not allow_download:
             raise RunError(f"the weights of CLIP scorer {quoted(name)} are not in the local Hugging Face cache; fetch them "
-                           "where there is internet, or pass --allow-download") from None
+                           f"where there is internet, or pass {option('allow-download')}") from None
         raise RunError(f"cannot load CLIP scorer {quoted(name)}: {str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__}") from None
     finally:
         root.removeFilter(quiet)

@@ -29,7 +29,7 @@ from journal.text import quoted
 
 from ..paths import cache_dir
 from ..settings import Settings
-from ..errors import RunError
+from ..errors import RunError, option
 from .records import ParamsRecord
 
 RECOMPILE_LIMIT = 64  # batch shapes compiled per model; one more is an error, never a silent eager fallback
@@ -86,8 +86,8 @@ def check_device(speedups: Speedups, device) -> None:
         from torch.utils._triton import has_triton
 
         if not has_triton():
-            raise RunError("--compile on a GPU needs Triton, which is not installed: pip install triton, or leave out "
-                           "--compile")
+            raise RunError(f"{option('compile')} on a GPU needs Triton, which is not installed: pip install triton, "
+                           f"or leave out {option('compile')}")
     elif device.type == "cpu":
         from torch._inductor.cpp_builder import get_cpp_compiler
         from torch._inductor.exc import InvalidCxxCompiler
@@ -95,10 +95,10 @@ def check_device(speedups: Speedups, device) -> None:
         try:
             get_cpp_compiler()
         except InvalidCxxCompiler:
-            raise RunError("--compile on the CPU needs a C++ compiler (g++, or the one $CXX names) and there is none: "
-                           "install one, or leave out --compile") from None
+            raise RunError(f"{option('compile')} on the CPU needs a C++ compiler (g++, or the one $CXX names) and "
+                           f"there is none: install one, or leave out {option('compile')}") from None
     else:
-        raise RunError(f"--compile works on a CUDA GPU or the CPU, not on {device.type}: leave it out")
+        raise RunError(f"{option('compile')} works on a CUDA GPU or the CPU, not on {device.type}: leave it out")
 
 
 def apply(pipe, speedups: Speedups):
@@ -148,4 +148,5 @@ def active(speedups: Speedups) -> Iterator[None]:
             yield
         except full:
             raise RunError(f"the model has been compiled for {RECOMPILE_LIMIT} batch shapes in this process, the most "
-                           "it keeps: start afresh (`promptism stop` stops the service) or leave out --compile") from None
+                           f"it keeps: start afresh (`promptism stop` stops the service) or leave out "
+                           f"{option('compile')}") from None

@@ -35,14 +35,13 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
-from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from starlette.concurrency import run_in_threadpool
 
 from journal import InvalidInput, Journal, JournalError
@@ -50,13 +49,14 @@ from journal.atomic import write_atomic
 from journal.images import clean_png, open_image
 from journal.journal import tool_version
 from journal.samplers import a1111_sampler
+from journal.text import one_line
 
 from ..compose.errors import SpecError
 from ..compose.grid import DEFAULT_MAX_CELLS, SEED_MAX, build_grid
 from ..compose.spec import spec_from
-from ..contract import GivenOptions, Spec
+from ..contract import GivenOptions, Spec, valid_text
+from ..errors import RunError, from_wire, worded
 from ..paths import journal_dir
-from ..errors import RunError
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
@@ -70,13 +70,16 @@ OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in pa
 SCHEDULERS = {"automatic": "Automatic", "uniform": "Uniform", "karras": "Karras"}
 
 
+Prose = Annotated[str, AfterValidator(valid_text)]  # a prompt: valid Unicode, of a bounded length (contract.TEXT_MAX)
+
+
 class _Request(BaseModel):
     """The fields txt2img and img2img share. Unknown fields are ignored, as A1111 does."""
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = ""
-    negative_prompt: str = ""
+    prompt: Prose = ""
+    negative_prompt: Prose = ""
     seed: int = Field(-1, ge=-1, le=SEED_MAX)  # -1: a random seed, reported in info
     subseed: int = -1
     subseed_strength: float = Field(0.0, allow_inf_nan=False)
@@ -287,18 +290,36 @@ def check_job(job: JobRequest, settings: Settings) -> None:
     try:
         build_grid(spec_from(job.spec))
     except SpecError as exc:
-        raise BadValue(["prompt"], str(exc)) from None
+        raise BadValue(["prompt"], exc.worded(as_a1111)) from None
     try:
         options = resolve(job.spec, job.options, settings)
     except RunError as exc:
-        raise BadValue([], str(exc)) from None
+        raise BadValue([], exc.worded(as_a1111)) from None
     if is_guided(options.model):
         raise BadValue(["override_settings", "sd_model_checkpoint"], f"{options.model} is CLIP-guided (it has no "
                        "cfg_scale or sampler): the A1111 API serves diffusion models; use `promptism generate` for it")
     try:
         resolve_model(options.model)
     except RunError as exc:
-        raise BadValue(["override_settings", "sd_model_checkpoint"], str(exc)) from None
+        raise BadValue(["override_settings", "sd_model_checkpoint"], exc.worded(as_a1111)) from None
+
+
+# promptism's options (as errors name them, errors.option) → the fields of an A1111 request that carry them
+A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height", "init-image": "init_images",
+                "strength": "denoising_strength", "sampler": "sampler_name", "seeds": "seed", "seed": "seed",
+                "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt"}
+# …and those the service's settings (config.toml) decide for A1111 jobs
+SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
+
+
+def as_a1111(name: str, metavar: str) -> str:
+    """How the A1111 routes name an option in an error: the request field that carries it, else the setting of the
+    service's config.toml that does, else promptism's own option, which this API does not take."""
+    if name in A1111_FIELDS:
+        return A1111_FIELDS[name]
+    if name in SETTINGS:
+        return f"the {name.replace('-', '_')} setting (the service's config.toml)"
+    return f"promptism's --{name} (not taken by this API)"
 
 
 def decode_image(data: str, field: str = "init_images[0]"):
@@ -431,8 +452,9 @@ def progress_of(job: JobInfo | None, step, interrupted: bool) -> ProgressRespons
 
 
 class _A1111Route(APIRoute):
-    """A1111's routes answer a malformed request as FastAPI does by default (``{"detail": [{"loc", "msg", …}]}``,
-    what A1111 clients get), whatever error shape the app gives its own routes."""
+    """A1111's routes answer a malformed request in FastAPI's default shape (``{"detail": [{"loc", "msg", "type"}]}``,
+    what A1111 clients get), whatever error shape the app gives its own routes — without FastAPI's ``input``: the
+    request's own values (its prompt) are not sent back, and each message is one escaped line."""
 
     def get_route_handler(self):
         handler = super().get_route_handler()
@@ -441,7 +463,9 @@ class _A1111Route(APIRoute):
             try:
                 return await handler(request)
             except RequestValidationError as exc:
-                return await request_validation_exception_handler(request, exc)
+                return JSONResponse(status_code=422, content={"detail": [
+                    {"loc": list(e.get("loc", ())), "msg": one_line(str(e.get("msg", "invalid"))), "type": e.get("type")}
+                    for e in exc.errors()]})
 
         return handle
 
@@ -470,7 +494,7 @@ def router(service) -> APIRouter:
             ours.discard(job.id)
             interrupted.discard(job.id)
         if job.state not in ("finished", "cancelled") or job.run is None:
-            return failed(job.error or f"the job ended {job.state}")
+            return failed(worded(from_wire(job.error), as_a1111) if job.error else f"the job ended {job.state}")
         run = await run_in_threadpool(lambda: load_run(Journal.open(journal), job.run))
         return await run_in_threadpool(build_response, req, run, mapped.seeds)
 

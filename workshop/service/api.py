@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contract import GivenOptions, Spec
+from ..contract import GivenOptions, Named, Spec
 
 JobKind = Literal["grid", "rerun", "resume"]
 JobState = Literal["queued", "running", "finished", "cancelled", "failed", "interrupted"]
@@ -22,11 +22,11 @@ class JobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: JobKind
-    journal: str
+    journal: Named
     spec: Spec | None = None
     options: GivenOptions = Field(default_factory=GivenOptions)
     number: int | None = Field(default=None, ge=1)
-    run: str | None = None
+    run: Named | None = None
     create: bool = False  # grid: make the journal if there is none yet (a first `promptism generate` does)
 
 
@@ -87,7 +87,9 @@ class ServiceStatus(BaseModel):
 
 class ErrorBody(BaseModel):
     """Every error response: one line; what kind of problem (``code``: "no_journal", "bad_spec", "malformed" …) and
-    the field at fault where one is (``spec.params.steps``)."""
+    the field at fault where one is (``spec.params.steps``). An option the line names is written ``‹guidance›`` (its
+    command-line name, ``‹journal DIR›`` with the value it takes): promptism's clients word it as their own control.
+    A job's ``error`` is written the same way."""
 
     error: str
     code: str | None = None

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 
 from .. import paths
+from ..errors import from_wire
 from ..runner import events as ev
-from .api import JobInfo, JobRequest, ServiceStatus
+from .api import ErrorBody, JobInfo, JobRequest, ServiceStatus
 from .errors import ServiceError, ServiceUnavailable
 
 
@@ -50,7 +51,7 @@ class ServiceClient:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/events", params=_journal(journal), timeout=None) as reply:
                 if reply.status_code != 200:
                     reply.read()
-                    raise ServiceError(_error(reply))
+                    raise _refusal(reply)
                 kind = None
                 for line in reply.iter_lines():
                     if line.startswith("event:"):
@@ -79,7 +80,7 @@ class ServiceClient:
             raise ServiceUnavailable(f"no service answers on {self.socket} ({type(exc).__name__}); "
                                      "`promptism serve --detach` starts one") from None
         if reply.status_code >= 400:
-            raise ServiceError(_error(reply))
+            raise _refusal(reply)
         return reply.json()
 
 
@@ -120,9 +121,11 @@ def _journal(journal: str | None) -> dict:
     return {"journal": journal} if journal else {}
 
 
-def _error(reply: httpx.Response) -> str:
+def _refusal(reply: httpx.Response) -> ServiceError:
+    """The service's error answer (``ErrorBody``) as an error of this client, to be worded as its own."""
     try:
-        return str(reply.json()["error"])
-    except (ValueError, KeyError, TypeError):
-        return f"the service answered {reply.status_code}"
+        body = ErrorBody.model_validate(reply.json())
+    except ValueError:  # not JSON, or not an ErrorBody
+        return ServiceError(f"the service answered {reply.status_code}")
+    return ServiceError(from_wire(body.error), code=body.code, field=body.field)
 

@@ -17,7 +17,7 @@ from journal.journal import is_journal
 from journal.text import quoted
 
 from ..runner import events as ev
-from ..errors import PromptismError, RunCancelled
+from ..errors import PromptismError, RunCancelled, option
 from ..runner.options import RunOptions, recorded_run_options, resolve
 from ..runner.timing import phase, reporting
 from .api import JobOutcome, JobRequest
@@ -135,7 +135,8 @@ def request_problem(request: JobRequest) -> PromptismError | None:
         if path.exists() and not path.is_dir():
             return PromptismError(f"{path} is not a folder, so it cannot be a journal", field="journal")
         if path.is_dir() and any(path.iterdir()) and not is_journal(path):
-            return PromptismError(f"{path} is not a promptism journal (and not empty); pass --journal DIR or run "
+            return PromptismError(f"{path} is not a promptism journal (and not empty); pass "
+                                  f"{option('journal', 'DIR')} or run "
                                   "`promptism init`", field="journal")
         if not is_journal(path) and not request.create:
             return PromptismError(f"no promptism journal at {path}; run `promptism init` there (or ask for it with "
@@ -152,7 +153,8 @@ def request_problem(request: JobRequest) -> PromptismError | None:
             return exc
         return None
     if not is_journal(path):
-        return PromptismError(f"no promptism journal at {path}; pass --journal DIR", code="no_journal", field="journal")
+        return PromptismError(f"no promptism journal at {path}; pass {option('journal', 'DIR')}", code="no_journal",
+                              field="journal")
     if request.kind == "rerun" and request.number is None:
         return PromptismError("a rerun job needs the experiment's number", field="number")
     if request.kind == "resume" and not request.run:

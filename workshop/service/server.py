@@ -18,6 +18,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from journal.text import one_line
 
+from ..errors import as_wire
 from .api import ErrorBody, JobInfo, JobRequest, ServiceStatus
 from .executor import request_problem
 
@@ -69,7 +70,7 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
     @app.post("/v1/jobs", status_code=201)
     def submit(request: JobRequest) -> JobInfo:
         if problem := request_problem(request):
-            body = ErrorBody(error=one_line(str(problem)), code=problem.code, field=problem.field)
+            body = ErrorBody(error=one_line(problem.worded(as_wire)), code=problem.code, field=problem.field)
             return JSONResponse(body.model_dump(exclude_none=True), status_code=STATUS.get(problem.code, 400))
         try:
             return service.submit(request)

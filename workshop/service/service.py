@@ -189,7 +189,13 @@ class Service:
                 job.info = job.info.model_copy(update={"state": "running", "started": _now()})
                 self._save()
             log.info("job %s running", job.info.id)
-            self._execute(job)
+            try:
+                self._execute(job)
+            except Exception as exc:  # noqa: BLE001 - the worker outlives any job: it fails, the next one runs
+                log.error("job %s: the worker caught %s; the service serves on", job.info.id, type(exc).__name__)
+                with self._cond:
+                    if not job.info.ended_yet:
+                        self._end(job, "failed", error=error_line(exc))
 
     def _warm_up(self) -> None:
         """The executor made ready now (torch imported, the device picked, Ray's workers started), so the first job
@@ -255,7 +261,10 @@ class Service:
         for old in [j for j in self._jobs.values() if j.info.ended_yet and j not in ended]:
             del self._jobs[old.info.id]
         doc = [_saved(j) for j in self._jobs.values()]
-        write_private(self.queue_file, json.dumps({"jobs": doc}, ensure_ascii=False).encode("utf-8"))
+        try:
+            write_private(self.queue_file, json.dumps({"jobs": doc}, ensure_ascii=False).encode("utf-8"))
+        except (OSError, ValueError) as exc:  # (a full disk): the jobs go on in memory; a kill loses the queue
+            log.error("the queue file could not be written (%s)", type(exc).__name__)
 
     def _load(self) -> None:
         """The jobs a previous service left: queued ones queue again; a running one was interrupted with it."""
@@ -291,14 +300,14 @@ def error_line(exc: Exception) -> str:
     """A job's failure in one line for its client (it may quote the prompt: never logged)."""
     from journal import JournalError
 
-    from ..errors import PromptismError, os_error_line
+    from ..errors import PromptismError, as_wire, option, os_error_line, worded
 
-    if isinstance(exc, (PromptismError, JournalError)):  # a user's problem, said in its own line
-        return one_line(str(exc))
+    if isinstance(exc, (PromptismError, JournalError)):  # a user's problem, in one line (options in the API's words)
+        return one_line(exc.worded(as_wire))
     if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
-        return "out of memory: try a smaller --max-batch or --size"
+        return worded(f"out of memory: try a smaller {option('max-batch')} or {option('size')}", as_wire)
     if isinstance(exc, OSError):
-        return one_line(os_error_line(exc))
+        return one_line(os_error_line(exc, as_wire))
     detail = str(exc).splitlines()[0] if str(exc) else ""
     return one_line(f"internal error: {type(exc).__name__}: {detail}")
 

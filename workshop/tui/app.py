@@ -190,7 +190,7 @@ class PromptismApp(App):
         from ..runner.runs import load_run
 
         if outcome.state == "failed":
-            return RunFailed(outcome.error or "the run failed")
+            return RunFailed(say(outcome.error) if outcome.error else "the run failed")
         if outcome.run is None:
             return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {outcome.state} before it made an image")
         run = load_run(self.journal, outcome.run)
