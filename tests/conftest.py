@@ -80,6 +80,7 @@ SLOW: dict[str, set[str]] = {
                         "test_cancel_from_another_client_ends_the_generate_with_130",
                         "test_bad_requests_get_one_line_and_the_service_serves_on",
                         "test_a_stale_socket_is_replaced_and_the_idle_timeout_exits"},
+    "test_service_trust.py": {"test_every_route_takes_200_malformed_bodies_and_the_service_runs_on"},
     "test_settings.py": {"test_good_settings_load_typed_and_are_used"},
     "test_shapes_clip.py": {"test_clip_training_lowers_the_loss_and_saves_safetensors"},
     "test_shapes_model.py": {"test_generate_a_red_circle_on_a_blue_background",

@@ -9,6 +9,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 from pathlib import Path
 
 import httpx
@@ -133,11 +134,16 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue_and_resume_g
     options = {"model": "tiny", "steps": 6, "size": [32, 32], "max_batch": 1, "clip": "none"}
     first = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options, create=True))
     second = client().submit(JobRequest(kind="grid", journal=str(j), spec=values, options=options, create=True))
+    lost: list[Exception] = []
+    follower = threading.Thread(target=lambda: _follow_into(first.id, str(j), lost))  # a client watching it
+    follower.start()
     poll_until(lambda: (client().job(first.id).done or 0) >= 1, 180, "a finished batch")
     os.kill(pid, signal.SIGKILL)
     poll_until(lambda: not alive(pid), 30, "the kill")
+    follower.join(60)
     run = load_run(Journal.open(j), client_free_run(first.id))
     assert run.state == "interrupted" and 1 <= len(run.done) < 5
+    assert len(lost) == 1 and isinstance(lost[0], ServiceError) and f"`promptism resume {run.id}`" in str(lost[0])
     code, out, err = run_cli(capsys, "serve", "--detach")  # the stale socket and pid file are replaced
     assert code == 0, err
     service.append(service_pid())
@@ -154,6 +160,14 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue_and_resume_g
     assert code == 0, err
     fresh = list_runs(Journal.open(tmp_path / "fresh"))[0]  # the same grid, never interrupted
     assert [resumed.image(c).read_bytes() for c in resumed.done] == [fresh.image(c).read_bytes() for c in fresh.done]
+
+
+def _follow_into(job_id: str, journal: str, lost: list[Exception]) -> None:
+    try:
+        for _ in client().follow(job_id, journal):
+            pass
+    except ServiceError as exc:
+        lost.append(exc)
 
 
 def client_free_run(job_id: str) -> str:
@@ -219,3 +233,5 @@ def test_journal_commands_dry_runs_and_help_never_start_the_service(service, tmp
                  ["generate", "--help"], ["runs", "--journal", str(tmp_path / "j")]):
         run_cli(capsys, *args)
     assert service_pid() is None and not paths.socket_path().exists()
+    code, out, err = run_cli(capsys, "serve", "stop")  # stopped already: what was asked for is so
+    assert code == 0 and "no service is running: nothing to stop" in out and service_pid() is None, err

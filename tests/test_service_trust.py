@@ -3,6 +3,7 @@ written, fails alone — one line, no traceback, nothing private logged — and 
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -91,3 +92,96 @@ def test_a_queue_file_that_cannot_be_written_stops_no_job(service, tmp_path, cap
         assert runs_to_the_end(service, tmp_path / "j") == "finished"  # the worker is still there
     assert "the queue file could not be written (IsADirectoryError)" in caplog.text and "SECRETWORD" not in caplog.text
     assert [r.state for r in list_runs(Journal.open(tmp_path / "j"))] == ["finished", "finished"]
+
+
+def test_over_tcp_no_route_hands_out_a_jobs_prompt_or_journal(service, http, tmp_path):
+    """Naming the journal protects nothing once a listing hands its path out: over the TCP port (the token's holders)
+    a job's spec, options, error and journal reach only the client that submits it, in the answer to its submit."""
+    submitted = http.post("/v1/jobs", json=a_job(tmp_path / "j"))
+    assert submitted.status_code == 201 and submitted.json()["spec"]["prompt"] == SECRET  # its own submit: all of it
+    job_id = submitted.json()["id"]
+    wait_until(lambda: service.job(job_id).ended_yet)
+    journal = str(tmp_path / "j")
+    answers = [http.get("/v1/jobs"), http.get("/v1/jobs", params={"journal": journal}),
+               http.get(f"/v1/jobs/{job_id}", params={"journal": journal}),
+               http.post(f"/v1/jobs/{job_id}/cancel", params={"journal": journal}), http.get("/v1/status")]
+    for reply in answers:
+        assert reply.status_code == 200 and "SECRETWORD" not in reply.text and journal not in reply.text, reply.text
+    assert http.get(f"/v1/jobs/{job_id}", params={"journal": journal}).json()["state"] == "finished"
+    events = http.get(f"/v1/jobs/{job_id}/events", params={"journal": journal})
+    assert events.status_code == 404 and "SECRETWORD" not in events.text  # the stream ends with the whole job
+
+
+def test_the_queue_file_holds_a_waiting_jobs_prompt_once_and_an_ended_ones_never(tmp_path):
+    queue = tmp_path / "queue.json"
+    idle = Service(queue)  # its worker not started: the jobs wait
+    waiting = [idle.submit(JobRequest.model_validate(a_job(tmp_path / "j", prompt=f"{SECRET} {n}"))) for n in (1, 2)]
+    assert queue.read_text(encoding="utf-8").count("SECRETWORD") == 2  # once each (in its request)
+    assert oct(queue.stat().st_mode & 0o777) == "0o600"
+    again = Service(queue)  # the next start: the waiting jobs come back whole, to run
+    assert [j.spec.prompt for j in again.jobs()] == [f"{SECRET} 1", f"{SECRET} 2"]
+    again.cancel(waiting[0].id)
+    assert queue.read_text(encoding="utf-8").count("SECRETWORD") == 1  # gone as soon as the job ends
+    assert again.job(waiting[0].id).state == "cancelled" and again.job(waiting[0].id).spec is not None  # (in memory)
+
+
+# ------------------------------------------------------------------ malformed requests, route by route
+
+HOSTILE = [None, "", " ", "abc", -1, 0, 2**64, -(2**63), 1e308, True, [], {}, [1, 2, 3], {"a": 1}, "\ud800",
+           "x" * (TEXT_MAX + 1), "\x1b[31mred", "../../etc/passwd", "1-99999999", "#-1:0"]
+RAW = [b"", b"{", b"}", b"[", b"null", b"true", b"1", b'"text"', b"[]", b'{"a":', b"\xff\xfe", b'{"prompt": "\\ud800"',
+       b'{"steps": 1e309}', b'{"cfg_scale": NaN}', b'{"cfg_scale": Infinity}', b"[" * 100_000 + b"]" * 100_000,
+       b'{"a": ' * 5000 + b"1" + b"}" * 5000, b"\x00" * 64, b'{"prompt": "' + b"y" * 200_000 + b'"}', b"{\"k\":1}" * 9]
+
+
+def mutations(base: dict) -> list[bytes]:
+    """``base`` with each of its fields (nested ones too) set to each hostile value, then bodies that are not even
+    its shape: at least 200 for any base with ten fields."""
+    bodies = list(RAW)
+
+    def paths(doc: dict, prefix=()):
+        for key, value in doc.items():
+            yield (*prefix, key)
+            if isinstance(value, dict):
+                yield from paths(value, (*prefix, key))
+
+    for path in list(paths(base)) + [("unknown_key",)]:
+        for value in HOSTILE:
+            body = json.loads(json.dumps(base))
+            place = body
+            for key in path[:-1]:
+                place = place[key]
+            place[path[-1]] = value
+            bodies.append(json.dumps(body, allow_nan=True).encode("utf-8", "surrogatepass"))
+    return bodies
+
+
+@pytest.mark.parametrize("route", ["/v1/jobs", "/v1/jobs/{job}/cancel", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
+                                   "/sdapi/v1/interrupt"])
+def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service, http, tmp_path, caplog, route):
+    from tests.helpers import make_png
+
+    good = a_job(tmp_path / "j")
+    job = http.post("/v1/jobs", json=good).json()["id"]
+    png = make_png(tmp_path / "init.png", size=(32, 32)).read_bytes()
+    bases = {"/v1/jobs": good, "/v1/jobs/{job}/cancel": good, "/sdapi/v1/interrupt": good,  # (bodies they ignore)
+             "/sdapi/v1/txt2img": {"prompt": SECRET, "negative_prompt": "blurry", "steps": 1, "cfg_scale": 5,
+                                   "width": 32, "height": 32, "seed": 3, "batch_size": 1, "n_iter": 1,
+                                   "sampler_name": "Euler", "scheduler": "karras",
+                                   "override_settings": {"sd_model_checkpoint": "tiny"}}}
+    bases["/sdapi/v1/img2img"] = {**bases["/sdapi/v1/txt2img"], "init_images": [base64.b64encode(png).decode()],
+                                  "denoising_strength": 0.5}
+    bodies = mutations(bases[route])
+    assert len(bodies) >= 200
+    with caplog.at_level(logging.INFO):
+        for body in bodies:
+            reply = http.post(route.format(job=job), content=body, headers={"content-type": "application/json"})
+            assert reply.status_code < 500, (body[:200], reply.text[:300])
+            if reply.status_code >= 400:  # a refusal: one line, and nothing of the request's text sent back
+                assert "SECRETWORD" not in reply.text and "\\n" not in reply.text, reply.text[:300]
+    assert "SECRETWORD" not in caplog.text
+    for path in ("/v1/jobs", f"/v1/jobs/{job}", "/v1/status", "/sdapi/v1/progress"):
+        for value in HOSTILE[:12]:  # the query strings of the routes that take none or one
+            assert http.get(path, params={"journal": str(value), "skip_current_image": str(value)}).status_code < 500
+    assert http.get("/v1/jobs/%00%ff..").status_code == 404
+    assert runs_to_the_end(service, tmp_path / "after") == "finished"  # the service runs on

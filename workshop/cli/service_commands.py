@@ -106,8 +106,15 @@ def stop_cmd() -> None:
     it), queued jobs wait for the next start."""
     from ..service.client import connect
     from ..service.daemon import running_pid
+    from ..service.errors import ServiceUnavailable
 
-    client = connect(autostart=False)
+    try:
+        client = connect(autostart=False)
+    except ServiceUnavailable:  # stopped already: what was asked for is so
+        if running_pid() is None:
+            say("no service is running: nothing to stop")
+            return
+        raise
     pid = client.status().pid
     client.stop()
     deadline = time.monotonic() + 60

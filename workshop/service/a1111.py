@@ -494,7 +494,10 @@ def router(service) -> APIRouter:
             ours.discard(job.id)
             interrupted.discard(job.id)
         if job.state not in ("finished", "cancelled") or job.run is None:
-            return failed(worded(from_wire(job.error), as_a1111) if job.error else f"the job ended {job.state}")
+            said = worded(from_wire(job.error), as_a1111) if job.error else f"the job ended {job.state}"
+            if job.error_type not in (None, "machine", "internal"):  # the request's own fault, found as it ran
+                return BadValue([], said).response()
+            return failed(said)
         run = await run_in_threadpool(lambda: load_run(Journal.open(journal), job.run))
         return await run_in_threadpool(build_response, req, run, mapped.seeds)
 

@@ -32,16 +32,19 @@ class JobRequest(BaseModel):
 
 class JobInfo(BaseModel):
     """What the service says about a job. ``spec``, ``options`` and ``error`` (which may quote the prompt) go only to
-    a client that names the job's journal."""
+    a client on the Unix socket (its owner) that names the job's journal, or to the TCP client that submits it, in
+    the answer to its submit; ``journal`` to no TCP client (None there)."""
 
     id: str
     kind: JobKind
-    journal: str
+    journal: str | None
     state: JobState
     run: str | None = None
     cells: int | None = None
     done: int | None = None
     error: str | None = None
+    error_type: str | None = None  # a failed job's kind of failure: its error code where the request was at fault
+    # ("invalid", "bad_spec" …), else "machine" (memory, disk, journal) or "internal" (a bug)
     verified: bool | None = None
     created: str
     started: str | None = None
@@ -55,8 +58,12 @@ class JobInfo(BaseModel):
         return self.state in ENDED
 
     def public(self) -> JobInfo:
-        """The job as anyone may see it: no spec, options or error."""
+        """The job as anyone on the socket may see it: no spec, options or error."""
         return self.model_copy(update={"spec": None, "options": None, "error": None})
+
+    def remote(self) -> JobInfo:
+        """The job as a TCP client sees it: not even the journal it writes to."""
+        return self.public().model_copy(update={"journal": None})
 
 
 class JobOutcome(BaseModel):

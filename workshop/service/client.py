@@ -47,6 +47,7 @@ class ServiceClient:
     def follow(self, job_id: str, journal: str) -> Iterator[ev.Event | JobInfo]:
         """The job's progress events as the runner's typed events (what happened so far first), then the job as it
         ended (a JobInfo, the last item)."""
+        run = None  # the job's run, once it has one
         try:
             with self._http.stream("GET", f"/v1/jobs/{job_id}/events", params=_journal(journal), timeout=None) as reply:
                 if reply.status_code != 200:
@@ -58,10 +59,13 @@ class ServiceClient:
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
                         data = json.loads(line[5:])
-                        yield JobInfo.model_validate(data) if kind == "end" else ev.from_json(data)
+                        item = JobInfo.model_validate(data) if kind == "end" else ev.from_json(data)
+                        run = item.run if isinstance(item, ev.RunStarted) else run
+                        yield item
         except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"lost the service while following job {job_id} ({type(exc).__name__}); "
-                                     f"`promptism serve status` says whether it runs") from None
+            lost = f"lost the service while following job {job_id} ({type(exc).__name__})"
+            raise ServiceUnavailable(f"{lost}; its finished images are kept: `promptism resume {run}` finishes run {run}"
+                                     if run else f"{lost}; `promptism serve status` says whether it runs") from None
 
     def close(self) -> None:
         """Close the connection (a ``follow`` reading in another thread ends with ServiceUnavailable)."""

@@ -5,7 +5,6 @@ token (also accepted as the HTTP basic-auth password, which A1111 clients send);
 
 
 import base64
-import binascii
 import hmac
 import importlib.util
 from collections.abc import AsyncIterator
@@ -35,9 +34,7 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
 
     @app.middleware("http")
     async def bearer_token(request: Request, call_next):
-        server = request.scope.get("server")
-        over_socket = server is not None and server[1] is None  # uvicorn names a Unix socket (path, None)
-        if not over_socket and not (token and _authorised(request.headers.get("authorization", ""), token)):
+        if not over_socket(request) and not (token and _authorised(request.headers.get("authorization", ""), token)):
             return JSONResponse({"error": "this port needs the service's token: Authorization: Bearer TOKEN (see "
                                  "`promptism serve --listen`)"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
@@ -60,7 +57,11 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
         except KeyError:
             raise HTTPException(404, f"no job {job_id} in this service (`promptism serve status` lists them)") from None
 
-    def shown(info: JobInfo, journal: str | None) -> JobInfo:
+    def shown(info: JobInfo, journal: str | None, request: Request) -> JobInfo:
+        """What the asker may see of a job: all of it on the socket when it names the job's journal, less its spec
+        and error when not, and over TCP only its state (``JobInfo.remote``)."""
+        if not over_socket(request):
+            return info.remote()
         return info if journal == info.journal else info.public()
 
     @app.get("/v1/ping")
@@ -78,21 +79,22 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
             raise HTTPException(429, str(exc)) from None
 
     @app.get("/v1/jobs")
-    def jobs(journal: str | None = None) -> list[JobInfo]:
-        return [shown(info, journal) for info in service.jobs()]
+    def jobs(request: Request, journal: str | None = None) -> list[JobInfo]:
+        return [shown(info, journal, request) for info in service.jobs()]
 
     @app.get("/v1/jobs/{job_id}")
-    def job(job_id: str, journal: str | None = None) -> JobInfo:
-        return shown(known(job_id), journal)
+    def job(job_id: str, request: Request, journal: str | None = None) -> JobInfo:
+        return shown(known(job_id), journal, request)
 
     @app.post("/v1/jobs/{job_id}/cancel")
-    def cancel(job_id: str, journal: str | None = None) -> JobInfo:
+    def cancel(job_id: str, request: Request, journal: str | None = None) -> JobInfo:
         known(job_id)
-        return shown(service.cancel(job_id), journal)
+        return shown(service.cancel(job_id), journal, request)
 
-    def watched(job_id: str, journal: str | None = None) -> str:
-        """A job's events go to a client that names its journal (checked before the stream starts)."""
-        if journal != known(job_id).journal:
+    def watched(job_id: str, request: Request, journal: str | None = None) -> str:
+        """A job's events (its previews, its end with its spec) go to a client on the socket that names its journal
+        (checked before the stream starts)."""
+        if not over_socket(request) or journal != known(job_id).journal:
             raise HTTPException(404, f"no job {job_id} for that journal")
         return job_id
 
@@ -104,8 +106,9 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
         yield ServerSentEvent(event="end", data=service.job(job_id).model_dump(mode="json"))
 
     @app.get("/v1/status")
-    def status() -> ServiceStatus:
-        return service.status()
+    def status(request: Request) -> ServiceStatus:
+        status = service.status()
+        return status if over_socket(request) else status.model_copy(update={"jobs": [j.remote() for j in status.jobs]})
 
     @app.post("/v1/stop", status_code=202)
     def stop_service() -> dict:
@@ -119,13 +122,19 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
     return app
 
 
+def over_socket(request: Request) -> bool:
+    """Whether ``request`` came over the service's Unix socket (mode 0600: from its owner), not the TCP port."""
+    server = request.scope.get("server")
+    return server is not None and server[1] is None  # uvicorn names a Unix socket (path, None)
+
+
 def _authorised(header: str, token: str) -> bool:
     """``Bearer TOKEN``, or ``Basic`` with TOKEN as the password (any user name)."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "basic":
         try:
             value = base64.b64decode(value, validate=True).decode("utf-8").partition(":")[2]
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII, not UTF-8: no token
             return False
     elif scheme.lower() != "bearer":
         return False

@@ -195,7 +195,7 @@ class Service:
                 log.error("job %s: the worker caught %s; the service serves on", job.info.id, type(exc).__name__)
                 with self._cond:
                     if not job.info.ended_yet:
-                        self._end(job, "failed", error=error_line(exc))
+                        self._end(job, "failed", error=error_line(exc), error_type="internal")
 
     def _warm_up(self) -> None:
         """The executor made ready now (torch imported, the device picked, Ray's workers started), so the first job
@@ -207,7 +207,7 @@ class Service:
         return next((j for j in self._jobs.values() if j.info.state == "queued"), None)
 
     def _execute(self, job: _Job) -> None:
-        error = None
+        error = kind = None
         if job.queued_at < self._warmed_at:  # it came while the service was starting: it waited for the warm-up
             self._emit(job, ev.Phase(name="service warm-up (torch, diffusers, the device)",
                                      seconds=round(self._warmed_at - job.queued_at, 3)))
@@ -215,11 +215,13 @@ class Service:
             outcome = self.executor.run(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
         except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
             log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
-            outcome, error = JobOutcome(run=job.info.run, state="failed"), error_line(exc)
+            outcome, error, kind = JobOutcome(run=job.info.run, state="failed"), error_line(exc), error_type(exc)
         if outcome.state == "interrupted":  # (the executor's workers were lost: a Ray cluster gone)
             error = f"the Ray workers were lost during the job; `promptism resume {outcome.run}` finishes it"
+            kind = "machine"
         with self._cond:
-            self._end(job, outcome.state, run=outcome.run or job.info.run, verified=outcome.verified, error=error)
+            self._end(job, outcome.state, run=outcome.run or job.info.run, verified=outcome.verified, error=error,
+                      error_type=kind)
         log.info("job %s %s%s", job.info.id, job.info.state, f": run {job.info.run}" if job.info.run else "")
 
     def _emit(self, job: _Job, event: ev.Event) -> None:
@@ -279,6 +281,8 @@ class Service:
             log.warning("the queue file could not be read (%s): kept as %s, starting empty", type(exc).__name__, kept)
             return
         for info, request in saved:
+            if not info.ended_yet:  # its spec and options are kept once, in its request
+                info = info.model_copy(update={"spec": request.spec, "options": request.options})
             if info.state == "running":
                 info = info.model_copy(update={"state": "interrupted", "ended": _now()})
                 log.info("job %s was interrupted%s", info.id, f": run {info.run}" if info.run else "")
@@ -288,12 +292,10 @@ class Service:
 
 
 def _saved(job: _Job) -> dict:
-    """A job as the queue file keeps it: an ended one without its spec, options or error (its prompt is not kept
-    once nothing needs it; its run folder has what the journal needs)."""
-    if job.info.ended_yet:
-        return {"info": job.info.public().model_dump(mode="json"),
-                "request": job.request.model_copy(update={"spec": None, "options": GivenOptions()}).model_dump(mode="json")}
-    return {"info": job.info.model_dump(mode="json"), "request": job.request.model_dump(mode="json")}
+    """A job as the queue file (0600) keeps it: its prompt once, in its request, and only while the job may still
+    run; an ended one without its spec, options or error (its run folder has what the journal needs)."""
+    request = job.request.model_copy(update={"spec": None, "options": GivenOptions()}) if job.info.ended_yet else job.request
+    return {"info": job.info.public().model_dump(mode="json"), "request": request.model_dump(mode="json")}
 
 
 def error_line(exc: Exception) -> str:
@@ -310,6 +312,19 @@ def error_line(exc: Exception) -> str:
         return one_line(os_error_line(exc, as_wire))
     detail = str(exc).splitlines()[0] if str(exc) else ""
     return one_line(f"internal error: {type(exc).__name__}: {detail}")
+
+
+def error_type(exc: Exception) -> str:
+    """A job's kind of failure (``JobInfo.error_type``)."""
+    from ..errors import PromptismError
+
+    if isinstance(exc, PromptismError):
+        return exc.code
+    from journal import JournalError
+
+    if isinstance(exc, (JournalError, OSError, MemoryError)) or "OutOfMemory" in type(exc).__name__:
+        return "machine"
+    return "internal"
 
 
 def _new_id() -> str:
