@@ -155,6 +155,7 @@ def isolated_env(tmp_path_factory, monkeypatch, model_cache):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf-cache"))
     monkeypatch.setenv("PROMPTISM_CACHE", str(model_cache))
+    (home / "config.toml").touch()  # PROMPTISM_CONFIG names a file that is there (empty: the defaults)
     monkeypatch.setenv("PROMPTISM_CONFIG", str(home / "config.toml"))
     monkeypatch.setenv("PROMPTISM_RUNTIME", str(home / "run"))
     monkeypatch.setenv("PROMPTISM_STATE", str(home / "state"))

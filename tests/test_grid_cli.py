@@ -89,6 +89,12 @@ def test_dry_run_json_is_identical_across_processes(spec):
     (["{unknown_key}"], "unknown key 'modes'"),
     (["{bad_mode}"], "unknown mode 'ablation'"),
     (["/no/such.toml"], "no such spec file"),
+    (["-p", "a", "--seeds", "1,,2"], "seed values '1,,2' have an empty place between commas"),
+    (["-p", "a", "--seeds", "99999999999999999999999"], "seed 99999999999999999999999 is outside"),  # not rounded
+    (["-p", "a", "--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),  # a dry run refuses it as a run does
+    (["-p", "a", "--guidance", "1e300"], "guidance must be a number from 0 to 100, not 1e+300"),
+    (["-p", "x" * 70_000], "prompt is 70,000 characters long; at most 65,536 are taken"),  # not echoed whole
+    (["-p", "a", "-k", "k\udcfe"], "a keyword must be valid Unicode text"),  # invalid UTF-8 on the command line
 ])
 def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
     files = {"{bad_toml}": 'prompt = "a\nmode = 3', "{unknown_key}": 'prompt = "a"\nmodes = "matrix"',

@@ -18,6 +18,7 @@ from workshop.runner import events as ev  # noqa: E402
 from workshop.runner.runs import load_run  # noqa: E402
 from workshop.service.api import JobRequest  # noqa: E402
 from workshop.service.executor import run_job  # noqa: E402
+from workshop.service import ray_executor  # noqa: E402
 from workshop.service.ray_executor import RayExecutor  # noqa: E402
 
 SPEC = {"prompt": "a lighthouse at dusk, SECRET-WORD", "seeds": [1, 2, 3, 4, 5, 6]}
@@ -36,12 +37,14 @@ def executor(tmp_path_factory, model_cache):
         env.setenv("RAY_AUTH_MODE", "disabled")
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     executor = RayExecutor("auto")
-    try:
-        assert executor.warm_up().startswith("Ray: 2 workers (2 CPU)")
-        yield executor
-    finally:
-        executor.close()
-        ray.shutdown()
+    with pytest.MonkeyPatch.context() as patch:  # a generous deadline for workers that import torch on a busy
+        patch.setattr(ray_executor, "PING_TIMEOUT_S", 900.0)  # machine (at load 8, 120 s was not enough)
+        try:
+            assert executor.warm_up().startswith("Ray: 2 workers (2 CPU)")
+            yield executor
+        finally:
+            executor.close()
+            ray.shutdown()
 
 
 def request(journal, **options) -> JobRequest:

@@ -144,3 +144,10 @@ def test_old_manifests_list_unknown_fields_survive_and_invalid_ones_are_skipped(
     assert doc["future_field"] == {"kept": True} and doc["cells"][0]["extra"] == 1 and doc["created_ns"] == 5
     code, out, err = run_cli(capsys, "runs", "--journal", str(j))
     assert code == 0 and old["id"] in out and "0/1" in out, err
+
+
+def test_a_cell_picked_twice_is_refused_not_accepted_twice(scored_run, capsys):
+    j, run_id = scored_run
+    code, _, err = run_cli(capsys, "accept", run_id, "--title", "Harbour", "--pick", "0,0", "--journal", j)
+    assert code == 2 and err.count("\n") == 1 and "'0,0' picks cell 0 twice" in err, err
+    assert len(Journal.open(j)) == 0

@@ -62,9 +62,23 @@ def test_good_settings_load_typed_and_are_used(tmp_path, capsys):
     assert run.record.model.id == "tiny" and run.record.layout == [[0, 1, 2], [3]] and run.record.clip is None
 
 
-def test_no_config_file_means_the_defaults():
-    assert not Path(os.environ["PROMPTISM_CONFIG"]).exists()
+def test_no_config_file_means_the_defaults(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("PROMPTISM_CONFIG")  # the user config directory's config.toml, which may be absent
+    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "promptism" / "config.toml").exists()
     assert load_settings() == Settings()
+    monkeypatch.setenv("PROMPTISM_CONFIG", str(tmp_path / "nonexistent.toml"))  # named, so it must be there
+    with pytest.raises(SettingsError, match="PROMPTISM_CONFIG names .*nonexistent.toml.*which is not a file"):
+        load_settings()
+    code, _, err = run_cli(capsys, "grid", "-p", "a red circle", "--dry-run")
+    assert code == 1 and err.count("\n") == 1 and "unset PROMPTISM_CONFIG" in err, err
+    monkeypatch.setenv("PROMPTISM_CONFIG", str(tmp_path / "empty.toml"))
+    (tmp_path / "empty.toml").touch()
+    monkeypatch.setenv("PROMPTISM_SERVICE", "bogus")
+    code, _, err = run_cli(capsys, "generate", "a red circle", "--model", "tiny", "--steps", "1",
+                           "--journal", str(tmp_path / "j"))
+    assert code == 1 and err == "promptism: PROMPTISM_SERVICE is 'bogus': set it to on or off (or unset it)\n", err
+    assert not (tmp_path / "j").exists()
+    monkeypatch.setenv("PROMPTISM_SERVICE", "off")
     with pytest.raises(SettingsError):
         write_config("max_batch = 1.5")
         load_settings()

@@ -143,7 +143,15 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
 
 
 def config_file() -> Path:
-    return Path(os.environ.get("PROMPTISM_CONFIG") or platformdirs.user_config_path(APP) / "config.toml")
+    """``$PROMPTISM_CONFIG``, which must name a file that is there (a typo in it is said, not taken for "no
+    settings"), else ``config.toml`` in the user config directory, which may be absent."""
+    if named := os.environ.get("PROMPTISM_CONFIG"):
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"PROMPTISM_CONFIG names {quoted(named)}, which is not a file: create it (it may be "
+                                "empty) or unset PROMPTISM_CONFIG")
+        return path
+    return platformdirs.user_config_path(APP) / "config.toml"
 
 
 def load_settings() -> Settings:
@@ -174,6 +182,12 @@ def load_settings() -> Settings:
 
 def service_enabled(local: bool = False, settings: Settings | None = None) -> bool:
     """Whether jobs go to the service: not with --local, $PROMPTISM_SERVICE=off or ``service = false``."""
-    if local or os.environ.get("PROMPTISM_SERVICE", "").lower() in ("off", "0", "false", "no"):
+    given = os.environ.get("PROMPTISM_SERVICE", "")
+    if given.lower() not in SERVICE_ON + SERVICE_OFF:
+        raise SettingsError(f"PROMPTISM_SERVICE is {quoted(given)}: set it to on or off (or unset it)")
+    if local or given.lower() in SERVICE_OFF:
         return False
     return (settings or load_settings()).service
+
+
+SERVICE_ON, SERVICE_OFF = ("", "on", "1", "true", "yes"), ("off", "0", "false", "no")

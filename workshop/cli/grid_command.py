@@ -9,6 +9,7 @@ import click
 from ..compose.grid import DEFAULT_MAX_CELLS, MODES, Grid, build_grid
 from ..compose.spec import read_spec_file, spec_from, spec_values
 from ..compose.tokens import CONTEXT
+from ..settings import load_settings
 from .output import console, dump_json, literal, print_table
 from .run_commands import checked_options, execute_grid, run_options
 
@@ -57,7 +58,12 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
     if not dry_run:
         execute_grid(grid, spec, opts, journal_dir)
         return
-    checked_options(grid, spec, opts)  # refuse now what the real run would refuse
+    given = checked_options(grid, spec, opts)  # refuse now what the real run would refuse: its options…
+    from ..runner.models import resolve
+    from ..runner.options import grid_models, resolve as resolve_options
+
+    for model in grid_models(grid, resolve_options(spec, given, load_settings())):  # …and a model that is not here
+        resolve(model, allow_download=given.allow_download)
     if opts["as_json"]:
         click.echo(dump_json([c.to_json() for c in grid.cells]))
     else:

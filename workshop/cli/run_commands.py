@@ -338,6 +338,9 @@ def accept_cmd(run_id: str, title: str, pick: str | None, again: bool, allow_tit
         picked = []
     if picked == []:
         raise click.BadParameter(f"{quoted(pick)}: give cell numbers separated by commas, e.g. 0,2", param_hint="--pick")
+    if picked and len(set(picked)) < len(picked):
+        twice = next(p for p in picked if picked.count(p) > 1)
+        raise click.BadParameter(f"{quoted(pick)} picks cell {twice} twice: name each cell once", param_hint="--pick")
     journal = Journal.open(journal_dir)
     exp = accept_run(journal, load_run(journal, run_id), title, picked, again=again, allow_title_overlap=allow_title_overlap)
     _say_accepted(exp)

@@ -23,8 +23,12 @@ _SINGLE = re.compile(rf"^\s*({_NUM})\s*$")
 def parse_values(text: str, *, integer: bool, what: str) -> list[int | float]:
     """Parse ``text`` into the axis values; raise SpecError naming ``what`` and the part that did not parse."""
     values: list[int | float] = []
-    for item in text.split(","):
+    items = text.split(",")
+    for item in items:
         if not item.strip():
+            if len(items) > 1:  # "1,,2" or "1,2,": a value left out, or a comma too many
+                raise SpecError(f"{what} values {quoted(text.strip())} have an empty place between commas: write "
+                                "each value once, e.g. 1,2,3")
             continue
         if m := _SINGLE.match(item):
             values.append(_number(m.group(1), integer, what, item))
@@ -44,6 +48,8 @@ def parse_values(text: str, *, integer: bool, what: str) -> list[int | float]:
 
 def _number(text: str, integer: bool, what: str, item: str) -> int | float:
     text = text.replace(" ", "")
+    if integer and text.lstrip("+-").isdigit():  # exactly, however long (a float would round it)
+        return int(text)
     value = float(text)
     if integer:
         if not value.is_integer():

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 
 from journal.text import quoted
 
-from ..contract import WANTED, KeywordTable, RunParams, Spec
+from ..contract import TEXT_MAX, WANTED, KeywordTable, RunParams, Spec
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
 from .prompt import Keyword, Prompt
@@ -88,6 +88,8 @@ def spec_problem(exc: ValidationError, values: Mapping[str, Any]) -> str:
         if isinstance(item, dict) and isinstance(item.get("text"), str) and weight_wrong:
             wanted = "a finite number" if weight_wrong["type"] == "finite_number" else "a number"
             return f"the keyword {quoted(item['text'])}: its weight must be {wanted}, such as 1.3, not {quoted(item['weight'])}"
+        if text_wrong := next((e for e in exc.errors() if e["type"] in ("lone_surrogate", "too_long")), None):
+            return f"a keyword must be {WANTED[text_wrong['type']]}, not {quoted(item)[:80]}"
         return f"a keyword must be text or {{ text = \"…\", on = true, weight = 1.3 }}, not {quoted(item)}"
     if head == "axes" and len(loc) > 1:
         head = f"axis {loc[1]}"
@@ -95,6 +97,8 @@ def spec_problem(exc: ValidationError, values: Mapping[str, Any]) -> str:
         head = f"[params] {loc[1]}"
     if error["type"] == "blank":
         return f"{head} is empty: give a value or leave it out"
+    if error["type"] == "too_long":
+        return f"{head} is {len(error['input']):,} characters long; at most {TEXT_MAX:,} are taken: shorten it"
     what = WANTED.get(error["type"], "of another type")
     if head == "params":
         what += " ([params] with steps = 12 …)"

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..compose.grid import Grid
 
 DEFAULT_STRENGTH = 0.75
+GUIDANCE_MAX = 100.0  # far above what anyone uses (A1111: 30); 1e300 overflows the pixels to NaN
 
 
 class RunOptions(BaseModel):
@@ -126,8 +127,9 @@ def check_options(options: RunOptions) -> None:
         if w * h > pixel_limit():
             raise RunError(f"size {w}x{h} is {w * h:,} pixels, over the limit of {pixel_limit():,} (max_image_pixels in "
                            f"config.toml): use e.g. {suggest_size(w, h)}")
-    if options.guidance is not None and (not math.isfinite(options.guidance) or options.guidance < 0):
-        raise RunError(f"guidance must be a number of 0 or more, not {options.guidance}")
+    if options.guidance is not None and not (math.isfinite(options.guidance) and 0 <= options.guidance <= GUIDANCE_MAX):
+        raise RunError(f"guidance must be a number from 0 to {GUIDANCE_MAX:g}, not {options.guidance:g} (A1111 offers "
+                       "up to 30; far above, the pixels overflow)")
     if options.strength is not None and not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
     if options.strength is not None and options.init_image is None and not is_guided(options.model):  # (it has none)
