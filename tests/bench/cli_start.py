@@ -47,6 +47,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pl-") as tmp:
+        (Path(tmp) / "c.toml").touch()  # no settings (a $PROMPTISM_CONFIG must name a file that is there)
         env = {**os.environ, "PROMPTISM_JOURNAL": str(Path(tmp) / "journal"), "PROMPTISM_CONFIG": str(Path(tmp) / "c.toml")}
         subprocess.run([SCRIPT, "init"], env=env, capture_output=True, check=True)
         result = {"load_before": os.getloadavg()[0]}

@@ -82,6 +82,7 @@ class Suite:
         self.deadline = time.monotonic() + budget_s
         self.log = (out / "gpu_suite.log").open("a", encoding="utf-8")
         self.results: dict = {"dry": dry, "budget_s": budget_s, "steps": {}}
+        (work / "config.toml").touch()  # no settings (a $PROMPTISM_CONFIG must name a file that is there)
         self.env = {**os.environ, "HF_HUB_OFFLINE": "1", "PROMPTISM_SERVICE": "off", "PYTHONUNBUFFERED": "1",
                     "PROMPTISM_CACHE": str(work / "cache"), "PROMPTISM_CONFIG": str(work / "config.toml"),
                     "PROMPTISM_RUNTIME": str(work / "runtime"), "PROMPTISM_STATE": str(work / "state"),

@@ -88,6 +88,7 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "config.toml").touch()  # no settings (a $PROMPTISM_CONFIG must name a file that is there)
         os.environ.update(PROMPTISM_SERVICE="off", PROMPTISM_RUNTIME=str(Path(tmp) / "rt"),
                           PROMPTISM_STATE=str(Path(tmp) / "state"), PROMPTISM_CONFIG=str(Path(tmp) / "config.toml"))
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
