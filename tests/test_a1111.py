@@ -29,6 +29,7 @@ from tests.helpers import declared_png
 from workshop.service import a1111
 from workshop.contract import GivenOptions, Spec
 from workshop.runner.options import resolve
+from workshop.samplers import SAMPLERS
 from workshop.settings import Settings
 from workshop.service.server import create_app
 from workshop.service.service import Service
@@ -259,8 +260,6 @@ def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
 
 
 def test_samplers_and_schedulers_are_listed_as_a1111_lists_them(api):
-    from workshop.samplers import SAMPLERS
-
     assert api.util_get_sampler_names() == sorted(SAMPLERS)
     assert {s["name"]: s["options"] for s in api.get_samplers()}["DPM++ 2M Karras"] == {
         "scheduler": "DPMSolverMultistepScheduler", "use_karras_sigmas": "True"}
@@ -337,3 +336,37 @@ def test_without_serve_journal_calls_go_to_the_users_default_journal(api, tmp_pa
     monkeypatch.setenv("PROMPTISM_JOURNAL", str(tmp_path / "default"))
     result = api.txt2img(prompt=PROMPT, seed=2, steps=2, width=32, height=32)
     assert [r.id for r in list_runs(Journal.open(tmp_path / "default"))] == [result.info["promptism_run"]]
+
+
+def test_the_models_own_scheduler_is_reported_by_an_a1111_name_that_sent_back_makes_the_same_picture(jdir):
+    """Without a sampler a run takes the model folder's own scheduler; info names it as A1111 would (DDIM, not
+    DDIMScheduler), and a client that sends that name back gets the same pixels."""
+    def made(sampler_name: str | None):
+        req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=5, steps=2, width=32, height=32, sampler_name=sampler_name)
+        mapped = a1111.map_request(req, jdir, Settings(model="tiny"))
+        run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, mapped.job.options, Settings()),
+                      Journal.open(jdir, create=True))
+        return run, json.loads(a1111.build_response(req, run, mapped.seeds).info)
+
+    own, info = made(None)
+    assert own.record.params.sampler is None and own.record.params.scheduler.endswith("Scheduler")
+    assert info["sampler_name"] in SAMPLERS and f"Sampler: {info['sampler_name']}," in info["infotexts"][0]
+    again, _ = made(info["sampler_name"])  # what a client does with it: sends it back
+    assert again.record.params.sampler == info["sampler_name"]
+    assert [again.image(c).read_bytes() for c in again.done] == [own.image(c).read_bytes() for c in own.done]
+
+
+def test_plms_at_fewer_steps_than_it_takes_is_a_422_naming_them(service, app):
+    """PLMS (diffusers' PNDM) warms up over its first 4 steps: 3 was a 500 from deep in diffusers."""
+    from fastapi.testclient import TestClient
+
+    deadline = time.monotonic() + 300
+    while service.device is None:  # its worker has imported the runner (not at once with this thread)
+        assert time.monotonic() < deadline, "the service did not warm up"
+        time.sleep(0.05)
+    http = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+    body = {"prompt": PROMPT, "steps": 3, "width": 32, "height": 32, "sampler_name": "PLMS",
+            "override_settings": {"sd_model_checkpoint": "tiny"}}
+    reply = http.post("/sdapi/v1/txt2img", json=body)
+    assert reply.status_code == 422 and "PLMS takes at least 4 steps, not 3: use steps 4 or more" in reply.text, reply.text
+    assert http.post("/sdapi/v1/txt2img", json={**body, "steps": 4}).status_code == 200

@@ -45,6 +45,17 @@ SAMPLERS = {s.name: s for s in (
 )}
 
 
+def named(scheduler: str | None) -> str | None:
+    """The A1111 name of a model's own scheduler (its diffusers class, as a run records it): the plain sampler that
+    runs that class ("DDIMScheduler" → "DDIM"), so a client that sends it back gets that sampler; the class name
+    where promptism has none."""
+    return next((s.name for s in SAMPLERS.values() if s.scheduler == scheduler and not s.settings), scheduler)
+
+
+# The fewest steps a scheduler class takes: PLMS (PNDM) warms up over its first 4 (diffusers fails below that).
+MIN_STEPS = {"PNDMScheduler": 4}
+
+
 OWN = "default"  # where a sampler name goes (--sampler, [params], the setting): the model folder's own scheduler
 
 

@@ -60,7 +60,7 @@ from ..paths import journal_dir
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
-from ..samplers import OWN, SAMPLERS, sampler
+from ..samplers import OWN, SAMPLERS, named, sampler
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
 
@@ -396,7 +396,8 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "prompt": req.prompt, "all_prompts": [c.prompt for c in cells],
         "negative_prompt": req.negative_prompt, "all_negative_prompts": [c.negative for c in cells],
         "seed": seeds[0], "all_seeds": [c.seed for c in cells], "subseed": -1, "all_subseeds": [-1 for _ in cells],
-        "subseed_strength": 0, "width": params.width, "height": params.height, "sampler_name": params.sampler or params.scheduler,
+        "subseed_strength": 0, "width": params.width, "height": params.height,
+        "sampler_name": params.sampler or named(params.scheduler),
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
         "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": None,
         "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
@@ -415,7 +416,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
 def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
     p = run.record.params
-    pairs = {"Steps": p.steps, "Sampler": p.sampler or p.scheduler, "CFG scale": p.guidance, "Seed": cell.seed,
+    pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
              "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "Denoising strength": p.strength,
              **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
