@@ -355,18 +355,3 @@ def test_the_models_own_scheduler_is_reported_by_an_a1111_name_that_sent_back_ma
     assert again.record.params.sampler == info["sampler_name"]
     assert [again.image(c).read_bytes() for c in again.done] == [own.image(c).read_bytes() for c in own.done]
 
-
-def test_plms_at_fewer_steps_than_it_takes_is_a_422_naming_them(service, app):
-    """PLMS (diffusers' PNDM) warms up over its first 4 steps: 3 was a 500 from deep in diffusers."""
-    from fastapi.testclient import TestClient
-
-    deadline = time.monotonic() + 300
-    while service.device is None:  # its worker has imported the runner (not at once with this thread)
-        assert time.monotonic() < deadline, "the service did not warm up"
-        time.sleep(0.05)
-    http = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
-    body = {"prompt": PROMPT, "steps": 3, "width": 32, "height": 32, "sampler_name": "PLMS",
-            "override_settings": {"sd_model_checkpoint": "tiny"}}
-    reply = http.post("/sdapi/v1/txt2img", json=body)
-    assert reply.status_code == 422 and "PLMS takes at least 4 steps, not 3: use steps 4 or more" in reply.text, reply.text
-    assert http.post("/sdapi/v1/txt2img", json={**body, "steps": 4}).status_code == 200

@@ -52,10 +52,6 @@ def named(scheduler: str | None) -> str | None:
     return next((s.name for s in SAMPLERS.values() if s.scheduler == scheduler and not s.settings), scheduler)
 
 
-# The fewest steps a scheduler class takes: PLMS (PNDM) warms up over its first 4 (diffusers fails below that).
-MIN_STEPS = {"PNDMScheduler": 4}
-
-
 OWN = "default"  # where a sampler name goes (--sampler, [params], the setting): the model folder's own scheduler
 
 

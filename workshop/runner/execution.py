@@ -23,7 +23,6 @@ from journal.text import quoted
 
 from ..compose.grid import Grid
 from ..errors import RunCancelled, RunError, option
-from ..samplers import MIN_STEPS, named, sampler
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend
@@ -154,7 +153,6 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
                           parent=init.parent if init else None, **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
-    check_fewest_steps(jobs, params.scheduler)
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
         raise RunError(f"{short.steps} steps at strength {short.strength:g} leave no step to run from the init image: "
                        f"use at least {math.ceil(1 / short.strength)} steps or a higher strength")
@@ -213,17 +211,6 @@ def check_steps(backend: Backend, steps: int) -> None:
     most, why = backend.max_steps()
     if most is not None and steps > most:
         raise RunError(f"steps must be at most {most} for {why}, not {steps}")
-
-
-def check_fewest_steps(jobs: list[Job], own: str | None) -> None:
-    """At least as many steps as each image's scheduler takes (``samplers.MIN_STEPS``): its sampler's, else ``own``,
-    the run's."""
-    for job in jobs:
-        scheduler = sampler(job.sampler).scheduler if job.sampler else own
-        if job.steps < (least := MIN_STEPS.get(scheduler or "", 1)):
-            named_as = job.sampler or named(scheduler)
-            raise RunError(f"{named_as} takes at least {least} steps, not {job.steps}: use {option('steps')} {least} "
-                           "or more, or another sampler")
 
 
 def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], scorer, device, options: RunOptions, on_event, cancel,
