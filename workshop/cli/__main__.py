@@ -1,7 +1,5 @@
 """``python -m workshop.cli``: the ``promptism`` command (how a detached service is started)."""
 
-import sys
+from . import entry
 
-from . import main
-
-sys.exit(main())
+entry()

@@ -1,4 +1,5 @@
-"""Terminal output for the CLI: user text always printed literally (no markup, no escape sequences), tables, images."""
+"""Terminal output for the CLI: user text always printed literally (no markup, no escape sequences), tables, images.
+Rich loads when something is first printed through it (a ``--json`` command never loads it)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,19 @@ import sys
 import warnings
 from functools import lru_cache
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from journal.text import control_free, visible
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
 
 
 def literal(text: str) -> Text:
     """Rich Text that renders exactly ``text``: ``[bold]`` stays brackets, ESC becomes ␛."""
+    from rich.text import Text
+
     return Text(visible(text))
 
 
@@ -43,16 +47,22 @@ def _escape(ch: str) -> str:
 
 @lru_cache(maxsize=1)
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False, markup=False, emoji=False, soft_wrap=True)
 
 
 @lru_cache(maxsize=1)
 def console() -> Console:
+    from rich.console import Console
+
     # Piped output is not wrapped at 80 columns: a table row stays one line for grep and friends.
     return Console(highlight=False, markup=False, emoji=False, soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
 
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    from rich.table import Table
+
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
     for i, header in enumerate(headers):
         table.add_column(header, justify="right" if i == 0 else "left", overflow="fold")
