@@ -277,7 +277,7 @@ def test_each_surface_names_the_option_an_error_speaks_of_as_its_own_control(ser
     reply = http.post("/v1/jobs", json={"kind": "grid", "journal": str(tmp_path / "j"),
                                         "spec": {"prompt": PROMPT, "mode": "leave-one-out"}})
     assert reply.status_code == 400 and reply.json()["error"] == "leave-one-out mode needs keywords: add some with ‹keyword›"
-    refused = _refusal(reply)  # as the CLI and the workshop get it from their client
+    refused = _refusal(reply.status_code, reply.content)  # as the CLI and the workshop get it from their client
     assert (refused.code, str(refused)) == ("bad_spec", "leave-one-out mode needs keywords: add some with --keyword")
     assert say(refused) == "leave-one-out mode needs keywords: add some with ctrl+n (new keyword)"
 

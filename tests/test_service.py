@@ -178,7 +178,7 @@ def client_free_run(job_id: str) -> str:
 
 def test_bad_requests_get_one_line_and_the_service_serves_on(warm_service, tmp_path, capsys):
     pid = service_pid()
-    http = client()._http
+    http = httpx.Client(transport=httpx.HTTPTransport(uds=str(paths.socket_path())), base_url="http://promptism")
     reply = http.post("/v1/jobs", content=b"{not json", headers={"content-type": "application/json"})
     assert reply.status_code == 422 and "\n" not in reply.json()["error"] and "malformed" in reply.json()["error"]
     reply = http.post("/v1/jobs", json={"kind": "paint", "journal": str(tmp_path)})

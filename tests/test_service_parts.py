@@ -54,8 +54,9 @@ def test_listen_refuses_remote_and_malformed_addresses(text):
 
 
 def test_the_client_side_imports_no_torch_and_the_service_no_textual():
-    heavy = ("torch", "diffusers", "transformers", "textual", "fastapi", "uvicorn")
-    assert imported_after("workshop.service.client", "workshop.service.api", "workshop.cli.job_progress", watch=heavy) == []
+    heavy = ("torch", "diffusers", "transformers", "textual", "fastapi", "uvicorn", "httpx", "rich")  # rich: printing only
+    client_side = ("workshop.service.client", "workshop.service.api", "workshop.cli.job_progress", "workshop.cli.run_commands")
+    assert imported_after(*client_side, watch=heavy) == []
     assert imported_after("workshop.service.server", "workshop.service.service", watch=("textual", "workshop.tui")) == []
 
 

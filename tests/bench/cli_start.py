@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 SCRIPT = str(Path(sys.executable).parent / "promptism")
-HEAVY = ("torch", "numpy", "PIL", "git", "diffusers", "transformers", "textual", "httpx", "pydantic")
+HEAVY = ("torch", "numpy", "PIL", "git", "diffusers", "transformers", "textual", "httpx", "rich", "pydantic")
 COMMANDS = {"--version": ["--version"], "log": ["log"], "samplers": ["samplers"]}
 
 

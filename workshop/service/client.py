@@ -1,14 +1,17 @@
-"""``ServiceClient``: the service's API over its Unix socket (httpx), typed by ``api``'s records and the runner's
-events; ``connect`` finds the service, starting one detached when none answers. Torch-free and quick to import: the
-CLI's warm path is this module, httpx and pydantic."""
+"""``ServiceClient``: the service's API over its Unix socket (the standard library's ``http.client``), typed by
+``api``'s records and the runner's events; ``connect`` finds the service, starting one detached when none answers.
+Torch-free and quick to import: the CLI's warm path is this module and pydantic (httpx, which imports Rich and
+Pygments for its own command line, cost a warm command 50 ms; a fresh socket per request costs well under 1 ms)."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import httpx
+from urllib.parse import urlencode
 
 from .. import paths
 from ..errors import from_wire
@@ -16,46 +19,51 @@ from ..runner import events as ev
 from .api import ErrorBody, JobInfo, JobRequest, ServiceStatus
 from .errors import ServiceError, ServiceUnavailable
 
+#: What losing the service looks like from here: the socket refused, gone, timed out or cut mid-answer.
+LOST = (OSError, http.client.HTTPException)
+
 
 class ServiceClient:
     def __init__(self, socket: Path, *, timeout: float = 30.0):
         self.socket = socket
-        # plain HTTP over a Unix socket: verify=False spares the TLS context (reading the CA bundle: 65 ms a command)
-        self._http = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket), verify=False), base_url="http://promptism",
-                                  timeout=timeout)
+        self.timeout = timeout
+        self._open: set[_Connection] = set()  # the connections in use, so that ``close`` can end them
+        self._lock = threading.Lock()
 
     def ping(self) -> bool:
         """Whether a service answers on the socket."""
         if not self.socket.exists():
             return False
         try:
-            return self._http.get("/v1/ping", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
+            return self._request("GET", "/v1/ping", timeout=2.0)[0] == 200
+        except LOST:
             return False
 
     def submit(self, request: JobRequest) -> JobInfo:
-        return JobInfo.model_validate(self._call("POST", "/v1/jobs", json=request.model_dump(mode="json")))
+        return JobInfo.model_validate(self._call("POST", "/v1/jobs", body=request.model_dump(mode="json")))
 
     def job(self, job_id: str, journal: str | None = None) -> JobInfo:
-        return JobInfo.model_validate(self._call("GET", f"/v1/jobs/{job_id}", params=_journal(journal)))
+        return JobInfo.model_validate(self._call("GET", f"/v1/jobs/{job_id}", journal))
 
     def jobs(self, journal: str | None = None) -> list[JobInfo]:
-        return [JobInfo.model_validate(j) for j in self._call("GET", "/v1/jobs", params=_journal(journal))]
+        return [JobInfo.model_validate(j) for j in self._call("GET", "/v1/jobs", journal)]
 
     def cancel(self, job_id: str, journal: str | None = None) -> JobInfo:
-        return JobInfo.model_validate(self._call("POST", f"/v1/jobs/{job_id}/cancel", params=_journal(journal)))
+        return JobInfo.model_validate(self._call("POST", f"/v1/jobs/{job_id}/cancel", journal))
 
     def follow(self, job_id: str, journal: str) -> Iterator[ev.Event | JobInfo]:
         """The job's progress events as the runner's typed events (what happened so far first), then the job as it
-        ended (a JobInfo, the last item)."""
+        ended (a JobInfo, the last item). ServiceUnavailable when the stream ends before that."""
         run = None  # the job's run, once it has one
         try:
-            with self._http.stream("GET", f"/v1/jobs/{job_id}/events", params=_journal(journal), timeout=None) as reply:
-                if reply.status_code != 200:
-                    reply.read()
-                    raise _refusal(reply)
+            with self._connection(None) as connection:
+                connection.request("GET", _url(f"/v1/jobs/{job_id}/events", journal))
+                reply = connection.getresponse()
+                if reply.status != 200:
+                    raise _refusal(reply.status, reply.read())
                 kind = None
-                for line in reply.iter_lines():
+                for raw in reply:
+                    line = raw.decode("utf-8").strip()
                     if line.startswith("event:"):
                         kind = line[6:].strip()
                     elif line.startswith("data:"):
@@ -63,14 +71,19 @@ class ServiceClient:
                         item = JobInfo.model_validate(data) if kind == "end" else ev.from_json(data)
                         run = item.run if isinstance(item, ev.RunStarted) else run
                         yield item
-        except httpx.TransportError as exc:
+                        if kind == "end":
+                            return
+            lost = f"the service ended job {job_id}'s events early"
+        except LOST as exc:
             lost = f"lost the service while following job {job_id} ({type(exc).__name__})"
-            raise ServiceUnavailable(f"{lost}; its finished images are kept: `promptism resume {run}` finishes run {run}"
-                                     if run else f"{lost}; `promptism serve status` says whether it runs") from None
+        raise ServiceUnavailable(f"{lost}; its finished images are kept: `promptism resume {run}` finishes run {run}"
+                                 if run else f"{lost}; `promptism serve status` says whether it runs")
 
     def close(self) -> None:
-        """Close the connection (a ``follow`` reading in another thread ends with ServiceUnavailable)."""
-        self._http.close()
+        """End every request in flight (a ``follow`` reading in another thread ends with ServiceUnavailable)."""
+        with self._lock:
+            for connection in self._open:
+                connection.cut()
 
     def status(self) -> ServiceStatus:
         return ServiceStatus.model_validate(self._call("GET", "/v1/status"))
@@ -78,15 +91,66 @@ class ServiceClient:
     def stop(self) -> None:
         self._call("POST", "/v1/stop")
 
-    def _call(self, method: str, url: str, **kw):
+    def _call(self, method: str, url: str, journal: str | None = None, body: dict | None = None):
+        """The service's JSON answer; its refusal as a ServiceError, no answer as ServiceUnavailable."""
         try:
-            reply = self._http.request(method, url, **kw)
-        except httpx.TransportError as exc:
+            status, data = self._request(method, _url(url, journal), body=body)
+        except LOST as exc:
             raise ServiceUnavailable(f"no service answers on {self.socket} ({type(exc).__name__}); "
                                      "`promptism serve --detach` starts one") from None
-        if reply.status_code >= 400:
-            raise _refusal(reply)
-        return reply.json()
+        if status >= 400:
+            raise _refusal(status, data)
+        return json.loads(data)
+
+    def _request(self, method: str, url: str, *, body: dict | None = None, timeout: float | None = None):
+        """(status, body bytes) of one request on a connection of its own."""
+        with self._connection(timeout or self.timeout) as connection:
+            if body is None:
+                connection.request(method, url)
+            else:
+                connection.request(method, url, body=json.dumps(body).encode(),
+                                   headers={"Content-Type": "application/json"})
+            reply = connection.getresponse()
+            return reply.status, reply.read()
+
+    def _connection(self, timeout: float | None) -> _Connection:
+        return _Connection(self, timeout)
+
+
+class _Connection(http.client.HTTPConnection):
+    """One HTTP/1.1 connection over the service's Unix socket, registered with its client while open."""
+
+    def __init__(self, client: ServiceClient, timeout: float | None):
+        super().__init__("promptism", timeout=timeout)
+        self._client = client
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self._client.socket))
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+    def cut(self) -> None:
+        """Wake a read blocked on this connection in another thread: it sees the end of the stream."""
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:  # (closed already)
+                pass
+
+    def __enter__(self) -> _Connection:
+        with self._client._lock:
+            self._client._open.add(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._client._lock:
+            self._client._open.discard(self)
+        self.close()
 
 
 def connect(autostart: bool = True, serve_args: list[str] | None = None,
@@ -122,15 +186,14 @@ def _wait_for(client: ServiceClient, seconds: float = 30.0) -> bool:
     return False
 
 
-def _journal(journal: str | None) -> dict:
-    return {"journal": journal} if journal else {}
+def _url(path: str, journal: str | None) -> str:
+    return f"{path}?{urlencode({'journal': journal})}" if journal else path
 
 
-def _refusal(reply: httpx.Response) -> ServiceError:
+def _refusal(status: int, body: bytes) -> ServiceError:
     """The service's error answer (``ErrorBody``) as an error of this client, to be worded as its own."""
     try:
-        body = ErrorBody.model_validate(reply.json())
+        error = ErrorBody.model_validate_json(body)
     except ValueError:  # not JSON, or not an ErrorBody
-        return ServiceError(f"the service answered {reply.status_code}")
-    return ServiceError(from_wire(body.error), code=body.code, field=body.field)
-
+        return ServiceError(f"the service answered {status}")
+    return ServiceError(from_wire(error.error), code=error.code, field=error.field)
