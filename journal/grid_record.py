@@ -72,6 +72,8 @@ class ImageSettings(BaseModel):
     """What one image of an experiment was made with: its cell's own settings (an axis's), else the run's. Public:
     no prompt, no keyword."""
 
+    model_config = ConfigDict(defer_build=True)
+
     seed: int | None = None
     steps: int | None = None
     guidance: float | None = None
