@@ -108,6 +108,21 @@ def test_a_killed_client_leaves_its_job_running_and_another_can_follow(warm_serv
     assert code == 1 and f"run {run_id} is not running in a service (it is finished)" in err, err
 
 
+def test_a_command_whose_output_is_gone_cancels_the_job_it_started(warm_service, tmp_path):
+    """`promptism grid … --json | head -1`: the command ends when its pipe closes; nobody waits for its job any more."""
+    j = tmp_path / "j"
+    proc = subprocess.Popen([EXE, *SLOW_GRID, "--json", "--journal", str(j)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    warm_service.append(proc)
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # what `head -1` does after its line
+    assert proc.wait(timeout=300) == 1  # click's code for a closed stdout, said quietly
+    assert "promptism:" not in proc.stderr.read()
+    poll_until(lambda: all(job.ended_yet for job in client().jobs()), 300, "the job to end")
+    job = next(job for job in client().jobs(str(j)) if job.journal == str(j))
+    assert first["event"] == "Loading" and job.state == "cancelled", job
+
+
 def test_cancel_from_another_client_ends_the_generate_with_130(warm_service, tmp_path):
     j = tmp_path / "j"
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--journal", str(j)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -149,8 +164,8 @@ def test_kill_9_of_the_service_mid_grid_keeps_batches_and_the_queue_and_resume_g
     service.append(service_pid())
     jobs = {job.id: job for job in client().jobs()}
     assert jobs[first.id].state == "interrupted" and jobs[first.id].run == run.id
-    assert jobs[second.id].state in ("queued", "running", "finished")  # known to the new service, and run by it
-    client().cancel(second.id)
+    assert jobs[second.id].state == "interrupted" and jobs[second.id].run is None  # never begun: not run later
+    assert not any(job.state in ("queued", "running") for job in client().jobs())
     code, out, err = run_cli(capsys, "resume", run.id, "--journal", str(j))  # through the new service
     assert code == 0, err
     resumed = load_run(Journal.open(j), run.id)

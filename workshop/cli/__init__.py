@@ -80,13 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"promptism: {exc.format_message()}", exc.exit_code)
     except (JournalError, PromptismError) as exc:  # the user's problem (every error of ours has that base), not a bug
         return _fail(f"promptism: {exc}", 1)
-    except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path), never a bug report
+    except OSError as exc:  # the machine's refusal (disk full, permissions, a missing path); click itself ends a
+        # command whose stdout was closed (`| head`) quietly, with exit code 1
         return _fail(f"promptism: {os_error_line(exc)}", 1)
     except (click.Abort, KeyboardInterrupt):
         return _fail("promptism: interrupted", 130)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # quiet exit when piped into `head`
-        return 0
     except Exception as exc:  # noqa: BLE001 - the promise is no traceback, even for our own bugs
         if os.environ.get("PROMPTISM_DEBUG"):
             raise

@@ -19,6 +19,7 @@ from journal.text import one_line
 
 from ..errors import RunError, from_wire
 from ..service.api import JobInfo, JobOutcome, JobRequest
+from ..service.errors import ServiceError, ServiceUnavailable
 from ..service.job_runner import LocalJobs, ServiceJobs
 from ..settings import service_enabled
 
@@ -48,15 +49,30 @@ def follow(client, info: JobInfo, *, cancel_on_interrupt: bool, progress: Progre
     command started it) or stops watching (the job runs on)."""
     jobs = ServiceJobs(client, info)
     with graceful_interrupt(jobs.cancel, watching=not cancel_on_interrupt):
-        ended = jobs.run(None, progress.on_event)
+        try:
+            ended = jobs.run(None, progress.on_event)
+        except ServiceUnavailable:
+            raise
+        except Exception:  # this command fails (its output gone, a bug): nobody waits for the job it started any more
+            if cancel_on_interrupt:
+                _cancel_quietly(jobs)
+            raise
     if ended.state in ("failed", "interrupted") and ended.error:  # the service's words, worded again as ours
         raise RunError(from_wire(ended.error))
     if ended.state == "failed":
         raise RunError("the job failed")
     if ended.state == "interrupted":
         raise RunError(f"the service stopped during the job; `promptism resume {ended.run}` finishes it" if ended.run
-                       else "the service stopped before the job began")
+                       else "the service stopped before the job began; nothing of it ran: run the command again")
     return ended, ended.state == "cancelled"
+
+
+def _cancel_quietly(jobs: ServiceJobs) -> None:
+    """Cancel a job this command started, on its way out; a service that cannot be reached has nothing to cancel."""
+    try:
+        jobs.cancel()
+    except ServiceError:
+        pass
 
 
 def since_process_start() -> float | None:

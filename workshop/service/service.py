@@ -76,8 +76,8 @@ class Service:
         self._worker.start()
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Cancel the running job (its finished images stay; `resume` finishes it), keep the queued ones on disk for
-        the next start, and end the worker."""
+        """Cancel the running job (its finished images stay; `resume` finishes it) and end the worker. Queued jobs
+        end with this service (the next one lists them as interrupted, never run: their commands were told so)."""
         with self._cond:
             self._stopping = True
             for job in self._jobs.values():
@@ -269,7 +269,9 @@ class Service:
             log.error("the queue file could not be written (%s)", type(exc).__name__)
 
     def _load(self) -> None:
-        """The jobs a previous service left: queued ones queue again; a running one was interrupted with it."""
+        """The jobs a previous service left, each ended: a running one was interrupted with it (`resume` finishes its
+        run); a queued one never began and is not run now — its command was told the service stopped before it began,
+        and nobody may be waiting for it any more."""
         try:
             doc = json.loads(self.queue_file.read_text(encoding="utf-8"))
             saved = [(JobInfo.model_validate(d["info"]), JobRequest.model_validate(d["request"])) for d in doc["jobs"]]
@@ -283,9 +285,11 @@ class Service:
         for info, request in saved:
             if not info.ended_yet:  # its spec and options are kept once, in its request
                 info = info.model_copy(update={"spec": request.spec, "options": request.options})
-            if info.state == "running":
+            if not info.ended_yet:
+                began = info.state == "running"
                 info = info.model_copy(update={"state": "interrupted", "ended": _now()})
-                log.info("job %s was interrupted%s", info.id, f": run {info.run}" if info.run else "")
+                log.info("job %s was interrupted%s", info.id, (f": run {info.run}" if info.run else "") if began
+                         else " before it began: not run")
             self._jobs[info.id] = _Job(info, request)
         with self._cond:
             self._save()
