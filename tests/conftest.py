@@ -1,8 +1,16 @@
-"""Shared fixtures: an isolated home (no git identity, no user dirs) and fresh journals."""
+"""Shared fixtures: an isolated home (no git identity, no user dirs) and fresh journals.
+
+First, before anything loads torch: its OpenMP threads wait asleep in the tests (``OMP_WAIT_POLICY=PASSIVE``,
+inherited by every service and command a test starts). libgomp's own way — spinning first — made a step 100× slower
+while the suite shares the machine's cores (with itself, or anything else), and neither way changes a result
+(tests/bench/cpu_contention.py)."""
 
 from __future__ import annotations
 
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import subprocess
 from pathlib import Path
 

@@ -77,15 +77,3 @@ def test_a_full_queue_is_refused_in_one_line_and_the_queued_job_stays(tmp_path):
     assert refused.status_code == 429 and "queue is full" in refused.json()["error"] and "\n" not in refused.json()["error"]
     assert [job.id for job in service.jobs()] == [first.json()["id"]]
 
-
-def test_torch_threads_wait_asleep_in_every_promptism_process_unless_the_user_chose():
-    """Set before torch loads (tests/bench/cpu_contention.py: spinning OpenMP threads made a step 100× slower on a
-    busy machine); a detached service inherits it from the command that starts it."""
-    import subprocess
-    import sys
-
-    code = "import workshop.runner.devices, os, torch; print(os.environ.get('OMP_WAIT_POLICY'))"
-    unset = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    said = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.strip()
-            for env in (unset, unset | {"OMP_WAIT_POLICY": "ACTIVE"})]
-    assert said == ["PASSIVE", "ACTIVE"]

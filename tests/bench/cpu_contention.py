@@ -1,13 +1,16 @@
 """CPU contention: the built-in shapes model's denoising step at torch's 2 CPU threads, with OpenMP's threads waiting
-for work asleep (``OMP_WAIT_POLICY=PASSIVE``, what promptism sets unless you chose) or as libgomp has them wait when
-nothing is set (spinning a while first), on an idle machine and while CPU burners of this script's own keep every core busy (a shared machine, a
+for work asleep (``OMP_WAIT_POLICY=PASSIVE``, what the test suite sets) or as libgomp has them wait when nothing is
+set (spinning a while first: promptism's default), on an idle machine and while CPU burners of this script's own keep every core busy (a shared machine, a
 test suite, a second job).
 
     python tests/bench/cpu_contention.py [--burners 4] [--steps 10] [--json]
 
 Each case runs in a fresh interpreter (the policy is read once, as torch loads its OpenMP) and reports the median
 wall milliseconds of one UNet step (the batch of two that classifier-free guidance makes). The burners are stopped by
-pid, always. Finding on this project's 2-core CPU: spinning threads make a step 100× slower under load.
+pid, always. Findings on this project's 2-core CPU: under load, spinning threads make a step 100× slower; idle,
+sleeping ones make this tiny model's step 2.3× slower (a big model's ops dwarf the wake-up). So the suite, which
+shares its cores, sets PASSIVE; promptism keeps libgomp's default, and the README tells a CPU-only user on a busy
+machine to set it.
 """
 
 from __future__ import annotations
