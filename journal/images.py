@@ -6,6 +6,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import os
+import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,7 +54,7 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 1× and 2× its limit
-            with Image.open(path) as im:
+            with _regular_file(path, shown, what) as file, Image.open(file) as im:
                 width, height = im.size
                 if width * height > pixel_limit():
                     raise Image.DecompressionBombError(f"{width}x{height}")
@@ -71,6 +73,24 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
         raise InvalidInput(f"{shown} is not {what} Pillow can read (ValueError); pass {hint}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InvalidInput(f"{shown} is not {what} Pillow can read ({exc.__class__.__name__}); pass {hint}") from None
+
+
+def _regular_file(path: Path, shown: str, what: str) -> io.BufferedReader:
+    """``path`` opened for reading if it is a regular file; a FIFO, a device or a socket is refused at once (reading
+    one would wait for a writer, or never end), a folder is IsADirectoryError."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (O_NONBLOCK: opening a FIFO does not wait)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        raise InvalidInput(f"{shown} is a {_kind(mode)}, not {what} file; pass a file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _kind(mode: int) -> str:
+    return "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
 
 
 def _size(path: Path) -> str:

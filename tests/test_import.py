@@ -406,3 +406,27 @@ def test_a_stealth_gzip_bomb_is_read_bounded(tmp_path, monkeypatch):
     assert inflated and sum(inflated) <= 4 * 2**20, inflated  # a few MB at most of the 64 the bomb holds
     assert source.info.in_pixels and "too large" in source.info.problem, source.info
     assert Image.open(io.BytesIO(source.encoded().data)).mode == "RGB"
+
+
+def test_a_fifo_or_a_device_is_refused_at_once_never_read(tmp_path):
+    """Reading a FIFO waits for a writer and a device may never end: each is one line (in a folder, one failed file)."""
+    import os
+    import subprocess
+
+    from tests.helpers import EXE
+
+    fifo = tmp_path / "waiting.png"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    os.mkfifo(folder / "a.png")
+    said = []
+    for args in ([str(fifo), "--model", "shapes", "--title", "t"], ["/dev/zero", "--model", "shapes", "--title", "t"],
+                 [str(folder), "--title", "t"]):
+        done = subprocess.run([EXE, "import", *args, "--journal", str(tmp_path / "j")], capture_output=True, text=True,
+                              timeout=300, stdin=subprocess.DEVNULL)
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+        said.append(done.stdout + done.stderr)
+    assert "waiting.png is a FIFO, not an image file; pass a file" in said[0]
+    assert "/dev/zero is a device, not an image file" in said[1]
+    assert "a.png is a FIFO" in said[2] and "failed 1" in said[2]

@@ -1009,3 +1009,14 @@ def test_snapshot_compare(snap_compare, snapshot_journal):
         await pilot.pause()
 
     assert snap_compare(create_app(snapshot_journal, "tiny", "halfcell"), terminal_size=(100, 32), run_before=compare)
+
+
+def test_the_workshop_without_a_terminal_says_so_and_exits():
+    """`promptism tui </dev/null | cat` drew into the pipe and waited for keys forever."""
+    import subprocess
+
+    from tests.helpers import EXE
+
+    done = subprocess.run([EXE, "tui"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1 and done.stdout == "" and done.stderr.count("\n") == 1, done.stderr
+    assert "the workshop needs a terminal" in done.stderr

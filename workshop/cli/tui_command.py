@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -25,6 +26,9 @@ def tui_cmd(model: str | None, graphics: str, truecolor: bool | None, local: boo
     """Open the workshop: compose, run grids, accept, browse the journal (F1 lists the keys). Runs go to the
     service (started when none runs), so they outlive the workshop and a lost SSH session; the next workshop
     re-attaches to them."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # (it would draw into the pipe and wait for keys forever)
+        raise click.ClickException("the workshop needs a terminal, and stdin or stdout is not one here; run "
+                                   "`promptism tui` in a terminal (every command of it is a CLI command too: --help)")
     from ..tui.app import create_app
 
     app = create_app(journal_dir, model, graphics, truecolor, local)
