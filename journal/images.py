@@ -54,7 +54,7 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 1× and 2× its limit
-            with _regular_file(path, shown, what) as file, Image.open(file) as im:
+            with _regular_file(path, shown, what) as file, Image.open(file) as im:  # (or an open file: as it is)
                 width, height = im.size
                 if width * height > pixel_limit():
                     raise Image.DecompressionBombError(f"{width}x{height}")
@@ -75,9 +75,11 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
         raise InvalidInput(f"{shown} is not {what} Pillow can read ({exc.__class__.__name__}); pass {hint}") from None
 
 
-def _regular_file(path: Path, shown: str, what: str) -> io.BufferedReader:
+def _regular_file(path: Path, shown: str, what: str):
     """``path`` opened for reading if it is a regular file; a FIFO, a device or a socket is refused at once (reading
-    one would wait for a writer, or never end), a folder is IsADirectoryError."""
+    one would wait for a writer, or never end), a folder is IsADirectoryError. An open file is used as it is."""
+    if not isinstance(path, (str, os.PathLike)):
+        return contextlib.nullcontext(path)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (O_NONBLOCK: opening a FIFO does not wait)
     mode = os.fstat(fd).st_mode
     if not stat.S_ISREG(mode):

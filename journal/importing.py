@@ -71,6 +71,12 @@ def read_source(path: Path) -> Source:
     return Source(Path(path), info, pixel_hash(im), im.width, im.height, im)
 
 
+def left_out(source: Source) -> str | None:
+    """What of ``source``'s metadata an import does not keep, and why (never its content); None: nothing."""
+    notes = ([f"{source.info.problem}: its metadata is left out"] if source.info.problem else []) + list(source.info.left_out)
+    return "; ".join(notes) or None
+
+
 def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides()) -> NewExperiment:
     """``paths`` as one experiment."""
     if not paths:
@@ -132,6 +138,7 @@ class FolderResult:
     planned: list[Planned] = field(default_factory=list)  # a dry run's
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # nothing wrong: already imported, not an image
     failed: list[tuple[Path, str]] = field(default_factory=list)  # an image that could not be imported, and why
+    noted: list[tuple[Path, str]] = field(default_factory=list)  # an image read with some of its metadata left out
     present: int = 0  # images skipped because the journal has them already
     commits: int = 0
 
@@ -247,9 +254,13 @@ def _sources(files, result: FolderResult, on_file) -> Iterator[tuple[Source, str
             result.skipped.append((path, "not a PNG, JPEG or WebP image"))
             continue
         try:
-            yield read_source(path), name
+            source = read_source(path)
         except InvalidInput as exc:
             result.failed.append((path, str(exc)))
+            continue
+        if note := left_out(source):
+            result.noted.append((path, note))
+        yield source, name
 
 
 def _groups(sources: Iterator[tuple[Source, str]], group: bool) -> Iterator[list[tuple[Source, str]]]:

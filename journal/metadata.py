@@ -36,6 +36,7 @@ from sd_parsers.data import Generators, PromptInfo, Sampler
 from sd_parsers.exceptions import ParserError
 from sd_parsers.parsers import MANAGED_PARSERS
 
+from .limits import pixel_limit
 from .model import SEED_LIMIT, ModelInfo
 from .samplers import a1111_sampler, comfyui_sampler, invokeai_sampler
 
@@ -68,6 +69,7 @@ class GenerationInfo:
     models: tuple[ModelInfo, ...] = ()  # every model credited, the one that made the final image first
     in_pixels: bool = False  # stealth info was found in the alpha channel: the journal's copy must lose it
     problem: str | None = None  # metadata is there but could not be read (why, without its content)
+    left_out: tuple[str, ...] = ()  # values read but not kept, and why (``Size 0x0 is no size``), never the prompt
 
 
 def read_generation_info(im: Image.Image, name: str = "") -> GenerationInfo:
@@ -136,6 +138,13 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     params = {"steps": _int(first(lambda s: s.parameters.get("steps")) or meta.get("steps")),
               "guidance": _float(first(lambda s: s.parameters.get("cfg_scale")))}
     width, height = _size(meta, source)
+    left_out = ()
+    if (width is None) != (height is None):
+        left_out = ("a width without a height (or a height without a width) is no size: left out",)
+        width = height = None
+    elif width is not None and not (0 < width and 0 < height and width * height <= pixel_limit()):
+        left_out = (f"Size {width}x{height} is no size a model makes (at most {pixel_limit() / 2**20:g} megapixels): left out",)
+        width = height = None
     params |= {"width": width, "height": height}
     if source == "automatic1111":
         params["strength"] = _float(meta.get("Denoising strength"))
@@ -147,6 +156,7 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         seed=_int(first(_seed)),
         params={k: v for k, v in params.items() if v is not None},
         models=_models(found, samplers, chunks, graph, source),
+        left_out=left_out,
     )
 
 

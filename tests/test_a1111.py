@@ -201,6 +201,8 @@ def _text_chunk(key: str, value: str):
                                                                           "sd_model_checkpoint"], "unknown model"),
     ({"override_settings": {"sd_model_checkpoint": "vqgan-clip"}}, ["body", "override_settings",
                                                                        "sd_model_checkpoint"], "CLIP-guided"),
+    ({"width": 64}, ["body", "height"], "give width and height together"),  # (it was made 64x64, silently)
+    ({"height": 64}, ["body", "width"], "give width and height together"),
 ])
 def test_what_the_runner_would_refuse_is_a_422_before_anything_is_written(jdir, values, loc, says):
     with pytest.raises(a1111.BadValue) as caught:

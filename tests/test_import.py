@@ -430,3 +430,24 @@ def test_a_fifo_or_a_device_is_refused_at_once_never_read(tmp_path):
     assert "waiting.png is a FIFO, not an image file; pass a file" in said[0]
     assert "/dev/zero is a device, not an image file" in said[1]
     assert "a.png is a FIFO" in said[2] and "failed 1" in said[2]
+
+
+@pytest.mark.parametrize("size", ["0x0", "99999999x99999999"])
+def test_a_size_no_model_makes_is_left_out_with_a_note(tmp_path, capsys, size):
+    src = make_png(tmp_path / "a.png", text={"parameters": f"a red circle\nSteps: 12, Sampler: Euler, CFG scale: 7, Seed: 1, Size: {size}, Model: shapes"})
+    code, out, err = run_cli(capsys, "import", str(src), "--title", "t", "--journal", str(tmp_path / "j"))
+    assert code == 0 and f"note: {src}: Size {size} is no size a model makes" in err, err
+    params = Journal.open(tmp_path / "j").get(1).params
+    assert (params["width"], params["height"]) == (64, 64) and params["steps"] == 12  # the image's own size
+
+
+def test_metadata_too_large_to_read_is_said_when_the_import_goes_on(tmp_path, capsys):
+    """A 41 KB infotext is not parsed (sd-parsers is quadratic on such text): with --model the image imports, saying so."""
+    src = make_png(tmp_path / "long.png", text={"parameters": "a red circle, " * 3000 + "\nSteps: 12, Sampler: Euler, CFG scale: 7, Seed: 1, Model: shapes"})
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    make_png(folder / "b.png", text={"parameters": "a red circle\nSteps: 12, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 0x0, Model: shapes"})
+    code, out, err = run_cli(capsys, "import", str(src), "--model", "shapes", "--title", "t", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "metadata is too large to be real (41 KB): its metadata is left out" in err, err
+    code, out, err = run_cli(capsys, "import", str(folder), "--title", "f", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "noted" in out and "b.png: Size 0x0 is no size" in out, out + err

@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from journal import InvalidInput, Journal, is_journal
-from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, experiment_from_images, folder_files,
-                               import_folder)
+from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, experiment_from_sources, folder_files,
+                               import_folder, left_out, read_source)
 from journal.text import visible
 
 from .journal_option import journal_option
@@ -61,10 +61,14 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
             raise click.UsageError(f"{flag} is for a folder; name one, or leave {flag} out")
     if title is None:
         raise click.UsageError("give the experiment a --title (any text; it is published)")
-    new = experiment_from_images(list(images), title, given)
+    sources = [read_source(path) for path in images]
+    new = experiment_from_sources(sources, title, given)
     journal = Journal.open(journal_dir, create=True)
     exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
     say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit} in {journal.folder(exp)}")
+    for source in sources:
+        if note := left_out(source):
+            say(f"note: {source.path}: {note}", err=True)
     return 0
 
 
@@ -159,7 +163,7 @@ def _print_summary(result: FolderResult, dry_run: bool) -> None:
     numbers = f" (#{result.imported[0].number}–#{result.imported[-1].number}, {result.commits} commit(s))" if result.imported else ""
     say(f"{'would import' if dry_run else 'imported'} {images} image(s) as {experiments} experiment(s){numbers}; "
         f"skipped {len(result.skipped)}; failed {len(result.failed)}")
-    for label, entries in (("skipped", result.skipped), ("failed", result.failed)):
+    for label, entries in (("noted", result.noted), ("skipped", result.skipped), ("failed", result.failed)):
         for path, why in entries[:20]:  # a reason that names the file already (the journal's own messages) as it is
             say(f"  {label} " + (why if str(path) in why else f"{path}: {why}"), err=label == "failed")
         if len(entries) > 20:

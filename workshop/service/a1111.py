@@ -273,7 +273,10 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                 init_image: Path | None = None) -> JobRequest:
     """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call; what
     the request leaves out, the settings decide (``runner.options.resolve``), as for every job."""
-    size = (req.width or req.height, req.height or req.width) if req.width is not None or req.height is not None else None
+    if (req.width is None) != (req.height is None):  # (it was made square; A1111 would take 512 for the other)
+        raise BadValue(["height" if req.height is None else "width"], "give width and height together, or neither "
+                       "for the model's own size")
+    size = (req.width, req.height) if req.width is not None else None
     img2img = isinstance(req, Img2ImgRequest)
     given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
                          guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
