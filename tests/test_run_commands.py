@@ -212,3 +212,14 @@ def test_models_names_each_configured_folder_it_leaves_out(tmp_path, capsys):
     assert len(lines) == 2, err
     assert "/nonexistent/model does not exist" in lines[0] and str(config) in lines[0]
     assert f"{tmp_path / 'empty'} is not a diffusers pipeline (it has no model_index.json)" in lines[1]
+
+
+def test_piped_progress_is_a_line_per_batch_on_stderr(tmp_path, capsys):
+    """No bar where stderr is no terminal (a log, `2>&1 | tee`): the run, then each batch as it finishes."""
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--seeds", "1-3", "--max-batch", "2", "--steps", "2",
+                             "--size", "32x32", "--clip", "none", "--journal", str(tmp_path / "j"))
+    assert code == 0, err
+    run = list_runs(Journal.open(tmp_path / "j"))[0]
+    lines = [line.rsplit(" (", 1)[0] if line.startswith("batch") else line for line in err.splitlines()[-3:]]
+    assert lines == [f"run {run.id}: 3 image(s) in 2 batch(es), {run.record.model.id} on {run.record.compute.device}",
+                     "batch 1/2 done: 2/3 image(s)", "batch 2/2 done: 3/3 image(s)"], err

@@ -204,7 +204,8 @@ def test_rerun_verify_fails_when_an_image_differs(tmp_path, capsys):
     make_png(path, (1, 2, 3))  # someone changed the image behind the journal's back …
     Journal.open(j)._index.put([exp.replace(images=(exp.images[0].__class__(**{**exp.images[0].__dict__, "sha256": "0" * 64}),)).to_doc()])
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", str(j))
-    assert code == 1 and "did not reproduce" in err and err.count("\n") == 1
+    assert code == 1 and err.count("promptism:") == 1, err  # one error line, after the run's progress lines
+    assert err.splitlines()[-1].startswith("promptism: #1 did not reproduce: see run "), err
 
 
 def test_img2img_from_an_experiment_records_the_parent(tmp_path, capsys):

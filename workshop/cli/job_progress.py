@@ -85,7 +85,8 @@ def since_process_start() -> float | None:
 
 
 class Progress:
-    """A progress bar on a terminal (stderr), JSON lines with --json, nothing otherwise; with ``verbose``, the phases
+    """A progress bar on a terminal (stderr), JSON lines with --json, else (stderr a pipe or a file) a line when the
+    run starts and one per finished batch, so a log shows it moving; with ``verbose``, the phases
     until the first step (``Phase`` events: the runner's, the service's, and this command's own), listed on stderr
     at the end and, with --json, printed as events too."""
 
@@ -99,6 +100,8 @@ class Progress:
         started = since_process_start() if verbose else None
         self._origin = self._phase_ended - (started or 0.0)  # when this process started, where that is known
         self._to_first_step: float | None = None
+        self._run: tuple[int, int] | None = None  # without a bar: the run's images and batches, once it started
+        self._made = 0  # … and its images made so far
         if started is not None:
             self.phase("start promptism (python, imports, checks)", started)
 
@@ -148,6 +151,7 @@ class Progress:
             click.echo(f"a Ray worker died ({event.worker}): its {len(event.cells)} images go to another (retry "
                        f"{event.attempt})", err=True)
         if self._bar is None:
+            self._line(event)
             return
         if isinstance(event, (ev.Loading, ev.RunStarted)):  # loading takes seconds the first time: say so
             what = f"loading {event.model}…" if isinstance(event, ev.Loading) else event.model
@@ -160,6 +164,19 @@ class Progress:
             left = f" · {int(event.eta_s) // 60}:{int(event.eta_s) % 60:02d} left" if event.eta_s is not None else ""
             self._bar.update(self._task, completed=event.done, total=event.total,
                              steps=f"{event.done}/{event.total} steps · {event.it_per_s:.1f} it/s{left}")
+
+    def _line(self, event) -> None:
+        """Progress as lines on stderr: the run, then each batch as it finishes."""
+        from ..runner import events as ev
+
+        if isinstance(event, ev.RunStarted):
+            self._run, self._made = (event.cells, event.batches), 0
+            click.echo(one_line(f"run {event.run}: {event.cells} image(s) in {event.batches} batch(es), {event.model} "
+                                f"on {event.device}"), err=True)
+        elif isinstance(event, ev.BatchFinished) and self._run is not None:
+            self._made += len(event.cells)
+            click.echo(f"batch {event.batch + 1}/{self._run[1]} done: {self._made}/{self._run[0]} image(s) "
+                       f"({event.seconds:.1f} s)", err=True)
 
     def _phase_table(self) -> str:
         """The phases as one block: each with its seconds, then the time to the first step."""
