@@ -17,6 +17,8 @@ from .text import visible
 from .wording import option
 
 FALLBACK_IDENTITY = ("promptism", "promptism@localhost")
+#: core.sharedRepository: objects 0400, files 0600, folders 0700 — the history holds every prompt, its owner's alone
+PRIVATE = "0600"
 
 
 class GitRepo:
@@ -33,8 +35,35 @@ class GitRepo:
 
     @classmethod
     def init(cls, path: Path) -> "GitRepo":
-        git.Repo.init(path, initial_branch="main")
+        git.Repo.init(path, initial_branch="main", shared=PRIVATE)
         return cls(path)
+
+    # ------------------------------------------------------------------ privacy at rest
+
+    def exposed(self) -> int:
+        """How many files and folders of the repository another user could read, or its setting lets git make so."""
+        git_dir = Path(self._repo.git_dir)
+        shared = self.run("config", "--default", "", "core.sharedRepository").strip()
+        loose = sum(1 for p in (git_dir, *git_dir.rglob("*")) if not p.is_symlink() and p.stat().st_mode & 0o077)
+        return loose + (shared != PRIVATE)
+
+    def make_private(self) -> None:
+        """The repository its owner's alone, from now on too (``core.sharedRepository``)."""
+        self.run("config", "core.sharedRepository", PRIVATE)
+        git_dir = Path(self._repo.git_dir)
+        for path in (git_dir, *git_dir.rglob("*")):
+            if not path.is_symlink() and (mode := path.stat().st_mode) & 0o077:
+                path.chmod(mode & 0o700)
+
+    def prune_unreachable(self) -> int:
+        """Remove the objects no commit, tag or reflog reaches — what a rolled-back write leaves, which may hold a
+        prompt — and the reflog entries of commits no branch holds any more; how many objects there were."""
+        unreachable = self.run("fsck", "--unreachable", "--no-reflogs", "--no-progress").splitlines()
+        count = sum(1 for line in unreachable if line.startswith("unreachable "))
+        if count:
+            self.run("reflog", "expire", "--expire-unreachable=now", "--all")
+            self.run("gc", "--prune=now", "--quiet")
+        return count
 
     def run(self, *args: str, env: dict[str, str] | None = None, stdin: Path | None = None) -> str:
         try:

@@ -593,17 +593,29 @@ class Journal:
 
     # ------------------------------------------------------------------ doctor
 
-    def doctor(self, repair: bool = True) -> list[Finding]:
-        """Check index ↔ files ↔ git history; with ``repair``, fix what can be fixed without losing anything."""
+    def doctor(self, repair: bool = True, gc: bool = False) -> list[Finding]:
+        """Check index ↔ files ↔ git history, and that the history is its owner's alone; with ``repair``, fix what can
+        be fixed without losing anything; with ``gc`` too, prune the objects no commit reaches (they may hold a
+        prompt)."""
         if not repair:
             return self._diagnose(repair=False)
         with self._writing(rebuild=False) as recovered:  # _diagnose restores files from git before it rebuilds
-            return recovered + self._diagnose(repair=True)
+            findings = recovered + self._diagnose(repair=True)
+            if gc and (pruned := self._git.prune_unreachable()):
+                findings.append(Finding(f"pruned {pruned} object(s) no commit reaches (what writes rolled back leave; "
+                                        "they may hold a prompt)", True))
+            return findings
 
     def _diagnose(self, repair: bool) -> list[Finding]:
         from .images import sha256_file  # (Pillow comes with it: doctor alone needs it here)
 
         findings: list[Finding] = []
+        if exposed := self._git.exposed():
+            if repair:
+                self._git.make_private()
+            findings.append(Finding(f"other users can read the journal's git history, which holds every prompt ({exposed} "
+                                    "file(s), folder(s) or settings under .git)" + ("; made it yours alone "
+                                    "(core.sharedRepository 0600)" if repair else ""), repair))
         pending: list[str] = []
         pending_numbers: set[int] = set()
         if self._intent_path.exists():  # only with --check: a repair has finished or undone it already

@@ -164,11 +164,16 @@ def unpublish_cmd(numbers, journal_dir: Path) -> None:
 
 @click.command("doctor")
 @click.option("--check", is_flag=True, help="Only report; change nothing.")
+@click.option("--gc", is_flag=True, help="Also prune the git objects no commit reaches (writes that were rolled back "
+              "leave them, and they may hold a prompt).")
 @journal_option
-def doctor_cmd(check: bool, journal_dir: Path) -> None:
-    """Check the index against the files and git history, and repair what can be repaired without losing anything."""
+def doctor_cmd(check: bool, gc: bool, journal_dir: Path) -> None:
+    """Check the index against the files and git history, and that the history (it holds every prompt) is yours alone;
+    repair what can be repaired without losing anything."""
+    if check and gc:
+        raise click.UsageError("--gc changes the journal and --check changes nothing: give one of them")
     journal = Journal.open(journal_dir, recover=False)  # doctor recovers (and repairs) itself, reporting what it did
-    findings = journal.doctor(repair=not check)
+    findings = journal.doctor(repair=not check, gc=gc)
     for f in findings:
         mark = {True: "repaired", False: "PROBLEM", None: "note"}[f.repaired]
         console().print(literal(f"{mark:>8}  {f.problem}"))
