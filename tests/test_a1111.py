@@ -357,3 +357,22 @@ def test_the_models_own_scheduler_is_reported_by_an_a1111_name_that_sent_back_ma
     assert again.record.params.sampler == info["sampler_name"]
     assert [again.image(c).read_bytes() for c in again.done] == [own.image(c).read_bytes() for c in own.done]
 
+
+
+def test_a_queued_job_cancelled_by_another_client_answers_no_images_not_500(jdir, tmp_path):
+    """The A1111 request waits for its job; another client cancels it before it begins: 200, no images (it was 500)."""
+    from fastapi.testclient import TestClient
+
+    from tests.helpers import poll_until
+
+    idle = Service(tmp_path / "queue.json", journal=jdir)  # its worker not started: the job stays queued
+    http = TestClient(create_app(idle, token=TOKEN), headers={"Authorization": f"Bearer {TOKEN}"})
+    answers: list[httpx.Response] = []
+    waiting = threading.Thread(target=lambda: answers.append(http.post("/sdapi/v1/txt2img", json={"prompt": PROMPT})))
+    waiting.start()
+    poll_until(lambda: idle.jobs(), 120, "the job to be queued")
+    idle.cancel(idle.jobs()[0].id)
+    waiting.join(120)
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    body = answers[0].json()
+    assert body["images"] == [] and json.loads(body["info"])["promptism_state"] == "cancelled"

@@ -409,9 +409,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "clip_skip": 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
         "promptism_run": run.id, "promptism_state": run.state,
     }
-    parameters = req.model_dump()
-    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
-        parameters |= {"init_images": None, "mask": None}  # as A1111: not sent back unless asked for
+    parameters = _echoed(req)
     encoded = [base64.b64encode(run.image(c).read_bytes()).decode("ascii") for c in cells] if req.send_images else []
     return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
 
@@ -425,6 +423,22 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
     return f"{cell.prompt}{negative}\n{text}"
+
+
+def _echoed(req: _Request) -> dict:
+    """The request as A1111 sends it back in ``parameters`` (init images only when asked for)."""
+    parameters = req.model_dump()
+    if isinstance(req, Img2ImgRequest) and not req.include_init_images:
+        parameters |= {"init_images": None, "mask": None}
+    return parameters
+
+
+def nothing_made(req: _Request) -> ImagesResponse:
+    """A1111's answer for a job cancelled before it began: no images (as A1111 answers an interrupt that came before
+    the first one), said in ``info``."""
+    info = {"prompt": req.prompt, "negative_prompt": req.negative_prompt, "all_seeds": [], "infotexts": [],
+            "promptism_state": "cancelled"}
+    return ImagesResponse(images=[], parameters=_echoed(req), info=json.dumps(info))
 
 
 def failed(error: str) -> JSONResponse:
@@ -497,6 +511,8 @@ def router(service) -> APIRouter:
         finally:
             ours.discard(job.id)
             interrupted.discard(job.id)
+        if job.state == "cancelled" and job.run is None:  # by another client while it waited: nothing was made
+            return nothing_made(req)
         if job.state not in ("finished", "cancelled") or job.run is None:
             said = worded(from_wire(job.error), as_a1111) if job.error else f"the job ended {job.state}"
             if job.error_type not in (None, "machine", "internal"):  # the request's own fault, found as it ran
