@@ -26,6 +26,17 @@ def test_events_round_trip_through_json_previews_included():
         ev.from_json({"event": "Nope"})
 
 
+def test_a_preview_over_the_pixel_limit_or_no_image_is_left_out_never_decoded(tmp_path):
+    import base64
+
+    from tests.helpers import declared_png
+
+    bomb = base64.b64encode(declared_png(tmp_path / "bomb.png", 100_000, 100_000).read_bytes()).decode("ascii")
+    good = ev.Preview(0, [0], 1, [Image.new("RGB", (8, 8))]).to_json(previews=True)["images"][0]
+    preview = ev.from_json({"event": "Preview", "batch": 0, "cells": [0], "step": 1, "images": [bomb, "not base64!", good]})
+    assert [image.size for image in preview.images] == [(8, 8)]
+
+
 def test_private_folders_are_0700_and_others_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTISM_RUNTIME", str(tmp_path / "run"))
     assert stat.S_IMODE(paths.runtime_dir().stat().st_mode) == 0o700

@@ -35,7 +35,7 @@ def from_json(data: dict) -> Event:
         raise ValueError(f"not a progress event: {str(data)[:80]}")
     values = {f.name: data.get(f.name) for f in fields(kind) if f.name in data}
     if kind is Preview:
-        values["images"] = [_from_png64(text) for text in data.get("images", [])]
+        values["images"] = [image for text in data.get("images", []) if (image := _from_png64(text)) is not None]
     try:
         return kind(**values)
     except TypeError as exc:
@@ -48,12 +48,16 @@ def _png64(image: Image.Image) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _from_png64(text: str) -> Image.Image:
-    from PIL import Image  # (a client that shows no previews never imports Pillow)
+def _from_png64(text) -> Image.Image | None:
+    """A preview's image, decoded as every image promptism opens (bounded by the pixel limit); None for one that is
+    not an image or is over the limit: a preview is never worth failing a run's progress for."""
+    from journal import InvalidInput  # (a client that shows no previews never imports Pillow)
+    from journal.images import open_image
 
-    image = Image.open(io.BytesIO(base64.b64decode(text, validate=True)))
-    image.load()
-    return image
+    try:
+        return open_image(io.BytesIO(base64.b64decode(text, validate=True)))
+    except (InvalidInput, ValueError, TypeError):  # (bad base64 is a ValueError; a non-text, a TypeError)
+        return None
 
 
 @dataclass(frozen=True)
