@@ -137,7 +137,7 @@ def test_a_sampler_axis_runs_each_batch_with_its_sampler_and_reruns_byte_identic
     images = [run.image(c).read_bytes() for c in r.cells]
     assert images[0] != images[1]  # the samplers make different images of the same seed
     code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
-    assert code == 0 and "byte-identical" in out, out + err
+    assert code == 0 and "pixel-identical" in out, out + err
 
 
 def test_a_model_axis_runs_each_model_then_accepts_and_reruns_one_models_cells(tmp_path, capsys):
@@ -159,7 +159,7 @@ def test_a_model_axis_runs_each_model_then_accepts_and_reruns_one_models_cells(t
     exp = Journal.open(j).get(1)
     assert exp.model.id == "shapes" and exp.grid.model_source is None
     code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
-    assert code == 0 and "byte-identical" in out, out + err
+    assert code == 0 and "pixel-identical" in out, out + err
     assert list_runs(Journal.open(j))[0].record.model.id == "shapes"
 
 

@@ -113,7 +113,7 @@ def test_generate_with_animation_and_accept_records_everything(tmp_path, capsys)
     doc = json.loads((j / exp.dir / "experiment.json").read_text())
     assert doc["images"][0]["animation"] == "01-s4.gif"
     code, out, _ = run_cli(capsys, "rerun", "1", "--verify", "--journal", str(j))
-    assert code == 0 and "byte-identical" in out
+    assert code == 0 and "pixel-identical" in out
     code, out, _ = run_cli(capsys, "doctor", "--check", "--journal", str(j))
     assert code == 0, out
 

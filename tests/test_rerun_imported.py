@@ -31,7 +31,7 @@ def test_an_imported_a1111_image_is_made_again_with_its_weights_sampler_and_sett
     run = list_runs(Journal.open(j))[0]
     assert out.strip() == (f"#1 made again from imported settings → run {run.id}: not comparable byte for byte "
                            "(made by another tool)")
-    assert "byte-identical" not in out and "DIFFERENT" not in out and run.record.verified is None
+    assert "pixel-identical" not in out and "DIFFERENT" not in out and run.record.verified is None
     assert [(c.prompt, c.negative, c.seed, c.steps, c.guidance) for c in run.record.cells] == [
         (WEIGHTED, "blurry", 7, 3, 5.0)]  # the prompt as A1111 wrote it: its weights are applied when it is encoded
     p = run.record.params

@@ -168,7 +168,7 @@ def test_accept_pick_and_rerun_verify(tmp_path, capsys):
     assert exp.keywords == ("glowing", "pixel art") and exp.model.id == "tiny" and exp.model.pipeline == "StableDiffusionPipeline"
     assert exp.grid.picked == [0, 5] and exp.params["steps"] == 4 and exp.compute.seconds > 0
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
-    assert code == 0 and "byte-identical" in out, out + err
+    assert code == 0 and "pixel-identical" in out, out + err
     rerun = list_runs(Journal.open(j))[0]
     assert rerun.record.rerun_of == 1 and rerun.record.verified is True
 
@@ -188,7 +188,7 @@ def test_an_experiment_made_at_1_thread_reruns_byte_identically_at_2(tmp_path, c
         assert exp.compute.threads == 1 and Journal.open(j).get(exp.number).compute.threads == 1
         torch.set_num_threads(2)
         code, out, err = run_cli(capsys, "rerun", str(exp.number), "--verify", "--journal", str(j))
-        assert code == 0 and "byte-identical" in out, out + err
+        assert code == 0 and "pixel-identical" in out, out + err
         assert torch.get_num_threads() == 2  # restored after the rerun
         assert list_runs(Journal.open(j))[0].record.compute.threads == 1
     finally:
@@ -320,7 +320,7 @@ def test_model_from_the_hugging_face_cache_and_local_folder(tmp_path, capsys, mo
     local = Journal.open(j).get(2)
     assert local.model.id == tiny.name and str(tiny.parent) not in json.dumps(local.public_doc())  # credited by name
     code, out, err = run_cli(capsys, "rerun", "2", "--verify", "--journal", j)  # the private record finds the folder
-    assert code == 0 and "byte-identical" in out, err
+    assert code == 0 and "pixel-identical" in out, err
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -562,7 +562,7 @@ def test_a_rerun_keeps_the_grid_layout_of_its_cells(tmp_path, capsys):
     code, out, err = run_cli(capsys, "accept", run.id, "--title", "Corners", "--pick", "0,7", "--journal", j)
     assert code == 0, err
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
-    assert code == 0 and "byte-identical" in out, out + err
+    assert code == 0 and "pixel-identical" in out, out + err
     rerun = list_runs(Journal.open(j))[0].record.dump()
     assert rerun["grid"] == {"rows": 2, "cols": 3, "subgrids": 1}
     assert [(c["row"], c["col"], c["seed"]) for c in rerun["cells"]] == [(0, 0, 1), (0, 1, 1), (0, 2, 1), (1, 0, 3), (1, 1, 3), (1, 2, 3)]

@@ -95,7 +95,7 @@ def test_a_run_with_a_sampler_records_it_and_reruns_byte_identical(tmp_path, cap
     exp = Journal.open(j).get(1)
     assert exp.params["sampler"] == name and exp.params["scheduler"] == scheduler
     code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
-    assert code == 0 and "byte-identical" in out, out + err
+    assert code == 0 and "pixel-identical" in out, out + err
     rerun = list_runs(Journal.open(j))[0]
     assert rerun.record.rerun_of == 1 and rerun.record.params.sampler == name
 

@@ -128,7 +128,7 @@ def test_a_compiled_run_is_recorded_and_reruns_in_a_new_process_to_the_same_byte
     exp = accept_run(journal, run, "compiled")
     assert exp.params["compile"] is True
     again = subprocess.run([EXE, "rerun", str(exp.number), "--verify", "--journal", str(j)], capture_output=True, text=True)
-    assert again.returncode == 0 and "byte-identical" in again.stdout, again.stdout + again.stderr[-2000:]
+    assert again.returncode == 0 and "pixel-identical" in again.stdout, again.stdout + again.stderr[-2000:]
     assert list_runs(Journal.open(j))[0].record.params.compile is True
 
     monkeypatch.setattr(speedups, "RECOMPILE_LIMIT", 1)  # a second batch shape is one too many: never run eagerly

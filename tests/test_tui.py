@@ -608,7 +608,7 @@ async def test_rerun_shows_its_progress_on_a_grid_and_its_verdict(tmp_path):
         await wait_for(pilot, lambda: not grid.running)
         await pilot.pause()
         status = grid.query_one("#run-status", Static).render().plain
-        assert status.startswith("rerun of #1: byte-identical to the journal"), status
+        assert status.startswith("rerun of #1: pixel-identical to the journal"), status
         assert grid.run.record.rerun_of == 1 and grid.query_one("#progress").percentage == 1
         assert all(tile.source is not None for tile in grid.tiles)
         assert errors_shown(app) == []

@@ -360,7 +360,7 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 
 @click.command("rerun")
 @click.argument("number", type=click.IntRange(min=1))
-@click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out byte-identical.")
+@click.option("--verify", is_flag=True, help="Exit 0 only if every image comes out pixel-identical (re-encoded, the PNG bytes the journal holds).")
 @click.option("--model", "-m", "model", help="An imported experiment: make it on this model (default: the one it "
               "names, where that one is here).")
 @click.option("--sampler", help="An imported experiment: make it with this sampler (default: the one it names).")
@@ -396,7 +396,7 @@ def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None,
         click.get_current_context().exit(130)
     run = load_run(journal, outcome.run)
     identical = bool(outcome.verified)
-    verdict = "byte-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.record.mismatched})"
+    verdict = "pixel-identical to the journal" if identical else f"DIFFERENT from the journal (cells {run.record.mismatched})"
     click.echo(f"rerun of #{number} → run {run.id}: {verdict}")
     if verify and not identical:
         raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")

@@ -123,7 +123,7 @@ def weight_plot(curves: dict) -> Widget:
 
 def verdict(identical: bool) -> str:
     """A rerun's outcome, in words."""
-    return "byte-identical to the journal" if identical else "DIFFERENT from the journal"
+    return "pixel-identical to the journal" if identical else "DIFFERENT from the journal"
 
 
 class CellTile(Vertical):
