@@ -78,6 +78,9 @@ def test_dry_run_lists_fields_hides_prompts_and_writes_nothing(folder, tmp_path,
     assert not jdir.exists()
     code, out, _ = run_cli(capsys, "import", str(folder), "--dry-run", "--reveal-prompt", "-t", "Try", "--journal", str(jdir))
     assert code == 0 and "a quiet harbour, fog" in out
+    code, out, err = run_cli(capsys, "import", str(folder), "--group", "--dry-run", "--journal", str(jdir))
+    assert code == 0 and "untitled 1: 00001-500.png … 00003-502.png" in out, out + err  # a plan needs no title yet
+    assert not jdir.exists()
 
 
 def test_nothing_importable_fails(tmp_path, capsys):

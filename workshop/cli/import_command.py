@@ -76,7 +76,9 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
                     allow_title_overlap, journal_dir: Path) -> int:
     """Exit status 1 when nothing was imported, or was in the journal already."""
     if title is None and titles_file is None:
-        raise click.UsageError("give --title TITLE (experiments become TITLE 1, TITLE 2 …) or --titles FILE")
+        if not dry_run:
+            raise click.UsageError("give --title TITLE (experiments become TITLE 1, TITLE 2 …) or --titles FILE")
+        title = "untitled"  # a dry run only shows the plan: its experiments are numbered so
     if reveal_prompt and not dry_run:
         raise click.UsageError("--reveal-prompt goes with --dry-run (an import prints no prompt)")
     options = FolderOptions(given=given, group=group, title=title, titles=_titles(titles_file) if titles_file else {},
