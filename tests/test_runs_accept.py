@@ -151,3 +151,14 @@ def test_a_cell_picked_twice_is_refused_not_accepted_twice(scored_run, capsys):
     code, _, err = run_cli(capsys, "accept", run_id, "--title", "Harbour", "--pick", "0,0", "--journal", j)
     assert code == 2 and err.count("\n") == 1 and "'0,0' picks cell 0 twice" in err, err
     assert len(Journal.open(j)) == 0
+
+
+def test_the_runs_table_says_what_each_run_sweeps_in_public_words(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    code, _, err = run_cli(capsys, "grid", "-p", "a red circle", "-k", "glowingsecret", "--mode", "leave-one-out",
+                           "--y", "steps=1,2", "--z", "weight:glowingsecret=0.5,1", "--seeds", "1", "--size", "32x32",
+                           "--clip", "none", "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "runs", "--journal", j)
+    assert code == 0 and "sweeps" in out.splitlines()[0] and "leave-one-out · steps × weight" in out, out
+    assert "glowingsecret" not in out  # a weight axis's keyword is private

@@ -264,9 +264,16 @@ def runs_cmd(run_id: str | None, as_json: bool, reveal_prompt: bool, follow: boo
     if not runs:
         click.echo("no runs yet — make some with `promptism generate` or `promptism grid`")
         return
-    print_table(["run", "state", "images", "model", "accepted"],
-                [[r.id, r.state, f"{len(r.done)}/{len(r.record.cells)}", r.record.model.id,
+    print_table(["run", "state", "images", "model", "sweeps", "accepted"],
+                [[r.id, r.state, f"{len(r.done)}/{len(r.record.cells)}", r.record.model.id, _sweeps(r.record.spec),
                   " ".join(f"#{n}" for n in r.accepted)] for r in runs])
+
+
+def _sweeps(spec) -> str:
+    """What a run varies, public words only: its mode (leave-one-out …) and its axes' types (a weight axis's keyword,
+    an S/R axis's values stay private)."""
+    kinds = [text.partition("=")[0].partition(":")[0].strip().lower() for _, text in sorted(spec.axes.items())]
+    return " · ".join([*([spec.mode] if spec.mode != "plain" else []), *([" × ".join(kinds)] if kinds else [])])
 
 
 def _follow(journal: Journal, run_id: str, as_json: bool) -> None:
