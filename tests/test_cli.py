@@ -135,6 +135,15 @@ def test_show_image_draws_on_a_terminal(jpath):
     assert b"#1 first" in out and b"\x1b[48;2;200;30;30m" in out  # the image's red, as 24-bit block colour
 
 
+def test_show_image_on_a_terminal_that_says_it_has_no_size_says_so(jpath):
+    """A 0×0 terminal (what some serial consoles and odd multiplexers report) was an internal error."""
+    from tests.helpers import pty_run
+
+    code, out = pty_run([str(Path(sys.executable).parent / "promptism"), "show", "1", "--image", "--journal", str(jpath)],
+                        rows=0, cols=0, term="xterm-256color")
+    assert code == 0 and b"#1 first" in out and b"(cannot draw " in out and b"internal error" not in out, out[-500:]
+
+
 def test_no_command_without_a_terminal_prints_help_instead_of_opening_the_tui():
     exe = str(Path(sys.executable).parent / "promptism")
     result = subprocess.run([exe], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)

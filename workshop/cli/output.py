@@ -89,6 +89,6 @@ def draw_image(path: Path) -> None:
     try:
         image.set_size(Size.AUTO, frame_size=(min(columns, 60), max(1, min(lines - 2, 24))))
         image.draw(h_align="left", pad_width=1, v_align="top", pad_height=1)  # 1: no padding (0 would mean "terminal size")
-    except TermImageError as exc:  # a terminal too small, or one that reports no size
+    except (TermImageError, ValueError) as exc:  # a terminal too small, or one that reports no size (0×0: ValueError)
         console().print(literal(f"(cannot draw {path.name} here: {exc})"))
     print()
