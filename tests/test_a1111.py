@@ -376,3 +376,14 @@ def test_a_queued_job_cancelled_by_another_client_answers_no_images_not_500(jdir
     assert answers and answers[0].status_code == 200, answers and answers[0].text
     body = answers[0].json()
     assert body["images"] == [] and json.loads(body["info"])["promptism_state"] == "cancelled"
+
+
+def test_plms_below_its_warm_up_is_a_422_naming_steps(app):
+    """The tiny model's scheduler config warms PNDM up with Runge-Kutta steps: 3 steps failed mid-run with a 500."""
+    from fastapi.testclient import TestClient
+
+    http = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
+    reply = http.post("/sdapi/v1/txt2img", json={"prompt": PROMPT, "sampler_name": "PLMS", "steps": 3, "width": 32,
+                                                  "height": 32, "override_settings": {"sd_model_checkpoint": "tiny"}})
+    assert reply.status_code == 422, reply.text
+    assert "needs 4 steps or more, not 3: give steps 4 or more" in reply.json()["detail"][0]["msg"]

@@ -135,6 +135,7 @@ def test_the_sampler_setting_leaves_the_clip_guided_backend_alone_and_default_me
 @pytest.mark.parametrize("args, message", [
     (["--sampler", "Euler b"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
     (["--sampler", "Euler", "--model", "vqgan-clip"], "--sampler is for diffusion models"),
+    (["--sampler", "PLMS", "--steps", "3"], "needs 4 steps or more, not 3: give --steps 4 or more"),  # (a broadcast error)
 ])
 def test_bad_samplers_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
     j = tmp_path / "j"

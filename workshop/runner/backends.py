@@ -88,6 +88,12 @@ class DiffusersBackend:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
+        for name, steps in dict.fromkeys((c.params.get("sampler", options.sampler), c.params.get("steps", options.steps))
+                                         for c in grid.cells):
+            if steps is not None and steps < PRK_STEPS and _warms_up(self.pipeline(name).scheduler):
+                raise RunError(f"{'the sampler ' + repr(name) if name else 'this model’s own scheduler'} (PNDM with its "
+                               f"Runge-Kutta warm-up, as this model's scheduler config has it) needs {PRK_STEPS} steps "
+                               f"or more, not {steps}: give {option('steps')} {PRK_STEPS} or more, or another sampler")
 
     def pipeline(self, name: str | None):
         """The warm pipeline with the sampler ``name`` (None: its own scheduler): a shallow copy of it with that
@@ -105,6 +111,14 @@ class DiffusersBackend:
         model_of = models or (lambda name: self)
         return Engine(self.pipeline(params.sampler), on_event=on_event, cancel=cancel, preview_every=preview_every,
                       pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler))
+
+
+PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)
+
+
+def _warms_up(scheduler) -> bool:
+    """PNDM (A1111's PLMS) configured to start with Runge-Kutta steps: SD 1.5's config skips them, others do not."""
+    return type(scheduler).__name__ == "PNDMScheduler" and not scheduler.config.get("skip_prk_steps", False)
 
 
 class GuidedBackend:
