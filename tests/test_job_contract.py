@@ -303,13 +303,27 @@ def test_the_machines_refusals_read_the_same_in_the_service_and_the_tui():
     import errno
 
     from workshop.errors import os_error_line
-    from workshop.service.service import error_line
+    from workshop.service.service import failure
     from workshop.tui.wording import say
 
     full = OSError(errno.ENOSPC, "No space left on device", "/j/experiments/0001-x/01-s1.png")
-    assert error_line(full) == say(full) == os_error_line(full)
+    assert failure(full) == (say(full), "machine") and say(full) == os_error_line(full)
     assert os_error_line(full) == ("No space left on device (/j/experiments/0001-x/01-s1.png): free some disk space and "
                                    "try again")
+
+
+def test_one_classification_of_a_jobs_failure_its_line_and_its_kind():
+    """The line and the kind come from one place (they disagreed: a journal refusing the request's input was a
+    'machine' failure, so an A1111 request got a 500 for its own bad input)."""
+    from journal import InvalidInput, JournalLocked
+    from workshop.errors import RunError
+    from workshop.service.service import failure
+
+    assert failure(InvalidInput("/x.png is a FIFO, not an image file")) == ("/x.png is a FIFO, not an image file", "invalid")
+    assert failure(RunError("steps must be 1 or more, not 0")) == ("steps must be 1 or more, not 0", "invalid")
+    assert failure(JournalLocked("/j", "pid 42"))[1] == "machine"
+    assert failure(MemoryError()) == ("out of memory: try a smaller ‹max-batch› or ‹size›", "machine")
+    assert failure(ValueError("boom\nmore")) == ("internal error: ValueError: boom", "internal")
 
 
 async def test_a_number_field_holding_nan_is_named_in_one_line(tmp_path):

@@ -195,7 +195,7 @@ class Service:
                 log.error("job %s: the worker caught %s; the service serves on", job.info.id, type(exc).__name__)
                 with self._cond:
                     if not job.info.ended_yet:
-                        self._end(job, "failed", error=error_line(exc), error_type="internal")
+                        self._end(job, "failed", error=failure(exc)[0], error_type="internal")
 
     def _warm_up(self) -> None:
         """The executor made ready now (torch imported, the device picked, Ray's workers started), so the first job
@@ -215,7 +215,7 @@ class Service:
             outcome = self.executor.run(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
         except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
             log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
-            outcome, error, kind = JobOutcome(run=job.info.run, state="failed"), error_line(exc), error_type(exc)
+            outcome, (error, kind) = JobOutcome(run=job.info.run, state="failed"), failure(exc)
         if outcome.state == "interrupted":  # (the executor's workers were lost: a Ray cluster gone)
             error = f"the Ray workers were lost during the job; `promptism resume {outcome.run}` finishes it"
             kind = "machine"
@@ -302,33 +302,26 @@ def _saved(job: _Job) -> dict:
     return {"info": job.info.public().model_dump(mode="json"), "request": request.model_dump(mode="json")}
 
 
-def error_line(exc: Exception) -> str:
-    """A job's failure in one line for its client (it may quote the prompt: never logged)."""
-    from journal import JournalError
+def failure(exc: Exception) -> tuple[str, str]:
+    """A job's failure as its client gets it: one line (it may quote the prompt: never logged; options in the API's
+    words) and its kind (``JobInfo.error_type``): the error's own code for a user's problem — the request's fault,
+    which the A1111 routes answer with a 422 — "machine" for what the machine refused, "internal" for a bug."""
+    from journal import InvalidInput, JournalError, NotAJournal, PrivacyError
 
     from ..errors import PromptismError, as_wire, option, os_error_line, worded
 
-    if isinstance(exc, (PromptismError, JournalError)):  # a user's problem, in one line (options in the API's words)
-        return one_line(exc.worded(as_wire))
-    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
-        return worded(f"out of memory: try a smaller {option('max-batch')} or {option('size')}", as_wire)
-    if isinstance(exc, OSError):
-        return one_line(os_error_line(exc, as_wire))
-    detail = str(exc).splitlines()[0] if str(exc) else ""
-    return one_line(f"internal error: {type(exc).__name__}: {detail}")
-
-
-def error_type(exc: Exception) -> str:
-    """A job's kind of failure (``JobInfo.error_type``)."""
-    from ..errors import PromptismError
-
     if isinstance(exc, PromptismError):
-        return exc.code
-    from journal import JournalError
-
-    if isinstance(exc, (JournalError, OSError, MemoryError)) or "OutOfMemory" in type(exc).__name__:
-        return "machine"
-    return "internal"
+        return one_line(exc.worded(as_wire)), exc.code
+    if isinstance(exc, (InvalidInput, NotAJournal, PrivacyError)):  # the journal refusing what it was given
+        return one_line(exc.worded(as_wire)), "invalid"
+    if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
+        return worded(f"out of memory: try a smaller {option('max-batch')} or {option('size')}", as_wire), "machine"
+    if isinstance(exc, JournalError):  # a lock held, git failing, a full disk: the machine's, said by the journal
+        return one_line(exc.worded(as_wire)), "machine"
+    if isinstance(exc, OSError):
+        return one_line(os_error_line(exc, as_wire)), "machine"
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    return one_line(f"internal error: {type(exc).__name__}: {detail}"), "internal"
 
 
 def _new_id() -> str:
