@@ -42,18 +42,20 @@ class GitRepo:
 
     def exposed(self) -> int:
         """How many files and folders of the repository another user could read, or its setting lets git make so."""
-        git_dir = Path(self._repo.git_dir)
         shared = self.run("config", "--default", "", "core.sharedRepository").strip()
-        loose = sum(1 for p in (git_dir, *git_dir.rglob("*")) if not p.is_symlink() and p.stat().st_mode & 0o077)
-        return loose + (shared != PRIVATE)
+        return len(self._readable_by_others()) + (shared != PRIVATE)
 
     def make_private(self) -> None:
         """The repository its owner's alone, from now on too (``core.sharedRepository``)."""
         self.run("config", "core.sharedRepository", PRIVATE)
+        for path, mode in self._readable_by_others():
+            path.chmod(mode & 0o700)
+
+    def _readable_by_others(self) -> list[tuple[Path, int]]:
+        """Each file and folder under .git (the folder too) that its group or others may touch, with its mode."""
         git_dir = Path(self._repo.git_dir)
-        for path in (git_dir, *git_dir.rglob("*")):
-            if not path.is_symlink() and (mode := path.stat().st_mode) & 0o077:
-                path.chmod(mode & 0o700)
+        return [(path, mode) for path in (git_dir, *git_dir.rglob("*"))
+                if not path.is_symlink() and (mode := path.stat().st_mode) & 0o077]
 
     def prune_unreachable(self) -> int:
         """Remove the objects no commit, tag or reflog reaches — what a rolled-back write leaves, which may hold a

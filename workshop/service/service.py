@@ -284,10 +284,9 @@ class Service:
             return
         for info, request in saved:
             if not info.ended_yet:  # its spec and options are kept once, in its request
-                info = info.model_copy(update={"spec": request.spec, "options": request.options})
-            if not info.ended_yet:
                 began = info.state == "running"
-                info = info.model_copy(update={"state": "interrupted", "ended": _now()})
+                info = info.model_copy(update={"spec": request.spec, "options": request.options, "state": "interrupted",
+                                               "ended": _now()})
                 log.info("job %s was interrupted%s", info.id, (f": run {info.run}" if info.run else "") if began
                          else " before it began: not run")
             self._jobs[info.id] = _Job(info, request)
