@@ -24,7 +24,7 @@ from workshop import paths
 # ---------------------------------------------------------------------------------------------------- markers
 # The markers (registered in pyproject.toml, where --strict-markers refuses any other) are put on the tests here, from
 # the data below, not by decorators in the test files; `pytest -m "not slow"` is the inner loop (every module still
-# runs its quick tests), plain `pytest` (what .ci/run runs) runs everything:
+# runs its quick tests), `pytest -n 2` (what .ci/run runs, in two xdist workers) runs everything:
 #   ray      every test in RAY_MODULES (a local Ray cluster): slow too
 #   tui      every test in TUI_MODULES (the Textual workshop driven by Pilot)
 #   service  every test that uses a `service` fixture: this file's (real service processes, started by the commands),
