@@ -148,24 +148,24 @@ def picture_app(display, image: Image.Image, css: str, size=(40, 12)):
 
 
 def sixel_rows(lines) -> list[tuple[int, int, str, int, int]]:
-    """Each line's sixel: (row, column) it is drawn at, the sixel, and where the cursor is left (row, column)."""
+    """Each sixel tile: the (row, column) it is drawn at, the sixel, and where its line leaves the cursor (row, column)."""
     found = []
     for strip in lines:
-        for segment in strip:
-            if segment.control and "\x1bP" in segment.text:
-                match = re.fullmatch(r"\x1b\[(\d+);(\d+)H(\x1bP.*?\x1b\\)\x1b\[(\d+);(\d+)H", segment.text, re.S)
-                assert match, segment.text[:40]
-                found.append((int(match.group(1)) - 1, int(match.group(2)) - 1, match.group(3),
-                              int(match.group(4)) - 1, int(match.group(5)) - 1))
+        controls = "".join(segment.text for segment in strip if segment.control)
+        tiles = re.findall(r"\x1b\[(\d+);(\d+)H(\x1bP.*?\x1b\\)", controls, re.S)
+        if tiles:
+            end = re.search(r"\x1b\[(\d+);(\d+)H$", controls)
+            assert end and controls.endswith("".join(f"\x1b[{r};{c}H{data}" for r, c, data in tiles) + end.group(0))
+            found += [(int(r) - 1, int(c) - 1, data, int(end.group(1)) - 1, int(end.group(2)) - 1) for r, c, data in tiles]
     return found
 
 
-def assemble(rows, cell=CELL) -> Image.Image:
-    """The picture the terminal shows, from the per-row sixels (rows stacked in order)."""
-    tiles = [decode_sixel(data) for _, _, data, _, _ in rows]
-    canvas = Image.new("RGB", (tiles[0].width, sum(t.height for t in tiles)))
-    for k, tile in enumerate(tiles):
-        canvas.paste(tile, (0, k * cell[1]))
+def assemble(rows, size: tuple[int, int], cell=CELL) -> Image.Image:
+    """The picture the terminal shows in a ``size``-pixel box at the screen's origin, from its sixel tiles (black where
+    none is drawn)."""
+    canvas = Image.new("RGB", size)
+    for row, column, data, _, _ in rows:
+        canvas.paste(decode_sixel(data), (column * cell[0], row * cell[1]))
     return canvas
 
 
@@ -179,8 +179,9 @@ def red_box(image: Image.Image) -> tuple[int, int, int, int]:
 
 async def test_sixel_picture_keeps_the_aspect_draws_each_row_in_place_and_leaves_the_cursor_on_it():
     """Zoom in a 40×11 box: a 32×32 circle is drawn 220×220 px (11 rows of 20 px), centred, not stretched to the
-    box; each row's sixel starts at its own cell and leaves the cursor at the end of the same row — moving it to the
-    row below made Textual write the rest of that row one row down, leaving strips of old images behind."""
+    box; each row's sixel starts at the image's first cell (the letterbox around it is blank cells, not sixel) and
+    leaves the cursor at the end of the same row — moving it to the row below made Textual write the rest of that row
+    one row down, leaving strips of old images behind."""
     from textual.geometry import Region
 
     from workshop.tui.images import Display
@@ -192,13 +193,77 @@ async def test_sixel_picture_keeps_the_aspect_draws_each_row_in_place_and_leaves
         await pilot.pause()
         picture = app.query_one("#picture")
         rows = sixel_rows(picture.render_lines(Region(0, 0, 40, 11)))
-        assert [(row, column) for row, column, *_ in rows] == [(y, 0) for y in range(11)]
+        assert [(row, column) for row, column, *_ in rows] == [(y, 9) for y in range(11)]  # 90 px of letterbox
         assert all((end_row, end_column) == (row, 40) for row, _, _, end_row, end_column in rows)
-        shown = assemble(rows)
-        assert shown.size == (400, 220)
+        assert {decode_sixel(data).size for _, _, data, *_ in rows} == {(220, 20)}  # the image's cells, no more
+        shown = assemble(rows, (400, 220))
         left, top, right, bottom = red_box(shown)
         assert abs((right - left) - (bottom - top)) <= 8  # round, not a wide ellipse
         assert abs((left + right) / 2 - 200) <= 8  # centred in the box
+
+
+def raster_size(data: str) -> tuple[int, int]:
+    """A sixel's declared size (its raster attributes), as the terminal reads it before any pixel."""
+    header = re.match(r'\x1bP[\d;]*q"1;1;(\d+);(\d+)', data)
+    assert header, data[:40]
+    return int(header.group(1)), int(header.group(2))
+
+
+@pytest.mark.parametrize("limit, tiles_per_row", [((1000, 1000), 2), ((2000, 2000), 1), ((300, 1000), 4)])
+async def test_a_wide_sixel_is_cut_into_tiles_no_wider_than_the_terminal_draws(limit, tiles_per_row):
+    """xterm drops a sixel over its maxGraphicSize (1000×1000 unless set) without a trace: a 150-column zoom drew
+    nothing. A 2:1 image in 150×30 cells is 1200×600 px: each row is cut at the limit, and the tiles together cover
+    exactly the image's 120 columns (15…135), side by side, the picture intact."""
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    app = picture_app(Display("sixel", CellSize(*CELL), sixel_limit=limit), circle((64, 32)), "width: 150; height: 30;")
+    async with app.run_test(size=(150, 31)) as pilot:
+        await pilot.pause()
+        tiles = sixel_rows(app.query_one("#picture").render_lines(Region(0, 0, 150, 30)))
+    assert all(raster_size(data)[0] <= limit[0] and raster_size(data)[1] <= limit[1] for _, _, data, *_ in tiles)
+    for row in range(30):
+        mine = sorted((column, raster_size(data)[0]) for r, column, data, *_ in tiles if r == row)
+        assert len(mine) == tiles_per_row and mine[0][0] == 15
+        assert all(column + width // CELL[0] == after for (column, width), (after, _) in zip(mine, mine[1:]))
+        assert mine[-1][0] + mine[-1][1] // CELL[0] == 135
+    left, top, right, bottom = red_box(assemble(tiles, (1500, 600)))
+    assert abs((left + right) / 2 - 750) <= 12 and abs((right - left) - 2 * (bottom - top)) <= 24  # centred, 2:1 kept
+
+
+async def test_tmux_sixel_is_cut_at_the_limit_in_both_directions():
+    from textual.geometry import Region
+
+    from workshop.tui.images import Display
+    from workshop.tui.terminal import CellSize
+
+    display = Display("sixel", CellSize(*CELL), tmux_sixel=True, sixel_limit=(40, 40))  # 4 columns, 2 rows a tile
+    app = picture_app(display, circle(), "width: 8; height: 4;")
+    async with app.run_test(size=(40, 12)) as pilot:
+        await pilot.pause()
+        tiles = sixel_rows(app.query_one("#picture").render_lines(Region(0, 0, 8, 4)))
+    assert sorted((row, column, raster_size(data)) for row, column, data, *_ in tiles) == [
+        (0, 0, (40, 40)), (0, 4, (40, 40)), (2, 0, (40, 40)), (2, 4, (40, 40))]
+
+
+async def test_the_zoom_in_a_wide_xterm_sends_no_sixel_over_1000_pixels(tmp_path, no_terminal):
+    """The workshop's own zoom at 200×50 cells (2000×1000 px of screen) on a terminal that does not say its limit."""
+    from textual.geometry import Region
+
+    from tests.test_tui import compose_and_run
+    from workshop.tui.app import create_app
+
+    app = create_app(tmp_path / "journal", "tiny", "sixel")
+    async with app.run_test(size=(200, 50)) as pilot:
+        await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.press("z")
+        await pilot.pause()
+        zoom = app.screen.query_one("#zoom-image")
+        tiles = sixel_rows(zoom.render_lines(Region(0, 0, *zoom.size)))
+    assert tiles and all(raster_size(data)[0] <= 1000 and raster_size(data)[1] <= 1000 for _, _, data, *_ in tiles)
+    assert sum(raster_size(data)[0] for row, _, data, *_ in tiles if row == tiles[0][0]) > 400  # a big picture still
 
 
 async def test_sixel_picture_never_draws_on_the_screens_last_row():
@@ -367,7 +432,7 @@ async def test_sixel_through_tmux_is_wrapped_and_placed_by_absolute_position():
     async with app.run_test(size=(40, 12)) as pilot:
         await pilot.pause()
         lines = app.query_one("#picture").render_lines(Region(0, 0, 8, 4))
-        drawn = [s.text for line in lines for s in line if s.control]
+        drawn = ["".join(s.text for s in line if s.control) for line in lines]
         assert len(drawn) == 4
         for row, text in enumerate(drawn):
             wrapped, _, after = text.rpartition("\x1b\\")
@@ -418,6 +483,9 @@ def test_terminal_answers_are_read():
     kitty = parse_answers(KITTY_ANSWERS)
     assert (kitty.sixel, kitty.kitty, kitty.truecolor, kitty.cell) == (False, True, True, CellSize(10, 20))
     assert parse_answers(TMUX_ANSWER) == parse_answers("") == parse_answers(PALETTE_ANSWERS)  # nothing at all
+    assert (xterm.sixel_limit, kitty.sixel_limit) == (None, None)  # not answered: 1000×1000 is assumed (SIXEL_LIMIT)
+    assert parse_answers("\x1b[?2;0;1920;1080S" + XTERM_ANSWERS).sixel_limit == (1920, 1080)  # XTSMGRAPHICS
+    assert parse_answers("\x1b[?2;3;0;0S" + XTERM_ANSWERS).sixel_limit is None  # an error answer
     old_kitty = KITTY_ANSWERS.replace("0.35.2", "0.26.5")  # answers the graphics query, but has no placeholders yet
     assert parse_answers(old_kitty).kitty is False and parse_answers(old_kitty).truecolor
 
@@ -434,7 +502,7 @@ def test_probe_round_trip_on_a_terminal():
             "answers = parse_answers(ask(probe_query(False), timeout=5))\n"
             "print('RESULT', answers.sixel, answers.truecolor, tuple(cell_size_from_winsize()))")
     out = _child(code, XTERM_ANSWERS, rows=40, cols=100, xpixel=604, ypixel=524)
-    assert "\x1b_Gi=31,s=1" in out and "\x1bP$qm" in out  # the kitty and DECRQSS queries went out
+    assert "\x1b_Gi=31,s=1" in out and "\x1bP$qm" in out and "\x1b[?2;1S" in out  # kitty, DECRQSS, XTSMGRAPHICS
     assert "RESULT True True (6, 13)" in out
 
 

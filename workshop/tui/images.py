@@ -9,7 +9,7 @@ tmux 3.4+ built with sixel draws sixel itself); otherwise the workshop says how 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
@@ -28,8 +28,8 @@ from journal import InvalidInput
 from journal.images import open_image
 
 from . import kitty, sixel
-from .terminal import (DEFAULT_CELL, Answers, CellSize, PaneOffset, Tmux, ask, cell_size_from_winsize, parse_answers,
-                       passthrough, probe_query, supports_truecolor, tmux_info)
+from .terminal import (DEFAULT_CELL, SIXEL_LIMIT, Answers, CellSize, PaneOffset, Tmux, ask, cell_size_from_winsize,
+                       parse_answers, passthrough, probe_query, supports_truecolor, tmux_info)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class Display:
     passthrough: PaneOffset | None = field(default=None, compare=False)  # set: graphics pass through tmux unread
     tmux_sixel: bool = False  # tmux (3.4+, built with sixel) takes the sixel images and draws them itself
     notice: str | None = None  # one line for the user when the images are not what was asked for, and how to fix it
+    sixel_limit: tuple[int, int] = SIXEL_LIMIT  # the largest sixel the terminal draws (pixels): larger ones are split
 
     @property
     def through_tmux(self) -> bool:
@@ -78,7 +79,7 @@ def prepare(requested: str, truecolor: bool | None = None, env: Mapping[str, str
     plain = tmux is not None or bool(env.get("STY")) or env.get("TERM") == "linux"  # no APC/DCS queries there
     answers = parse_answers(ask(probe_query(plain)))
     cell = cell_size_from_winsize() or answers.cell or DEFAULT_CELL
-    display = choose(requested, answers, tmux, cell, PaneOffset(env))
+    display = replace(choose(requested, answers, tmux, cell, PaneOffset(env)), sixel_limit=answers.sixel_limit or SIXEL_LIMIT)
     colours = truecolor if truecolor is not None else (supports_truecolor(env, answers, tmux) or display.mode == "kitty")
     if colours:
         os.environ["COLORTERM"] = "truecolor"  # read by the App's console when it is made
@@ -107,17 +108,35 @@ def fit(image: tuple[int, int], box: tuple[float, float]) -> tuple[float, float]
     return image[0] * scale, image[1] * scale
 
 
+def placement(image: tuple[int, int], grid: tuple[int, int], unit: tuple[float, float]) -> tuple[int, int, int, int]:
+    """Where ``letterbox`` puts an ``image``-sized picture on its ``grid``: (left, top, width, height) in grid pixels."""
+    width, height = fit(image, (grid[0] * unit[0], grid[1] * unit[1]))
+    size = (max(1, min(grid[0], round(width / unit[0]))), max(1, min(grid[1], round(height / unit[1]))))
+    return (grid[0] - size[0]) // 2, (grid[1] - size[1]) // 2, *size
+
+
 def letterbox(image: Image.Image, grid: tuple[int, int], unit: tuple[float, float], background: tuple[int, int, int]) -> Image.Image:
     """``image`` fitted into a ``grid``-sized canvas whose pixels are ``unit`` screen pixels each (half-blocks are half a
     cell high), aspect kept on the screen, centred on ``background``. Small images grow by nearest neighbour (crisp
     pixels, as on the contact sheets); large ones shrink smoothly."""
-    width, height = fit(image.size, (grid[0] * unit[0], grid[1] * unit[1]))
-    size = (max(1, min(grid[0], round(width / unit[0]))), max(1, min(grid[1], round(height / unit[1]))))
+    left, top, *size = placement(image.size, grid, unit)
     grow = size[0] >= image.width and size[1] >= image.height
-    scaled = image.convert("RGB").resize(size, Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS)
+    scaled = image.convert("RGB").resize(tuple(size), Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS)
     canvas = Image.new("RGB", grid, background)
-    canvas.paste(scaled, ((grid[0] - size[0]) // 2, (grid[1] - size[1]) // 2))
+    canvas.paste(scaled, (left, top))
     return canvas
+
+
+def cells_covered(image: tuple[int, int], grid: tuple[int, int], cell: CellSize) -> tuple[int, int, int, int]:
+    """The cells of a ``grid``-cell box that show some of the letterboxed ``image``: (left, top, right, bottom)."""
+    left, top, width, height = placement(image, (grid[0] * cell.width, grid[1] * cell.height), (1, 1))
+    return (left // cell.width, top // cell.height, -(-(left + width) // cell.width), -(-(top + height) // cell.height))
+
+
+def spans(start: int, end: int, most: int) -> list[tuple[int, int]]:
+    """``start``…``end`` cut into consecutive spans of at most ``most`` (at least 1)."""
+    most = max(1, most)
+    return [(first, min(end, first + most)) for first in range(start, end, most)]
 
 
 def move_to(x: int, y: int) -> str:
@@ -228,40 +247,52 @@ class Picture(Widget):
     def _sixel_lines(self, crop: Region) -> list[Strip]:
         """One sixel per text row, drawn after that row's blank cells: any row Textual repaints (a toast gone, a
         scroll) repaints its own slice, and the cursor ends where the row's next cell is. The screen's last row is
-        left blank — an image that reaches it makes the terminal scroll.
+        left blank — an image that reaches it makes the terminal scroll. Only the cells the image covers are sent (the
+        letterbox around it is blank cells), cut into tiles no larger than the terminal draws: xterm drops a sixel
+        over its maxGraphicSize (1000×1000 unless set) without a trace.
 
         tmux's own sixel is different: it keeps no more than 20 images, and text written over one deletes it and
-        redraws the pane. There the picture is one sixel, and its rows write no text at all (the cursor jumps over
-        them)."""
+        redraws the pane. There the picture is one sixel (as few tiles as the limit allows), and the cells it covers
+        get no text at all (the cursor jumps over them)."""
         width, height = self.size
         cell = self._graphics.cell
         indices, palette = self._cached(("sixel", width, height, cell, self._background()), lambda: sixel.palettize(
             letterbox(self._image, (width * cell.width, height * cell.height), (1, 1), self._background())))
-        region = self.region
-        x = region.x + crop.x
-        bottom = max(crop.y, min(crop.bottom, self.screen.size.height - 1 - region.y))  # rows from here stay text
+        left, top, right, bottom = cells_covered(self._image.size, (width, height), cell)
+        left, right = max(left, crop.x), min(right, crop.right)
+        top, bottom = max(top, crop.y), min(bottom, crop.bottom, self.screen.size.height - 1 - self.region.y)
         whole = self._graphics.tmux_sixel
-
-        def skip(row: int) -> Strip:
-            return Strip([Segment(move_to(x + crop.width, region.y + row), control=_ZERO_WIDTH)], crop.width)
-
-        lines = [skip(row) if whole and row < bottom else self._blank(crop.width) for row in range(crop.y, crop.bottom)]
-        for top, end in [(crop.y, bottom)] if whole else [(row, row + 1) for row in range(crop.y, bottom)]:
-            if end <= top:
-                continue
-            data = self._cached(("sixel-rows", width, height, cell, top, end, crop.x, crop.width), lambda: sixel.encode(
-                indices[top * cell.height:end * cell.height, crop.x * cell.width:crop.right * cell.width], palette))
-            y = region.y + top
-            if self._graphics.passthrough is not None:  # tmux does not move the terminal's cursor for a passthrough: we do
-                left, pane_top = self._graphics.passthrough()
-                draw = passthrough(move_to(left + x, pane_top + y) + data)
-            else:
-                draw = move_to(x, y) + data
+        lines = [self._blank(crop.width)] * crop.height
+        if right <= left or bottom <= top:
+            return lines
+        if whole:
+            for row in range(top, bottom):
+                lines[row - crop.y] = self._around(crop, row, left, right)
+        most_columns, most_rows = (limit // size for limit, size in zip(self._graphics.sixel_limit, cell))
+        for first, end in spans(top, bottom, most_rows if whole else 1):
+            tiles = [self._tile(indices, palette, first, end, x, x_end) for x, x_end in spans(left, right, most_columns)]
+            finish = move_to(self.region.x + crop.right, self.region.y + end - 1)
             last = end - 1 - crop.y
-            cells = [] if whole else list(lines[last])
-            lines[last] = Strip([*cells, Segment(draw + move_to(x + crop.width, region.y + end - 1), control=_ZERO_WIDTH)],
-                                crop.width)
+            lines[last] = Strip([*lines[last], *(Segment(t, control=_ZERO_WIDTH) for t in tiles),
+                                 Segment(finish, control=_ZERO_WIDTH)], crop.width)
         return lines
+
+    def _around(self, crop: Region, row: int, left: int, right: int) -> Strip:
+        """A row of tmux's own sixel: blank cells beside the image and none under it (the cursor jumps over them)."""
+        jump = [Segment(move_to(self.region.x + right, self.region.y + row), control=_ZERO_WIDTH)]
+        before, after = (list(self._blank(n)) if n > 0 else [] for n in (left - crop.x, crop.right - right))
+        return Strip([*before, *jump, *after], crop.width)
+
+    def _tile(self, indices, palette, top: int, bottom: int, left: int, right: int) -> str:
+        """The sixel of the image's cells ``left``…``right`` × ``top``…``bottom``, placed there by absolute position."""
+        cell = self._graphics.cell
+        data = self._cached(("sixel-tile", self.size, cell, self._background(), top, bottom, left, right), lambda: sixel.encode(
+            indices[top * cell.height:bottom * cell.height, left * cell.width:right * cell.width], palette))
+        x, y = self.region.x + left, self.region.y + top
+        if self._graphics.passthrough is not None:  # tmux does not move the terminal's cursor for a passthrough: we do
+            pane_left, pane_top = self._graphics.passthrough()
+            return passthrough(move_to(pane_left + x, pane_top + y) + data)
+        return move_to(x, y) + data
 
     def _kitty_lines(self, crop: Region) -> list[Strip]:
         """Placeholder cells naming the image by its id (in the foreground colour) and their row and column; the image

@@ -23,6 +23,7 @@ KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"  # a 1×1 image query
 CELL_QUERY = "\x1b[16t"  # the cell size in pixels: CSI 6 ; height ; width t
 TRUECOLOR_QUERY = "\x1b[48;2;1;2;3m\x1bP$qm\x1b\\\x1b[m"  # set a 24-bit background, ask it back (DECRQSS), reset
 VERSION_QUERY = "\x1b[>q"  # XTVERSION: the terminal's name and version, e.g. kitty(0.35.2)
+SIXEL_SIZE_QUERY = "\x1b[?2;1S"  # XTSMGRAPHICS: the largest sixel image, CSI ? 2 ; 0 ; width ; height S
 DA1 = "\x1b[c"  # primary device attributes: parameter 4 means sixel graphics
 
 _DA1_ANSWER = re.compile(r"\x1b\[\?([\d;]*)c")
@@ -30,6 +31,7 @@ _KITTY_OK = re.compile(r"\x1b_Gi=31;OK\x1b\\")
 _CELL_ANSWER = re.compile(r"\x1b\[6;(\d+);(\d+)t")
 _SGR_ANSWER = re.compile(r"\x1bP1\$r([\d;:]*)m\x1b\\")
 _RGB_1_2_3 = re.compile(r"(?:^|[;:])48[;:]2[;:]+1[;:]2[;:]3(?:$|[;:])")
+_SIXEL_SIZE_ANSWER = re.compile(r"\x1b\[\?2;0;(\d+);(\d+)S")
 _VERSION_ANSWER = re.compile(r"\x1bP>\|([^\x1b]*)\x1b\\")
 _OLD_KITTY = re.compile(r"kitty\(0\.([0-9]|1[0-9]|2[0-7])\.")  # Unicode placeholders came with kitty 0.28
 
@@ -42,6 +44,7 @@ class CellSize(NamedTuple):
 
 
 DEFAULT_CELL = CellSize(10, 20)  # what a VT340 draws, and about what most fonts are: 1 wide to 2 high
+SIXEL_LIMIT = (1000, 1000)  # xterm's default maxGraphicSize: it drops a larger sixel whole (assumed when not told)
 
 
 @dataclass(frozen=True)
@@ -52,12 +55,13 @@ class Answers:
     kitty: bool = False  # kitty graphics with Unicode placeholders
     truecolor: bool = False
     cell: CellSize | None = None
+    sixel_limit: tuple[int, int] | None = None  # the largest sixel image in pixels (XTSMGRAPHICS), when answered
 
 
 def probe_query(plain: bool) -> str:
     """The probe. ``plain`` (inside tmux, GNU screen or the Linux console): no kitty query — tmux takes an APC
-    string as the window title — and no DECRQSS, which goes unanswered there."""
-    return ("" if plain else KITTY_QUERY + TRUECOLOR_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
+    string as the window title — and no DECRQSS or XTSMGRAPHICS, which go unanswered there."""
+    return ("" if plain else KITTY_QUERY + TRUECOLOR_QUERY + SIXEL_SIZE_QUERY) + CELL_QUERY + VERSION_QUERY + DA1
 
 
 def parse_answers(text: str) -> Answers:
@@ -66,11 +70,13 @@ def parse_answers(text: str) -> Answers:
     cell = _CELL_ANSWER.search(text)
     sgr = _SGR_ANSWER.search(text)
     version = _VERSION_ANSWER.search(text)
+    limit = _SIXEL_SIZE_ANSWER.search(text)
     return Answers(
         sixel=bool(da1) and "4" in da1.group(1).split(";"),
         kitty=bool(_KITTY_OK.search(text)) and not (version and _OLD_KITTY.match(version.group(1))),
         truecolor=bool(sgr) and bool(_RGB_1_2_3.search(sgr.group(1))),
         cell=CellSize(int(cell.group(2)), int(cell.group(1))) if cell and int(cell.group(1)) and int(cell.group(2)) else None,
+        sixel_limit=(int(limit.group(1)), int(limit.group(2))) if limit and int(limit.group(1)) and int(limit.group(2)) else None,
     )
 
 
