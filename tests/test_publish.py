@@ -2,6 +2,7 @@
 
 import html
 import os
+import re
 import stat
 import subprocess
 
@@ -9,6 +10,7 @@ import pytest
 
 from journal import InvalidInput, Journal, JournalError, ModelInfo, NewExperiment, NewImage, PrivacyError
 from journal.grid_record import GridRecord
+from journal.publish import THUMBNAILS, GalleryEntry, gallery_numbers, install_gallery, stage_gallery
 from tests.helpers import git, make_png, run_cli
 from tests.test_import import INFOTEXT, png_chunks
 
@@ -51,8 +53,8 @@ def test_published_output_never_contains_a_secret(journal, tmp_path):
     out = tmp_path / "site"
     journal.publish([1, 2], out)
     files = sorted(out.rglob("*"))
-    assert {f.name for f in files} == {"index.html", "0001-enchanted-vision-1.png", "0001-enchanted-vision-2.png",
-                                       "0002-basquiat-ouroboros-1.png", "0002-basquiat-ouroboros-2.png"}
+    assert {f.name for f in files} == {"index.html", "0001-enchanted-vision.html", "0001-enchanted-vision-1.png", "0001-enchanted-vision-2.png",
+                                       "0002-basquiat-ouroboros.html", "0002-basquiat-ouroboros-1.png", "0002-basquiat-ouroboros-2.png"}
     for f in files:
         scan(f.name.encode(), f"file name {f.name}")
         scan(f.read_bytes(), str(f))
@@ -61,7 +63,11 @@ def test_published_output_never_contains_a_secret(journal, tmp_path):
     page = (out / "index.html").read_text(encoding="utf-8")
     for n in (1, 2):
         assert f"<b>#{n}</b>" in page and f"Generated with model-{n}" in page and html.escape(TITLES[n]) in page
-    assert "<Basquiat" not in page  # the title is escaped, not markup
+    for n, name in ((1, "0001-enchanted-vision.html"), (2, "0002-basquiat-ouroboros.html")):
+        own = (out / name).read_text(encoding="utf-8")
+        assert f"<b>#{n}</b>" in own and f"Generated with model-{n}" in own and html.escape(TITLES[n]) in own
+    for f in out.glob("*.html"):
+        assert "<Basquiat" not in f.read_text(encoding="utf-8")  # the title is escaped, not markup
 
 
 def test_journal_files_and_history_never_carry_secrets_outside_the_documents(journal, tmp_path):
@@ -146,7 +152,8 @@ def test_a_retitle_cannot_smuggle_the_prompt_into_the_gallery(journal, tmp_path)
     journal.retitle(1, "Zanzibar velvet lighthouse", allow_title_overlap=True)  # its private prompt, as a title
     with pytest.raises(PrivacyError, match="#1"):
         journal.publish([2], out)
-    scan((out / "index.html").read_bytes(), "the gallery left in place")
+    for f in out.iterdir():
+        scan(f.read_bytes(), f"{f.name} of the gallery left in place")
     assert journal.get(2).status == "unreleased"
 
 
@@ -174,7 +181,7 @@ def test_gallery_names_follow_the_current_title_never_the_first(journal, tmp_pat
     journal.retitle(3, "Coastal study")
     journal.publish([3], tmp_path / "site")
     names = sorted(p.name for p in (tmp_path / "site").iterdir())
-    assert names == ["0003-coastal-study-1.png", "index.html"]
+    assert names == ["0003-coastal-study-1.png", "0003-coastal-study.html", "index.html"]
     assert journal.get(3).dir == "experiments/0003-coastal-study"
     assert not list(journal.path.glob("experiments/*lonely*"))
 
@@ -222,3 +229,127 @@ def test_publish_refuses_a_symlinked_out_and_an_image_changed_since_its_commit(j
     with pytest.raises(JournalError, match="has changes git does not have; run `promptism doctor` first"):
         journal.publish([1], tmp_path / "site")
     assert not (tmp_path / "site").exists()
+
+
+def add(journal, tmp_path, title, count, parent=None):
+    """Another experiment with the first secret prompt (so ``scan`` watches for it) and ``count`` images."""
+    images = [NewImage(make_png(tmp_path / f"{title}-{k}.png", (10 * k, 60, 90)), seed=k, prompt=SECRETS[1]["variant"]) for k in range(count)]
+    return journal.accept(NewExperiment(title=title, model=ModelInfo("model-x"), images=images, prompt=SECRETS[1]["prompt"],
+                                        keywords=SECRETS[1]["keywords"], parent=parent)).number
+
+
+def cards(page: str) -> dict[int, str]:
+    """The index's cards by experiment number."""
+    return {int(n): card for n, card in re.findall(r'<article class="card" id="e(\d+)">(.*?)</article>', page, re.S)}
+
+
+def gallery_text(out) -> str:
+    """Every file name and every page of a gallery, as one text."""
+    return "\n".join([*(f.name for f in out.iterdir()), *(f.read_text(encoding="utf-8") for f in out.glob("*.html"))])
+
+
+def test_the_index_has_one_card_per_experiment_with_its_image_count(journal, tmp_path):
+    seven = add(journal, tmp_path, "Tidal sketch", 7)
+    out = tmp_path / "site"
+    journal.publish([1, 2, seven], out)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert list(cards(page)) == [seven, 2, 1]  # one card each, newest first
+    for n, card in cards(page).items():
+        count = 7 if n == seven else 2
+        assert f"{count} images" in card and f"Generated with model-{'x' if n == seven else n}" in card
+        assert card.count("<img ") == min(count, THUMBNAILS)  # thumbnails: a card shows its first images
+        assert re.findall(r'<img src="(\d+)-', card) == [f"{n:04d}"] * min(count, THUMBNAILS)
+    assert page.count("<img ") == 2 + 2 + THUMBNAILS and page.count("<figure") == 0
+
+
+def test_each_experiment_has_its_own_page_with_a_heading_and_a_way_back(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1, 2], out)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for n, name in ((1, "0001-enchanted-vision.html"), (2, "0002-basquiat-ouroboros.html")):
+        assert f'href="{name}"' in cards(index)[n]  # the card links to the page
+        own = (out / name).read_text(encoding="utf-8")
+        assert own.count("<img ") == 2 and f'src="{name[:-5]}-2.png"' in own
+        assert '<h1><a href="index.html">Gallery</a></h1>' in own and f'href="index.html#e{n}"' in own
+    for page in out.glob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        assert "<h1>" in text and 'name="viewport"' in text, page.name
+    journal.retitle(1, "Coastal study")
+    journal.publish([], out)
+    assert (out / "0001-coastal-study.html").is_file() and not (out / "0001-enchanted-vision.html").exists()
+    assert gallery_numbers(out) == {1, 2}
+
+
+def test_no_page_holds_a_script(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1, 2], out)
+    for page in out.glob("*.html"):
+        text = page.read_text(encoding="utf-8").lower()
+        assert "<script" not in text and "javascript:" not in text and not re.search(r"\son[a-z]+\s*=", text), page.name
+
+
+def test_lineage_links_only_to_experiments_in_the_gallery(journal, tmp_path):
+    child = add(journal, tmp_path, "Harbour at noon", 1, parent=2)
+    grandchild = add(journal, tmp_path, "Harbour at night", 2, parent=child)
+    orphan = add(journal, tmp_path, "Quiet pier", 1, parent=1)
+    out = tmp_path / "site"
+    journal.publish([2, grandchild, orphan], out)  # #1 and the child between #2 and the grandchild stay unreleased
+    page = {n: next(out.glob(f"{n:04d}-*.html")).read_text(encoding="utf-8") for n in (2, grandchild, orphan)}
+    assert "Derived" not in page[2] and "Derived" not in page[grandchild] and "Derived" not in page[orphan]
+    for trace in ("Harbour at noon", "harbour-at-noon", f"{child:04d}", f'id="e{child}"'):  # the unpublished child
+        assert trace not in gallery_text(out), trace
+    assert not re.search(rf"#{child}(?![0-9a-f])", gallery_text(out))
+    journal.publish([child], out)
+    page = {n: next(out.glob(f"{n:04d}-*.html")).read_text(encoding="utf-8") for n in (2, child, grandchild)}
+    assert f'Derived: <a href="{child:04d}-harbour-at-noon.html"><b>#{child}</b>' in page[2]
+    assert '<p>Derived from <a href="0002-basquiat-ouroboros.html"><b>#2</b>' in page[child]
+    assert f'Derived: <a href="{grandchild:04d}-harbour-at-night.html"><b>#{grandchild}</b>' in page[child]
+    assert f'Derived from <a href="{child:04d}-harbour-at-noon.html">' in page[grandchild]
+    everything = gallery_text(out)  # #1, unpublished, is the orphan's parent: never named
+    for trace in (TITLES[1], html.escape(TITLES[1]), "enchanted", "0001", 'id="e1"'):
+        assert trace not in everything, trace
+    assert not re.search(r"#1(?![0-9a-f])", everything)  # no "#1" (CSS colours aside)
+    assert "Derived" not in next(out.glob(f"{orphan:04d}-*.html")).read_text(encoding="utf-8")
+
+
+def test_a_title_or_credit_with_markup_or_controls_is_escaped_on_every_page(journal, tmp_path):
+    exp = journal.get(1).replace(title="<script>alert(1)</script> & \x1b[2J \u202eevil", model=ModelInfo("<i>sd</i>"))
+    image = journal.path / exp.dir / exp.images[0].file
+    out = tmp_path / "site"
+    install_gallery(stage_gallery(out, [GalleryEntry(exp, [image])]), out)
+    pages = sorted(out.glob("*.html"))
+    assert [p.name for p in pages] == ["0001-script-alert-1-script-2j-evil.html", "index.html"]
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; ␛[2J ⟨U+202E⟩evil" in text, page.name
+        assert "Generated with &lt;i&gt;sd&lt;/i&gt;" in text, page.name
+        for raw in ("<script", "<i>", "\x1b", "\u202e"):
+            assert raw not in text, (raw, page.name)
+
+
+def test_gallery_numbers_needs_every_page_and_image(journal, tmp_path):
+    seven = add(journal, tmp_path, "Tidal sketch", 7)
+    out = tmp_path / "site"
+    journal.publish([1, 2, seven], out)
+    assert gallery_numbers(out) == {1, 2, seven}
+    (out / f"{seven:04d}-tidal-sketch-7.png").unlink()  # shown on its page only, not on its card
+    (out / "0002-basquiat-ouroboros.html").unlink()
+    assert gallery_numbers(out) == {1}
+    findings = journal.doctor()
+    assert any(f"does not show published #2, #{seven}; rewrote it" in f.problem for f in findings), findings
+    assert gallery_numbers(out) == {1, 2, seven} and (out / f"{seven:04d}-tidal-sketch-7.png").is_file()
+
+
+def test_a_page_promptism_did_not_write_is_foreign(journal, tmp_path):
+    out = tmp_path / "site"
+    journal.publish([1], out)
+    journal.publish([1, 2], out)  # its own pages are no obstacle
+    for name in ("about.html", "0001-enchanted-vision.htm", "0001-Enchanted.html"):
+        (out / name).write_text("mine")
+        with pytest.raises(InvalidInput, match="holds files promptism did not write"):
+            journal.publish([], out)
+        assert (out / name).read_text() == "mine"
+        (out / name).unlink()
+    (out / "0009-elsewhere.html").symlink_to(tmp_path / "elsewhere.html")
+    with pytest.raises(InvalidInput, match="holds files promptism did not write"):
+        journal.publish([], out)
