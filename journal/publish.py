@@ -26,6 +26,7 @@ from .wording import option
 GENERATOR = '<meta name="generator" content="promptism">'
 GALLERY_TITLE = "Gallery"
 THUMBNAILS = 6  # the most images a card shows; the experiment's page shows them all
+SMALL = 256  # pixels: an image smaller than this is shown grown, pixel by pixel (the built-in shapes model draws 32)
 _IMAGE = r"\d{4,}-[a-z0-9-]+-\d+\.png"  # NNNN-slug-K.png
 _PAGE = r"\d{4,}-[a-z0-9-]+\.html"  # NNNN-slug.html
 _FILE_NAME = re.compile(f"{_IMAGE}|{_PAGE}")
@@ -196,7 +197,8 @@ def _meta(s: _Shown) -> str:
 def _img(s: _Shown, k: int, loading: str) -> str:
     exp, picture = s.experiment, s.pictures[k]
     alt = f"#{exp.number} {visible(exp.title)}" + (f" ({k + 1}/{len(s.pictures)})" if len(s.pictures) > 1 else "")
-    return (f'<img src="{picture.name}" alt="{html.escape(alt)}" width="{picture.width}" height="{picture.height}"'
+    small = ' class="small"' if max(picture.width, picture.height) < SMALL else ""  # grown: crisp pixels, not blur
+    return (f'<img src="{picture.name}"{small} alt="{html.escape(alt)}" width="{picture.width}" height="{picture.height}"'
             f' loading="{loading}">')
 
 
@@ -252,7 +254,9 @@ img {{ display: block; max-width: 100%; height: auto; }}
 .meta, .lineage, .back {{ font-size: .9rem; color: #bbb; }}
 .lineage p {{ margin: .3rem 0; }}
 .images {{ display: flex; flex-direction: column; align-items: center; gap: 1.5rem; margin-top: 1rem; }}
-figure {{ margin: 0; }}
+.images figure {{ margin: 0; width: min(100%, 40rem); }}
+.images img {{ width: 100%; }}
+img.small {{ image-rendering: pixelated; }}
 </style></head>
 <body><header><h1>{heading}</h1></header>
 <main>
