@@ -360,6 +360,34 @@ async def test_journal_thumbnail_fills_its_box(tmp_path, no_terminal):
         assert painted(thumbnail) == (0, 0, 20, 10)  # the whole 20×10 box: 200×200 px of a square image
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_the_experiment_screen_draws_an_imported_experiments_picture_inside_the_cursors_frame(tmp_path, no_terminal,
+                                                                                                    size):
+    """The cursor's border was put on the Picture itself, which draws no border: its 12-row box got 10 rows and the
+    screen showed nothing — an imported experiment (one image, always under the cursor) never showed a picture."""
+    from textual.geometry import Region
+
+    from journal import Journal
+    from journal.importing import experiment_from_images
+    from tests.import_samples import a1111_png
+    from tests.test_tui import open_experiment
+    from workshop.tui.app import create_app
+
+    journal = Journal.init(tmp_path / "journal")
+    journal.accept(experiment_from_images([a1111_png(tmp_path / "a.png")], "imported one"))  # 64×64, A1111's infotext
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=size) as pilot:
+        screen = await open_experiment(pilot, app)
+        await pilot.pause()
+        frame = screen.query_one(".detail-image")
+        picture = frame.query_one(".detail-picture")
+        assert frame.has_class("cursor") and frame.styles.border_top[0] == "round"
+        lines = picture.render_lines(Region(0, 0, *picture.outer_size))
+        assert len(lines) == picture.outer_size.height == frame.size.height  # every row of its box, inside the border
+        left, top, right, bottom = painted(picture)
+        assert (right - left, bottom - top) == (20, 10)  # the square image: 10 rows of 20 px, 200 px wide
+
+
 def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp_path):
     from textual.widgets import Static
 

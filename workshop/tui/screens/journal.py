@@ -12,7 +12,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Container, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
@@ -252,8 +252,9 @@ class DetailScreen(Screen):
     def on_mount(self) -> None:
         exp = self.experiment
         images = self.query_one("#detail-images", Horizontal)
-        for record in exp.images[:SHOWN_IMAGES]:
-            images.mount(image_widget(self.app.graphics, self.app.journal.image_path(exp, record), classes="detail-image"))
+        for record in exp.images[:SHOWN_IMAGES]:  # the frame holds the cursor's border: a Picture has none of its own
+            picture = image_widget(self.app.graphics, self.app.journal.image_path(exp, record), classes="detail-picture")
+            images.mount(Container(picture, classes="detail-image"))
         self.show()
         self.action_image(0)
 
