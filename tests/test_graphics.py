@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageDraw
@@ -402,13 +403,15 @@ def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp
 TMUX_33 = "3.3a\t1\txterm\tXTerm(379)\t256,bpaste,ccolour,clipboard,cstyle,extkeys,focus,mouse,RGB,strikethrough,title\n"
 TMUX_34_OFF = "3.5a\toff\txterm-256color\tXTerm(390)\t256,RGB,sixel,title\n"
 TMUX_KITTY = "3.4\ton\txterm-kitty\tkitty(0.35.2)\t256,RGB,title\n"
+TMUX_UNKNOWN = "3.3a\t1\txterm-256color\t\t256,RGB,title\n"  # an outer terminal that did not say its name
 
 
 def test_tmux_answers_are_read():
     from workshop.tui.terminal import parse_tmux
 
     xterm = parse_tmux(TMUX_33)
-    assert xterm.passthrough and xterm.outer_graphics() is None and "RGB" in xterm.features
+    assert xterm.passthrough and xterm.outer_graphics() == "sixel" and "RGB" in xterm.features  # xterm says XTerm(379)
+    assert parse_tmux(TMUX_UNKNOWN).outer_graphics() is None
     assert parse_tmux(TMUX_34_OFF).passthrough is False and parse_tmux(TMUX_34_OFF).outer_graphics() == "sixel"
     assert parse_tmux(TMUX_KITTY).outer_graphics() == "kitty"
     assert parse_tmux("no server running\n") is None
@@ -436,17 +439,36 @@ def test_graphics_mode_inside_and_outside_tmux():
     native = choose("auto", sixel_tmux, parse_tmux(TMUX_34_OFF))
     assert (native.mode, native.tmux_sixel, native.passthrough, native.notice) == ("sixel", True, None, None)
     assert native.through_tmux
-    # passthrough on: what is asked for goes through it; auto cannot ask an xterm behind tmux 3.3 and says so
+    # passthrough on: what is asked for goes through it; xterm is known by its own answer to tmux ("XTerm(379)");
+    # a terminal tmux knows only as TERM=xterm-256color (most set that) is not, and auto says how to ask for images
     forced = choose("sixel", Answers(), parse_tmux(TMUX_33))
     assert forced.mode == "sixel" and forced.passthrough is not None and forced.notice is None and forced.through_tmux
-    auto = choose("auto", Answers(), parse_tmux(TMUX_33))
+    assert choose("auto", Answers(), parse_tmux(TMUX_33)) == forced
+    auto = choose("auto", Answers(), parse_tmux(TMUX_UNKNOWN))
     assert auto.mode == "halfcell" and "--graphics sixel" in auto.notice and not auto.through_tmux
+    unknown_off = choose("auto", Answers(), parse_tmux(TMUX_UNKNOWN.replace("\t1\t", "\toff\t")))  # was silent
+    assert unknown_off.mode == "halfcell" and "tmux set -g allow-passthrough on" in unknown_off.notice
     assert choose("auto", sixel_tmux, parse_tmux(TMUX_KITTY)).mode == "kitty"  # kitty has no sixel: passed through
     # passthrough off: half-blocks, and one line saying how to turn it on
     off = choose("auto", Answers(), parse_tmux(TMUX_34_OFF))  # a tmux without its own sixel, passthrough off
     assert off.mode == "halfcell" and "tmux set -g allow-passthrough on" in off.notice and "\n" not in off.notice
     assert "allow-passthrough" in choose("kitty", Answers(), parse_tmux(TMUX_34_OFF)).notice
     assert choose("halfcell", Answers(), parse_tmux(TMUX_34_OFF)).notice is None
+
+
+def test_a_kitty_too_old_for_placeholders_gives_half_blocks_and_says_why():
+    """kitty before 0.28 answers the graphics query but has no Unicode placeholders: forced kitty drew empty boxes."""
+    from workshop.tui.images import choose
+    from workshop.tui.terminal import parse_answers, parse_tmux
+
+    old = parse_answers(KITTY_ANSWERS.replace("0.35.2", "0.26.5"))
+    assert old.old_kitty == "kitty(0.26.5)" and parse_answers(KITTY_ANSWERS).old_kitty is None
+    for requested in ("kitty", "auto"):
+        shown = choose(requested, old, None)
+        assert shown.mode == "halfcell" and "kitty(0.26.5)" in shown.notice and "0.28" in shown.notice
+    behind_tmux = choose("auto", parse_answers(""), parse_tmux(TMUX_KITTY.replace("0.35.2", "0.21.2")))
+    assert behind_tmux.mode == "halfcell" and "kitty(0.21.2)" in behind_tmux.notice
+    assert choose("sixel", old, None).mode == "sixel" and choose("halfcell", old, None).notice is None
 
 
 async def test_sixel_through_tmux_is_wrapped_and_placed_by_absolute_position():
@@ -585,6 +607,36 @@ async def test_no_synchronized_updates_when_images_go_through_tmux(tmp_path, no_
             app.post_message(TerminalSupportsSynchronizedOutput())
             await pilot.pause()
             assert app._sync_available is synchronized, display
+
+
+@pytest.mark.parametrize("mode", ["sixel", "kitty"])
+async def test_images_passed_through_tmux_are_drawn_again_when_the_window_comes_back(tmp_path, no_terminal, mode):
+    """tmux redraws a pane's text when its window is shown again, not the images passed through it: the focus-in
+    tmux reports then (focus-events on) makes every picture draw itself again — kitty's image sent anew (sixel rows
+    Textual repaints on focus by itself)."""
+    from textual import events
+
+    from tests.test_tui import compose_and_run
+    from workshop.tui.app import create_app
+    from workshop.tui.images import Picture
+
+    app = create_app(tmp_path / "journal", "tiny", mode)
+    app.graphics = replace(app.graphics, passthrough=lambda: (0, 0))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+        await pilot.pause()
+        written = []
+        for picture in app.screen.query(Picture):  # what each picture hands the screen from now on
+            picture.render_lines = lambda crop, draw=picture.render_lines: written.append(draw(crop)) or written[-1]
+        await pilot.pause()
+        assert not written  # nothing changed: nothing drawn again
+        app.post_message(events.AppBlur())
+        app.post_message(events.AppFocus())
+        await pilot.pause()
+        await pilot.pause()
+        sent = "".join(segment.text for lines in written for line in lines for segment in line if segment.control)
+        assert sent.count("\x1bPtmux;") >= 2  # the images through the passthrough again
+        assert "\x1b\x1bP0;1;0q" in sent if mode == "sixel" else "\x1b\x1b_G" in sent
 
 
 async def test_tmux_sixel_is_one_image_and_its_rows_write_no_text():

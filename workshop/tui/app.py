@@ -75,6 +75,15 @@ class PromptismApp(App):
         if self.graphics.through_tmux:
             message.prevent_default()  # Textual's own handler, which turns them on, is not called
 
+    def on_app_focus(self) -> None:
+        """Back to our tmux window or pane (tmux reports it with `focus-events on`): tmux redrew the text, and the
+        images passed through it are gone — draw them again."""
+        from .images import Picture
+
+        if self.graphics.through_tmux:
+            for picture in self.screen.query(Picture):
+                picture.redraw()
+
     # ---------------------------------------------------------------- background work
 
     @work(thread=True, exclusive=True, group="model")

@@ -29,7 +29,7 @@ from journal.images import open_image
 
 from . import kitty, sixel
 from .terminal import (DEFAULT_CELL, SIXEL_LIMIT, Answers, CellSize, PaneOffset, Tmux, ask, cell_size_from_winsize,
-                       parse_answers, passthrough, probe_query, supports_truecolor, tmux_info)
+                       parse_answers, passthrough, probe_query, supports_truecolor, tmux_info, too_old_kitty)
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,14 @@ class Display:
 
 def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize = DEFAULT_CELL,
            offset: PaneOffset | None = None) -> Display:
-    """The drawing mode for ``--graphics requested`` given the terminal's answers and the tmux around us, if any."""
+    """The drawing mode for ``--graphics requested`` given the terminal's answers and the tmux around us, if any; a
+    notice says why images are not what was asked for, and how to get them."""
     if requested in ("none", "halfcell"):
         return Display(requested, cell)
+    old_kitty = answers.old_kitty or (tmux and too_old_kitty(tmux.outer.lower()))
+    if old_kitty and (requested == "kitty" or (requested == "auto" and not answers.sixel)):
+        return Display("halfcell", cell, notice=f"{old_kitty} cannot place images in text (kitty 0.28 or newer can): "
+                                                "images are half-blocks; update kitty to see them")
     if tmux is None:
         if requested == "auto":
             requested = "sixel" if answers.sixel else "kitty" if answers.kitty else "halfcell"
@@ -65,9 +70,10 @@ def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize =
     if wanted and tmux.passthrough:
         return Display(wanted, cell, passthrough=offset or PaneOffset())
     if wanted is None:  # auto, and what the terminal outside tmux draws is unknown
+        how = "" if tmux.passthrough else "run `tmux set -g allow-passthrough on` and "
         return Display("halfcell", cell, notice="inside tmux promptism cannot ask the terminal what it draws, so images "
-                                                "are half-blocks: start with --graphics sixel or --graphics kitty if it "
-                                                "draws those" if tmux.passthrough else None)
+                                                f"are half-blocks: {how}start with --graphics sixel or --graphics kitty "
+                                                "if it draws those")
     return Display("halfcell", cell, notice=f"tmux holds back {wanted} images: run `tmux set -g allow-passthrough on` "
                                             "(and put it in ~/.tmux.conf) to see them; half-blocks until then")
 
@@ -172,6 +178,11 @@ class Picture(Widget):
         self._generation += 1
         self._cache.clear()
         self.refresh(layout=resized)
+
+    def redraw(self) -> None:
+        """Draw the image again, kitty's sent anew: tmux redraws a pane's text, not the images passed through it."""
+        self._kitty_sent = None
+        self.refresh()
 
     # ------------------------------------------------------------------------------------------------- sizing
 

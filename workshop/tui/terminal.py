@@ -33,7 +33,7 @@ _SGR_ANSWER = re.compile(r"\x1bP1\$r([\d;:]*)m\x1b\\")
 _RGB_1_2_3 = re.compile(r"(?:^|[;:])48[;:]2[;:]+1[;:]2[;:]3(?:$|[;:])")
 _SIXEL_SIZE_ANSWER = re.compile(r"\x1b\[\?2;0;(\d+);(\d+)S")
 _VERSION_ANSWER = re.compile(r"\x1bP>\|([^\x1b]*)\x1b\\")
-_OLD_KITTY = re.compile(r"kitty\(0\.([0-9]|1[0-9]|2[0-7])\.")  # Unicode placeholders came with kitty 0.28
+_OLD_KITTY = re.compile(r"kitty\(0\.((?:[0-9]|1[0-9]|2[0-7])\.[0-9]+)")  # Unicode placeholders came with kitty 0.28
 
 
 class CellSize(NamedTuple):
@@ -56,6 +56,7 @@ class Answers:
     truecolor: bool = False
     cell: CellSize | None = None
     sixel_limit: tuple[int, int] | None = None  # the largest sixel image in pixels (XTSMGRAPHICS), when answered
+    old_kitty: str | None = None  # "kitty(0.26.5)": a kitty too old for Unicode placeholders (answers, draws nothing)
 
 
 def probe_query(plain: bool) -> str:
@@ -71,13 +72,21 @@ def parse_answers(text: str) -> Answers:
     sgr = _SGR_ANSWER.search(text)
     version = _VERSION_ANSWER.search(text)
     limit = _SIXEL_SIZE_ANSWER.search(text)
+    old = too_old_kitty(version.group(1)) if version else None
     return Answers(
         sixel=bool(da1) and "4" in da1.group(1).split(";"),
-        kitty=bool(_KITTY_OK.search(text)) and not (version and _OLD_KITTY.match(version.group(1))),
+        kitty=bool(_KITTY_OK.search(text)) and not old,
         truecolor=bool(sgr) and bool(_RGB_1_2_3.search(sgr.group(1))),
         cell=CellSize(int(cell.group(2)), int(cell.group(1))) if cell and int(cell.group(1)) and int(cell.group(2)) else None,
         sixel_limit=(int(limit.group(1)), int(limit.group(2))) if limit and int(limit.group(1)) and int(limit.group(2)) else None,
+        old_kitty=old,
     )
+
+
+def too_old_kitty(name: str) -> str | None:
+    """``name`` (a terminal's name and version, "kitty(0.26.5)") when it is a kitty without Unicode placeholders."""
+    found = _OLD_KITTY.search(name)
+    return f"kitty(0.{found.group(1)})" if found else None
 
 
 def ask(query: str, timeout: float = 1.0) -> str:
@@ -121,7 +130,8 @@ def cell_size_from_winsize() -> CellSize | None:
 TMUX_FORMAT = "\t".join(["#{version}", "#{allow-passthrough}", "#{client_termname}", "#{client_termtype}",
                          "#{client_termfeatures}"])
 _KITTY_TERMINALS = ("kitty", "ghostty")
-_SIXEL_TERMINALS = ("foot", "mlterm", "wezterm", "contour", "mintty", "konsole", "yaft", "iterm2")
+_SIXEL_TERMINALS = ("foot", "mlterm", "wezterm", "contour", "mintty", "konsole", "yaft", "iterm2",
+                    "xterm(")  # xterm by its own answer, "XTerm(379)", not by TERM=xterm-*, which most terminals set
 
 
 @dataclass(frozen=True)
@@ -136,7 +146,7 @@ class Tmux:
     def outer_graphics(self) -> str | None:
         """"kitty" or "sixel" when the terminal outside tmux is known to draw them, else None."""
         outer = self.outer.lower()
-        if any(name in outer for name in _KITTY_TERMINALS):
+        if any(name in outer for name in _KITTY_TERMINALS) and not too_old_kitty(outer):
             return "kitty"
         if "sixel" in self.features or any(name in outer for name in _SIXEL_TERMINALS):
             return "sixel"
