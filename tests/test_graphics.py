@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PIL import Image, ImageDraw
@@ -16,10 +17,10 @@ from tests.helpers import declared_png, on_pty, pty_run, run_cli
 @pytest.fixture
 def no_terminal(monkeypatch):
     """The app made in-process asks no terminal (pytest may run in one): default cell size, nothing detected."""
-    import workshop.tui.images as images
+    import workshop.tui.display as display
 
-    monkeypatch.setattr(images, "ask", lambda query, timeout=1.0: "")
-    monkeypatch.setattr(images, "cell_size_from_winsize", lambda: None)
+    monkeypatch.setattr(display, "ask", lambda query, timeout=1.0: "")
+    monkeypatch.setattr(display, "cell_size_from_winsize", lambda: None)
     monkeypatch.delenv("TMUX", raising=False)
 
 
@@ -46,6 +47,49 @@ def test_show_image_draws_each_image_at_its_own_size_after_the_metadata(tmp_path
     blue = [k for k in drawn if "30;30;200" in lines[k]]
     assert len(drawn) == 32 and len(lines) - metadata_end < 32 + 6, len(lines)  # 16 + 16 lines, no padding
     assert max(red) < min(blue)  # one after the other
+
+
+def _show_on(tmp_path, capsys, answers: str | None, pixels: tuple[int, int], *args: str) -> str:
+    """``promptism show 1 --image ARGS`` of a 32×32 red circle on a 100×40 pseudo-terminal of ``pixels`` that answers
+    the probe with ``answers``."""
+    source = tmp_path / "red.png"
+    circle(fill=(200, 30, 30)).save(source)
+    journal = tmp_path / "j"
+    assert run_cli(capsys, "import", str(source), "-t", "one", "-m", "shapes", "--journal", str(journal))[0] == 0
+    promptism = str(Path(sys.executable).parent / "promptism")
+    code, out = pty_run([promptism, "show", "1", "--image", *args, "--journal", str(journal)], rows=40, cols=100,
+                        pixels=pixels, term="xterm-256color", answers=answers)
+    assert code == 0, out[-300:]
+    return out.decode(errors="replace")
+
+
+def test_show_image_draws_sixel_where_the_terminal_does_with_the_aspect_kept(tmp_path, capsys):
+    """It went through term-image's blocks only: xterm got no sixel. 10×20-pixel cells: 32 columns × 16 rows."""
+    out = _show_on(tmp_path, capsys, XTERM_ANSWERS, (1000, 800))
+    (data,) = re.findall(r"\x1bP[\d;]*q.*?\x1b\\", out, re.S)
+    image = decode_sixel(data)
+    assert image.size == (320, 320) and max(abs(a - b) for a, b in zip(image.getpixel((160, 160)), (200, 30, 30))) <= 2
+
+
+def test_show_image_keeps_the_aspect_with_tall_cells(tmp_path, capsys):
+    """Half-blocks assumed cells twice as high as wide: with 8×24-pixel cells a square was drawn 32 columns × 16 rows,
+    256×384 px on the screen. Now 32 × 11 (256×264 px)."""
+    out = _show_on(tmp_path, capsys, None, (800, 960), "--graphics", "halfcell")
+    drawn = [line for line in out.split("\n") if "\x1b[48;2;" in line]
+    assert len(drawn) == 11
+
+
+def test_show_image_in_kitty_uses_its_graphics_with_the_aspect_kept(tmp_path, capsys):
+    out = _show_on(tmp_path, capsys, KITTY_ANSWERS, (1000, 800))
+    assert "\x1b_Ga=t," in out and "\x1b_Ga=p,U=1" in out  # the image sent once, placed virtually…
+    rows = [line for line in out.split("\n") if "\U0010eeee" in line]
+    assert len(rows) == 16 and all(line.count("\U0010eeee") == 32 for line in rows)  # …shown by 32 × 16 placeholders
+
+
+def test_show_image_in_an_old_kitty_says_why_it_draws_blocks(tmp_path, capsys):
+    out = _show_on(tmp_path, capsys, KITTY_ANSWERS.replace("0.35.2", "0.26.5"), (1000, 800), "--graphics", "kitty")
+    assert "note: kitty(0.26.5)" in out and "\x1b_G" not in out.replace("\x1b_Gi=31,s=1", "")  # only the probe's query
+    assert len([line for line in out.split("\n") if "\x1b[48;2;" in line and "\x1b[c" not in line]) == 16  # not the probe
 
 
 # ------------------------------------------------------------------------------------------------ sixel, as xterm reads it
@@ -185,7 +229,7 @@ async def test_sixel_picture_keeps_the_aspect_draws_each_row_in_place_and_leaves
     one row down, leaving strips of old images behind."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL)), circle(fill=(200, 30, 30), background=(240, 240, 240)),
@@ -217,7 +261,7 @@ async def test_a_wide_sixel_is_cut_into_tiles_no_wider_than_the_terminal_draws(l
     exactly the image's 120 columns (15…135), side by side, the picture intact."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL), sixel_limit=limit), circle((64, 32)), "width: 150; height: 30;")
@@ -237,7 +281,7 @@ async def test_a_wide_sixel_is_cut_into_tiles_no_wider_than_the_terminal_draws(l
 async def test_tmux_sixel_is_cut_at_the_limit_in_both_directions():
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     display = Display("sixel", CellSize(*CELL), tmux_sixel=True, sixel_limit=(40, 40))  # 4 columns, 2 rows a tile
@@ -271,7 +315,7 @@ async def test_sixel_picture_never_draws_on_the_screens_last_row():
     """A sixel that reaches the last row makes xterm scroll the whole screen by a line (the zoom caption vanished)."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL)), circle(), "width: 24; height: 12;")
@@ -286,7 +330,7 @@ async def test_sixel_picture_repaints_only_the_rows_asked_for():
     """Textual repaints part of a widget (a toast gone, a scroll): those rows carry their own slice of the image."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL)), circle(), "width: 24; height: 8; margin: 2 3;")
@@ -299,7 +343,7 @@ async def test_sixel_picture_repaints_only_the_rows_asked_for():
 
 
 async def test_tile_width_follows_the_image_aspect():
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("halfcell", CellSize(*CELL)), circle((64, 32)), "width: auto; height: 7;")
@@ -392,7 +436,8 @@ async def test_the_experiment_screen_draws_an_imported_experiments_picture_insid
 def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp_path):
     from textual.widgets import Static
 
-    from workshop.tui.images import Display, image_widget
+    from workshop.tui.display import Display
+    from workshop.tui.images import image_widget
 
     widget = image_widget(Display("halfcell"), declared_png(tmp_path / "bomb.png", 40000, 40000))
     assert isinstance(widget, Static) and "image-placeholder" in widget.classes
@@ -427,7 +472,7 @@ def test_passthrough_wraps_and_doubles_every_escape():
 
 
 def test_graphics_mode_inside_and_outside_tmux():
-    from workshop.tui.images import choose
+    from workshop.tui.display import choose
     from workshop.tui.terminal import Answers, parse_tmux
 
     xterm, sixel_tmux = Answers(sixel=True, truecolor=True), Answers(sixel=True)
@@ -458,7 +503,7 @@ def test_graphics_mode_inside_and_outside_tmux():
 
 def test_a_kitty_too_old_for_placeholders_gives_half_blocks_and_says_why():
     """kitty before 0.28 answers the graphics query but has no Unicode placeholders: forced kitty drew empty boxes."""
-    from workshop.tui.images import choose
+    from workshop.tui.display import choose
     from workshop.tui.terminal import parse_answers, parse_tmux
 
     old = parse_answers(KITTY_ANSWERS.replace("0.35.2", "0.26.5"))
@@ -475,7 +520,7 @@ async def test_sixel_through_tmux_is_wrapped_and_placed_by_absolute_position():
     """tmux does not move the terminal's cursor before a passthrough: the position (pane offset + cell) goes inside."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL), passthrough=lambda: (50, 7)), circle(), "width: 8; height: 4; margin: 1 2;")
@@ -497,7 +542,7 @@ async def test_kitty_picture_sends_the_image_once_and_names_it_in_placeholder_ce
     from textual.geometry import Region
 
     from workshop.tui import kitty
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("kitty", CellSize(*CELL), passthrough=lambda: (0, 0)), circle(), "width: 6; height: 3;")
@@ -526,13 +571,14 @@ PALETTE_ANSWERS = "\x1bP1$r0;48;5;16m\x1b\\\x1b[?62;22c"  # a 256-colour termina
 
 
 def test_terminal_answers_are_read():
-    from workshop.tui.terminal import CellSize, parse_answers
+    from workshop.tui.terminal import Answers, CellSize, parse_answers
 
     xterm = parse_answers(XTERM_ANSWERS)
     assert (xterm.sixel, xterm.kitty, xterm.truecolor, xterm.cell) == (True, False, True, None)
     kitty = parse_answers(KITTY_ANSWERS)
     assert (kitty.sixel, kitty.kitty, kitty.truecolor, kitty.cell) == (False, True, True, CellSize(10, 20))
-    assert parse_answers(TMUX_ANSWER) == parse_answers("") == parse_answers(PALETTE_ANSWERS)  # nothing at all
+    assert parse_answers(TMUX_ANSWER) == parse_answers(PALETTE_ANSWERS) == Answers(answered=True)  # nothing but DA1
+    assert parse_answers("") == Answers()
     assert (xterm.sixel_limit, kitty.sixel_limit) == (None, None)  # not answered: 1000×1000 is assumed (SIXEL_LIMIT)
     assert parse_answers("\x1b[?2;0;1920;1080S" + XTERM_ANSWERS).sixel_limit == (1920, 1080)  # XTSMGRAPHICS
     assert parse_answers("\x1b[?2;3;0;0S" + XTERM_ANSWERS).sixel_limit is None  # an error answer
@@ -580,16 +626,37 @@ def test_truecolor_is_found_without_colorterm():
 async def test_colours_are_24_bit_when_the_terminal_says_so_or_when_asked(tmp_path, monkeypatch, no_terminal):
     """Over ssh $COLORTERM is not forwarded and Textual fell back to 256 colours, posterising the half-block previews:
     the terminal's answer to the DECRQSS query (or --truecolor) now gives Textual 24-bit colour; --no-truecolor wins."""
-    import workshop.tui.images as images
+    import workshop.tui.display as display
     from workshop.tui.app import create_app
 
     monkeypatch.setenv("TERM", "xterm-256color")
     for answers, flag, system in (("", None, "256"), (XTERM_ANSWERS, None, "truecolor"), ("", True, "truecolor"),
                                   (XTERM_ANSWERS, False, "256")):
         monkeypatch.setenv("COLORTERM", "truecolor" if flag is False else "")
-        monkeypatch.setattr(images, "ask", lambda query, timeout=1.0, answers=answers: answers)
+        monkeypatch.setattr(display, "ask", lambda query, timeout=1.0, answers=answers: answers)
         app = create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=flag)
         assert app.console.color_system == system, (answers[:5], flag)
+
+
+@pytest.mark.parametrize("term, answers, system", [
+    ("xterm", "", "256"), ("mlterm", PALETTE_ANSWERS, "256"), ("vt100", PALETTE_ANSWERS, "256"),  # answered DA1
+    ("linux", "\x1b[?6c", "standard"), ("vt100", "", "standard"), ("xterm-16color", "", "standard")])
+async def test_without_24_bit_colour_the_workshop_has_256_where_the_terminal_does(tmp_path, monkeypatch, no_terminal,
+                                                                                   term, answers, system):
+    """--no-truecolor with TERM=xterm (xterm's own default), and mlterm answering with a palette entry, gave Textual 16
+    colours; every terminal emulator that answers DA1 has 256 (not the Linux console)."""
+    import workshop.tui.display as display
+    import workshop.tui.images as images
+    from workshop.tui.app import create_app
+
+    monkeypatch.setenv("TERM", term)
+    monkeypatch.delenv("TEXTUAL_COLOR_SYSTEM", raising=False)
+    monkeypatch.setattr(images.textual_constants, "COLOR_SYSTEM", "auto")  # (put back after the test)
+    monkeypatch.setattr(display, "ask", lambda query, timeout=1.0: answers)
+    assert create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=False).console.color_system == system
+    monkeypatch.setenv("TEXTUAL_COLOR_SYSTEM", "standard")  # the user's own choice stays theirs
+    monkeypatch.setattr(images.textual_constants, "COLOR_SYSTEM", "standard")
+    assert create_app(tmp_path / "journal", "tiny", "halfcell", truecolor=False).console.color_system == "standard"
 
 
 async def test_no_synchronized_updates_when_images_go_through_tmux(tmp_path, no_terminal):
@@ -597,7 +664,7 @@ async def test_no_synchronized_updates_when_images_go_through_tmux(tmp_path, no_
     from textual.messages import TerminalSupportsSynchronizedOutput
 
     from workshop.tui.app import create_app
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
 
     for display, synchronized in ((Display("sixel", passthrough=lambda: (0, 0)), False),
                                   (Display("sixel", tmux_sixel=True), False), (Display("sixel"), True)):
@@ -644,7 +711,7 @@ async def test_tmux_sixel_is_one_image_and_its_rows_write_no_text():
     picture, drawn on its last row, and the rows above only move the cursor past the image."""
     from textual.geometry import Region
 
-    from workshop.tui.images import Display
+    from workshop.tui.display import Display
     from workshop.tui.terminal import CellSize
 
     app = picture_app(Display("sixel", CellSize(*CELL), tmux_sixel=True), circle(), "width: 8; height: 4; margin: 1 2;")

@@ -10,6 +10,7 @@ from journal import Experiment, Journal
 from journal.grid_record import per_image_names, varying
 from journal.model import STATUSES
 
+from ..tui import GRAPHICS
 from .journal_option import journal_option, json_option
 from .output import console, dump_json, literal, print_table, say
 
@@ -60,10 +61,12 @@ def log_cmd(text, model, keyword, status, since, until, limit, offset, as_json, 
 @click.command("show")
 @click.argument("number", type=NUMBER)
 @click.option("--reveal-prompt", is_flag=True, help="Also show the private prompt, negative prompt and keywords.")
-@click.option("--image", "show_image", is_flag=True, help="Draw the images in the terminal (kitty, iTerm2 or blocks).")
+@click.option("--image", "show_image", is_flag=True, help="Draw the images in the terminal (sixel, kitty or half-blocks).")
+@click.option("--graphics", type=click.Choice(GRAPHICS), default="auto", show_default=True,
+              help="How --image draws (auto: ask the terminal, as the workshop does).")
 @json_option
 @journal_option
-def show_cmd(number: int, reveal_prompt: bool, show_image: bool, as_json: bool, journal_dir: Path) -> None:
+def show_cmd(number: int, reveal_prompt: bool, show_image: bool, graphics: str, as_json: bool, journal_dir: Path) -> None:
     """Show experiment NUMBER. The prompt stays hidden unless --reveal-prompt."""
     journal = Journal.open(journal_dir)
     exp = journal.get(number)
@@ -80,10 +83,9 @@ def show_cmd(number: int, reveal_prompt: bool, show_image: bool, as_json: bool, 
     for label, value in rows:
         out.print(literal(f"{label:<11}{value}"))
     if show_image:
-        from .output import draw_image
+        from .output import draw_images
 
-        for image in exp.images:
-            draw_image(journal.image_path(exp, image))
+        draw_images([journal.image_path(exp, image) for image in exp.images], graphics)
 
 
 def _describe(exp: Experiment, journal: Journal, reveal: bool) -> list[tuple[str, str]]:

@@ -4,9 +4,8 @@ Rich loads when something is first printed through it (a ``--json`` command neve
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
-import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,24 +70,32 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
     console().print(table, soft_wrap=False)
 
 
-def draw_image(path: Path) -> None:
-    """Draw an image inline at its own size (kitty / iTerm2 / coloured blocks, detected by term-image), shrunk only to
-    fit 60 columns and the terminal's height; only on a terminal. Nothing pads it: one blank line, then what follows."""
+def draw_images(paths: list[Path], graphics: str) -> None:
+    """Draw images inline, one after another, as the terminal draws them (sixel, kitty or half-blocks: asked once, as
+    the workshop asks), each with its aspect kept and shrunk only to fit 60 columns and the terminal's height; only on
+    a terminal. Nothing pads them: one blank line after each, then what follows."""
     if not sys.stdout.isatty():
         return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from term_image.image import AutoImage, Size
-
+    from journal import InvalidInput
     from journal.images import open_image
 
-    from term_image.exceptions import TermImageError
+    from ..tui.display import detect
+    from ..tui.inline import draw
 
-    columns, lines = shutil.get_terminal_size()
-    image = AutoImage(open_image(path))
-    try:
-        image.set_size(Size.AUTO, frame_size=(min(columns, 60), max(1, min(lines - 2, 24))))
-        image.draw(h_align="left", pad_width=1, v_align="top", pad_height=1)  # 1: no padding (0 would mean "terminal size")
-    except (TermImageError, ValueError) as exc:  # a terminal too small, or one that reports no size (0×0: ValueError)
-        console().print(literal(f"(cannot draw {path.name} here: {exc})"))
-    print()
+    display = detect(graphics)[0]
+    if display.notice:
+        console().print(literal(f"note: {display.notice}"))
+    columns, lines = os.get_terminal_size(sys.stdout.fileno())  # (shutil's would say 80×24 for a 0×0 terminal)
+    for path in paths:
+        if display.mode == "none":
+            return
+        if not columns or not lines:  # a terminal that reports no size (0×0)
+            console().print(literal(f"(cannot draw {path.name} here: the terminal reports no size)"))
+            continue
+        try:
+            drawing = draw(open_image(path), display, columns, max(1, lines - 2))
+        except InvalidInput as exc:  # over the pixel limit, or not an image
+            console().print(literal(f"(cannot draw {path.name}: {exc})"))
+            continue
+        sys.stdout.write(drawing + "\n")
+        sys.stdout.flush()

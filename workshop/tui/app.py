@@ -21,7 +21,7 @@ from .messages import JobsFound, ModelFailed, ModelReady, RunDone, RunEvent, Run
 from .wording import say
 
 if TYPE_CHECKING:
-    from .images import Display
+    from .display import Display
 
 
 QUIT = "quit and cancel the run"

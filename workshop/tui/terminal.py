@@ -57,6 +57,7 @@ class Answers:
     cell: CellSize | None = None
     sixel_limit: tuple[int, int] | None = None  # the largest sixel image in pixels (XTSMGRAPHICS), when answered
     old_kitty: str | None = None  # "kitty(0.26.5)": a kitty too old for Unicode placeholders (answers, draws nothing)
+    answered: bool = False  # the terminal answered DA1: a VT-style emulator, not a pipe or a silent line
 
 
 def probe_query(plain: bool) -> str:
@@ -80,6 +81,7 @@ def parse_answers(text: str) -> Answers:
         cell=CellSize(int(cell.group(2)), int(cell.group(1))) if cell and int(cell.group(1)) and int(cell.group(2)) else None,
         sixel_limit=(int(limit.group(1)), int(limit.group(2))) if limit and int(limit.group(1)) and int(limit.group(2)) else None,
         old_kitty=old,
+        answered=bool(da1),
     )
 
 
@@ -210,6 +212,18 @@ class PaneOffset:
 
 _TRUECOLOR_TERMS = ("xterm-kitty", "xterm-ghostty", "alacritty", "foot", "foot-extra", "wezterm", "contour", "mintty")
 _TRUECOLOR_PROGRAMS = ("iTerm.app", "WezTerm", "vscode", "ghostty", "Hyper", "Tabby", "rio")
+
+
+_256_TERMS = ("xterm", "mlterm", "rxvt", "screen", "tmux", "vt340", "foot", "alacritty", "wezterm", "st")
+
+
+def supports_256(env: Mapping[str, str], answers: Answers) -> bool:
+    """Whether 256 colours reach the screen where $TERM does not say so (TERM=xterm, mlterm: Textual would use 16):
+    every terminal emulator that answers DA1 has them, and so do the ones named — not the Linux console."""
+    term = env.get("TERM", "")
+    if term == "linux" or term.endswith(("-16color", "-mono", "-m")) or term in ("", "dumb"):
+        return False
+    return answers.answered or term.split("-")[0] in _256_TERMS
 
 
 def supports_truecolor(env: Mapping[str, str], answers: Answers, tmux: Tmux | None) -> bool:
