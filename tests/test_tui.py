@@ -329,20 +329,20 @@ async def test_composer_summary_follows_removed_keywords_and_names_keys_not_flag
         screen.query_one("#seeds", Input).value = "1-2"
         screen.add_keyword("glowing")
         screen.add_keyword("pixel art")
-        await pilot.pause()
-        assert "3 variants × 2 seeds" in str(preview.render())
+        await wait_for(pilot, lambda: "3 variants × 2 seeds" in str(preview.render()))
         screen.query_one("#z-values", Input).focus()  # the last field on the left
         await pilot.press("tab")  # into the keyword list: its first keyword is highlighted, ready for x
         keywords = screen.query_one("#keywords")
         assert app.focused is keywords and keywords.index == 0
         await pilot.press("x")
-        assert "2 variants × 2 seeds = 4 cells" in str(preview.render())
+        await wait_for(pilot, lambda: "2 variants × 2 seeds = 4 cells" in str(preview.render()))
         await pilot.press("x")
+        await wait_for(pilot, lambda: "needs keywords" in str(preview.render()))
         shown = str(preview.render())
         assert "needs keywords" in shown and "ctrl+n" in shown and "--" not in shown and "variants" not in shown
         screen.query_one("#mode").value = "plain"
         screen.query_one("#seeds", Input).value = "1-100"
-        await pilot.pause()
+        await wait_for(pilot, lambda: "over the cap" in str(preview.render()))
         shown = str(preview.render())  # a flag the workshop has no field for is marked as the command line's
         assert "over the cap" in shown and "--max-cells (on the command line)" in shown
         screen.query_one("#prompt", Input).value = ""
@@ -522,6 +522,8 @@ async def test_accept_works_off_the_ui_thread_and_a_revealing_title_is_refused_i
 
     monkeypatch.setattr(Journal, "accept", accept)
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    said, notify = [], app.notify
+    app.notify = lambda message, *args, **kw: said.append(str(message)) or notify(message, *args, **kw)  # (toasts expire)
     async with app.run_test(size=(100, 32)) as pilot:
         grid = await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
         await pilot.press("a")
@@ -537,7 +539,7 @@ async def test_accept_works_off_the_ui_thread_and_a_revealing_title_is_refused_i
         await wait_for(pilot, lambda: app.screen is grid)
         assert len(app.journal) == 1 and app.journal.get(1).title == "Study one"
         assert accepts and threading.current_thread() not in accepts  # both tries ran in the dialog's worker
-        assert any(n.message.startswith("#1 Study one") for n in app._notifications)
+        await wait_for(pilot, lambda: any(message.startswith("#1 Study one") for message in said))
 
 
 async def test_accepting_a_run_again_asks_first(tmp_path):
@@ -605,6 +607,8 @@ async def test_rerun_shows_its_progress_on_a_grid_and_its_verdict(tmp_path):
         grid = app.screen
         assert grid.rerun_of.number == 1 and len(grid.tiles) == 2  # the experiment's two images
         assert "rerunning #1" in grid.query_one("#run-status", Static).render().plain or not grid.running
+        await wait_for(pilot, lambda: "step" in grid.query_one("#run-status", Static).render().plain or not grid.running)
+        assert "rerunning #1" in grid.query_one("#run-status", Static).render().plain or not grid.running  # all along
         await wait_for(pilot, lambda: not grid.running)
         await pilot.pause()
         status = grid.query_one("#run-status", Static).render().plain
@@ -754,6 +758,46 @@ async def test_quitting_leaves_the_services_job_running_and_says_so(warm_service
     client.cancel(job.id)
 
 
+async def test_a_long_prompt_is_counted_off_the_ui_thread_once_typing_pauses_and_flagged_past_the_limit(tmp_path,
+                                                                                                       monkeypatch):
+    """A 2,000-word paste typed key by key froze the workshop for 25 minutes: every key rebuilt the grid and counted
+    its tokens on the UI thread. Now a burst of keys is one rebuild, counted in a worker; and a prompt past the
+    model's window is flagged (it was `2002/77` in plain colour)."""
+    import threading
+
+    import workshop.compose.grid as grid_module
+    import workshop.tui.screens.composer as composer_module
+
+    built, counted_in = [], set()
+    real_build, real_bpe = composer_module.build_grid, grid_module.clip_bpe
+    monkeypatch.setattr(composer_module, "build_grid", lambda spec: built.append(1) or real_build(spec))
+
+    def bpe():
+        counted_in.add(threading.current_thread() is threading.main_thread())
+        return real_bpe()
+
+    monkeypatch.setattr(grid_module, "clip_bpe", bpe)
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        preview = composer.query_one("#preview", Static)
+        composer.query_one("#mode").value = "plain"
+        prompt = composer.query_one("#prompt", Input)
+        prompt.value = " ".join(["a red circle on a blue background"] * 280)  # 2,000 words
+        prompt.focus()
+        await wait_for(pilot, lambda: "tokens: up to" in preview.render().plain)
+        built.clear()
+        await pilot.press(*(" glowing stripes" * 4))  # 64 keys, as a paste without brackets sends them
+        await wait_for(pilot, lambda: "tokens: up to" in preview.render().plain and built)
+        await pilot.pause(0.3)
+        assert len(built) <= 16, len(built)  # a rebuild per pause in the keys, not per key (64 before)
+        assert counted_in == {False}  # never on the UI thread
+        shown = preview.render()
+        assert "past the limit" in shown.plain and "/77" in shown.plain
+        assert any("red" in str(span.style) for span in shown.spans)
+
+
 async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_in_one_line(tmp_path):
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
@@ -766,15 +810,14 @@ async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_
         composer.query_one("#x-type").value = "steps"
         await pilot.click("#x-values")
         await pilot.press(*"2-6 (+2)")
-        assert "3 steps × 2 seeds = 6 cells" in preview.render().plain  # as it is typed
+        await wait_for(pilot, lambda: "3 steps × 2 seeds = 6 cells" in preview.render().plain)  # as it is typed
         composer.query_one("#y-type").value = "guidance"
         composer.query_one("#y-values", Input).value = "3,x"
-        await pilot.pause()
+        await wait_for(pilot, lambda: "guidance" in preview.render().plain)
         shown = preview.render().plain
         assert "guidance" in shown and "x" in shown and "\n" not in shown and "cells" not in shown  # one line
         composer.query_one("#y-values", Input).value = "3,7.5"
-        await pilot.pause()
-        assert "= 12 cells" in preview.render().plain
+        await wait_for(pilot, lambda: "= 12 cells" in preview.render().plain)
         assert composer.values()["axes"] == {"x": "steps=2-6 (+2)", "y": "guidance=3,7.5"}
         composer.query_one("#y-type").clear()
         composer.query_one("#x-type").clear()
@@ -783,7 +826,7 @@ async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_
         assert composer.query_one("#x-type").value == "sr" and app.focused is composer.query_one("#x-values")
         assert "--" not in preview.render().plain
         await pilot.press(*"red,blue,green")
-        assert "3 replacements × 2 seeds = 6 cells" in preview.render().plain
+        await wait_for(pilot, lambda: "3 replacements × 2 seeds = 6 cells" in preview.render().plain)
 
 
 async def test_plus_and_minus_weigh_the_focused_keyword_and_the_grid_carries_the_weight(tmp_path):
@@ -955,7 +998,7 @@ async def test_issue_16s_grid_is_built_and_run_in_the_composer_and_its_cells_com
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(100, 32)) as pilot:
         composer = await compose_weight_sweep(pilot, app)
-        assert "= 16 cells" in composer.query_one("#preview", Static).render().plain
+        await wait_for(pilot, lambda: "= 16 cells" in composer.query_one("#preview", Static).render().plain)
         assert composer.values()["axes"] == DONE_WHEN_AXES
         cli = build_grid(spec_from({"prompt": "portrait of a gnome", "keywords": [BASQUIAT], "axes": DONE_WHEN_AXES,
                                     "seeds": "1-2"}))  # what `promptism grid -p … -k … --x … --y … --seeds 1-2` builds

@@ -145,6 +145,8 @@ class Progress:
             if not isinstance(event, ev.Preview):
                 click.echo(json.dumps(event.to_json()))
             return
+        if isinstance(event, ev.PromptPastLimit):
+            click.echo(f"note: {past_limit_line(event)}", err=True)
         if isinstance(event, ev.BatchSplit):
             click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
         if isinstance(event, ev.BatchRetried):
@@ -212,3 +214,10 @@ class graceful_interrupt:
 
     def __exit__(self, *exc):
         signal.signal(signal.SIGINT, self._old)
+
+
+def past_limit_line(event) -> str:
+    """A PromptPastLimit event in words: its cells numbered as `promptism grid` numbers them."""
+    cells = ", ".join(map(str, event.cells[:8])) + (", …" if len(event.cells) > 8 else "")
+    return (f"the prompt of cell(s) {cells} is up to {event.tokens} tokens, past the {event.limit} the model reads: it "
+            "sees only the start (words past it have no effect; BREAK starts a new window)")

@@ -1,5 +1,5 @@
 """Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
-then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory; BatchRetried when a
+PromptPastLimit (when a prompt is longer than the model reads), then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory; BatchRetried when a
 Ray worker died), then RunFinished —
 and, before the first step, a Phase as each part of getting there ends (imports, loading the model: see ``timing``).
 ``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out unless ``previews=True``: then
@@ -88,6 +88,16 @@ class RunStarted(Event):
 
 
 @dataclass(frozen=True)
+class PromptPastLimit(Event):
+    """Some images' prompts are longer than the text encoder's window (CLIP's 77 tokens, a window per BREAK part):
+    the model sees only the start of each. Counts only — never the prompt's words."""
+
+    cells: list[int]
+    tokens: int  # the longest of them, start and end tokens included
+    limit: int
+
+
+@dataclass(frozen=True)
 class BatchStarted(Event):
     batch: int
     cells: list[int]
@@ -149,5 +159,5 @@ class RunFinished(Event):
 
 
 _KINDS: dict[str, type[Event]] = {kind.__name__: kind for kind in
-                                  (Loading, Phase, RunStarted, BatchStarted, Step, Preview, BatchFinished, BatchSplit, BatchRetried,
+                                  (Loading, Phase, RunStarted, PromptPastLimit, BatchStarted, Step, Preview, BatchFinished, BatchSplit, BatchRetried,
                                    RunFinished)}

@@ -22,6 +22,7 @@ from journal.images import clean_png, open_image, sha256_file
 from journal.text import quoted
 
 from ..compose.grid import Grid
+from ..compose.tokens import budget, clip_bpe
 from ..errors import RunCancelled, RunError, option
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
@@ -198,6 +199,15 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
     return run
 
 
+def past_limit(jobs: list[Job]) -> ev.PromptPastLimit | None:
+    """The images whose prompts are longer than CLIP's window (as the composer counts them), or None."""
+    counted = {j.index: budget(j.prompt, (), clip_bpe()) for j in jobs}
+    over = sorted(i for i, b in counted.items() if b.over)
+    if not over:
+        return None
+    return ev.PromptPastLimit(cells=over, tokens=max(counted[i].tokens for i in over), limit=counted[over[0]].limit)
+
+
 def check_dispatch(backend: Backend, dispatch: Dispatch | None) -> None:
     """The CLIP-guided backend runs in this process only (its animations and cut-short frames stay with its engine)."""
     if dispatch is not None and backend.guided:
@@ -223,6 +233,8 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     r = run.record
     emit = _one_at_a_time(on_event)  # the engine's events and the writer's
     emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
+    if (past := past_limit(jobs)) is not None:
+        emit(past)
     meter = EnergyMeter(device)
     meter.start()
     started = time.monotonic()

@@ -11,12 +11,13 @@ from pathlib import Path
 import platformdirs
 from pydantic import ValidationError
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Header, Input, Label, ListItem, ListView, Select, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from ...compose import SpecError
 from ...compose.grid import AXIS_NAMES, AXIS_TYPES, MODES, build_grid
@@ -33,6 +34,7 @@ from . import footer
 
 WEIGHT_STEP = 0.1  # + / - on a keyword
 SAVE_PAUSE = 0.5  # seconds of quiet before the composition is saved
+PREVIEW_PAUSE = 0.1  # seconds of quiet before the grid is described again: a paste typed key by key is one rebuild
 MODELS_OWN = "model's own"
 WEIGHT_AXIS = "weight"  # the axis kind that weighs one keyword: weight:KEYWORD=VALUES
 EXAMPLES = {"sr": "search,replacement,…  e.g. red,blue,green", "nsr": "search,replacement,… (negative prompt)",
@@ -200,6 +202,8 @@ class ComposerScreen(Screen):
     def __init__(self):
         super().__init__()
         self._save_timer = None
+        self._preview_timer = None
+        self._described: tuple[object, Text] | None = None  # the grid described last, and its words
 
     async def on_mount(self) -> None:
         from ...runner.models import available
@@ -315,8 +319,10 @@ class ComposerScreen(Screen):
             self.composition_not_saved(event.worker.error)
 
     def changed(self) -> None:
-        """Something in the composer changed: show the new grid, and save once the typing pauses."""
-        self.refresh_preview()
+        """Something in the composer changed: show the new grid and save, each once the typing pauses."""
+        if self._preview_timer is not None:
+            self._preview_timer.stop()
+        self._preview_timer = self.set_timer(PREVIEW_PAUSE, self.refresh_preview)
         if self._save_timer is not None:
             self._save_timer.stop()
         self._save_timer = self.set_timer(SAVE_PAUSE, partial(self.save, wait=False))
@@ -338,8 +344,11 @@ class ComposerScreen(Screen):
         return next((p for row in self.query(AxisRow) if (p := row.problem())), None)
 
     def refresh_preview(self) -> None:
+        """Describe the grid the composer holds; its tokens are counted off the UI thread (``count_tokens``): a long
+        prompt's count takes a while."""
         preview = self.query_one("#preview", Static)
         values = self.values()
+        self._described = None
         if not values["prompt"] and not values["keywords"]:
             preview.update(Text("type a prompt, add keywords on the right, then ctrl+r runs the grid (F1: keys)", style="dim"))
             return
@@ -350,15 +359,39 @@ class ComposerScreen(Screen):
         except (SpecError, ValueError) as exc:
             preview.update(Text(visible(say(exc)), style="red"))
             preview.add_class("error")
-            over = set()
+            self.mark_past_limit(set())
+            return
+        preview.remove_class("error")
+        self._described = (grid, Text(visible(grid.describe())))
+        preview.update(self._described[1] + Text("\ntokens: counting…", style="dim"))
+        self.count_tokens(grid)
+
+    @work(thread=True, exclusive=True, group="tokens")
+    def count_tokens(self, grid) -> None:
+        """The grid's token budget, counted in a thread; shown if the grid is still the one described."""
+        budgets = [c.token_budget for c in grid.cells]
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_tokens, grid, budgets)
+
+    def show_tokens(self, grid, budgets) -> None:
+        previews = self.query("#preview")
+        if self._described is None or self._described[0] is not grid or not previews:  # a newer grid, or none
+            return
+        longest = max(budgets, key=lambda b: b.tokens)
+        over = {k for b in budgets for k in b.truncated}
+        text = self._described[1] + "\n"
+        if any(b.over for b in budgets):
+            past = max((b for b in budgets if b.over), key=lambda b: b.tokens)
+            text.append(f"tokens: up to {past.tokens}/{past.limit} — past the limit: the model sees only the start",
+                        style="bold red")
         else:
-            preview.remove_class("error")
-            longest = max(c.tokens for c in grid.cells)
-            over = {k for c in grid.cells for k in c.truncated_keywords}
-            text = Text(visible(grid.describe()) + f"\ntokens: up to {longest}/77")
-            if over:
-                text.append("  past the limit: " + ", ".join(visible(k) for k in sorted(over)), style="bold red")
-            preview.update(text)
+            text.append(f"tokens: up to {longest.tokens}/{longest.limit}")
+        if over:
+            text.append("  past the limit: " + ", ".join(visible(k) for k in sorted(over)), style="bold red")
+        previews.first(Static).update(text)
+        self.mark_past_limit(over)
+
+    def mark_past_limit(self, over: set[str]) -> None:
         for item in self.query_one("#keywords", ListView).query(KeywordItem):
             item.set_class(item.text in over, "over-limit")
 

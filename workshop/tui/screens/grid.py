@@ -317,6 +317,10 @@ class GridScreen(Screen):
             self.query_one("#run-status", Static).update("starting…")
         self.highlight()
 
+    def _rerunning(self) -> str:
+        """What the status line starts with while a rerun runs: it says so until its verdict."""
+        return f"rerunning #{self.rerun_of.number} · " if self.rerun_of is not None else ""
+
     @property
     def tiles(self) -> list[CellTile]:
         return sorted(self.query(CellTile), key=lambda t: self._position(t.index))
@@ -332,11 +336,12 @@ class GridScreen(Screen):
         status = self.query_one("#run-status", Static)
         bar = self.query_one("#progress", ProgressBar)
         if isinstance(event, ev.RunStarted):
-            status.update(f"run {event.run} · {event.cells} images · {event.model} on {event.device} · Esc cancels")
+            status.update(f"{self._rerunning()}run {event.run} · {event.cells} images · {event.model} on {event.device} · Esc cancels")
         elif isinstance(event, ev.Step):
             bar.update(total=event.total, progress=event.done)
             eta = f" · ETA {event.eta_s:.0f} s" if event.eta_s else ""
-            status.update(f"batch {event.batch + 1}: step {event.step}/{event.steps} · {event.it_per_s:.1f} it/s{eta} · Esc cancels")
+            status.update(f"{self._rerunning()}batch {event.batch + 1}: step {event.step}/{event.steps} · "
+                          f"{event.it_per_s:.1f} it/s{eta} · Esc cancels")
         elif isinstance(event, ev.Preview) and time.monotonic() - self._last_preview > PREVIEW_INTERVAL:
             self._last_preview = time.monotonic()  # previews arrive faster than they are worth drawing: thin them
             for index, image in zip(event.cells, event.images):
@@ -344,6 +349,9 @@ class GridScreen(Screen):
                     tile.show(image)
         elif isinstance(event, ev.BatchSplit):
             self.notify(f"out of GPU memory: batches of {event.new_size} from now on", severity="warning")
+        elif isinstance(event, ev.PromptPastLimit):
+            self.notify(f"{len(event.cells)} of the prompts are longer than the model reads (up to {event.tokens} of "
+                        f"{event.limit} tokens): it sees only their start", severity="warning", timeout=10)
 
     async def on_run_done(self, message: RunDone) -> None:
         self.running = False
