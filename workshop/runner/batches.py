@@ -1,9 +1,9 @@
 """Where a run's batches are made: ``RunModels``, a run's backends by the names its cells give their models (the engine
 picks each batch's), here or in a worker; what a worker in another process (a Ray actor on another GPU or node) needs
 to run a run's batches exactly as this process would (``Work``), the protocol of whatever deals them out
-(``Dispatch``: the service's Ray executor), and ``run_batches``, which a worker calls — an ``Engine`` over its
-batches, so the engine stays the one place that runs pipelines. Same models, device type, CPU threads, speed-ups,
-samplers and batches: the same pixels."""
+(``Dispatch``: the service's Ray executor, which also loads the run's models in its workers, not here), and
+``run_batches``, which a worker calls — an ``Engine`` over its batches, so the engine stays the one place that runs
+pipelines. Same models, device type, CPU threads, speed-ups, samplers and batches: the same pixels."""
 
 from __future__ import annotations
 
@@ -56,6 +56,10 @@ class RunModels:
 
 
 class Dispatch(Protocol):
+    def load(self, source: ModelSource, device, *, allow_pickle: bool, speedups: Speedups) -> Backend:
+        """``source``'s backend as a worker loads it (kept warm there for the batches): what the run's checks and
+        record ask of the model is answered there, and this process loads no model of its own."""
+
     def run(self, work: Work, jobs: list[Job], layout: list[list[int]], *, on_event: Callable[[ev.Event], None],
             cancel: Callable[[], bool]) -> Iterator[FinishedBatch]:
         """Each batch of ``layout`` made (in the order they finish), numbered by its place in ``layout``; events as

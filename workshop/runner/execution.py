@@ -26,11 +26,11 @@ from ..compose.tokens import budget, clip_bpe
 from ..errors import RunCancelled, RunError, option
 from . import events as ev
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
-from .backends import Backend
+from .backends import Backend, load
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
-from .loading import NO_SCORER, LoadPlan, load_plan
+from .loading import NO_SCORER, LoadPlan, Loader, load_plan
 from .models import GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
@@ -125,9 +125,10 @@ def execute(grid: Grid, options: RunOptions, journal: Journal, *, on_event: Call
 
 
 def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
-            on_event: Callable[[ev.Event], None] = lambda e: None) -> Prepared:
-    """Check everything the run needs and load its model: RunError for bad input, before anything is written.
-    ``journal`` is None where the command will create it (then ``#N`` init images name nothing)."""
+            on_event: Callable[[ev.Event], None] = lambda e: None, dispatch: Dispatch | None = None) -> Prepared:
+    """Check everything the run needs and load its model (here, or in ``dispatch``'s workers): RunError for bad
+    input, before anything is written. ``journal`` is None where the command will create it (then ``#N`` init images
+    name nothing)."""
     check_options(options)
     check_grid(grid, options)
     init = _resolve_init(journal, options.init_image)
@@ -137,9 +138,13 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
         backend.check(grid, options)
         backend.params(options)
 
+    def usable(source: ModelSource) -> None:
+        check_backend(source, options)
+        check_dispatch(source, dispatch)
+
     loaded = load_plan(LoadPlan(names[0], options.device, options.speedups, options.allow_pickle, options.allow_download,
                                 options.clip, others={name: name for name in names[1:]}),
-                       on_event=on_event, check_source=lambda source: check_backend(source, options), check=fits)
+                       on_event=on_event, check_source=usable, check=fits, loader=loader(dispatch))
     source, backend, device = loaded.source, loaded.backend, loaded.device
     records = {names[0]: model_record(backend), **{name: model_record(b) for name, b in loaded.others.items()}}
     guided = backend.guided
@@ -190,7 +195,7 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
           cancel: Callable[[], bool] = lambda: False, dispatch: Dispatch | None = None) -> Run:
     """Create the run's folder in ``journal`` and run it (see ``prepare``): its batches made here, or dealt out by
     ``dispatch``."""
-    check_dispatch(prepared.backend, dispatch)
+    check_dispatch(prepared.backend.source, dispatch)
     record = prepared.record.model_copy(deep=True)
     record.id = new_run_id()
     run = Run.create(journal, record)
@@ -208,11 +213,17 @@ def past_limit(jobs: list[Job]) -> ev.PromptPastLimit | None:
     return ev.PromptPastLimit(cells=over, tokens=max(counted[i].tokens for i in over), limit=counted[over[0]].limit)
 
 
-def check_dispatch(backend: Backend, dispatch: Dispatch | None) -> None:
-    """The CLIP-guided backend runs in this process only (its animations and cut-short frames stay with its engine)."""
-    if dispatch is not None and backend.guided:
+def check_dispatch(source: ModelSource, dispatch: Dispatch | None) -> None:
+    """The CLIP-guided backend runs in this process only (its animations and cut-short frames stay with its engine):
+    refused by its source, before it is loaded anywhere."""
+    if dispatch is not None and source.kind == "guided":
         raise RunError(f"the {GUIDED} backend runs on one device: run it without Ray (`promptism serve --ray off`, "
                        f"or {option('local')})")
+
+
+def loader(dispatch: Dispatch | None) -> Loader:
+    """How a run's models are loaded: here, or by ``dispatch`` in its workers (then this process holds none)."""
+    return load if dispatch is None else dispatch.load
 
 
 def check_steps(backend: Backend, steps: int) -> None:
@@ -384,7 +395,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
     loaded = load_plan(LoadPlan(recorded.model_source or exp.model.id, options.device, Speedups.from_params(params),
                                 options.allow_pickle, options.allow_download),  # the experiment's speed-ups, no scorer
-                       on_event=on_event, check=lambda name, backend: check_dispatch(backend, dispatch))
+                       on_event=on_event, check_source=lambda source: check_dispatch(source, dispatch),
+                       loader=loader(dispatch))
     backend, device = loaded.backend, loaded.device
     picked = recorded.picked
     batches = [b for b in recorded.layout if set(b) & set(picked)]
@@ -440,7 +452,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     models = r.models or {}
 
     def same(name: str | None, backend: Backend) -> None:  # the model it was made with, not another revision
-        check_dispatch(backend, dispatch)
+        check_dispatch(backend.source, dispatch)
         made = r.model if name is None else models[name]
         if model_record(backend).info != made.info:
             raise RunError(f"the model {made.info.id} is not what run {run.id} was made with any more "
@@ -449,7 +461,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     loaded = load_plan(LoadPlan(model_source(r.model) or r.model.id, kind, Speedups.from_params(r.params),
                                 r.allow_pickle or options.allow_pickle, options.allow_download, r.clip or NO_SCORER,
                                 others={name: model_source(m) or m.id for name, m in models.items()}),
-                       on_event=on_event, check=same)
+                       on_event=on_event, check_source=lambda source: check_dispatch(source, dispatch), check=same,
+                       loader=loader(dispatch))
     backend, device, scorer, sources = loaded.backend, loaded.device, loaded.scorer, loaded.sources
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)

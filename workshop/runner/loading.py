@@ -1,7 +1,9 @@
 """The one way a new run, a rerun and a resume get their models: each decides from its own inputs what to load (a
 ``LoadPlan``: the models, the device, the speed-ups, the scorer) and ``load_plan`` loads it — resolve, pick the device,
 load each model, then the scorer — said (``Loading`` events) and timed (the phases ``--verbose`` lists) the same way
-for all three. Nothing is written here: a model that fails to load or a check that fails leaves no run behind."""
+for all three. Nothing is written here: a model that fails to load or a check that fails leaves no run behind. Where
+a run's batches are dealt to workers elsewhere (Ray), its ``Dispatch`` loads the models there (``loader``): this
+process then holds none."""
 
 from __future__ import annotations
 
@@ -50,13 +52,16 @@ class Loaded:
 
 # A check of each model as it is loaded (its name on a model axis, None for the run's own), before the next loads
 Check = Callable[[str | None, Backend], None]
+# How a model is loaded: ``backends.load`` (here), or a dispatch's ``load`` (in its workers)
+Loader = Callable[..., Backend]
 
 
 def load_plan(plan: LoadPlan, *, on_event: Callable[[ev.Event], None] = lambda e: None,
               check_source: Callable[[ModelSource], None] = lambda source: None,
-              check: Check = lambda name, backend: None) -> Loaded:
+              check: Check = lambda name, backend: None, loader: Loader = load) -> Loaded:
     """Load ``plan``: RunError (or the model's own error) for a model that is not there or does not load.
-    ``check_source`` sees the run's own model before any loading, ``check`` each model once it is loaded."""
+    ``check_source`` sees the run's own model before any loading, ``check`` each model once it is loaded; each is
+    loaded by ``loader``."""
     with phase("resolve the model"):
         source = resolve(plan.model, allow_download=plan.allow_download)
         sources = {name: resolve(text, allow_download=plan.allow_download) for name, text in plan.others.items()}
@@ -71,7 +76,7 @@ def load_plan(plan: LoadPlan, *, on_event: Callable[[ev.Event], None] = lambda e
             return backend
         on_event(ev.Loading(model=what.id, device=where))
         with phase("load the model"):
-            made = load(what, device, allow_pickle=plan.allow_pickle, speedups=plan.speedups)
+            made = loader(what, device, allow_pickle=plan.allow_pickle, speedups=plan.speedups)
         check(name, made)
         return made
 

@@ -3,7 +3,8 @@
 
 The service runs its jobs through an ``Executor``: ``LocalExecutor`` makes every batch on this process's device;
 ``ray_executor.RayExecutor`` deals them to Ray actors, one per GPU (a multi-GPU machine or a cluster). Either way the
-job is checked, its model loaded and its run folder written here, by ``run_job``."""
+job is checked and its run folder written here, by ``run_job``; its model is loaded where its batches are made (with
+Ray: in the actors, never in the service)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def _grid(request: JobRequest, journal_dir: Path, options: RunOptions, on_event,
 
     grid = build_grid(spec_from(request.spec))
     journal = existing_journal(journal_dir)
-    prepared = prepare(grid, options, journal, on_event=on_event)
+    prepared = prepare(grid, options, journal, on_event=on_event, dispatch=dispatch)
     before_write()
     journal = journal or Journal.open(journal_dir, create=True)
     run = start(prepared, journal, on_event=on_event, cancel=cancel, dispatch=dispatch)
