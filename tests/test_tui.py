@@ -743,6 +743,27 @@ async def test_esc_cancels_the_services_job_and_u_finishes_it_to_the_same_bytes(
     assert [fresh.image(c).read_bytes() for c in fresh.done] == resumed  # as if it had never been stopped
 
 
+async def test_a_service_killed_under_a_grid_is_said_with_how_to_finish_its_run(service, tmp_path):
+    """kill -9 of the service mid-grid: the grid said only that the service was lost, its ETA counted on, and the
+    composer named the dead process. Now the grid names its run and `u`, and the composer says the next run starts
+    a service again."""
+    import signal
+
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        grid = await run_slow_grid_on_the_service(pilot, app, seeds="1-6")
+        status = grid.query_one("#run-status", Static)
+        await wait_for(pilot, lambda: "step" in str(status.render()))
+        pid = service_pid()
+        service.append(pid)
+        os.kill(pid, signal.SIGKILL)
+        await wait_for(pilot, lambda: not grid.running)
+        shown = str(status.render())
+        assert "the service stopped during run " in shown and "u on its grid" in shown and "promptism resume" in shown
+        assert "pid" not in app.model_status and "next run starts it again" in app.model_status
+        assert grid.query_one("#progress").show_eta is False  # the status line's ETA is the one shown
+
+
 async def test_quitting_leaves_the_services_job_running_and_says_so(warm_service, tmp_path):
     from workshop.service.client import connect
 
@@ -827,6 +848,27 @@ async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_
         assert "--" not in preview.render().plain
         await pilot.press(*"red,blue,green")
         await wait_for(pilot, lambda: "3 replacements × 2 seeds = 6 cells" in preview.render().plain)
+
+
+async def test_an_axis_type_changed_leaves_no_values_of_the_old_type_but_a_restored_axis_keeps_its_own(tmp_path):
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ComposerScreen))
+        composer = app.screen
+        values = composer.query_one("#x-values", Input)
+        composer.query_one("#x-type").value = "steps"
+        await pilot.pause()
+        await pilot.click("#x-values")
+        await pilot.press(*"2-6")
+        composer.query_one("#x-type").value = "sampler"  # a steps range is no list of samplers
+        await wait_for(pilot, lambda: values.value == "")
+        await pilot.press(*"Euler a")
+        await pilot.pause()
+        assert values.value == "Euler a"
+        await composer.restore(Spec(prompt="p", axes={"x": "guidance=3,7"}), GivenOptions())  # type and values at once
+        await pilot.pause()
+        await pilot.pause()
+        assert (composer.query_one("#x-type").value, values.value) == ("guidance", "3,7")
 
 
 async def test_plus_and_minus_weigh_the_focused_keyword_and_the_grid_carries_the_weight(tmp_path):

@@ -17,7 +17,7 @@ from journal import Journal, JournalError
 
 from ..paths import journal_dir as default_journal_dir
 from ..settings import Settings, load_settings
-from .messages import JobsFound, ModelFailed, ModelReady, RunDone, RunEvent, RunFailed
+from .messages import JobsFound, ModelFailed, ModelReady, RunDone, RunEvent, RunFailed, ServiceLost
 from .wording import say
 
 if TYPE_CHECKING:
@@ -186,11 +186,25 @@ class PromptismApp(App):
     @work(thread=True, exclusive=True, group="run")
     def _remote_job(self, request, screen, jobs) -> None:
         """The job in the service: it outlives the workshop (quit, a lost SSH session), which re-attaches next time."""
+        from ..runner import events as ev
+        from ..service.errors import ServiceUnavailable
+
+        started = []  # the run the job made, once it said so
+
+        def relay(event) -> None:
+            if isinstance(event, ev.RunStarted):
+                started.append(event.run)
+            screen.post_message(RunEvent(event))
+
         try:
             jobs.client = self.remote().client
-            outcome = jobs.run(request, lambda e: screen.post_message(RunEvent(e)), stop=lambda: self.left_running)
+            outcome = jobs.run(request, relay, stop=lambda: self.left_running)
             if outcome is not None:
                 self.to_screen(screen, self._outcome(jobs.job.kind, outcome))
+        except ServiceUnavailable as exc:  # the service died under the job: its run waits for `u`
+            self.post_message(ServiceLost())
+            self.to_screen(screen, RunFailed(stopped_during(started[-1]) if started else
+                                             f"the service stopped before the job made a run ({say(exc)}): run it again"))
         except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
             self.to_screen(screen, RunFailed(say(exc)))
 
@@ -204,8 +218,7 @@ class PromptismApp(App):
             return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {outcome.state} before it made an image")
         run = load_run(self.journal, outcome.run)
         if outcome.state == "interrupted":
-            return RunFailed(f"the service stopped during run {run.id}: u on its grid (or `promptism resume {run.id}`) "
-                             "finishes it")
+            return RunFailed(stopped_during(run.id))
         return RunDone(run, verified=outcome.verified if kind == "rerun" else None)
 
     def remote(self):
@@ -322,6 +335,11 @@ class PromptismApp(App):
         self.refresh_model_status()
         self.notify(message.error, severity="error", timeout=10, markup=False)
 
+    def on_service_lost(self, message: ServiceLost) -> None:
+        """The service went away: the composer no longer names its process; the next run starts a new one."""
+        self.model_status = f"{self.model}: the service stopped — the next run starts it again"
+        self.refresh_model_status()
+
     def on_run_failed(self, message: RunFailed) -> None:
         """A run whose grid screen was closed (or a rerun) failed."""
         self.notify(message.error, severity="error", timeout=10, markup=False)
@@ -382,3 +400,8 @@ def create_app(journal_dir: Path | None = None, model: str | None = None, graphi
     settings = load_settings()
     return PromptismApp((journal_dir or default_journal_dir()).absolute(), model or settings.model, display, settings,
                         remote=service_enabled(local, settings))
+
+
+def stopped_during(run: str) -> str:
+    """What the workshop says when the service stopped during ``run``: how to finish it."""
+    return f"the service stopped during run {run}: u on its grid (or `promptism resume {run}`) finishes it"

@@ -36,6 +36,10 @@ class RunFailed(Message, bubble=False):
         self.error = error
 
 
+class ServiceLost(Message):
+    """The service stopped while a job was followed (it is started again by the next run)."""
+
+
 class ModelReady(Message):
     def __init__(self, model: str, description: str) -> None:
         super().__init__()

@@ -84,6 +84,7 @@ class AxisRow(Horizontal):
         super().__init__(classes="axis-row", id=f"axis-{name}")
         self.axis = name
         self.offered: list[str] = []  # the keyword list's texts
+        self.values_kind: str | None = None  # the type the values field holds values for
 
     def compose(self) -> ComposeResult:
         yield Label(self.axis, classes="axis-name")
@@ -140,8 +141,17 @@ class AxisRow(Horizontal):
         else:
             type_select.clear()
         self.query_one(".axis-values", Input).value = values
+        self.values_kind = self.kind  # (so the type's change, read later, keeps them)
         self.show_kind()
         return None
+
+    def kind_chosen(self) -> None:
+        """A type was chosen: values typed for another type go (a steps range is no list of samplers), and with no
+        type, all of them."""
+        if self.kind != self.values_kind and (self.values_kind is not None or self.kind is None):
+            self.query_one(".axis-values", Input).value = ""
+        self.values_kind = self.kind
+        self.show_kind()
 
     def show_kind(self) -> None:
         """The keyword list only for a weight axis; the values field's example for the type chosen."""
@@ -401,9 +411,7 @@ class ComposerScreen(Screen):
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if "axis-type" in event.select.classes:
-            event.select.parent.show_kind()
-            if event.select.parent.kind is None:  # no axis: no values left over for the next type chosen
-                event.select.parent.query_one(".axis-values", Input).value = ""
+            event.select.parent.kind_chosen()
         elif event.select.id == "mode" and event.value == "sr":
             self.offer_sr_axis()
         self.changed()

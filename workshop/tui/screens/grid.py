@@ -295,7 +295,7 @@ class GridScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(id="run-status", markup=False)
-        yield ProgressBar(id="progress", show_eta=True)
+        yield ProgressBar(id="progress", show_eta=False)  # the status line has the run's own ETA: one, not two
         with VerticalScroll(id="tiles-scroll", can_focus=False):  # the arrows move the cursor; it scrolls to it
             yield self._tile_grid()
         yield Static(id="effects", markup=False)
