@@ -762,6 +762,12 @@ async def test_a_service_killed_under_a_grid_is_said_with_how_to_finish_its_run(
         assert "the service stopped during run " in shown and "u on its grid" in shown and "promptism resume" in shown
         assert "pid" not in app.model_status and "next run starts it again" in app.model_status
         assert grid.query_one("#progress").show_eta is False  # the status line's ETA is the one shown
+        assert grid.run is not None and grid.run.state == "interrupted"  # its run, read from its folder: u finishes it
+        await pilot.press("u")
+        await wait_for(pilot, lambda: grid.running)
+        await wait_for(pilot, lambda: not grid.running)
+        assert grid.run.state == "finished" and len(grid.run.done) == 6
+        service.append(service_pid())  # (the service `u` started)
 
 
 async def test_quitting_leaves_the_services_job_running_and_says_so(warm_service, tmp_path):

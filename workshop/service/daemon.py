@@ -81,6 +81,9 @@ def spawn(args: list[str], answers: Callable[[], bool]) -> int:
                                 env={**os.environ, "PYTHONPATH": _import_path()})
     finally:
         os.close(out)
+    # reaped when it ends while we live (the workshop outlives many services): a zombie counts as alive, and its
+    # runs would look running, never interrupted, to `u`
+    threading.Thread(target=proc.wait, name="reap-service", daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if answers():

@@ -203,8 +203,8 @@ class PromptismApp(App):
                 self.to_screen(screen, self._outcome(jobs.job.kind, outcome))
         except ServiceUnavailable as exc:  # the service died under the job: its run waits for `u`
             self.post_message(ServiceLost())
-            self.to_screen(screen, RunFailed(stopped_during(started[-1]) if started else
-                                             f"the service stopped before the job made a run ({say(exc)}): run it again"))
+            self.to_screen(screen, RunFailed(stopped_during(started[-1]), started[-1]) if started else
+                           RunFailed(f"the service stopped before the job made a run ({say(exc)}): run it again"))
         except Exception as exc:  # noqa: BLE001 - a lost service is one line; the job (if any) runs on in it
             self.to_screen(screen, RunFailed(say(exc)))
 
@@ -218,7 +218,7 @@ class PromptismApp(App):
             return RunFailed(f"the {'rerun' if kind == 'rerun' else 'run'} was {outcome.state} before it made an image")
         run = load_run(self.journal, outcome.run)
         if outcome.state == "interrupted":
-            return RunFailed(stopped_during(run.id))
+            return RunFailed(stopped_during(run.id), run.id)
         return RunDone(run, verified=outcome.verified if kind == "rerun" else None)
 
     def remote(self):

@@ -29,11 +29,13 @@ class RunDone(Message, bubble=False):
 
 
 class RunFailed(Message, bubble=False):
-    """A run or a rerun failed; ``error`` is a one-line, user-facing message."""
+    """A run or a rerun failed; ``error`` is a one-line, user-facing message; ``run`` the run it left behind (its
+    images kept, for `u` to finish), when there is one."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, run: str | None = None) -> None:
         super().__init__()
         self.error = error
+        self.run = run
 
 
 class ServiceLost(Message):

@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.widget import MountError, Widget
 from textual.widgets import Header, ProgressBar, Static
 
-from journal import Experiment, InvalidInput
+from journal import Experiment, InvalidInput, JournalError
 from journal.images import open_frames
 
 from ...runner import events as ev
@@ -372,9 +372,31 @@ class GridScreen(Screen):
                         "compares them, d discards")
 
     def on_run_failed(self, message: RunFailed) -> None:
+        """The run's end in one line — and the run it left, if any: its images shown, for `u` to finish."""
         self.running = False
-        self.query_one("#run-status", Static).update(f"failed: {message.error}")
+        if message.run is not None and (run := self._read_run(message.run)) is not None:
+            self.run = run
+            self.show_run(run, f"failed: {message.error}")
+        else:
+            self.query_one("#run-status", Static).update(f"failed: {message.error}")
         self.notify(message.error, severity="error", timeout=10, markup=False)
+
+    def on_screen_resume(self) -> None:
+        """Back on this grid: its run as it is now (it may have been resumed from elsewhere meanwhile)."""
+        if self.run is not None and not self.running and (run := self._read_run(self.run.id)) is not None:
+            if (run.state, len(run.done)) != (self.run.state, len(self.run.done)):
+                self.run = run
+                self.show_run(run)
+
+    def _read_run(self, run_id: str):
+        """The run as its folder holds it now (None if it is gone, or unreadable)."""
+        from ...errors import RunError
+        from ...runner.runs import load_run
+
+        try:
+            return load_run(self.app.journal, run_id)
+        except (RunError, JournalError, OSError, ValueError):  # (a record that does not parse is a ValueError)
+            return None
 
     def show_run(self, run, said: str = "") -> None:
         """The run's images, scores and keyword effects; its state (after ``said``) in the status line."""
