@@ -19,7 +19,8 @@ from .journal import Journal, check_new
 from .keywords import split_keywords
 from .metadata import GenerationInfo, read_generation_info, without_stealth
 from .model import Experiment, ModelInfo, NewExperiment, NewImage
-from .text import visible
+from .slug import check_model_name
+from .text import quoted, visible
 from .wording import option
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
@@ -29,7 +30,8 @@ BATCH_BYTES = 64 * 2**20  # and at most this much image data held for one
 
 @dataclass(frozen=True)
 class Overrides:
-    """Values the user gave; each one wins over what the images' metadata says."""
+    """Values the user gave: each one wins over what the images' metadata says — except ``model``, which credits
+    only images whose metadata names none (the model that made an image is the one it names)."""
 
     model: str | None = None
     seed: int | None = None
@@ -71,10 +73,26 @@ def read_source(path: Path) -> Source:
     return Source(Path(path), info, pixel_hash(im), im.width, im.height, im)
 
 
-def left_out(source: Source) -> str | None:
-    """What of ``source``'s metadata an import does not keep, and why (never its content); None: nothing."""
+def left_out(source: Source, given: Overrides = Overrides()) -> str | None:
+    """What of ``source``'s metadata an import does not keep, and why (never its content) — and a ``given`` model
+    that does not apply to it; None: nothing."""
     notes = ([f"{source.info.problem}: its metadata is left out"] if source.info.problem else []) + list(source.info.left_out)
+    named = source.info.models[0].id if source.info.models else None
+    if given.model and named and named != given.model:
+        notes.append(f"its metadata names the model {quoted(named)}, which is credited (the model given, "
+                     f"{quoted(given.model)}, is for images that name none)" if _creditable(source.info.models) else
+                     f"its metadata's model name cannot be credited: {quoted(given.model)} is")
     return "; ".join(notes) or None
+
+
+def _creditable(models: Sequence[ModelInfo]) -> bool:
+    """Whether models read from metadata can be credited as they are (a name with control characters cannot)."""
+    try:
+        for model in models:
+            check_model_name(model.id)
+    except InvalidInput:
+        return False
+    return True
 
 
 def experiment_from_images(paths: Sequence[Path], title: str, given: Overrides = Overrides()) -> NewExperiment:
@@ -89,7 +107,9 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
     """``sources`` as one experiment; without ``keep_pixels`` (a dry run) its images carry no encoded copy."""
     infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
-    models = (ModelInfo(id=given.model),) if given.model else next((i.models for i in infos if i.models), ())
+    models = next((i.models for i in infos if i.models), ())  # the model an image names made it: credited
+    if given.model and not (models and _creditable(models)):
+        models = (ModelInfo(id=given.model),)
     if not models:
         why = next((f" ({i.problem})" for i in infos if i.problem), "")
         raise InvalidInput(f"{visible(str(sources[0].path), keep_newlines=False)} does not say which model made it{why}; "
@@ -216,7 +236,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
     by_pixels, by_file = known
     counter = 0
     seen: dict[str, Path] = {}
-    for group in _groups(_sources(files, result, on_file), options.group):
+    for group in _groups(_sources(files, result, on_file, options.given), options.group):
         counter += 1  # counted whether imported now or before, so a re-run titles the rest as the first run would
         fresh = []
         for source, name in group:
@@ -247,7 +267,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
         take(Planned(new, tuple(s for s, _ in fresh)))
 
 
-def _sources(files, result: FolderResult, on_file) -> Iterator[tuple[Source, str]]:
+def _sources(files, result: FolderResult, on_file, given: Overrides) -> Iterator[tuple[Source, str]]:
     for path, name in files:
         on_file(path)
         if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -258,7 +278,7 @@ def _sources(files, result: FolderResult, on_file) -> Iterator[tuple[Source, str
         except InvalidInput as exc:
             result.failed.append((path, str(exc)))
             continue
-        if note := left_out(source):
+        if note := left_out(source, given):
             result.noted.append((path, note))
         yield source, name
 

@@ -71,10 +71,27 @@ def test_import_a1111_png_reads_metadata_and_strips_it(tmp_path, capsys):
     assert "a lighthouse at dusk" not in out and "trending" not in out  # title and model only, never the prompt
 
 
-def test_flags_override_metadata(tmp_path):
+def test_flags_override_metadata_but_the_model_an_image_names_stays_credited(tmp_path, capsys):
+    """--seed/--prompt/--negative win over the metadata; --model credits only images that name no model (the one
+    that made an image is the one it names), and an import that names another says so in a note."""
     src = make_png(tmp_path / "a.png", text={"parameters": INFOTEXT})
     new = experiment_from_images([src], "t", Overrides(model="my-model", seed=7, prompt="mine", negative_prompt="neg"))
-    assert (new.model.id, new.model.hash, new.images[0].seed, new.prompt, new.negative_prompt) == ("my-model", None, 7, "mine", "neg")
+    assert (new.images[0].seed, new.prompt, new.negative_prompt) == (7, "mine", "neg")
+    assert new.model.id == "v1-5-pruned-emaonly" and new.model.hash  # its metadata's, not --model's
+    code, out, err = run_cli(capsys, "import", str(src), "--title", "t", "--model", "my-model", "--journal",
+                             str(tmp_path / "j"))
+    assert code == 0 and "by v1-5-pruned-emaonly" in out
+    assert "note: " in err and "names the model 'v1-5-pruned-emaonly'" in err and "'my-model'" in err and "lighthouse" not in err
+    plain = make_png(tmp_path / "plain.png", color=(30, 30, 200))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for f in (src, plain):
+        (folder / f.name).write_bytes(f.read_bytes())
+    code, out, err = run_cli(capsys, "import", str(folder), "--title", "batch", "--model", "my-model", "--journal",
+                             str(tmp_path / "k"))
+    assert code == 0, err
+    credits = sorted(e.model.id for e in Journal.open(tmp_path / "k").search(limit=None))
+    assert credits == ["my-model", "v1-5-pruned-emaonly"] and "names the model" in out + err
 
 
 def test_plain_png_needs_a_model(tmp_path, capsys):

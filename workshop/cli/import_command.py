@@ -24,7 +24,7 @@ from .output import console, literal, say, stderr_console
               "Unicode; it is published).")
 @click.option("--titles", "titles_file", type=click.Path(dir_okay=False, path_type=Path),
               help='For a folder: a TOML file of titles, "file name" = "title" (a name relative to the folder).')
-@click.option("--model", "-m", help="Model that made the images (read from the image metadata when present).")
+@click.option("--model", "-m", help="Model that made the images that do not name one (the model an image names is the one credited).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), help="Seed of the images (overrides metadata).")
 @click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
 @click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
@@ -67,7 +67,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     exp = journal.accept(new, allow_title_overlap=allow_title_overlap)
     say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit} in {journal.folder(exp)}")
     for source in sources:
-        if note := left_out(source):
+        if note := left_out(source, given):
             say(f"note: {source.path}: {note}", err=True)
     return 0
 
