@@ -7,6 +7,7 @@ journal (by their pixels) skipped — so a re-run after a crash completes the im
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -139,7 +140,7 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
 class FolderOptions:
     given: Overrides = Overrides()
     group: bool = False  # one experiment per generation batch, not per image
-    title: str | None = None  # titles "TITLE 1", "TITLE 2" … in folder order
+    title: str | None = None  # titles "TITLE 1", "TITLE 2" … in folder order, after the journal's last "TITLE N"
     titles: Mapping[str, str] = field(default_factory=dict)  # a file's path (relative to its folder) or name → its title
     allow_title_overlap: bool = False
 
@@ -191,7 +192,7 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
     one hold of the writer lock throughout. ``on_file`` is called as each file is read (a progress bar)."""
     result = FolderResult()
     if dry_run:
-        known = journal.image_numbers() if journal is not None else ({}, {})
+        known = (*journal.image_numbers(), _last_numbered(journal, options.title)) if journal is not None else ({}, {}, 0)
 
         def listed(planned: Planned) -> None:
             for source in planned.sources:
@@ -202,7 +203,7 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
         return result
     assert journal is not None, "a folder import needs a journal to import into"
     with journal.holding():
-        known = journal.image_numbers()
+        known = (*journal.image_numbers(), _last_numbered(journal, options.title))
         pending: list[Planned] = []
 
         def flush() -> None:
@@ -230,14 +231,13 @@ def import_folder(journal: Journal | None, files: Sequence[tuple[Path, str]], op
     return result
 
 
-def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, int]], result: FolderResult, on_file,
-          take, keep_pixels: bool = True) -> None:
-    """Read ``files`` in order, group them, and hand each experiment to ``take``; what cannot be goes in ``result``."""
-    by_pixels, by_file = known
-    counter = 0
+def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, int], int], result: FolderResult,
+          on_file, take, keep_pixels: bool = True) -> None:
+    """Read ``files`` in order, group them, and hand each experiment to ``take``; what cannot be goes in ``result``.
+    ``known``: the journal's images by pixels and by file, and the last N of its "TITLE N" experiments."""
+    by_pixels, by_file, counter = known
     seen: dict[str, Path] = {}
     for group in _groups(_sources(files, result, on_file, options.given), options.group):
-        counter += 1  # counted whether imported now or before, so a re-run titles the rest as the first run would
         fresh = []
         for source, name in group:
             number = by_pixels.get(source.pixels)
@@ -255,6 +255,7 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
             continue
         title = next((options.titles[k] for _, name in group for k in (name, Path(name).name) if k in options.titles), None)
         if title is None and options.title is not None:
+            counter += 1  # after the journal's last "TITLE N": a re-run of a cut-short import goes on from there
             title = f"{options.title} {counter}"
         try:
             if title is None:
@@ -265,6 +266,14 @@ def _plan(files, options: FolderOptions, known: tuple[dict[str, int], dict[str, 
             result.failed += [(s.path, str(exc)) for s, _ in fresh]
             continue
         take(Planned(new, tuple(s for s, _ in fresh)))
+
+
+def _last_numbered(journal: Journal, title: str | None) -> int:
+    """The highest N of the journal's experiments titled "TITLE N" (0: none)."""
+    if title is None:
+        return 0
+    numbered = re.compile(re.escape(title) + r" (\d+)")
+    return max((int(m.group(1)) for e in journal.search(limit=None) if (m := numbered.fullmatch(e.title))), default=0)
 
 
 def _sources(files, result: FolderResult, on_file, given: Overrides) -> Iterator[tuple[Source, str]]:

@@ -12,7 +12,7 @@ import pytest
 import journal.importing
 from journal import Journal
 from tests import import_samples as samples
-from tests.helpers import assert_consistent, declared_png, git, poll_until, pty_run, run_cli
+from tests.helpers import assert_consistent, declared_png, git, make_png, poll_until, pty_run, run_cli
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_recursive_and_group_with_a_titles_file(folder, tmp_path, capsys):
     assert code == 0, err
     exps = sorted(Journal.open(jdir).list(limit=None), key=lambda e: e.number)
     assert [(e.title, [i.seed for i in e.images]) for e in exps] == [
-        ("Lighthouse batch", [500, 501, 502]), ("Other 2", [77]), ("Bottle", [156680208700286])]
+        ("Lighthouse batch", [500, 501, 502]), ("Other 1", [77]), ("Bottle", [156680208700286])]
     assert exps[0].keywords[0] == "masterpiece" and exps[2].model.id == "v1-5-pruned-emaonly.safetensors"
 
 
@@ -248,3 +248,22 @@ def test_the_same_pixels_are_known_whatever_the_file(tmp_path, capsys):
     assert code == 0 and "imported 1 image(s)" in out, err
     assert "b.png: the same pixels as" in out and "older.png: already in the journal (#1)" in out
     assert Journal.open(jdir).get(2).images[0].pixels is not None
+
+
+def test_folder_titles_count_the_experiments_made_not_the_images_skipped(tmp_path, capsys):
+    """An image the journal had already (imported on its own) made the folder's titles start at 2 ("batch 2, batch 3,
+    no batch 1"); they count the experiments this title has, so a cut-short import still goes on where it stopped."""
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for k, colour in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]):
+        make_png(folder / f"{k}.png", color=colour)
+    jdir = str(tmp_path / "j")
+    assert run_cli(capsys, "import", str(folder / "0.png"), "-t", "On its own", "-m", "m", "--journal", jdir)[0] == 0
+    code, out, err = run_cli(capsys, "import", str(folder), "-t", "batch", "-m", "m", "--dry-run", "--journal", jdir)
+    assert code == 0 and "batch 1" in out and "batch 3" in out and "batch 4" not in out, out + err
+    (folder / "3.png").rename(tmp_path / "later.png")  # an import cut short: the last image comes later
+    assert run_cli(capsys, "import", str(folder), "-t", "batch", "-m", "m", "--journal", jdir)[0] == 0
+    (tmp_path / "later.png").rename(folder / "3.png")
+    assert run_cli(capsys, "import", str(folder), "-t", "batch", "-m", "m", "--journal", jdir)[0] == 0
+    titles = [e.title for e in sorted(Journal.open(jdir).search(limit=None), key=lambda e: e.number)]
+    assert titles == ["On its own", "batch 1", "batch 2", "batch 3"]
