@@ -431,6 +431,23 @@ async def test_the_experiment_screen_draws_an_imported_experiments_picture_insid
         assert len(lines) == picture.outer_size.height == frame.size.height  # every row of its box, inside the border
         left, top, right, bottom = painted(picture)
         assert (right - left, bottom - top) == (20, 10)  # the square image: 10 rows of 20 px, 200 px wide
+        assert "pictures:" not in str(screen.query_one("#detail-info").render())  # one image: all of them shown
+
+
+async def test_the_experiment_screen_says_when_it_shows_only_some_of_the_pictures(tmp_path, no_terminal):
+    from journal import Journal
+    from tests.helpers import new_experiment
+    from tests.test_tui import open_experiment
+    from workshop.tui.app import create_app
+
+    Journal.init(tmp_path / "journal").accept(new_experiment(tmp_path, "many", n_images=6))
+    app = create_app(tmp_path / "journal", "tiny", "halfcell")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_experiment(pilot, app)
+        await pilot.pause()
+        assert len(screen.query(".detail-image")) == 4
+        assert "pictures: the first 4 of 6 (`promptism show 1 --image` draws them all)" in str(
+            screen.query_one("#detail-info").render())
 
 
 def test_an_image_over_the_pixel_limit_is_shown_as_a_placeholder_not_decoded(tmp_path):
@@ -598,7 +615,7 @@ def test_probe_round_trip_on_a_terminal():
             "answers = parse_answers(ask(probe_query(False), timeout=5))\n"
             "print('RESULT', answers.sixel, answers.truecolor, tuple(cell_size_from_winsize()))")
     out = _child(code, XTERM_ANSWERS, rows=40, cols=100, xpixel=604, ypixel=524)
-    assert "\x1b_Gi=31,s=1" in out and "\x1bP$qm" in out and "\x1b[?2;1S" in out  # kitty, DECRQSS, XTSMGRAPHICS
+    assert "\x1b_Gi=31,s=1" in out and "\x1bP$qm" in out and "\x1b[?2;1;0S" in out  # kitty, DECRQSS, XTSMGRAPHICS
     assert "RESULT True True (6, 13)" in out
 
 

@@ -23,7 +23,8 @@ KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"  # a 1×1 image query
 CELL_QUERY = "\x1b[16t"  # the cell size in pixels: CSI 6 ; height ; width t
 TRUECOLOR_QUERY = "\x1b[48;2;1;2;3m\x1bP$qm\x1b\\\x1b[m"  # set a 24-bit background, ask it back (DECRQSS), reset
 VERSION_QUERY = "\x1b[>q"  # XTVERSION: the terminal's name and version, e.g. kitty(0.35.2)
-SIXEL_SIZE_QUERY = "\x1b[?2;1S"  # XTSMGRAPHICS: the largest sixel image, CSI ? 2 ; 0 ; width ; height S
+SIXEL_SIZE_QUERY = "\x1b[?2;1;0S"  # XTSMGRAPHICS, read the sixel geometry in force (xterm answers only with the
+# third parameter): CSI ? 2 ; 0 ; width ; height S
 DA1 = "\x1b[c"  # primary device attributes: parameter 4 means sixel graphics
 
 _DA1_ANSWER = re.compile(r"\x1b\[\?([\d;]*)c")

@@ -286,6 +286,9 @@ class DetailScreen(Screen):
         lineage += [f"varied as {', '.join(f'#{n}' for n in children)}"] if children else []
         if lineage:
             lines.append("lineage: " + "; ".join(lineage))
+        if len(exp.images) > SHOWN_IMAGES:
+            lines.append(f"pictures: the first {SHOWN_IMAGES} of {len(exp.images)} "
+                         f"(`promptism show {exp.number} --image` draws them all)")
         lines += [f"image {k + 1}: seed {i.seed}" + (f" · {own.line(apart)}" if apart else "")
                   + (f" · score {i.score:.3f}" if i.score is not None else "") for k, (i, own) in enumerate(zip(exp.images, settings))]
         self.query_one("#detail-info", Static).update(literal("\n".join(lines)))
