@@ -37,6 +37,8 @@ def test_a_grid_killed_after_its_first_batch_resumes_to_the_bytes_of_an_uninterr
     assert run.state == "interrupted" and len(run.record.cells) == 9
     assert [c.index for c in run.done] == [0, 1] and run.record.layout == [[0, 1]]
     assert sorted(p.name for p in run.folder.iterdir()) == sorted([MANIFEST, *(c.file for c in run.done)])  # nothing else
+    spent = run.record.compute.seconds  # saved with the batch it kept: the killed part's cost is not lost
+    assert spent is not None and spent > 0
 
     code, out, err = run_cli(capsys, "resume", run.id[-4:], "--journal", str(j))
     assert code == 0, err
@@ -50,7 +52,7 @@ def test_a_grid_killed_after_its_first_batch_resumes_to_the_bytes_of_an_uninterr
     r = resumed.record
     assert resumed.state == "finished" and r.layout == r.planned_layout == reference.record.layout
     assert all(c.score is not None for c in r.cells) and set(r.effects) == {"glowing", "pixel art"}  # over all 9
-    assert r.compute.seconds > 0 and r.compute.threads == reference.record.compute.threads
+    assert r.compute.seconds > spent and r.compute.threads == reference.record.compute.threads  # both stretches
     assert (resumed.folder / "sheet.png").exists() and (resumed.folder / "sheet-unlabelled.png").exists()
     code, _, err = run_cli(capsys, "resume", run.id, "--journal", str(j))  # finished now: nothing more to do
     assert code == 1 and err.count("\n") == 1 and "finished" in err, err

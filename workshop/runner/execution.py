@@ -264,7 +264,13 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     sheets = RunSheets(r)
     if earlier:
         sheets.add({i: k.tile for i, k in earlier.items()})
-    writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None, on_written=sheets.add)
+    spent_before = r.compute.seconds or 0  # (a resumed run's earlier stretches)
+
+    def spent() -> None:  # the seconds so far, saved with each batch: a run killed later keeps what it cost
+        r.compute.seconds = round(spent_before + time.monotonic() - started, 3)
+
+    writer = BatchWriter(run, on_event=emit, prepare=scorer.prepare if scorer else None, on_written=sheets.add,
+                         before_save=spent)
     state, failure = "finished", None
     try:
         with active(Speedups.from_params(r.params)):  # the run's TF32 setting and compile limits, for the run alone
@@ -283,6 +289,7 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
         run.finish("failed", error=str(failure).splitlines()[0] if str(failure) else type(failure).__name__)
         raise failure
     seconds = time.monotonic() - started
+    r.compute.seconds = spent_before
     _add_compute(r.compute, seconds, meter.stop_wh(), options.co2_g_per_kwh)
     for index, steps_done in getattr(engine, "stopped_at", {}).items():
         r.cells[index].steps_done = steps_done  # a CLIP-guided image kept from a cancel: its latest frame

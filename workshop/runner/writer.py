@@ -56,11 +56,13 @@ class BatchWriter:
     a write fails nothing more is written, and ``submit`` raises its error."""
 
     def __init__(self, run: Run, *, on_event: Callable[[ev.Event], None], prepare: Callable | None = None,
-                 on_written: Callable[[dict[int, Image.Image]], None] = lambda tiles: None):
+                 on_written: Callable[[dict[int, Image.Image]], None] = lambda tiles: None,
+                 before_save: Callable[[], None] = lambda: None):
         self.run = run
         self.on_event = on_event
         self.prepare = prepare
         self.on_written = on_written  # each batch's sheet tiles, once it is written (the contact sheets take them)
+        self.before_save = before_save  # brings the record up to date before each batch's manifest is saved
         self.kept: dict[int, Kept] = {}  # by cell, for every image written
         self._pool = ThreadPoolExecutor(workers(), thread_name_prefix="promptism-encode")
         self._commit = ThreadPoolExecutor(1, thread_name_prefix="promptism-write")
@@ -89,6 +91,7 @@ class BatchWriter:
             encoded = [f.result() for f in images]
             animations = {i: f.result().data for i, f in gifs.items()}
             failpoints.hit("batch-held")  # encoded, not yet written: a crash here loses this batch alone
+            self.before_save()
             self.run.add_images(batch.cells, [png for png, _ in encoded], animations, pool=self._pool)
             kept = dict(zip(batch.cells, (kept for _, kept in encoded)))
             self.kept.update(kept)
