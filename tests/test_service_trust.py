@@ -84,6 +84,18 @@ def test_a1111s_prompt_that_is_not_text_is_a_422(service, http, tmp_path):
     assert runs_to_the_end(service, tmp_path / "j") == "finished"
 
 
+def test_a1111s_model_name_that_is_not_text_is_a_422_naming_its_field(service, http, tmp_path, caplog):
+    """Found by tests/bench/bad_input_tally.py: a lone surrogate in override_settings.sd_model_checkpoint passed the
+    request's model and failed building the job: a 500, its traceback in the log."""
+    body = {"prompt": "a circle", "steps": 1, "override_settings": {"sd_model_checkpoint": "\ud800"}}
+    with caplog.at_level(logging.INFO):
+        reply = http.post("/sdapi/v1/txt2img", content=json.dumps(body).encode(), headers={"content-type": "application/json"})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"] == ["body", "override_settings", "sd_model_checkpoint"]
+    assert "Traceback" not in caplog.text and "\ud800" not in caplog.text
+    assert runs_to_the_end(service, tmp_path / "j") == "finished"
+
+
 def test_a_queue_file_that_cannot_be_written_stops_no_job(service, tmp_path, caplog):
     service.queue_file.unlink(missing_ok=True)
     service.queue_file.mkdir()  # what a full disk or a broken folder does to the write: it fails, every time

@@ -41,7 +41,8 @@ from fastapi import APIRouter, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from starlette.concurrency import run_in_threadpool
 
 from journal import InvalidInput, Journal, JournalError
@@ -278,12 +279,21 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                        "for the model's own size")
     size = (req.width, req.height) if req.width is not None else None
     img2img = isinstance(req, Img2ImgRequest)
-    given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
-                         guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
-                         init_image=str(init_image) if img2img and init_image else None,
-                         strength=req.denoising_strength if img2img else None)
-    spec = Spec(prompt=req.prompt, negative=req.negative_prompt, seeds=seeds, max_cells=len(seeds))
+    try:
+        given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
+                             guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
+                             init_image=str(init_image) if img2img and init_image else None,
+                             strength=req.denoising_strength if img2img else None)
+        spec = Spec(prompt=req.prompt, negative=req.negative_prompt, seeds=seeds, max_cells=len(seeds))
+    except ValidationError as exc:  # a value the request's own model let through (a model name with a lone surrogate)
+        error = exc.errors(include_input=False)[0]
+        field = str(error["loc"][0]) if error["loc"] else ""
+        raise BadValue(_A1111_FIELDS.get(field, [field] if field else []), error["msg"]) from None
     return JobRequest(kind="grid", journal=str(journal), spec=spec, options=given, create=True)  # the service's own
+
+
+_A1111_FIELDS = {"model": ["override_settings", "sd_model_checkpoint"], "guidance": ["cfg_scale"],
+                 "max_batch": ["batch_size"], "strength": ["denoising_strength"], "negative": ["negative_prompt"]}
 
 
 def check_job(job: JobRequest, settings: Settings) -> None:
