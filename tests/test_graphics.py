@@ -293,19 +293,25 @@ async def test_tmux_sixel_is_cut_at_the_limit_in_both_directions():
         (0, 0, (40, 40)), (0, 4, (40, 40)), (2, 0, (40, 40)), (2, 4, (40, 40))]
 
 
+async def zoom_on_a_grid(pilot, app):
+    """From a starting workshop: a one-seed leave-one-out grid run, its first cell zoomed; the zoom's picture."""
+    from tests.test_tui import compose_and_run
+
+    await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
+    await pilot.press("z")
+    await pilot.pause()
+    return app.screen.query_one("#zoom-image")
+
+
 async def test_the_zoom_in_a_wide_xterm_sends_no_sixel_over_1000_pixels(tmp_path, no_terminal):
     """The workshop's own zoom at 200×50 cells (2000×1000 px of screen) on a terminal that does not say its limit."""
     from textual.geometry import Region
 
-    from tests.test_tui import compose_and_run
     from workshop.tui.app import create_app
 
     app = create_app(tmp_path / "journal", "tiny", "sixel")
     async with app.run_test(size=(200, 50)) as pilot:
-        await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
-        await pilot.press("z")
-        await pilot.pause()
-        zoom = app.screen.query_one("#zoom-image")
+        zoom = await zoom_on_a_grid(pilot, app)
         tiles = sixel_rows(zoom.render_lines(Region(0, 0, *zoom.size)))
     assert tiles and all(raster_size(data)[0] <= 1000 and raster_size(data)[1] <= 1000 for _, _, data, *_ in tiles)
     assert sum(raster_size(data)[0] for row, _, data, *_ in tiles if row == tiles[0][0]) > 400  # a big picture still
@@ -373,15 +379,11 @@ def painted(widget) -> tuple[int, int, int, int]:
 async def test_zoom_keeps_the_image_aspect(tmp_path, no_terminal):
     """Zoom on a 32×32 cell at 80×24: the image is as tall as the box allows and as wide as it is tall (cells are
     twice as high as wide), centred — not stretched over the whole screen."""
-    from tests.test_tui import compose_and_run
     from workshop.tui.app import create_app
 
     app = create_app(tmp_path / "journal", "tiny", "halfcell")
     async with app.run_test(size=(80, 24)) as pilot:
-        await compose_and_run(pilot, app, "a red circle", ["glowing"], seeds="1")
-        await pilot.press("z")
-        await pilot.pause()
-        zoom = app.screen.query_one("#zoom-image")
+        zoom = await zoom_on_a_grid(pilot, app)
         left, top, right, bottom = painted(zoom)
         width, height = right - left, bottom - top
         assert height >= zoom.size.height - 1 and abs(width - 2 * height) <= 2, (zoom.size, (left, top, right, bottom))

@@ -797,7 +797,7 @@ async def test_a_long_prompt_is_counted_off_the_ui_thread_once_typing_pauses_and
 
     built, counted_in = [], set()
     real_build, real_bpe = composer_module.build_grid, grid_module.clip_bpe
-    monkeypatch.setattr(composer_module, "build_grid", lambda spec: built.append(1) or real_build(spec))
+    monkeypatch.setattr(composer_module, "build_grid", lambda spec: built.append(spec.prompt.render()) or real_build(spec))
 
     def bpe():
         counted_in.add(threading.current_thread() is threading.main_thread())
@@ -816,8 +816,8 @@ async def test_a_long_prompt_is_counted_off_the_ui_thread_once_typing_pauses_and
         await wait_for(pilot, lambda: "tokens: up to" in preview.render().plain)
         built.clear()
         await pilot.press(*(" glowing stripes" * 4))  # 64 keys, as a paste without brackets sends them
-        await wait_for(pilot, lambda: "tokens: up to" in preview.render().plain and built)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: built and built[-1].endswith("stripes glowing stripes")
+                       and "tokens: up to" in preview.render().plain)  # the last keys' grid, counted
         assert len(built) <= 16, len(built)  # a rebuild per pause in the keys, not per key (64 before)
         assert counted_in == {False}  # never on the UI thread
         shown = preview.render()

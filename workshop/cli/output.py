@@ -85,10 +85,10 @@ def draw_images(paths: list[Path], graphics: str) -> None:
     display = detect(graphics)[0]
     if display.notice:
         console().print(literal(f"note: {display.notice}"))
+    if display.mode == "none":
+        return
     columns, lines = os.get_terminal_size(sys.stdout.fileno())  # (shutil's would say 80×24 for a 0×0 terminal)
     for path in paths:
-        if display.mode == "none":
-            return
         if not columns or not lines:  # a terminal that reports no size (0×0)
             console().print(literal(f"(cannot draw {path.name} here: the terminal reports no size)"))
             continue

@@ -287,13 +287,10 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
         spec = Spec(prompt=req.prompt, negative=req.negative_prompt, seeds=seeds, max_cells=len(seeds))
     except ValidationError as exc:  # a value the request's own model let through (a model name with a lone surrogate)
         error = exc.errors(include_input=False)[0]
-        field = str(error["loc"][0]) if error["loc"] else ""
-        raise BadValue(_A1111_FIELDS.get(field, [field] if field else []), error["msg"]) from None
+        name = str(error["loc"][0]).replace("_", "-") if error["loc"] else ""  # (an option as errors name it)
+        carried = A1111_FIELDS.get(name, name)
+        raise BadValue(carried.split(".") if carried else [], error["msg"]) from None
     return JobRequest(kind="grid", journal=str(journal), spec=spec, options=given, create=True)  # the service's own
-
-
-_A1111_FIELDS = {"model": ["override_settings", "sd_model_checkpoint"], "guidance": ["cfg_scale"],
-                 "max_batch": ["batch_size"], "strength": ["denoising_strength"], "negative": ["negative_prompt"]}
 
 
 def check_job(job: JobRequest, settings: Settings) -> None:

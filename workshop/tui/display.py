@@ -11,7 +11,7 @@ from typing import Mapping
 from PIL import Image
 
 from .terminal import (DEFAULT_CELL, SIXEL_LIMIT, Answers, CellSize, PaneOffset, Tmux, ask, cell_size_from_winsize,
-                       parse_answers, probe_query, tmux_info, too_old_kitty)
+                       parse_answers, passthrough, probe_query, tmux_info, too_old_kitty)
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,10 @@ class Display:
         """Images reach the terminal through tmux, which writes a synchronized update's text after the images drawn
         meanwhile, erasing them: the app must not use synchronized updates then."""
         return self.passthrough is not None or self.tmux_sixel
+
+    def sent(self, sequences: list[str]) -> str:
+        """Escape sequences as they are written: each wrapped in tmux's passthrough when images go through it."""
+        return "".join(passthrough(s) for s in sequences) if self.passthrough is not None else "".join(sequences)
 
 
 def choose(requested: str, answers: Answers, tmux: Tmux | None, cell: CellSize = DEFAULT_CELL,
@@ -86,14 +90,18 @@ def placement(image: tuple[int, int], grid: tuple[int, int], unit: tuple[float, 
 
 def letterbox(image: Image.Image, grid: tuple[int, int], unit: tuple[float, float], background: tuple[int, int, int]) -> Image.Image:
     """``image`` fitted into a ``grid``-sized canvas whose pixels are ``unit`` screen pixels each (half-blocks are half a
-    cell high), aspect kept on the screen, centred on ``background``. Small images grow by nearest neighbour (crisp
-    pixels, as on the contact sheets); large ones shrink smoothly."""
-    left, top, *size = placement(image.size, grid, unit)
-    grow = size[0] >= image.width and size[1] >= image.height
-    scaled = image.convert("RGB").resize(tuple(size), Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS)
+    cell high), aspect kept on the screen, centred on ``background`` (``scaled``)."""
+    left, top, width, height = placement(image.size, grid, unit)
     canvas = Image.new("RGB", grid, background)
-    canvas.paste(scaled, (left, top))
+    canvas.paste(scaled(image, (width, height)), (left, top))
     return canvas
+
+
+def scaled(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """``image`` in RGB at ``size``: a small image grows by nearest neighbour (crisp pixels, as on the contact
+    sheets); a large one shrinks smoothly."""
+    grow = size[0] >= image.width and size[1] >= image.height
+    return image.convert("RGB").resize(size, Image.Resampling.NEAREST if grow else Image.Resampling.LANCZOS)
 
 
 def cells_covered(image: tuple[int, int], grid: tuple[int, int], cell: CellSize) -> tuple[int, int, int, int]:

@@ -241,8 +241,7 @@ class Picture(Widget):
             lines.append(Strip(segments, crop.width))
         if self._kitty_sent != key and lines:
             canvas = letterbox(self._image, (width * cell.width, height * cell.height), (1, 1), self._background())
-            sequences = kitty.transmit(self._kitty_id, canvas, width, height)
-            send = "".join(passthrough(s) for s in sequences) if self._graphics.passthrough is not None else "".join(sequences)
+            send = self._graphics.sent(kitty.transmit(self._kitty_id, canvas, width, height))
             lines[0] = Strip([Segment(send, control=_ZERO_WIDTH), *lines[0]], crop.width)
             self._kitty_sent = key
         return lines

@@ -9,8 +9,7 @@ import warnings
 from PIL import Image
 
 from . import kitty, sixel
-from .display import Display, fit
-from .terminal import passthrough
+from .display import Display, fit, scaled
 
 MAX_COLUMNS = 60  # the widest an image is drawn (it is shrunk to fit, never grown past a half-cell a pixel)
 MAX_LINES = 24
@@ -39,20 +38,16 @@ def _sixel(image: Image.Image, display: Display, cols: int, rows: int) -> str:
     """One sixel no larger than the terminal draws; the terminal moves the cursor below it, to the next line."""
     limit = display.sixel_limit
     width, height = fit(image.size, (min(cols * display.cell.width, limit[0]), min(rows * display.cell.height, limit[1])))
-    pixels = image.convert("RGB").resize((max(1, int(width)), max(1, int(height))), _resampling(image.size, (width, height)))
-    return sixel.image_to_sixel(pixels) + "\n"
+    return sixel.image_to_sixel(scaled(image, (max(1, int(width)), max(1, int(height))))) + "\n"
 
 
 def _kitty(image: Image.Image, display: Display, cols: int, rows: int) -> str:
     """The image sent once, then shown by placeholder cells naming it (through tmux's passthrough when it is on)."""
     image_id = kitty.new_id()
     cell = display.cell
-    pixels = image.convert("RGB").resize((cols * cell.width, rows * cell.height),
-                                         _resampling(image.size, (cols * cell.width, rows * cell.height)))
-    sequences = kitty.transmit(image_id, pixels, cols, rows)
-    send = "".join(passthrough(s) for s in sequences) if display.passthrough is not None else "".join(sequences)
+    sequences = kitty.transmit(image_id, scaled(image, (cols * cell.width, rows * cell.height)), cols, rows)
     r, g, b = kitty.id_color(image_id)
-    return send + "".join(f"\x1b[38;2;{r};{g};{b}m{kitty.placeholders(row, 0, cols)}\x1b[39m\n" for row in range(rows))
+    return display.sent(sequences) + "".join(f"\x1b[38;2;{r};{g};{b}m{kitty.placeholders(row, 0, cols)}\x1b[39m\n" for row in range(rows))
 
 
 def _halfcell(image: Image.Image, cols: int, rows: int) -> str:
@@ -66,7 +61,3 @@ def _halfcell(image: Image.Image, cols: int, rows: int) -> str:
     blocks = BlockImage(image.convert("RGB"), width=cols, height=rows)
     return f"{blocks:1.1}" + "\n"  # (padding 1: none)
 
-
-def _resampling(size: tuple[int, int], to: tuple[float, float]) -> Image.Resampling:
-    """Small images grow by nearest neighbour (crisp pixels); large ones shrink smoothly."""
-    return Image.Resampling.NEAREST if to[0] >= size[0] and to[1] >= size[1] else Image.Resampling.LANCZOS
