@@ -136,7 +136,7 @@ def test_cancel_keeps_the_latest_frame(tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--model", "vqgan-clip:{unet}+tiny-clip"], "neither|is a UNet2DConditionModel"),
     (["--model", "vqgan-clip:tiny+ViT-B-32:/nowhere/clip.safetensors"], "does not exist"),
-    (["--model", "vqgan-clip:tiny+no-such-arch:x.safetensors"], "unknown CLIP architecture"),
+    (["--model", "vqgan-clip:tiny+no-such-arch:laion2b_s34b_b79k"], "unknown CLIP architecture"),
     (["--model", "vqgan-clip:tiny+tiny-clip", "--init-image", "{small}"], "at least 8x8"),
     (["--model", "vqgan-clip:tiny+tiny-clip", "--lr", "-1"], "learning rate"),
     (["--model", "tiny", "--animate", "3"], "for the vqgan-clip backend"),

@@ -412,7 +412,7 @@ def test_init_image_of_an_experiment_whose_image_is_gone_is_one_line(tmp_path, c
 def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypatch):
     """The init image is opened by journal.images.open_image (which bounds pixels), at check time and at run time."""
     import journal.images as images
-    from workshop.runner import engine, execution
+    from workshop.runner import checks, engine
 
     opened = []
     real = images.open_image
@@ -421,7 +421,7 @@ def test_every_image_the_runner_opens_goes_through_open_image(tmp_path, monkeypa
         opened.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(execution, "open_image", spy)
+    monkeypatch.setattr(checks, "open_image", spy)
     monkeypatch.setattr(engine, "open_image", spy)
     init = make_png(tmp_path / "init.png", size=(64, 64))
     journal = Journal.init(tmp_path / "j")

@@ -77,6 +77,59 @@ def test_text_that_is_not_text_or_too_long_is_a_422_and_the_next_job_runs(servic
     assert "SECRETWORD" not in caplog.text and "\ud800" not in caplog.text
 
 
+def a_fifo(folder: Path) -> str:
+    import os
+
+    os.mkfifo(folder / "fifo")
+    return str(folder / "fifo")
+
+
+@pytest.mark.parametrize("change, status, field, said", [
+    (lambda body, tmp: body["options"].update(model="nosuch"), 400, None, "unknown model"),
+    (lambda body, tmp: body["options"].update(model=str(tmp)), 400, None, "not a diffusers pipeline"),
+    (lambda body, tmp: body["options"].update(steps=0), 400, None, "steps must be 1 or more"),
+    (lambda body, tmp: body["options"].update(strength=5), 400, None, "strength must be"),
+    (lambda body, tmp: body["options"].update(max_batch=0), 400, None, "batch size"),
+    (lambda body, tmp: body["options"].update(sampler="bogus"), 400, None, "unknown sampler"),
+    (lambda body, tmp: body["options"].update(size=[0, 0]), 400, None, "at least 8"),
+    (lambda body, tmp: body["options"].update(clip="bogus"), 400, None, "ARCH:CHECKPOINT"),
+    (lambda body, tmp: body["options"].update(preview_every=-1), 400, None, "previews"),
+    (lambda body, tmp: body["options"].update(init_image=a_fifo(tmp)), 400, None, "FIFO"),
+    (lambda body, tmp: body["options"].update(init_image="#3"), 400, None, "no experiment #3"),
+    (lambda body, tmp: body["options"].update(init_image="a.png"), 400, "options.init_image", "absolute path"),
+    (lambda body, tmp: (body["options"].pop("size"), body["spec"].update(params={"size": "0x0"})), 400, None, "at least 8"),
+    (lambda body, tmp: body["options"].update(device="bogus"), 422, "options.device", "cuda:N"),
+    (lambda body, tmp: body.update(create="yes"), 422, "create", "boolean"),
+    (lambda body, tmp: body.update(kind="rerun", number=999, spec=None), 400, "number", "no experiment #999"),
+    (lambda body, tmp: body.update(kind="rerun", number=1.0, spec=None), 422, "number", "integer"),
+    (lambda body, tmp: body.update(kind="resume", run="nosuch", spec=None), 400, None, "no run 'nosuch'"),
+])
+def test_a_job_any_run_would_refuse_is_refused_when_submitted(service, http, tmp_path, change, status, field, said):
+    """The rule is structural: a job is checked in full — its types, then what the runner would refuse before loading
+    a model (runner/checks.py) — before it exists; none of these is queued to fail later (bad_input_tally.py counted
+    21 such jobs answered 201)."""
+    Journal.open(tmp_path / "j", create=True)
+    body = a_job(tmp_path / "j")
+    change(body, tmp_path)
+    reply = http.post("/v1/jobs", json=body)
+    assert reply.status_code == status and said in reply.json()["error"], reply.text
+    assert reply.json().get("field") == field and "\n" not in reply.json()["error"]
+    assert service.jobs() == [] and list_runs(Journal.open(tmp_path / "j")) == []
+
+
+def test_a_device_the_machine_lacks_fails_the_job_in_one_line_of_the_machines(service, tmp_path):
+    """Found by bad_input_tally.py: ``cuda:99`` on a machine without it failed as an internal error (torch's
+    RuntimeError). Which devices there are is the service's machine's to say when the job runs."""
+    body = a_job(tmp_path / "j")
+    body["options"]["device"] = "cuda:99"
+    job = service.submit(JobRequest.model_validate(body))
+    wait_until(lambda: service.job(job.id).ended_yet)
+    ended = service.job(job.id)
+    assert (ended.state, ended.error_type) == ("failed", "machine")
+    assert ended.error.startswith("device cuda:99: this machine has") and "internal" not in ended.error
+    assert runs_to_the_end(service, tmp_path / "j") == "finished"
+
+
 def test_a1111s_prompt_that_is_not_text_is_a_422(service, http, tmp_path):
     reply = http.post("/sdapi/v1/txt2img", content=json.dumps({"prompt": "a \ud800 b", "steps": 1}).encode(),
                       headers={"content-type": "application/json"})

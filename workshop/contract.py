@@ -15,6 +15,7 @@ Numbers are strict (no "12" for 12, no true for 1) and finite; unknown keys are 
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError
@@ -37,6 +38,12 @@ def valid_text(text: str) -> str:
     except UnicodeEncodeError as exc:
         raise PydanticCustomError("lone_surrogate", "holds a lone surrogate (U+{code}) at character {at}, which is "
                                   "not text: send valid UTF-8", {"code": f"{ord(text[exc.start]):04X}", "at": exc.start}) from None
+    return text
+
+
+def _device(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d{1,4})?", text):
+        raise PydanticCustomError("device", "names no device: write auto, cpu, mps, cuda or cuda:N")
     return text
 
 
@@ -126,7 +133,7 @@ class GivenOptions(Contract):
     tf32: Flag | None = None
     allow_pickle: Flag = False
     allow_download: Flag = False
-    device: Named = "auto"
+    device: Annotated[Named, AfterValidator(_device)] = "auto"  # where the run's batches are made
     preview_every: Whole = 0
 
 
@@ -134,7 +141,7 @@ class GivenOptions(Contract):
 WANTED = {"int_type": "a whole number", "float_type": "a number", "string_type": "text", "bool_type": "true or false",
           "list_type": "a list", "dict_type": "a table", "model_type": "a table", "finite_number": "a finite number",
           "model_attributes_type": "a table", "too_long": f"at most {TEXT_MAX} characters",
-          "lone_surrogate": "valid Unicode text"}
+          "lone_surrogate": "valid Unicode text", "device": "auto, cpu, mps, cuda or cuda:N"}
 
 
 class Problem(NamedTuple):

@@ -9,10 +9,21 @@ from contextlib import contextmanager
 
 import torch
 
+from ..errors import RunError
+
 
 def pick_device(requested: str = "auto") -> torch.device:
+    """The device ``requested`` (auto: cuda, else mps, else the CPU); RunError (code "machine") for one this machine
+    does not have."""
     if requested != "auto":
-        return torch.device(requested)
+        device = torch.device(requested)
+        if not device_available(device.type):
+            raise RunError(f"device {requested}: this machine has no {device.type} device; use auto or cpu",
+                           code="machine")
+        if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+            raise RunError(f"device {requested}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                           f"cuda:0 to cuda:{torch.cuda.device_count() - 1}", code="machine")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():

@@ -12,14 +12,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Callable
 
 from PIL import Image
 
 from journal import InvalidInput, Journal
 from journal.images import clean_png, open_image, sha256_file
-from journal.text import quoted
 
 from ..compose.grid import Grid
 from ..compose.tokens import budget, clip_bpe
@@ -30,22 +28,16 @@ from .backends import Backend, load
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
-from .loading import NO_SCORER, LoadPlan, Loader, load_plan
+from .checks import NO_SCORER, Init, check_inputs, resolve_init
+from .loading import LoadPlan, Loader, load_plan
 from .models import GUIDED, ModelSource
-from .options import DEFAULT_STRENGTH, RunOptions, check_grid, check_options, grid_models
+from .options import DEFAULT_STRENGTH, RunOptions, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
 from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
 from .sheet import RunSheets
 from .speedups import Speedups, active
 from .writer import BatchWriter, Kept, keep
-
-
-@dataclass(frozen=True)
-class _Init:
-    path: Path
-    given: str
-    parent: int | None
 
 
 def check_backend(source: ModelSource, options: RunOptions) -> None:
@@ -61,41 +53,7 @@ def check_backend(source: ModelSource, options: RunOptions) -> None:
                        f"model (use {option('model')} {GUIDED}:<decoder>+<clip>)")
 
 
-def _resolve_init(journal: Journal | None, given: str | None) -> _Init | None:
-    if given is None:
-        return None
-    if given.startswith("#"):
-        number_text, sep, place_text = given[1:].partition(":")
-        try:
-            number, place = int(number_text), int(place_text) if sep else 1
-        except ValueError:
-            raise RunError(f"{option('init-image')} {quoted(given)}: write #N for experiment N's first image, #N:K "
-                           "for its image K, or a file path") from None
-        if journal is None:
-            raise RunError(f"{option('init-image')} {given}: no experiment #{number}; the journal does not exist "
-                           "yet, so pass an image file")
-        exp = journal.get(number)
-        if not 1 <= place <= len(exp.images):
-            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number} has {len(exp.images)} "
-                           f"image(s): pick K from 1 to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
-        path = journal.image_path(exp, exp.images[place - 1])
-        if not path.is_file():
-            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number}'s image {path} is missing from "
-                           "the journal (run `promptism doctor`)")
-        init = _Init(path, given, exp.number)
-    else:
-        path = Path(given).expanduser().absolute()
-        init = _Init(path, str(path), None)
-    try:
-        image = open_image(path)  # bounded in pixels, like every image promptism opens
-    except InvalidInput as exc:
-        raise RunError(f"{option('init-image')}: {exc.message}") from None
-    if min(image.size) < 8:
-        raise RunError(f"{option('init-image')} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
-    return init
-
-
-def _jobs(cells: list[CellRecord], params: ParamsRecord, init: _Init | None, *, in_full: bool = False) -> list[Job]:
+def _jobs(cells: list[CellRecord], params: ParamsRecord, init: Init | None, *, in_full: bool = False) -> list[Job]:
     """One job per cell; a CLIP-guided image kept from a cancel reruns the steps it had (unless ``in_full``: a resume
     makes it as it would have been)."""
     steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
@@ -129,9 +87,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     """Check everything the run needs and load its model (here, or in ``dispatch``'s workers): RunError for bad
     input, before anything is written. ``journal`` is None where the command will create it (then ``#N`` init images
     name nothing)."""
-    check_options(options)
-    check_grid(grid, options)
-    init = _resolve_init(journal, options.init_image)
+    init = check_inputs(grid, options, journal)
     names = grid_models(grid, options)
 
     def fits(name: str | None, backend: Backend) -> None:
@@ -397,7 +353,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     params = ParamsRecord(**{**exp.params, "parent": exp.parent})
     if "animate_every" in exp.params:
         params.animate_every = 0  # the rerun checks the images; it makes no animations
-    init = _resolve_init(journal, params.init_image) if params.init_image else None
+    init = resolve_init(journal, params.init_image) if params.init_image else None
     if init and params.init_sha256 and sha256_file(init.path) != params.init_sha256:
         raise RunError(f"the init image {init.given} has changed since #{number} was made")
     loaded = load_plan(LoadPlan(recorded.model_source or exp.model.id, options.device, Speedups.from_params(params),
@@ -449,7 +405,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     todo = [c for c in r.cells if not c.file or c.steps_done is not None]
     if not todo:
         raise RunError(f"run {run.id} has every image already: nothing to resume")
-    init = _resolve_init(journal, r.params.init_image) if r.params.init_image else None
+    init = resolve_init(journal, r.params.init_image) if r.params.init_image else None
     if init and r.params.init_sha256 and sha256_file(init.path) != r.params.init_sha256:
         raise RunError(f"the init image {init.given} has changed since run {run.id} started")
     kind = r.compute.kind

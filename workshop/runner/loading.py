@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 
 from . import events as ev
 from .backends import Backend, load, resolve
+from .checks import NO_SCORER
 from .devices import device_name, pick_device
 from .models import ModelSource
 from .scoring import load_scorer
 from .speedups import Speedups
 from .timing import phase
 
-NO_SCORER = "none"  # a plan's ``clip`` that loads no scorer
 
 
 @dataclass(frozen=True)

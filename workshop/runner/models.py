@@ -102,6 +102,36 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
                    "cached Hugging Face repo id (see `promptism models`)")
 
 
+def check_name(name: str, *, allow_download: bool = False) -> None:
+    """``resolve``'s checks with nothing built, loaded or fetched (torch-free: the service makes them when a job is
+    submitted): RunError for a name no run could load. A built-in is known by its name; a CLIP-guided model's parts
+    and a repo a download may fetch are checked when the run loads them."""
+    if name in BUILTINS or (name.strip() and is_guided(name)) or (allow_download and is_repo_id(name)):
+        return
+    resolve(name)
+
+
+def scorer_weights(name: str, *, allow_pickle: bool = False) -> tuple[str, str]:
+    """A CLIP scorer named ``ARCH:CHECKPOINT`` or ``ARCH:PRETRAINED_TAG`` (not a built-in): its architecture and its
+    weights — a checkpoint file made absolute, or the tag. RunError for a name of neither form, a checkpoint that is
+    not a file, or a pickle one not allowed (the architecture is checked when it loads)."""
+    arch, sep, pretrained = name.partition(":")
+    if not sep or not arch or not pretrained:
+        raise RunError(f"CLIP scorer {quoted(name)}: write ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG, or use "
+                       f"{', '.join(BUILTIN_CLIPS)}")
+    path = Path(pretrained).expanduser()
+    if path.suffix or path.exists() or "/" in pretrained or pretrained.startswith("~"):  # a file, not a tag
+        if not path.exists():
+            raise RunError(f"CLIP checkpoint {path} does not exist")
+        if not path.is_file():
+            raise RunError(f"CLIP checkpoint {path} is not a file; pass a .safetensors file")
+        if path.suffix != ".safetensors" and not allow_pickle:
+            raise RunError(f"CLIP checkpoint {path} is a pickle file, which can run code when loaded; use a "
+                           f".safetensors file, or pass {option('allow-pickle')} if you trust it")
+        return arch, str(path)
+    return arch, pretrained
+
+
 def is_guided(name: str) -> bool:
     """Whether a model name means the CLIP-guided backend."""
     return name == GUIDED or name.startswith(GUIDED + ":")

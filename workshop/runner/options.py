@@ -137,6 +137,8 @@ def check_options(options: RunOptions) -> None:
                        "image, or leave out the strength")
     if options.max_batch < 1:
         raise RunError(f"the batch size ({option('max-batch')}) must be 1 or more, not {options.max_batch}")
+    if options.preview_every < 0:
+        raise RunError(f"previews come every N steps, N 1 or more (0: none), not {options.preview_every}")
     if options.animate_every < 0:
         raise RunError(f"{option('animate')} takes a number of steps between frames, 1 or more, not "
                        f"{options.animate_every}")

@@ -25,7 +25,7 @@ from ..compose.emphasis import parse, plain
 from ..compose.errors import SpecError
 from ..compose.grid import AxisSpec
 from ..errors import RunError, option
-from .models import BUILTIN_CLIPS, WEIGHTS, Warm
+from .models import BUILTIN_CLIPS, WEIGHTS, Warm, scorer_weights
 from .records import CellRecord, KeywordEffect, WeightPoint
 
 _CONFIGS = Path(__file__).parent / "clip_configs"
@@ -81,19 +81,9 @@ def _load_scorer(name: str, device: torch.device, allow_pickle: bool, allow_down
         arch, pretrained = name, str(_CHECKPOINTS[name]) if name in _CHECKPOINTS else None
         torch.manual_seed(0)
     else:
-        arch, sep, pretrained = name.partition(":")
-        if not sep or not pretrained:
-            raise RunError(f"CLIP scorer {quoted(name)}: write ARCH:CHECKPOINT or ARCH:PRETRAINED_TAG, or use {', '.join(BUILTIN_CLIPS)}")
+        arch, pretrained = scorer_weights(name, allow_pickle=allow_pickle)
         if arch not in open_clip.list_models():
             raise RunError(f"unknown CLIP architecture {quoted(arch)}: open_clip knows {', '.join(open_clip.list_models()[:8])}, …")
-        path = Path(pretrained).expanduser()
-        if path.suffix or path.exists() or "/" in pretrained or pretrained.startswith("~"):  # a file, not a tag
-            if not path.is_file():
-                raise RunError(f"CLIP checkpoint {path} does not exist")
-            if path.suffix != ".safetensors" and not allow_pickle:
-                raise RunError(f"CLIP checkpoint {path} is a pickle file, which can run code when loaded; use a "
-                               f".safetensors file, or pass {option('allow-pickle')} if you trust it")
-            pretrained = str(path)
     tagged = name not in BUILTIN_CLIPS and pretrained is not None and not Path(pretrained).is_file()
     root = logging.getLogger()
     quiet = _Quiet()

@@ -295,7 +295,7 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
 
 def check_job(job: JobRequest, settings: Settings) -> None:
     """What the runner would refuse without loading a model, refused now as a 422 (nothing is written)."""
-    from ..runner.models import is_guided, resolve as resolve_model
+    from ..runner.models import check_name, is_guided
 
     try:
         build_grid(spec_from(job.spec))
@@ -309,7 +309,7 @@ def check_job(job: JobRequest, settings: Settings) -> None:
         raise BadValue(["override_settings", "sd_model_checkpoint"], f"{options.model} is CLIP-guided (it has no "
                        "cfg_scale or sampler): the A1111 API serves diffusion models; use `promptism generate` for it")
     try:
-        resolve_model(options.model)
+        check_name(options.model)
     except RunError as exc:
         raise BadValue(["override_settings", "sd_model_checkpoint"], exc.worded(as_a1111)) from None
 

@@ -3,11 +3,11 @@ what the service says about a job (JobInfo) and about itself (ServiceStatus). Py
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..contract import GivenOptions, Named, Spec
+from ..contract import Flag, GivenOptions, Named, Spec, Whole
 
 JobKind = Literal["grid", "rerun", "resume"]
 JobState = Literal["queued", "running", "finished", "cancelled", "failed", "interrupted"]
@@ -25,9 +25,9 @@ class JobRequest(BaseModel):
     journal: Named
     spec: Spec | None = None
     options: GivenOptions = Field(default_factory=GivenOptions)
-    number: int | None = Field(default=None, ge=1)
+    number: Annotated[Whole, Field(ge=1)] | None = None
     run: Named | None = None
-    create: bool = False  # grid: make the journal if there is none yet (a first `promptism generate` does)
+    create: Flag = False  # grid: make the journal if there is none yet (a first `promptism generate` does)
 
 
 class JobInfo(BaseModel):

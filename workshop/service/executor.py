@@ -127,11 +127,32 @@ def existing_journal(path: Path) -> Journal | None:
 
 
 def request_problem(request: JobRequest) -> PromptismError | None:
-    """Why the service cannot run ``request`` (checked when it is submitted, before it is queued), or None: its
-    journal (``code`` "no_journal" where there is none), and a grid's spec (composing it is pure Python and quick)."""
+    """Why the service cannot run ``request`` — checked when it is submitted, before it is queued — or None: its
+    journal (``code`` "no_journal" where there is none); a grid's spec, options, models' names and init image
+    (``runner.checks``: torch-free, quick); a rerun's experiment; a resume's run. What only a loaded model can say
+    (steps past its scheduler's, a prompt it cannot read) is said when the job runs."""
+    from journal import ExperimentNotFound, JournalError, NotAJournal
+
+    try:
+        return _problem(request)
+    except PromptismError as exc:
+        return exc
+    except NotAJournal as exc:
+        return PromptismError(exc.message, code="no_journal", field="journal")
+    except ExperimentNotFound as exc:  # (a rerun's: an init image's is the checks')
+        return PromptismError(exc.message, field="number")
+    except JournalError as exc:  # the journal could not be read: the machine's
+        return PromptismError(exc.message, code="machine")
+
+
+def _problem(request: JobRequest) -> PromptismError | None:
     path = Path(request.journal)
     if not path.is_absolute():
         return PromptismError(f"the journal must be an absolute path, not {quoted(request.journal)}", field="journal")
+    given = request.options.init_image
+    if given is not None and not given.startswith("#") and not Path(given).is_absolute():
+        return PromptismError(f"{option('init-image')} must be an absolute path or #N[:K], not {quoted(given)}",
+                              field="options.init_image")
     if request.kind == "grid":
         if path.exists() and not path.is_dir():
             return PromptismError(f"{path} is not a folder, so it cannot be a journal", field="journal")
@@ -144,20 +165,25 @@ def request_problem(request: JobRequest) -> PromptismError | None:
                                   "\"create\": true)", code="no_journal", field="journal")
         if request.spec is None:
             return PromptismError("a grid job needs its spec", field="spec")
-        from ..compose import SpecError
         from ..compose.grid import build_grid
         from ..compose.spec import spec_from
+        from ..runner.checks import check_inputs
+        from ..settings import load_settings
 
-        try:
-            build_grid(spec_from(request.spec))
-        except SpecError as exc:
-            return exc
+        grid = build_grid(spec_from(request.spec))
+        check_inputs(grid, resolve(request.spec, request.options, load_settings()), existing_journal(path))
         return None
     if not is_journal(path):
         return PromptismError(f"no promptism journal at {path}; pass {option('journal', 'DIR')}", code="no_journal",
                               field="journal")
-    if request.kind == "rerun" and request.number is None:
-        return PromptismError("a rerun job needs the experiment's number", field="number")
-    if request.kind == "resume" and not request.run:
-        return PromptismError("a resume job needs the run's id", field="run")
+    if request.kind == "rerun":
+        if request.number is None:
+            return PromptismError("a rerun job needs the experiment's number", field="number")
+        Journal.open(path).get(request.number)
+    if request.kind == "resume":
+        if not request.run:
+            return PromptismError("a resume job needs the run's id", field="run")
+        from ..runner.runs import load_run
+
+        load_run(Journal.open(path), request.run)
     return None

@@ -305,13 +305,13 @@ def failure(exc: Exception) -> tuple[str, str]:
     """A job's failure as its client gets it: one line (it may quote the prompt: never logged; options in the API's
     words) and its kind (``JobInfo.error_type``): the error's own code for a user's problem — the request's fault,
     which the A1111 routes answer with a 422 — "machine" for what the machine refused, "internal" for a bug."""
-    from journal import InvalidInput, JournalError, NotAJournal, PrivacyError
+    from journal import ExperimentNotFound, InvalidInput, JournalError, NotAJournal, PrivacyError
 
     from ..errors import PromptismError, as_wire, option, os_error_line, worded
 
     if isinstance(exc, PromptismError):
         return one_line(exc.worded(as_wire)), exc.code
-    if isinstance(exc, (InvalidInput, NotAJournal, PrivacyError)):  # the journal refusing what it was given
+    if isinstance(exc, (InvalidInput, NotAJournal, PrivacyError, ExperimentNotFound)):  # the journal refusing what it was given
         return one_line(exc.worded(as_wire)), "invalid"
     if isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__:
         return worded(f"out of memory: try a smaller {option('max-batch')} or {option('size')}", as_wire), "machine"

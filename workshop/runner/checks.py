@@ -1,0 +1,82 @@
+"""What a grid run is given, checked before any model loads: its options and axes, its models' names, its scorer's
+name and its init image. Torch-free, so the service makes these checks when a job is submitted (a job that would
+fail them is refused then, never queued) and ``execution.prepare`` makes them again when it runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from journal import ExperimentNotFound, InvalidInput, Journal
+from journal.images import open_image
+from journal.text import quoted
+
+from ..errors import RunError, option
+from .models import BUILTIN_CLIPS, check_name, scorer_weights
+from .options import RunOptions, check_grid, check_options, grid_models
+
+if TYPE_CHECKING:
+    from ..compose.grid import Grid
+
+NO_SCORER = "none"  # the ``clip`` that asks for no scorer
+
+
+@dataclass(frozen=True)
+class Init:
+    """A run's init image: its file, as it was given (a path made absolute, or ``#N[:K]``), and the experiment it
+    came from."""
+
+    path: Path
+    given: str
+    parent: int | None
+
+
+def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> Init | None:
+    """RunError for anything ``grid`` run with ``options`` would refuse before loading a model; its init image."""
+    check_options(options)
+    check_grid(grid, options)
+    for name in grid_models(grid, options):
+        check_name(name, allow_download=options.allow_download)
+    if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
+        scorer_weights(options.clip, allow_pickle=options.allow_pickle)
+    return resolve_init(journal, options.init_image)
+
+
+def resolve_init(journal: Journal | None, given: str | None) -> Init | None:
+    """The init image ``given`` (a path, or ``#N[:K]``: experiment N's image K), opened within the pixel limit;
+    RunError for one that is not there or not an image. ``journal`` is None where it does not exist yet."""
+    if given is None:
+        return None
+    if given.startswith("#"):
+        number_text, sep, place_text = given[1:].partition(":")
+        try:
+            number, place = int(number_text), int(place_text) if sep else 1
+        except ValueError:
+            raise RunError(f"{option('init-image')} {quoted(given)}: write #N for experiment N's first image, #N:K "
+                           "for its image K, or a file path") from None
+        if journal is None:
+            raise RunError(f"{option('init-image')} {given}: no experiment #{number}; the journal does not exist "
+                           "yet, so pass an image file")
+        try:
+            exp = journal.get(number)
+        except ExperimentNotFound as exc:
+            raise RunError(f"{option('init-image')} {given}: {exc.message}") from None
+        if not 1 <= place <= len(exp.images):
+            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number} has {len(exp.images)} "
+                           f"image(s): pick K from 1 to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
+        path = journal.image_path(exp, exp.images[place - 1])
+        if not path.is_file():
+            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number}'s image {path} is missing from "
+                           "the journal (run `promptism doctor`)")
+        init = Init(path, given, exp.number)
+    else:
+        path = Path(given).expanduser().absolute()
+        init = Init(path, str(path), None)
+    try:
+        image = open_image(path)  # bounded in pixels, like every image promptism opens
+    except InvalidInput as exc:
+        raise RunError(f"{option('init-image')}: {exc.message}") from None
+    if min(image.size) < 8:
+        raise RunError(f"{option('init-image')} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
+    return init
