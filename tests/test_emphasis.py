@@ -44,6 +44,9 @@ def flat(text: str) -> list[tuple[str, float]]:
     ("a cat BREAK a dog", [("a cat", 1.0), ("BREAK", -1), ("a dog", 1.0)]),
     ("(a) BREAK [b]", [("a", 1.1), ("BREAK", -1), ("b", 1 / 1.1)]),
     ("a BREAKFAST", [("a BREAKFAST", 1.0)]),
+    # spaces round a weight: A1111's pattern allows them (issue 26: "(pink bow: 1.2)" in real infotexts)
+    ("a (pink bow: 1.2)", [("a ", 1.0), ("pink bow", 1.2)]),
+    ("(x :0.5 )", [("x ", 0.5)]),
     ("", [("", 1.0)]),
 ])
 def test_parse_as_a1111_does(text, expected):
@@ -60,7 +63,6 @@ def test_parse_as_a1111_does(text, expected):
     ("(a:1.2.3)", 'the weight "1.2.3" at character 4 is not a number'),
     ("(a:.)", 'the weight "." at character 4 is not a number'),
     ("(a:high)", 'the weight "high" at character 4 is not a number'),
-    ("(a: 1.3)", "the weight at character 4 has spaces round it"),
     ("(a:)", "the weight at character 4 is missing"),
     ("a:1.3)", 'unbalanced ")" at character 6'),
     ("[cat:dog:0.5]", "prompt editing"),

@@ -6,7 +6,7 @@ the run records it as it is, and the runner applies the weights when it encodes 
 ``parse`` reads the syntax as A1111's ``parse_prompt_attention`` does — ``(text)`` ×1.1, ``(text:1.3)``, ``[text]``
 ÷1.1, nesting multiplies, ``\\( \\) \\[ \\] \\\\`` are literal, ``BREAK`` starts a new 75-token chunk — but refuses
 (SpecError, naming the character) what A1111 silently reads otherwise than it looks: unbalanced or crossed brackets,
-a weight that is not a number or has spaces round it, a lone backslash, BREAK inside brackets, and A1111's prompt
+a weight that is not a number (spaces round it are allowed, as A1111 allows them), a lone backslash, BREAK inside brackets, and A1111's prompt
 editing ``[a:b:when]`` / alternation ``[a|b]``, which promptism does not do. Whatever it accepts, it weighs exactly
 as A1111 does (the same multiplications in the same order).
 """
@@ -24,7 +24,7 @@ ROUND = 1.1  # (text)
 SQUARE = 1 / 1.1  # [text]
 
 # one token at a time: an escape, a bracket, a weight closing a round bracket, words, or a colon
-_TOKEN = re.compile(r"\\(?P<escaped>.?)|(?P<open>[(\[])|:(?P<weight>[+-]?[.\d]+)\)|(?P<close>[)\]])|(?P<words>[^\\()\[\]:]+)|:",
+_TOKEN = re.compile(r"\\(?P<escaped>.?)|(?P<open>[(\[])|:\s*(?P<weight>[+-]?[.\d]+)\s*\)|(?P<close>[)\]])|(?P<words>[^\\()\[\]:]+)|:",
                     re.S)
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
 _SYNTAX = re.compile(r"[\\()\[\]]|\bBREAK\b")
@@ -139,7 +139,7 @@ def parse(text: str, what: str = "the prompt") -> tuple[Chunk, ...]:
 
 
 def _check_colon(text: str, tokens: list, n: int, stack: list[_Open], fail) -> None:
-    """A colon A1111 takes as words although it looks like a weight (``(text:high)``, ``(text: 1.3)``, ``(text:)``)
+    """A colon A1111 takes as words although it looks like a weight (``(text:high)``, ``(text:)``)
     or starts prompt editing (``[a:b:when]``) is refused."""
     at = tokens[n].start()
     if not stack:
@@ -152,9 +152,6 @@ def _check_colon(text: str, tokens: list, n: int, stack: list[_Open], fail) -> N
         raise fail(f"the weight at character {at + 2} is missing: write (text:1.3), or take the colon out")
     if len(following) == 2 and following[0]["words"] is not None and following[1]["close"] == ")":
         weight = following[0]["words"]
-        if re.fullmatch(r"\s*[+-]?[.\d]+\s*", weight):
-            raise fail(f"the weight at character {at + 2} has spaces round it, so A1111 reads it as words: write "
-                       "(text:1.3)")
         if not re.search(r"\s", weight):
             raise fail(f'the weight "{weight}" at character {at + 2} is not a number: write (text:1.3), or escape the '
                        "brackets as \\( \\) to keep them as words")
