@@ -88,20 +88,23 @@ def test_the_model_load_is_announced_as_a_json_event(tmp_path, capsys):
     assert code == 0 and json.loads(out.splitlines()[0])["event"] == "Loading", out + err
 
 
-def test_a_prompt_past_the_models_window_is_said_in_a_note_and_an_event_with_no_words(tmp_path, capsys):
-    """`generate` was silent about a prompt of 2,000 tokens: the model reads 77 of them. The run says so — a count,
-    never the prompt's words (the event goes to --json output and over the service's wire)."""
+def test_a_prompt_past_the_window_is_read_in_windows_and_said_only_where_a_model_cuts_it(tmp_path, capsys):
+    """`generate` was silent about a prompt of 2,000 tokens the model read 77 of. A1111's models (SD, SDXL) now read
+    it all, in 75-token windows (issue 26), so nothing is said for them; a model that cuts it gets a count — never the
+    prompt's words (the event goes to --json output and over the service's wire)."""
+    from workshop.runner.engine import Job
+    from workshop.runner.execution import past_limit
+
     words = " ".join(f"zebraword{k}" for k in range(60))  # several tokens each
     j = str(tmp_path / "j")
-    code, _, err = run_cli(capsys, "generate", words, "--steps", "1", "--seeds", "1-2", "--journal", j)
-    assert code == 0, err
-    (note,) = [line for line in err.splitlines() if line.startswith("note: ")]
-    assert "cell(s) 0, 1" in note and "past the 77 the model reads" in note and "zebraword" not in note
-    code, out, err = run_cli(capsys, "generate", words, "--steps", "1", "--json", "--journal", j)
-    (event,) = [e for e in map(json.loads, out.splitlines()) if e["event"] == "PromptPastLimit"]
-    assert event["cells"] == [0] and event["tokens"] > 77 and event["limit"] == 77 and "zebraword" not in json.dumps(event)
-    code, out, err = run_cli(capsys, "generate", "a red circle", "--steps", "1", "--json", "--journal", j)
-    assert code == 0 and "PromptPastLimit" not in out and "note: " not in err  # a short prompt: nothing said
+    code, out, err = run_cli(capsys, "generate", words, "--steps", "1", "--seeds", "1-2", "--json", "--journal", j)
+    assert code == 0 and "PromptPastLimit" not in out and "note: " not in err, err
+    (run,) = list_runs(Journal.open(tmp_path / "j"))
+    assert run.record.params.emphasis == "a1111"
+    jobs = [Job(n, text, "", 1, 1, 7.5, 64, 64) for n, text in enumerate((words, "a red circle", words))]
+    event = past_limit(jobs)
+    assert event.cells == [0, 2] and event.tokens > 77 and event.limit == 77 and "zebraword" not in repr(event)
+    assert past_limit(jobs[1:2]) is None
 
 
 def test_a_terminal_sees_loading_model_while_it_loads(tmp_path):

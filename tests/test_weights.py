@@ -12,7 +12,8 @@ from tests.helpers import run_cli
 from workshop.compose.grid import build_grid
 from workshop.compose.spec import spec_from
 from workshop.runner.backends import DiffusersBackend
-from workshop.runner.emphasis_encoder import family
+from workshop.compose.emphasis import parse
+from workshop.runner.emphasis_encoder import family, token_chunks
 from workshop.runner.engine import Engine, Job
 from workshop.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
@@ -30,13 +31,13 @@ def tiny():
     return load_pipeline(resolve("tiny"), CPU)
 
 
-def image(pipe, prompt, negative="", seed=1, steps=2, guidance=7.5) -> np.ndarray:
-    batch = next(Engine(pipe).run([Job(0, prompt, negative, seed, steps, guidance, 64, 64)], [[0]]))
+def image(pipe, prompt, negative="", seed=1, steps=2, guidance=7.5, emphasis="a1111") -> np.ndarray:
+    batch = next(Engine(pipe, emphasis=emphasis).run([Job(0, prompt, negative, seed, steps, guidance, 64, 64)], [[0]]))
     return np.asarray(uint8_pixels(batch.pixels[0]), dtype=np.int16)
 
 
-def encoded(pipe, prompt, negative=""):
-    return Engine(pipe)._encode(pipe, None, prompt, negative)
+def encoded(pipe, prompt, negative="", emphasis="a1111"):
+    return Engine(pipe, emphasis=emphasis)._encode(pipe, None, prompt, negative)
 
 
 def test_a_prompt_without_emphasis_is_encoded_and_drawn_as_the_pipeline_does(tiny):
@@ -85,14 +86,71 @@ def test_a_weighted_grid_reruns_byte_identically(tmp_path):
     assert runs[0].record.cells[0].prompt == f"{BASE}, ({KW}:1.3), [glowing]"  # recorded as written
 
 
+def test_weights_multiply_the_vectors_then_restore_the_windows_mean_as_a1111s_original(tiny):
+    """A1111 applies weights after the encoder: the weighted window is the plain one times each token's weight,
+    scaled back to the plain window's mean ("Emphasis mode: Original")."""
+    plain_z = encoded(tiny, "a red circle")[0]
+    weighted = encoded(tiny, "a (red:1.5) [circle]")[0]
+    weights = torch.ones(77)
+    weights[2], weights[3] = 1.5, 1 / 1.1  # start, "a", "red", "circle"
+    expected = plain_z * weights[None, :, None]
+    expected = expected * (plain_z.mean() / expected.mean())
+    assert torch.equal(weighted, expected)
+    zero = encoded(tiny, "a (red:0) circle")[0]  # weight 0: its place kept, its vectors zeroed (then the mean)
+    assert torch.count_nonzero(zero[0, 2]) == 0 and zero.shape == plain_z.shape
+
+
+def test_a_run_recorded_before_a1111s_encoding_is_weighed_by_compel_as_it_was(tiny):
+    """Runs recorded without ``emphasis`` (before issue 26) rerun to their bytes: compel's weights, one window."""
+    from workshop.runner.emphasis_encoder import WeightedEncoder, encode
+
+    prompt = f"{BASE}, ({KW}:1.3)"
+    legacy = encoded(tiny, prompt, emphasis=None)
+    own = tiny.encode_prompt(prompt=f"{BASE}, {KW}", device=CPU, num_images_per_prompt=1, do_classifier_free_guidance=True,
+                             negative_prompt="")
+    assert all(torch.equal(a, b) for a, b in zip(legacy, encode(WeightedEncoder(tiny), prompt, "", tuple(own))))
+    assert not torch.equal(legacy[0], encoded(tiny, prompt)[0])
+
+
+def words(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_long_prompts_are_75_token_windows_broken_after_a_late_comma(tiny):
+    tok = tiny.tokenizer
+    cat, dog, comma = words(tok, "cat")[0], words(tok, "dog")[0], tok.get_vocab()[",</w>"]
+    start, end = tok.bos_token_id, tok.eos_token_id
+    # a comma 15 tokens before the window fills: the window ends after it, the 14 words after it move on
+    windows = token_chunks(tok, parse("cat " * 60 + ", " + "dog " * 20))
+    assert [ids for ids, _ in windows] == [[start, *[cat] * 60, comma, end, *[end] * 14],
+                                            [start, *[dog] * 20, end, *[end] * 55]]
+    # a comma 35 tokens back is too far: the window is cut at 75 tokens
+    windows = token_chunks(tok, parse("cat " * 40 + ", " + "dog " * 50))
+    assert windows[0][0] == [start, *[cat] * 40, comma, *[dog] * 34, end] and windows[1][0][1:17] == [dog] * 16
+    # BREAK starts a window; an empty prompt is one window; weights follow their tokens
+    windows = token_chunks(tok, parse("(cat:1.3) BREAK dog"))
+    assert [w[0][:3] for w in windows] == [[start, cat, end], [start, dog, end]] and windows[0][1][:3] == [1.0, 1.3, 1.0]
+    assert token_chunks(tok, parse("")) == [([start, end, *[end] * 75], [1.0] * 77)]
+
+
+def test_a_prompt_past_75_tokens_is_not_cut_its_second_window_changes_the_image(tiny):
+    first = ", ".join(["a red circle"] * 25)  # 75 tokens: one window
+    embeds, negative = encoded(tiny, f"{first}, glowing")
+    assert embeds.shape == negative.shape == (1, 154, 32)
+    assert not np.array_equal(image(tiny, first), image(tiny, f"{first}, glowing stripes"))
+
+
 def test_weight_zero_on_shapes_comes_near_the_prompt_without_the_keyword():
+    """The shapes model encodes with compel (its keyword weights say how much of it: 0 is none), not A1111's."""
     shapes = load_pipeline(resolve("shapes"), CPU)
     prompt = "a red circle on a blue background"
-    without, full = image(shapes, prompt, steps=8), image(shapes, f"{prompt}, glowing", steps=8)
-    zero, half = image(shapes, f"{prompt}, (glowing:0)", steps=8), image(shapes, f"{prompt}, (glowing:0.5)", steps=8)
+    assert resolve("shapes").emphasis == "compel"
+    without, full = (image(shapes, p, steps=8, emphasis="compel") for p in (prompt, f"{prompt}, glowing"))
+    zero, half = (image(shapes, f"{prompt}, (glowing:{w})", steps=8, emphasis="compel") for w in (0, 0.5))
     diff = lambda a, b: float(np.abs(a - b).mean())  # noqa: E731
     assert diff(zero, without) < diff(full, without) / 3  # weight 0: the keyword is nearly gone
     assert diff(zero, without) < diff(half, without) < diff(full, without)  # and half way is in between
+
 
 
 @pytest.fixture(scope="module")

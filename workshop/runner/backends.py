@@ -75,11 +75,12 @@ class DiffusersBackend:
                          scheduler=type(self.pipe.scheduler).__name__)
 
     def params(self, options: RunOptions) -> dict:
+        encoding = {"emphasis": self.source.emphasis} if family(self.pipe) is not None else {}
         if options.sampler is None:
-            return {"scheduler": type(self.pipe.scheduler).__name__, **options.speedups.params()}
+            return {"scheduler": type(self.pipe.scheduler).__name__, **encoding, **options.speedups.params()}
         chosen = sampler(options.sampler)
         self.pipeline(chosen.name)  # refused now if the model cannot take it (and made once, for the run)
-        return {"scheduler": chosen.scheduler, "sampler": chosen.name, **options.speedups.params()}
+        return {"scheduler": chosen.scheduler, "sampler": chosen.name, **encoding, **options.speedups.params()}
 
     def check(self, grid: Grid, options: RunOptions) -> None:
         """Weights only where compel can apply them; each sampler of a sampler axis one this model's scheduler config
@@ -110,7 +111,8 @@ class DiffusersBackend:
         model's own."""
         model_of = models or (lambda name: self)
         return Engine(self.pipeline(params.sampler), on_event=on_event, cancel=cancel, preview_every=preview_every,
-                      pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler))
+                      pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler),
+                      emphasis=params.emphasis)
 
 
 PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)

@@ -1,18 +1,18 @@
-"""Prompt weights at the embedding level: a prompt written in AUTOMATIC1111's emphasis syntax (``compose.emphasis``)
-encoded with compel for the models whose text encoders it handles — Stable Diffusion 1.x/2.x (one CLIP) and SDXL
-(two CLIPs, penultimate hidden states not normalised, the second's pooled output).
+"""Prompts as AUTOMATIC1111 encodes them, for the models whose text encoders it knows — Stable Diffusion 1.x/2.x
+(one CLIP) and SDXL (two CLIPs: penultimate hidden states not normalised, the second's pooled output).
 
-Compel gets the parsed segments as its own prompt objects (``Fragment``/``FlattenedPrompt``/``Conjunction``), never a
-string to parse again, so no text can mean one thing to promptism and another to compel. BREAK's chunks are a
-conjunction: each is encoded as a prompt of its own and they are joined along the tokens, as A1111 joins its
-75-token chunks. Prompts are truncated to CLIP's window as the pipeline truncates them (the token budget warns).
+``A1111Encoder`` (runs recorded with ``emphasis = "a1111"``: the models A1111 users bring): a prompt's words in
+75-token chunks, each encoded as a window of its own (start token, 75 tokens padded with the end token and then the
+tokenizer's pad, end token) and joined along the tokens — a chunk that fills up breaks after its last comma when that comma is within
+20 tokens of the end (the rest moves to the next chunk), and ``BREAK`` starts a new chunk — then each token's vectors
+multiplied by its weight and the chunk's mean restored (A1111's "Original" emphasis). A prompt without weights that
+fits one window is the pipeline's own encoding, bit for bit.
 
-Weights: compel scales a word's embedding away from the empty prompt's (``empty + (z - empty) * w``); below 1 it
-also blends towards the prompt with the words masked out of the encoder's attention (``DownweightMode.MASK``), so at
-weight 0 the words are gone from what the other words see and their places hold the empty prompt's vectors, while
-every token keeps its position. A1111 instead multiplies the vectors by ``w`` and restores their mean: that keeps
-the positions too, but at 0 its zeroed words still shape their neighbours through the encoder, so a weight sweep
-could not start from "without the keyword". REMOVE mode would drop the words but shift every later token.
+``WeightedEncoder`` (compel) encodes the runs recorded with ``emphasis = "compel"`` (the built-in shapes model,
+trained on short prompts whose keyword weights say how much of it there is) and those recorded before A1111's
+(no ``emphasis``), so they rerun to their bytes: compel scales a word's embedding away from the empty prompt's, and
+below 1 blends towards the prompt with the words masked out (0: the words left out); its prompts are truncated to
+one window.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import torch
 from ..compose.emphasis import Chunk, chunk_text, parse
 
 SUPPORTED = "Stable Diffusion 1.x/2.x and SDXL"
+CHUNK = 75  # tokens a window holds between its start and end tokens
+COMMA_BACKTRACK = 20  # a full chunk breaks after a comma this close to its end (A1111's comma_padding_backtrack)
 
 
 def family(pipe) -> str | None:
@@ -39,6 +41,88 @@ def family(pipe) -> str | None:
         return "sdxl" if ok else None
     ok = isinstance(getattr(pipe, "tokenizer", None), tokenizers) and isinstance(getattr(pipe, "text_encoder", None), CLIPTextModel)
     return "sd" if ok else None
+
+
+def token_chunks(tokenizer, chunks: tuple[Chunk, ...]) -> list[tuple[list[int], list[float]]]:
+    """A parsed prompt's windows as A1111 makes them: each the token ids of 77 places (start, 75, end; padded with
+    the tokenizer's pad after the first end token) and each place's weight."""
+    comma = tokenizer.get_vocab().get(",</w>")
+    start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
+    pad = end if tokenizer.pad_token_id is None else tokenizer.pad_token_id
+    windows: list[tuple[list[int], list[float]]] = []
+    ids: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal ids, weights, last_comma
+        fill = CHUNK - len(ids)
+        windows.append(([start, *ids, end, *[pad] * fill], [1.0, *weights, *[1.0] * (fill + 1)]))
+        ids, weights, last_comma = [], [], -1
+
+    for n, chunk in enumerate(chunks):
+        if n:  # BREAK
+            close()
+        for segment in chunk:
+            for token in tokenizer(segment.text, add_special_tokens=False, truncation=False)["input_ids"]:
+                if token == comma:
+                    last_comma = len(ids)
+                elif len(ids) == CHUNK and last_comma != -1 and len(ids) - last_comma <= COMMA_BACKTRACK:
+                    moved, moved_weights = ids[last_comma + 1:], weights[last_comma + 1:]
+                    ids, weights = ids[:last_comma + 1], weights[:last_comma + 1]
+                    close()
+                    ids, weights = moved, moved_weights
+                if len(ids) == CHUNK:
+                    close()
+                ids.append(token)
+                weights.append(segment.weight)
+    if ids or not windows:
+        close()
+    return windows
+
+
+class A1111Encoder:
+    """Encodes prompts as A1111 does for one pipeline (SD or SDXL: see ``family``)."""
+
+    def __init__(self, pipe):
+        self.sdxl = family(pipe) == "sdxl"
+        pairs = [(pipe.tokenizer, pipe.text_encoder)]
+        if self.sdxl:
+            pairs = [(t, e) for t, e in (*pairs, (pipe.tokenizer_2, pipe.text_encoder_2)) if e is not None]
+        self.pairs = pairs
+        self.device = pipe.device
+
+    def encode(self, chunks: tuple[Chunk, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The prompt's conditioning ``[1, 77 × windows, features]`` (SDXL: both encoders' features side by side)
+        and, for SDXL, its pooled embedding (of the first window, as A1111 takes it)."""
+        parts, pooled = [], None
+        for tokenizer, text_encoder in self.pairs:
+            zs = []
+            for ids, weights in token_chunks(tokenizer, chunks):
+                out = text_encoder(torch.tensor([ids], device=self.device), output_hidden_states=self.sdxl)
+                z = out.hidden_states[-2] if self.sdxl else out[0]
+                if any(w != 1 for w in weights):  # "Original": multiply, then restore the window's mean
+                    mean = z.mean()
+                    z = z * torch.tensor(weights, device=z.device, dtype=z.dtype)[None, :, None]
+                    if torch.isfinite(ratio := mean / z.mean()):  # (a mean of 0 — an untrained encoder's — has none)
+                        z = z * ratio
+                zs.append(z)
+                if self.sdxl and text_encoder is self.pairs[-1][1] and pooled is None:
+                    pooled = out[0]
+            parts.append(torch.cat(zs, dim=1))
+        return torch.cat(parts, dim=-1), pooled
+
+
+def a1111_encode(encoder: A1111Encoder, prompt: str, negative: str) -> tuple:
+    """``(embeds, negative)`` or, for SDXL, ``(embeds, negative, pooled, negative pooled)`` of ``prompt`` and
+    ``negative`` in A1111's way, the shorter side padded with the empty prompt's window to the other's length."""
+    with torch.inference_mode():
+        sides = [encoder.encode(parse(text, "the negative prompt" if n else "the prompt"))
+                 for n, text in enumerate((prompt, negative))]
+        longest = max(z.shape[1] for z, _ in sides)
+        empty = encoder.encode(parse(""))[0]
+        embeds = [torch.cat([z, *[empty] * ((longest - z.shape[1]) // empty.shape[1])], dim=1) for z, _ in sides]
+    return (*embeds, *(p for _, p in sides)) if encoder.sdxl else tuple(embeds)
 
 
 def needs_weights(chunks: tuple[Chunk, ...]) -> bool:

@@ -25,8 +25,9 @@ from journal.images import open_image
 from ..compose.emphasis import has_emphasis, plain
 from ..errors import RunError, option
 from . import events as ev
-from .emphasis_encoder import WeightedEncoder
+from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
+from .models import A1111
 from .pixels import host_pixels
 
 # SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.
@@ -93,9 +94,10 @@ class Interrupted(Exception):
 class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
-                 pick: Callable[[Job], object] | None = None):
+                 pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
-        sampler)."""
+        sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
+        recorded before it, whose prompts compel weighs)."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
@@ -103,7 +105,8 @@ class Engine:
         self.preview_every = preview_every
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
-        self._weights: dict[str | None, object] = {}  # by model: its compel encoder, made for its first weighted prompt
+        self.emphasis = emphasis
+        self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
         self._steps_total = 0
@@ -192,8 +195,14 @@ class Engine:
         return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
 
     def _encode(self, pipe, model: str | None, prompt: str, negative: str):
-        """The pipeline's own encoding; a prompt or negative in A1111's emphasis syntax has its words encoded so,
-        then its weights applied by compel (``emphasis_encoder``; ``backends`` refused models compel cannot do)."""
+        """A1111's encoding where the pipeline's text encoders are CLIPs it knows (``emphasis_encoder``), else the
+        pipeline's own (``backends`` refused weights for those). A run recorded before A1111's: the pipeline's own,
+        and a prompt or negative in A1111's emphasis syntax has its words encoded so, then its weights applied by
+        compel."""
+        if self.emphasis == A1111 and family(pipe) is not None:
+            if model not in self._weights:
+                self._weights[model] = A1111Encoder(pipe)
+            return a1111_encode(self._weights[model], prompt, negative)
         weighted = has_emphasis(prompt) or has_emphasis(negative)
         encode = getattr(pipe, "encode_prompt", None)
         if encode is None:

@@ -30,7 +30,7 @@ from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
 from .checks import NO_SCORER, Init, check_inputs, resolve_init
 from .loading import LoadPlan, Loader, load_plan
-from .models import GUIDED, ModelSource
+from .models import A1111, GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
 from .runs import Run, model_source, new_run_id
@@ -161,7 +161,8 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
 
 
 def past_limit(jobs: list[Job]) -> ev.PromptPastLimit | None:
-    """The images whose prompts are longer than CLIP's window (as the composer counts them), or None."""
+    """The images whose prompts are longer than CLIP's window (as the composer counts them), or None: for a model
+    whose prompts are not encoded in A1111's 75-token windows (``emphasis_encoder``)."""
     counted = {j.index: budget(j.prompt, (), clip_bpe()) for j in jobs}
     over = sorted(i for i, b in counted.items() if b.over)
     if not over:
@@ -200,7 +201,7 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     r = run.record
     emit = _one_at_a_time(on_event)  # the engine's events and the writer's
     emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.id, device=device_name(device)))
-    if (past := past_limit(jobs)) is not None:
+    if r.params.emphasis != A1111 and (past := past_limit(jobs)) is not None:  # (A1111's encoding reads it all)
         emit(past)
     meter = EnergyMeter(device)
     meter.start()

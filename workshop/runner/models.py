@@ -29,6 +29,7 @@ from .timing import phase
 
 WEIGHTS = Path(__file__).parent / "weights"  # shipped inside the package
 DEFAULT_GUIDANCE = 7.5
+A1111, COMPEL = "a1111", "compel"  # how a model's prompts are encoded (ModelSource.emphasis, ParamsRecord.emphasis)
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,14 @@ class Builtin:
     clip: str | None  # the scorer that understands its images
     guidance: float  # the default classifier-free guidance scale
     folder: Callable[[bool], Path]  # folder(build): where it is; build=True first makes it if it is made on demand
+    emphasis: str = A1111  # how its prompts are encoded (ModelSource.emphasis)
 
 
 BUILTINS = {
     "shapes": Builtin("built-in 32×32 model trained on the shapes world: circles, squares, triangles, stars in 8 colours, "
                       "1–3 of them, small or large, on a plain background; outlined, striped, glowing, pixel art or "
-                      "blurry. It knows nothing else", 12, "shapes-clip", 2.0, lambda build: WEIGHTS / "shapes"),
+                      "blurry. It knows nothing else", 12, "shapes-clip", 2.0, lambda build: WEIGHTS / "shapes",
+                      COMPEL),  # trained on short prompts whose keyword weights say how much of it: 0 is none
     "tiny": Builtin("built-in random-weight test pipeline — it draws noise", tiny.DEFAULT_STEPS, None, DEFAULT_GUIDANCE,
                     lambda build: tiny.ensure_tiny(cache_dir()) if build else cache_dir() / "models" / tiny.TINY_VERSION),
 }
@@ -76,6 +79,8 @@ class ModelSource:
     steps: int = DEFAULT_STEPS  # default inference steps
     clip: str | None = None  # default scorer
     guidance: float = DEFAULT_GUIDANCE  # default guidance scale
+    emphasis: str = A1111  # how its prompts are encoded (emphasis_encoder): "a1111", AUTOMATIC1111's windows and
+    # weights, for the models A1111 users bring; "compel", one window and compel's weights (0: the words left out)
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
@@ -89,6 +94,7 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         if not (folder / "model_index.json").exists():
             raise RunError(f"the built-in model {quoted(name)} is missing from this install ({folder}): reinstall promptism")
         return ModelSource(name, "builtin", folder, builtin.description, steps=builtin.steps, clip=builtin.clip,
+                           emphasis=builtin.emphasis,
                            guidance=builtin.guidance)
     folder = Path(name).expanduser()
     if folder.is_dir():
@@ -170,7 +176,8 @@ def _hf_cache() -> str | None:
 
 def available(settings: Settings) -> list[ModelSource]:
     """Built-ins, configured folders, and diffusers pipelines in the local Hugging Face cache (nothing is built)."""
-    found = [ModelSource(name, "builtin", b.folder(False), b.description, steps=b.steps, clip=b.clip, guidance=b.guidance)
+    found = [ModelSource(name, "builtin", b.folder(False), b.description, steps=b.steps, clip=b.clip, guidance=b.guidance,
+                         emphasis=b.emphasis)
              for name, b in BUILTINS.items()]
     found.append(ModelSource(f"{GUIDED}:shapes+shapes-clip", "guided", WEIGHTS / "shapes" / "vae", "CLIP-guided "
                              f"(VQGAN+CLIP): the shapes VAE steered by shapes-clip; or {GUIDED}:<decoder>+<clip>[+<clip>…]",

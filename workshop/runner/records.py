@@ -62,6 +62,8 @@ class ParamsRecord(Record):
     parent: int | None = None
     scheduler: str | None = None  # the diffusers class that sampled
     sampler: str | None = None  # its A1111 name, where --sampler chose it (see samplers.py); none: the model's own
+    emphasis: str | None = None  # how prompts were encoded: "a1111" (emphasis_encoder.A1111Encoder); none: as before
+    # it, compel's weights and one window
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None
