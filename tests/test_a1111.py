@@ -122,7 +122,7 @@ def test_a_request_maps_to_a_plain_grid_job_with_a1111s_batches(jdir):
 def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     """The mapping and the response around a real run, as the service will run it."""
     req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=11, steps=2, width=32, height=32, batch_size=2, n_iter=2,
-                               sampler_name="Euler a", subseed_strength=0.2, override_settings={"CLIP_stop_at_last_layers": 2})
+                               sampler_name="Euler a", subseed_strength=0.2, override_settings={"eta_noise_seed_delta": 31337})
     mapped = a1111.map_request(req, jdir, Settings(model="shapes"))
     run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, mapped.job.options, Settings()),
                   Journal.open(jdir, create=True))
@@ -139,9 +139,24 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     assert info["sampler_name"] == "Euler a" and info["promptism_run"] == run.id
     notes = info["extra_generation_params"]["Not applied"]
     assert "sampler" not in notes and "subseed_strength 0.2" in notes
-    assert "override_settings.CLIP_stop_at_last_layers" in notes
+    assert "override_settings.eta_noise_seed_delta" in notes
     assert info["infotexts"][1].startswith(PROMPT + "\nSteps: 2, Sampler: Euler a, ") and "Seed: 12" in info["infotexts"][1]
     assert response.parameters["seed"] == 11 and response.parameters["sampler_name"] == "Euler a"
+
+
+def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdir):
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=3, steps=2, width=32, height=32,
+                               override_settings={"sd_model_checkpoint": "tiny", "CLIP_stop_at_last_layers": 2})
+    mapped = a1111.map_request(req, jdir, Settings())
+    assert mapped.job.options.clip_skip == 2
+    run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, mapped.job.options, Settings()),
+                  Journal.open(jdir, create=True))
+    info = json.loads(a1111.build_response(req, run, mapped.seeds).info)
+    assert run.record.params.clip_skip == 2 and info["clip_skip"] == 2 and "Clip skip: 2" in info["infotexts"][0]
+    assert "Not applied" not in info["extra_generation_params"]
+    with pytest.raises(a1111.BadValue) as refused:
+        a1111.job_request(req.model_copy(update={"override_settings": {"CLIP_stop_at_last_layers": "two"}}), jdir, seeds=[3])
+    assert refused.value.loc == ["override_settings", "CLIP_stop_at_last_layers"]
 
 
 @pytest.mark.parametrize("fields, setting, sampler", [

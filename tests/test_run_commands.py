@@ -242,3 +242,25 @@ def test_piped_progress_is_a_line_per_batch_on_stderr(tmp_path, capsys):
     lines = [line.rsplit(" (", 1)[0] if line.startswith("batch") else line for line in err.splitlines()[-3:]]
     assert lines == [f"run {run.id}: 3 image(s) in 2 batch(es), {run.record.model.id} on {run.record.compute.device}",
                      "batch 1/2 done: 2/3 image(s)", "batch 2/2 done: 3/3 image(s)"], err
+
+
+def test_clip_skip_is_recorded_and_reruns_and_refused_where_a1111_would_not_apply_it(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    common = ("--model", "tiny", "--steps", "2", "--seeds", "1", "--clip", "none", "--journal", j)
+    assert run_cli(capsys, "generate", "a red circle", "--clip-skip", "2", *common)[0] == 0
+    assert run_cli(capsys, "generate", "a red circle", *common)[0] == 0
+    runs = list_runs(Journal.open(tmp_path / "j"))  # (two runs of one second: their ids do not tell their order)
+    skipped, plain = sorted(runs, key=lambda r: r.record.params.clip_skip is None)
+    assert skipped.record.params.clip_skip == 2 and plain.record.params.clip_skip is None
+    assert skipped.image(skipped.record.cells[0]).read_bytes() != plain.image(plain.record.cells[0]).read_bytes()
+    code, _, err = run_cli(capsys, "accept", skipped.id, "--title", "Skipped", "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
+    assert code == 0 and "identical" in out + err, out + err
+    for args, said in ((("--clip-skip", "0", "--model", "tiny"), "1 (the last) to 12, not 0"),
+                       (("--clip-skip", "2", "--model", "shapes"), "shapes is encoded with compel: leave it out"),
+                       (("--clip-skip", "12", "--model", "tiny"), "text encoder has")):
+        before = sorted((tmp_path / "j" / ".promptism" / "runs").iterdir())
+        code, _, err = run_cli(capsys, "generate", "a red circle", *args, "--steps", "1", "--journal", j)
+        assert code != 0 and said in err and len(err.strip().splitlines()) == 1, err
+        assert sorted((tmp_path / "j" / ".promptism" / "runs").iterdir()) == before  # nothing written

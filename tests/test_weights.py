@@ -223,3 +223,16 @@ def test_models_compel_cannot_encode_refuse_weights_before_anything_is_written(t
     assert code == 1 and err.count("\n") == 1 and "work with Stable Diffusion 1.x/2.x and SDXL models only" in err, err
     assert "the vqgan-clip backend weighs prompts its own way" in err and KW not in err
     assert not j.exists() or list_runs(Journal.open(j)) == []
+
+
+def test_clip_skip_takes_the_nth_layer_from_the_end_layer_normed_as_a1111(tiny):
+    """A1111's Clip skip N: the Nth hidden state from the end, through the text encoder's final layer norm."""
+    skipped = Engine(tiny, clip_skip=2)._encode(tiny, None, f"{BASE}, {KW}", "blurry")
+    expected = []
+    for text in (f"{BASE}, {KW}", "blurry"):
+        ids = tiny.tokenizer(text, padding="max_length", max_length=77, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            hidden = tiny.text_encoder(ids, output_hidden_states=True).hidden_states[-2]
+            expected.append(tiny.text_encoder.final_layer_norm(hidden))
+    assert all(torch.equal(a, b) for a, b in zip(skipped, expected))
+    assert not torch.equal(skipped[0], encoded(tiny, f"{BASE}, {KW}", "blurry")[0])

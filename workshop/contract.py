@@ -76,6 +76,7 @@ class RunParams(Contract):
     max_batch: Whole | None = None
     clip: Named | None = None
     sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
+    clip_skip: Whole | None = None  # A1111's Clip skip: the text encoder's Nth layer from the end (1: the last)
 
 
 class KeywordTable(Contract):
@@ -124,6 +125,7 @@ class GivenOptions(Contract):
     init_image: Named | None = None  # a path, or "#N[:K]" for experiment N's image K
     strength: Number | None = None
     sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
+    clip_skip: Whole | None = None  # A1111's Clip skip (1: the text encoder's last layer)
     max_batch: Whole | None = None
     clip: Named | None = None  # a scorer, or "none"
     guided: GuidedSettings | None = None

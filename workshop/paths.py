@@ -4,7 +4,10 @@ service's private places: its runtime folder (socket, pid file, lock) and its st
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -103,3 +106,21 @@ def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data``, atomically, readable by the user alone (0600) from its first byte: journal's
     crash-safe ``write_atomic``, whose temporary file ``mkstemp`` creates 0600."""
     write_atomic(path, data)
+
+
+def made_once(target: Path, make: Callable[[Path], None]) -> Path:
+    """The folder ``target``, made by ``make(folder)`` the first time (in a staging folder beside it, then renamed:
+    concurrent makers are safe and no half-made folder is ever seen); a folder holding ``model_index.json`` is made."""
+    if (target / "model_index.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        make(staging)
+        os.replace(staging, target)
+    except OSError:
+        if not (target / "model_index.json").exists():  # not merely another process finishing first
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -70,6 +70,8 @@ class Settings:
     tf32: bool = False
     sampler: str | None = None  # its AUTOMATIC1111 name as promptism spells it, or "default"
     ray: str | None = None  # "auto", a cluster's address, or None ("off"): the service's own device
+    a1111: str | None = None  # an AUTOMATIC1111 install's folder: its checkpoints, LoRAs, embeddings and VAEs
+    comfyui: str | None = None  # a ComfyUI install's folder: the same, in its own subfolders (runner/model_files.py)
 
 
 def _text(value) -> str | None:
@@ -139,6 +141,8 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "sampler": ("an AUTOMATIC1111 sampler name (`promptism samplers`): " + ", ".join(SAMPLERS) + ", or \"default\"",
                 _sampler),
     "ray": ("\"auto\", a Ray cluster's address (HOST:PORT or ray://HOST:10001), or \"off\"", _ray),
+    "a1111": ("the path of an AUTOMATIC1111 install's folder (stable-diffusion-webui)", _text),
+    "comfyui": ("the path of a ComfyUI install's folder", _text),
 }
 
 

@@ -58,6 +58,8 @@ def run_options(fn):
         click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
                      "samplers` lists them; default: the sampler setting, else the model's own scheduler, which "
                      "--sampler default asks for)."),
+        click.option("--clip-skip", type=int, help="Condition on the text encoder's Nth layer from the end, as "
+                     "AUTOMATIC1111's Clip skip does: 2 for most anime models (SD 1.x/2.x; default 1, the last)."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -108,6 +110,7 @@ def given_options(opts: dict):
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
+                  clip_skip=opts["clip_skip"],
                   max_batch=opts["max_batch"], clip=opts["clip"], guided=_guided_settings(opts),
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
                   tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])
@@ -455,18 +458,23 @@ def resume_cmd(run_id: str, as_json: bool, reveal_prompt: bool, local: bool, ver
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models_cmd(as_json: bool) -> None:
-    """List the models that can load here: built-ins, configured folders, diffusers repos in the Hugging Face cache."""
+    """List the models that can load here: built-ins, configured folders, diffusers repos in the Hugging Face cache,
+    and the checkpoints, LoRAs, embeddings and VAEs of the AUTOMATIC1111 / ComfyUI installs config.toml names."""
+    from ..runner.model_files import installs, model_files
     from ..runner.models import BUILTIN_CLIPS, available, configured_folders
 
     settings = load_settings()
-    for line in configured_folders(settings)[1]:
+    for line in configured_folders(settings)[1] + installs(settings)[1]:
         say(f"promptism: {line}", err=True)
-    found = available(settings)
+    found, files = available(settings), model_files(settings)
     if as_json:
         click.echo(dump_json([{"id": m.id, "kind": m.kind, "path": str(m.path), "revision": m.revision,
-                                "description": m.description} for m in found]))
+                                "description": m.description} for m in found]
+                             + [{"id": f.name, "kind": f.kind, "path": str(f.path), "title": f.title(),
+                                 "install": f.install} for f in files]))
         return
-    print_table(["model", "kind", "what"], [[m.id, m.kind, m.description] for m in found])
+    print_table(["model", "kind", "what"], [[m.id, m.kind, m.description] for m in found]
+                + [[f.title() if f.kind == "checkpoint" else f.name, f.kind, f"{f.install}: {f.path}"] for f in files])
     click.echo("CLIP scorers: " + "; ".join(f"{k} — {v}" for k, v in BUILTIN_CLIPS.items()) + "; or ARCH:CHECKPOINT")
 
 

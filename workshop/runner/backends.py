@@ -20,7 +20,7 @@ from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
 from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
 from .guided_engine import GuidedEngine
-from .models import GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
+from .models import A1111, GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
 from .records import ParamsRecord
@@ -70,12 +70,16 @@ class DiffusersBackend:
         return (most if isinstance(most, int) else None), f"{self.source.id} (its scheduler has {most} timesteps)"
 
     def model_info(self) -> ModelInfo:
-        credit = self.source.path.name if self.source.kind == "local" else self.source.id
-        return ModelInfo(id=credit, revision=self.source.revision, pipeline=type(self.pipe).__name__,
-                         scheduler=type(self.pipe.scheduler).__name__)
+        from .model_files import short_hash
+
+        hashed = short_hash(self.source.path) if self.source.kind == "file" else None  # A1111's `Model hash`
+        return ModelInfo(id=self.source.credit, revision=self.source.revision, hash=hashed,
+                         pipeline=type(self.pipe).__name__, scheduler=type(self.pipe.scheduler).__name__)
 
     def params(self, options: RunOptions) -> dict:
         encoding = {"emphasis": self.source.emphasis} if family(self.pipe) is not None else {}
+        if options.clip_skip not in (None, 1):
+            encoding["clip_skip"] = options.clip_skip
         if options.sampler is None:
             return {"scheduler": type(self.pipe.scheduler).__name__, **encoding, **options.speedups.params()}
         chosen = sampler(options.sampler)
@@ -87,6 +91,8 @@ class DiffusersBackend:
         can take."""
         if family(self.pipe) is None:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
+        if options.clip_skip not in (None, 1):
+            check_clip_skip(self, options.clip_skip)
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
         for name, steps in dict.fromkeys((c.params.get("sampler", options.sampler), c.params.get("steps", options.steps))
@@ -112,7 +118,7 @@ class DiffusersBackend:
         model_of = models or (lambda name: self)
         return Engine(self.pipeline(params.sampler), on_event=on_event, cancel=cancel, preview_every=preview_every,
                       pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler),
-                      emphasis=params.emphasis)
+                      emphasis=params.emphasis, clip_skip=params.clip_skip or 1)
 
 
 PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)
@@ -168,6 +174,19 @@ class GuidedBackend:
         settings = GuidedSettings(**{k: values[k] for k in GuidedSettings.model_fields if k in values})
         return GuidedEngine(self.pipe, settings, animate_every=values.get("animate_every", 0), on_event=on_event,
                             cancel=cancel, preview_every=preview_every)
+
+
+def check_clip_skip(backend: DiffusersBackend, clip_skip: int) -> None:
+    """Clip skip where A1111 applies it: a Stable Diffusion 1.x/2.x model (one CLIP; A1111 leaves SDXL's alone)
+    encoded A1111's way, and fewer layers skipped than its text encoder has."""
+    pipe, name = backend.pipe, backend.source.id
+    if family(pipe) != "sd" or backend.source.emphasis != A1111:
+        why = ("A1111 leaves SDXL's encoders as they are" if family(pipe) == "sdxl" else
+               f"{name} is encoded with compel" if family(pipe) == "sd" else f"{name} is a {type(pipe).__name__}")
+        raise RunError(f"{option('clip-skip')} is for Stable Diffusion 1.x/2.x models; {why}: leave it out")
+    layers = pipe.text_encoder.config.num_hidden_layers
+    if clip_skip > layers:
+        raise RunError(f"clip skip {clip_skip}: {name}'s text encoder has {layers} layers, so 1 to {layers}")
 
 
 def refuse_emphasis(grid: Grid, why: str) -> None:

@@ -5,8 +5,9 @@
 75-token chunks, each encoded as a window of its own (start token, 75 tokens padded with the end token and then the
 tokenizer's pad, end token) and joined along the tokens — a chunk that fills up breaks after its last comma when that comma is within
 20 tokens of the end (the rest moves to the next chunk), and ``BREAK`` starts a new chunk — then each token's vectors
-multiplied by its weight and the chunk's mean restored (A1111's "Original" emphasis). A prompt without weights that
-fits one window is the pipeline's own encoding, bit for bit.
+multiplied by its weight and the chunk's mean restored (A1111's "Original" emphasis). Clip skip N (SD 1.x/2.x; A1111
+leaves SDXL's alone) takes the Nth layer from the end, layer-normed. A prompt without weights that fits one window is
+the pipeline's own encoding, bit for bit.
 
 ``WeightedEncoder`` (compel) encodes the runs recorded with ``emphasis = "compel"`` (the built-in shapes model,
 trained on short prompts whose keyword weights say how much of it there is) and those recorded before A1111's
@@ -84,8 +85,9 @@ def token_chunks(tokenizer, chunks: tuple[Chunk, ...]) -> list[tuple[list[int], 
 class A1111Encoder:
     """Encodes prompts as A1111 does for one pipeline (SD or SDXL: see ``family``)."""
 
-    def __init__(self, pipe):
+    def __init__(self, pipe, clip_skip: int = 1):
         self.sdxl = family(pipe) == "sdxl"
+        self.clip_skip = clip_skip  # SD only: the last layer's output (1), or the Nth from the end, layer-normed
         pairs = [(pipe.tokenizer, pipe.text_encoder)]
         if self.sdxl:
             pairs = [(t, e) for t, e in (*pairs, (pipe.tokenizer_2, pipe.text_encoder_2)) if e is not None]
@@ -99,8 +101,15 @@ class A1111Encoder:
         for tokenizer, text_encoder in self.pairs:
             zs = []
             for ids, weights in token_chunks(tokenizer, chunks):
-                out = text_encoder(torch.tensor([ids], device=self.device), output_hidden_states=self.sdxl)
-                z = out.hidden_states[-2] if self.sdxl else out[0]
+                skip = not self.sdxl and self.clip_skip > 1
+                out = text_encoder(torch.tensor([ids], device=self.device), output_hidden_states=self.sdxl or skip)
+                if self.sdxl:
+                    z = out.hidden_states[-2]
+                elif skip:
+                    norm = getattr(text_encoder, "text_model", text_encoder).final_layer_norm  # (transformers 4 / 5)
+                    z = norm(out.hidden_states[-self.clip_skip])
+                else:
+                    z = out[0]
                 if any(w != 1 for w in weights):  # "Original": multiply, then restore the window's mean
                     mean = z.mean()
                     z = z * torch.tensor(weights, device=z.device, dtype=z.dtype)[None, :, None]

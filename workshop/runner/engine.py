@@ -94,10 +94,10 @@ class Interrupted(Exception):
 class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
-                 pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111):
+                 pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
         sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
-        recorded before it, whose prompts compel weighs)."""
+        recorded before it, whose prompts compel weighs); ``clip_skip``: A1111's, for its encoding."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
@@ -105,7 +105,7 @@ class Engine:
         self.preview_every = preview_every
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
-        self.emphasis = emphasis
+        self.emphasis, self.clip_skip = emphasis, clip_skip
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
@@ -201,7 +201,7 @@ class Engine:
         compel."""
         if self.emphasis == A1111 and family(pipe) is not None:
             if model not in self._weights:
-                self._weights[model] = A1111Encoder(pipe)
+                self._weights[model] = A1111Encoder(pipe, self.clip_skip)
             return a1111_encode(self._weights[model], prompt, negative)
         weighted = has_emphasis(prompt) or has_emphasis(negative)
         encode = getattr(pipe, "encode_prompt", None)

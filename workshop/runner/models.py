@@ -65,6 +65,7 @@ GUIDED_STEPS = 100
 GUIDED_MAX_STEPS = 10_000  # 100× the default: beyond it a run would take hours and fill the memory with frames
 _REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _PICKLE_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".pkl")
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt")  # an A1111 / ComfyUI checkpoint (single_file.py)
 # the safetensors files diffusers and transformers load for a component (a variant, shards): another name is not used
 _SAFETENSORS_WEIGHTS = re.compile(r"^(diffusion_pytorch_model|model)(\.[\w-]+)?\.safetensors$")
 
@@ -82,6 +83,11 @@ class ModelSource:
     emphasis: str = A1111  # how its prompts are encoded (emphasis_encoder): "a1111", AUTOMATIC1111's windows and
     # weights, for the models A1111 users bring; "compel", one window and compel's weights (0: the words left out)
 
+    @property
+    def credit(self) -> str:
+        """What is credited: a local folder by its name, a single file by its name less the suffix (as A1111 does)."""
+        return self.path.name if self.kind == "local" else self.path.stem if self.kind == "file" else self.id
+
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
     """The folder of a diffusers pipeline's name (any model's, CLIP-guided ones too: ``backends.resolve``); RunError
@@ -97,13 +103,21 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
                            emphasis=builtin.emphasis,
                            guidance=builtin.guidance)
     folder = Path(name).expanduser()
+    if folder.is_file() and folder.suffix.lower() in SINGLE_FILE_SUFFIXES:
+        return _single_file(folder)
     if folder.is_dir():
         if not (folder / "model_index.json").exists():
             raise RunError(f"{folder} is a folder but not a diffusers pipeline (it has no model_index.json)")
         check_model_index(folder)
         return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
+    installed = installed_checkpoint(name)
+    if installed is not None:
+        return _single_file(installed)
     if is_repo_id(name):
         return _from_hf_cache(name, allow_download)
+    if folder.is_file():
+        raise RunError(f"{folder} is a {folder.suffix or 'suffixless'} file, not a checkpoint: a single-file model is a "
+                       ".safetensors (or .ckpt) file")
     raise RunError(f"unknown model {quoted(name)}: use {', '.join(BUILTINS)}, {GUIDED}:<decoder>+<clip>, a diffusers folder or a "
                    "cached Hugging Face repo id (see `promptism models`)")
 
@@ -136,6 +150,23 @@ def scorer_weights(name: str, *, allow_pickle: bool = False) -> tuple[str, str]:
                            f".safetensors file, or pass {option('allow-pickle')} if you trust it")
         return arch, str(path)
     return arch, pretrained
+
+
+def installed_checkpoint(name: str) -> Path | None:
+    """The checkpoint ``name`` means in the A1111 / ComfyUI installs the settings name (``model_files.find``), or
+    None where it names none there (RunError where it names several)."""
+    from .model_files import find_all
+    from ..settings import load_settings
+
+    found = find_all(load_settings(), "checkpoint", name)
+    if len(found) > 1:
+        raise RunError(f"model {quoted(name)} names {len(found)} checkpoints ({', '.join(str(f.path) for f in found[:3])}): "
+                       "give its path under its folder")
+    return found[0].path if found else None
+
+
+def _single_file(path: Path) -> ModelSource:
+    return ModelSource(str(path.resolve()), "file", path.resolve(), "single-file checkpoint")
 
 
 def is_guided(name: str) -> bool:
@@ -276,14 +307,13 @@ def _silent_loaders() -> Iterator[None]:
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False, speedups: Speedups = Speedups()):
     """A diffusers text-to-image pipeline on ``device`` (half precision on GPUs) with ``speedups``, kept warm (apart
     from one without them: a compiled or channels-last model is another model)."""
-    credit = source.path.name if source.kind == "local" else source.id
     return warm(("pipeline", source.id, str(source.path), str(device), allow_pickle, speedups.model_key),
-                f"{credit} on {device}{speedups.label}", device,
+                f"{source.credit} on {device}{speedups.label}", device,
                 lambda: apply_speedups(_load(source, device, allow_pickle), speedups))
 
 
 def _load(source: ModelSource, device, allow_pickle: bool):
-    if not allow_pickle:
+    if not allow_pickle and source.kind != "file":
         check_safetensors(source.path)
     import torch
 
@@ -292,13 +322,22 @@ def _load(source: ModelSource, device, allow_pickle: bool):
     try:
         with phase("import diffusers"):
             quiet_libraries()
+        if source.kind == "file":  # an A1111 / ComfyUI checkpoint
+            from .single_file import load
+
+            to_device = False
+            with _silent_loaders(), phase("read the checkpoint"):
+                pipe = load(source.path, dtype, allow_pickle=allow_pickle)
+        else:
             pipeline_class = _text2image_class(source.path)
-        with _silent_loaders(), phase("read weights to the GPU" if to_device else "read weights"):
-            pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
-                                                  local_files_only=True, device_map="cuda" if to_device else None)
-    except Exception as exc:  # noqa: BLE001 - a folder diffusers cannot load, whatever the reason: one line
+            with _silent_loaders(), phase("read weights to the GPU" if to_device else "read weights"):
+                pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
+                                                      local_files_only=True, device_map="cuda" if to_device else None)
+    except RunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a model diffusers cannot load, whatever the reason: one line
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise RunError(f"cannot load model {source.id}: {detail}") from None
+        raise RunError(f"cannot load model {source.credit}: {detail}") from None
     pipe.set_progress_bar_config(disable=True)
     if to_device:
         return pipe

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ..compose.grid import Grid
 
 DEFAULT_STRENGTH = 0.75
+CLIP_SKIP_MAX = 12  # CLIP ViT-L/14's layers (A1111's slider goes to 12)
 GUIDANCE_MAX = 100.0  # far above what anyone uses (A1111: 30); 1e300 overflows the pixels to NaN
 
 
@@ -48,6 +49,7 @@ class RunOptions(BaseModel):
     animate_every: int = 0  # CLIP-guided: keep every k-th frame as an animation (0: none)
     speedups: Speedups = Speedups()  # compile, channels-last, TF32 (see speedups.py)
     sampler: str | None = None  # an A1111 sampler name (see samplers.py); default: the model folder's scheduler
+    clip_skip: int | None = None  # A1111's Clip skip (emphasis_encoder); default 1, the text encoder's last layer
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -82,6 +84,7 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         max_batch=_first(given.max_batch, params.max_batch, settings.max_batch),
         clip=_first(given.clip, params.clip, settings.clip),
         sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
+        clip_skip=_first(given.clip_skip, params.clip_skip),
         allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
         preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
         animate_every=given.animate_every or 0,
@@ -116,6 +119,11 @@ def check_options(options: RunOptions) -> None:
         if is_guided(options.model):
             raise RunError(f"{option('sampler')} is for diffusion models; the {options.model.partition(':')[0]} "
                            f"backend optimises, it does not sample: leave out {option('sampler')}")
+    if options.clip_skip is not None and not 1 <= options.clip_skip <= CLIP_SKIP_MAX:
+        raise RunError(f"clip skip counts the text encoder's layers from the end: 1 (the last) to {CLIP_SKIP_MAX}, not "
+                       f"{options.clip_skip}")
+    if options.clip_skip not in (None, 1) and is_guided(options.model):
+        raise RunError(f"{option('clip-skip')} is for diffusion models' text encoders: leave it out")
     if options.steps is not None and options.steps < 1:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
     if options.size is not None:

@@ -64,6 +64,7 @@ class ParamsRecord(Record):
     sampler: str | None = None  # its A1111 name, where --sampler chose it (see samplers.py); none: the model's own
     emphasis: str | None = None  # how prompts were encoded: "a1111" (emphasis_encoder.A1111Encoder); none: as before
     # it, compel's weights and one window
+    clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None

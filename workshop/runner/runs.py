@@ -155,7 +155,7 @@ def load_run(journal: Journal, run_id: str) -> Run:
 def model_source(model: ModelRecord) -> str | None:
     """What rerun and resume resolve (private: it may be a local path): the folder of a local model, the full name of a
     CLIP-guided one; None where the credited id is enough."""
-    return {"local": model.source, "guided": model.id}.get(model.kind)
+    return {"local": model.source, "file": model.source, "guided": model.id}.get(model.kind)
 
 
 def discard_run(run: Run) -> None:

@@ -9,12 +9,11 @@ BPE, written from the vocabulary open_clip ships, so prompts tokenize exactly as
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..compose.tokens import clip_vocab
+from ..paths import made_once
 
 TINY_VERSION = "tiny-v1"
 NATIVE_SIZE = 64
@@ -23,20 +22,7 @@ DEFAULT_STEPS = 4
 
 def ensure_tiny(cache: Path) -> Path:
     """The tiny pipeline's folder, building it on first use (atomically: concurrent builders are safe)."""
-    target = cache / "models" / TINY_VERSION
-    if (target / "model_index.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{TINY_VERSION}."))
-    try:
-        _build(staging)
-        os.replace(staging, target)
-    except OSError:
-        if not (target / "model_index.json").exists():  # not merely another process finishing first
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return made_once(cache / "models" / TINY_VERSION, _build)
 
 
 def write_clip_tokenizer(folder: Path) -> None:

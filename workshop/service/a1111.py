@@ -11,7 +11,8 @@ Decisions, where A1111 and promptism differ:
   or "DPM++ 2M Karras" alone) is the run's sampler by its A1111 name, as ``--sampler`` takes it (``GET /samplers``
   and ``/schedulers`` list them); "", "Default" or "automatic" ask for the ``sampler`` setting, else the model's own
   scheduler; an unknown one is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
-  What promptism does not do — ``subseed_strength``, override settings other than ``sd_model_checkpoint`` — is
+  What promptism does not do — ``subseed_strength``, override settings other than ``sd_model_checkpoint`` and
+  ``CLIP_stop_at_last_layers`` (Clip skip) — is
   accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
   hires fix, face restoration, tiling, styles, scripts, inpainting masks, resize modes other than "just resize", more
@@ -281,6 +282,7 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
     img2img = isinstance(req, Img2ImgRequest)
     try:
         given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
+                             clip_skip=req.override_settings.get(CLIP_SKIP),
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
                              init_image=str(init_image) if img2img and init_image else None,
                              strength=req.denoising_strength if img2img else None)
@@ -314,10 +316,13 @@ def check_job(job: JobRequest, settings: Settings) -> None:
         raise BadValue(["override_settings", "sd_model_checkpoint"], exc.worded(as_a1111)) from None
 
 
+CLIP_SKIP = "CLIP_stop_at_last_layers"  # A1111's setting for Clip skip
+APPLIED_SETTINGS = ("sd_model_checkpoint", CLIP_SKIP)  # the override_settings a request's job applies
 # promptism's options (as errors name them, errors.option) → the fields of an A1111 request that carry them
 A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height", "init-image": "init_images",
                 "strength": "denoising_strength", "sampler": "sampler_name", "seeds": "seed", "seed": "seed",
-                "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt"}
+                "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt",
+                "clip-skip": f"override_settings.{CLIP_SKIP}"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -390,7 +395,7 @@ def not_applied(req: _Request) -> list[str]:
     notes = []
     if req.subseed_strength:
         notes.append(f"subseed_strength {req.subseed_strength:g} (promptism has no variation seeds)")
-    notes += [f"override_settings.{key}" for key in req.override_settings if key != "sd_model_checkpoint"]
+    notes += [f"override_settings.{key}" for key in req.override_settings if key not in APPLIED_SETTINGS]
     return notes
 
 
@@ -413,7 +418,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.strength, "extra_generation_params": extra, "index_of_first_image": 0,
         "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", record.created or "")[:14],
-        "clip_skip": 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
+        "clip_skip": params.clip_skip or 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
         "promptism_run": run.id, "promptism_state": run.state,
     }
     parameters = _echoed(req)
@@ -426,7 +431,7 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     p = run.record.params
     pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
              "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "Denoising strength": p.strength,
-             **extra, "Version": f"promptism {tool_version()}"}
+             "Clip skip": p.clip_skip, **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
     return f"{cell.prompt}{negative}\n{text}"
