@@ -187,6 +187,16 @@ def test_a_missing_wildcard_is_one_line_that_names_the_file_to_add(tmp_path, cap
     assert f"no wildcard file for __nope__ in {tmp_path / 'wc'}: add {tmp_path / 'wc' / 'nope.txt'}" in err, err
 
 
+@pytest.mark.parametrize("flag", ["--lr", "--tv"])
+@pytest.mark.parametrize("value", ["nan", "1e309"])
+def test_a_guided_setting_that_is_no_finite_number_names_its_flag(flag, value, tmp_path, capsys):
+    code, out, err = run_cli(capsys, "generate", PROMPT, "--model", "vqgan-clip:tiny+tiny-clip", flag, value,
+                             "--journal", str(tmp_path / "j"))
+    assert code == 2 and err.count("\n") == 1 and "internal error" not in err, err
+    assert f"Invalid value for {flag}: it must be a finite number, not {value if value == 'nan' else 'inf'}" in err, err
+    assert not (tmp_path / "j").exists()
+
+
 def test_generate_has_the_max_cells_its_hint_names(tmp_path, capsys):
     code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-65", "--journal", str(tmp_path / "j"))
     assert code == 1 and "over the cap of 64" in err and "--max-cells" in err, err

@@ -111,15 +111,14 @@ def given_options(opts: dict):
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
                   clip_skip=opts["clip_skip"],
-                  max_batch=opts["max_batch"], clip=opts["clip"], guided=_guided_settings(opts),
+                  max_batch=opts["max_batch"], clip=opts["clip"],
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
                   tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])
-    try:
-        return absolute(GivenOptions(**values))
+    try:  # (the CLIP-guided settings are made in here too: a problem with one names its own flag, --lr or --tv)
+        return absolute(GivenOptions(**values, guided=_guided_settings(opts)))
     except ValidationError as exc:
         problem = first_problem(exc)
-        flag = {"guided": "--lr/--cutouts/--tv", "animate_every": "--animate"}.get(problem.field,
-                                                                                   f"--{problem.field.replace('_', '-')}")
+        flag = "--animate" if problem.field == "animate_every" else f"--{problem.field.replace('_', '-')}"
         if problem.kind == "blank":
             raise click.BadParameter("it is empty: give a value or leave the flag out", param_hint=flag) from None
         raise click.BadParameter(f"it must be {problem.wanted}, not {quoted(problem.given)}", param_hint=flag) from None
