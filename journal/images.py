@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import io
 import os
-import stat
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .errors import InvalidInput
+from .files import open_regular
 from .limits import pixel_limit
 from .text import visible
 
@@ -54,15 +54,13 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # Pillow only warns between 1× and 2× its limit
-            with _regular_file(path, shown, what) as file, Image.open(file) as im:  # (or an open file: as it is)
+            with _regular_file(path, what) as file, Image.open(file) as im:
                 width, height = im.size
                 if width * height > pixel_limit():
                     raise Image.DecompressionBombError(f"{width}x{height}")
                 yield im
     except FileNotFoundError:
         raise InvalidInput(f"{shown}: no such file") from None
-    except IsADirectoryError:
-        raise InvalidInput(f"{shown} is a directory, not {what}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise InvalidInput(f"{shown} declares {_size(path)}, over the limit of {pixel_limit() / 2**20:g} megapixels (a decompression "
                            "bomb?); if it is genuine, raise max_image_pixels in config.toml") from None
@@ -75,24 +73,10 @@ def _opening(path: Path, what: str, hint: str) -> Iterator[Image.Image]:
         raise InvalidInput(f"{shown} is not {what} Pillow can read ({exc.__class__.__name__}); pass {hint}") from None
 
 
-def _regular_file(path: Path, shown: str, what: str):
-    """``path`` opened for reading if it is a regular file; a FIFO, a device or a socket is refused at once (reading
-    one would wait for a writer, or never end), a folder is IsADirectoryError. An open file is used as it is."""
-    if not isinstance(path, (str, os.PathLike)):
-        return contextlib.nullcontext(path)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (O_NONBLOCK: opening a FIFO does not wait)
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(path)
-        raise InvalidInput(f"{shown} is a {_kind(mode)}, not {what} file; pass a file")
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def _kind(mode: int) -> str:
-    return "FIFO" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else "device"
+def _regular_file(path: Path, what: str):
+    """``path`` opened if it is a regular file (``files.open_regular``: a FIFO, a device or a folder is refused at
+    once); an open file is used as it is."""
+    return open_regular(path, f"{what} file") if isinstance(path, (str, os.PathLike)) else contextlib.nullcontext(path)
 
 
 def _size(path: Path) -> str:

@@ -197,6 +197,19 @@ def test_a_guided_setting_that_is_no_finite_number_names_its_flag(flag, value, t
     assert not (tmp_path / "j").exists()
 
 
+def test_a_wildcard_file_that_is_not_utf8_is_one_line_when_a_prompt_uses_it(tmp_path, capsys):
+    (tmp_path / "wc").mkdir()
+    (tmp_path / "wc" / "colour.txt").write_bytes(b"red\n\xff\xfe\n")
+    (tmp_path / "wc" / "shape.txt").write_text("circle\n# a comment\n\nsquare\n")
+    code, out, err = run_cli(capsys, "grid", "-p", "a __shape__", "--mode", "dynamic", "--dry-run", "--json",
+                             "--wildcards", str(tmp_path / "wc"))
+    assert code == 0 and [c["prompt"] for c in json.loads(out)] == ["a circle", "a square"], err  # unused: no matter
+    code, out, err = run_cli(capsys, "grid", "-p", "a __colour__ circle", "--mode", "dynamic", "--dry-run",
+                             "--wildcards", str(tmp_path / "wc"))
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"{tmp_path / 'wc' / 'colour.txt'} is not UTF-8 text (byte 4); save it as UTF-8" in err, err
+
+
 def test_generate_has_the_max_cells_its_hint_names(tmp_path, capsys):
     code, out, err = run_cli(capsys, "generate", "a red circle", "--seeds", "1-65", "--journal", str(tmp_path / "j"))
     assert code == 1 and "over the cap of 64" in err and "--max-cells" in err, err

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from journal import InvalidInput, Journal, is_journal
+from journal.files import read_text
 from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, experiment_from_sources, folder_files,
                                import_folder, left_out, read_source)
 from journal.text import visible
@@ -27,7 +28,7 @@ from .output import console, literal, say, stderr_console
 @click.option("--model", "-m", help="Model that made the images that do not name one (the model an image names is the one credited).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), help="Seed of the images (overrides metadata).")
 @click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
-@click.option("--prompt-file", type=click.File("r", encoding="utf-8"), help="Read the private prompt from a file.")
+@click.option("--prompt-file", type=click.Path(path_type=Path), help="Read the private prompt from a file (UTF-8).")
 @click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
 @click.option("--recursive", "-r", is_flag=True, help="For a folder: its subfolders too.")
 @click.option("--group", is_flag=True, help="For a folder: one experiment per generation batch (same prompt and "
@@ -48,10 +49,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        try:
-            prompt = prompt_file.read().strip()
-        except UnicodeDecodeError:
-            raise click.BadParameter(f"{prompt_file.name} is not UTF-8 text", param_hint="--prompt-file") from None
+        prompt = read_text(prompt_file, "prompt file").strip()
     given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
     if any(path.is_dir() for path in images):
         return _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
@@ -98,13 +96,11 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
 
 def _titles(path: Path) -> dict[str, str]:
     shown = visible(str(path), keep_newlines=False)
+    fix = 'write one line per image: "file.png" = "title"'
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read --titles {shown} ({getattr(exc, 'strerror', None) or exc.__class__.__name__}); "
-                           "pass a UTF-8 TOML file") from None
+        table = tomllib.loads(read_text(path, "titles file"))
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"--titles {shown} is not TOML ({exc}); write one line per image: \"file.png\" = \"title\"") from None
+        raise InvalidInput(f"--titles {shown} is not TOML ({exc}); {fix}") from None
     if bad := next((k for k, v in table.items() if not isinstance(v, str)), None):
         raise InvalidInput(f"--titles {shown}: the title of {visible(bad)} is not a string; quote it: \"file.png\" = \"title\"")
     return table

@@ -1,13 +1,20 @@
-"""Dynamic prompts: ``{a|b|c}`` alternatives and ``__wildcard__`` files expanded combinatorially by dynamicprompts."""
+"""Dynamic prompts: ``{a|b|c}`` alternatives and ``__wildcard__`` files expanded combinatorially by dynamicprompts.
+
+A wildcards folder holds NAME.txt files (one value a line; ``sub/NAME.txt`` is ``__sub/NAME__``), each read when a
+prompt uses it, as ``journal.files.read_text`` reads a user's file: bounded, UTF-8, a FIFO or a device refused."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from journal.errors import InvalidInput
+from journal.files import read_text
 from journal.text import quoted
 
 from ..errors import option
@@ -36,10 +43,13 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
 
     if wildcards is not None and not Path(wildcards).is_dir():
         raise SpecError(f"the wildcards directory {wildcards} does not exist: pass {option('wildcards', 'DIR')}")
-    generator = CombinatorialPromptGenerator(wildcard_manager=WildcardManager(Path(wildcards) if wildcards else None))
+    manager = WildcardManager(root_map={"": [_wildcard_files(wildcards)]} if wildcards else None)
+    generator = CombinatorialPromptGenerator(wildcard_manager=manager)
     try:
         with _quiet_dynamicprompts():
             out = list(generator.generate(text, max_prompts=limit + 1))
+    except SpecError:  # a wildcard file that cannot be read: said by its name
+        raise
     except Exception as exc:  # noqa: BLE001 - pyparsing and dynamicprompts raise several kinds for bad syntax
         detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
         raise SpecError(f"cannot read the dynamic prompt {quoted(text)}: {detail}") from None
@@ -52,6 +62,34 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
             raise SpecError(f"no wildcard file for __{name}__ in {wildcards}: add {Path(wildcards) / name}.txt (one "
                             "value a line), or fix the name")
     return out
+
+
+def _wildcard_files(folder: Path) -> dict[str, _WildcardFile]:
+    """``folder``'s NAME.txt files by wildcard name, in its subfolders too (hidden ones and links to folders left
+    out)."""
+    found = {}
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        for name in files:
+            path = Path(here) / name
+            if path.suffix == ".txt":
+                found[path.relative_to(folder).with_suffix("").as_posix()] = _WildcardFile(path)
+    return found
+
+
+@dataclass(frozen=True)
+class _WildcardFile:
+    """A wildcard file as dynamicprompts asks for its values (a ``WildcardCollection``), read when a prompt uses it:
+    its lines, less blank ones and ``#`` comments."""
+
+    path: Path
+
+    def get_values(self) -> list[str]:
+        try:
+            text = read_text(self.path, "wildcard file")
+        except InvalidInput as exc:
+            raise SpecError(exc.message, field="wildcards") from None
+        return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 @contextmanager

@@ -29,6 +29,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from journal.files import read_text
 from journal.text import quoted
 
 from ..contract import TEXT_MAX, WANTED, KeywordTable, RunParams, Spec
@@ -43,13 +44,11 @@ PARAMS = tuple(RunParams.model_fields)
 
 def read_spec_file(path: Path) -> dict[str, Any]:
     """A spec file's table, its relative paths made relative to the file (flags are merged over it, then
-    ``spec_values`` checks it)."""
+    ``spec_values`` checks it). The file is read as ``journal.files.read_text`` reads a user's file: bounded, a FIFO
+    or a device refused."""
+    text = read_text(path, "spec file")
     try:
-        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SpecError(f"{path}: no such spec file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read it ({exc.__class__.__name__})") from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
     if unknown := sorted(set(raw) - set(KEYS)):
