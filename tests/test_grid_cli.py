@@ -109,6 +109,19 @@ def test_bad_grid_input_is_one_line(args, fragment, tmp_path, capsys):
     assert code != 0 and err.count("\n") == 1 and fragment in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("spec_text", [
+    "seeds = " + "[" * 3000 + "1" + "]" * 3000,  # tomllib recurses a level at a time
+    "prompt = " + "{a = " * 3000 + "1" + "}" * 3000,
+    "[" + ".".join(["prompt"] + ["a"] * 3000) + "]",  # read without recursion, nested 3000 deep all the same
+], ids=["array", "inline-table", "table"])
+def test_a_spec_nested_too_deeply_is_one_line(spec_text, tmp_path, capsys):
+    path = tmp_path / "s.toml"
+    path.write_text(spec_text + "\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "grid", str(path), "--dry-run")
+    assert code == 1 and err == f"promptism: spec file {path} is nested too deeply to be a spec (more than 8 levels " \
+                                "of tables and lists): fix the file\n", err
+
+
 @pytest.mark.parametrize("spec_text, fragment", [
     ('[params]\nsteps = "many"', "[params] steps must be a whole number, not 'many'"),
     ("[params]\nsteps = -3", "steps must be 1 or more, not -3"),

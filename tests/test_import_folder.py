@@ -99,6 +99,15 @@ def test_nothing_importable_fails(tmp_path, capsys):
     assert code != 0 and "no files in" in err and err.count("\n") == 1
 
 
+def test_a_titles_file_nested_too_deeply_is_one_line(folder, tmp_path, capsys):
+    titles = tmp_path / "titles.toml"
+    titles.write_text('"00001-500.png" = ' + "[" * 3000 + '"Deep"' + "]" * 3000 + "\n")
+    code, out, err = run_cli(capsys, "import", str(folder), "--titles", str(titles), "--journal", str(tmp_path / "j"))
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"--titles {titles} is nested too deeply to be a titles file" in err, err
+    assert not (tmp_path / "j").exists()
+
+
 def test_a_file_without_a_model_is_failed_the_rest_imported(tmp_path, capsys):
     root = tmp_path / "mixed"
     root.mkdir()

@@ -101,6 +101,8 @@ def _titles(path: Path) -> dict[str, str]:
         table = tomllib.loads(read_text(path, "titles file"))
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"--titles {shown} is not TOML ({exc}); {fix}") from None
+    except RecursionError:
+        raise InvalidInput(f"--titles {shown} is nested too deeply to be a titles file; {fix}") from None
     if bad := next((k for k, v in table.items() if not isinstance(v, str)), None):
         raise InvalidInput(f"--titles {shown}: the title of {visible(bad)} is not a string; quote it: \"file.png\" = \"title\"")
     return table

@@ -40,6 +40,7 @@ from .ranges import parse_values
 
 KEYS = tuple(Spec.model_fields)
 PARAMS = tuple(RunParams.model_fields)
+MAX_DEPTH = 8  # levels of tables and lists a spec file may nest (a spec's own: 3, keywords = [{ text = … }])
 
 
 def read_spec_file(path: Path) -> dict[str, Any]:
@@ -51,6 +52,11 @@ def read_spec_file(path: Path) -> dict[str, Any]:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raw = None
+    if raw is None or _deeper(raw, MAX_DEPTH):
+        raise SpecError(f"spec file {path} is nested too deeply to be a spec (more than {MAX_DEPTH} levels of tables and "
+                        "lists): fix the file")
     if unknown := sorted(set(raw) - set(KEYS)):
         raise SpecError(f"{path}: unknown key {quoted(unknown[0])}; the keys are {', '.join(sorted(KEYS))}")
     here = Path(path).parent  # relative paths in the file are relative to the file
@@ -60,6 +66,14 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     if isinstance(params, dict) and isinstance(params.get("init_image"), str) and not params["init_image"].startswith("#"):
         params["init_image"] = str((here / Path(params["init_image"]).expanduser()).resolve())
     return raw
+
+
+def _deeper(value: Any, levels: int) -> bool:
+    """Whether ``value`` nests tables or lists more than ``levels`` deep."""
+    inner = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    if inner is None:
+        return False
+    return levels == 0 or any(_deeper(v, levels - 1) for v in inner)
 
 
 def spec_values(values: Mapping[str, Any]) -> Spec:
