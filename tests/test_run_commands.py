@@ -197,6 +197,19 @@ def test_a_guided_setting_that_is_no_finite_number_names_its_flag(flag, value, t
     assert not (tmp_path / "j").exists()
 
 
+@pytest.mark.parametrize("make, fragment", [
+    (lambda p: None, "does not exist"),
+    (os.mkfifo, "is not a folder"),
+])
+@pytest.mark.parametrize("prompt", ["a red circle", "a {red|blue} circle"])
+def test_a_wildcards_path_that_is_no_folder_is_refused_even_where_unused(make, fragment, prompt, tmp_path, capsys):
+    make(tmp_path / "wc")
+    code, out, err = run_cli(capsys, "grid", "-p", prompt, "--mode", "dynamic", "--dry-run", "--wildcards",
+                             str(tmp_path / "wc"))
+    assert code == 1 and err.count("\n") == 1, err
+    assert f"the wildcards folder '{tmp_path / 'wc'}' {fragment}: pass --wildcards DIR" in err, err
+
+
 def test_a_wildcard_file_that_is_not_utf8_is_one_line_when_a_prompt_uses_it(tmp_path, capsys):
     (tmp_path / "wc").mkdir()
     (tmp_path / "wc" / "colour.txt").write_bytes(b"red\n\xff\xfe\n")

@@ -34,6 +34,16 @@ def dynamic_syntax(text: str) -> str | None:
     return m.group(0) if m else None
 
 
+def wildcards_folder(path: str) -> Path:
+    """The wildcards folder a spec names; SpecError for one that is not there or is not a folder."""
+    folder = Path(path)
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise SpecError(f"the wildcards folder {quoted(path)} {what}: pass {option('wildcards', 'DIR')} (a folder of "
+                        "NAME.txt files)", field="wildcards")
+    return folder
+
+
 def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
     """Every combination ``text`` stands for, in dynamicprompts' order; at most ``limit`` + 1 (to detect overflow)."""
     if not is_dynamic(text):
@@ -41,8 +51,6 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
     from dynamicprompts.generators import CombinatorialPromptGenerator
     from dynamicprompts.wildcards import WildcardManager
 
-    if wildcards is not None and not Path(wildcards).is_dir():
-        raise SpecError(f"the wildcards directory {wildcards} does not exist: pass {option('wildcards', 'DIR')}")
     manager = WildcardManager(root_map={"": [_wildcard_files(wildcards)]} if wildcards else None)
     generator = CombinatorialPromptGenerator(wildcard_manager=manager)
     try:

@@ -33,6 +33,7 @@ from journal.files import read_text
 from journal.text import quoted
 
 from ..contract import TEXT_MAX, WANTED, KeywordTable, RunParams, Spec
+from .dynamic import wildcards_folder
 from .errors import SpecError
 from .grid import AXIS_NAMES, DEFAULT_MAX_CELLS, AxisSpec, GridSpec
 from .prompt import Keyword, Prompt
@@ -156,7 +157,7 @@ def spec_from(spec: Spec | Mapping[str, Any]) -> GridSpec:
         seeds=tuple(seeds),
         per_cell_seeds=spec.per_cell_seeds,
         axes=axes,
-        wildcards=Path(spec.wildcards) if spec.wildcards else None,
+        wildcards=wildcards_folder(spec.wildcards) if spec.wildcards else None,
         max_cells=DEFAULT_MAX_CELLS if spec.max_cells is None else spec.max_cells,
     )
 
