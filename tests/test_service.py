@@ -85,6 +85,17 @@ def test_a_stale_socket_is_replaced_and_the_idle_timeout_exits(service, capsys):
     assert b"idle" in paths.log_file().read_bytes()
 
 
+@pytest.mark.parametrize("value, shown", [("nan", "nan"), ("inf", "inf"), ("1e309", "inf"), ("0", None)])
+def test_an_idle_timeout_that_is_no_finite_number_above_0_is_refused(value, shown, service):
+    """In a process of its own, with a time limit: a service that took the value would serve on (and be stopped)."""
+    done = subprocess.run([EXE, "serve", "--idle-timeout", value], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    wanted = f"{shown} is not a number of minutes: give one above 0, such as 15" if shown else "0.0 is not in the range x>0"
+    assert f"Invalid value for '--idle-timeout': {wanted}" in done.stderr, done.stderr
+    assert service_pid() is None
+
+
 def test_a_killed_client_leaves_its_job_running_and_another_can_follow(warm_service, tmp_path, capsys):
     j = tmp_path / "j"
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--json", "--journal", str(j)], stdout=subprocess.PIPE, text=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,13 @@ from .journal_option import JOURNAL_PATH
 from .output import dump_json, print_table, say
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """click's FloatRange lets nan and inf (1e309) through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a number of minutes: give one above 0, such as 15")
+    return value
+
+
 @click.group("serve", invoke_without_command=True)
 @click.option("--detach", is_flag=True, help="Run in the background, in a session of its own (it survives the "
               "terminal and the SSH session), logging to the log file in your user state directory.")
@@ -24,7 +32,7 @@ from .output import dump_json, print_table, say
 @click.option("--listen", metavar="HOST:PORT", help="Also serve HTTP on this TCP address (loopback), with a bearer "
               "token (generated once, stored 0600, printed when made).")
 @click.option("--allow-remote", is_flag=True, help="Let --listen take an address other machines reach.")
-@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), metavar="MIN",
+@click.option("--idle-timeout", type=click.FloatRange(min=0, min_open=True), callback=_finite, metavar="MIN",
               help="Exit after this many idle minutes (default 15, or idle_timeout in config.toml).")
 @click.option("--ray", "ray", metavar="auto|ADDRESS|off", help="Deal each job's batches to Ray workers, one per GPU: "
               "auto joins the cluster $RAY_ADDRESS names or `ray start` began here, else starts a local one over this machine's "
