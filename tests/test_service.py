@@ -96,6 +96,14 @@ def test_an_idle_timeout_that_is_no_finite_number_above_0_is_refused(value, show
     assert service_pid() is None
 
 
+def test_a_ray_cluster_it_cannot_reach_is_its_one_line_on_stderr(service):
+    done = subprocess.run([EXE, "serve", "--ray", "bogus"], capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and done.stderr == ("promptism: cannot reach the Ray cluster at bogus (ValueError): start "
+                                                    "it (`ray start --head`) or pass --ray auto\n"), done.stderr
+    assert service_pid() is None and not paths.socket_path().exists()
+
+
 def test_a_killed_client_leaves_its_job_running_and_another_can_follow(warm_service, tmp_path, capsys):
     j = tmp_path / "j"
     proc = subprocess.Popen([EXE, *SLOW_GRID, "--json", "--journal", str(j)], stdout=subprocess.PIPE, text=True)

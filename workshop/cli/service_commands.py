@@ -65,12 +65,12 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
                                    "out --ray and the ray setting)")
     if listen:
         daemon.parse_listen(listen, allow_remote)  # refused here, before anything starts
+    if (pid := daemon.running_pid()) is not None:  # refused before a token is made (or shown), or Ray joined
+        raise click.ClickException(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
     if detach:
         args = [*(["--journal", str(journal_dir.absolute())] if journal_dir else []),
                 *(["--listen", listen] if listen else []), *(["--allow-remote"] if allow_remote else []),
                 "--idle-timeout", repr(minutes), "--ray", address or "off"]
-        if (pid := daemon.running_pid()) is not None:  # refused before a token is made (or shown)
-            raise click.ClickException(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
         if listen:
             value, new = daemon.token()
             if new:
@@ -80,6 +80,10 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
         pid = daemon.spawn(args, ServiceClient(paths.socket_path()).ping)
         say(f"service started (pid {pid}); `promptism serve status` shows it, `promptism serve stop` stops it")
         return
+    if address is not None:  # joined before the service's log begins on stderr: one that cannot be is one line
+        from ..service.ray_executor import RayExecutor
+
+        RayExecutor(address).connect()  # (the service's executor finds it joined; Ray leaves it as this process ends)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s promptism service: %(message)s")
     daemon.serve(journal=journal_dir.absolute() if journal_dir else None, listen=listen, allow_remote=allow_remote,
                  idle_timeout_s=minutes * 60, max_queue=settings.max_queue, ray=address, announce=say)
