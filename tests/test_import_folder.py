@@ -83,16 +83,19 @@ def test_dry_run_lists_fields_hides_prompts_and_writes_nothing(folder, tmp_path,
     assert not jdir.exists()
 
 
-def test_nothing_importable_fails(tmp_path, capsys):
+def test_nothing_importable_fails_saying_why_on_stderr(tmp_path, capsys):
     junk = tmp_path / "junk"
     junk.mkdir()
     (junk / "a.png").write_bytes(b"not a png")
     (junk / "notes.txt").write_text("hello")
     code, out, err = run_cli(capsys, "import", str(junk), "-t", "T", "--journal", str(tmp_path / "j"))
     assert code != 0 and "imported 0 image(s)" in out and "a.png" in err
+    assert err.splitlines()[-1] == "promptism: nothing imported: 1 image(s) failed (said above)", err
     (junk / "a.png").unlink()
-    code, *_ = run_cli(capsys, "import", str(junk), "-t", "T", "--journal", str(tmp_path / "j"))
-    assert code != 0  # nothing but a text file: nothing could be imported
+    code, out, err = run_cli(capsys, "import", str(junk), "-t", "T", "--journal", str(tmp_path / "j"))
+    assert code != 0 and "skipped 1" in out  # nothing but a text file: nothing could be imported, and stderr says so
+    assert err == ("promptism: nothing imported: none of the 1 file(s) is a PNG, JPEG or WebP image (--recursive reads "
+                   "the subfolders)\n"), err
     empty = tmp_path / "empty"
     empty.mkdir()
     code, _, err = run_cli(capsys, "import", str(empty), "-t", "T", "--journal", str(tmp_path / "j"))
@@ -106,6 +109,18 @@ def test_a_titles_file_nested_too_deeply_is_one_line(folder, tmp_path, capsys):
     assert code == 1 and err.count("\n") == 1, err
     assert f"--titles {titles} is nested too deeply to be a titles file" in err, err
     assert not (tmp_path / "j").exists()
+
+
+def test_the_journal_is_not_imported_into_itself(tmp_path, capsys):
+    jdir = tmp_path / "j"
+    assert run_cli(capsys, "import", str(make_png(tmp_path / "a.png")), "-t", "A", "-m", "m", "--journal", str(jdir))[0] == 0
+    exp = Journal.open(jdir).get(1)
+    for args in ([str(jdir)], [str(jdir), "--recursive", "--dry-run"], [str(jdir / "experiments"), "--recursive"],
+                 [str(jdir / exp.dir / exp.images[0].file), "-m", "m"]):
+        code, out, err = run_cli(capsys, "import", *args, "-t", "Again", "--journal", str(jdir))
+        assert code == 1 and out == "" and err.count("\n") == 1, out + err
+        assert f"is in the journal {jdir}: its images are the journal's own" in err, err
+    assert len(Journal.open(jdir)) == 1 and commits(jdir) == 2
 
 
 def test_a_file_without_a_model_is_failed_the_rest_imported(tmp_path, capsys):

@@ -50,10 +50,12 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
         raise click.UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
         prompt = read_text(prompt_file, "prompt file").strip()
+    _outside(images, journal_dir)
     given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
     if any(path.is_dir() for path in images):
-        return _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
-                               allow_title_overlap, journal_dir)
+        _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
+                        allow_title_overlap, journal_dir)
+        return 0
     for flag, used in (("--titles", titles_file), ("--recursive", recursive), ("--group", group), ("--dry-run", dry_run)):
         if used:
             raise click.UsageError(f"{flag} is for a folder; name one, or leave {flag} out")
@@ -71,8 +73,8 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
 
 
 def _import_folders(roots: list[Path], given: Overrides, title, titles_file, recursive, group, dry_run, reveal_prompt,
-                    allow_title_overlap, journal_dir: Path) -> int:
-    """Exit status 1 when nothing was imported, or was in the journal already."""
+                    allow_title_overlap, journal_dir: Path) -> None:
+    """The summary; then InvalidInput (exit status 1) when nothing was imported, nor was in the journal already."""
     if title is None and titles_file is None:
         if not dry_run:
             raise click.UsageError("give --title TITLE (experiments become TITLE 1, TITLE 2 …) or --titles FILE")
@@ -91,7 +93,22 @@ def _import_folders(roots: list[Path], given: Overrides, title, titles_file, rec
     if dry_run:
         _print_plan(result.planned, reveal_prompt)
     _print_summary(result, dry_run)
-    return 1 if not (result.imported or result.planned or result.present) else 0
+    if not (result.imported or result.planned or result.present):
+        raise InvalidInput(f"nothing imported: {len(result.failed)} image(s) failed (said above)" if result.failed else
+                           f"nothing imported: none of the {len(files)} file(s) is a PNG, JPEG or WebP image"
+                           + ("" if recursive else " (--recursive reads the subfolders)"))
+
+
+def _outside(paths, journal_dir: Path) -> None:
+    """InvalidInput for a path in the journal itself: its images are the journal's own."""
+    if not is_journal(journal_dir):
+        return
+    home = journal_dir.resolve()
+    for path in paths:
+        if (found := path.resolve()) == home or home in found.parents:
+            raise InvalidInput(f"{visible(str(path), keep_newlines=False)} is in the journal {home}: its images are the "
+                               "journal's own (a run's become an experiment with `promptism accept RUN`); import "
+                               "images made elsewhere")
 
 
 def _titles(path: Path) -> dict[str, str]:
