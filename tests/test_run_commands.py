@@ -197,6 +197,18 @@ def test_a_guided_setting_that_is_no_finite_number_names_its_flag(flag, value, t
     assert not (tmp_path / "j").exists()
 
 
+def test_the_prompt_is_kept_as_given_and_drawn_as_rendered(tmp_path, capsys):
+    """Trailing newlines stay in the prompt as given (the run's ``base``, the experiment's ``grid.base``); the prompt
+    the model reads is rendered as every prompt of a grid is (parts stripped of spaces, newlines and commas)."""
+    given = "a red circle\n\n"
+    code, out, err = run_cli(capsys, "generate", given, "--steps", "1", "--accept", "--title", "Circle", "--journal",
+                             str(tmp_path / "j"))
+    assert code == 0, err
+    record = list_runs(Journal.open(tmp_path / "j"))[0].record
+    assert (record.spec.base, record.spec.prompt, record.cells[0].prompt) == (given, "a red circle", "a red circle")
+    assert Journal.open(tmp_path / "j").get(1).grid.base == given
+
+
 @pytest.mark.parametrize("make, fragment", [
     (lambda p: None, "does not exist"),
     (os.mkfifo, "is not a folder"),
