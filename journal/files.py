@@ -30,13 +30,19 @@ def open_regular(path: str | os.PathLike, what: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def read_text(path: str | os.PathLike, what: str) -> str:
+def read_text(path: str | os.PathLike, what: str, *, pipe: bool = False) -> str:
     """A user's text file (``what``: "spec file" …) as UTF-8; InvalidInput in one line naming the file for one that
-    is missing, not a regular file, unreadable, over ``TEXT_MAX_BYTES``, or not UTF-8."""
+    is missing, not a regular file, unreadable, over ``TEXT_MAX_BYTES``, or not UTF-8. ``pipe``: a pipe is read too
+    while something writes to it, as ``cat`` reads it (``--prompt-file <(pass show prompt)`` keeps a prompt out of
+    the shell's history), and ``-`` is the standard input; a FIFO that no one holds open for writing is refused at
+    once, not waited on."""
     shown = _shown(path)
     try:
-        with open_regular(path, f"{'an' if what[0] in 'aeiou' else 'a'} {what}") as file:
-            data = file.read(TEXT_MAX_BYTES + 1)
+        if pipe and (str(path) == "-" or stat.S_ISFIFO(os.stat(path).st_mode)):
+            data = _from_pipe(path, shown, what)
+        else:
+            with open_regular(path, f"{'an' if what[0] in 'aeiou' else 'a'} {what}") as file:
+                data = file.read(TEXT_MAX_BYTES + 1)
     except FileNotFoundError:
         raise InvalidInput(f"{shown}: no such {what}") from None
     except OSError as exc:
@@ -49,6 +55,24 @@ def read_text(path: str | os.PathLike, what: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{shown} is not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+
+
+def _from_pipe(path: str | os.PathLike, shown: str, what: str) -> bytes:
+    """A pipe's bytes (at most one past the bound) once its writers close it; InvalidInput at once when it has none."""
+    fd = os.dup(0) if str(path) == "-" else os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb", buffering=0) as pipe:
+        os.set_blocking(fd, False)
+        try:
+            first = pipe.read(TEXT_MAX_BYTES + 1)
+        except BlockingIOError:  # a writer is there, with nothing written yet
+            first = None
+        if first == b"" and str(path) != "-":
+            raise InvalidInput(f"{shown} is a FIFO no one writes to, not {what}; pass a file (or write to it)")
+        os.set_blocking(fd, True)
+        chunks = [first or b""]
+        while (size := sum(map(len, chunks))) <= TEXT_MAX_BYTES and (more := pipe.read(TEXT_MAX_BYTES + 1 - size)):
+            chunks.append(more)
+        return b"".join(chunks)
 
 
 def _regular(mode: int, path: str | os.PathLike, what: str) -> None:

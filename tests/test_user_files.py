@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,8 +57,41 @@ def test_a_fifo_or_a_device_is_refused_at_once_never_read(what, kind, tmp_path):
                           stdin=subprocess.DEVNULL,
                           preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (MEMORY, MEMORY)))
     assert done.returncode != 0 and done.stderr.count("\n") == 1, done.stderr
-    assert f"{path} is a {kind}, not a {what}; pass a file" in done.stderr, done.stderr
+    said = f"{path} is a FIFO no one writes to, not {what}" if kind == "FIFO" and what != "wildcard file" else \
+        f"{path} is a {kind}, not a {what}; pass a file"  # (a pipe someone writes to is read: below)
+    assert said in done.stderr, done.stderr
     assert not (tmp_path / "j").exists()
+
+
+@pytest.mark.parametrize("what", ["spec file", "prompt file"])
+def test_a_pipe_that_is_written_to_is_read_as_cat_reads_it(what, tmp_path):
+    """`--prompt-file <(pass show prompt)` keeps a prompt out of the shell's history: bash hands the command a pipe
+    whose writer is there (here: a FIFO a writer opened before the command), or `-`, the standard input."""
+    import threading
+
+    path = tmp_path / "named.txt"
+    os.mkfifo(path)
+    text = 'prompt = "a red circle"\n' if what == "spec file" else "a lighthouse at dusk\n"
+
+    def writer():
+        with open(path, "w", encoding="utf-8") as pipe:  # (blocks until the command opens it to read)
+            pipe.write(text)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        command = commands(tmp_path, path)[what]
+        done = subprocess.run([EXE, *command], capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    finally:
+        if thread.is_alive():  # the command never opened it: let the writer go
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK))
+        thread.join()
+    assert done.returncode == 0, done.stderr
+    command = commands(tmp_path, Path("-"))[what]
+    done = subprocess.run([EXE, *command], capture_output=True, text=True, timeout=300, input=text)
+    assert done.returncode == 0, done.stderr
+    if what == "spec file":
+        assert "a red circle" in done.stdout
 
 
 @pytest.mark.parametrize("what", WHATS)

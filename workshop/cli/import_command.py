@@ -28,7 +28,7 @@ from .output import console, literal, say, stderr_console
 @click.option("--model", "-m", help="Model that made the images that do not name one (the model an image names is the one credited).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), help="Seed of the images (overrides metadata).")
 @click.option("--prompt", "-p", help="The private prompt (overrides metadata).")
-@click.option("--prompt-file", type=click.Path(path_type=Path), help="Read the private prompt from a file (UTF-8).")
+@click.option("--prompt-file", type=click.Path(path_type=Path), help="Read the private prompt from a file (UTF-8), a pipe (<(pass show NAME): never in your shell history) or - (the standard input).")
 @click.option("--negative", "-n", help="The private negative prompt (overrides metadata).")
 @click.option("--recursive", "-r", is_flag=True, help="For a folder: its subfolders too.")
 @click.option("--group", is_flag=True, help="For a folder: one experiment per generation batch (same prompt and "
@@ -49,7 +49,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     if prompt is not None and prompt_file is not None:
         raise click.UsageError("give --prompt or --prompt-file, not both")
     if prompt_file is not None:
-        prompt = read_text(prompt_file, "prompt file").strip()
+        prompt = read_text(prompt_file, "prompt file", pipe=True).strip()
     _outside(images, journal_dir)
     given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
     if any(path.is_dir() for path in images):
@@ -115,7 +115,7 @@ def _titles(path: Path) -> dict[str, str]:
     shown = visible(str(path), keep_newlines=False)
     fix = 'write one line per image: "file.png" = "title"'
     try:
-        table = tomllib.loads(read_text(path, "titles file"))
+        table = tomllib.loads(read_text(path, "titles file", pipe=True))
     except tomllib.TOMLDecodeError as exc:
         raise InvalidInput(f"--titles {shown} is not TOML ({exc}); {fix}") from None
     except RecursionError:

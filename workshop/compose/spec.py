@@ -48,7 +48,7 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     """A spec file's table, its relative paths made relative to the file (flags are merged over it, then
     ``spec_values`` checks it). The file is read as ``journal.files.read_text`` reads a user's file: bounded, a FIFO
     or a device refused."""
-    text = read_text(path, "spec file")
+    text = read_text(path, "spec file", pipe=True)
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
