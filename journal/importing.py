@@ -38,6 +38,11 @@ class Overrides:
     seed: int | None = None
     prompt: str | None = None
     negative_prompt: str | None = None
+    name_of_hash: Callable[[str], str | None] = lambda short: None  # a local checkpoint's name for an infotext's
+    # `Model hash:`, where the metadata names no model
+
+
+UNKNOWN_MODEL = "unknown model"  # the credit of images whose metadata names no model, and none was given
 
 
 @dataclass
@@ -79,6 +84,12 @@ def left_out(source: Source, given: Overrides = Overrides()) -> str | None:
     that does not apply to it; None: nothing."""
     notes = ([f"{source.info.problem}: its metadata is left out"] if source.info.problem else []) + list(source.info.left_out)
     named = source.info.models[0].id if source.info.models else None
+    short = source.info.models[0].hash if source.info.models else None
+    if not named and not given.model and source.info.source:
+        credit = (given.name_of_hash(short) if short else None) or UNKNOWN_MODEL
+        notes.append(f"its metadata names no model{f', only its hash {short}' if short else ''}: credited as "
+                     f"{quoted(credit)}" + (" (the local checkpoint with that hash)" if credit != UNKNOWN_MODEL else
+                                            f" (name it with {option('model', 'NAME')})"))
     if given.model and named and named != given.model:
         notes.append(f"its metadata names the model {quoted(named)}, which is credited (the model given, "
                      f"{quoted(given.model)}, is for images that name none)" if _creditable(source.info.models) else
@@ -109,12 +120,18 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
     infos = [s.info for s in sources]
     first = next((i for i in infos if i.source), GenerationInfo())
     models = next((i.models for i in infos if i.models), ())  # the model an image names made it: credited
-    if given.model and not (models and _creditable(models)):
-        models = (ModelInfo(id=given.model),)
-    if not models:
+    short = models[0].hash if models else None
+    if given.model and not (models and models[0].id and _creditable(models)):
+        models = (ModelInfo(id=given.model, hash=None if models and models[0].id else short),)
+    elif not models and first.source:  # a generator's metadata without a model: credited so, and said (left_out)
+        models = (ModelInfo(id=UNKNOWN_MODEL),)
+    elif not models:  # no generator's metadata at all: nothing says this is a model's picture
         why = next((f" ({i.problem})" for i in infos if i.problem), "")
         raise InvalidInput(f"{visible(str(sources[0].path), keep_newlines=False)} does not say which model made it{why}; "
                            f"pass {option('model', 'NAME')} (the model is always credited)")
+    elif not models[0].id:  # an infotext's `Model hash:` alone: the local checkpoint that has it, else unknown
+        models = (ModelInfo(id=(given.name_of_hash(short) if short else None) or UNKNOWN_MODEL, hash=short),
+                  *(m for m in models[1:] if m.id))
     prompt = given.prompt if given.prompt is not None else (first.prompt or "")
     images = [NewImage(path=s.path, seed=given.seed if given.seed is not None else s.info.seed,
                        prompt=given.prompt if given.prompt is not None else s.info.prompt, clean=s.encoded() if keep_pixels else None)

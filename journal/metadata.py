@@ -199,8 +199,8 @@ def _models(found: PromptInfo, samplers: list[Sampler], chunks: dict[str, str], 
     if graph is not None:
         credits = [m for s in reversed(samplers) if (m := _checkpoint(graph, s.sampler_id))]
     else:
-        credits = [ModelInfo(id=s.model.name, hash=_str(s.model.hash)) for s in samplers
-                   if s.model is not None and _str(s.model.name)]
+        credits = [ModelInfo(id=_str(s.model.name) or "", hash=_str(s.model.hash)) for s in samplers
+                   if s.model is not None and (_str(s.model.name) or _str(s.model.hash))]  # (a hash alone: named later)
     meta = found.metadata
     if source == "fooocus" and _str(meta.get("refiner_model")) not in (None, "", "None"):
         credits.append(ModelInfo(id=meta["refiner_model"], hash=_str(meta.get("refiner_model_hash"))))
@@ -210,8 +210,8 @@ def _models(found: PromptInfo, samplers: list[Sampler], chunks: dict[str, str], 
                 credits.append(ModelInfo(id=named, hash=_str(m.get("hash"))))
     unique: dict[str, ModelInfo] = {}
     for credit in credits:
-        if credit.id.strip():
-            unique.setdefault(_text(credit.id), ModelInfo(id=_text(credit.id), hash=_text(credit.hash)))
+        if credit.id.strip() or (credit.hash or "").strip():
+            unique.setdefault(_text(credit.id) or "", ModelInfo(id=_text(credit.id) or "", hash=_text(credit.hash)))
     return tuple(unique.values())
 
 

@@ -123,13 +123,16 @@ def test_the_journal_is_not_imported_into_itself(tmp_path, capsys):
     assert len(Journal.open(jdir)) == 1 and commits(jdir) == 2
 
 
-def test_a_file_without_a_model_is_failed_the_rest_imported(tmp_path, capsys):
+def test_a_file_without_a_model_is_credited_as_unknown_and_said(tmp_path, capsys):
     root = tmp_path / "mixed"
     root.mkdir()
     samples.invokeai2_dream_png(root / "dream.png")
     samples.fooocus_png(root / "fooocus.png")
+    make_png(root / "photo.png")  # no generator's metadata at all: nothing says a model made it
     code, out, err = run_cli(capsys, "import", str(root), "-t", "Mixed", "--journal", str(tmp_path / "j"))
-    assert code == 0 and "imported 1 image(s)" in out and "dream.png" in err and "--model" in err
+    assert code == 0 and "imported 2 image(s)" in out, out + err
+    assert "dream.png: its metadata names no model: credited as 'unknown model' (name it with --model NAME)" in out
+    assert "photo.png" in err and "does not say which model made it" in err  # failed, said
 
 
 def test_commits_are_batched(tmp_path, capsys, monkeypatch):

@@ -222,3 +222,29 @@ def test_the_shipped_configs_are_the_full_size_models(tmp_path):
         assert count(UNet2DConditionModel(**unet)) == 2_567_463_684
         big_g = CLIPTextModelWithProjection(CLIPTextConfig(**xl["text_encoder_2/config.json"]))
         assert count(big_g) == 694_659_840
+
+
+def infotext_png(path: Path, settings: str) -> Path:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", f"a red circle\nNegative prompt: blurry\n{settings}")
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(path, pnginfo=info)
+    return path
+
+
+def test_an_infotext_with_only_a_model_hash_credits_the_local_checkpoint_that_has_it(installs, tmp_path, capsys):
+    """Issue 26: 23 of 63 real A1111 infotexts name only `Model hash:`; import refused them all ("pass --model")."""
+    known = short_hash(installs["dreamy"])
+    for name, short in (("here.png", known), ("elsewhere.png", "0123456789")):
+        infotext_png(tmp_path / name, f"Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x64, Model hash: {short}")
+    j = str(tmp_path / "j")
+    code, out, err = run_cli(capsys, "import", str(tmp_path / "here.png"), "-t", "Here", "--journal", j)
+    assert code == 0 and "by dreamy" in out, out + err
+    assert f"only its hash {known}: credited as 'dreamy' (the local checkpoint with that hash)" in err
+    code, out, err = run_cli(capsys, "import", str(tmp_path / "elsewhere.png"), "-t", "Elsewhere", "--journal", j)
+    assert code == 0 and "by unknown model" in out, out + err
+    assert "only its hash 0123456789: credited as 'unknown model' (name it with --model NAME)" in err
+    first, second = Journal.open(tmp_path / "j").get(1), Journal.open(tmp_path / "j").get(2)
+    assert (first.model.id, first.model.hash) == ("dreamy", known)
+    assert (second.model.id, second.model.hash) == ("unknown model", "0123456789")  # the hash is kept

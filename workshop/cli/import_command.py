@@ -14,6 +14,7 @@ from journal.files import read_text
 from journal.importing import (FolderOptions, FolderResult, Overrides, Planned, experiment_from_sources, folder_files,
                                import_folder, left_out, read_source)
 from journal.text import visible
+from journal.wording import as_flag, worded
 
 from .journal_option import journal_option
 from .output import console, literal, say, stderr_console
@@ -51,7 +52,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     if prompt_file is not None:
         prompt = read_text(prompt_file, "prompt file", pipe=True).strip()
     _outside(images, journal_dir)
-    given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative)
+    given = Overrides(model=model, seed=seed, prompt=prompt, negative_prompt=negative, name_of_hash=checkpoint_named)
     if any(path.is_dir() for path in images):
         _import_folders(list(images), given, title, titles_file, recursive, group, dry_run, reveal_prompt,
                         allow_title_overlap, journal_dir)
@@ -68,7 +69,7 @@ def import_cmd(images, title, titles_file, model, seed, prompt, prompt_file, neg
     say(f"#{exp.number} {exp.title} — {len(exp.images)} image(s) by {exp.credit} in {journal.folder(exp)}")
     for source in sources:
         if note := left_out(source, given):
-            say(f"note: {source.path}: {note}", err=True)
+            say(f"note: {source.path}: {worded(note, as_flag)}", err=True)
     return 0
 
 
@@ -182,6 +183,17 @@ def _print_summary(result: FolderResult, dry_run: bool) -> None:
         f"skipped {len(result.skipped)}; failed {len(result.failed)}")
     for label, entries in (("noted", result.noted), ("skipped", result.skipped), ("failed", result.failed)):
         for path, why in entries[:20]:  # a reason that names the file already (the journal's own messages) as it is
+            why = worded(why, as_flag)  # (a note may name an option)
             say(f"  {label} " + (why if str(path) in why else f"{path}: {why}"), err=label == "failed")
         if len(entries) > 20:
             say(f"  … and {len(entries) - 20} more {label}", err=label == "failed")
+
+
+def checkpoint_named(short: str) -> str | None:
+    """The name of the checkpoint in the A1111 / ComfyUI installs config.toml names whose hash is ``short`` (an
+    infotext's ``Model hash:``), or None."""
+    from ..runner.model_files import find_all
+    from ..settings import load_settings
+
+    found = find_all(load_settings(), "checkpoint", short)
+    return found[0].name if len(found) == 1 else None

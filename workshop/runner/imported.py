@@ -17,7 +17,7 @@ from ..settings import Settings
 from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
-from .models import resolve as resolve_model
+from .models import installed_checkpoint, resolve as resolve_model
 from .options import resolve
 
 
@@ -63,8 +63,11 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     except RunError:
         if model:
             raise
-        raise RunError(f"#{n} was made with {quoted(name)}, which is not here: pass {option('model', 'NAME')} "
-                       "(`promptism models` lists those that are)") from None
+        if exp.model.hash and installed_checkpoint(exp.model.hash) is not None:  # A1111's hash: a file named otherwise
+            name = exp.model.hash
+        else:
+            raise RunError(f"#{n} was made with {quoted(name)}, which is not here: pass {option('model', 'NAME')} "
+                           "(`promptism models` lists those that are)") from None
     params = exp.params
     recorded = params.get("sampler")
     if sampler_name is None and isinstance(recorded, str):
