@@ -249,6 +249,8 @@ def test_the_tcp_port_needs_the_token(service, capsys):
         port = probe.getsockname()[1]
     code, out, err = run_cli(capsys, "serve", "--listen", "0.0.0.0:7860")
     assert code == 1 and "--allow-remote" in err and err.count("\n") == 1 and service_pid() is None, err
+    code, out, err = run_cli(capsys, "serve", "--listen", "")  # no address: not "no --listen" (the tally's find)
+    assert code == 1 and "--listen : write HOST:PORT" in err and err.count("\n") == 1 and service_pid() is None, err
     code, out, err = run_cli(capsys, "serve", "--detach", "--listen", f"127.0.0.1:{port}")
     assert code == 0, err
     token = out.split(": ")[-1].split()[0]

@@ -63,7 +63,7 @@ def serve_cmd(ctx: click.Context, detach: bool, journal_dir: Path | None, listen
     if address is not None and importlib.util.find_spec("ray") is None:
         raise click.ClickException(f"--ray {address}: Ray is not installed; `pip install promptism[ray]` (or leave "
                                    "out --ray and the ray setting)")
-    if listen:
+    if listen is not None:  # ("" is refused too: it is no address)
         daemon.parse_listen(listen, allow_remote)  # refused here, before anything starts
     if (pid := daemon.running_pid()) is not None:  # refused before a token is made (or shown), or Ray joined
         raise click.ClickException(f"a service is already running (pid {pid}); `promptism serve stop` stops it")
