@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import SpecError
+from .networks import is_network, with_strength, without_networks
 
 _SPECIAL = "\\()[]"
 ROUND = 1.1  # (text)
@@ -47,9 +48,12 @@ def escape(text: str) -> str:
 
 
 def weighted(text: str, weight: float) -> str:
-    """``text`` weighed by ``weight`` in A1111's syntax: as it is at 1, else ``(text:weight)`` with brackets escaped."""
+    """``text`` weighed by ``weight`` in A1111's syntax: as it is at 1, else ``(text:weight)`` with brackets escaped;
+    a LoRA's tag (``<lora:NAME>``) at that strength instead (``networks``)."""
     if not math.isfinite(weight):
         raise ValueError(f"weight {weight} is not a finite number")
+    if weight != 1 and is_network(text):
+        return with_strength(text, weight)
     return text if weight == 1 else f"({escape(text)}:{weight:g})"
 
 
@@ -59,9 +63,9 @@ def has_emphasis(text: str) -> bool:
 
 
 def plain(text: str, what: str = "the prompt") -> str:
-    """The words alone, without brackets, weights or escapes (BREAK's chunks joined by a space): what token budgets
-    count and CLIP scores."""
-    return " ".join(chunk_text(c) for c in parse(text, what))
+    """The words alone, without brackets, weights, escapes or LoRA tags (BREAK's chunks joined by a space): what token
+    budgets count and CLIP scores."""
+    return " ".join(chunk_text(c) for c in parse(without_networks(text), what))
 
 
 def chunk_text(chunk: Chunk) -> str:

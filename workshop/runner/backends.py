@@ -12,6 +12,7 @@ from typing import Protocol
 from journal import ModelInfo
 
 from ..compose.emphasis import has_emphasis
+from ..compose.networks import networks
 from ..compose.grid import Grid
 from ..contract import GuidedSettings
 from ..errors import RunError, option
@@ -91,6 +92,9 @@ class DiffusersBackend:
         can take."""
         if family(self.pipe) is None:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
+        if not hasattr(self.pipe, "load_lora_weights") and any(networks(c.prompt) for c in grid.cells):
+            raise RunError(f"{self.source.credit} is a {type(self.pipe).__name__}, which takes no LoRA: take the "
+                           "<lora:…> tags out")
         if options.clip_skip not in (None, 1):
             check_clip_skip(self, options.clip_skip)
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):

@@ -13,7 +13,9 @@ from journal.images import open_image
 from journal.text import quoted
 
 from ..errors import RunError, option
-from .models import BUILTIN_CLIPS, check_name, scorer_weights
+from ..compose.networks import networks
+from .loras import lora_file
+from .models import BUILTIN_CLIPS, GUIDED, check_name, is_guided, scorer_weights
 from .options import RunOptions, check_grid, check_options, grid_models
 
 if TYPE_CHECKING:
@@ -38,9 +40,28 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
     check_grid(grid, options)
     for name in grid_models(grid, options):
         check_name(name, allow_download=options.allow_download)
+    check_loras(grid, options)
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
     return resolve_init(journal, options.init_image)
+
+
+def check_loras(grid: Grid, options: RunOptions) -> None:
+    """The LoRAs the cells' prompts name (``<lora:NAME:STRENGTH>``): each a safetensors file of the installs, for a
+    diffusion model, named in a prompt (a negative prompt's tags: refused, not dropped)."""
+    for cell in grid.cells:
+        if networks(cell.negative, "the negative prompt"):
+            raise RunError("LoRA tags apply from the prompt: take <lora:…> out of the negative prompt")
+    names = loras_of(grid)
+    if names and is_guided(options.model):
+        raise RunError(f"LoRAs are for diffusion models; the {GUIDED} backend has no UNet: take the <lora:…> tags out")
+    for name in names:
+        lora_file(name)
+
+
+def loras_of(grid: Grid) -> list[str]:
+    """The names of the LoRAs the cells' prompts name, each once."""
+    return list(dict.fromkeys(n.name for cell in grid.cells for n in networks(cell.prompt)))
 
 
 def resolve_init(journal: Journal | None, given: str | None) -> Init | None:

@@ -23,10 +23,12 @@ from journal import InvalidInput
 from journal.images import open_image
 
 from ..compose.emphasis import has_emphasis, plain
+from ..compose.networks import networks, without_networks
 from ..errors import RunError, option
 from . import events as ev
 from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
+from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
 
@@ -54,7 +56,7 @@ class Job:
     @property
     def batch_key(self) -> tuple:
         return (self.model, self.sampler, self.steps, self.guidance, self.width, self.height, self.strength,
-                str(self.init_image))
+                str(self.init_image), networks(self.prompt))
 
     @property
     def effective_steps(self) -> int:
@@ -158,6 +160,8 @@ class Engine:
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         steps_before = self._steps_done
         self._interrupted = False
+        if hasattr(pipe, "get_list_adapters"):  # the batch's LoRAs (its prompt's tags), or none
+            activate(pipe, networks(first.prompt))
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
@@ -199,6 +203,7 @@ class Engine:
         pipeline's own (``backends`` refused weights for those). A run recorded before A1111's: the pipeline's own,
         and a prompt or negative in A1111's emphasis syntax has its words encoded so, then its weights applied by
         compel."""
+        prompt, negative = without_networks(prompt), without_networks(negative)  # (A1111: a tag is no words)
         if self.emphasis == A1111 and family(pipe) is not None:
             if model not in self._weights:
                 self._weights[model] = A1111Encoder(pipe, self.clip_skip)

@@ -28,7 +28,8 @@ from .backends import Backend, load
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
-from .checks import NO_SCORER, Init, check_inputs, resolve_init
+from .checks import NO_SCORER, Init, check_inputs, loras_of, resolve_init
+from .loras import lora_file
 from .loading import LoadPlan, Loader, load_plan
 from .models import A1111, GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, grid_models
@@ -112,7 +113,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
-                          parent=init.parent if init else None, **backend.params(options))
+                          parent=init.parent if init else None, loras=lora_hashes(grid), **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
@@ -130,6 +131,13 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     record.models = records if with_axis else None
     sources = {names[0]: source, **loaded.sources} if with_axis else {}
     return Prepared(record, backend, jobs, layout, loaded.scorer, device, options, sources)
+
+
+def lora_hashes(grid: Grid) -> list[str] | None:
+    """The run's LoRAs, each "NAME: HASH" with A1111's hash of its file (as `Lora hashes:` in an infotext)."""
+    from .model_files import short_hash
+
+    return [f"{name}: {short_hash(lora_file(name).path)}" for name in loras_of(grid)] or None
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,

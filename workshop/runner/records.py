@@ -65,6 +65,7 @@ class ParamsRecord(Record):
     emphasis: str | None = None  # how prompts were encoded: "a1111" (emphasis_encoder.A1111Encoder); none: as before
     # it, compel's weights and one window
     clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
+    loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (sha256[:10])
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None
