@@ -14,6 +14,7 @@ from journal.text import quoted
 
 from ..errors import RunError, option
 from ..compose.networks import networks
+from . import embeddings
 from .loras import lora_file
 from .models import BUILTIN_CLIPS, GUIDED, check_name, is_guided, scorer_weights
 from .options import RunOptions, check_grid, check_options, grid_models
@@ -41,6 +42,7 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
     for name in grid_models(grid, options):
         check_name(name, allow_download=options.allow_download)
     check_loras(grid, options)
+    embeddings.check([text for c in grid.cells for text in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
     return resolve_init(journal, options.init_image)

@@ -18,9 +18,12 @@ one window.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..compose.emphasis import Chunk, chunk_text, parse
+from .embeddings import expand
 
 SUPPORTED = "Stable Diffusion 1.x/2.x and SDXL"
 CHUNK = 75  # tokens a window holds between its start and end tokens
@@ -44,9 +47,11 @@ def family(pipe) -> str | None:
     return "sd" if ok else None
 
 
-def token_chunks(tokenizer, chunks: tuple[Chunk, ...]) -> list[tuple[list[int], list[float]]]:
+def token_chunks(tokenizer, chunks: tuple[Chunk, ...], expand: Callable[[str], str] = lambda text: text
+                 ) -> list[tuple[list[int], list[float]]]:
     """A parsed prompt's windows as A1111 makes them: each the token ids of 77 places (start, 75, end; padded with
-    the tokenizer's pad after the first end token) and each place's weight."""
+    the tokenizer's pad after the first end token) and each place's weight. ``expand``: the words as the tokenizer
+    is to read them (a multi-vector embedding's name as its tokens)."""
     comma = tokenizer.get_vocab().get(",</w>")
     start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = end if tokenizer.pad_token_id is None else tokenizer.pad_token_id
@@ -65,7 +70,7 @@ def token_chunks(tokenizer, chunks: tuple[Chunk, ...]) -> list[tuple[list[int], 
         if n:  # BREAK
             close()
         for segment in chunk:
-            for token in tokenizer(segment.text, add_special_tokens=False, truncation=False)["input_ids"]:
+            for token in tokenizer(expand(segment.text), add_special_tokens=False, truncation=False)["input_ids"]:
                 if token == comma:
                     last_comma = len(ids)
                 elif len(ids) == CHUNK and last_comma != -1 and len(ids) - last_comma <= COMMA_BACKTRACK:
@@ -92,6 +97,7 @@ class A1111Encoder:
         if self.sdxl:
             pairs = [(t, e) for t, e in (*pairs, (pipe.tokenizer_2, pipe.text_encoder_2)) if e is not None]
         self.pairs = pairs
+        self.pipe = pipe
         self.device = pipe.device
 
     def encode(self, chunks: tuple[Chunk, ...]) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -100,7 +106,7 @@ class A1111Encoder:
         parts, pooled = [], None
         for tokenizer, text_encoder in self.pairs:
             zs = []
-            for ids, weights in token_chunks(tokenizer, chunks):
+            for ids, weights in token_chunks(tokenizer, chunks, lambda text: expand(self.pipe, tokenizer, text)):
                 skip = not self.sdxl and self.clip_skip > 1
                 out = text_encoder(torch.tensor([ids], device=self.device), output_hidden_states=self.sdxl or skip)
                 if self.sdxl:

@@ -28,6 +28,7 @@ from ..errors import RunError, option
 from . import events as ev
 from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
+from .embeddings import load as load_embeddings
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -162,6 +163,7 @@ class Engine:
         self._interrupted = False
         if hasattr(pipe, "get_list_adapters"):  # the batch's LoRAs (its prompt's tags), or none
             activate(pipe, networks(first.prompt))
+        load_embeddings(pipe, [text for j in jobs for text in (j.prompt, j.negative)])  # the words that are embeddings
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,

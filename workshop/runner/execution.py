@@ -29,6 +29,7 @@ from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
 from .checks import NO_SCORER, Init, check_inputs, loras_of, resolve_init
+from . import embeddings
 from .loras import lora_file
 from .loading import LoadPlan, Loader, load_plan
 from .models import A1111, GUIDED, ModelSource
@@ -113,7 +114,8 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
-                          parent=init.parent if init else None, loras=lora_hashes(grid), **backend.params(options))
+                          parent=init.parent if init else None, loras=lora_hashes(grid),
+                          embeddings=embedding_hashes(grid, options), **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
@@ -138,6 +140,14 @@ def lora_hashes(grid: Grid) -> list[str] | None:
     from .model_files import short_hash
 
     return [f"{name}: {short_hash(lora_file(name).path)}" for name in loras_of(grid)] or None
+
+
+def embedding_hashes(grid: Grid, options: RunOptions) -> list[str] | None:
+    """The run's embeddings (its prompts' words that are), each "NAME: HASH" (as `TI hashes:` in an infotext)."""
+    from .model_files import short_hash
+
+    used = embeddings.check([t for c in grid.cells for t in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
+    return [f"{f.name.rpartition('/')[2]}: {short_hash(f.path)}" for f in used] or None
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,

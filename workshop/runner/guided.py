@@ -273,7 +273,7 @@ def _load_decoder(name: str, folder: Path, device: torch.device, allow_pickle: b
         check_safetensors(folder)
     quiet_libraries()
     try:
-        model = getattr(diffusers, kind).from_pretrained(folder, torch_dtype=torch.float32, use_safetensors=not allow_pickle,
+        model = getattr(diffusers, kind).from_pretrained(folder, torch_dtype=torch.float32, use_safetensors=True if not allow_pickle else None,
                                                          local_files_only=True)
     except Exception as exc:  # noqa: BLE001 - a missing file, a wrong-shape or corrupt checkpoint: one line
         raise RunError(f"cannot load decoder {quoted(name)}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None

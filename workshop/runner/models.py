@@ -331,7 +331,7 @@ def _load(source: ModelSource, device, allow_pickle: bool):
         else:
             pipeline_class = _text2image_class(source.path)
             with _silent_loaders(), phase("read weights to the GPU" if to_device else "read weights"):
-                pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=not allow_pickle,
+                pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=True if not allow_pickle else None,
                                                       local_files_only=True, device_map="cuda" if to_device else None)
     except RunError:
         raise

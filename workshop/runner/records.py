@@ -66,6 +66,7 @@ class ParamsRecord(Record):
     # it, compel's weights and one window
     clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
     loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (sha256[:10])
+    embeddings: list[str] | None = None  # the embeddings the prompts' words are, "NAME: HASH" (A1111's `TI hashes`)
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None
