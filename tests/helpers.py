@@ -213,3 +213,20 @@ def stop_pid(pid: int) -> None:
             poll_until(lambda: not alive(pid), 30, "the service to stop")
         except AssertionError:
             os.kill(pid, signal.SIGKILL)
+
+
+def generated(capsys, journal: Path, *args: str):
+    """The run a successful ``promptism generate ARGS --journal JOURNAL`` (tiny, 2 steps, seed 1, no scorer) made."""
+    from journal import Journal
+    from workshop.runner.runs import list_runs
+
+    before = {r.id for r in list_runs(Journal.open(journal))} if journal.exists() else set()
+    code, _, err = run_cli(capsys, "generate", *args, "--model", "tiny", "--steps", "2", "--seeds", "1", "--clip", "none",
+                           "--journal", str(journal))
+    assert code == 0, err
+    (new,) = [r for r in list_runs(Journal.open(journal)) if r.id not in before]
+    return new
+
+
+def images_of(run) -> list[bytes]:
+    return [run.image(c).read_bytes() for c in run.record.cells]

@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import generated, images_of, run_cli
 from workshop.compose.emphasis import parse
 from workshop.runner.embeddings import expand, installed, load, named_in
 from workshop.runner.emphasis_encoder import token_chunks
 from workshop.runner.model_files import short_hash
 from workshop.runner.models import load_pipeline, resolve
-from workshop.runner.runs import list_runs
 
 
 @pytest.fixture
@@ -49,22 +47,12 @@ def test_a_multi_vector_embedding_takes_its_places_in_the_window(webui):
     assert ids[2:4] == added and ids[1] == tokenizer("a", add_special_tokens=False)["input_ids"][0]
 
 
-def images_of(run) -> list[bytes]:
-    return [run.image(c).read_bytes() for c in run.record.cells]
-
-
 def test_an_embedding_changes_the_picture_in_the_prompt_and_the_negative(webui, tmp_path, capsys):
     j = tmp_path / "j"
-    common = ("--model", "tiny", "--steps", "2", "--seeds", "1", "--clip", "none", "--journal", str(j))
-    runs = {}
-    for args in (("a red circle, tinystyle",), ("a red circle", "--negative", "tinystyle"), ("a red circle",)):
-        code, _, err = run_cli(capsys, "generate", *args, *common)
-        assert code == 0, err
-        (runs[args],) = [r for r in list_runs(Journal.open(j)) if r.id not in {r.id for r in runs.values()}]
+    runs = {args: generated(capsys, j, *args)
+            for args in (("a red circle, tinystyle",), ("a red circle", "--negative", "tinystyle"), ("a red circle",))}
     Path(os.environ["PROMPTISM_CONFIG"]).write_text("", encoding="utf-8")  # no install: "tinystyle" is a word
-    code, _, err = run_cli(capsys, "generate", "a red circle, tinystyle", *common)
-    assert code == 0, err
-    (word,) = [r for r in list_runs(Journal.open(j)) if r.id not in {r.id for r in runs.values()}]
+    word = generated(capsys, j, "a red circle, tinystyle")
     made = [images_of(r)[0] for r in (*runs.values(), word)]
     assert len(set(made)) == 4
     hashed = f"tinystyle: {short_hash(webui / 'embeddings' / 'tinystyle.safetensors')}"

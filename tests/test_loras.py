@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import generated, images_of, run_cli
 from workshop.compose.emphasis import plain, weighted
 from workshop.compose.errors import SpecError
 from workshop.compose.networks import Network, networks, with_strength, without_networks
@@ -78,20 +78,10 @@ def webui(tmp_path):
     return folder
 
 
-def images_of(run) -> list[bytes]:
-    return [run.image(c).read_bytes() for c in run.record.cells]
-
-
 def test_a_lora_changes_the_picture_at_its_strength_and_at_0_is_none(webui, tmp_path, capsys):
-    j = tmp_path / "j"
-    common = ("--model", "tiny", "--steps", "2", "--seeds", "1", "--clip", "none", "--journal", str(j))
-    made = {}
-    for prompt in ("a red circle", "a red circle <lora:tinydetail:1>", "a red circle <lora:tinydetail:0>",
-                   "a red circle <lora:tinydetail:0.5>", "a red circle <lora:tinydetail:0:1>"):
-        code, _, err = run_cli(capsys, "generate", prompt, *common)
-        assert code == 0, err
-        (new,) = [r for r in list_runs(Journal.open(j)) if r.id not in {r.id for r in made.values()}]
-        made[prompt] = new
+    made = {prompt: generated(capsys, tmp_path / "j", prompt)
+            for prompt in ("a red circle", "a red circle <lora:tinydetail:1>", "a red circle <lora:tinydetail:0>",
+                           "a red circle <lora:tinydetail:0.5>", "a red circle <lora:tinydetail:0:1>")}
     plain_bytes = images_of(made["a red circle"])
     assert images_of(made["a red circle <lora:tinydetail:0>"]) == plain_bytes  # strength 0: the model's own
     full, half = images_of(made["a red circle <lora:tinydetail:1>"]), images_of(made["a red circle <lora:tinydetail:0.5>"])
