@@ -103,6 +103,8 @@ def a_fifo(folder: Path) -> str:
     (lambda body, tmp: body.update(kind="rerun", number=999, spec=None), 400, "number", "no experiment #999"),
     (lambda body, tmp: body.update(kind="rerun", number=1.0, spec=None), 422, "number", "integer"),
     (lambda body, tmp: body.update(kind="resume", run="nosuch", spec=None), 400, None, "no run 'nosuch'"),
+    (lambda body, tmp: body.update(number=10**30), 400, "number", "a grid job takes no number"),  # (the tally's)
+    (lambda body, tmp: body.update(kind="rerun", number=1), 400, "spec", "a rerun job takes no spec"),
 ])
 def test_a_job_any_run_would_refuse_is_refused_when_submitted(service, http, tmp_path, change, status, field, said):
     """The rule is structural: a job is checked in full — its types, then what the runner would refuse before loading

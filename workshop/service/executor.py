@@ -153,6 +153,9 @@ def _problem(request: JobRequest) -> PromptismError | None:
     if given is not None and not given.startswith("#") and not Path(given).is_absolute():
         return PromptismError(f"{option('init-image')} must be an absolute path or #N[:K], not {quoted(given)}",
                               field="options.init_image")
+    stray = {"grid": ("number", "run"), "rerun": ("spec", "run"), "resume": ("spec", "number")}[request.kind]
+    if field := next((name for name in stray if getattr(request, name) is not None), None):
+        return PromptismError(f"a {request.kind} job takes no {field}: leave it out", field=field)
     if request.kind == "grid":
         if path.exists() and not path.is_dir():
             return PromptismError(f"{path} is not a folder, so it cannot be a journal", field="journal")
