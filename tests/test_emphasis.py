@@ -69,6 +69,7 @@ def test_parse_as_a1111_does(text, expected):
     ("[cat|dog]", "alternation"),
     ("(a BREAK b)", 'BREAK at character 4 is inside the "(" at character 1: move it out of the brackets'),
     ("C:\\pics", 'a lone "\\" at character 3: write \\\\ for a backslash'),
+    ("a cat AND a dog", "AND at character 7 is A1111's composable diffusion"),  # issue 26: was sent as a word
 ])
 def test_what_a1111_silently_tolerates_is_refused_naming_the_character(text, message):
     with pytest.raises(SpecError) as caught:
@@ -160,3 +161,8 @@ def test_budgets_count_the_words_not_the_syntax():
     assert split.truncated == () and split.limit == 2 * 77
     assert split.tokens == len(encode(long)) + 2 + len(encode("glowing")) + 2
     assert budget(f"{long}, (glowing:1.2)", ["(glowing:1.2)"], encode).truncated == ("(glowing:1.2)",)  # found by its words
+
+
+def test_a_prompt_refused_in_a_dry_run_prints_no_half_table(capsys):
+    code, out, err = run_cli(capsys, "grid", "-p", "a cat AND a dog", "--dry-run")
+    assert code == 1 and out == "" and "AND at character 7" in err and len(err.strip().splitlines()) == 1

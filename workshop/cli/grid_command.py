@@ -72,7 +72,6 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
 
 def _print_grid(grid: Grid) -> None:
     out = console()
-    out.print(literal(grid.describe()), style="bold")
     params = sorted({k for c in grid.cells for k in c.params})
     show_sub = grid.subgrids > 1
     headers = ["#", "row", "col", *(["sub"] if show_sub else []), "seed", *params, "tokens", "prompt"]
@@ -81,6 +80,7 @@ def _print_grid(grid: Grid) -> None:
         tokens = f"{c.tokens}/{c.token_budget.limit}" + (" !" if c.token_budget.over else "")
         rows.append([str(c.index), str(c.row), str(c.col), *([str(c.subgrid)] if show_sub else []), str(c.seed),
                      *(str(c.params.get(p, "")) for p in params), tokens, c.prompt])
+    out.print(literal(grid.describe()), style="bold")  # (once every cell is counted: a prompt refused says only so)
     print_table(headers, rows)
     for c in grid.cells:
         if c.truncated_keywords:

@@ -28,6 +28,7 @@ SQUARE = 1 / 1.1  # [text]
 _TOKEN = re.compile(r"\\(?P<escaped>.?)|(?P<open>[(\[])|:\s*(?P<weight>[+-]?[.\d]+)\s*\)|(?P<close>[)\]])|(?P<words>[^\\()\[\]:]+)|:",
                     re.S)
 _BREAK = re.compile(r"\s*\bBREAK\b\s*", re.S)
+_AND = re.compile(r"\bAND\b")  # A1111's conjunction
 _SYNTAX = re.compile(r"[\\()\[\]]|\bBREAK\b")
 
 
@@ -101,6 +102,9 @@ def parse(text: str, what: str = "the prompt") -> tuple[Chunk, ...]:
             if seg is not None:
                 seg[1] *= multiplier
 
+    if conjunction := _AND.search(text):  # A1111 splits the prompt here (composable diffusion): it is no word
+        raise fail(f"AND at character {conjunction.start() + 1} is A1111's composable diffusion (prompts denoised "
+                   "together), which promptism does not do: write \"and\", or make each prompt a run of its own")
     tokens = list(_TOKEN.finditer(text))
     for n, m in enumerate(tokens):
         at = m.start()
