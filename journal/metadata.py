@@ -148,6 +148,7 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     params |= {"width": width, "height": height}
     if source == "automatic1111":
         params["strength"] = _float(meta.get("Denoising strength"))
+        params["clip_skip"] = _int(meta.get("Clip skip"))
     params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
     return GenerationInfo(
         source=source,

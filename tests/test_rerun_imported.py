@@ -80,3 +80,18 @@ def test_model_and_sampler_overrides_make_it_again_and_are_refused_for_promptism
     assert code == 0, err
     code, _, err = run_cli(capsys, "rerun", "2", "--model", "tiny", "--journal", j)
     assert code == 2 and "--model and --sampler are for imported experiments" in err, err
+
+
+@pytest.mark.parametrize("model, applied, note", [
+    ("tiny", 2, None),  # an SD model: A1111's Clip skip applies
+    ("shapes", None, "Clip skip 2 (which shapes does not take)"),  # encoded with compel: said, not silently dropped
+])
+def test_an_infotexts_clip_skip_is_read_and_made_again_where_a1111_applies_it(tmp_path, capsys, model, applied, note):
+    """Issue 26: rerun ignored Clip skip (19 of the runnable real infotexts have it)."""
+    j = _import(tmp_path, capsys, INFOTEXT.format(model=model).replace("Size: 64x32", "Size: 64x64, Clip skip: 2"))
+    assert Journal.open(j).get(1).params["clip_skip"] == 2
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0, err
+    (run,) = list_runs(Journal.open(j))
+    assert run.record.params.clip_skip == applied
+    assert (note in out + err) if note else "Clip skip" not in out + err

@@ -17,7 +17,7 @@ from ..settings import Settings
 from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
-from .models import installed_checkpoint, resolve as resolve_model
+from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
 from .options import resolve
 
 
@@ -76,13 +76,22 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         except RunError:
             raise RunError(f"#{n} was made with the sampler {quoted(recorded)}, which promptism does not have: pass "
                            f"{option('sampler', 'NAME')} ({', '.join(SAMPLERS)})") from None
+    clip_skip = _number(params.get("clip_skip"), int)
+    if clip_skip is not None and clip_skip > 1:  # A1111 applies it to SD 1.x/2.x; it leaves SDXL's encoders alone
+        source = resolve_model(name)
+        if family_hint(source) == "sdxl" or source.emphasis != A1111:
+            why = "which A1111 applies to SD 1.x/2.x only" if family_hint(source) == "sdxl" else \
+                f"which {source.credit} does not take"
+            left_out.append(f"Clip skip {clip_skip} ({why})")
+            clip_skip = None
     width, height = params.get("width"), params.get("height")
     if params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
-        sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None)
+        sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None,
+        clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None)
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
     resolve(spec, given, settings)  # refused now what the run would refuse
     return Remake(spec, given, left_out)

@@ -169,6 +169,22 @@ def _single_file(path: Path) -> ModelSource:
     return ModelSource(str(path.resolve()), "file", path.resolve(), "single-file checkpoint")
 
 
+def family_hint(source: ModelSource) -> str | None:
+    """"sdxl" or "sd" for a model whose files say so without loading it (its model_index.json's pipeline, a single
+    file's tensor names), else None."""
+    if source.kind == "file":
+        from .single_file import header_keys
+
+        keys = header_keys(source.path)
+        return "sdxl" if any(k.startswith("conditioner.embedders.") for k in keys) else \
+            "sd" if any(k.startswith("cond_stage_model.") for k in keys) else None
+    try:
+        name = json.loads((source.path / "model_index.json").read_text(encoding="utf-8")).get("_class_name", "")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return "sdxl" if name.startswith("StableDiffusionXL") else "sd" if name.startswith("StableDiffusion") else None
+
+
 def is_guided(name: str) -> bool:
     """Whether a model name means the CLIP-guided backend."""
     return name == GUIDED or name.startswith(GUIDED + ":")

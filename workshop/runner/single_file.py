@@ -58,6 +58,18 @@ def is_checkpoint_file(path: Path) -> bool:
     return path.suffix.lower() in SUFFIXES
 
 
+def header_keys(path: Path) -> list[str]:
+    """The tensor names of a safetensors file, from its header (torch-free); none for a file that is not one."""
+    try:
+        with open(path, "rb") as handle:
+            length = struct.unpack("<Q", handle.read(8))[0]
+            if length > _HEADER_MAX:
+                return []
+            return [key for key in json.loads(handle.read(length)) if key != "__metadata__"]
+    except (OSError, ValueError, struct.error):
+        return []
+
+
 def inspect(path: Path) -> Checkpoint:
     """The checkpoint in ``path`` (a ``.safetensors`` file), from its header; RunError naming what it is otherwise."""
     from safetensors import SafetensorError, safe_open
