@@ -88,6 +88,7 @@ def a_fifo(folder: Path) -> str:
     (lambda body, tmp: body["options"].update(model="nosuch"), 400, None, "unknown model"),
     (lambda body, tmp: body["options"].update(model=str(tmp)), 400, None, "not a diffusers pipeline"),
     (lambda body, tmp: body["options"].update(steps=0), 400, None, "steps must be 1 or more"),
+    (lambda body, tmp: body["options"].update(steps=10**30), 400, None, "steps must be at most 10,000"),
     (lambda body, tmp: body["options"].update(strength=5), 400, None, "strength must be"),
     (lambda body, tmp: body["options"].update(max_batch=0), 400, None, "batch size"),
     (lambda body, tmp: body["options"].update(sampler="bogus"), 400, None, "unknown sampler"),

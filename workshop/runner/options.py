@@ -16,13 +16,14 @@ from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
 from ..errors import RunError, option
 from ..samplers import OWN, sampler
-from .models import GUIDED, is_guided
+from .models import GUIDED, GUIDED_MAX_STEPS, is_guided
 from .speedups import Speedups
 
 if TYPE_CHECKING:
     from ..compose.grid import Grid
 
 DEFAULT_STRENGTH = 0.75
+STEPS_MAX = GUIDED_MAX_STEPS  # the most any model takes (a diffusion scheduler's timesteps are fewer)
 CLIP_SKIP_MAX = 12  # CLIP ViT-L/14's layers (A1111's slider goes to 12)
 GUIDANCE_MAX = 100.0  # far above what anyone uses (A1111: 30); 1e300 overflows the pixels to NaN
 
@@ -126,6 +127,8 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"{option('clip-skip')} is for diffusion models' text encoders: leave it out")
     if options.steps is not None and options.steps < 1:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
+    if options.steps is not None and options.steps > STEPS_MAX:  # (each model's own limit is checked once it loads)
+        raise RunError(f"steps must be at most {STEPS_MAX:,} (no model takes more), not {options.steps}")
     if options.size is not None:
         w, h = options.size
         if w < 8 or h < 8:
