@@ -151,7 +151,8 @@ def test_bad_spec_params_are_refused_in_one_line_and_write_nothing(spec_text, fr
 
 
 @pytest.mark.parametrize("spec_text, fragment", [
-    ("[params]\nsteps = 100000000", "steps must be at most 1000 for tiny"),
+    ("[params]\nsteps = 5000", "steps must be at most 1000 for tiny"),  # the model's own limit
+    ("[params]\nsteps = 100000000", "steps must be at most 10,000 (no model takes more)"),
     ('[params]\ninit_image = "#2"', "no experiment #2; the journal does not exist yet"),
     ('[params]\ninit_image = "missing.png"', "missing.png: no such file"),
     ('[params]\nclip = "bogus"', "CLIP scorer 'bogus'"),

@@ -135,8 +135,10 @@ def a1111_encode(encoder: A1111Encoder, prompt: str, negative: str) -> tuple:
         sides = [encoder.encode(parse(text, "the negative prompt" if n else "the prompt"))
                  for n, text in enumerate((prompt, negative))]
         longest = max(z.shape[1] for z, _ in sides)
-        empty = encoder.encode(parse(""))[0]
-        embeds = [torch.cat([z, *[empty] * ((longest - z.shape[1]) // empty.shape[1])], dim=1) for z, _ in sides]
+        # (the empty prompt's window is encoded only where a side is shorter, and each time: a LoRA changes it)
+        embeds = [z if z.shape[1] == longest else
+                  torch.cat([z, *[encoder.encode(parse(""))[0]] * ((longest - z.shape[1]) // (CHUNK + 2))], dim=1)
+                  for z, _ in sides]
     return (*embeds, *(p for _, p in sides)) if encoder.sdxl else tuple(embeds)
 
 
