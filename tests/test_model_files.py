@@ -248,3 +248,21 @@ def test_an_infotext_with_only_a_model_hash_credits_the_local_checkpoint_that_ha
     first, second = Journal.open(tmp_path / "j").get(1), Journal.open(tmp_path / "j").get(2)
     assert (first.model.id, first.model.hash) == ("dreamy", known)
     assert (second.model.id, second.model.hash) == ("unknown model", "0123456789")  # the hash is kept
+
+
+def test_a_pickle_checkpoint_loads_with_allow_pickle_to_the_same_pictures(tiny_checkpoint, tmp_path, capsys):
+    """A1111's old .ckpt files (a pickled {"state_dict": …}): only where pickle is allowed, then as the safetensors."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    ckpt = tmp_path / "tinyckpt.ckpt"
+    torch.save({"state_dict": load_file(tiny_checkpoint)}, ckpt)
+    shutil.copytree(tiny_checkpoint.with_name("tinyckpt.config"), tmp_path / "tinyckpt.config")
+    j = tmp_path / "j"
+    common = ("a red circle", "--steps", "2", "--seeds", "1", "--clip", "none", "--journal", str(j))
+    assert run_cli(capsys, "generate", *common, "--model", str(ckpt), "--allow-pickle")[0] == 0
+    assert run_cli(capsys, "generate", *common, "--model", str(tiny_checkpoint))[0] == 0
+    runs = list_runs(Journal.open(j))
+    assert len({r.image(r.record.cells[0]).read_bytes() for r in runs}) == 1 and len(runs) == 2
