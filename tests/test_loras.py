@@ -62,6 +62,7 @@ def kohya_lora(pipe, path: Path, seed: int = 0) -> Path:
                 weights[key + ".lora_down.weight"] = torch.randn(rank, layer.in_features, generator=generator) * 0.5
                 weights[key + ".lora_up.weight"] = torch.randn(layer.out_features, rank, generator=generator) * 0.5
                 weights[key + ".alpha"] = torch.tensor(float(rank))
+    assert {k.split("_")[1] for k in weights} == {"unet", "te"} and not any("base_layer" in k for k in weights)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(weights, path)
     return path
@@ -69,10 +70,12 @@ def kohya_lora(pipe, path: Path, seed: int = 0) -> Path:
 
 @pytest.fixture
 def webui(tmp_path):
-    from workshop.runner.models import load_pipeline, resolve
+    from workshop.runner.models import resolve
 
-    folder = tmp_path / "webui"
-    pipe = load_pipeline(resolve("tiny"), torch.device("cpu"))
+    from diffusers import StableDiffusionPipeline
+
+    folder = tmp_path / "webui"  # (a pipeline of its own: the warm one may hold another test's LoRA layers)
+    pipe = StableDiffusionPipeline.from_pretrained(resolve("tiny").path, local_files_only=True)
     kohya_lora(pipe, folder / "models" / "Lora" / "tinydetail.safetensors")
     Path(os.environ["PROMPTISM_CONFIG"]).write_text(f'a1111 = "{folder}"\n', encoding="utf-8")
     return folder

@@ -145,7 +145,8 @@ def tiny_checkpoint(tmp_path_factory):
 def test_a_single_file_checkpoint_makes_the_pictures_of_its_diffusers_folder(tiny_checkpoint, tmp_path, capsys):
     j = str(tmp_path / "j")
     common = ("a red circle", "--steps", "2", "--seeds", "1-2", "--clip", "none", "--journal", j)
-    assert run_cli(capsys, "generate", *common, "--model", str(tiny_checkpoint))[0] == 0
+    code, out, err = run_cli(capsys, "generate", *common, "--model", str(tiny_checkpoint))
+    assert code == 0 and "tinyckpt on CPU" in out + err and str(tiny_checkpoint) not in out + err, out + err
     assert run_cli(capsys, "generate", *common, "--model", "tiny")[0] == 0
     runs = list_runs(Journal.open(tmp_path / "j"))  # (two runs of one second: their ids do not tell their order)
     from_file, from_folder = sorted(runs, key=lambda r: r.record.model.kind != "file")

@@ -83,7 +83,7 @@ class RunStarted(Event):
     run: str
     cells: int
     batches: int
-    model: str
+    model: str  # as credited (a local folder's or single file's name: its path is private)
     device: str
 
 
