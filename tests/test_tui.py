@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
-from textual.widgets import DataTable, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Select, Static
 from textual.widgets._footer import FooterKey
 
 from journal import Journal
@@ -820,9 +820,13 @@ async def test_a_long_prompt_is_counted_off_the_ui_thread_once_typing_pauses_and
                        and "tokens: up to" in preview.render().plain)  # the last keys' grid, counted
         assert len(built) <= 16, len(built)  # a rebuild per pause in the keys, not per key (64 before)
         assert counted_in == {False}  # never on the UI thread
+        shown = preview.render()  # tiny reads a long prompt as A1111 does: all its 75-token windows (issue 26)
+        assert "up to 1970 in 27 windows of 75 — every one read" in shown.plain and "past the limit" not in shown.plain, shown.plain
+        assert not any("red" in str(span.style) for span in shown.spans)
+        composer.query_one("#model", Select).value = "shapes"  # a model that reads one window: the rest is lost
+        await wait_for(pilot, lambda: "past the limit" in preview.render().plain)
         shown = preview.render()
-        assert "past the limit" in shown.plain and "/77" in shown.plain
-        assert any("red" in str(span.style) for span in shown.spans)
+        assert "/77" in shown.plain and any("red" in str(span.style) for span in shown.spans)
 
 
 async def test_the_axis_editor_builds_axes_live_in_range_syntax_and_says_errors_in_one_line(tmp_path):

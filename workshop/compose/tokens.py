@@ -16,9 +16,13 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .emphasis import chunk_text, parse, plain
+from .networks import without_networks
 
 CONTEXT = 77  # CLIP's window, start and end tokens included
+CHUNK = CONTEXT - 2  # an AUTOMATIC1111 window: 75 tokens between its start and end tokens
+COMMA_BACKTRACK = 20  # a full window breaks after a comma this close to its end (A1111's comma_padding_backtrack)
 Encoder = Callable[[str], Sequence[int]]
+Piece = tuple[Sequence[int], float] | None  # a run of tokens and its weight; None: a BREAK
 
 
 @dataclass(frozen=True)
@@ -95,3 +99,49 @@ def budget(prompt: str, keywords: Sequence[str], encode: Encoder, limit: int = C
                     wholly.append(keyword)
         tokens += len(encode(text)) + 2
     return Budget(tokens, limit * len(chunks), tuple(truncated), tuple(wholly))
+
+
+def a1111_windows(pieces: list[Piece], comma: int | None) -> list[tuple[list[int], list[float]]]:
+    """A prompt's tokens in AUTOMATIC1111's windows, each its ids and their weights (no start, end or padding): 75
+    tokens a window; a full window breaks after its last comma when that comma is within 20 tokens of its end (the
+    rest moves on); a BREAK (None) starts a new one, empty or not; an empty prompt is one empty window."""
+    windows: list[tuple[list[int], list[float]]] = []
+    ids: list[int] = []
+    weights: list[float] = []
+    last_comma = -1
+
+    def close() -> None:
+        nonlocal ids, weights, last_comma
+        windows.append((ids, weights))
+        ids, weights, last_comma = [], [], -1
+
+    for piece in pieces:
+        if piece is None:
+            close()
+            continue
+        tokens, weight = piece
+        for token in tokens:
+            if token == comma:
+                last_comma = len(ids)
+            elif len(ids) == CHUNK and last_comma != -1 and len(ids) - last_comma <= COMMA_BACKTRACK:
+                moved, moved_weights = ids[last_comma + 1:], weights[last_comma + 1:]
+                ids, weights = ids[:last_comma + 1], weights[:last_comma + 1]
+                close()
+                ids, weights = moved, moved_weights
+            if len(ids) == CHUNK:
+                close()
+            ids.append(token)
+            weights.append(weight)
+    if ids or not windows:
+        close()
+    return windows
+
+
+def windows(prompt: str, encode: Encoder) -> int:
+    """How many A1111 windows ``prompt``'s words take (its brackets, weights and LoRA tags are not words)."""
+    comma = next(iter(encode(",")), None)
+    pieces: list[Piece] = []
+    for n, chunk in enumerate(parse(without_networks(prompt))):
+        pieces += [None] if n else []
+        pieces += [(encode(segment.text), segment.weight) for segment in chunk]
+    return len(a1111_windows(pieces, comma))

@@ -23,11 +23,10 @@ from collections.abc import Callable
 import torch
 
 from ..compose.emphasis import Chunk, chunk_text, parse
+from ..compose.tokens import CHUNK, Piece, a1111_windows
 from .embeddings import expand
 
 SUPPORTED = "Stable Diffusion 1.x/2.x and SDXL"
-CHUNK = 75  # tokens a window holds between its start and end tokens
-COMMA_BACKTRACK = 20  # a full chunk breaks after a comma this close to its end (A1111's comma_padding_backtrack)
 
 
 def family(pipe) -> str | None:
@@ -49,42 +48,18 @@ def family(pipe) -> str | None:
 
 def token_chunks(tokenizer, chunks: tuple[Chunk, ...], expand: Callable[[str], str] = lambda text: text
                  ) -> list[tuple[list[int], list[float]]]:
-    """A parsed prompt's windows as A1111 makes them: each the token ids of 77 places (start, 75, end; padded with
-    the tokenizer's pad after the first end token) and each place's weight. ``expand``: the words as the tokenizer
-    is to read them (a multi-vector embedding's name as its tokens)."""
-    comma = tokenizer.get_vocab().get(",</w>")
+    """A parsed prompt's windows as A1111 makes them (``compose.tokens.a1111_windows``): each the token ids of 77
+    places (start, 75, end; padded with the tokenizer's pad after the first end token) and each place's weight.
+    ``expand``: the words as the tokenizer is to read them (a multi-vector embedding's name as its tokens)."""
     start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = end if tokenizer.pad_token_id is None else tokenizer.pad_token_id
-    windows: list[tuple[list[int], list[float]]] = []
-    ids: list[int] = []
-    weights: list[float] = []
-    last_comma = -1
-
-    def close() -> None:
-        nonlocal ids, weights, last_comma
-        fill = CHUNK - len(ids)
-        windows.append(([start, *ids, end, *[pad] * fill], [1.0, *weights, *[1.0] * (fill + 1)]))
-        ids, weights, last_comma = [], [], -1
-
+    pieces: list[Piece] = []
     for n, chunk in enumerate(chunks):
-        if n:  # BREAK
-            close()
-        for segment in chunk:
-            for token in tokenizer(expand(segment.text), add_special_tokens=False, truncation=False)["input_ids"]:
-                if token == comma:
-                    last_comma = len(ids)
-                elif len(ids) == CHUNK and last_comma != -1 and len(ids) - last_comma <= COMMA_BACKTRACK:
-                    moved, moved_weights = ids[last_comma + 1:], weights[last_comma + 1:]
-                    ids, weights = ids[:last_comma + 1], weights[:last_comma + 1]
-                    close()
-                    ids, weights = moved, moved_weights
-                if len(ids) == CHUNK:
-                    close()
-                ids.append(token)
-                weights.append(segment.weight)
-    if ids or not windows:
-        close()
-    return windows
+        pieces += [None] if n else []  # BREAK
+        pieces += [(tokenizer(expand(s.text), add_special_tokens=False, truncation=False)["input_ids"], s.weight)
+                   for s in chunk]
+    return [([start, *ids, end, *[pad] * (CHUNK - len(ids))], [1.0, *weights, *[1.0] * (CHUNK - len(ids) + 1)])
+            for ids, weights in a1111_windows(pieces, tokenizer.get_vocab().get(",</w>"))]
 
 
 class A1111Encoder:

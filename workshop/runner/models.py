@@ -185,6 +185,13 @@ def family_hint(source: ModelSource) -> str | None:
     return "sdxl" if name.startswith("StableDiffusionXL") else "sd" if name.startswith("StableDiffusion") else None
 
 
+def reads_windows(name: str) -> bool:
+    """Whether a model name's prompts are read in A1111's 75-token windows, all of them (``emphasis_encoder``), rather
+    than cut at one: every diffusion model's but a built-in encoded otherwise (shapes) and the CLIP-guided backend's."""
+    builtin = BUILTINS.get(name)
+    return not is_guided(name) and (builtin is None or builtin.emphasis == A1111)
+
+
 def is_guided(name: str) -> bool:
     """Whether a model name means the CLIP-guided backend."""
     return name == GUIDED or name.startswith(GUIDED + ":")

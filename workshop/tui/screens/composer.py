@@ -374,23 +374,32 @@ class ComposerScreen(Screen):
         preview.remove_class("error")
         self._described = (grid, Text(visible(grid.describe())))
         preview.update(self._described[1] + Text("\ntokens: counting…", style="dim"))
-        self.count_tokens(grid)
+        self.count_tokens(grid, str(self.query_one("#model", Select).value))
 
     @work(thread=True, exclusive=True, group="tokens")
-    def count_tokens(self, grid) -> None:
-        """The grid's token budget, counted in a thread; shown if the grid is still the one described."""
-        budgets = [c.token_budget for c in grid.cells]
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self.show_tokens, grid, budgets)
+    def count_tokens(self, grid, model: str) -> None:
+        """The grid's token budget, counted in a thread — and, for a model that reads every A1111 window of a long
+        prompt, how many windows the longest takes; shown if the grid is still the one described."""
+        from ...compose.tokens import clip_bpe, windows
+        from ...runner.models import reads_windows
 
-    def show_tokens(self, grid, budgets) -> None:
+        budgets = [c.token_budget for c in grid.cells]
+        most = max((windows(c.prompt, clip_bpe()) for c in grid.cells), default=1) if reads_windows(model) else None
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.show_tokens, grid, budgets, most)
+
+    def show_tokens(self, grid, budgets, windows: int | None = None) -> None:
+        """``windows``: the most A1111 windows a cell's prompt takes, for a model that reads them all (None: one that
+        reads one window, so what is past it is lost)."""
         previews = self.query("#preview")
         if self._described is None or self._described[0] is not grid or not previews:  # a newer grid, or none
             return
         longest = max(budgets, key=lambda b: b.tokens)
-        over = {k for b in budgets for k in b.truncated}
+        over = {k for b in budgets for k in b.truncated} if windows is None else set()
         text = self._described[1] + "\n"
-        if any(b.over for b in budgets):
+        if windows is not None and windows > 1:
+            text.append(f"tokens: up to {longest.tokens} in {windows} windows of 75 — every one read, as A1111 reads them")
+        elif any(b.over for b in budgets) and windows is None:
             past = max((b for b in budgets if b.over), key=lambda b: b.tokens)
             text.append(f"tokens: up to {past.tokens}/{past.limit} — past the limit: the model sees only the start",
                         style="bold red")
