@@ -149,6 +149,9 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     if source == "automatic1111":
         params["strength"] = _float(meta.get("Denoising strength"))
         params["clip_skip"] = _int(meta.get("Clip skip"))
+        params["hires_upscale"] = _float(meta.get("Hires upscale"))  # A1111's hires fix: a second, img2img pass
+        params["hires_steps"] = _int(meta.get("Hires steps"))
+        params["hires_upscaler"] = _text(_str(meta.get("Hires upscaler")))
     params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
     return GenerationInfo(
         source=source,

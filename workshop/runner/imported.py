@@ -85,7 +85,13 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
             left_out.append(f"Clip skip {clip_skip} ({why})")
             clip_skip = None
     width, height = params.get("width"), params.get("height")
-    if params.get("strength") is not None:
+    hires = params.get("hires_upscale") or params.get("hires_steps") or params.get("hires_upscaler")
+    if hires:  # A1111's hires fix: its denoising strength is the second pass's
+        said = ", ".join(f"{k} {params[f'hires_{k}']}" for k in ("upscale", "steps", "upscaler") if params.get(f"hires_{k}"))
+        strength = f", denoising strength {params['strength']:g}" if params.get("strength") is not None else ""
+        left_out.append(f"A1111's hires fix ({said}{strength}): promptism does not make that second pass yet, so the "
+                        "images are the first pass's")
+    elif params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
