@@ -130,3 +130,20 @@ def test_a_lora_that_cannot_apply_is_one_line_and_nothing_is_written(webui, tmp_
                            "--journal", str(tmp_path / "j"))
     assert code != 0 and said in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not (tmp_path / "j").exists()
+
+
+def test_two_loras_at_once_load_without_peft_s_warning(webui, tmp_path, capsys):
+    from diffusers import StableDiffusionPipeline
+
+    from workshop.runner.models import resolve
+
+    pipe = StableDiffusionPipeline.from_pretrained(resolve("tiny").path, local_files_only=True)
+    kohya_lora(pipe, webui / "models" / "Lora" / "second.safetensors", seed=1)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # (what a terminal would show on stderr)
+        warnings.simplefilter("always")
+        code, out, err = run_cli(capsys, "generate", "a red circle <lora:tinydetail:1> <lora:second:0.5>", "--model",
+                                 "tiny", "--steps", "1", "--clip", "none", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "peft_config" not in out + err, err
+    assert not [w for w in caught if "peft_config" in str(w.message)]

@@ -7,6 +7,7 @@ model's own outputs, bit for bit)."""
 from __future__ import annotations
 
 import hashlib
+import warnings
 
 from ..compose.networks import Network
 from ..errors import RunError
@@ -43,7 +44,9 @@ def activate(pipe, wanted: tuple[Network, ...]) -> None:
         if adapter not in loaded:
             path = lora_file(network.name).path
             try:
-                pipe.load_lora_weights(str(path), adapter_name=adapter)
+                with warnings.catch_warnings():  # (peft's note that a model holds several adapters: here it does)
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                    pipe.load_lora_weights(str(path), adapter_name=adapter)
             except Exception as exc:  # noqa: BLE001 - another model family's LoRA, a broken file: one line
                 detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
                 raise RunError(f"LoRA {network.name} ({path.name}) does not fit this model: {detail[:200]}") from None
