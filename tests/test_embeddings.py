@@ -35,6 +35,7 @@ def test_a_word_that_is_an_embeddings_name_is_that_embedding_and_no_other_word(w
     files = installed()
     assert set(files) == {"tinystyle", "oldstyle"}
     assert [f.name for f in named_in(["a red circle, tinystyle"], files)] == ["tinystyle"]
+    assert [f.name for f in named_in(["a red circle, TinyStyle"], files)] == ["tinystyle"]  # A1111: any case
     assert named_in(["a red circle, tinystyles", "my-tinystyle"], files) == []
 
 
@@ -51,8 +52,10 @@ def test_an_embedding_changes_the_picture_in_the_prompt_and_the_negative(webui, 
     j = tmp_path / "j"
     runs = {args: generated(capsys, j, *args)
             for args in (("a red circle, tinystyle",), ("a red circle", "--negative", "tinystyle"), ("a red circle",))}
+    capital = generated(capsys, j, "a red circle, TinyStyle")  # the same embedding, as A1111 reads it
     Path(os.environ["PROMPTISM_CONFIG"]).write_text("", encoding="utf-8")  # no install: "tinystyle" is a word
     word = generated(capsys, j, "a red circle, tinystyle")
+    assert images_of(capital) == images_of(runs[("a red circle, tinystyle",)])
     made = [images_of(r)[0] for r in (*runs.values(), word)]
     assert len(set(made)) == 4
     hashed = f"tinystyle: {short_hash(webui / 'embeddings' / 'tinystyle.safetensors')}"

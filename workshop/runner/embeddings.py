@@ -22,7 +22,13 @@ def installed() -> dict[str, ModelFile]:
 def named_in(texts: Iterable[str], embeddings: dict[str, ModelFile]) -> list[ModelFile]:
     """The embeddings whose names are words of ``texts`` (a name between word boundaries), each once."""
     joined = "\n".join(texts)
-    return [f for name, f in embeddings.items() if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", joined)]
+    return [f for name, f in embeddings.items() if _word(name).search(joined)]
+
+
+def _word(name: str) -> re.Pattern:
+    """``name`` as a word, in any case (A1111 matches names through CLIP's lowercased tokens: EasyNegative is
+    easynegative)."""
+    return re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
 
 
 def check(texts: Iterable[str], *, allow_pickle: bool) -> list[ModelFile]:
@@ -94,6 +100,9 @@ def _pickled(file: ModelFile) -> dict:
 
 
 def expand(pipe, tokenizer, text: str) -> str:
-    """``text`` with each multi-vector embedding's name written as its tokens (diffusers' own conversion)."""
+    """``text`` with each loaded embedding's name as it was loaded (in whatever case the prompt writes it) and a
+    multi-vector one's written as its tokens (diffusers' own conversion)."""
+    for name in getattr(pipe.tokenizer, "__dict__", {}).get("promptism_embeddings", {}):
+        text = _word(name).sub(lambda match: name, text)
     convert = getattr(pipe, "maybe_convert_prompt", None)
     return convert(text, tokenizer) if convert is not None else text
