@@ -13,6 +13,10 @@ from __future__ import annotations
 
 #: A1111 schedule types that ask for the sampler's own noise schedule (no suffix on the old name).
 _PLAIN_SCHEDULES = {"", "automatic", "uniform", "normal"}
+#: A1111 1.9+'s default schedule of a sampler, which "Schedule type: Automatic" means (its k-diffusion samplers'
+#: options); the others' is uniform
+AUTOMATIC = {"DPM++ 2M": "Karras", "DPM++ SDE": "Karras", "DPM++ 2S a": "Karras", "DPM++ 2M SDE": "Exponential",
+             "DPM++ 2M SDE Heun": "Exponential", "DPM++ 3M SDE": "Exponential"}
 
 _COMFYUI_SAMPLERS = {
     "euler": "Euler", "euler_ancestral": "Euler a", "heun": "Heun", "lms": "LMS", "dpm_2": "DPM2",
@@ -37,10 +41,13 @@ _INVOKEAI = {
 
 def a1111_sampler(name: str, schedule: str | None = None) -> str:
     """The A1111 name of a sampler and a schedule type (A1111 1.9+'s "Schedule type", its API's ``scheduler``):
-    "DPM++ 2M" + "Karras" → "DPM++ 2M Karras"; an automatic/uniform schedule, or one the name already ends with,
-    adds nothing."""
+    "DPM++ 2M" + "Karras" → "DPM++ 2M Karras"; "Automatic" is the sampler's own default schedule in A1111 1.9+
+    ("DPM++ 2M" + "Automatic" → "DPM++ 2M Karras"); a uniform schedule, or one the name already ends with, adds
+    nothing."""
     name = " ".join(name.split())
     schedule = " ".join((schedule or "").split())
+    if schedule.lower() == "automatic":
+        schedule = AUTOMATIC.get(name, "")
     if schedule.lower() in _PLAIN_SCHEDULES or name.lower().endswith(" " + schedule.lower()):
         return name
     return f"{name} {schedule}"

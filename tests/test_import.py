@@ -290,8 +290,12 @@ def test_plain_keyword(keyword, text):
     ("Sampler: DPM++ 2M, Schedule type: Karras", "DPM++ 2M Karras"),  # 1.9 and later
     ("Schedule type: Karras, Sampler: DPM++ SDE", "DPM++ SDE Karras"),
     ("Sampler: Euler a, Schedule type: Automatic", "Euler a"),
+    ("Sampler: DPM++ 2M, Schedule type: Automatic", "DPM++ 2M Karras"),  # 1.9+: the sampler's own schedule
+    ("Sampler: DPM++ 2M SDE, Schedule type: Automatic", "DPM++ 2M SDE Exponential"),
+    ("Sampler: DPM++ 2M", "DPM++ 2M"),  # before 1.9 (no schedule type): uniform
     ("Sampler: DPM++ 2M Karras, Schedule type: Karras", "DPM++ 2M Karras"),
     ("Sampler: DPM++ 2M, Schedule type: Exponential", "DPM++ 2M Exponential"),  # kept: promptism has no such sampler
+    ("Sampler: DPM++ 3M SDE, Schedule type: Automatic", "DPM++ 3M SDE Exponential"),  # A1111 1.10's, which it has
 ])
 def test_a1111_samplers_of_either_era_are_recorded_by_one_name(tmp_path, line, sampler):
     assert info_of(tmp_path, f"a cat\nSteps: 4, {line}, Seed: 9").params["sampler"] == sampler
@@ -326,7 +330,7 @@ def test_every_name_the_import_tables_give_is_one_promptism_runs_or_one_a1111_ha
     given |= {names.comfyui_sampler(n, "karras") for n in ("lms", "dpm_2", "dpm_2_ancestral", "dpmpp_2m", "dpmpp_sde",
                                                             "dpmpp_2m_sde", "dpmpp_2s_ancestral", "dpmpp_3m_sde")}
     given |= set(names._INVOKEAI.values())
-    not_offered = {"DPM++ 2S a", "DPM++ 3M SDE", "DPM fast", "DPM adaptive"}
+    not_offered = {"DPM++ 2S a", "DPM fast", "DPM adaptive"}  # (DPM++ 3M SDE: offered since issue 26)
     assert {n.removesuffix(" Karras") for n in given - set(SAMPLERS)} == not_offered
 
 

@@ -34,6 +34,9 @@ def test_each_sampler_is_its_diffusers_scheduler_on_the_models_own_config():
         assert all(made.config[k] == v for k, v in chosen.settings.items()), name
     assert make_scheduler(SAMPLERS["DPM++ 2M Karras"], own).config.use_karras_sigmas is True
     assert make_scheduler(SAMPLERS["DPM++ 2M SDE"], own).config.algorithm_type == "sde-dpmsolver++"
+    three = make_scheduler(SAMPLERS["DPM++ 3M SDE Exponential"], own).config
+    assert (three.solver_order, three.use_exponential_sigmas, three.algorithm_type) == (3, True, "sde-dpmsolver++")
+    assert make_scheduler(SAMPLERS["DPM++ 2M SDE Heun"], own).config.solver_type == "heun"
     assert type(pipe.scheduler).__name__ == "DDIMScheduler"  # the warm pipeline keeps its own
 
 
@@ -84,7 +87,8 @@ def test_names_are_a1111s_in_any_case_and_unknown_ones_are_refused_listing_them(
 
 @pytest.mark.parametrize("name, scheduler", [("Euler a", "EulerAncestralDiscreteScheduler"),
                                              ("DPM++ 2M Karras", "DPMSolverMultistepScheduler"),
-                                             ("DPM++ SDE Karras", "DPMSolverSDEScheduler")])
+                                             ("DPM++ SDE Karras", "DPMSolverSDEScheduler"),
+                                             ("DPM++ 3M SDE Exponential", "DPMSolverMultistepScheduler")])  # A1111 1.10
 def test_a_run_with_a_sampler_records_it_and_reruns_byte_identical(tmp_path, capsys, name, scheduler):
     j = str(tmp_path / "j")
     code, _, err = run_cli(capsys, "grid", "-p", PROMPT, "-k", "glowing", "--mode", "leave-one-out", "--seeds", "1-2",

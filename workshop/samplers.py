@@ -22,6 +22,9 @@ class Sampler:
 
 _KARRAS = {"use_karras_sigmas": True}
 _SDE = {"algorithm_type": "sde-dpmsolver++"}
+_EXPONENTIAL = {"use_exponential_sigmas": True}
+_HEUN = {"solver_type": "heun"}
+_THIRD = {"solver_order": 3}
 SAMPLERS = {s.name: s for s in (
     Sampler("Euler", "EulerDiscreteScheduler"),
     Sampler("Euler a", "EulerAncestralDiscreteScheduler", ancestral=True),
@@ -36,6 +39,15 @@ SAMPLERS = {s.name: s for s in (
     Sampler("DPM++ 2M Karras", "DPMSolverMultistepScheduler", _KARRAS),
     Sampler("DPM++ 2M SDE", "DPMSolverMultistepScheduler", _SDE, ancestral=True),
     Sampler("DPM++ 2M SDE Karras", "DPMSolverMultistepScheduler", {**_SDE, **_KARRAS}, ancestral=True),
+    Sampler("DPM++ 2M SDE Exponential", "DPMSolverMultistepScheduler", {**_SDE, **_EXPONENTIAL}, ancestral=True),
+    Sampler("DPM++ 2M SDE Heun", "DPMSolverMultistepScheduler", {**_SDE, **_HEUN}, ancestral=True),
+    Sampler("DPM++ 2M SDE Heun Karras", "DPMSolverMultistepScheduler", {**_SDE, **_HEUN, **_KARRAS}, ancestral=True),
+    Sampler("DPM++ 2M SDE Heun Exponential", "DPMSolverMultistepScheduler", {**_SDE, **_HEUN, **_EXPONENTIAL},
+            ancestral=True),
+    Sampler("DPM++ 3M SDE", "DPMSolverMultistepScheduler", {**_SDE, **_THIRD}, ancestral=True),
+    Sampler("DPM++ 3M SDE Karras", "DPMSolverMultistepScheduler", {**_SDE, **_THIRD, **_KARRAS}, ancestral=True),
+    Sampler("DPM++ 3M SDE Exponential", "DPMSolverMultistepScheduler", {**_SDE, **_THIRD, **_EXPONENTIAL},
+            ancestral=True),
     Sampler("DPM++ SDE", "DPMSolverSDEScheduler", ancestral=True),
     Sampler("DPM++ SDE Karras", "DPMSolverSDEScheduler", _KARRAS, ancestral=True),
     Sampler("DDIM", "DDIMScheduler"),
