@@ -147,6 +147,10 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         width = height = None
     params |= {"width": width, "height": height}
     if source == "automatic1111":
+        fields = a1111_fields(chunks.get("parameters", ""))
+        if other := sorted(k for k in fields if k not in _A1111_READ and not k.startswith("Hires ")
+                           and not (k == "Emphasis" and fields[k] == "Original")):  # (its default: what is applied)
+            params["not_applied"] = other  # (names only: an extension's field may hold a prompt)
         params["strength"] = _float(meta.get("Denoising strength"))
         params["clip_skip"] = _int(meta.get("Clip skip"))
         params["hires_upscale"] = _float(meta.get("Hires upscale"))  # A1111's hires fix: a second, img2img pass
@@ -162,6 +166,26 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         models=_models(found, samplers, chunks, graph, source),
         left_out=left_out,
     )
+
+
+#: A1111's `Key: value` fields on its infotext's settings line: a value may be quoted ("…", with \" inside), as
+#: extensions write theirs (ControlNet's holds `Model: …` of its own)
+_FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
+#: the fields import reads (or that cannot change what promptism makes: its noise is never A1111's, so ENSD and RNG
+#: are moot); a hires fix's are said as one (workshop/runner/imported.py)
+_A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
+               "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG"}
+
+
+def a1111_fields(text: str) -> dict[str, str]:
+    """The fields of an A1111 infotext's settings line (the one that starts ``Steps:``), quotes honoured."""
+    line = next((l for l in reversed(text.splitlines()) if l.startswith("Steps: ")), "")
+    fields = {}
+    for match in _FIELD.finditer(line):
+        value = match[2].strip()
+        unquoted = _json(value) if value.startswith('"') else None
+        fields[match[1].strip()] = unquoted if isinstance(unquoted, str) else value
+    return fields
 
 
 def _sampler(source: str, name: str | None, scheduler: str | None, meta: dict) -> str | None:
@@ -202,6 +226,9 @@ def _models(found: PromptInfo, samplers: list[Sampler], chunks: dict[str, str], 
     """Every model credited, in the order they worked (a base before its refiner); names that are not text dropped."""
     if graph is not None:
         credits = [m for s in reversed(samplers) if (m := _checkpoint(graph, s.sampler_id))]
+    elif source == "automatic1111" and (fields := a1111_fields(chunks.get("parameters", ""))):
+        credits = [ModelInfo(id=fields.get("Model", ""), hash=fields.get("Model hash"))] \
+            if fields.get("Model") or fields.get("Model hash") else []  # (sd-parsers takes a quoted field's Model:)
     else:
         credits = [ModelInfo(id=_str(s.model.name) or "", hash=_str(s.model.hash)) for s in samplers
                    if s.model is not None and (_str(s.model.name) or _str(s.model.hash))]  # (a hash alone: named later)

@@ -57,8 +57,8 @@ def test_a_comfyui_graph_is_made_again_with_its_sampler_and_scheduler(tmp_path, 
 @pytest.mark.parametrize("text, args, says", [
     (INFOTEXT.format(model="v1-5-pruned-emaonly"), [],
      "#1 was made with 'v1-5-pruned-emaonly', which is not here: pass --model NAME"),
-    (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 3M SDE"), [],
-     "#1 was made with the sampler 'DPM++ 3M SDE', which promptism does not have: pass --sampler NAME (Euler, Euler a"),
+    (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 2S a"), [],
+     "#1 was made with the sampler 'DPM++ 2S a', which promptism does not have: pass --sampler NAME (Euler, Euler a"),
     (INFOTEXT.format(model="tiny"), ["--verify"], "#1 was imported (made by another tool)"),
     (INFOTEXT.format(model="tiny").replace("Seed: 7, ", ""), [], "#1's image 1 has no seed recorded"),
     (INFOTEXT.format(model="tiny"), ["--sampler", "Euler b"], "unknown sampler 'Euler b'"),
@@ -71,7 +71,7 @@ def test_what_cannot_be_made_again_is_one_line_and_runs_nothing(tmp_path, capsys
 
 
 def test_model_and_sampler_overrides_make_it_again_and_are_refused_for_promptisms_own(tmp_path, capsys):
-    j = _import(tmp_path, capsys, INFOTEXT.format(model="v1-5-pruned-emaonly").replace("Euler a", "DPM++ 3M SDE"))
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="v1-5-pruned-emaonly").replace("Euler a", "DPM++ 2S a"))
     code, out, err = run_cli(capsys, "rerun", "1", "--model", "tiny", "--sampler", "DDIM", "--journal", j)
     assert code == 0, err
     run = list_runs(Journal.open(j))[0]
@@ -107,3 +107,18 @@ def test_a_hires_fix_is_read_and_named_as_not_made_not_as_an_img2img_strength(tm
     assert code == 0, err
     assert ("A1111's hires fix (upscale 2.0, steps 10, upscaler Latent, denoising strength 0.5): promptism does not make "
             "that second pass yet") in out + err and "no init image" not in out + err
+
+
+def test_an_extensions_quoted_model_is_not_the_checkpoint_and_what_is_not_applied_is_named(tmp_path, capsys):
+    """The coverage bench's finds: a ControlNet unit's quoted `Model: …` was credited as the checkpoint, and fields
+    promptism does not apply (an extension's, Eta …) were dropped without a word."""
+    text = ("a castle\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x64, Model hash: fd9cdc26c3, "
+            'Model: tiny, ControlNet 0: "Module: canny, Model: diffusers_xl_canny_full [2b69fca4], Weight: 1", '
+            "Eta: 0.2, ADetailer model: face_yolov8n.pt, ENSD: 31337, Version: v1.10.1")
+    j = _import(tmp_path, capsys, text)
+    exp = Journal.open(j).get(1)
+    assert (exp.model.id, exp.model.hash) == ("tiny", "fd9cdc26c3")
+    assert exp.params["not_applied"] == ["ADetailer model", "ControlNet 0", "Eta"]  # (ENSD, Version: moot)
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0, err
+    assert "ADetailer model, ControlNet 0, Eta (A1111 settings or extensions' fields promptism does not apply)" in out + err

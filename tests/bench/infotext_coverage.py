@@ -179,25 +179,24 @@ FEATURES = {f.key: f for f in (
     Feature("hypernet", "hypernetwork <hypernet:…>", REFUSED_F, "one line: an extra network promptism does not apply"),
     Feature("and", "AND (composable diffusion)", REFUSED_F, "one line naming the character"),
     Feature("hires", "hires fix (Hires upscale/steps/upscaler, First pass size)", DROPPED,
-            "not applied: the first pass alone is made; rerun mentions only its Denoising strength, as an img2img "
-            "strength without an init image",
-            said=r"denoising strength"),
+            "not applied yet: the first pass alone is made; import keeps its settings and rerun names it",
+            said=r"hires fix"),
     Feature("img2img", "img2img / inpaint (Denoising strength without hires, Mask blur)", DROPPED,
             "not applied: no init image is recorded", said=r"denoising strength"),
-    Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "not read: the model's own VAE is used"),
+    Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "not applied, named by rerun: the model's own VAE is used"),
     Feature("ensd", "ENSD (eta noise seed delta)", MOOT, "ignored; promptism's noise is its own (never A1111's pixels)"),
     Feature("rng", "RNG: CPU", MOOT, "ignored; promptism's noise is its own"),
-    Feature("variation_seed", "variation seed", DROPPED, "not read"),
-    Feature("seed_resize", "Seed resize from (not -1x-1)", DROPPED, "not read"),
-    Feature("eta", "Eta (sampler noise)", DROPPED, "not read"),
-    Feature("face_restoration", "Face restoration", DROPPED, "not read"),
-    Feature("adetailer", "ADetailer", DROPPED, "extension: not read"),
-    Feature("controlnet", "ControlNet", DROPPED, "extension: not read (no control image)"),
+    Feature("variation_seed", "variation seed", DROPPED, "not applied, named by rerun"),
+    Feature("seed_resize", "Seed resize from (not -1x-1)", DROPPED, "not applied, named by rerun"),
+    Feature("eta", "Eta (sampler noise)", DROPPED, "not applied, named by rerun"),
+    Feature("face_restoration", "Face restoration", DROPPED, "not applied, named by rerun"),
+    Feature("adetailer", "ADetailer", DROPPED, "extension: not applied, named by rerun"),
+    Feature("controlnet", "ControlNet", DROPPED, "extension: not applied, named by rerun (no control image)"),
     Feature("addnet", "Additional Networks LoRA (AddNet …)", DROPPED, "extension: its LoRAs are not applied"),
-    Feature("regional", "Regional Prompter (RP …)", DROPPED, "extension: not read; its BREAKs become plain chunk breaks"),
-    Feature("extension", "other extension / script fields", DROPPED, "not read"),
-    Feature("emphasis_mode", "Emphasis: No norm (not 'Original')", DROPPED, "not read: 'Original' emphasis is used"),
-    Feature("xyz", "X/Y/Z plot script (the infotext of a grid)", DROPPED, "not read: one image is made"),
+    Feature("regional", "Regional Prompter (RP …)", DROPPED, "extension: not applied, named by rerun; its BREAKs become plain chunk breaks"),
+    Feature("extension", "other extension / script fields", DROPPED, "not applied, named by rerun"),
+    Feature("emphasis_mode", "Emphasis: No norm (not 'Original')", DROPPED, "not applied, named by rerun: 'Original' emphasis is used"),
+    Feature("xyz", "X/Y/Z plot script (the infotext of a grid)", DROPPED, "not applied, named by rerun: one image is made"),
     Feature("sampler", "sampler (Sampler [+ Schedule type])", APPLIED, "by A1111's name, where promptism has it",
             said=r"sampler"),
     Feature("schedule_type", "Schedule type (A1111 1.9+)", APPLIED, "joined to the sampler's name (Karras …)"),
@@ -446,14 +445,16 @@ def measure(info: Infotext, journal, work: Path, smoke: bool) -> Result:
     for key in result.features:
         feature = FEATURES[key]
         if feature.status == DROPPED:
-            loud = bool(feature.said and re.search(feature.said, said, re.IGNORECASE))
+            loud = bool(feature.said and re.search(feature.said, said, re.IGNORECASE)) or (
+                key not in ("hires", "img2img") and "fields promptism does not apply" in said)  # rerun's one note
+            # naming every field it does not apply (the first 8, then how many more)
             detail = result.features[key]
             result.dropped.append(f"{feature.label}{f' [{detail}]' if detail else ''} ({'said' if loud else 'silent'})")
     for wrong in result.misread:  # read otherwise than A1111 reads it: made otherwise (the model: tiny stands in)
         if not wrong.startswith(("Model:", "Model hash:")):
             result.dropped.append(f"misread {wrong} (silent)")
     for note in job.left_out:  # what rerun says it leaves out that no feature above accounts for
-        if not re.search(r"denoising strength|Clip skip", note, re.IGNORECASE):
+        if not re.search(r"denoising strength|Clip skip|hires fix|fields promptism does not apply", note, re.IGNORECASE):
             result.dropped.append(f"{note} (said)")
     return done("RUNS_WITH_DROPPED" if result.dropped else "RUNS_AS_WRITTEN")
 

@@ -93,6 +93,9 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
                         "images are the first pass's")
     elif params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
+    if isinstance(names := params.get("not_applied"), list) and names:  # A1111 settings, extensions' fields
+        shown = ", ".join(map(str, names[:8])) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        left_out.append(f"{shown} (A1111 settings or extensions' fields promptism does not apply)")
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
