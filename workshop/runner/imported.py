@@ -85,6 +85,10 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
             left_out.append(f"Clip skip {clip_skip} ({why})")
             clip_skip = None
     width, height = params.get("width"), params.get("height")
+    if isinstance(width, int) and isinstance(height, int) and (width % 8 or height % 8) and min(width, height) >= 8:
+        left_out.append(f"size {width}x{height} as asked: A1111 made it {width // 8 * 8}x{height // 8 * 8} (its "
+                        "latents are an eighth of the size, rounded down), and so does promptism")
+        width, height = width // 8 * 8, height // 8 * 8
     hires = params.get("hires_upscale") or params.get("hires_steps") or params.get("hires_upscaler")
     if hires:  # A1111's hires fix: its denoising strength is the second pass's
         said = ", ".join(f"{k} {params[f'hires_{k}']}" for k in ("upscale", "steps", "upscaler") if params.get(f"hires_{k}"))
