@@ -202,8 +202,8 @@ FEATURES = {f.key: f for f in (
     Feature("schedule_type", "Schedule type (A1111 1.9+)", APPLIED, "joined to the sampler's name (Karras …)"),
     Feature("no_model", "no Model: name (only Model hash)", MOOT,
             "credited as 'unknown model' (or the local checkpoint with that hash); rerun needs --model"),
-    Feature("size_not_8", "Size not a multiple of 8", REFUSED_F,
-            "'not a multiple of 8: use e.g. …' (A1111 ran it; rerun has no --size to take the advice)"),
+    Feature("size_not_8", "Size not a multiple of 8", APPLIED,
+            "made as A1111 made it: rounded down to a multiple of 8 (its latents are an eighth of the size), said"),
 )}
 
 #: fields that change nothing promptism could make (or that other features account for)
@@ -454,7 +454,8 @@ def measure(info: Infotext, journal, work: Path, smoke: bool) -> Result:
         if not wrong.startswith(("Model:", "Model hash:")):
             result.dropped.append(f"misread {wrong} (silent)")
     for note in job.left_out:  # what rerun says it leaves out that no feature above accounts for
-        if not re.search(r"denoising strength|Clip skip|hires fix|fields promptism does not apply", note, re.IGNORECASE):
+        if not re.search(r"denoising strength|Clip skip|hires fix|fields promptism does not apply|as asked: A1111 made it",
+                         note, re.IGNORECASE):  # (a size A1111 rounded down is made as it made it: no drop)
             result.dropped.append(f"{note} (said)")
     return done("RUNS_WITH_DROPPED" if result.dropped else "RUNS_AS_WRITTEN")
 
