@@ -168,6 +168,8 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
     ({}, None, None), ({"sampler_name": "Default"}, None, None),  # the model's own scheduler
     ({}, "UniPC", "UniPC"), ({"sampler_name": "automatic"}, "UniPC", "UniPC"),  # the sampler setting
     ({"scheduler": "Karras"}, "DPM++ 2M", "DPM++ 2M Karras"), ({"sampler_name": "Euler"}, "UniPC", "Euler"),
+    ({"sampler_name": "DPM++ 2M", "scheduler": "automatic"}, None, "DPM++ 2M Karras"),  # A1111 1.9+'s own default
+    ({"scheduler": "automatic"}, "DPM++ 2M", "DPM++ 2M"),  # the setting's sampler is promptism's name: as it is
 ])
 def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)

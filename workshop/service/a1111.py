@@ -257,7 +257,10 @@ def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
     if schedule and schedule.lower() not in SCHEDULERS:
         raise BadValue(["scheduler"], f"unknown scheduler {schedule!r}: promptism's samplers take "
                        f"{', '.join(SCHEDULERS.values())} (see /sdapi/v1/schedulers)")
-    base = run_sampler(None, setting, model) if asked.strip().lower() in OWN_SAMPLER else asked
+    from_setting = asked.strip().lower() in OWN_SAMPLER
+    base = run_sampler(None, setting, model) if from_setting else asked
+    if from_setting and base is not None and schedule.lower() in ("", "automatic"):
+        return sampler(base).name  # the setting's sampler as promptism names it (A1111's Automatic is a named one's)
     if base is None:
         if schedule.lower() in ("", "automatic"):
             return None  # the model's own scheduler
