@@ -65,8 +65,11 @@ def test_human_output_is_a_table_with_token_counts(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("leave-one-out · 2 variants = 2 cells")
-    assert "tokens" in lines[1] and "/77 !" in out
+    assert "tokens" in lines[1] and "/77 !" in out  # shapes reads one window: what is past it is lost
     assert "past the 77-token limit: 'pixel art'" in out
+    code, out, _ = run_cli(capsys, "grid", "-p", long, "-k", "pixel art", "--mode", "leave-one-out", "--dry-run",
+                           "--model", "tiny")  # a model that reads every A1111 window (issue 26): counted, not flagged
+    assert code == 0 and " (2 windows)" in out and "!" not in out and "past the" not in out, out
 
 
 def test_dry_run_json_is_identical_across_processes(spec):

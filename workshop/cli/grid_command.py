@@ -62,26 +62,37 @@ def grid_cmd(spec_file, prompt, negative, keywords, off, keywords_first, mode, s
     from ..runner.models import resolve
     from ..runner.options import grid_models, resolve as resolve_options
 
-    for model in grid_models(grid, resolve_options(spec, given, load_settings())):  # …and a model that is not here
+    models = grid_models(grid, resolve_options(spec, given, load_settings()))
+    for model in models:  # …and a model that is not here
         resolve(model, allow_download=given.allow_download)
     if opts["as_json"]:
         click.echo(dump_json([c.to_json() for c in grid.cells]))
     else:
-        _print_grid(grid)
+        from ..runner.models import reads_windows
+
+        _print_grid(grid, windowed=all(map(reads_windows, models)))
 
 
-def _print_grid(grid: Grid) -> None:
+def _print_grid(grid: Grid, *, windowed: bool = False) -> None:
+    """The cells as a table; ``windowed``: the models read every A1111 window of a long prompt (a count of windows,
+    nothing flagged), else what falls past the one window they read is flagged."""
+    from ..compose.tokens import clip_bpe, windows
+
     out = console()
     params = sorted({k for c in grid.cells for k in c.params})
     show_sub = grid.subgrids > 1
     headers = ["#", "row", "col", *(["sub"] if show_sub else []), "seed", *params, "tokens", "prompt"]
     rows = []
     for c in grid.cells:
-        tokens = f"{c.tokens}/{c.token_budget.limit}" + (" !" if c.token_budget.over else "")
+        if windowed:
+            count = windows(c.prompt, clip_bpe())
+            tokens = f"{c.tokens}" + (f" ({count} windows)" if count > 1 else f"/{c.token_budget.limit}")
+        else:
+            tokens = f"{c.tokens}/{c.token_budget.limit}" + (" !" if c.token_budget.over else "")
         rows.append([str(c.index), str(c.row), str(c.col), *([str(c.subgrid)] if show_sub else []), str(c.seed),
                      *(str(c.params.get(p, "")) for p in params), tokens, c.prompt])
     out.print(literal(grid.describe()), style="bold")  # (once every cell is counted: a prompt refused says only so)
     print_table(headers, rows)
     for c in grid.cells:
-        if c.truncated_keywords:
+        if c.truncated_keywords and not windowed:
             out.print(literal(f"! cell {c.index}: past the {CONTEXT}-token limit: " + ", ".join(repr(k) for k in c.truncated_keywords)))
