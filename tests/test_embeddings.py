@@ -41,7 +41,7 @@ def test_a_word_that_is_an_embeddings_name_is_that_embedding_and_no_other_word(w
 
 def test_a_multi_vector_embedding_takes_its_places_in_the_window(webui):
     pipe = load_pipeline(resolve("tiny"), torch.device("cpu"))
-    load(pipe, ["tinystyle"])
+    load(pipe, ["tinystyle"], installed())
     tokenizer = pipe.tokenizer
     ids = token_chunks(tokenizer, parse("a tinystyle circle"), lambda text: expand(pipe, tokenizer, text))[0][0]
     added = tokenizer.convert_tokens_to_ids(["tinystyle", "tinystyle_1"])

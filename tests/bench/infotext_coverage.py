@@ -254,18 +254,12 @@ def features_of(info: Infotext) -> tuple[dict[str, str], list[str]]:
         found["img2img"] = f.get("Denoising strength", "")
     if "VAE" in f or "VAE hash" in f:
         found["vae"] = f.get("VAE", f.get("VAE hash", ""))
-    if "ENSD" in f:
-        found["ensd"] = f["ENSD"]
-    if "RNG" in f:
-        found["rng"] = f["RNG"]
-    if "Variation seed" in f:
-        found["variation_seed"] = f["Variation seed"]
+    for name, key in (("ENSD", "ensd"), ("RNG", "rng"), ("Variation seed", "variation_seed"), ("Eta", "eta"),
+                      ("Face restoration", "face_restoration")):
+        if name in f:
+            found[key] = f[name]
     if f.get("Seed resize from", "-1x-1") != "-1x-1":
         found["seed_resize"] = f["Seed resize from"]
-    if "Eta" in f:
-        found["eta"] = f["Eta"]
-    if "Face restoration" in f:
-        found["face_restoration"] = f["Face restoration"]
     if f.get("Emphasis", "Original") != "Original":
         found["emphasis_mode"] = f["Emphasis"]
     other = []

@@ -16,6 +16,7 @@ from ..errors import RunError, option
 from ..compose.networks import networks
 from . import embeddings
 from .loras import lora_file
+from .model_files import ModelFile
 from .models import BUILTIN_CLIPS, GUIDED, check_name, is_guided, scorer_weights
 from .options import RunOptions, check_grid, check_options, grid_models
 
@@ -35,35 +36,39 @@ class Init:
     parent: int | None
 
 
-def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> Init | None:
-    """RunError for anything ``grid`` run with ``options`` would refuse before loading a model; its init image."""
+@dataclass(frozen=True)
+class Inputs:
+    """What ``check_inputs`` found: the init image, and the files of the LoRAs and embeddings the prompts name, each
+    by the name a prompt gives it (what a run records with its hash)."""
+
+    init: Init | None
+    loras: dict[str, ModelFile]
+    embeddings: dict[str, ModelFile]
+
+
+def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> Inputs:
+    """RunError for anything ``grid`` run with ``options`` would refuse before loading a model; what it uses."""
     check_options(options)
     check_grid(grid, options)
     for name in grid_models(grid, options):
         check_name(name, allow_download=options.allow_download)
-    check_loras(grid, options)
-    embeddings.check([text for c in grid.cells for text in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
+    loras = check_loras(grid, options)
+    used = embeddings.check([text for c in grid.cells for text in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
-    return resolve_init(journal, options.init_image)
+    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used})
 
 
-def check_loras(grid: Grid, options: RunOptions) -> None:
-    """The LoRAs the cells' prompts name (``<lora:NAME:STRENGTH>``): each a safetensors file of the installs, for a
-    diffusion model, named in a prompt (a negative prompt's tags: refused, not dropped)."""
+def check_loras(grid: Grid, options: RunOptions) -> dict[str, ModelFile]:
+    """The LoRAs the cells' prompts name (``<lora:NAME:STRENGTH>``), each once, by that name: each a safetensors
+    file of the installs, for a diffusion model, named in a prompt (a negative prompt's tags: refused, not dropped)."""
     for cell in grid.cells:
         if networks(cell.negative, "the negative prompt"):
             raise RunError("LoRA tags apply from the prompt: take <lora:…> out of the negative prompt")
-    names = loras_of(grid)
+    names = list(dict.fromkeys(n.name for cell in grid.cells for n in networks(cell.prompt)))
     if names and is_guided(options.model):
         raise RunError(f"LoRAs are for diffusion models; the {GUIDED} backend has no UNet: take the <lora:…> tags out")
-    for name in names:
-        lora_file(name)
-
-
-def loras_of(grid: Grid) -> list[str]:
-    """The names of the LoRAs the cells' prompts name, each once."""
-    return list(dict.fromkeys(n.name for cell in grid.cells for n in networks(cell.prompt)))
+    return {name: lora_file(name) for name in names}
 
 
 def resolve_init(journal: Journal | None, given: str | None) -> Init | None:

@@ -41,14 +41,14 @@ def check(texts: Iterable[str], *, allow_pickle: bool) -> list[ModelFile]:
     return used
 
 
-def load(pipe, texts: Iterable[str]) -> None:
-    """Load into ``pipe`` the embeddings ``texts`` name that it has not yet (checked before the run: ``check``), and
-    unload those it has that are no longer what the installs hold under their names (a file gone or changed: the
-    word is a word again, or the new file's embedding) — a warm model outlives the settings of one run."""
+def load(pipe, texts: Iterable[str], files: dict[str, ModelFile]) -> None:
+    """Load into ``pipe`` the embeddings of ``files`` (``installed()``, listed once a run) that ``texts`` name and it
+    has not yet (checked before the run: ``check``), and unload those it has that are no longer what the installs
+    hold under their names (a file gone or changed: the word is a word again, or the new file's embedding) — a warm
+    model outlives the settings of one run."""
     tokenizer = getattr(pipe, "tokenizer", None)
     if tokenizer is None or not hasattr(pipe, "load_textual_inversion"):
         return
-    files = installed()
     loaded: dict[str, tuple] = tokenizer.__dict__.setdefault("promptism_embeddings", {})  # name → the file's key
     for name in [n for n, key in loaded.items() if n not in files or _key(files[n]) != key]:
         _unload(pipe, name)

@@ -28,7 +28,7 @@ from ..errors import RunError, option
 from . import events as ev
 from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
-from .embeddings import load as load_embeddings
+from .embeddings import installed as installed_embeddings, load as load_embeddings
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -109,6 +109,7 @@ class Engine:
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
         self.emphasis, self.clip_skip = emphasis, clip_skip
+        self._embedding_files: dict | None = None  # the installs' embeddings by name (embeddings.installed)
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
         self._steps_done = 0
@@ -163,7 +164,9 @@ class Engine:
         self._interrupted = False
         if hasattr(pipe, "get_list_adapters"):  # the batch's LoRAs (its prompt's tags), or none
             activate(pipe, networks(first.prompt))
-        load_embeddings(pipe, [text for j in jobs for text in (j.prompt, j.negative)])  # the words that are embeddings
+        if self._embedding_files is None:  # the installs' embeddings, listed once a run (not walked every batch)
+            self._embedding_files = installed_embeddings()
+        load_embeddings(pipe, [text for j in jobs for text in (j.prompt, j.negative)], self._embedding_files)
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,

@@ -28,10 +28,9 @@ from .backends import Backend, load
 from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
-from .checks import NO_SCORER, Init, check_inputs, loras_of, resolve_init
-from . import embeddings
-from .loras import lora_file
+from .checks import NO_SCORER, Init, check_inputs, resolve_init
 from .loading import LoadPlan, Loader, load_plan
+from .model_files import ModelFile
 from .models import A1111, GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
@@ -89,7 +88,8 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     """Check everything the run needs and load its model (here, or in ``dispatch``'s workers): RunError for bad
     input, before anything is written. ``journal`` is None where the command will create it (then ``#N`` init images
     name nothing)."""
-    init = check_inputs(grid, options, journal)
+    inputs = check_inputs(grid, options, journal)
+    init = inputs.init
     names = grid_models(grid, options)
 
     def fits(name: str | None, backend: Backend) -> None:
@@ -114,8 +114,8 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
-                          parent=init.parent if init else None, loras=lora_hashes(grid),
-                          embeddings=embedding_hashes(grid, options), **backend.params(options))
+                          parent=init.parent if init else None, loras=hashed(inputs.loras),
+                          embeddings=hashed(inputs.embeddings), **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
@@ -135,19 +135,12 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     return Prepared(record, backend, jobs, layout, loaded.scorer, device, options, sources)
 
 
-def lora_hashes(grid: Grid) -> list[str] | None:
-    """The run's LoRAs, each "NAME: HASH" with A1111's hash of its file (as `Lora hashes:` in an infotext)."""
+def hashed(files: dict[str, ModelFile]) -> list[str] | None:
+    """Files by name as a run records them: "NAME: HASH", A1111's hash of each (as `Lora hashes:` and `TI hashes:`
+    in an infotext)."""
     from .model_files import short_hash
 
-    return [f"{name}: {short_hash(lora_file(name).path)}" for name in loras_of(grid)] or None
-
-
-def embedding_hashes(grid: Grid, options: RunOptions) -> list[str] | None:
-    """The run's embeddings (its prompts' words that are), each "NAME: HASH" (as `TI hashes:` in an infotext)."""
-    from .model_files import short_hash
-
-    used = embeddings.check([t for c in grid.cells for t in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
-    return [f"{f.name.rpartition('/')[2]}: {short_hash(f.path)}" for f in used] or None
+    return [f"{name}: {short_hash(file.path)}" for name, file in files.items()] or None
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,
