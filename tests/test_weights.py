@@ -214,8 +214,9 @@ def test_models_compel_cannot_encode_refuse_weights_before_anything_is_written(t
     backend.check(build_grid(spec_from({"prompt": BASE, "keywords": [KW]})), RunOptions())  # no weights: fine
     with pytest.raises(RunError) as caught:
         backend.check(build_grid(spec_from({"prompt": BASE, "keywords": [f"{KW}:1.3"]})), RunOptions())
-    assert str(caught.value) == ("prompt weights ((text:1.3), [text], BREAK) work with Stable Diffusion 1.x/2.x and SDXL "
-                                 "models only; tiny is a StableDiffusion3Pipeline: take the brackets and weights out of the prompt")
+    assert str(caught.value) == ("prompt weights and editing ((text:1.3), [text], BREAK, [from:to:when]) work with Stable "
+                                 "Diffusion 1.x/2.x and SDXL models only; tiny is a StableDiffusion3Pipeline: take the "
+                                 "brackets and weights out of the prompt")
     # the CLIP-guided backend, whose prompts weigh parts their own way ("a|b:0.5"), through the command line
     j = tmp_path / "j"
     code, out, err = run_cli(capsys, "grid", "-p", BASE, "-k", f"{KW}:1.3", "--model", "vqgan-clip", "--steps", "2",

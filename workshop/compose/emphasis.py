@@ -6,9 +6,10 @@ the run records it as it is, and the runner applies the weights when it encodes 
 ``parse`` reads the syntax as A1111's ``parse_prompt_attention`` does — ``(text)`` ×1.1, ``(text:1.3)``, ``[text]``
 ÷1.1, nesting multiplies, ``\\( \\) \\[ \\] \\\\`` are literal, ``BREAK`` starts a new 75-token chunk — but refuses
 (SpecError, naming the character) what A1111 silently reads otherwise than it looks: unbalanced or crossed brackets,
-a weight that is not a number (spaces round it are allowed, as A1111 allows them), a lone backslash, BREAK inside brackets, and A1111's prompt
-editing ``[a:b:when]`` / alternation ``[a|b]``, which promptism does not do. Whatever it accepts, it weighs exactly
-as A1111 does (the same multiplications in the same order).
+a weight that is not a number (spaces round it are allowed, as A1111 allows them), a lone backslash, BREAK inside
+brackets. Whatever it accepts, it weighs exactly as A1111 does (the same multiplications in the same order). Prompt
+editing ``[a:b:when]`` and alternation ``[a|b]`` are ``editing``'s: a prompt holding them is read as the words it ends
+with, every text it takes at some step checked; the runner encodes each step's text as it comes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from .editing import final, has_editing, variants
 from .errors import SpecError
 from .networks import is_network, with_strength, without_networks
 
@@ -82,7 +84,16 @@ class _Open:
 
 def parse(text: str, what: str = "the prompt") -> tuple[Chunk, ...]:
     """``text``'s chunks (one, or one per BREAK-separated part), each its runs of equally weighted words in order.
-    SpecError for what A1111 would read otherwise than it looks; ``what`` names the text in the message."""
+    SpecError for what A1111 would read otherwise than it looks; ``what`` names the text in the message. A prompt
+    with editing: the words it ends with (``editing.final``), each text it takes checked where it stands in it."""
+    if has_editing(text):
+        for each in variants(text, what, in_place=True):
+            _parse(each, what)
+        text = final(text, what)
+    return _parse(text, what)
+
+
+def _parse(text: str, what: str) -> tuple[Chunk, ...]:
     res: list[list] = []  # [text, weight], or None for a BREAK
     stack: list[_Open] = []
 
@@ -124,9 +135,6 @@ def parse(text: str, what: str = "the prompt") -> tuple[Chunk, ...]:
             close(m["close"], at, ROUND if m["close"] == ")" else SQUARE)
         elif m["words"] is not None:
             words = m["words"]
-            if stack and stack[-1].bracket == "[" and "|" in words:
-                raise fail(f'"[" at character {stack[-1].at + 1} holds a "|" (A1111\'s alternation [a|b]), which promptism '
-                           "does not do: take it out, or escape the bracket as \\[")
             for k, part in enumerate(_BREAK.split(words)):
                 if k:
                     if stack:
@@ -147,14 +155,11 @@ def parse(text: str, what: str = "the prompt") -> tuple[Chunk, ...]:
 
 
 def _check_colon(text: str, tokens: list, n: int, stack: list[_Open], fail) -> None:
-    """A colon A1111 takes as words although it looks like a weight (``(text:high)``, ``(text:)``)
-    or starts prompt editing (``[a:b:when]``) is refused."""
+    """A colon A1111 takes as words although it looks like a weight (``(text:high)``, ``(text:)``) is refused (one
+    inside ``[ ]`` is prompt editing's, read before: ``editing``)."""
     at = tokens[n].start()
-    if not stack:
+    if not stack or stack[-1].bracket == "[":
         return
-    if stack[-1].bracket == "[":
-        raise fail(f'"[" at character {stack[-1].at + 1} holds a ":" (A1111\'s prompt editing [from:to:when]), which '
-                   "promptism does not do: use [text] to weaken words, or escape the bracket as \\[")
     following = tokens[n + 1 : n + 3]
     if following and following[0]["close"] == ")":
         raise fail(f"the weight at character {at + 2} is missing: write (text:1.3), or take the colon out")

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+from .editing import variants
 from .emphasis import chunk_text, parse, plain
 from .networks import without_networks
 
@@ -80,7 +81,11 @@ def _bytes_to_unicode() -> dict[int, str]:
 def budget(prompt: str, keywords: Sequence[str], encode: Encoder, limit: int = CONTEXT) -> Budget:
     """The tokens of ``prompt``'s words — A1111's brackets, weights and escapes are not sent to the model, so they
     are not counted. A prompt split by BREAK has a window per part: the limit is one window per part, and each
-    keyword is counted in the part it is in."""
+    keyword is counted in the part it is in. A prompt with editing: the text it takes that has the most tokens."""
+    return max((_budget(text, keywords, encode, limit) for text in variants(prompt)), key=lambda b: b.tokens)
+
+
+def _budget(prompt: str, keywords: Sequence[str], encode: Encoder, limit: int) -> Budget:
     capacity = limit - 2
     truncated, wholly, found, tokens = [], [], set(), 0
     chunks = [chunk_text(c) for c in parse(prompt)]
@@ -138,10 +143,14 @@ def a1111_windows(pieces: list[Piece], comma: int | None) -> list[tuple[list[int
 
 
 def windows(prompt: str, encode: Encoder) -> int:
-    """How many A1111 windows ``prompt``'s words take (its brackets, weights and LoRA tags are not words)."""
+    """How many A1111 windows ``prompt``'s words take (its brackets, weights and LoRA tags are not words; a prompt
+    with editing: the most of any text it takes)."""
     comma = next(iter(encode(",")), None)
-    pieces: list[Piece] = []
-    for n, chunk in enumerate(parse(without_networks(prompt))):
-        pieces += [None] if n else []
-        pieces += [(encode(segment.text), segment.weight) for segment in chunk]
-    return len(a1111_windows(pieces, comma))
+    counts = []
+    for text in variants(without_networks(prompt)):
+        pieces: list[Piece] = []
+        for n, chunk in enumerate(parse(text)):
+            pieces += [None] if n else []
+            pieces += [(encode(segment.text), segment.weight) for segment in chunk]
+        counts.append(len(a1111_windows(pieces, comma)))
+    return max(counts)

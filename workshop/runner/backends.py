@@ -11,6 +11,7 @@ from typing import Protocol
 
 from journal import ModelInfo
 
+from ..compose.editing import edited
 from ..compose.emphasis import has_emphasis
 from ..compose.networks import networks
 from ..compose.grid import Grid
@@ -92,6 +93,9 @@ class DiffusersBackend:
         can take."""
         if family(self.pipe) is None:
             refuse_emphasis(grid, f"{self.source.id} is a {type(self.pipe).__name__}")
+        elif self.source.emphasis != A1111 and any(edited(c.prompt) or edited(c.negative) for c in grid.cells):
+            raise RunError(f"prompt editing ([from:to:when], [a|b]) is for the models promptism encodes A1111's way "
+                           f"({SUPPORTED}); {self.source.credit} is encoded with compel: write the words it should draw")
         if not hasattr(self.pipe, "load_lora_weights") and any(networks(c.prompt) for c in grid.cells):
             raise RunError(f"{self.source.credit} is a {type(self.pipe).__name__}, which takes no LoRA: take the "
                            "<lora:…> tags out")
@@ -196,8 +200,8 @@ def check_clip_skip(backend: DiffusersBackend, clip_skip: int) -> None:
 def refuse_emphasis(grid: Grid, why: str) -> None:
     """RunError if a cell's prompt or negative uses A1111's emphasis syntax, which only models compel encodes take."""
     if any(has_emphasis(c.prompt) or has_emphasis(c.negative) for c in grid.cells):
-        raise RunError(f"prompt weights ((text:1.3), [text], BREAK) work with {SUPPORTED} models only; {why}: take "
-                       "the brackets and weights out of the prompt")
+        raise RunError(f"prompt weights and editing ((text:1.3), [text], BREAK, [from:to:when]) work with {SUPPORTED} "
+                       f"models only; {why}: take the brackets and weights out of the prompt")
 
 
 def resolve(name: str, *, allow_download: bool = False) -> ModelSource:

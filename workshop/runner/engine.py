@@ -22,6 +22,7 @@ from PIL import Image
 from journal import InvalidInput
 from journal.images import open_image
 
+from ..compose.editing import at_step, schedule
 from ..compose.emphasis import has_emphasis, plain
 from ..compose.networks import networks, without_networks
 from ..errors import RunError, option
@@ -86,6 +87,30 @@ class FinishedBatch:
     seconds: float
 
 
+@dataclass(frozen=True)
+class Conditioning:
+    """A job's encoded prompt and negative through its steps, A1111's prompt schedule (``compose.editing``): each
+    entry the last 0-based step it conditions and its tensors (prompt, negative[, pooled, negative pooled]); one entry
+    for a prompt without editing."""
+
+    entries: tuple[tuple[int, tuple], ...]
+
+    def at(self, step: int) -> tuple:
+        return next((tensors for end, tensors in self.entries if step <= end), self.entries[-1][1])
+
+    @property
+    def tokens(self) -> tuple[tuple[int, int], ...]:
+        """How many tokens it has until which step: jobs alike in this can share a pipeline call (its tensors are
+        stacked), others not — a longer prompt padded for a shorter would change the shorter's image."""
+        out: list[tuple[int, int]] = []
+        for end, tensors in self.entries:
+            if out and out[-1][1] == tensors[0].shape[1]:
+                out[-1] = (end, tensors[0].shape[1])
+            else:
+                out.append((end, tensors[0].shape[1]))
+        return tuple(out)
+
+
 class Cancelled(Exception):
     """The run was cancelled; finished batches were already yielded."""
 
@@ -131,6 +156,10 @@ class Engine:
             if len(batch) > max_batch:  # an earlier batch ran out of memory: keep to the size that worked
                 queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
                 continue
+            if len(parts := self._alike([by_index[i] for i in batch])) > 1:  # prompts of different lengths
+                self._steps_total += (len(parts) - 1) * by_index[batch[0]].effective_steps
+                queue[:0] = parts
+                continue
             steps_before = self._steps_done
             started = time.monotonic()
             try:
@@ -155,26 +184,41 @@ class Engine:
             self.layout.append(batch)
             yield FinishedBatch(len(self.layout) - 1, batch, images, time.monotonic() - started)
 
-    def _call(self, jobs: list[Job]) -> np.ndarray:
+    def _prepare(self, jobs: list[Job]) -> tuple[object, list[Conditioning | None]]:
+        """The batch's pipeline with its LoRAs (its prompts' tags, or none) and embeddings in place, and each job's
+        conditioning (None: a pipeline without a reusable ``encode_prompt``, given the strings)."""
         first = jobs[0]
         pipe = self.pick(first)
-        batch_no = len(self.layout)
-        self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
-        steps_before = self._steps_done
-        self._interrupted = False
-        if hasattr(pipe, "get_list_adapters"):  # the batch's LoRAs (its prompt's tags), or none
+        if hasattr(pipe, "get_list_adapters"):
             activate(pipe, networks(first.prompt))
         if self._embedding_files is None:  # the installs' embeddings, listed once a run (not walked every batch)
             self._embedding_files = installed_embeddings()
         load_embeddings(pipe, [text for j in jobs for text in (j.prompt, j.negative)], self._embedding_files)
+        return pipe, [self._conditioning(pipe, job) for job in jobs]
+
+    def _alike(self, jobs: list[Job]) -> list[list[int]]:
+        """The batch's jobs in groups of the same prompt length at every step (``Conditioning.tokens``), in order."""
+        _, conditionings = self._prepare(jobs)
+        groups: dict[tuple | None, list[int]] = {}
+        for job, conditioning in zip(jobs, conditionings):
+            groups.setdefault(conditioning and conditioning.tokens, []).append(job.index)
+        return list(groups.values())
+
+    def _call(self, jobs: list[Job]) -> np.ndarray:
+        first = jobs[0]
+        pipe, conditionings = self._prepare(jobs)
+        batch_no = len(self.layout)
+        self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
+        steps_before = self._steps_done
+        self._interrupted = False
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
             generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs],
             output_type="pt",  # tensors: converted to 8 bits on the device, not image by image in PIL
-            callback_on_step_end=self._callback(jobs, batch_no),
-            callback_on_step_end_tensor_inputs=["latents"],
-            **self._text_inputs(jobs, pipe),
+            callback_on_step_end=self._callback(jobs, batch_no, conditionings),
+            callback_on_step_end_tensor_inputs=["latents", *_scheduled_inputs(conditionings)],
+            **_text_inputs(jobs, conditionings),
         )
         if first.init_image is None:
             kwargs.update(width=first.width, height=first.height)
@@ -189,19 +233,20 @@ class Engine:
                 raise Cancelled()
             return host_pixels(images)
 
-    def _text_inputs(self, jobs: list[Job], pipe) -> dict:
-        """Prompt embeddings, computed once per model and distinct (prompt, negative) and reused for every seed and
-        batch."""
-        encoded = []
-        for job in jobs:
-            key = (job.model, job.prompt, job.negative)
+    def _conditioning(self, pipe, job: Job) -> Conditioning | None:
+        """``job``'s prompt and negative encoded for each step of their schedules (A1111 counts a second-order
+        sampler's model calls as steps), each distinct pair once per model and run, reused for every seed and batch."""
+        steps = job.steps * (2 if getattr(pipe.scheduler, "order", 1) == 2 else 1)
+        prompts, negatives = schedule(job.prompt, steps), schedule(job.negative, steps, "the negative prompt")
+        entries = []
+        for end in sorted({end for end, _ in prompts} | {end for end, _ in negatives}):
+            key = (job.model, at_step(prompts, end), at_step(negatives, end))
             if key not in self._embeddings:
-                self._embeddings[key] = self._encode(pipe, job.model, job.prompt, job.negative)
-            encoded.append(self._embeddings[key])
-        if encoded[0] is None:  # a pipeline without a reusable encode_prompt: let it encode the strings
-            return {"prompt": [j.prompt for j in jobs], "negative_prompt": [j.negative for j in jobs]}
-        names = ["prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds"]
-        return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(names[: len(encoded[0])])}
+                self._embeddings[key] = self._encode(pipe, *key)
+            if self._embeddings[key] is None:
+                return None
+            entries.append((end, self._embeddings[key]))
+        return Conditioning(tuple(entries))
 
     def _encode(self, pipe, model: str | None, prompt: str, negative: str):
         """A1111's encoding where the pipeline's text encoders are CLIPs it knows (``emphasis_encoder``), else the
@@ -239,12 +284,15 @@ class Engine:
             made.set_progress_bar_config(disable=True)
         return self._img2img[key]
 
-    def _callback(self, jobs: list[Job], batch_no: int):
+    def _callback(self, jobs: list[Job], batch_no: int, conditionings: list[Conditioning | None]):
         steps = jobs[0].effective_steps
         cells = [j.index for j in jobs]
+        changes = {end + 1 for c in conditionings if c is not None for end, _ in c.entries[:-1]}
 
         def on_step_end(pipe, step: int, timestep, tensors: dict) -> dict:
             self._step_done(batch_no, cells, step, steps)
+            if step + 1 in changes:  # prompt editing: the next step's conditioning
+                tensors.update(_step_inputs(pipe, conditionings, step + 1, tensors))
             if self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < steps:
                 if (previews := latent_preview(tensors["latents"])) is not None:
                     self.on_event(ev.Preview(batch=batch_no, cells=cells, step=step + 1, images=previews))
@@ -263,6 +311,37 @@ class Engine:
         eta = (self._steps_total - self._steps_done) / rate if rate else None
         self.on_event(ev.Step(batch=batch_no, cells=cells, step=step + 1, steps=steps, done=self._steps_done,
                               total=self._steps_total, it_per_s=rate, eta_s=eta))
+
+
+_NAMES = ("prompt_embeds", "negative_prompt_embeds", "pooled_prompt_embeds", "negative_pooled_prompt_embeds")
+
+
+def _text_inputs(jobs: list[Job], conditionings: list[Conditioning | None]) -> dict:
+    """The first step's prompt embeddings of the batch (the strings, for a pipeline that encodes them itself)."""
+    if conditionings[0] is None:
+        return {"prompt": [j.prompt for j in jobs], "negative_prompt": [j.negative for j in jobs]}
+    encoded = [c.at(0) for c in conditionings]
+    return {name: torch.cat([e[k] for e in encoded]) for k, name in enumerate(_NAMES[: len(encoded[0])])}
+
+
+def _scheduled_inputs(conditionings: list[Conditioning | None]) -> list[str]:
+    """The pipeline's tensors the step callback replaces where a prompt is edited during sampling."""
+    edited = [c for c in conditionings if c is not None and len(c.entries) > 1]
+    if not edited:
+        return []
+    return ["prompt_embeds", "add_text_embeds"] if len(edited[0].entries[0][1]) == 4 else ["prompt_embeds"]
+
+
+def _step_inputs(pipe, conditionings: list[Conditioning], step: int, tensors: dict) -> dict:
+    """The batch's conditioning from 0-based ``step`` on, as the pipeline holds it: the negative's rows before the
+    prompt's where it guides (classifier-free), and SDXL's pooled embeddings the same way."""
+    encoded = [c.at(step) for c in conditionings]
+    stacked = [torch.cat([e[k] for e in encoded]) for k in range(len(encoded[0]))]
+    guided = getattr(pipe, "do_classifier_free_guidance", True)
+    out = {"prompt_embeds": torch.cat([stacked[1], stacked[0]]) if guided else stacked[0]}
+    if len(stacked) == 4:
+        out["add_text_embeds"] = torch.cat([stacked[3], stacked[2]]) if guided else stacked[2]
+    return {name: value.to(tensors[name]) for name, value in out.items()}
 
 
 def out_of_cpu_memory(exc: BaseException) -> bool:

@@ -112,7 +112,7 @@ class RunRecord(Record):
     grid: GridShape = Field(default_factory=GridShape)
     cells: list[CellRecord] = Field(default_factory=list)
     planned_layout: list[list[int]] = Field(default_factory=list)  # the batches as planned
-    layout: list[list[int]] = Field(default_factory=list)  # the batches as run (after any out-of-memory split)
+    layout: list[list[int]] = Field(default_factory=list)  # the batches as run (split by prompt length or out of memory)
     clip: str | None = None  # the scorer
     allow_pickle: bool = False  # what the scorer may load: settling or resuming the run needs it again
     compute: ComputeRecord = Field(default_factory=ComputeRecord)
