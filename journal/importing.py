@@ -146,9 +146,18 @@ def experiment_from_sources(sources: Sequence[Source], title: str, given: Overri
         images=images,
         prompt=prompt,
         negative_prompt=given.negative_prompt if given.negative_prompt is not None else (first.negative_prompt or ""),
-        keywords=split_keywords(prompt),
+        keywords=_keywords(prompt, () if given.prompt is not None else first.networks),
         params=params,
     )
+
+
+def _keywords(prompt: str, networks: Sequence[str]) -> list[str]:
+    """``prompt``'s keywords; the LoRA tags an import wrote at its end (a ComfyUI graph's LoRA loaders) each a
+    keyword of its own, the text before them as it was written."""
+    tail = " ".join(networks)
+    if tail and prompt.endswith(tail):
+        return list(dict.fromkeys([*split_keywords(prompt[: -len(tail)]), *networks]))
+    return split_keywords(prompt)
 
 
 # ---------------------------------------------------------------------------------------------------- folders

@@ -28,6 +28,7 @@ import re
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -70,6 +71,7 @@ class GenerationInfo:
     in_pixels: bool = False  # stealth info was found in the alpha channel: the journal's copy must lose it
     problem: str | None = None  # metadata is there but could not be read (why, without its content)
     left_out: tuple[str, ...] = ()  # values read but not kept, and why (``Size 0x0 is no size``), never the prompt
+    networks: tuple[str, ...] = ()  # the ``<lora:…>`` tags written at the prompt's end for a ComfyUI graph's LoRA loaders
 
 
 def read_generation_info(im: Image.Image, name: str = "") -> GenerationInfo:
@@ -156,25 +158,60 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         params["hires_upscale"] = _float(meta.get("Hires upscale"))  # A1111's hires fix: a second, img2img pass
         params["hires_steps"] = _int(meta.get("Hires steps"))
         params["hires_upscaler"] = _text(_str(meta.get("Hires upscaler")))
+        for key, field_name in (("loras", "Lora hashes"), ("embeddings", "TI hashes")):
+            if field_name in fields:
+                params[key], note = _hashes(fields[field_name], field_name)
+                left_out += (note,) if note else ()
+        if "ENSD" in fields:  # (rerun names it where the sampler draws noise at each step: runner/imported.py)
+            params["ensd"] = _int(fields["ENSD"])
+            if params["ensd"] is None:
+                left_out += ("ENSD is no whole number: left out",)
     params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
+    prompt = _text(first(lambda s: _joined(s.prompts)) or "")
+    models = _models(found, samplers, chunks, graph, source)
+    tags: tuple[str, ...] = ()
+    if graph is not None and source == "comfyui":
+        tags, params["loras"], notes = _comfy_loras(graph, [s.sampler_id for s in samplers],
+                                                    models[0].id if models else None)
+        prompt = " ".join(filter(None, (prompt, *tags)))  # (the encoder reads the text alone: runner's networks)
+        left_out += notes
     return GenerationInfo(
         source=source,
-        prompt=_text(first(lambda s: _joined(s.prompts)) or ""),
+        prompt=prompt,
         negative_prompt=_text(first(lambda s: _joined(s.negative_prompts)) or ""),
         seed=_int(first(_seed)),
-        params={k: v for k, v in params.items() if v is not None},
-        models=_models(found, samplers, chunks, graph, source),
+        params={k: v for k, v in params.items() if v is not None and v != []},
+        models=models,
         left_out=left_out,
+        networks=tags,
     )
 
 
 #: A1111's `Key: value` fields on its infotext's settings line: a value may be quoted ("…", with \" inside), as
 #: extensions write theirs (ControlNet's holds `Model: …` of its own)
 _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
-#: the fields import reads (or that cannot change what promptism makes: its noise is never A1111's, so ENSD and RNG
-#: are moot); a hires fix's are said as one (workshop/runner/imported.py)
+#: the fields import reads (or that cannot change what promptism makes: its noise source is its own, so RNG is moot);
+#: a hires fix's are said as one (workshop/runner/imported.py)
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
                "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG"}
+
+
+_HASH = re.compile(r"[0-9a-f]{8,64}")
+
+
+def _hashes(value: str, what: str) -> tuple[list[str], str | None]:
+    """A1111's ``Lora hashes`` / ``TI hashes`` value (``name: 12 hex digits, name2: …``; A1111 takes ``:`` and ``,``
+    out of the names) as promptism's runs record theirs, "NAME: HASH"; and a note for entries that are not that."""
+    entries, bad = [], 0
+    for part in value.split(","):
+        name, sep, short = part.rpartition(":")
+        if sep and name.strip() and _HASH.fullmatch(short.strip().lower()):
+            entries.append(f"{_text(name.strip())}: {short.strip().lower()}")
+        elif part.strip():
+            bad += 1
+    note = (f"{what}: {bad} {'entry is' if bad == 1 else 'entries are'} no 'NAME: HASH' (A1111 writes a name and "
+            "hex digits): left out") if bad else None
+    return list(dict.fromkeys(entries)), note
 
 
 def a1111_fields(text: str) -> dict[str, str]:
@@ -315,6 +352,117 @@ def _checkpoint(graph: dict, sampler_id: str | None) -> ModelInfo | None:
             return None
         node = graph.get(str(link[0]))
     return None
+
+
+#: ComfyUI's LoRA loaders: class → whether it patches the text encoder too (LoraLoaderModelOnly: the model alone)
+_LORA_LOADERS = {"LoraLoader": True, "LoraLoaderModelOnly": False}
+_LORA_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+
+
+def _comfy_loras(graph: dict, sampler_ids: list, credited: str | None) -> tuple[tuple[str, ...], list[str], tuple[str, ...]]:
+    """A ComfyUI graph's LoRA loaders as A1111's ``<lora:NAME:TE:UNET>`` tags (``<lora:NAME:W>`` where both are W):
+    the loaders on the way from the credited checkpoint to its sampler's ``model`` (their ``strength_model``: the
+    UNet's) and to the text encoder of that sampler's prompt (their ``strength_clip``), a LoRA loaded twice on one
+    way at the sum of its strengths; NAME is ``lora_name`` as A1111 and ``model_files`` name it (its path under the
+    LoRA folder, ``/``-separated, without its suffix). Also every LoRA named (what the experiment records: a graph
+    holds no hash, so the name alone) and a note for each that is not applied: off the way (another sampler's, a
+    refiner's), a strength that is no number, a name no tag can hold. A LoRA at strength 0 changes nothing: left out."""
+    nodes = [graph.get(str(i)) for i in sampler_ids]
+    chosen = next((n for i, n in zip(sampler_ids, nodes) if credited is not None and
+                   (c := _checkpoint(graph, i)) is not None and c.id == credited), nodes[0] if nodes else None)
+    inputs = chosen.get("inputs") if isinstance(chosen, dict) else None
+    inputs = inputs if isinstance(inputs, dict) else {}
+    on_model = _chain(graph, inputs.get("model"), "model")
+    on_clip = [n for e in _encoders(graph, inputs.get("positive")) for n in _chain(graph, graph[e]["inputs"]["clip"], "clip")]
+    negative = [n for e in _encoders(graph, inputs.get("negative")) for n in _chain(graph, graph[e]["inputs"]["clip"], "clip")]
+    loaders = [k for k in dict.fromkeys([*reversed(on_model), *reversed(on_clip), *graph])
+               if isinstance(graph.get(k), dict) and graph[k].get("class_type") in _LORA_LOADERS
+               and isinstance(graph[k].get("inputs"), dict)]
+    strengths: dict[str, list[float]] = {}
+    named, unapplied, notes = [], set(), []
+    for node_id in loaders:
+        node = graph[node_id]
+        given = node["inputs"]
+        file = _str(given.get("lora_name"))
+        name = _text(_lora_name(file)) if file else None
+        if not name:
+            notes.append(f"a ComfyUI {node['class_type']} (node {node_id}) names no LoRA file: left out")
+            continue
+        wanted = (["strength_model"] if node_id in on_model else []) + \
+                 (["strength_clip"] if node_id in on_clip and _LORA_LOADERS[node["class_type"]] else [])
+        values = {k: _float(given.get(k)) for k in ("strength_model", "strength_clip")}
+        if all(values[k] == 0 for k in ("strength_model", "strength_clip")[:1 + _LORA_LOADERS[node["class_type"]]]):
+            continue  # at strength 0 a LoRA changes nothing
+        if any(c in name for c in ":<>"):
+            notes.append(f"ComfyUI LoRA {name}: a name with ':', '<' or '>' cannot be written as a <lora:…> tag: "
+                         "not applied")
+            continue
+        named.append(name)
+        if not wanted:
+            unapplied.add(name)
+            notes.append(f"ComfyUI LoRA {name} (node {node_id}) is not on the way from {credited or 'the checkpoint'} "
+                         "to its sampler and prompt (another pass's): not applied")
+            continue
+        if bad := [k for k in wanted if values[k] is None]:
+            unapplied.add(name)
+            notes.append(f"ComfyUI LoRA {name} (node {node_id}): its {bad[0]} is no number (another node's output?): "
+                         "not applied")
+            continue
+        total = strengths.setdefault(name, [0.0, 0.0])
+        total[0] += values["strength_clip"] if "strength_clip" in wanted else 0.0
+        total[1] += values["strength_model"] if "strength_model" in wanted else 0.0
+    if {n for n in negative if n in loaders} != {n for n in on_clip if n in loaders}:
+        notes.append("the negative prompt's text encoder has other ComfyUI LoRAs than the prompt's: the prompt's are "
+                     "applied to both")
+    tags = tuple(f"<lora:{name}:{_strength(te)}>" if te == unet else f"<lora:{name}:{_strength(te)}:{_strength(unet)}>"
+                 for name, (te, unet) in strengths.items() if te or unet)
+    recorded = [n for n in dict.fromkeys(named) if n in unapplied or any(strengths.get(n, ()))]
+    return tags, recorded, tuple(notes)
+
+
+def _lora_name(file: str) -> str:
+    """ComfyUI's ``lora_name`` (``sub\\name.safetensors`` on Windows) as A1111 names the file: ``sub/name``."""
+    name = "/".join(part.strip() for part in file.replace("\\", "/").split("/") if part.strip())
+    return name[: -len(suffix)] if (suffix := PurePosixPath(name).suffix.lower()) in _LORA_SUFFIXES else name
+
+
+def _strength(value: float) -> str:
+    """A strength as short as it reads back exactly (0.8, 1, 0.123456789)."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
+
+
+def _chain(graph: dict, link: Any, key: str) -> list[str]:
+    """The nodes from ``link`` back along their ``key`` input (``model``, ``clip``) to where it starts, nearest first."""
+    chain: list[str] = []
+    for _ in range(64):  # a chain of patches, never a cycle
+        node_id = str(link[0]) if _is_link(link) else None
+        node = graph.get(node_id) if node_id is not None else None
+        if not isinstance(node, dict) or node_id in chain:
+            break
+        chain.append(node_id)
+        link = node.get("inputs", {}).get(key) if isinstance(node.get("inputs"), dict) else None
+    return chain
+
+
+def _encoders(graph: dict, link: Any) -> list[str]:
+    """The text encoders (nodes with a ``clip`` input) that a sampler's conditioning ``link`` comes from, through
+    combines, areas and other conditioning nodes."""
+    found, seen, queue = [], set(), deque([link])
+    while queue:
+        link = queue.popleft()
+        node_id = str(link[0]) if _is_link(link) else None
+        if node_id is None or node_id in seen:
+            continue
+        seen.add(node_id)
+        inputs = graph.get(node_id, {}).get("inputs") if isinstance(graph.get(node_id), dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        if _is_link(inputs.get("clip")):
+            found.append(node_id)
+        else:
+            queue.extend(v for v in inputs.values() if _is_link(v))
+    return found
 
 
 # ---------------------------------------------------------------------------------------------------- extraction

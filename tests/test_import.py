@@ -185,10 +185,11 @@ def test_comfyui_hires_pass_the_saved_image_sampler_wins(tmp_path):
 
 def test_comfyui_base_and_refiner_both_credited(tmp_path, capsys):
     """SDXL base (through a LoRA loader) + refiner: both checkpoints credited, base first; the seed is the base
-    pass's (the refiner adds no noise, its seed is unused)."""
+    pass's (the refiner adds no noise, its seed is unused); the base's LoRA is written as its tag."""
     src = samples.comfy_png(tmp_path / "ComfyUI_00002_.png", samples.comfy_refiner_graph())
     new = experiment_from_images([src], "t")
-    assert facts(new)[:4] == ("evening sunset scenery blue sky nature, glass bottle", "text, watermark", 721897303308196,
+    assert facts(new)[:4] == ("evening sunset scenery blue sky nature, glass bottle <lora:pixel-art-xl:0.8>",
+                              "text, watermark", 721897303308196,
                               ["sd_xl_base_1.0.safetensors", "sd_xl_refiner_1.0.safetensors"])
     out_dir = tmp_path / "site"
     code, out, err = run_cli(capsys, "import", str(src), "-t", "Refined", "--journal", str(tmp_path / "j"))

@@ -3,6 +3,8 @@ negative prompt, seeds, steps, guidance, size and sampler, on the model it names
 reported as verified or mismatched; what cannot be made again is one line, with nothing run."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +135,122 @@ def test_a_size_that_is_no_multiple_of_8_is_made_as_a1111_made_it(tmp_path, caps
     (run,) = list_runs(Journal.open(j))
     assert (run.record.params.width, run.record.params.height) == (64, 32)
     assert "size 70x36 as asked: A1111 made it 64x32" in out + err
+
+
+def test_an_infotexts_lora_and_ti_hashes_and_ensd_are_read_as_promptisms_runs_record_them(tmp_path, capsys):
+    """A1111 writes `Lora hashes` and `TI hashes` as "name: 12 hex digits" (quoted: they hold commas)."""
+    text = (INFOTEXT.format(model="tiny") + ', ENSD: 31337, Lora hashes: "ink: 5E3FA0B2C1D4, sub/fine line: '
+            '0123456789ab", TI hashes: "EasyNegative: c74b4e810b03, broken"')
+    j = _import(tmp_path, capsys, text)
+    params = Journal.open(j).get(1).params
+    assert (params["loras"], params["embeddings"], params["ensd"]) == (
+        ["ink: 5e3fa0b2c1d4", "sub/fine line: 0123456789ab"], ["EasyNegative: c74b4e810b03"], 31337)
+    assert "not_applied" not in params
+
+
+def test_an_unreadable_hash_entry_is_said_at_import(tmp_path, capsys):
+    src = make_png(tmp_path / "a.png", text={"parameters": INFOTEXT.format(model="tiny") + ', TI hashes: "x: zz, y"'})
+    code, out, err = run_cli(capsys, "import", str(src), "--title", "T", "--journal", str(tmp_path / "j"))
+    assert code == 0 and "TI hashes: 2 entries are no 'NAME: HASH'" in out + err, out + err
+    assert "embeddings" not in Journal.open(tmp_path / "j").get(1).params
+
+
+@pytest.fixture
+def webui(tmp_path):
+    """An A1111 install with a kohya LoRA and an embedding for tiny."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from safetensors.torch import save_file
+
+    from tests.test_loras import kohya_lora
+    from workshop.runner.models import resolve
+
+    folder = tmp_path / "webui"
+    pipe = StableDiffusionPipeline.from_pretrained(resolve("tiny").path, local_files_only=True)
+    kohya_lora(pipe, folder / "models" / "Lora" / "tinydetail.safetensors")
+    (folder / "embeddings").mkdir()
+    save_file({"emb_params": torch.randn(1, 32, generator=torch.Generator().manual_seed(3))},
+              folder / "embeddings" / "tinystyle.safetensors")
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text(f'a1111 = "{folder}"\n', encoding="utf-8")
+    return folder
+
+
+def _hashed_infotext(lora: str, embedding: str, sampler: str = "Euler", ensd: str = "") -> str:
+    return (f"a red circle <lora:tinydetail:0.7>\nNegative prompt: tinystyle\nSteps: 2, Sampler: {sampler}, CFG scale: 5, "
+            f"Seed: 7, Size: 64x64, Model: tiny, {ensd}Lora hashes: \"tinydetail: {lora}\", "
+            f"TI hashes: \"tinystyle: {embedding}\", Version: v1.10.1")
+
+
+def test_a_lora_or_embedding_of_another_file_than_recorded_is_named_with_both_hashes_and_strict_refuses(
+        webui, tmp_path, capsys):
+    from workshop.runner.model_files import addnet_hash, hashes
+
+    lora, embedding = webui / "models/Lora/tinydetail.safetensors", webui / "embeddings/tinystyle.safetensors"
+    here = (addnet_hash(lora)[:12], hashes(embedding)[0][:12])  # A1111's: the LoRA's tensors, the embedding's file
+    assert here[0] != hashes(lora)[0][:12]
+    j = _import(tmp_path, capsys, _hashed_infotext("0123456789ab", "ba9876543210"))
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code != 0 and list_runs(Journal.open(j)) == []
+    assert err.splitlines() == [
+        f"promptism: --strict: #1 is not made, as it would leave out LoRA tinydetail: the file here, "
+        f"tinydetail.safetensors ({here[0]}), is a different file than the one it was made with (0123456789ab)",
+        f"promptism: --strict: #1 is not made, as it would leave out embedding tinystyle: the file here, "
+        f"tinystyle.safetensors ({here[1]}), is a different file than the one it was made with (ba9876543210)"]
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)  # without --strict: made, and each named
+    assert code == 0 and "LoRA tinydetail: the file here" in out and "embedding tinystyle: the file here" in out, out + err
+    assert len(list_runs(Journal.open(j))) == 1
+
+
+def test_the_files_it_was_made_with_rerun_strictly_and_a_missing_one_is_named(webui, tmp_path, capsys):
+    from workshop.runner.model_files import addnet_hash, hashes
+
+    lora, embedding = webui / "models/Lora/tinydetail.safetensors", webui / "embeddings/tinystyle.safetensors"
+    short = hashes(embedding)[0][:12]
+    j = _import(tmp_path, capsys, _hashed_infotext(addnet_hash(lora)[:12], short))
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code == 0 and "not applied" not in out + err, out + err
+    (run,) = list_runs(Journal.open(j))
+    assert [e.split(":")[0] for e in run.record.params.loras + run.record.params.embeddings] == ["tinydetail", "tinystyle"]
+    embedding.unlink()  # its word is a word now: said, never silently
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code != 0 and err.count("\n") == 1, err
+    assert (f"leave out embedding tinystyle ({short}): no embedding file of that name here, so its word is read as "
+            "words (put the file in the embeddings folder)") in err
+    lora.unlink()  # a LoRA that is not here: the one-line refusal of any run that names it
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code != 0 and err.count("\n") == 1 and "no lora 'tinydetail' here" in err, err
+    assert len(list_runs(Journal.open(j))) == 1
+
+
+@pytest.mark.parametrize("sampler, named", [("Euler a", True), ("DPM2 a Karras", True), ("DPM++ SDE Karras", False),
+                                            ("Euler", False), ("DPM++ 2M Karras", False)])
+def test_ensd_is_named_where_a1111_seeds_a_samplers_step_noise_with_it(tmp_path, capsys, sampler, named):
+    """A1111 seeds the noise an ancestral sampler adds at each step with seed + ENSD; promptism draws it from the
+    image's own generator. Its SDE samplers seed their Brownian tree with the seed alone, and the others add no
+    noise, so ENSD changes nothing there."""
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="tiny").replace("Euler a", sampler) + ", ENSD: 31337")
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    line = f"ENSD 31337 (A1111 draws the noise {sampler} adds at each step from the seed + 31337; promptism draws it from the seed)"
+    if named:
+        assert code != 0 and err.splitlines() == [f"promptism: --strict: #1 is not made, as it would leave out {line}"]
+        assert list_runs(Journal.open(j)) == []
+        code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+        assert code == 0 and line in out, out + err
+    else:
+        assert code == 0 and "ENSD" not in out + err, out + err
+
+
+def test_strict_refuses_naming_every_feature_on_a_line_of_its_own_and_lets_a1111s_own_rounding_through(
+        tmp_path, capsys):
+    text = (INFOTEXT.format(model="tiny").replace("Size: 64x32", "Size: 70x36").replace("Euler a", "Euler")
+            + ", Clip skip: 2, Denoising strength: 0.5, Hires upscale: 2, ADetailer model: face_yolov8n.pt")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    j = _import(tmp_path / "a", capsys, text)
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code != 0 and list_runs(Journal.open(j)) == []
+    assert [line.split(" leave out ")[1].split(" (")[0] for line in err.splitlines()] == [
+        "A1111's hires fix", "ADetailer model"]  # (Clip skip 2 applies on tiny; the size is A1111's own rounding)
+    j2 = _import(tmp_path / "b", capsys, INFOTEXT.format(model="tiny").replace("Size: 64x32", "Size: 70x36")
+                 .replace("Euler a", "Euler"))
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j2)
+    assert code == 0 and "size 70x36 as asked: A1111 made it 64x32" in out and "not applied" not in out, out + err

@@ -14,7 +14,7 @@ import click
 from journal import Journal
 from journal.privacy import check_title_keeps_secrets
 from journal.slug import check_new_title
-from journal.text import quoted
+from journal.text import one_line, quoted
 
 from ..compose.grid import DEFAULT_MAX_CELLS, build_grid
 from ..compose.prompt import clean
@@ -373,16 +373,20 @@ def discard_cmd(run_id: str, journal_dir: Path) -> None:
 @click.option("--model", "-m", "model", help="An imported experiment: make it on this model (default: the one it "
               "names, where that one is here).")
 @click.option("--sampler", help="An imported experiment: make it with this sampler (default: the one it names).")
+@click.option("--strict", is_flag=True, help="An imported experiment: refuse (each named, nothing run) when anything "
+              "it records would not be applied; without it, it is made and each is named.")
 @click.option("--json", "as_json", is_flag=True, help="Print progress as JSON lines.")
 @LOCAL
 @VERBOSE
 @journal_option
-def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None, as_json: bool, local: bool,
-              verbose: bool, journal_dir: Path) -> None:
+def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None, strict: bool, as_json: bool,
+              local: bool, verbose: bool, journal_dir: Path) -> None:
     """Regenerate experiment NUMBER from its recorded model, seeds, settings and batch layout.
 
     An imported experiment (made by another tool) is made again from its recorded prompt, negative prompt, seeds,
     steps, guidance, size and sampler, as a new run: its images cannot be compared byte for byte with the originals.
+    What it records that promptism cannot apply is named, one line each; --strict refuses it instead. (A run made
+    here reruns with everything it was made with, so --strict holds for it.)
     """
     from ..runner.imported import is_imported
     from ..runner.runs import load_run
@@ -392,7 +396,8 @@ def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None,
     journal = Journal.open(journal_dir)
     exp = journal.get(number)  # an unknown number is refused before any service starts
     if is_imported(exp):
-        _remake(journal, exp, verify=verify, model=model, sampler=sampler, as_json=as_json, local=local, verbose=verbose)
+        _remake(journal, exp, verify=verify, model=model, sampler=sampler, strict=strict, as_json=as_json, local=local,
+                verbose=verbose)
         return
     if model is not None or sampler is not None:
         raise click.UsageError(f"--model and --sampler are for imported experiments; #{number} reruns with what it was "
@@ -411,8 +416,8 @@ def rerun_cmd(number: int, verify: bool, model: str | None, sampler: str | None,
         raise click.ClickException(f"#{number} did not reproduce: see run {run.id}")
 
 
-def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: str | None, as_json: bool,
-            local: bool, verbose: bool) -> None:
+def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: str | None, strict: bool,
+            as_json: bool, local: bool, verbose: bool) -> None:
     """Make imported experiment ``exp``'s images again as a new run (see ``runner.imported``)."""
     from ..runner.imported import remake
     from ..service.api import JobRequest
@@ -422,6 +427,10 @@ def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: 
         raise click.UsageError(f"#{exp.number} was imported (made by another tool): its images cannot be compared byte "
                                "for byte, so there is nothing to --verify")
     job = remake(exp, load_settings(), model=model, sampler_name=sampler)
+    if strict and job.left_out:  # refused before any service starts: nothing is run or written
+        for line in job.left_out:
+            click.echo(one_line(f"promptism: --strict: #{exp.number} is not made, as it would leave out {line}"), err=True)
+        click.get_current_context().exit(1)
     request = JobRequest(kind="grid", journal=str(journal.path.absolute()), spec=job.spec, options=absolute(job.options))
     outcome, cancelled = job_progress.run(request, as_json=as_json, local=local, verbose=verbose)
     if outcome.run is None or cancelled:
@@ -429,8 +438,9 @@ def _remake(journal: Journal, exp, *, verify: bool, model: str | None, sampler: 
         click.echo(f"cancelled: making #{exp.number} again was cancelled{kept}", err=True)
         click.get_current_context().exit(130)
     left_out = f" (not applied: {'; '.join(job.left_out)})" if job.left_out else ""
-    click.echo(f"#{exp.number} made again from imported settings → run {outcome.run}: not comparable byte for byte "
-               f"(made by another tool){left_out}")
+    notes = f" ({'; '.join(job.notes)})" if job.notes else ""
+    click.echo(one_line(f"#{exp.number} made again from imported settings → run {outcome.run}: not comparable byte "
+                        f"for byte (made by another tool){left_out}{notes}"))
 
 
 @click.command("resume")

@@ -7,16 +7,21 @@ service starts, and refuses here, in one line, what cannot be made again.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from journal import Experiment
 from journal.text import quoted
 
+from ..compose.errors import SpecError
+from ..compose.networks import networks
 from ..compose.prompt import clean
 from ..settings import Settings
 from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
+from . import embeddings
+from .loras import lora_file
+from .model_files import addnet_hash, hashes, same_file
 from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
 from .options import resolve
 
@@ -27,7 +32,9 @@ class Remake:
 
     spec: Spec
     options: GivenOptions  # the recorded settings, given as a flag gives them (the settings decide the rest)
-    left_out: list[str]  # recorded settings promptism cannot apply, said to the user
+    left_out: list[str]  # recorded settings promptism cannot apply, said to the user (``rerun --strict``: refused)
+    notes: list[str] = field(default_factory=list)  # what is made as the other tool made it, said (a size rounded
+    # down, an image's seed twice)
 
 
 def is_imported(exp: Experiment) -> bool:
@@ -42,13 +49,13 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     promptism lacks."""
     n = exp.number
     seeds: list[int] = []
-    left_out = []
+    left_out, notes = [], []
     for place, image in enumerate(exp.images, 1):
         if image.seed is None:
             raise RunError(f"#{n}'s image {place} has no seed recorded, so it cannot be made again (import it with "
                            f"{option('seed', 'N')})")
         if image.seed in seeds:
-            left_out.append(f"image {place} (seed {image.seed} again: the same image)")
+            notes.append(f"image {place} (seed {image.seed} again: the same image)")
         else:
             seeds.append(image.seed)
     if len({image.prompt for image in exp.images if image.prompt is not None}) > 1:
@@ -86,8 +93,8 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
             clip_skip = None
     width, height = params.get("width"), params.get("height")
     if isinstance(width, int) and isinstance(height, int) and (width % 8 or height % 8) and min(width, height) >= 8:
-        left_out.append(f"size {width}x{height} as asked: A1111 made it {width // 8 * 8}x{height // 8 * 8} (its "
-                        "latents are an eighth of the size, rounded down), and so does promptism")
+        notes.append(f"size {width}x{height} as asked: A1111 made it {width // 8 * 8}x{height // 8 * 8} (its "
+                     "latents are an eighth of the size, rounded down), and so does promptism")
         width, height = width // 8 * 8, height // 8 * 8
     hires = params.get("hires_upscale") or params.get("hires_steps") or params.get("hires_upscaler")
     if hires:  # A1111's hires fix: its denoising strength is the second pass's
@@ -100,6 +107,13 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     if isinstance(names := params.get("not_applied"), list) and names:  # A1111 settings, extensions' fields
         shown = ", ".join(map(str, names[:8])) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         left_out.append(f"{shown} (A1111 settings or extensions' fields promptism does not apply)")
+    left_out += _loras_left_out(exp.prompt, _recorded(params.get("loras")))
+    left_out += _embeddings_left_out([exp.prompt, exp.negative_prompt], _recorded(params.get("embeddings")))
+    used = sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None
+    ensd = _number(params.get("ensd"), int)
+    if ensd and used is not None and _ancestral(used):
+        left_out.append(f"ENSD {ensd} (A1111 draws the noise {used} adds at each step from the seed + {ensd}; promptism "
+                        "draws it from the seed)")
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
@@ -107,9 +121,76 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None)
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
     resolve(spec, given, settings)  # refused now what the run would refuse
-    return Remake(spec, given, left_out)
+    return Remake(spec, given, left_out, notes)
 
 
 def _number(value, kind: type):
     """A recorded number as ``kind`` (the journal keeps what the import read: a number, or nothing)."""
     return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _recorded(entries) -> dict[str, str | None]:
+    """Recorded LoRAs or embeddings ("NAME: HASH" as A1111's `Lora hashes` / `TI hashes` and promptism's runs write
+    them, or "NAME" where the other tool wrote no hash: a ComfyUI graph) by name, with the hash."""
+    found: dict[str, str | None] = {}
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, str) and entry.strip():
+            name, sep, short = entry.rpartition(": ")
+            found[name.strip() if sep else entry.strip()] = short.strip() if sep else None
+    return found
+
+
+def _loras_left_out(prompt: str, recorded: dict[str, str | None]) -> list[str]:
+    """A line for each recorded LoRA that a rerun would not apply as it was: a tag whose file here is another file
+    than the one the image was made with (by the recorded hash), or one that no tag of the prompt applies. A tag
+    whose LoRA is not here is refused (``lora_file``), as for any run."""
+    try:
+        tags = networks(prompt)
+    except SpecError:  # refused when the job is checked, in its own words
+        return []
+    lines = []
+    for tag in tags:
+        short = next((recorded[n] for n in (tag.name, tag.name.rpartition("/")[2]) if recorded.get(n)), None)
+        if short is None:
+            continue
+        path = lora_file(tag.name).path
+        if not same_file(path, short):
+            here = (addnet_hash(path) if path.suffix.lower() == ".safetensors" else hashes(path)[0])[:len(short)]
+            lines.append(f"LoRA {tag.name}: the file here, {path.name} ({here}), is a different file than the one it "
+                         f"was made with ({short})")
+    named = {n for tag in tags for n in (tag.name, tag.name.rpartition("/")[2])}
+    lines += [f"LoRA {name} (recorded, but no <lora:…> tag of the prompt applies it)" for name in recorded
+              if name not in named]
+    return lines
+
+
+def _embeddings_left_out(texts: list[str], recorded: dict[str, str | None]) -> list[str]:
+    """A line for each recorded embedding a rerun would not apply as it was: no file of its name here (its word is
+    read as words, by A1111's rule), another file than the one the image was made with, or no word of the prompts
+    that names it."""
+    if not recorded:
+        return []
+    installed = {name.casefold(): file for name, file in embeddings.installed().items()}  # (any case, as A1111)
+    lines = []
+    for name, short in recorded.items():
+        file = installed.get(name.casefold())
+        if not embeddings.named_in(texts, {name: name}):
+            lines.append(f"embedding {name} (recorded, but no word of the prompts names it)")
+        elif file is None:
+            lines.append(f"embedding {name}{f' ({short})' if short else ''}: no embedding file of that name here, so "
+                         "its word is read as words (put the file in the embeddings folder)")
+        elif short and not same_file(file.path, short):
+            lines.append(f"embedding {name}: the file here, {file.path.name} ({hashes(file.path)[0][:len(short)]}), is "
+                         f"a different file than the one it was made with ({short})")
+    return lines
+
+
+def _ancestral(name: str) -> bool:
+    """Whether ``name`` is an ancestral sampler (Euler a, DPM2 a, DPM++ 2S a …): the noise it adds at each step is
+    the noise A1111 seeds with seed + ENSD. Its SDE samplers draw theirs from a Brownian tree seeded with the seed
+    alone, and the others add none, so ENSD changes nothing there."""
+    try:
+        found = sampler(name)
+    except RunError:  # refused when the job is checked
+        return False
+    return found.ancestral and " a " in f"{found.name} "

@@ -150,6 +150,29 @@ def hashes(path: Path) -> tuple[str, str]:
     return found
 
 
+def addnet_hash(path: Path) -> str:
+    """A1111's hash of a safetensors LoRA (kohya's, as the Additional Networks extension made it): the sha256 of what
+    follows the file's header, the tensors alone; its ``Lora hashes:`` writes the first 12 hex digits (its other
+    files, and embeddings, are hashed whole: ``hashes``). Cached like the others."""
+    key = "addnet\0" + _key(path)
+    if isinstance(known := _read_cache().get(key), str):
+        return known
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        handle.seek(8 + int.from_bytes(handle.read(8), "little"))
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    _store(key, digest.hexdigest())
+    return digest.hexdigest()
+
+
+def same_file(path: Path, short: str) -> bool:
+    """Whether ``short`` (hex digits an infotext or a run recorded) is the start of the file's sha256 or, for a
+    safetensors file, of A1111's LoRA hash (``addnet_hash``)."""
+    short = short.lower()
+    return hashes(path)[0].startswith(short) or (path.suffix.lower() == ".safetensors" and addnet_hash(path).startswith(short))
+
+
 def _cache_file() -> Path:
     return cache_dir() / "hashes.json"
 
@@ -174,8 +197,12 @@ def cached_hashes(path: Path) -> tuple[str, str] | None:
 
 
 def _remember(path: Path, found: tuple[str, str]) -> None:
+    _store(_key(path), list(found))
+
+
+def _store(key: str, value) -> None:
     doc = _read_cache()
-    doc[_key(path)] = list(found)
+    doc[key] = value
     try:
         os.makedirs(_cache_file().parent, exist_ok=True)
         write_private(_cache_file(), json.dumps(doc).encode("utf-8"))
