@@ -24,7 +24,8 @@ _RUNTIME, a journal) as ``bad_input_tally.py`` makes it: the user's own journal,
 touched. The sandbox holds an A1111 install (``config.toml``: ``a1111 = "…"``) with a tiny stand-in for every LoRA
 (``models/Lora/NAME.safetensors``: kohya keys for tiny's UNet and text encoder, as tests/test_loras.py makes them)
 and every embedding (``embeddings/NAME.safetensors``: ``emb_params`` of tiny's width, as tests/test_embeddings.py
-makes them) that the corpus names, spelled as each infotext spells it. ``tiny`` is shaped like SD 1.x: what
+makes them) that the corpus names, spelled as each infotext spells it. A stand-in is not the file an infotext's ``Lora hashes:``
+names, and rerun says so (a said drop). ``tiny`` is shaped like SD 1.x: what
 promptism does differently for SDXL (Clip skip left out, as A1111 leaves it) is not exercised.
 
 Outcomes per infotext:
@@ -184,7 +185,8 @@ FEATURES = {f.key: f for f in (
     Feature("img2img", "img2img / inpaint (Denoising strength without hires, Mask blur)", DROPPED,
             "not applied: no init image is recorded", said=r"denoising strength"),
     Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "not applied, named by rerun: the model's own VAE is used"),
-    Feature("ensd", "ENSD (eta noise seed delta)", MOOT, "ignored; promptism's noise is its own (never A1111's pixels)"),
+    Feature("ensd", "ENSD (eta noise seed delta)", MOOT, "changes only an ancestral sampler's step noise (A1111 seeds "
+            "it with seed + ENSD), where rerun names it: counted among that infotext's said drops"),
     Feature("rng", "RNG: CPU", MOOT, "ignored; promptism's noise is its own"),
     Feature("variation_seed", "variation seed", DROPPED, "not applied, named by rerun"),
     Feature("seed_resize", "Seed resize from (not -1x-1)", DROPPED, "not applied, named by rerun"),
