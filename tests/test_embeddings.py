@@ -13,7 +13,7 @@ from tests.helpers import generated, images_of, run_cli
 from workshop.compose.emphasis import parse
 from workshop.runner.embeddings import expand, installed, load, named_in
 from workshop.runner.emphasis_encoder import token_chunks
-from workshop.runner.model_files import short_hash
+from workshop.runner.model_files import hashes
 from workshop.runner.models import load_pipeline, resolve
 
 
@@ -58,7 +58,7 @@ def test_an_embedding_changes_the_picture_in_the_prompt_and_the_negative(webui, 
     assert images_of(capital) == images_of(runs[("a red circle, tinystyle",)])
     made = [images_of(r)[0] for r in (*runs.values(), word)]
     assert len(set(made)) == 4
-    hashed = f"tinystyle: {short_hash(webui / 'embeddings' / 'tinystyle.safetensors')}"
+    hashed = f"tinystyle: {hashes(webui / 'embeddings' / 'tinystyle.safetensors')[0][:12]}"
     assert runs[("a red circle, tinystyle",)].record.params.embeddings == [hashed]
     assert runs[("a red circle", "--negative", "tinystyle")].record.params.embeddings == [hashed]
     assert word.record.params.embeddings is None

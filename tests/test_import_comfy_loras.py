@@ -155,9 +155,9 @@ def test_a_rerun_applies_the_workflows_lora_as_a_promptism_run_with_its_tag(comf
         (made[number],) = [r for r in list_runs(Journal.open(j)) if r.id not in before]
     tag = "<lora:sub/tinydetail:0.5:0.8>"
     assert made[1].record.spec.prompt == f"{PROMPT} {tag}"
-    from workshop.runner.model_files import short_hash
+    from workshop.runner.model_files import addnet_hash
 
-    assert made[1].record.params.loras == [f"sub/tinydetail: {short_hash(comfyui / 'models/loras/sub/tinydetail.safetensors')}"]
+    assert made[1].record.params.loras == [f"sub/tinydetail: {addnet_hash(comfyui / 'models/loras/sub/tinydetail.safetensors')[:12]}"]
     assert images_of(made[1]) != images_of(made[2])  # the LoRA is applied
     by_hand = generated(capsys, j, f"{PROMPT} {tag}", "-n", "text, watermark", "--guidance", "7",
                         "--sampler", "Euler", "--size", "64x64")

@@ -15,7 +15,7 @@ from tests.helpers import generated, images_of, run_cli
 from workshop.compose.emphasis import plain, weighted
 from workshop.compose.errors import SpecError
 from workshop.compose.networks import Network, networks, with_strength, without_networks
-from workshop.runner.model_files import short_hash
+from workshop.runner.model_files import addnet_hash, short_hash
 from workshop.runner.runs import list_runs
 
 
@@ -91,7 +91,8 @@ def test_a_lora_changes_the_picture_at_its_strength_and_at_0_is_none(webui, tmp_
     unet_only = images_of(made["a red circle <lora:tinydetail:0:1>"])
     assert len({full[0], half[0], unet_only[0], plain_bytes[0]}) == 4
     record = made["a red circle <lora:tinydetail:1>"].record
-    assert record.params.loras == [f"tinydetail: {short_hash(webui / 'models' / 'Lora' / 'tinydetail.safetensors')}"]
+    lora_file = webui / "models" / "Lora" / "tinydetail.safetensors"  # A1111's LoRA hash: the tensors after the header
+    assert record.params.loras == [f"tinydetail: {addnet_hash(lora_file)[:12]}"] != [f"tinydetail: {short_hash(lora_file)}"]
     assert record.spec.prompt == "a red circle <lora:tinydetail:1>"  # recorded as written
     assert made["a red circle"].record.params.loras is None
 

@@ -114,7 +114,7 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     strength = None if guided else DEFAULT_STRENGTH if options.strength is None else options.strength
     params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
-                          parent=init.parent if init else None, loras=hashed(inputs.loras),
+                          parent=init.parent if init else None, loras=hashed(inputs.loras, lora=True),
                           embeddings=hashed(inputs.embeddings), **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
@@ -135,12 +135,15 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     return Prepared(record, backend, jobs, layout, loaded.scorer, device, options, sources)
 
 
-def hashed(files: dict[str, ModelFile]) -> list[str] | None:
-    """Files by name as a run records them: "NAME: HASH", A1111's hash of each (as `Lora hashes:` and `TI hashes:`
-    in an infotext)."""
-    from .model_files import short_hash
+def hashed(files: dict[str, ModelFile], *, lora: bool = False) -> list[str] | None:
+    """Files by name as a run records them: "NAME: HASH", A1111's 12-digit hash of each, as its `Lora hashes:` (a
+    safetensors LoRA's tensors alone: ``addnet_hash``) and `TI hashes:` (the whole file) write them."""
+    from .model_files import addnet_hash, hashes
 
-    return [f"{name}: {short_hash(file.path)}" for name, file in files.items()] or None
+    def a1111(path) -> str:
+        return (addnet_hash(path) if lora and path.suffix.lower() == ".safetensors" else hashes(path)[0])[:12]
+
+    return [f"{name}: {a1111(file.path)}" for name, file in files.items()] or None
 
 
 def run_record(backend: Backend, device, *, spec: SpecRecord, params: ParamsRecord, grid: GridShape,
