@@ -770,7 +770,8 @@ def _tag(number: int) -> str:
 def _model_line(exp: Experiment) -> str:
     m = exp.model
     details = ", ".join(x for x in (m.pipeline, m.scheduler) if x)
-    return exp.credit + (f" @ {m.revision}" if m.revision else "") + (f" ({details})" if details else "")
+    models = " + ".join(model.credit for model in (m, *exp.extra_models))
+    return models + (f" @ {m.revision}" if m.revision else "") + (f" ({details})" if details else "") + exp.lora_credit
 
 
 def _seeds(exp: Experiment) -> str:

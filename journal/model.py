@@ -135,8 +135,15 @@ class Experiment:
 
     @property
     def credit(self) -> str:
-        """Every model that made the images, as shown wherever the experiment is: ``base + refiner``."""
-        return " + ".join(m.credit for m in (self.model, *self.extra_models))
+        """Every model that made the images, as shown wherever the experiment is: ``base + refiner``, and the LoRAs
+        it applied (``with LoRA NAME, NAME``)."""
+        return " + ".join(m.credit for m in (self.model, *self.extra_models)) + self.lora_credit
+
+    @property
+    def lora_credit(self) -> str:
+        """`` with LoRA NAME, …`` from its parameters' LoRAs ("NAME: HASH", or a workflow's "NAME"), or nothing."""
+        names = [entry.rpartition(": ")[0] or entry for entry in self.params.get("loras") or () if isinstance(entry, str)]
+        return f" with LoRA {', '.join(names)}" if names else ""
 
     def to_doc(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self, dict_factory=lambda items: {k: list(v) if isinstance(v, tuple) else v for k, v in items})

@@ -98,6 +98,9 @@ def test_has_emphasis_plain_and_the_keyword_renderer_agree():
     ("aspect ratio 16:9", Keyword("aspect ratio 16:9")),  # a digit before the colon: a ratio or a time
     ("artist: Basquiat", Keyword("artist: Basquiat")),  # words after the colon
     ("glowing", Keyword("glowing")),
+    ("<lora:tinydetail:0.8>", Keyword("<lora:tinydetail:0.8>")),  # a LoRA's tag: its strength inside (was refused)
+    ("<lora:tinydetail>:0.5", Keyword("<lora:tinydetail>", weight=0.5)),  # rendered <lora:tinydetail:0.5>
+    ("[cat:dog:0.5]", Keyword("[cat:dog:0.5]")),  # prompt editing: as it is
 ])
 def test_a_keyword_with_a_trailing_weight(typed, keyword):
     assert Keyword.from_text(typed) == keyword

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from journal import Journal
-from tests.helpers import generated, images_of, run_cli
+from tests.helpers import generated, git, images_of, run_cli
 from workshop.compose.emphasis import plain, weighted
 from workshop.compose.errors import SpecError
 from workshop.compose.networks import Network, networks, with_strength, without_networks
@@ -109,6 +109,11 @@ def test_does_this_lora_help_a_leave_one_out_grid_and_a_strength_sweep(webui, tm
     assert len(set(images_of(run))) == 3
     code, _, err = run_cli(capsys, "accept", run.id, "--title", "Detail or not", "--journal", j)
     assert code == 0, err
+    message = git(tmp_path / "j", "log", "-1", "--format=%B")  # the LoRA credited like the model, the prompt not
+    assert "Model: tiny (StableDiffusionPipeline, DDIMScheduler) with LoRA tinydetail" in message, message
+    assert "red circle" not in message and "<lora" not in message
+    code, out, _ = run_cli(capsys, "log", "--journal", j)
+    assert "tiny with LoRA tinydetail" in out
     code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
     assert code == 0 and "identical" in out + err, out + err
     code, _, err = run_cli(capsys, "grid", "-p", "a red circle", "-k", "<lora:tinydetail>", "--x",

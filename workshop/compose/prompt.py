@@ -15,6 +15,7 @@ from journal.text import quoted
 
 from .emphasis import has_emphasis, parse, weighted
 from .errors import SpecError
+from .networks import is_network
 
 _STRIP = " \t\r\n,"
 
@@ -36,10 +37,11 @@ class Keyword:
     @classmethod
     def from_text(cls, text: str, on: bool = True) -> "Keyword":
         """A keyword as typed: ``in the style of Basquiat:1.3`` carries weight 1.3. A trailing ``:N`` is a weight
-        unless the keyword is already written in emphasis syntax (``(text:1.3)`` stays as it is) or a digit comes
-        right before the colon (``16:9``, ``10:30``); a weight with a digit that is no number (``:1,3``) is refused."""
+        unless the keyword is already written in emphasis syntax (``(text:1.3)`` stays as it is), is a LoRA's tag
+        (``<lora:NAME:0.8>``: its strength is inside; ``<lora:NAME>:0.8`` sets it) or a digit comes right before the
+        colon (``16:9``, ``10:30``); a weight with a digit that is no number (``:1,3``) is refused."""
         head, colon, tail = text.rpartition(":")
-        if not colon or has_emphasis(text) or re.search(r"\d\s*$", head):
+        if not colon or has_emphasis(text) or is_network(text.strip()) or re.search(r"\d\s*$", head):
             return cls(text, on)
         tail = tail.strip()
         if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", tail):
