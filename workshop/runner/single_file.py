@@ -96,6 +96,9 @@ def _kind(path: Path, shapes: dict, metadata: dict) -> Checkpoint:
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
     if _UNET not in shapes:
+        if (other := infer_diffusers_model_type(shapes)) != "v1":  # (v1: diffusers' answer when nothing matched)
+            raise RunError(f"{path.name} is a {other} checkpoint; promptism loads single files of "
+                           f"{', '.join(NAMES.values())}: load this model from its diffusers folder")
         looks = ("a LoRA" if any("lora" in key for key in shapes) else
                  "a diffusers UNet" if "conv_in.weight" in shapes else
                  "a VAE" if any(key.startswith(("encoder.", "decoder.", "first_stage_model.")) for key in shapes) else
