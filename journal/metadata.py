@@ -151,7 +151,8 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     if source == "automatic1111":
         fields = a1111_fields(chunks.get("parameters", ""))
         if other := sorted(k for k in fields if k not in _A1111_READ and not k.startswith("Hires ")
-                           and not (k == "Emphasis" and fields[k] == "Original")):  # (its default: what is applied)
+                           and not (k == "Emphasis" and fields[k] == "Original")  # (its default: what is applied)
+                           and not (k == "Seed resize from" and _no_resize(fields[k]))):
             params["not_applied"] = other  # (names only: an extension's field may hold a prompt)
         params["strength"] = _float(meta.get("Denoising strength"))
         params["clip_skip"] = _int(meta.get("Clip skip"))
@@ -166,6 +167,12 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
             params["ensd"] = _int(fields["ENSD"])
             if params["ensd"] is None:
                 left_out += ("ENSD is no whole number: left out",)
+        params["vae"] = _text(fields.get("VAE") or None)  # A1111's sd_vae: its file name, and its sha256[:10]
+        params["vae_hash"] = _text(fields.get("VAE hash") or None)
+        params["tiling"] = True if fields.get("Tiling") == "True" else None
+        if (strength := _float(fields.get("Variation seed strength"))) and fields.get("Variation seed") is not None:
+            params["variation_seed"] = _int(fields.get("Variation seed"))  # (A1111 writes them where strength > 0)
+            params["variation_strength"] = strength
     params["sampler"] = _sampler(source, _text(_str(final.name)), _text(_str(final.parameters.get("scheduler"))), meta)
     prompt = _text(first(lambda s: _joined(s.prompts)) or "")
     models = _models(found, samplers, chunks, graph, source)
@@ -193,7 +200,14 @@ _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 #: the fields import reads (or that cannot change what promptism makes: its noise source is its own, so RNG is moot);
 #: a hires fix's are said as one (workshop/runner/imported.py)
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
-               "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG"}
+               "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG", "VAE", "VAE hash", "Tiling",
+               "Variation seed", "Variation seed strength"}
+
+
+def _no_resize(value: str) -> bool:
+    """A1111's ``Seed resize from``, where it resizes nothing (-1x-1, its "off", written by some versions)."""
+    width, _, height = value.partition("x")
+    return all(_int(side) is None or _int(side) == 0 for side in (width, height))
 
 
 _HASH = re.compile(r"[0-9a-f]{8,64}")

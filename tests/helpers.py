@@ -228,5 +228,16 @@ def generated(capsys, journal: Path, *args: str):
     return new
 
 
+def tiny_pipeline():
+    """The tiny model's pipeline, a copy of its own (not the warm one a run may have changed)."""
+    from diffusers import StableDiffusionPipeline
+
+    from workshop.runner.models import resolve
+
+    pipe = StableDiffusionPipeline.from_pretrained(resolve("tiny").path, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
 def images_of(run) -> list[bytes]:
     return [run.image(c).read_bytes() for c in run.record.cells]

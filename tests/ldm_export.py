@@ -180,3 +180,15 @@ def pipeline_to_ldm(pipe, kind: str) -> dict:
     else:
         raise ValueError(kind)
     return {k: v.detach().contiguous() for k, v in sd.items()}
+
+
+def write_vae_file(vae, path, change: float = 0.0, seed: int = 0):
+    """``vae``'s weights as A1111's VAE files hold them (models/VAE: the original layout, no prefix), each moved by
+    ``change`` times seeded noise (0: the very weights)."""
+    from safetensors.torch import save_file
+
+    generator = torch.Generator().manual_seed(seed)
+    state = vae_to_ldm(vae.state_dict(), vae.config, prefix="")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: (v + change * torch.randn(v.shape, generator=generator)).contiguous() for k, v in state.items()}, path)
+    return path

@@ -77,6 +77,10 @@ class RunParams(Contract):
     clip: Named | None = None
     sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
     clip_skip: Whole | None = None  # A1111's Clip skip: the text encoder's Nth layer from the end (1: the last)
+    vae: Named | None = None  # A1111's sd_vae: an install's VAE by name, a file or folder, "Automatic" / "None"
+    tiling: Flag | None = None  # A1111's Tiling: seamless (circular) convolutions
+    variation_seed: Whole | None = None  # A1111's Variation seed, with its strength (0–1)
+    variation_strength: Number | None = None
 
 
 class KeywordTable(Contract):
@@ -126,6 +130,10 @@ class GivenOptions(Contract):
     strength: Number | None = None
     sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
     clip_skip: Whole | None = None  # A1111's Clip skip (1: the text encoder's last layer)
+    vae: Named | None = None  # A1111's sd_vae: a VAE by its install name, a file or folder; "Automatic"/"None": the model's
+    tiling: Flag | None = None  # A1111's Tiling
+    variation_seed: Whole | None = None  # A1111's Variation seed …
+    variation_strength: Number | None = None  # … and its strength, 0 (the seed's own noise) to 1 (the variation seed's)
     max_batch: Whole | None = None
     clip: Named | None = None  # a scorer, or "none"
     guided: GuidedSettings | None = None

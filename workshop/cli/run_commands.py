@@ -60,6 +60,15 @@ def run_options(fn):
                      "--sampler default asks for)."),
         click.option("--clip-skip", type=int, help="Condition on the text encoder's Nth layer from the end, as "
                      "AUTOMATIC1111's Clip skip does: 2 for most anime models (SD 1.x/2.x; default 1, the last)."),
+        click.option("--vae", help="A VAE in place of the model's own, as AUTOMATIC1111's SD VAE setting: an install's "
+                     "by name (e.g. vae-ft-mse-840000-ema-pruned.safetensors; `promptism models` lists them), a "
+                     ".safetensors file, or a diffusers VAE folder (\"None\" / \"Automatic\": the model's own)."),
+        click.option("--tiling/--no-tiling", default=None, help="Seamless textures, as AUTOMATIC1111's Tiling: the "
+                     "image wraps round (its left edge continues its right, its top its bottom)."),
+        click.option("--variation-seed", type=int, help="AUTOMATIC1111's Variation seed: every image's starting noise "
+                     "moved toward this seed's (with --variation-strength)."),
+        click.option("--variation-strength", type=float, help="How far toward the variation seed's noise: 0 (the "
+                     "image's own seed) to 1 (the variation seed's)."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -110,7 +119,8 @@ def given_options(opts: dict):
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
-                  clip_skip=opts["clip_skip"],
+                  clip_skip=opts["clip_skip"], vae=opts["vae"], tiling=opts["tiling"],
+                  variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
                   max_batch=opts["max_batch"], clip=opts["clip"],
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
                   tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])
@@ -133,7 +143,10 @@ def absolute(given):
     arch, sep, checkpoint = (clip or "").partition(":")
     if sep and Path(checkpoint).expanduser().is_file():
         clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
-    return given.model_copy(update={"init_image": init, "model": _model_folder(given.model), "clip": clip})
+    vae = given.vae
+    if vae and Path(vae).expanduser().exists():  # a VAE file or folder (an install's is named, as it is)
+        vae = str(Path(vae).expanduser().absolute())
+    return given.model_copy(update={"init_image": init, "model": _model_folder(given.model), "clip": clip, "vae": vae})
 
 
 def absolute_spec(spec):

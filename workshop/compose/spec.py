@@ -12,7 +12,8 @@ a GridSpec.
     wildcards = "wildcards"           # folder of NAME.txt files, relative to this file
     model = "shapes"
     [params]                          # the run flags' settings (flags win); unknown keys are refused
-    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler
+    steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler,
+                                      # clip_skip, vae, tiling, variation_seed, variation_strength
     [axes]
     y = "guidance=3,7.5"
 
@@ -66,6 +67,8 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     params = raw.get("params")
     if isinstance(params, dict) and isinstance(params.get("init_image"), str) and not params["init_image"].startswith("#"):
         params["init_image"] = str((here / Path(params["init_image"]).expanduser()).resolve())
+    if isinstance(params, dict) and isinstance(params.get("vae"), str) and (here / Path(params["vae"]).expanduser()).exists():
+        params["vae"] = str((here / Path(params["vae"]).expanduser()).resolve())  # (a file beside it; else a VAE's name)
     return raw
 
 

@@ -28,6 +28,7 @@ from .options import RunOptions
 from .records import ParamsRecord
 from .samplers import make_scheduler
 from .speedups import Speedups, check_device
+from .vae import VaeFile, find_vae, load_vae, recorded_vae, with_vae
 
 
 class Backend(Protocol):
@@ -101,6 +102,7 @@ class DiffusersBackend:
                            "<lora:…> tags out")
         if options.clip_skip not in (None, 1):
             check_clip_skip(self, options.clip_skip)
+        check_a1111_extras(self, options)
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
         for name, steps in dict.fromkeys((c.params.get("sampler", options.sampler), c.params.get("steps", options.steps))
@@ -110,10 +112,15 @@ class DiffusersBackend:
                                f"Runge-Kutta warm-up, as this model's scheduler config has it) needs {PRK_STEPS} steps "
                                f"or more, not {steps}: give {option('steps')} {PRK_STEPS} or more, or another sampler")
 
-    def pipeline(self, name: str | None):
-        """The warm pipeline with the sampler ``name`` (None: its own scheduler): a shallow copy of it with that
-        sampler's scheduler (diffusers registers the new scheduler on the copy alone: the warm pipeline keeps its
-        own), made once."""
+    def pipeline(self, name: str | None, vae: VaeFile | None = None, *, channels_last: bool = False):
+        """The warm pipeline with the sampler ``name`` (None: its own scheduler) and ``vae`` (None: its own): a
+        shallow copy of it with that sampler's scheduler and that VAE (diffusers registers them on the copy alone:
+        the warm pipeline, shared between runs, keeps its own), made once."""
+        if vae is not None:
+            key = (name, str(vae.path), channels_last)
+            if key not in self._pipes:
+                self._pipes[key] = with_vae(self.pipeline(name), load_vae(vae, self.pipe, channels_last=channels_last))
+            return self._pipes[key]
         if name not in self._pipes:
             pipe = copy.copy(self.pipe)
             pipe.scheduler = make_scheduler(sampler(name), self.pipe.scheduler.config)
@@ -124,9 +131,14 @@ class DiffusersBackend:
         """The engine: each batch on its model's pipeline with its sampler — the cell's, else the run's, else the
         model's own."""
         model_of = models or (lambda name: self)
-        return Engine(self.pipeline(params.sampler), on_event=on_event, cancel=cancel, preview_every=preview_every,
-                      pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler),
-                      emphasis=params.emphasis, clip_skip=params.clip_skip or 1)
+        vae = recorded_vae(params.vae, "the run") if params.vae else None
+        fast = bool(params.channels_last)
+        variation = None if params.variation_seed is None else (params.variation_seed, params.variation_strength or 0.0)
+        return Engine(self.pipeline(params.sampler, vae, channels_last=fast), on_event=on_event, cancel=cancel,
+                      preview_every=preview_every,
+                      pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler, vae, channels_last=fast),
+                      emphasis=params.emphasis, clip_skip=params.clip_skip or 1, tiling=bool(params.tiling),
+                      variation=variation)
 
 
 PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)
@@ -195,6 +207,26 @@ def check_clip_skip(backend: DiffusersBackend, clip_skip: int) -> None:
     layers = pipe.text_encoder.config.num_hidden_layers
     if clip_skip > layers:
         raise RunError(f"clip skip {clip_skip}: {name}'s text encoder has {layers} layers, so 1 to {layers}")
+
+
+def check_a1111_extras(backend: DiffusersBackend, options: RunOptions) -> None:
+    """A1111's VAE, Tiling and Variation seed where this model takes them: a Stable Diffusion (1.x/2.x, SDXL)
+    pipeline's UNet and AutoencoderKL, its starting noise drawn as its own ``prepare_latents`` draws it; the VAE
+    loaded now (and kept warm), so weights that do not fit are refused before the run."""
+    pipe, name = backend.pipe, backend.source.credit
+    kind = type(pipe).__name__
+    if options.variation_seed is not None and family(pipe) is None:
+        raise RunError(f"{option('variation-seed')} is for Stable Diffusion 1.x/2.x and SDXL models; {name} is a {kind}: "
+                       "leave it out")
+    if options.tiling and getattr(pipe, "unet", None) is None:
+        raise RunError(f"{option('tiling')} wraps a UNet's convolutions round; {name} is a {kind}, which has none: leave "
+                       "it out")
+    if options.vae:
+        if type(getattr(pipe, "vae", None)).__name__ != "AutoencoderKL":
+            raise RunError(f"{option('vae')} swaps an AutoencoderKL; {name} is a {kind} with "
+                           f"{type(getattr(pipe, 'vae', None)).__name__}: leave it out")
+        load_vae(find_vae(options.vae, allow_pickle=options.allow_pickle), pipe,
+                 channels_last=options.speedups.channels_last)
 
 
 def refuse_emphasis(grid: Grid, why: str) -> None:

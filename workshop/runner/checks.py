@@ -19,6 +19,7 @@ from .loras import lora_file
 from .model_files import ModelFile
 from .models import BUILTIN_CLIPS, GUIDED, check_name, is_guided, scorer_weights
 from .options import RunOptions, check_grid, check_options, grid_models
+from .vae import VaeFile, find_vae
 
 if TYPE_CHECKING:
     from ..compose.grid import Grid
@@ -39,11 +40,12 @@ class Init:
 @dataclass(frozen=True)
 class Inputs:
     """What ``check_inputs`` found: the init image, and the files of the LoRAs and embeddings the prompts name, each
-    by the name a prompt gives it (what a run records with its hash)."""
+    by the name a prompt gives it (what a run records with its hash), and the VAE in place of the model's own."""
 
     init: Init | None
     loras: dict[str, ModelFile]
     embeddings: dict[str, ModelFile]
+    vae: VaeFile | None = None
 
 
 def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> Inputs:
@@ -56,7 +58,8 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
     used = embeddings.check([text for c in grid.cells for text in (c.prompt, c.negative)], allow_pickle=options.allow_pickle)
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
-    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used})
+    vae = find_vae(options.vae, allow_pickle=options.allow_pickle) if options.vae else None
+    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used}, vae)
 
 
 def check_loras(grid: Grid, options: RunOptions) -> dict[str, ModelFile]:

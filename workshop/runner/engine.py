@@ -11,6 +11,7 @@ CPU; the same image made alone or inside a batch differs only by float reduction
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -122,10 +123,12 @@ class Interrupted(Exception):
 class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
-                 pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1):
+                 pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1,
+                 tiling: bool = False, variation: tuple[int, float] | None = None):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
         sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
-        recorded before it, whose prompts compel weighs); ``clip_skip``: A1111's, for its encoding."""
+        recorded before it, whose prompts compel weighs); ``clip_skip``: A1111's, for its encoding; ``tiling``:
+        A1111's (``circular``); ``variation``: A1111's variation seed and strength (``starting_noise``)."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
@@ -134,6 +137,7 @@ class Engine:
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
         self.emphasis, self.clip_skip = emphasis, clip_skip
+        self.tiling, self.variation = tiling, variation
         self._embedding_files: dict | None = None  # the installs' embeddings by name (embeddings.installed)
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
@@ -211,10 +215,11 @@ class Engine:
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         steps_before = self._steps_done
         self._interrupted = False
+        generators = [torch.Generator("cpu").manual_seed(j.seed) for j in jobs]
         kwargs = dict(
             num_inference_steps=first.steps,
             guidance_scale=first.guidance,
-            generator=[torch.Generator("cpu").manual_seed(j.seed) for j in jobs],
+            generator=generators,
             output_type="pt",  # tensors: converted to 8 bits on the device, not image by image in PIL
             callback_on_step_end=self._callback(jobs, batch_no, conditionings),
             callback_on_step_end_tensor_inputs=["latents", *_scheduled_inputs(conditionings)],
@@ -222,11 +227,14 @@ class Engine:
         )
         if first.init_image is None:
             kwargs.update(width=first.width, height=first.height)
+            if self.variation is not None:  # (drawn from the generators the pipeline then goes on with)
+                kwargs["latents"] = starting_noise(pipe, first.width, first.height, generators, *self.variation,
+                                                   dtype=_latent_dtype(pipe, kwargs))
         else:
             pipe = self._img2img_pipe(pipe, (first.model, first.sampler))
             init = _load_init(first.init_image, first.width, first.height)
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
-        with torch.inference_mode():
+        with torch.inference_mode(), circular(pipe, self.tiling):
             images = pipe(**kwargs).images
             if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
                 self._steps_done = steps_before
@@ -342,6 +350,65 @@ def _step_inputs(pipe, conditionings: list[Conditioning], step: int, tensors: di
     if len(stacked) == 4:
         out["add_text_embeds"] = torch.cat([stacked[3], stacked[2]]) if guided else stacked[2]
     return {name: value.to(tensors[name]) for name, value in out.items()}
+@contextmanager
+def circular(pipe, on: bool) -> Iterator[None]:
+    """A1111's Tiling while the block runs: every Conv2d of ``pipe``'s UNet and VAE pads circularly, so the image
+    wraps round (its left edge continues its right, its top its bottom); their own padding back after, so the warm
+    pipeline's next run is untouched."""
+    if not on:
+        yield
+        return
+    convs = [m for part in (pipe.unet, pipe.vae) for m in part.modules() if isinstance(m, torch.nn.Conv2d)]
+    before = [m.padding_mode for m in convs]
+    try:
+        for conv in convs:
+            conv.padding_mode = "circular"
+        yield
+    finally:
+        for conv, mode in zip(convs, before):
+            conv.padding_mode = mode
+
+
+def starting_noise(pipe, width: int, height: int, generators: list, seed: int, strength: float, *, dtype) -> torch.Tensor:
+    """A batch's starting latents with A1111's variation seed: each image's noise — drawn from its own generator as
+    the pipeline's ``prepare_latents`` draws it (diffusers' ``randn_tensor``, same shape, device and dtype; the
+    pipeline scales it by the scheduler's ``init_noise_sigma`` as ever) — slerped ``strength`` of the way toward the
+    noise of ``seed`` (the same for every image of the run). Strength 0 is the image's own noise, bit for bit."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    shape = (len(generators), pipe.unet.config.in_channels, int(height) // pipe.vae_scale_factor,
+             int(width) // pipe.vae_scale_factor)
+    device = pipe._execution_device
+    own = randn_tensor(shape, generator=generators, device=device, dtype=dtype)
+    if strength == 0:
+        return own
+    other = randn_tensor(shape, generator=[torch.Generator("cpu").manual_seed(seed) for _ in generators],
+                         device=device, dtype=dtype)
+    return torch.stack([slerp(strength, a, b) for a, b in zip(own, other)])
+
+
+def slerp(t: float, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of one image's noise (channels, height, width) ``t`` of the way from ``low`` to
+    ``high``, as A1111's variation seed interpolates: along each column of each channel (its vectors run down the
+    height), in float32; straight interpolation where the two are all but parallel (the angle's cosine averaging
+    over 0.9995), where the sphere's formula would divide by nearly nothing."""
+    a, b = low.float(), high.float()
+    cos = ((a / a.norm(dim=1, keepdim=True)) * (b / b.norm(dim=1, keepdim=True))).sum(1)
+    if cos.mean() > 0.9995:
+        return (a * (1 - t) + b * t).to(low.dtype)
+    angle = torch.acos(cos.clamp(-1, 1))
+    sine = torch.sin(angle)
+    mixed = (torch.sin((1 - t) * angle) / sine).unsqueeze(1) * a + (torch.sin(t * angle) / sine).unsqueeze(1) * b
+    return mixed.to(low.dtype)
+
+
+def _latent_dtype(pipe, kwargs: dict):
+    """The dtype a pipeline's ``prepare_latents`` draws in: its prompt embeddings' (those handed in, else its text
+    encoder's, as it encodes them)."""
+    if "prompt_embeds" in kwargs:
+        return kwargs["prompt_embeds"].dtype
+    encoder = getattr(pipe, "text_encoder_2", None) or getattr(pipe, "text_encoder", None) or pipe.unet
+    return encoder.dtype
 
 
 def out_of_cpu_memory(exc: BaseException) -> bool:

@@ -38,6 +38,7 @@ from .runs import Run, model_source, new_run_id
 from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
 from .sheet import RunSheets
 from .speedups import Speedups, active
+from .vae import recorded_vae
 from .writer import BatchWriter, Kept, keep
 
 
@@ -115,7 +116,9 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
     params = ParamsRecord(steps=steps, guidance=guidance, width=width, height=height, strength=strength if init else None,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
                           parent=init.parent if init else None, loras=hashed(inputs.loras, lora=True),
-                          embeddings=hashed(inputs.embeddings), **backend.params(options))
+                          embeddings=hashed(inputs.embeddings), vae=inputs.vae.recorded() if inputs.vae else None,
+                          tiling=options.tiling or None, variation_seed=options.variation_seed,
+                          variation_strength=options.variation_strength, **backend.params(options))
     jobs = _jobs(cells, params, init)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
@@ -377,6 +380,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
                        on_event=on_event, check_source=lambda source: check_dispatch(source, dispatch),
                        loader=loader(dispatch))
     backend, device = loaded.backend, loaded.device
+    if params.vae:  # the VAE it was made with, here and unchanged, before the run is
+        recorded_vae(params.vae, f"#{number}")
     picked = recorded.picked
     batches = [b for b in recorded.layout if set(b) & set(picked)]
     needed = {i for b in batches for i in b}
@@ -443,6 +448,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
                        on_event=on_event, check_source=lambda source: check_dispatch(source, dispatch), check=same,
                        loader=loader(dispatch))
     backend, device, scorer, sources = loaded.backend, loaded.device, loaded.scorer, loaded.sources
+    if r.params.vae:
+        recorded_vae(r.params.vae, f"run {run.id}")
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]

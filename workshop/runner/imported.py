@@ -23,7 +23,9 @@ from . import embeddings
 from .loras import lora_file
 from .model_files import addnet_hash, hashes, same_file
 from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
-from .options import resolve
+from .model_files import find_all, hashes, short_hash
+from .options import VAE_OWN, resolve
+from .vae import install_name
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,11 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
             raise RunError(f"#{n}'s image {place} has no seed recorded, so it cannot be made again (import it with "
                            f"{option('seed', 'N')})")
         if image.seed in seeds:
-            notes.append(f"image {place} (seed {image.seed} again: the same image)")
+            if "variation_seed" in exp.params:  # A1111 varied it with the next variation seed: that is left out
+                left_out.append(f"image {place} (seed {image.seed} again: A1111 varied it with another variation "
+                                "seed; a run has one)")
+            else:
+                notes.append(f"image {place} (seed {image.seed} again: the same image)")
         else:
             seeds.append(image.seed)
     if len({image.prompt for image in exp.images if image.prompt is not None}) > 1:
@@ -114,14 +120,50 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     if ensd and used is not None and _ancestral(used):
         left_out.append(f"ENSD {ensd} (A1111 draws the noise {used} adds at each step from the seed + {ensd}; promptism "
                         "draws it from the seed)")
+    vae = _vae(params, settings, left_out)
+    variation_seed, variation_strength = _number(params.get("variation_seed"), int), _number(params.get("variation_strength"), float)
+    if variation_seed is None or variation_strength is None:
+        variation_seed = variation_strength = None
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
         sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None,
-        clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None)
+        clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None, vae=vae,
+        tiling=True if params.get("tiling") is True else None, variation_seed=variation_seed,
+        variation_strength=variation_strength)
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
     resolve(spec, given, settings)  # refused now what the run would refuse
     return Remake(spec, given, left_out, notes)
+
+
+def _vae(params: dict, settings: Settings, left_out: list[str]) -> str | None:
+    """The VAE an A1111 infotext names (``VAE``, ``VAE hash``) as a run takes it: the installs' file of that name,
+    else of that hash; where none is here (or only a pickle, which rerun does not load), a line in ``left_out`` and
+    the model's own VAE."""
+    name, wanted = params.get("vae"), params.get("vae_hash")
+    name, wanted = (name if isinstance(name, str) and name.strip() else None), (wanted if isinstance(wanted, str) else None)
+    if name is None and wanted is None or (name or "").strip().lower() in VAE_OWN:
+        return None
+    said = f"VAE {name or 'of hash ' + wanted}" + (f" (hash {wanted})" if name and wanted else "")
+    by_name = find_all(settings, "vae", name) if name else []
+    by_hash = ([f for f in by_name if hashes(f.path)[0].startswith(wanted.lower())] or find_all(settings, "vae", wanted)
+               if wanted else [])
+    if len(by_hash) == 1:
+        found = by_hash[0]
+    elif len(by_name) == 1:
+        found = by_name[0]
+        if wanted:
+            left_out.append(f"{said}: the file of that name here is another one (hash {short_hash(found.path)}); it is used")
+    else:
+        where = f"{len(by_name)} files have that name" if by_name else "no such file in the installs' VAE folders"
+        left_out.append(f"{said}: {where} (models/VAE of the a1111 / comfyui installs config.toml names), so the "
+                        "model's own VAE is used")
+        return None
+    if found.pickled:
+        left_out.append(f"{said}: {found.path.name} is a pickle file, which can run code when loaded, so the model's "
+                        "own VAE is used (convert it to .safetensors)")
+        return None
+    return install_name(found)
 
 
 def _number(value, kind: type):

@@ -435,6 +435,7 @@ class Warm:
 
 
 PIPELINES = Warm()
+VAES = Warm()  # VAEs swapped in for a model's own (vae.py), by file and the model's VAE they were loaded for
 
 
 def warm(key: tuple, label: str, device, load: Callable[[], object]):

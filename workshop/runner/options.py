@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 DEFAULT_STRENGTH = 0.75
 STEPS_MAX = GUIDED_MAX_STEPS  # the most any model takes (a diffusion scheduler's timesteps are fewer)
 CLIP_SKIP_MAX = 12  # CLIP ViT-L/14's layers (A1111's slider goes to 12)
+VAE_OWN = ("automatic", "none")  # A1111's sd_vae values for the model's own VAE
 GUIDANCE_MAX = 100.0  # far above what anyone uses (A1111: 30); 1e300 overflows the pixels to NaN
 
 
@@ -51,6 +52,10 @@ class RunOptions(BaseModel):
     speedups: Speedups = Speedups()  # compile, channels-last, TF32 (see speedups.py)
     sampler: str | None = None  # an A1111 sampler name (see samplers.py); default: the model folder's scheduler
     clip_skip: int | None = None  # A1111's Clip skip (emphasis_encoder); default 1, the text encoder's last layer
+    vae: str | None = None  # A1111's sd_vae (vae.py): a VAE in place of the model's own; None: the model's own
+    tiling: bool = False  # A1111's Tiling: every convolution of the UNet and VAE wraps round (seamless textures)
+    variation_seed: int | None = None  # A1111's Variation seed: each image's noise slerped toward this seed's …
+    variation_strength: float | None = None  # … by this much (0: its own seed's noise, 1: the variation seed's)
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -86,6 +91,9 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         clip=_first(given.clip, params.clip, settings.clip),
         sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
         clip_skip=_first(given.clip_skip, params.clip_skip),
+        vae=own_vae(_first(given.vae, params.vae)), tiling=bool(_first(given.tiling, params.tiling)),
+        variation_seed=_first(given.variation_seed, params.variation_seed),
+        variation_strength=_first(given.variation_strength, params.variation_strength),
         allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
         preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
         animate_every=given.animate_every or 0,
@@ -99,6 +107,11 @@ def recorded_run_options(given: GivenOptions) -> RunOptions:
     was given, only how to run (the device, whether pickle or a download may load, previews)."""
     return RunOptions(allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
                       preview_every=given.preview_every)
+
+
+def own_vae(name: str | None) -> str | None:
+    """The VAE a run swaps in: None for A1111's "Automatic" and "None" (the model's own VAE) or none given."""
+    return None if name is None or name.strip().lower() in VAE_OWN else name
 
 
 def _first(*values):
@@ -125,6 +138,7 @@ def check_options(options: RunOptions) -> None:
                        f"{options.clip_skip}")
     if options.clip_skip not in (None, 1) and is_guided(options.model):
         raise RunError(f"{option('clip-skip')} is for diffusion models' text encoders: leave it out")
+    check_a1111_extras(options)
     if options.steps is not None and options.steps < 1:
         raise RunError(f"steps must be 1 or more, not {options.steps}")
     if options.steps is not None and options.steps > STEPS_MAX:  # (each model's own limit is checked once it loads)
@@ -159,6 +173,34 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"{option('compile')} and {option('channels-last')} are for diffusion models; the {GUIDED} "
                        f"backend has no UNet to speed up: leave them out ({option('no-compile')} / "
                        f"{option('no-channels-last')} where config.toml turns them on)")
+
+
+def check_a1111_extras(options: RunOptions) -> None:
+    """A1111's VAE, Tiling and Variation seed: for diffusion models; a variation seed with its strength, 0 to 1, from
+    noise (an init image's run starts from the image: the pipeline draws its noise itself)."""
+    from ..compose.grid import SEED_MAX
+
+    seed, strength = options.variation_seed, options.variation_strength
+    if (seed is None) != (strength is None):
+        given, wanted = (option("variation-seed"), option("variation-strength")) if strength is None else \
+            (option("variation-strength"), option("variation-seed"))
+        raise RunError(f"{given} goes with {wanted} (A1111's Variation seed and its strength): give both, or neither")
+    if seed is not None and not 0 <= seed <= SEED_MAX:
+        raise RunError(f"the variation seed must be between 0 and {SEED_MAX}, not {seed}")
+    if strength is not None and not (math.isfinite(strength) and 0 <= strength <= 1):
+        raise RunError(f"the variation strength must be a number from 0 (the seed's own noise) to 1 (the variation "
+                       f"seed's), not {strength:g}")
+    if seed is not None and options.init_image is not None:
+        raise RunError(f"{option('variation-seed')} shapes the noise a run starts from; with {option('init-image')} "
+                       "it starts from the image (its noise is drawn inside the pipeline): leave out one of them")
+    if options.tiling and options.speedups.compile:
+        raise RunError(f"{option('tiling')} switches the UNet's convolutions to wrap round, which a compiled UNet has "
+                       f"fixed: leave out {option('compile')} (or pass {option('no-compile')})")
+    if is_guided(options.model):
+        used = [name for name, on in (("vae", options.vae), ("tiling", options.tiling), ("variation-seed", seed is not None)) if on]
+        if used:
+            raise RunError(f"{option(used[0])} is for diffusion models; the {GUIDED} backend has its own decoder: leave "
+                           "it out")
 
 
 def check_guided(settings: GuidedSettings) -> None:

@@ -67,6 +67,10 @@ class ParamsRecord(Record):
     clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
     loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (12 digits)
     embeddings: list[str] | None = None  # the embeddings the prompts' words are, "NAME: HASH" (A1111's `TI hashes`)
+    vae: str | None = None  # the VAE in place of the model's own, "NAME: HASH" (A1111's `VAE`, `VAE hash`; vae.py)
+    tiling: bool | None = None  # A1111's Tiling (true where it was on)
+    variation_seed: int | None = None  # A1111's Variation seed, the same for every image of the run …
+    variation_strength: float | None = None  # … and its strength (engine.starting_noise)
     compile: bool | None = None
     channels_last: bool | None = None
     tf32: bool | None = None
