@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -138,10 +139,34 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     assert (params.sampler, params.scheduler) == ("Euler a", "EulerAncestralDiscreteScheduler")
     assert info["sampler_name"] == "Euler a" and info["promptism_run"] == run.id
     notes = info["extra_generation_params"]["Not applied"]
-    assert "sampler" not in notes and "subseed_strength 0.2" in notes
+    assert "sampler" not in notes and "subseed + i per image" in notes  # (A1111 keeps the seed, steps the subseed)
+    assert info["subseed_strength"] == 0.2 and info["all_subseeds"] == [params.variation_seed] * 4
+    assert 0 <= info["subseed"] == params.variation_seed and "Variation seed strength: 0.2" in info["infotexts"][0]
     assert "override_settings.eta_noise_seed_delta" in notes
     assert info["infotexts"][1].startswith(PROMPT + "\nSteps: 2, Sampler: Euler a, ") and "Seed: 12" in info["infotexts"][1]
     assert response.parameters["seed"] == 11 and response.parameters["sampler_name"] == "Euler a"
+
+
+def test_tiling_sd_vae_and_a_variation_seed_are_applied_and_said_as_a1111_says_them(jdir, tmp_path):
+    from tests.helpers import tiny_pipeline
+    from tests.ldm_export import write_vae_file
+
+    write_vae_file(tiny_pipeline().vae, tmp_path / "webui" / "models" / "VAE" / "tinyvae.safetensors", change=0.02)
+    settings = Settings(a1111=str(tmp_path / "webui"))
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text(f'a1111 = "{tmp_path / "webui"}"\n', encoding="utf-8")
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=3, steps=2, width=32, height=32, tiling=True, subseed=9,
+                               subseed_strength=0.5, override_settings={"sd_model_checkpoint": "tiny", "sd_vae": "tinyvae"})
+    mapped = a1111.map_request(req, jdir, settings)
+    assert (mapped.job.options.tiling, mapped.job.options.vae, mapped.job.options.variation_seed) == (True, "tinyvae", 9)
+    run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, mapped.job.options, settings),
+                  Journal.open(jdir, create=True))
+    info = json.loads(a1111.build_response(req, run, mapped.seeds).info)
+    assert (info["subseed"], info["subseed_strength"], info["sd_vae_name"]) == (9, 0.5, "tinyvae.safetensors")
+    assert "Not applied" not in info["extra_generation_params"]
+    assert all(f in info["infotexts"][0] for f in ("VAE: tinyvae.safetensors", "Variation seed: 9", "Tiling: True"))
+    with pytest.raises(a1111.BadValue) as refused:
+        a1111.map_request(req.model_copy(update={"override_settings": {"sd_vae": "nosuch"}}), jdir, settings)
+    assert refused.value.loc == ["override_settings", "sd_vae"]
 
 
 def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdir):

@@ -11,11 +11,15 @@ Decisions, where A1111 and promptism differ:
   or "DPM++ 2M Karras" alone) is the run's sampler by its A1111 name, as ``--sampler`` takes it (``GET /samplers``
   and ``/schedulers`` list them); "", "Default" or "automatic" ask for the ``sampler`` setting, else the model's own
   scheduler; an unknown one is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
-  What promptism does not do — ``subseed_strength``, override settings other than ``sd_model_checkpoint`` and
-  ``CLIP_stop_at_last_layers`` (Clip skip) — is
+  What promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
+  (Clip skip) and ``sd_vae`` — is
   accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
+- ``tiling``, ``override_settings.sd_vae`` and ``subseed`` / ``subseed_strength`` (the variation seed; -1: a random
+  one, reported in info) are applied. A1111 keeps one seed and steps the subseed per image where the strength is not
+  0; promptism's images keep their seeds ``seed + i`` and share the subseed (its variation seed is the run's), said in
+  "Not applied" where there are several images.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
-  hires fix, face restoration, tiling, styles, scripts, inpainting masks, resize modes other than "just resize", more
+  hires fix, face restoration, styles, scripts, inpainting masks, resize modes other than "just resize", more
   than one init image, and the CLIP-guided backend (it has no cfg_scale).
 - Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
 - Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
@@ -103,7 +107,7 @@ class _Request(BaseModel):
     send_images: bool = True
     save_images: bool = False
 
-    @field_validator("restore_faces", "tiling", "styles", "script_name", "alwayson_scripts")
+    @field_validator("restore_faces", "styles", "script_name", "alwayson_scripts")
     @classmethod
     def _not_offered(cls, value, info: ValidationInfo):
         if value:
@@ -283,9 +287,13 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                        "for the model's own size")
     size = (req.width, req.height) if req.width is not None else None
     img2img = isinstance(req, Img2ImgRequest)
+    varied = req.subseed_strength != 0
+    subseed = (secrets.randbelow(SEED_MAX + 1) if req.subseed == -1 else req.subseed) if varied else None
     try:
         given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
-                             clip_skip=req.override_settings.get(CLIP_SKIP),
+                             clip_skip=req.override_settings.get(CLIP_SKIP), vae=req.override_settings.get(SD_VAE) or None,
+                             tiling=req.tiling or None, variation_seed=subseed,
+                             variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
                              init_image=str(init_image) if img2img and init_image else None,
                              strength=req.denoising_strength if img2img else None)
@@ -317,15 +325,24 @@ def check_job(job: JobRequest, settings: Settings) -> None:
         check_name(options.model)
     except RunError as exc:
         raise BadValue(["override_settings", "sd_model_checkpoint"], exc.worded(as_a1111)) from None
+    if options.vae:
+        from ..runner.vae import find_vae
+
+        try:
+            find_vae(options.vae, allow_pickle=False)
+        except RunError as exc:
+            raise BadValue(["override_settings", SD_VAE], exc.worded(as_a1111)) from None
 
 
 CLIP_SKIP = "CLIP_stop_at_last_layers"  # A1111's setting for Clip skip
-APPLIED_SETTINGS = ("sd_model_checkpoint", CLIP_SKIP)  # the override_settings a request's job applies
+SD_VAE = "sd_vae"  # A1111's setting for the VAE
+APPLIED_SETTINGS = ("sd_model_checkpoint", CLIP_SKIP, SD_VAE)  # the override_settings a request's job applies
 # promptism's options (as errors name them, errors.option) → the fields of an A1111 request that carry them
 A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height", "init-image": "init_images",
                 "strength": "denoising_strength", "sampler": "sampler_name", "seeds": "seed", "seed": "seed",
                 "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt",
-                "clip-skip": f"override_settings.{CLIP_SKIP}"}
+                "clip-skip": f"override_settings.{CLIP_SKIP}", "vae": f"override_settings.{SD_VAE}", "tiling": "tiling",
+                "variation-seed": "subseed", "variation-strength": "subseed_strength"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -396,8 +413,8 @@ def map_request(req: _Request, journal: Path, settings: Settings) -> Mapped:
 def not_applied(req: _Request) -> list[str]:
     """What the request asked for that promptism did not do (reported in info, never silently dropped)."""
     notes = []
-    if req.subseed_strength:
-        notes.append(f"subseed_strength {req.subseed_strength:g} (promptism has no variation seeds)")
+    if req.subseed_strength and req.count > 1:
+        notes.append("subseed + i per image (promptism's images keep their seeds, seed + i, and share the subseed)")
     notes += [f"override_settings.{key}" for key in req.override_settings if key not in APPLIED_SETTINGS]
     return notes
 
@@ -406,6 +423,8 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     """A1111's response for a finished (or interrupted) run: its images in seed order, the request echoed as
     ``parameters``, and ``info`` as A1111's JSON with the values that were applied (from the run's record)."""
     record, params = run.record, run.record.params
+    vae_name, _, vae_hash = (params.vae or "").rpartition(": ")
+    vae_name, vae_hash = vae_name or None, vae_hash or None
     notes = "; ".join(not_applied(req))
     extra = {"Not applied": notes} if notes else {}
     cells = run.done
@@ -413,12 +432,12 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     info = {
         "prompt": req.prompt, "all_prompts": [c.prompt for c in cells],
         "negative_prompt": req.negative_prompt, "all_negative_prompts": [c.negative for c in cells],
-        "seed": seeds[0], "all_seeds": [c.seed for c in cells], "subseed": -1, "all_subseeds": [-1 for _ in cells],
-        "subseed_strength": 0, "width": params.width, "height": params.height,
+        "seed": seeds[0], "all_seeds": [c.seed for c in cells], "subseed": _or(params.variation_seed, -1),
+        "all_subseeds": [_or(params.variation_seed, -1) for _ in cells], "subseed_strength": params.variation_strength or 0, "width": params.width, "height": params.height,
         "sampler_name": params.sampler or named(params.scheduler),
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
-        "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": None,
-        "sd_vae_hash": None, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
+        "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": vae_name,
+        "sd_vae_hash": vae_hash, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.strength, "extra_generation_params": extra, "index_of_first_image": 0,
         "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", record.created or "")[:14],
         "clip_skip": params.clip_skip or 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
@@ -429,12 +448,18 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
 
 
+def _or(value, otherwise):
+    return otherwise if value is None else value
+
+
 def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
     p = run.record.params
     pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
-             "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "Denoising strength": p.strength,
-             "Clip skip": p.clip_skip, **extra, "Version": f"promptism {tool_version()}"}
+             "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
+             "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
+             "Variation seed strength": p.variation_strength, "Denoising strength": p.strength,
+             "Clip skip": p.clip_skip, "Tiling": "True" if p.tiling else None, **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
     return f"{cell.prompt}{negative}\n{text}"
