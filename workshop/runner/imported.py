@@ -21,9 +21,8 @@ from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
 from . import embeddings
 from .loras import lora_file
-from .model_files import addnet_hash, hashes, same_file
+from .model_files import addnet_hash, find_all, hashes, same_file, short_hash
 from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
-from .model_files import find_all, hashes, short_hash
 from .options import VAE_OWN, resolve
 from .vae import install_name
 
