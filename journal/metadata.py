@@ -151,11 +151,11 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     if source == "automatic1111":
         fields = a1111_fields(chunks.get("parameters", ""))
         if other := sorted(k for k in fields if k not in _A1111_READ and not k.startswith("Hires ")
-                           and not (k == "Emphasis" and fields[k] == "Original")  # (its default: what is applied)
                            and not (k == "Seed resize from" and _no_resize(fields[k]))):
             params["not_applied"] = other  # (names only: an extension's field may hold a prompt)
         params["strength"] = _float(meta.get("Denoising strength"))
         params["clip_skip"] = _int(meta.get("Clip skip"))
+        params["emphasis_mode"] = _text(fields.get("Emphasis") or None)  # A1111's Emphasis mode (Original its default)
         params["hires_upscale"] = _float(meta.get("Hires upscale"))  # A1111's hires fix: a second, img2img pass
         params["hires_steps"] = _int(meta.get("Hires steps"))
         params["hires_upscaler"] = _text(_str(meta.get("Hires upscaler")))
@@ -201,7 +201,7 @@ _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 #: a hires fix's are said as one (workshop/runner/imported.py)
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
                "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG", "VAE", "VAE hash", "Tiling",
-               "Variation seed", "Variation seed strength"}
+               "Variation seed", "Variation seed strength", "Emphasis"}
 
 
 def _no_resize(value: str) -> bool:

@@ -99,6 +99,14 @@ def test_an_infotexts_clip_skip_is_read_and_made_again_where_a1111_applies_it(tm
     assert (note in out + err) if note else "Clip skip" not in out + err
 
 
+def test_an_infotexts_emphasis_mode_is_made_again(tmp_path, capsys):
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="tiny").replace("Size: 64x32", "Size: 64x64, Emphasis: No norm"))
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)  # nothing left out
+    assert code == 0, out + err
+    (run,) = list_runs(Journal.open(j))
+    assert run.record.params.emphasis_mode == "No norm" and "Emphasis" not in out + err
+
+
 def test_a_hires_fix_is_read_and_named_as_not_made_not_as_an_img2img_strength(tmp_path, capsys):
     """The coverage bench's find: rerun said 'denoising strength 0.5 (no init image is recorded)' for a hires fix."""
     text = INFOTEXT.format(model="tiny") + ", Denoising strength: 0.5, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent"

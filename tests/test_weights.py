@@ -100,6 +100,40 @@ def test_weights_multiply_the_vectors_then_restore_the_windows_mean_as_a1111s_or
     assert torch.count_nonzero(zero[0, 2]) == 0 and zero.shape == plain_z.shape
 
 
+def test_a1111s_no_norm_and_ignore_emphasis_modes(tiny):
+    """"No norm": the weights multiplied, the mean left as they make it; "Ignore": no weights at all."""
+    plain_z = encoded(tiny, "a red circle")[0]
+    weights = torch.ones(77)
+    weights[2], weights[3] = 1.5, 1 / 1.1
+    no_norm = Engine(tiny, emphasis_mode="No norm")._encode(tiny, None, "a (red:1.5) [circle]", "")[0]
+    assert torch.equal(no_norm, plain_z * weights[None, :, None])
+    assert not torch.equal(no_norm, encoded(tiny, "a (red:1.5) [circle]")[0])  # Original restores the mean
+    ignored = Engine(tiny, emphasis_mode="Ignore")._encode(tiny, None, "a (red:1.5) [circle]", "")[0]
+    assert torch.equal(ignored, plain_z)
+
+
+def test_the_emphasis_mode_is_a_run_option_recorded_and_rerun(tmp_path, capsys):
+    j = str(tmp_path / "j")
+    made = []
+    for mode in ("Original", "no norm"):
+        code, _, err = run_cli(capsys, "generate", "a (red:1.6) circle", "--model", "tiny", "--steps", "2", "--size",
+                               "64x64", "--emphasis", mode, "--clip", "none", "--journal", j)
+        assert code == 0, err
+        made.append(next(r for r in list_runs(Journal.open(j)) if r.id not in {m.id for m in made}))
+    assert [r.record.params.emphasis_mode for r in made] == [None, "No norm"]  # Original: as every run is
+    first, no_norm = ([r.image(c).read_bytes() for c in r.record.cells] for r in made)
+    assert first != no_norm
+    code, _, err = run_cli(capsys, "accept", made[1].id, "--title", "Unnormed", "--journal", j)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", j)
+    assert code == 0 and "identical" in out + err, out + err
+    for args, said in [(("--model", "tiny", "--emphasis", "None"), "emphasis 'None': use one of Original, No norm, Ignore"),
+                       (("--emphasis", "No norm"), "emphasis 'No norm' is A1111's, for the models promptism encodes")]:
+        code, _, err = run_cli(capsys, "generate", "a (red:1.6) circle", "--steps", "2", *args, "--journal", j)
+        assert code != 0 and err.count("\n") == 1 and said in err, err
+    assert len(list_runs(Journal.open(j))) == 3  # (the two made and the rerun: nothing more written)
+
+
 def test_a_run_recorded_before_a1111s_encoding_is_weighed_by_compel_as_it_was(tiny):
     """Runs recorded without ``emphasis`` (before issue 26) rerun to their bytes: compel's weights, one window."""
     from workshop.runner.emphasis_encoder import WeightedEncoder, encode

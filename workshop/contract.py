@@ -77,6 +77,7 @@ class RunParams(Contract):
     clip: Named | None = None
     sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
     clip_skip: Whole | None = None  # A1111's Clip skip: the text encoder's Nth layer from the end (1: the last)
+    emphasis: Named | None = None  # A1111's Emphasis mode: Original, No norm or Ignore
     vae: Named | None = None  # A1111's sd_vae: an install's VAE by name, a file or folder, "Automatic" / "None"
     tiling: Flag | None = None  # A1111's Tiling: seamless (circular) convolutions
     variation_seed: Whole | None = None  # A1111's Variation seed, with its strength (0–1)
@@ -130,6 +131,7 @@ class GivenOptions(Contract):
     strength: Number | None = None
     sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
     clip_skip: Whole | None = None  # A1111's Clip skip (1: the text encoder's last layer)
+    emphasis: Named | None = None  # A1111's Emphasis mode: Original (its default), No norm, Ignore
     vae: Named | None = None  # A1111's sd_vae: a VAE by its install name, a file or folder; "Automatic"/"None": the model's
     tiling: Flag | None = None  # A1111's Tiling
     variation_seed: Whole | None = None  # A1111's Variation seed …

@@ -197,7 +197,7 @@ FEATURES = {f.key: f for f in (
     Feature("addnet", "Additional Networks LoRA (AddNet …)", DROPPED, "extension: its LoRAs are not applied"),
     Feature("regional", "Regional Prompter (RP …)", DROPPED, "extension: not applied, named by rerun; its BREAKs become plain chunk breaks"),
     Feature("extension", "other extension / script fields", DROPPED, "not applied, named by rerun"),
-    Feature("emphasis_mode", "Emphasis: No norm (not 'Original')", DROPPED, "not applied, named by rerun: 'Original' emphasis is used"),
+    Feature("emphasis_mode", "Emphasis: No norm (not 'Original')", APPLIED, "A1111's No norm: the weights, the mean not restored"),
     Feature("xyz", "X/Y/Z plot script (the infotext of a grid)", DROPPED, "not applied, named by rerun: one image is made"),
     Feature("sampler", "sampler (Sampler [+ Schedule type])", APPLIED, "by A1111's name, where promptism has it",
             said=r"sampler"),

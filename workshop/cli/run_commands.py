@@ -60,6 +60,8 @@ def run_options(fn):
                      "--sampler default asks for)."),
         click.option("--clip-skip", type=int, help="Condition on the text encoder's Nth layer from the end, as "
                      "AUTOMATIC1111's Clip skip does: 2 for most anime models (SD 1.x/2.x; default 1, the last)."),
+        click.option("--emphasis", help="AUTOMATIC1111's Emphasis mode for (words:1.3): Original (its default: the "
+                     "weights, then the mean restored), \"No norm\" (the weights alone) or Ignore (no weights)."),
         click.option("--vae", help="A VAE in place of the model's own, as AUTOMATIC1111's SD VAE setting: an install's "
                      "by name (e.g. vae-ft-mse-840000-ema-pruned.safetensors; `promptism models` lists them), a "
                      ".safetensors file, or a diffusers VAE folder (\"None\" / \"Automatic\": the model's own)."),
@@ -119,7 +121,7 @@ def given_options(opts: dict):
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
-                  clip_skip=opts["clip_skip"], vae=opts["vae"], tiling=opts["tiling"],
+                  clip_skip=opts["clip_skip"], emphasis=opts["emphasis"], vae=opts["vae"], tiling=opts["tiling"],
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
                   max_batch=opts["max_batch"], clip=opts["clip"],
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],

@@ -83,6 +83,8 @@ class DiffusersBackend:
         encoding = {"emphasis": self.source.emphasis} if family(self.pipe) is not None else {}
         if options.clip_skip not in (None, 1):
             encoding["clip_skip"] = options.clip_skip
+        if options.emphasis_mode is not None:
+            encoding["emphasis_mode"] = options.emphasis_mode
         if options.sampler is None:
             return {"scheduler": type(self.pipe.scheduler).__name__, **encoding, **options.speedups.params()}
         chosen = sampler(options.sampler)
@@ -102,6 +104,9 @@ class DiffusersBackend:
                            "<lora:…> tags out")
         if options.clip_skip not in (None, 1):
             check_clip_skip(self, options.clip_skip)
+        if options.emphasis_mode is not None and (family(self.pipe) is None or self.source.emphasis != A1111):
+            raise RunError(f"emphasis {options.emphasis_mode!r} is A1111's, for the models promptism encodes its way "
+                           f"({SUPPORTED}); {self.source.credit} is not one: leave {option('emphasis')} out")
         check_a1111_extras(self, options)
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
@@ -137,7 +142,8 @@ class DiffusersBackend:
         return Engine(self.pipeline(params.sampler, vae, channels_last=fast), on_event=on_event, cancel=cancel,
                       preview_every=preview_every,
                       pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler, vae, channels_last=fast),
-                      emphasis=params.emphasis, clip_skip=params.clip_skip or 1, tiling=bool(params.tiling),
+                      emphasis=params.emphasis, clip_skip=params.clip_skip or 1, emphasis_mode=params.emphasis_mode,
+                      tiling=bool(params.tiling),
                       variation=variation)
 
 

@@ -5,7 +5,8 @@
 75-token chunks, each encoded as a window of its own (start token, 75 tokens padded with the end token and then the
 tokenizer's pad, end token) and joined along the tokens — a chunk that fills up breaks after its last comma when that comma is within
 20 tokens of the end (the rest moves to the next chunk), and ``BREAK`` starts a new chunk — then each token's vectors
-multiplied by its weight and the chunk's mean restored (A1111's "Original" emphasis). Clip skip N (SD 1.x/2.x; A1111
+multiplied by its weight and the chunk's mean restored (A1111's "Original" emphasis; its "No norm" leaves the mean as the
+weights make it, its "Ignore" applies no weight). Clip skip N (SD 1.x/2.x; A1111
 leaves SDXL's alone) takes the Nth layer from the end, layer-normed. A prompt without weights that fits one window is
 the pipeline's own encoding, bit for bit.
 
@@ -65,9 +66,10 @@ def token_chunks(tokenizer, chunks: tuple[Chunk, ...], expand: Callable[[str], s
 class A1111Encoder:
     """Encodes prompts as A1111 does for one pipeline (SD or SDXL: see ``family``)."""
 
-    def __init__(self, pipe, clip_skip: int = 1):
+    def __init__(self, pipe, clip_skip: int = 1, mode: str | None = None):
         self.sdxl = family(pipe) == "sdxl"
         self.clip_skip = clip_skip  # SD only: the last layer's output (1), or the Nth from the end, layer-normed
+        self.mode = mode  # A1111's Emphasis mode: None (Original), "No norm" or "Ignore"
         pairs = [(pipe.tokenizer, pipe.text_encoder)]
         if self.sdxl:
             pairs = [(t, e) for t, e in (*pairs, (pipe.tokenizer_2, pipe.text_encoder_2)) if e is not None]
@@ -91,11 +93,11 @@ class A1111Encoder:
                     z = norm(out.hidden_states[-self.clip_skip])
                 else:
                     z = out[0]
-                if any(w != 1 for w in weights):  # "Original": multiply, then restore the window's mean
+                if any(w != 1 for w in weights) and self.mode != "Ignore":  # "Original": multiply, restore the mean
                     mean = z.mean()
                     z = z * torch.tensor(weights, device=z.device, dtype=z.dtype)[None, :, None]
-                    if torch.isfinite(ratio := mean / z.mean()):  # (a mean of 0 — an untrained encoder's — has none)
-                        z = z * ratio
+                    if self.mode is None and torch.isfinite(ratio := mean / z.mean()):  # ("No norm": not restored;
+                        z = z * ratio  # a mean of 0 — an untrained encoder's — has no ratio)
                 zs.append(z)
                 if self.sdxl and text_encoder is self.pairs[-1][1] and pooled is None:
                     pooled = out[0]

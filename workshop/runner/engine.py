@@ -124,10 +124,10 @@ class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
                  pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1,
-                 tiling: bool = False, variation: tuple[int, float] | None = None):
+                 emphasis_mode: str | None = None, tiling: bool = False, variation: tuple[int, float] | None = None):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
         sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
-        recorded before it, whose prompts compel weighs); ``clip_skip``: A1111's, for its encoding; ``tiling``:
+        recorded before it, whose prompts compel weighs); ``clip_skip``, ``emphasis_mode``: A1111's, for its encoding; ``tiling``:
         A1111's (``circular``); ``variation``: A1111's variation seed and strength (``starting_noise``)."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
@@ -136,7 +136,7 @@ class Engine:
         self.preview_every = preview_every
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
-        self.emphasis, self.clip_skip = emphasis, clip_skip
+        self.emphasis, self.clip_skip, self.emphasis_mode = emphasis, clip_skip, emphasis_mode
         self.tiling, self.variation = tiling, variation
         self._embedding_files: dict | None = None  # the installs' embeddings by name (embeddings.installed)
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
@@ -264,7 +264,7 @@ class Engine:
         prompt, negative = without_networks(prompt), without_networks(negative)  # (A1111: a tag is no words)
         if self.emphasis == A1111 and family(pipe) is not None:
             if model not in self._weights:
-                self._weights[model] = A1111Encoder(pipe, self.clip_skip)
+                self._weights[model] = A1111Encoder(pipe, self.clip_skip, self.emphasis_mode)
             return a1111_encode(self._weights[model], prompt, negative)
         weighted = has_emphasis(prompt) or has_emphasis(negative)
         encode = getattr(pipe, "encode_prompt", None)

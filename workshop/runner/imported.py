@@ -23,7 +23,7 @@ from . import embeddings
 from .loras import lora_file
 from .model_files import addnet_hash, find_all, hashes, same_file, short_hash
 from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
-from .options import VAE_OWN, resolve
+from .options import VAE_OWN, emphasis_mode, resolve
 from .vae import install_name
 
 
@@ -96,6 +96,15 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
                 f"which {source.credit} does not take"
             left_out.append(f"Clip skip {clip_skip} ({why})")
             clip_skip = None
+    mode = params.get("emphasis_mode") if isinstance(params.get("emphasis_mode"), str) else None
+    try:
+        mode = emphasis_mode(mode)
+    except RunError:
+        left_out.append(f"Emphasis {quoted(mode)} (an A1111 mode promptism does not apply: Original is used)")
+        mode = None
+    if mode is not None and resolve_model(name).emphasis != A1111:
+        left_out.append(f"Emphasis {mode} (which {resolve_model(name).credit} does not take: its own weighing is used)")
+        mode = None
     width, height = params.get("width"), params.get("height")
     if isinstance(width, int) and isinstance(height, int) and (width % 8 or height % 8) and min(width, height) >= 8:
         notes.append(f"size {width}x{height} as asked: A1111 made it {width // 8 * 8}x{height // 8 * 8} (its "
@@ -127,7 +136,7 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
         sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None,
-        clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None, vae=vae,
+        clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None, emphasis=mode, vae=vae,
         tiling=True if params.get("tiling") is True else None, variation_seed=variation_seed,
         variation_strength=variation_strength)
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))

@@ -52,6 +52,7 @@ class RunOptions(BaseModel):
     speedups: Speedups = Speedups()  # compile, channels-last, TF32 (see speedups.py)
     sampler: str | None = None  # an A1111 sampler name (see samplers.py); default: the model folder's scheduler
     clip_skip: int | None = None  # A1111's Clip skip (emphasis_encoder); default 1, the text encoder's last layer
+    emphasis_mode: str | None = None  # A1111's Emphasis mode, as emphasis_encoder.EMPHASIS_MODES names it; None: Original
     vae: str | None = None  # A1111's sd_vae (vae.py): a VAE in place of the model's own; None: the model's own
     tiling: bool = False  # A1111's Tiling: every convolution of the UNet and VAE wraps round (seamless textures)
     variation_seed: int | None = None  # A1111's Variation seed: each image's noise slerped toward this seed's …
@@ -91,6 +92,7 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         clip=_first(given.clip, params.clip, settings.clip),
         sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
         clip_skip=_first(given.clip_skip, params.clip_skip),
+        emphasis_mode=emphasis_mode(_first(given.emphasis, params.emphasis)),
         vae=own_vae(_first(given.vae, params.vae)), tiling=bool(_first(given.tiling, params.tiling)),
         variation_seed=_first(given.variation_seed, params.variation_seed),
         variation_strength=_first(given.variation_strength, params.variation_strength),
@@ -127,6 +129,22 @@ def run_sampler(given: str | None, setting: str | None, model: str) -> str | Non
     return None if chosen is None or chosen.strip().lower() == OWN else chosen
 
 
+EMPHASIS_MODES = ("Original", "No norm", "Ignore")  # A1111's Emphasis modes promptism applies (its "None" reads
+# brackets as words: escape them instead)
+
+
+def emphasis_mode(name: str | None) -> str | None:
+    """A1111's Emphasis mode by its name, in any case: None for "Original" (its default, what every run has);
+    RunError naming the modes."""
+    if name is None:
+        return None
+    found = {mode.lower(): mode for mode in EMPHASIS_MODES}.get(" ".join(name.lower().split()))
+    if found is None:
+        raise RunError(f"emphasis {quoted(name)}: use one of {', '.join(EMPHASIS_MODES)} (A1111's Emphasis modes; its "
+                       "\"None\" reads brackets as words: escape them as \\( \\) instead)")
+    return None if found == "Original" else found
+
+
 def check_options(options: RunOptions) -> None:
     if options.sampler is not None:
         sampler(options.sampler)
@@ -136,6 +154,8 @@ def check_options(options: RunOptions) -> None:
     if options.clip_skip is not None and not 1 <= options.clip_skip <= CLIP_SKIP_MAX:
         raise RunError(f"clip skip counts the text encoder's layers from the end: 1 (the last) to {CLIP_SKIP_MAX}, not "
                        f"{options.clip_skip}")
+    if options.emphasis_mode is not None and is_guided(options.model):
+        raise RunError(f"{option('emphasis')} is A1111's, for diffusion models' text encoders: leave it out")
     if options.clip_skip not in (None, 1) and is_guided(options.model):
         raise RunError(f"{option('clip-skip')} is for diffusion models' text encoders: leave it out")
     check_a1111_extras(options)

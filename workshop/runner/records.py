@@ -65,6 +65,7 @@ class ParamsRecord(Record):
     emphasis: str | None = None  # how prompts were encoded: "a1111" (emphasis_encoder.A1111Encoder); none: as before
     # it, compel's weights and one window
     clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
+    emphasis_mode: str | None = None  # A1111's Emphasis mode where not Original: "No norm" or "Ignore"
     loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (12 digits)
     embeddings: list[str] | None = None  # the embeddings the prompts' words are, "NAME: HASH" (A1111's `TI hashes`)
     vae: str | None = None  # the VAE in place of the model's own, "NAME: HASH" (A1111's `VAE`, `VAE hash`; vae.py)

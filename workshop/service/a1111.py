@@ -291,7 +291,8 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
     subseed = (secrets.randbelow(SEED_MAX + 1) if req.subseed == -1 else req.subseed) if varied else None
     try:
         given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
-                             clip_skip=req.override_settings.get(CLIP_SKIP), vae=req.override_settings.get(SD_VAE) or None,
+                             clip_skip=req.override_settings.get(CLIP_SKIP), emphasis=req.override_settings.get(EMPHASIS),
+                             vae=req.override_settings.get(SD_VAE) or None,
                              tiling=req.tiling or None, variation_seed=subseed,
                              variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
@@ -336,12 +337,13 @@ def check_job(job: JobRequest, settings: Settings) -> None:
 
 CLIP_SKIP = "CLIP_stop_at_last_layers"  # A1111's setting for Clip skip
 SD_VAE = "sd_vae"  # A1111's setting for the VAE
-APPLIED_SETTINGS = ("sd_model_checkpoint", CLIP_SKIP, SD_VAE)  # the override_settings a request's job applies
+EMPHASIS = "emphasis"  # A1111's setting for the Emphasis mode
+APPLIED_SETTINGS = ("sd_model_checkpoint", CLIP_SKIP, SD_VAE, EMPHASIS)  # the override_settings a request's job applies
 # promptism's options (as errors name them, errors.option) → the fields of an A1111 request that carry them
 A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height", "init-image": "init_images",
                 "strength": "denoising_strength", "sampler": "sampler_name", "seeds": "seed", "seed": "seed",
                 "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt",
-                "clip-skip": f"override_settings.{CLIP_SKIP}", "vae": f"override_settings.{SD_VAE}", "tiling": "tiling",
+                "clip-skip": f"override_settings.{CLIP_SKIP}", "vae": f"override_settings.{SD_VAE}", "emphasis": f"override_settings.{EMPHASIS}", "tiling": "tiling",
                 "variation-seed": "subseed", "variation-strength": "subseed_strength"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
@@ -459,7 +461,7 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
              "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
              "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
              "Variation seed strength": p.variation_strength, "Denoising strength": p.strength,
-             "Clip skip": p.clip_skip, "Tiling": "True" if p.tiling else None, **extra, "Version": f"promptism {tool_version()}"}
+             "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "Tiling": "True" if p.tiling else None, **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
     return f"{cell.prompt}{negative}\n{text}"
