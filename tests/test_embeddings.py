@@ -11,7 +11,7 @@ import torch
 
 from tests.helpers import generated, images_of, run_cli
 from workshop.compose.emphasis import parse
-from workshop.runner.embeddings import expand, installed, load, named_in
+from workshop.runner.embeddings import expand, installed, load, named_in, vectors
 from workshop.runner.emphasis_encoder import token_chunks
 from workshop.runner.model_files import hashes
 from workshop.runner.models import load_pipeline, resolve
@@ -46,6 +46,28 @@ def test_a_multi_vector_embedding_takes_its_places_in_the_window(webui):
     ids = token_chunks(tokenizer, parse("a tinystyle circle"), lambda text: expand(pipe, tokenizer, text))[0][0]
     added = tokenizer.convert_tokens_to_ids(["tinystyle", "tinystyle_1"])
     assert ids[2:4] == added and ids[1] == tokenizer("a", add_special_tokens=False)["input_ids"][0]
+
+
+def test_a_multi_vector_embedding_is_not_split_between_windows(webui):
+    """A1111 starts the next window where an embedding's vectors would not fit in what is left of this one."""
+    from safetensors.torch import save_file
+
+    save_file({"emb_params": torch.randn(8, 32, generator=torch.Generator().manual_seed(4))},
+              webui / "embeddings" / "bigstyle.safetensors")
+    pipe = load_pipeline(resolve("tiny"), torch.device("cpu"))
+    load(pipe, ["bigstyle"], installed())
+    tokenizer = pipe.tokenizer
+    own = tokenizer.convert_tokens_to_ids(["bigstyle", *(f"bigstyle_{k}" for k in range(1, 8))])
+    pad, end = tokenizer.pad_token_id, tokenizer.eos_token_id
+    for before, first_window in [(70, 70), (67, 75)]:  # 70 + 8 > 75: it moves on whole; 67 + 8 = 75: it fits
+        windows = token_chunks(tokenizer, parse("cat " * before + "bigstyle dog"),
+                               lambda text: expand(pipe, tokenizer, text), vectors(pipe, tokenizer))
+        ids = [w[0] for w in windows]
+        assert ids[0][1 : before + 1] == [tokenizer.convert_tokens_to_ids("cat</w>")] * before
+        if first_window == 70:
+            assert ids[0][71:] == [end, *[pad] * 5] and ids[1][1:9] == own  # padded; the embedding whole in the next
+        else:
+            assert ids[0][68:76] == own and len(ids) == 2 and ids[1][1] != own[0]
 
 
 def test_an_embedding_changes_the_picture_in_the_prompt_and_the_negative(webui, tmp_path, capsys):

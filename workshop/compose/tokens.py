@@ -23,7 +23,8 @@ CONTEXT = 77  # CLIP's window, start and end tokens included
 CHUNK = CONTEXT - 2  # an AUTOMATIC1111 window: 75 tokens between its start and end tokens
 COMMA_BACKTRACK = 20  # a full window breaks after a comma this close to its end (A1111's comma_padding_backtrack)
 Encoder = Callable[[str], Sequence[int]]
-Piece = tuple[Sequence[int], float] | None  # a run of tokens and its weight; None: a BREAK
+Piece = tuple[Sequence[int | tuple[int, ...]], float] | None  # a run of tokens (a tuple: a multi-vector embedding's,
+# kept in one window) and its weight; None: a BREAK
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def _budget(prompt: str, keywords: Sequence[str], encode: Encoder, limit: int) -
 def a1111_windows(pieces: list[Piece], comma: int | None) -> list[tuple[list[int], list[float]]]:
     """A prompt's tokens in AUTOMATIC1111's windows, each its ids and their weights (no start, end or padding): 75
     tokens a window; a full window breaks after its last comma when that comma is within 20 tokens of its end (the
-    rest moves on); a BREAK (None) starts a new one, empty or not; an empty prompt is one empty window."""
+    rest moves on); a BREAK (None) starts a new one, empty or not; an empty prompt is one empty window; a multi-vector
+    embedding's tokens (a tuple) that would not fit in what is left of a window start the next."""
     windows: list[tuple[list[int], list[float]]] = []
     ids: list[int] = []
     weights: list[float] = []
@@ -135,6 +137,12 @@ def a1111_windows(pieces: list[Piece], comma: int | None) -> list[tuple[list[int
                 ids, weights = moved, moved_weights
             if len(ids) == CHUNK:
                 close()
+            if isinstance(token, tuple):
+                if len(ids) + len(token) > CHUNK and ids:
+                    close()
+                ids.extend(token)
+                weights.extend([weight] * len(token))
+                continue
             ids.append(token)
             weights.append(weight)
     if ids or not windows:

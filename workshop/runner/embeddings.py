@@ -99,6 +99,19 @@ def _pickled(file: ModelFile) -> dict:
     return torch.load(file.path, map_location="cpu", weights_only=True)
 
 
+def vectors(pipe, tokenizer) -> dict[int, tuple[int, ...]]:
+    """Each loaded multi-vector embedding's token ids in ``tokenizer``, by its first: A1111 keeps an embedding's
+    vectors in one window (``compose.tokens.a1111_windows``)."""
+    vocab, runs = tokenizer.get_vocab(), {}
+    for name in getattr(pipe.tokenizer, "__dict__", {}).get("promptism_embeddings", {}):
+        ids = [vocab[name]] if name in vocab else []
+        while ids and f"{name}_{len(ids)}" in vocab:
+            ids.append(vocab[f"{name}_{len(ids)}"])
+        if len(ids) > 1:
+            runs[ids[0]] = tuple(ids)
+    return runs
+
+
 def expand(pipe, tokenizer, text: str) -> str:
     """``text`` with each loaded embedding's name as it was loaded (in whatever case the prompt writes it) and a
     multi-vector one's written as its tokens (diffusers' own conversion)."""

@@ -25,7 +25,7 @@ import torch
 
 from ..compose.emphasis import Chunk, chunk_text, parse
 from ..compose.tokens import CHUNK, Piece, a1111_windows
-from .embeddings import expand
+from .embeddings import expand, vectors
 
 SUPPORTED = "Stable Diffusion 1.x/2.x and SDXL"
 
@@ -47,20 +47,35 @@ def family(pipe) -> str | None:
     return "sd" if ok else None
 
 
-def token_chunks(tokenizer, chunks: tuple[Chunk, ...], expand: Callable[[str], str] = lambda text: text
-                 ) -> list[tuple[list[int], list[float]]]:
+def token_chunks(tokenizer, chunks: tuple[Chunk, ...], expand: Callable[[str], str] = lambda text: text,
+                 whole: dict[int, tuple[int, ...]] | None = None) -> list[tuple[list[int], list[float]]]:
     """A parsed prompt's windows as A1111 makes them (``compose.tokens.a1111_windows``): each the token ids of 77
     places (start, 75, end; padded with the tokenizer's pad after the first end token) and each place's weight.
-    ``expand``: the words as the tokenizer is to read them (a multi-vector embedding's name as its tokens)."""
+    ``expand``: the words as the tokenizer is to read them (a multi-vector embedding's name as its tokens); ``whole``:
+    those embeddings' token ids by their first (``embeddings.vectors``), each kept in one window."""
     start, end = tokenizer.bos_token_id, tokenizer.eos_token_id
     pad = end if tokenizer.pad_token_id is None else tokenizer.pad_token_id
     pieces: list[Piece] = []
     for n, chunk in enumerate(chunks):
         pieces += [None] if n else []  # BREAK
-        pieces += [(tokenizer(expand(s.text), add_special_tokens=False, truncation=False)["input_ids"], s.weight)
-                   for s in chunk]
+        pieces += [(_grouped(tokenizer(expand(s.text), add_special_tokens=False, truncation=False)["input_ids"],
+                             whole or {}), s.weight) for s in chunk]
     return [([start, *ids, end, *[pad] * (CHUNK - len(ids))], [1.0, *weights, *[1.0] * (CHUNK - len(ids) + 1)])
             for ids, weights in a1111_windows(pieces, tokenizer.get_vocab().get(",</w>"))]
+
+
+def _grouped(ids: list[int], whole: dict[int, tuple[int, ...]]) -> list:
+    """``ids`` with each run of a multi-vector embedding's ids as one tuple."""
+    out, at = [], 0
+    while at < len(ids):
+        run = whole.get(ids[at])
+        if run is not None and len(run) <= CHUNK and tuple(ids[at : at + len(run)]) == run:
+            out.append(run)
+            at += len(run)
+        else:
+            out.append(ids[at])
+            at += 1
+    return out
 
 
 class A1111Encoder:
@@ -83,7 +98,8 @@ class A1111Encoder:
         parts, pooled = [], None
         for tokenizer, text_encoder in self.pairs:
             zs = []
-            for ids, weights in token_chunks(tokenizer, chunks, lambda text: expand(self.pipe, tokenizer, text)):
+            for ids, weights in token_chunks(tokenizer, chunks, lambda text: expand(self.pipe, tokenizer, text),
+                                             vectors(self.pipe, tokenizer)):
                 skip = not self.sdxl and self.clip_skip > 1
                 out = text_encoder(torch.tensor([ids], device=self.device), output_hidden_states=self.sdxl or skip)
                 if self.sdxl:
