@@ -150,7 +150,7 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     params |= {"width": width, "height": height}
     if source == "automatic1111":
         fields = a1111_fields(chunks.get("parameters", ""))
-        if other := sorted(k for k in fields if k not in _A1111_READ and not k.startswith("Hires ")
+        if other := sorted(k for k in fields if k not in _A1111_READ
                            and not (k == "Seed resize from" and _no_resize(fields[k]))):
             params["not_applied"] = other  # (names only: an extension's field may hold a prompt)
         params["strength"] = _float(meta.get("Denoising strength"))
@@ -159,6 +159,7 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         params["hires_upscale"] = _float(meta.get("Hires upscale"))  # A1111's hires fix: a second, img2img pass
         params["hires_steps"] = _int(meta.get("Hires steps"))
         params["hires_upscaler"] = _text(_str(meta.get("Hires upscaler")))
+        params["hires_resize"] = _hires_resize(fields.get("Hires resize"))  # a size asked for instead of a scale
         for key, field_name in (("loras", "Lora hashes"), ("embeddings", "TI hashes")):
             if field_name in fields:
                 params[key], note = _hashes(fields[field_name], field_name)
@@ -198,16 +199,24 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
 #: extensions write theirs (ControlNet's holds `Model: …` of its own)
 _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 #: the fields import reads (or that cannot change what promptism makes: its noise source is its own, so RNG is moot);
-#: a hires fix's are said as one (workshop/runner/imported.py)
+#: the hires fix's scale or size, steps and upscaler are read, and its other fields (Hires sampler, Hires prompt,
+#: Hires checkpoint, Hires CFG Scale …) kept as not applied (workshop/runner/imported.py says them)
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
                "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG", "VAE", "VAE hash", "Tiling",
-               "Variation seed", "Variation seed strength", "Emphasis"}
+               "Variation seed", "Variation seed strength", "Emphasis", "Hires upscale", "Hires steps",
+               "Hires upscaler", "Hires resize"}
 
 
 def _no_resize(value: str) -> bool:
     """A1111's ``Seed resize from``, where it resizes nothing (-1x-1, its "off", written by some versions)."""
     width, _, height = value.partition("x")
     return all(_int(side) is None or _int(side) == 0 for side in (width, height))
+
+
+def _hires_resize(value: str | None) -> list[int] | None:
+    """A1111's ``Hires resize: WxH`` (the hires fix's target size, 0 for a side it derives from the other)."""
+    match = re.fullmatch(r"\s*(\d{1,6})\s*x\s*(\d{1,6})\s*", value or "")
+    return [int(match[1]), int(match[2])] if match and (match[1] != "0" or match[2] != "0") else None
 
 
 _HASH = re.compile(r"[0-9a-f]{8,64}")

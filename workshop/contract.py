@@ -82,6 +82,10 @@ class RunParams(Contract):
     tiling: Flag | None = None  # A1111's Tiling: seamless (circular) convolutions
     variation_seed: Whole | None = None  # A1111's Variation seed, with its strength (0–1)
     variation_strength: Number | None = None
+    hires: Number | None = None  # A1111's hires fix: its Hires upscale (e.g. 2); the rest go with it
+    hires_steps: Whole | None = None  # its second pass's steps (0: the first pass's)
+    hires_strength: Number | None = None  # its second pass's denoising strength (default 0.7)
+    hires_upscaler: Named | None = None  # an A1111 upscaler name: Latent (the default), Lanczos, None …
 
 
 class KeywordTable(Contract):
@@ -136,6 +140,10 @@ class GivenOptions(Contract):
     tiling: Flag | None = None  # A1111's Tiling
     variation_seed: Whole | None = None  # A1111's Variation seed …
     variation_strength: Number | None = None  # … and its strength, 0 (the seed's own noise) to 1 (the variation seed's)
+    hires: Number | None = None  # A1111's hires fix (Hires upscale), with its steps, strength and upscaler
+    hires_steps: Whole | None = None
+    hires_strength: Number | None = None
+    hires_upscaler: Named | None = None
     max_batch: Whole | None = None
     clip: Named | None = None  # a scorer, or "none"
     guided: GuidedSettings | None = None

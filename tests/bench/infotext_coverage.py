@@ -179,9 +179,10 @@ FEATURES = {f.key: f for f in (
     Feature("alternation", "alternation [a|b]", APPLIED, "A1111's schedule: the words switched every step"),
     Feature("hypernet", "hypernetwork <hypernet:…>", REFUSED_F, "one line: an extra network promptism does not apply"),
     Feature("and", "AND (composable diffusion)", REFUSED_F, "one line naming the character"),
-    Feature("hires", "hires fix (Hires upscale/steps/upscaler, First pass size)", DROPPED,
-            "not applied yet: the first pass alone is made; import keeps its settings and rerun names it",
-            said=r"hires fix"),
+    Feature("hires", "hires fix (Hires upscale/steps/upscaler, First pass size)", APPLIED,
+            "made again, both passes (runner/hires.py): Hires upscale, or a Hires resize that keeps the proportions; "
+            "Latent*, Lanczos, Nearest, None; a network upscaler (R-ESRGAN …) as Lanczos, said; its other fields named",
+            said=r"hires fix|Hires upscaler|Hires sampler|Hires prompt|Hires checkpoint"),
     Feature("img2img", "img2img / inpaint (Denoising strength without hires, Mask blur)", DROPPED,
             "not applied: no init image is recorded", said=r"denoising strength"),
     Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "not applied, named by rerun: the model's own VAE is used"),
@@ -450,8 +451,9 @@ def measure(info: Infotext, journal, work: Path, smoke: bool) -> Result:
         if not wrong.startswith(("Model:", "Model hash:")):
             result.dropped.append(f"misread {wrong} (silent)")
     for note in job.left_out:  # what rerun says it leaves out that no feature above accounts for
-        if not re.search(r"denoising strength|Clip skip|hires fix|fields promptism does not apply|as asked: A1111 made it",
-                         note, re.IGNORECASE):  # (a size A1111 rounded down is made as it made it: no drop)
+        if not re.search(r"denoising strength|Clip skip|fields promptism does not apply|as asked: A1111 made it",
+                         note, re.IGNORECASE):  # (a size A1111 rounded down is made as it made it: no drop; a hires
+            # fix made otherwise — another upscaler, no crop — is one)
             result.dropped.append(f"{note} (said)")
     return done("RUNS_WITH_DROPPED" if result.dropped else "RUNS_AS_WRITTEN")
 

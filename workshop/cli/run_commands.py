@@ -71,6 +71,16 @@ def run_options(fn):
                      "moved toward this seed's (with --variation-strength)."),
         click.option("--variation-strength", type=float, help="How far toward the variation seed's noise: 0 (the "
                      "image's own seed) to 1 (the variation seed's)."),
+        click.option("--hires", type=float, metavar="SCALE", help="AUTOMATIC1111's hires fix: make each image at "
+                     "--size, upscale it by SCALE (e.g. 2; the size rounded down to multiples of 8) and make it again "
+                     "image to image at that size (SD 1.x/2.x and SDXL; not with --init-image)."),
+        click.option("--hires-steps", type=int, help="The hires fix's second pass: its denoising steps (default, or "
+                     "0: the first pass's)."),
+        click.option("--hires-strength", type=float, help="The hires fix's second pass: its denoising strength, (0–1] "
+                     "(default 0.7, as AUTOMATIC1111)."),
+        click.option("--hires-upscaler", metavar="NAME", help="The hires fix's upscaler, by its AUTOMATIC1111 name: "
+                     "Latent (the default), Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
+                     "Latent (nearest), Latent (nearest-exact), Lanczos, Nearest or None."),
         click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
@@ -123,6 +133,8 @@ def given_options(opts: dict):
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
                   clip_skip=opts["clip_skip"], emphasis=opts["emphasis"], vae=opts["vae"], tiling=opts["tiling"],
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
+                  hires=opts["hires"], hires_steps=opts["hires_steps"],
+                  hires_strength=opts["hires_strength"], hires_upscaler=opts["hires_upscaler"],
                   max_batch=opts["max_batch"], clip=opts["clip"],
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
                   tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])

@@ -18,6 +18,7 @@ from ..compose.grid import Grid
 from ..contract import GuidedSettings
 from ..errors import RunError, option
 from ..samplers import sampler
+from . import hires
 from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
 from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
@@ -85,6 +86,7 @@ class DiffusersBackend:
             encoding["clip_skip"] = options.clip_skip
         if options.emphasis_mode is not None:
             encoding["emphasis_mode"] = options.emphasis_mode
+        encoding |= hires.params(options)
         if options.sampler is None:
             return {"scheduler": type(self.pipe.scheduler).__name__, **encoding, **options.speedups.params()}
         chosen = sampler(options.sampler)
@@ -108,6 +110,11 @@ class DiffusersBackend:
             raise RunError(f"emphasis {options.emphasis_mode!r} is A1111's, for the models promptism encodes its way "
                            f"({SUPPORTED}); {self.source.credit} is not one: leave {option('emphasis')} out")
         check_a1111_extras(self, options)
+        size = options.size or (self.native_size(),) * 2
+        hires.check_model(options, family(self.pipe), self.source.credit,
+                          [(c.params.get("width", size[0]), c.params.get("height", size[1])) for c in grid.cells],
+                          [c.params.get("steps", options.steps or self.source.steps) for c in grid.cells],
+                          self.max_steps()[0])
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
         for name, steps in dict.fromkeys((c.params.get("sampler", options.sampler), c.params.get("steps", options.steps))
@@ -143,8 +150,7 @@ class DiffusersBackend:
                       preview_every=preview_every,
                       pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler, vae, channels_last=fast),
                       emphasis=params.emphasis, clip_skip=params.clip_skip or 1, emphasis_mode=params.emphasis_mode,
-                      tiling=bool(params.tiling),
-                      variation=variation)
+                      tiling=bool(params.tiling), variation=variation, hires=hires.Hires.of(params))
 
 
 PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -31,6 +31,7 @@ from . import events as ev
 from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
 from .embeddings import installed as installed_embeddings, load as load_embeddings
+from .hires import Hires, second_pass
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -124,11 +125,13 @@ class Engine:
     def __init__(self, pipe, *, on_event: Callable[[ev.Event], None] = lambda e: None,
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
                  pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1,
-                 emphasis_mode: str | None = None, tiling: bool = False, variation: tuple[int, float] | None = None):
+                 emphasis_mode: str | None = None, tiling: bool = False,
+                 variation: tuple[int, float] | None = None, hires: Hires | None = None):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
         sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
-        recorded before it, whose prompts compel weighs); ``clip_skip``, ``emphasis_mode``: A1111's, for its encoding; ``tiling``:
-        A1111's (``circular``); ``variation``: A1111's variation seed and strength (``starting_noise``)."""
+        recorded before it, whose prompts compel weighs); ``clip_skip``, ``emphasis_mode``: A1111's, for its
+        encoding; ``tiling``: A1111's (``circular``); ``variation``: A1111's variation seed and strength
+        (``starting_noise``); ``hires``: A1111's hires fix, a second pass after each batch's first (``hires.py``)."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
@@ -136,7 +139,7 @@ class Engine:
         self.preview_every = preview_every
         self._img2img: dict[tuple, object] = {}  # by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
-        self.emphasis, self.clip_skip, self.emphasis_mode = emphasis, clip_skip, emphasis_mode
+        self.emphasis, self.clip_skip, self.emphasis_mode, self.hires = emphasis, clip_skip, emphasis_mode, hires
         self.tiling, self.variation = tiling, variation
         self._embedding_files: dict | None = None  # the installs' embeddings by name (embeddings.installed)
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
@@ -149,7 +152,7 @@ class Engine:
     def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[FinishedBatch]:
         """Yield each finished batch; raise Cancelled when cancelled between steps."""
         by_index = {j.index: j for j in jobs}
-        self._steps_total = sum(by_index[b[0]].effective_steps for b in layout)
+        self._steps_total = sum(self._job_steps(by_index[b[0]]) for b in layout)
         self._started = time.monotonic()
         max_batch = max((len(b) for b in layout), default=1)
         queue = [list(b) for b in layout]
@@ -161,7 +164,7 @@ class Engine:
                 queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
                 continue
             if len(parts := self._alike([by_index[i] for i in batch])) > 1:  # prompts of different lengths
-                self._steps_total += (len(parts) - 1) * by_index[batch[0]].effective_steps
+                self._steps_total += (len(parts) - 1) * self._job_steps(by_index[batch[0]])
                 queue[:0] = parts
                 continue
             steps_before = self._steps_done
@@ -202,11 +205,16 @@ class Engine:
 
     def _alike(self, jobs: list[Job]) -> list[list[int]]:
         """The batch's jobs in groups of the same prompt length at every step (``Conditioning.tokens``), in order."""
-        _, conditionings = self._prepare(jobs)
-        groups: dict[tuple | None, list[int]] = {}
-        for job, conditioning in zip(jobs, conditionings):
-            groups.setdefault(conditioning and conditioning.tokens, []).append(job.index)
+        pipe, conditionings = self._prepare(jobs)
+        seconds = self._second(pipe, jobs)[1] if self.hires else [None] * len(jobs)  # (and in a hires fix's pass)
+        groups: dict[tuple, list[int]] = {}
+        for job, conditioning, second in zip(jobs, conditionings, seconds):
+            groups.setdefault((conditioning and conditioning.tokens, second and second.tokens), []).append(job.index)
         return list(groups.values())
+
+    def _job_steps(self, job: Job) -> int:
+        """The denoising steps a job's batch runs: its own, and a hires fix's second pass's."""
+        return job.effective_steps + (self.hires.steps_of(job) if self.hires else 0)
 
     def _call(self, jobs: list[Job]) -> np.ndarray:
         first = jobs[0]
@@ -234,8 +242,12 @@ class Engine:
             pipe = self._img2img_pipe(pipe, (first.model, first.sampler))
             init = _load_init(first.init_image, first.width, first.height)
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
+        if self.hires is not None:  # the first pass's latents (or pixels) go on to the second pass
+            kwargs["output_type"] = self.hires.first_output
         with torch.inference_mode(), circular(pipe, self.tiling):
             images = pipe(**kwargs).images
+            if self.hires is not None and not self._interrupted:
+                images = self._hires_pass(pipe, jobs, batch_no, kwargs, images)
             if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
                 self._steps_done = steps_before
                 raise Cancelled()
@@ -282,6 +294,22 @@ class Engine:
         if model not in self._weights:
             self._weights[model] = WeightedEncoder(pipe)
         return weights_encode(self._weights[model], prompt, negative, tuple(out))
+
+    def _second(self, pipe, jobs: list[Job]) -> tuple[list[Job], list[Conditioning | None]]:
+        """The jobs as a hires fix's second pass runs them (its steps, no strength), and their conditioning: A1111
+        schedules prompt editing over the second pass's steps again."""
+        second = [replace(j, steps=self.hires.steps_of(j), strength=None) for j in jobs]
+        return second, [self._conditioning(pipe, j) for j in second]
+
+    def _hires_pass(self, pipe, jobs: list[Job], batch_no: int, kwargs: dict, first):
+        """A1111's hires fix's second pass over the first pass's output (``hires.second_pass``): image to image at the
+        hires size, its steps counted and reported as its own."""
+        second, conditionings = self._second(pipe, jobs)
+        inputs = dict(callback_on_step_end=self._callback(second, batch_no, conditionings),
+                      callback_on_step_end_tensor_inputs=["latents", *_scheduled_inputs(conditionings)],
+                      **_text_inputs(second, conditionings))
+        img2img = self._img2img_pipe(pipe, (jobs[0].model, jobs[0].sampler))
+        return img2img(**second_pass(self.hires, first, jobs, kwargs["guidance_scale"], inputs)).images
 
     def _img2img_pipe(self, pipe, key: tuple):
         """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""

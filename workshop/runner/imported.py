@@ -1,12 +1,13 @@
 """Making an imported experiment's images again: the grid job its recorded settings describe — the prompt as it was
-written (weights and all), the negative prompt, each image's seed, steps, guidance, size and sampler — on the model
-it names where that model is here, else on one given. The originals came from another tool, so what promptism makes
+written (weights and all), the negative prompt, each image's seed, steps, guidance, size and sampler, A1111's Clip
+skip and hires fix — on the model it names where that model is here, else on one given. The originals came from another tool, so what promptism makes
 is a new run, never compared byte for byte with them. Torch-free: ``promptism rerun`` builds the job before any
 service starts, and refuses here, in one line, what cannot be made again.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from journal import Experiment
@@ -19,7 +20,7 @@ from ..settings import Settings
 from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
 from ..samplers import SAMPLERS, sampler
-from . import embeddings
+from . import embeddings, hires
 from .loras import lora_file
 from .model_files import addnet_hash, find_all, hashes, same_file, short_hash
 from .models import A1111, family_hint, installed_checkpoint, resolve as resolve_model
@@ -110,13 +111,9 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         notes.append(f"size {width}x{height} as asked: A1111 made it {width // 8 * 8}x{height // 8 * 8} (its "
                      "latents are an eighth of the size, rounded down), and so does promptism")
         width, height = width // 8 * 8, height // 8 * 8
-    hires = params.get("hires_upscale") or params.get("hires_steps") or params.get("hires_upscaler")
-    if hires:  # A1111's hires fix: its denoising strength is the second pass's
-        said = ", ".join(f"{k} {params[f'hires_{k}']}" for k in ("upscale", "steps", "upscaler") if params.get(f"hires_{k}"))
-        strength = f", denoising strength {params['strength']:g}" if params.get("strength") is not None else ""
-        left_out.append(f"A1111's hires fix ({said}{strength}): promptism does not make that second pass yet, so the "
-                        "images are the first pass's")
-    elif params.get("strength") is not None:
+    asked = (params.get("width"), params.get("height"))  # (A1111's hires size comes from the size as asked)
+    hires_given = _hires(params, asked, (width, height), name, left_out, notes)
+    if hires_given is None and params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
     if isinstance(names := params.get("not_applied"), list) and names:  # A1111 settings, extensions' fields
         shown = ", ".join(map(str, names[:8])) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
@@ -132,13 +129,17 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     variation_seed, variation_strength = _number(params.get("variation_seed"), int), _number(params.get("variation_strength"), float)
     if variation_seed is None or variation_strength is None:
         variation_seed = variation_strength = None
+    elif hires_given:  # (A1111 varies both passes' noise; promptism's img2img pass draws its own from the seed)
+        left_out.append(f"Variation seed {variation_seed} (strength {variation_strength:g}) with the hires fix: promptism "
+                        "varies no second pass's noise, so neither pass is varied")
+        variation_seed = variation_strength = None
     given = GivenOptions(
         model=name, steps=_number(params.get("steps"), int), guidance=_number(params.get("guidance"), float),
         size=(width, height) if isinstance(width, int) and isinstance(height, int) else None,
         sampler=sampler_name if sampler_name is not None else recorded if isinstance(recorded, str) else None,
         clip_skip=clip_skip if clip_skip is not None and clip_skip > 1 else None, emphasis=mode, vae=vae,
         tiling=True if params.get("tiling") is True else None, variation_seed=variation_seed,
-        variation_strength=variation_strength)
+        variation_strength=variation_strength, **(hires_given or {}))
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
     resolve(spec, given, settings)  # refused now what the run would refuse
     return Remake(spec, given, left_out, notes)
@@ -172,6 +173,72 @@ def _vae(params: dict, settings: Settings, left_out: list[str]) -> str | None:
                         "own VAE is used (convert it to .safetensors)")
         return None
     return install_name(found)
+
+
+def _hires(params: dict, asked: tuple, size: tuple, model: str, left_out: list[str],
+           notes: list[str]) -> dict | None:
+    """An imported A1111 hires fix as the options that make it again: None without one; none where it cannot be made
+    again, which is said in ``left_out`` (what is made as A1111 would have made it, in ``notes``). A1111's ``Hires
+    upscale`` is the scale; a ``Hires resize: WxH`` (a size asked for instead) is the scale it amounts to where it
+    keeps the first pass's proportions (A1111 crops otherwise: not made); its ``Denoising strength`` is the second
+    pass's; an upscaler promptism lacks (a network's, R-ESRGAN …) is replaced by Lanczos, the nearest of those it has,
+    and said."""
+    scale, steps = _number(params.get("hires_upscale"), float), _number(params.get("hires_steps"), int)
+    resize, named = params.get("hires_resize"), params.get("hires_upscaler")
+    if not (isinstance(resize, list) and len(resize) == 2 and all(type(v) is int and v >= 0 for v in resize)):
+        resize = None
+    if scale is None and resize is None and steps is None and named is None:
+        return None
+    said = ", ".join(f"{k} {params[f'hires_{k}']}" for k in ("upscale", "steps", "upscaler") if params.get(f"hires_{k}"))
+    said = f"A1111's hires fix ({said or 'Hires resize ' + 'x'.join(map(str, resize or []))})"
+    w, h = asked if all(isinstance(v, int) and v > 0 for v in asked) else (None, None)
+    target = None
+    if scale is None and isinstance(resize, list) and w is not None:
+        target = _resized(w, h, *resize)  # A1111's hr_upscale_to for a size asked for
+        if target is None:
+            left_out.append(f"{said}: Hires resize {resize[0]}x{resize[1]} does not keep {w}x{h}'s proportions, so "
+                            "A1111 cropped its second pass; promptism does not crop, so the images are the first pass's")
+            return {}
+        side, wanted = (w, target[0]) if resize[0] else (h, target[1])
+        scale = wanted / side
+        while int(side * scale) < wanted:  # (a ratio no float holds: A1111's int(side × scale) must give the size)
+            scale = math.nextafter(scale, math.inf)
+    if scale is None or not scale > 0:
+        left_out.append(f"{said}: no Hires upscale (nor a Hires resize with a Size) is recorded, so the images are the "
+                        "first pass's")
+        return {}
+    source = resolve_model(model)
+    if (family := family_hint(source)) is not None and family not in ("sd", "sdxl"):
+        left_out.append(f"{said} (which {source.credit} does not take: A1111 makes it for Stable Diffusion models)")
+        return {}
+    a1111 = target or ((int(w * scale), int(h * scale)) if w is not None else None)
+    made = hires.hires_size(*size, scale) if a1111 is not None and None not in size else None
+    if made is not None and made != (a1111[0] // 8 * 8, a1111[1] // 8 * 8):
+        left_out.append(f"{said}: A1111's images were {a1111[0] // 8 * 8}x{a1111[1] // 8 * 8}, promptism's are "
+                        f"{made[0]}x{made[1]} (the scale of {size[0]}x{size[1]})")
+    upscaler = named if isinstance(named, str) else None
+    if upscaler is not None:
+        try:
+            upscaler = hires.upscaler(upscaler)
+        except RunError:
+            left_out.append(f"Hires upscaler {upscaler}: not here (it needs its network's weights), so Lanczos, the "
+                            "nearest of the upscalers promptism has, is used instead")
+            upscaler = "Lanczos"
+    strength = _number(params.get("strength"), float)
+    if strength is None:
+        notes.append(f"{said}: no Denoising strength is recorded, so the second pass's is A1111's default, "
+                     f"{hires.DEFAULT_STRENGTH:g}")
+    return {"hires": scale, "hires_steps": steps or None, "hires_strength": strength, "hires_upscaler": upscaler}
+
+
+def _resized(width: int, height: int, to_w: int, to_h: int) -> tuple[int, int] | None:
+    """A1111's hires size for ``Hires resize: to_w x to_h`` (0: that side from the other's proportion), or None where
+    it does not keep the first pass's proportions (A1111 then scales to cover and crops)."""
+    if to_h == 0:
+        return to_w, to_w * height // width
+    if to_w == 0:
+        return to_h * width // height, to_h
+    return (to_w, to_h) if to_w * height == to_h * width else None
 
 
 def _number(value, kind: type):

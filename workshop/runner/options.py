@@ -16,6 +16,7 @@ from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
 from ..errors import RunError, option
 from ..samplers import OWN, sampler
+from . import hires
 from .models import GUIDED, GUIDED_MAX_STEPS, is_guided
 from .speedups import Speedups
 
@@ -57,6 +58,10 @@ class RunOptions(BaseModel):
     tiling: bool = False  # A1111's Tiling: every convolution of the UNet and VAE wraps round (seamless textures)
     variation_seed: int | None = None  # A1111's Variation seed: each image's noise slerped toward this seed's …
     variation_strength: float | None = None  # … by this much (0: its own seed's noise, 1: the variation seed's)
+    hires: float | None = None  # A1111's hires fix (hires.py): the scale of its second pass; None: no second pass
+    hires_steps: int | None = None  # its steps (None or 0: the first pass's)
+    hires_strength: float | None = None  # its denoising strength (default hires.DEFAULT_STRENGTH, A1111's 0.7)
+    hires_upscaler: str | None = None  # an A1111 upscaler name (hires.UPSCALERS; default Latent)
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -96,6 +101,10 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         vae=own_vae(_first(given.vae, params.vae)), tiling=bool(_first(given.tiling, params.tiling)),
         variation_seed=_first(given.variation_seed, params.variation_seed),
         variation_strength=_first(given.variation_strength, params.variation_strength),
+        hires=_first(given.hires, params.hires), hires_steps=_first(given.hires_steps, params.hires_steps),
+        hires_strength=_first(given.hires_strength, params.hires_strength),
+        hires_upscaler=hires.upscaler(upscaler) if (upscaler := _first(given.hires_upscaler, params.hires_upscaler))
+        is not None else None,
         allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
         preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
         animate_every=given.animate_every or 0,
@@ -187,6 +196,9 @@ def check_options(options: RunOptions) -> None:
     if options.animate_every < 0:
         raise RunError(f"{option('animate')} takes a number of steps between frames, 1 or more, not "
                        f"{options.animate_every}")
+    hires.check(options)
+    if options.hires_steps is not None and options.hires_steps > STEPS_MAX:
+        raise RunError(f"hires steps must be at most {STEPS_MAX:,}, not {options.hires_steps}")
     if options.guided:
         check_guided(options.guided)
     if is_guided(options.model) and (options.speedups.compile or options.speedups.channels_last):
@@ -259,3 +271,5 @@ def check_grid(grid: Grid, options: RunOptions) -> None:
         if w * h > pixel_limit():
             raise RunError(f"size {w}x{h} is {w * h:,} pixels, over the limit of {pixel_limit():,} (max_image_pixels in "
                            f"config.toml): use e.g. {suggest_size(w, h)}")
+        if options.hires is not None:  # a size axis's, at the hires size
+            hires.check_size(w, h, options.hires)

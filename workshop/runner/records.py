@@ -66,6 +66,10 @@ class ParamsRecord(Record):
     # it, compel's weights and one window
     clip_skip: int | None = None  # A1111's Clip skip, where it was above 1 (the last layer otherwise)
     emphasis_mode: str | None = None  # A1111's Emphasis mode where not Original: "No norm" or "Ignore"
+    hires: float | None = None  # A1111's hires fix (hires.py): its scale; width and height stay the first pass's, the
+    hires_steps: int | None = None  # images are hires.made_size; steps of its second pass (none: the first pass's),
+    hires_strength: float | None = None  # its denoising strength
+    hires_upscaler: str | None = None  # and its upscaler (A1111's name)
     loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (12 digits)
     embeddings: list[str] | None = None  # the embeddings the prompts' words are, "NAME: HASH" (A1111's `TI hashes`)
     vae: str | None = None  # the VAE in place of the model's own, "NAME: HASH" (A1111's `VAE`, `VAE hash`; vae.py)

@@ -23,6 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from journal.text import one_line
 
+from .hires import made_size
 from .png import PngBands
 from .records import RunRecord
 
@@ -184,8 +185,10 @@ class RunSheets:
     def _draw(self) -> dict[str, Sheet]:
         r = self.record
         cells = [c.model_dump(mode="json") for c in r.cells]  # the sheet draws journal cells (dicts) too
-        tile = tile_size(max((c.width or r.params.width or 64 for c in r.cells), default=64),  # a size axis: its largest
-                         max((c.height or r.params.height or 64 for c in r.cells), default=64))
+        sizes = [made_size(r.params, c.width or r.params.width or 64, c.height or r.params.height or 64)
+                 for c in r.cells]  # (a hires fix's images are larger than the size its cells record)
+        tile = tile_size(max((w for w, _ in sizes), default=64), max((h for _, h in sizes), default=64))  # (a size
+        # axis: its largest)
         widest = self._title(len(cells))  # no title it gets later is wider
         made_by = ", ".join(m.id for m in r.models.values()) if r.models else r.model.id  # (a model axis: each)
         return {name: Sheet(cells, r.grid.rows, r.grid.cols, r.grid.subgrids, tile, widest, f"Generated with {made_by}",

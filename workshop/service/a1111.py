@@ -144,7 +144,8 @@ class Txt2ImgRequest(_Request):
     @classmethod
     def _no_hires(cls, value: bool):
         if value:
-            raise ValueError("promptism has no hires fix: leave out enable_hr, or upscale elsewhere")
+            raise ValueError("this API does not take the hires fix yet (`promptism generate --hires` makes it): "
+                             "leave out enable_hr")
         return value
 
 
