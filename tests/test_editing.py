@@ -55,15 +55,18 @@ def test_the_schedule_of_a1111s_documented_example():
     assert schedule("([cat:dog:2]:1.2) [x]", 4) == [(2, "(cat:1.2) [x]"), (4, "(dog:1.2) [x]")]  # emphasis kept
     assert schedule("[[a|b]:c:2]", 4) == [(1, "a"), (2, "b"), (4, "c")]  # nested
     assert schedule("no editing (here:1.1)", 7) == [(7, "no editing (here:1.1)")]
-    # a hires fix's second pass: a step counts on from the first pass, a fraction from 1
+    # a hires fix's second pass: a step counts on from the first pass, a fraction from 1 (A1111 1.10's scheduling)
     assert schedule("a [b:c:15] d", 10, first_pass=10) == [(5, "a b d"), (10, "a c d")]
+    assert schedule("a [b:c:1.5] d", 10, first_pass=20) == [(5, "a b d"), (10, "a c d")]
+    assert schedule("a [b:c:1.5] d", 20) == [(20, "a b d")]  # the first pass: past its end, never switched
+    assert schedule("a [b:c:0.5] d", 10, first_pass=20) == [(10, "a c d")]  # switched in the first pass: done
     assert final("a [cat:dog:3] [x|y]") == "a dog x y" and variants("a [cat:dog:3]") == ["a cat", "a dog"]
 
 
 @pytest.mark.parametrize("text, message", [
     ("a [cat:dog]", '"[" at character 3 holds ":" but \'dog\' after the last one is no step to switch at'),
     ("a [cat:dog:-1]", "no step to switch at"),
-    ("a [cat:dog:1.5]", "the edit at character 3 switches at 1.5, past the end: a fraction of the steps is 0 to 1"),
+    ("a [cat:dog:2.5]", "the edit at character 3 switches at 2.5, past the end: a fraction of the steps is 0 to 1"),
     ("a [cat:dog:0.5", 'unbalanced "[" at character 3: close it with "]"'),
     ("a [cat:dog:0.5]]", 'unbalanced "]" at character 16'),
     ("a [cat:dog:x:0.5]", 'holds 3 ":": prompt editing is [from:to:when]'),
@@ -154,7 +157,8 @@ def test_an_edited_grid_reruns_byte_identically_and_the_record_keeps_the_prompt_
 
 def test_bad_editing_is_one_line_and_nothing_is_written(tmp_path, capsys):
     j = tmp_path / "j"
-    for prompt, message in [("a [cat:dog:1.5]", "switches at 1.5, past the end"),
+    for prompt, message in [("a [cat:dog:1.5]", "the prompt: the edit at character 3 switches past 1, in a hires fix's "
+                                                 "second pass as A1111 reads it, and this run makes none: give --hires"),
                             ("a [cat:dog", 'unbalanced "[" at character 3')]:
         code, out, err = run_cli(capsys, "generate", prompt, "--model", "tiny", "--steps", "2", "--size", "64x64",
                                  "--journal", str(j))
@@ -170,3 +174,16 @@ def test_the_token_count_is_the_longest_text_the_prompt_takes():
     assert windows(f"a [cat:{long}:0.5]", clip_bpe()) == 3
     assert windows(f"a [{long}::3]", clip_bpe()) == 3
     assert windows("a [cat|dog]", clip_bpe()) == 1
+
+
+def test_an_edit_past_1_switches_in_the_hires_fixs_second_pass(tmp_path):
+    journal = Journal.init(tmp_path / "j")
+    options = RunOptions(model="tiny", clip="none", steps=2, size=(64, 64), hires=2.0, hires_steps=4)
+
+    def made(prompt):
+        run = execute(build_grid(spec_from({"prompt": prompt})), options, journal)
+        return run.image(run.record.cells[0]).read_bytes()
+
+    cat, late, dog_second = made("a photo of a cat"), made("a photo of a [cat:dog:1.5]"), made("a photo of a [cat:dog:1.0]")
+    assert len({cat, late, dog_second}) == 3  # cat throughout / dog halfway through the second pass / dog in all of it
+    assert made("a photo of a [cat:dog:2]") == made("a photo of a [cat:dog:0.99]") != cat  # steps 2: a 2 is the end

@@ -67,7 +67,7 @@ def test_parse_as_a1111_does(text, expected):
     ("a:1.3)", 'unbalanced ")" at character 6'),
     ("[cat:dog]", '"[" at character 1 holds ":" but \'dog\' after the last one is no step to switch at'),
     ("[a|b:0.5]", 'holds both ":" and "|"'),
-    ("a [b:c:1.5]", "the edit at character 3 switches at 1.5, past the end"),
+    ("a [b:c:2.5]", "the edit at character 3 switches at 2.5, past the end"),
     ("a [b:(c:x):2]", 'the weight "x" at character 9 is not a number'),  # checked where it stands in the prompt
     ("(a BREAK b)", 'BREAK at character 4 is inside the "(" at character 1: move it out of the brackets'),
     ("C:\\pics", 'a lone "\\" at character 3: write \\\\ for a backslash'),

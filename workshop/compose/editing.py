@@ -1,7 +1,7 @@
 """AUTOMATIC1111's prompt editing and alternation, written from its documented behaviour (wiki "Features"):
 ``[from:to:when]`` draws ``from`` until step ``when`` and ``to`` after it, ``[to:when]`` adds words at ``when``,
 ``[from::when]`` takes them out; ``when`` is a step (``10``) or, written with a point, a fraction of the steps
-(``0.25``); ``[a|b|c]`` alternates its words every step. They nest, and hold emphasis and are held by it.
+(``0.25``; past 1, of a hires fix's second pass); ``[a|b|c]`` alternates its words every step. They nest, and hold emphasis and are held by it.
 
 ``tree`` reads a prompt's editing (SpecError, naming the character, for what A1111 would read otherwise than it
 looks: a ``[`` holding ``:`` whose last part is no step, ``:`` and ``|`` mixed, more than two ``:``, a fraction past
@@ -110,6 +110,24 @@ def schedule(text: str, steps: int, what: str = "the prompt", first_pass: int | 
         else:
             entries.append((end, text_then))
     return entries
+
+
+def in_second_pass(text: str) -> int | None:
+    """The 0-based character of the first edit of ``text`` that switches in a hires fix's second pass (a fraction
+    past 1, as A1111 reads it), or None."""
+    if not has_editing(text):
+        return None
+
+    def find(parts: Tree) -> int | None:
+        for node in parts:
+            if isinstance(node, Edit) and "." in node.when and float(node.when) > 1:
+                return node.at
+            for branch in () if isinstance(node, Words) else _branches(node):
+                if (found := find(branch)) is not None:
+                    return found
+        return None
+
+    return find(tree(text))
 
 
 def at_step(entries: list[tuple[int, str]], step: int) -> str:
@@ -302,8 +320,8 @@ class _Reader:
             raise self.fail(f'"[" at character {at + 1} holds {len(parts) - 1} ":": prompt editing is [from:to:when], '
                             "[to:when] or [from::when]; put a weight's colon inside ( )")
         when = when.strip()
-        if "." in when and float(when) > 1:
+        if "." in when and float(when) > 2:
             raise self.fail(f"the edit at character {at + 1} switches at {when}, past the end: a fraction of the steps "
-                            "is 0 to 1 (0.5: halfway); a whole number is a step")
+                            "is 0 to 1 (0.5: halfway; 1 to 2: in a hires fix's second pass); a whole number is a step")
         before = tuple(parts[0]) if len(parts) == 3 else ()
         return Edit(at, before, tuple(parts[-2]), when)

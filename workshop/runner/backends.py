@@ -11,7 +11,7 @@ from typing import Protocol
 
 from journal import ModelInfo
 
-from ..compose.editing import edited
+from ..compose.editing import edited, in_second_pass
 from ..compose.emphasis import has_emphasis
 from ..compose.networks import networks
 from ..compose.grid import Grid
@@ -66,7 +66,8 @@ class DiffusersBackend:
         self._pipes = {None: pipe}  # by sampler name: made once per backend, so once per run
 
     def native_size(self) -> int:
-        return self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor
+        denoiser = getattr(self.pipe, "unet", None) or self.pipe.transformer  # (SD3, Flux: a transformer)
+        return denoiser.config.sample_size * self.pipe.vae_scale_factor
 
     def max_steps(self) -> tuple[int | None, str]:
         """A scheduler's training timesteps (diffusers refuses more only once the run has begun)."""
@@ -110,11 +111,18 @@ class DiffusersBackend:
             raise RunError(f"emphasis {options.emphasis_mode!r} is A1111's, for the models promptism encodes its way "
                            f"({SUPPORTED}); {self.source.credit} is not one: leave {option('emphasis')} out")
         check_a1111_extras(self, options)
-        size = options.size or (self.native_size(),) * 2
-        hires.check_model(options, family(self.pipe), self.source.credit,
-                          [(c.params.get("width", size[0]), c.params.get("height", size[1])) for c in grid.cells],
-                          [c.params.get("steps", options.steps or self.source.steps) for c in grid.cells],
-                          self.max_steps()[0])
+        for cell in grid.cells if options.hires is None else ():
+            for what, text in (("the prompt", cell.prompt), ("the negative prompt", cell.negative)):
+                if (at := in_second_pass(text)) is not None:
+                    raise RunError(f"{what}: the edit at character {at + 1} switches past 1, in a hires fix's second "
+                                   f"pass as A1111 reads it, and this run makes none: give {option('hires')}, or a "
+                                   "fraction of 0 to 1")
+        if options.hires is not None:
+            size = options.size or (self.native_size(),) * 2
+            hires.check_model(options, family(self.pipe), self.source.credit,
+                              [(c.params.get("width", size[0]), c.params.get("height", size[1])) for c in grid.cells],
+                              [c.params.get("steps", options.steps or self.source.steps) for c in grid.cells],
+                              self.max_steps()[0])
         for name in dict.fromkeys(c.params["sampler"] for c in grid.cells if "sampler" in c.params):
             self.pipeline(name)
         for name, steps in dict.fromkeys((c.params.get("sampler", options.sampler), c.params.get("steps", options.steps))

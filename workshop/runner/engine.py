@@ -253,11 +253,14 @@ class Engine:
                 raise Cancelled()
             return host_pixels(images)
 
-    def _conditioning(self, pipe, job: Job) -> Conditioning | None:
+    def _conditioning(self, pipe, job: Job, first_pass: int | None = None) -> Conditioning | None:
         """``job``'s prompt and negative encoded for each step of their schedules (A1111 counts a second-order
-        sampler's model calls as steps), each distinct pair once per model and run, reused for every seed and batch."""
-        steps = job.steps * (2 if getattr(pipe.scheduler, "order", 1) == 2 else 1)
-        prompts, negatives = schedule(job.prompt, steps), schedule(job.negative, steps, "the negative prompt")
+        sampler's model calls as steps; ``first_pass``: the first pass's steps, where ``job`` is a hires fix's second),
+        each distinct pair once per model and run, reused for every seed and batch."""
+        order = 2 if getattr(pipe.scheduler, "order", 1) == 2 else 1
+        steps, first = job.steps * order, None if first_pass is None else first_pass * order
+        prompts = schedule(job.prompt, steps, first_pass=first)
+        negatives = schedule(job.negative, steps, "the negative prompt", first_pass=first)
         entries = []
         for end in sorted({end for end, _ in prompts} | {end for end, _ in negatives}):
             key = (job.model, at_step(prompts, end), at_step(negatives, end))
@@ -299,7 +302,7 @@ class Engine:
         """The jobs as a hires fix's second pass runs them (its steps, no strength), and their conditioning: A1111
         schedules prompt editing over the second pass's steps again."""
         second = [replace(j, steps=self.hires.steps_of(j), strength=None) for j in jobs]
-        return second, [self._conditioning(pipe, j) for j in second]
+        return second, [self._conditioning(pipe, j, first_pass=f.steps) for j, f in zip(second, jobs)]
 
     def _hires_pass(self, pipe, jobs: list[Job], batch_no: int, kwargs: dict, first):
         """A1111's hires fix's second pass over the first pass's output (``hires.second_pass``): image to image at the

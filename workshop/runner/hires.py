@@ -120,8 +120,6 @@ def check_model(options, family: str | None, name: str, sizes, steps, most: int 
     """The hires fix where the model takes it: a Stable Diffusion 1.x/2.x or SDXL model (``family``), each first-pass
     size of ``sizes`` within the limits at the hires size, and each second pass's schedule (of ``steps``, the first
     passes') no longer than the model's scheduler (``most`` timesteps)."""
-    if options.hires is None:
-        return
     if family not in ("sd", "sdxl"):
         raise RunError(f"the hires fix is for Stable Diffusion 1.x/2.x and SDXL models, as A1111 makes it; {name} is "
                        f"not one: leave out {option('hires')}")
