@@ -16,7 +16,8 @@ _PLAIN_SCHEDULES = {"", "automatic", "uniform", "normal"}
 #: A1111 1.9+'s default schedule of a sampler, which "Schedule type: Automatic" means (its k-diffusion samplers'
 #: options); the others' is uniform
 AUTOMATIC = {"DPM++ 2M": "Karras", "DPM++ SDE": "Karras", "DPM++ 2S a": "Karras", "DPM++ 2M SDE": "Exponential",
-             "DPM++ 2M SDE Heun": "Exponential", "DPM++ 3M SDE": "Exponential"}
+             "DPM++ 2M SDE Heun": "Exponential", "DPM++ 3M SDE": "Exponential", "DPM2": "Karras", "DPM2 a": "Karras",
+             "Restart": "Karras"}
 
 _COMFYUI_SAMPLERS = {
     "euler": "Euler", "euler_ancestral": "Euler a", "heun": "Heun", "lms": "LMS", "dpm_2": "DPM2",
@@ -25,8 +26,10 @@ _COMFYUI_SAMPLERS = {
     "uni_pc": "UniPC", "lcm": "LCM", "dpmpp_2s_ancestral": "DPM++ 2S a", "dpmpp_3m_sde": "DPM++ 3M SDE",
     "dpm_fast": "DPM fast", "dpm_adaptive": "DPM adaptive",
 }
+#: ComfyUI's schedulers by A1111's schedule types; its "beta" is not A1111's Beta (it takes the model's sigmas at
+#: the beta quantiles' timesteps, A1111 spaces the sigmas themselves by them), so it keeps a name of its own
 _COMFYUI_SCHEDULERS = {"normal": "", "karras": "Karras", "exponential": "Exponential", "sgm_uniform": "SGM Uniform",
-                       "simple": "Simple", "ddim_uniform": "", "beta": "Beta", "kl_optimal": "KL Optimal"}
+                       "simple": "Simple", "ddim_uniform": "", "beta": "ComfyUI Beta", "kl_optimal": "KL Optimal"}
 _INVOKEAI = {
     "ddim": "DDIM", "pndm": "PLMS", "lms": "LMS", "lms_k": "LMS Karras", "euler": "Euler", "euler_a": "Euler a",
     "heun": "Heun", "kdpm_2": "DPM2", "kdpm_2_k": "DPM2 Karras", "kdpm_2_a": "DPM2 a", "kdpm_2_a_k": "DPM2 a Karras",

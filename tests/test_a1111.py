@@ -30,7 +30,7 @@ from tests.helpers import declared_png
 from workshop.service import a1111
 from workshop.contract import GivenOptions, Spec
 from workshop.runner.options import resolve
-from workshop.samplers import SAMPLERS
+from workshop.samplers import PLAIN, SAMPLERS, SCHEDULES, schedule_label
 from workshop.settings import Settings
 from workshop.service.server import create_app
 from workshop.service.service import Service
@@ -195,6 +195,17 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
     ({"scheduler": "Karras"}, "DPM++ 2M", "DPM++ 2M Karras"), ({"sampler_name": "Euler"}, "UniPC", "Euler"),
     ({"sampler_name": "DPM++ 2M", "scheduler": "automatic"}, None, "DPM++ 2M Karras"),  # A1111 1.9+'s own default
     ({"scheduler": "automatic"}, "DPM++ 2M", "DPM++ 2M"),  # the setting's sampler is promptism's name: as it is
+    ({"sampler_name": "Euler a", "scheduler": "normal"}, None, "Euler a"),  # SillyTavern's
+    ({"sampler_name": "Euler a", "scheduler": "sgm_uniform"}, None, "Euler a SGM Uniform"),
+    ({"sampler_name": "DPM++ 2M", "scheduler": "align_your_steps"}, None, "DPM++ 2M Align Your Steps"),
+    ({"sampler_name": "Euler", "scheduler": "Beta"}, None, "Euler Beta"),
+    ({"sampler_name": "DPM++ 2M", "scheduler": "SGM Uniform"}, None, "DPM++ 2M SGM Uniform"),  # by its label
+    ({"sampler_name": "Euler", "scheduler": "SGMUniform"}, None, "Euler SGM Uniform"),  # A1111's alias
+    ({"sampler_name": "UniPC", "scheduler": "exponential"}, None, "UniPC Exponential"),
+    ({"sampler_name": "DPM2 a", "scheduler": "polyexponential"}, None, "DPM2 a Polyexponential"),
+    ({"sampler_name": "LMS", "scheduler": "simple"}, None, "LMS Simple"),
+    ({"sampler_name": "DDIM", "scheduler": "uniform"}, None, "DDIM"),
+    ({"scheduler": "sgm_uniform"}, "Euler a", "Euler a SGM Uniform"),  # the setting's sampler, this schedule
 ])
 def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)
@@ -203,8 +214,14 @@ def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, 
 
 @pytest.mark.parametrize("fields, loc, says", [
     ({"sampler_name": "Euler b"}, ["sampler_name"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
-    ({"sampler_name": "Euler", "scheduler": "Karras"}, ["sampler_name"], "unknown sampler 'Euler with scheduler Karras'"),
-    ({"sampler_name": "Euler", "scheduler": "Exponential"}, ["scheduler"], "promptism's samplers take Automatic, Uniform, Karras"),
+    ({"sampler_name": "DPM++ 2S a", "scheduler": "Karras"}, ["sampler_name"], "the nearest are DPM++ SDE and DPM++ 2M SDE"),
+    ({"sampler_name": "Euler a", "scheduler": "karras"}, ["scheduler"],
+     "Euler a (EulerAncestralDiscreteScheduler) takes the schedule types Automatic, Uniform, Normal, SGM Uniform, Simple, "
+     "not Karras"),
+    ({"sampler_name": "DDIM", "scheduler": "align_your_steps"}, ["scheduler"], "DDIM (DDIMScheduler) takes the schedule types"),
+    ({"sampler_name": "Euler", "scheduler": "kl_optimal"}, ["scheduler"], "promptism does not make KL Optimal"),
+    ({"sampler_name": "Euler", "scheduler": "cosine"}, ["scheduler"], "unknown scheduler 'cosine': promptism's samplers "
+     "take automatic, uniform, karras, exponential, polyexponential, sgm_uniform, align_your_steps, simple, normal, beta"),
     ({"scheduler": "Karras"}, ["scheduler"], "scheduler 'Karras' goes with a sampler"),
 ])
 def test_an_unknown_sampler_is_a_422_naming_the_valid_ones(jdir, fields, loc, says):
@@ -284,6 +301,14 @@ def test_webuiapi_txt2img_makes_a_run_in_the_services_journal(api, jdir):
     assert all(im.info == {} for im in result.images)  # pixels only: no A1111 parameters chunk
 
 
+def test_webuiapi_txt2img_with_a_schedule_type_runs_that_schedule(api, jdir):
+    made = [api.txt2img(prompt=PROMPT, seed=5, steps=3, width=32, height=32, sampler_name="DPM++ 2M", scheduler=schedule)
+            for schedule in ("normal", "align_your_steps")]
+    assert [m.info["sampler_name"] for m in made] == ["DPM++ 2M", "DPM++ 2M Align Your Steps"]
+    assert "Sampler: DPM++ 2M Align Your Steps," in made[1].info["infotexts"][0]
+    assert made[0].images[0].tobytes() != made[1].images[0].tobytes()
+
+
 def test_webuiapi_random_seed_is_reported(api, jdir):
     result = api.txt2img(prompt=PROMPT, steps=2, width=32, height=32)  # webuiapi sends seed -1
     seed = result.info["seed"]
@@ -304,10 +329,20 @@ def test_webuiapi_img2img_starts_from_the_stored_init_image(api, jdir):
 
 
 def test_samplers_and_schedulers_are_listed_as_a1111_lists_them(api):
+    """A1111 1.9+ lists its samplers without schedules, and its schedule types apart: each listed one a request can
+    name (by name or label), and each named sampler with each schedule type it takes one promptism runs."""
     assert api.util_get_sampler_names() == sorted(SAMPLERS)
-    assert {s["name"]: s["options"] for s in api.get_samplers()}["DPM++ 2M Karras"] == {
-        "scheduler": "DPMSolverMultistepScheduler", "use_karras_sigmas": "True"}
-    assert api.util_get_scheduler_names() == ["automatic", "karras", "uniform"]
+    assert {s["name"]: s["options"] for s in api.get_samplers()}["DPM++ 2M SDE"] == {
+        "scheduler": "DPMSolverMultistepScheduler", "algorithm_type": "sde-dpmsolver++"}
+    listed = api.get_schedulers()
+    assert sorted(s["name"] for s in listed) == api.util_get_scheduler_names() == sorted(
+        ["automatic", "uniform", "karras", "exponential", "polyexponential", "sgm_uniform", "align_your_steps", "simple",
+         "normal", "beta"])
+    by_name = {s["name"]: s for s in listed}
+    assert by_name["karras"]["default_rho"] == 7.0 and by_name["sgm_uniform"]["aliases"] == ["SGMUniform"]
+    assert by_name["align_your_steps"]["label"] == "Align Your Steps" and by_name["normal"]["need_inner_model"] is True
+    assert {schedule_label(s["name"]) for s in listed} == {schedule_label(s["label"]) for s in listed} == {
+        *PLAIN.values(), *SCHEDULES}
 
 
 def test_models_options_and_idle_progress(api):

@@ -42,6 +42,16 @@ def test_an_imported_a1111_image_is_made_again_with_its_weights_sampler_and_sett
     assert run.state == "finished" and len(run.done) == 1
 
 
+@pytest.mark.parametrize("schedule, sampler", [("SGM Uniform", "Euler a SGM Uniform"), ("Automatic", "Euler a"),
+                                               ("Align Your Steps", "DPM++ 2M Align Your Steps")])
+def test_an_a1111_schedule_type_is_made_again_with_it(tmp_path, capsys, schedule, sampler):
+    base = sampler.removesuffix(" " + schedule) if sampler.endswith(schedule) else sampler
+    j = _import(tmp_path, capsys, INFOTEXT.format(model="tiny").replace("Euler a,", f"{base}, Schedule type: {schedule},"))
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0 and "not applied" not in out + err, out + err
+    assert list_runs(Journal.open(j))[0].record.params.sampler == sampler
+
+
 def test_a_comfyui_graph_is_made_again_with_its_sampler_and_scheduler(tmp_path, capsys):
     graph = {"3": {"class_type": "KSampler", "inputs": {"seed": 4, "steps": 2, "cfg": 6.0, "sampler_name": "dpmpp_2m",
                                                         "scheduler": "karras", "positive": ["6", 0]}},
@@ -60,7 +70,15 @@ def test_a_comfyui_graph_is_made_again_with_its_sampler_and_scheduler(tmp_path, 
     (INFOTEXT.format(model="v1-5-pruned-emaonly"), [],
      "#1 was made with 'v1-5-pruned-emaonly', which is not here: pass --model NAME"),
     (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 2S a"), [],
-     "#1 was made with the sampler 'DPM++ 2S a', which promptism does not have: pass --sampler NAME (Euler, Euler a"),
+     "#1 was made with the sampler 'DPM++ 2S a', which promptism does not have (diffusers has no singlestep ancestral "
+     "DPM++ solver"),
+    (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 2S a"), [], "the nearest are DPM++ SDE and DPM++ 2M SDE): "
+     "pass --sampler NAME (Euler, Euler a"),
+    (INFOTEXT.format(model="tiny").replace("Euler a,", "Euler a, Schedule type: Karras,"), [],
+     "#1 was made with the sampler 'Euler a Karras', which promptism does not have (Euler a "
+     "(EulerAncestralDiscreteScheduler) takes the schedule types Automatic, Uniform, Normal, SGM Uniform, Simple, not Karras)"),
+    (INFOTEXT.format(model="tiny").replace("Euler a,", "Euler, Schedule type: KL Optimal,"), [],
+     "which promptism does not have (promptism has no KL Optimal schedule type"),
     (INFOTEXT.format(model="tiny"), ["--verify"], "#1 was imported (made by another tool)"),
     (INFOTEXT.format(model="tiny").replace("Seed: 7, ", ""), [], "#1's image 1 has no seed recorded"),
     (INFOTEXT.format(model="tiny"), ["--sampler", "Euler b"], "unknown sampler 'Euler b'"),

@@ -138,7 +138,8 @@ _CHECKS: dict[str, tuple[str, Callable]] = {
     "compile": ("true or false", _flag),
     "channels_last": ("true or false", _flag),
     "tf32": ("true or false", _flag),
-    "sampler": ("an AUTOMATIC1111 sampler name (`promptism samplers`): " + ", ".join(SAMPLERS) + ", or \"default\"",
+    "sampler": ("an AUTOMATIC1111 sampler name (`promptism samplers`): " + ", ".join(SAMPLERS) + ", alone or with a "
+                "schedule type (\"DPM++ 2M Karras\"), or \"default\"",
                 _sampler),
     "ray": ("\"auto\", a Ray cluster's address (HOST:PORT or ray://HOST:10001), or \"off\"", _ray),
     "a1111": ("the path of an AUTOMATIC1111 install's folder (stable-diffusion-webui)", _text),

@@ -517,20 +517,32 @@ def models_cmd(as_json: bool) -> None:
 @click.command("samplers")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def samplers_cmd(as_json: bool) -> None:
-    """List the samplers --sampler takes: AUTOMATIC1111's names, each with the diffusers scheduler it runs."""
-    from ..samplers import SAMPLERS
+    """List the samplers --sampler takes: AUTOMATIC1111's names, each with the diffusers scheduler it runs and the
+    schedule types it takes ("DPM++ 2M" + "Karras": --sampler "DPM++ 2M Karras")."""
+    from ..samplers import NOT_MADE, NOT_RUN, PLAIN, SAMPLERS, SCHEDULES, schedules_of
 
     if as_json:
-        click.echo(dump_json([{"name": s.name, "scheduler": s.scheduler, "settings": s.settings, "ancestral": s.ancestral}
+        click.echo(dump_json([{"name": s.name, "scheduler": s.scheduler, "settings": s.settings, "ancestral": s.ancestral,
+                               "schedules": {label: SCHEDULES[label].settings for label in schedules_of(s)}}
                               for s in SAMPLERS.values()]))
         return
-    print_table(["sampler", "diffusers scheduler", "settings", "noise"],
+    every = list(SCHEDULES)
+    print_table(["sampler", "diffusers scheduler", "settings", "schedule types", "noise"],
                 [[s.name, s.scheduler, ", ".join(f"{k}={v}" for k, v in s.settings.items()),
+                  "all" if schedules_of(s) == every else ", ".join(schedules_of(s)) or "—",
                   "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
-    click.echo("Without --sampler (or the sampler setting, or a spec's [params] sampler) a run uses the model folder's own "
+    click.echo()
+    print_table(["schedule type", "API name", "diffusers"],
+                [[", ".join(PLAIN.values()), ", ".join(PLAIN), "the sampler alone: the model's own timestep spacing "
+                  "(Automatic: A1111's default for the sampler, DPM++ 2M → Karras …)"]]
+                + [[s.label, s.key, "NVIDIA's sigmas (SD 1.x / SDXL), interpolated as A1111 does" if s.sigmas else
+                    ", ".join(f"{k}={v}" for k, v in s.settings.items())] for s in SCHEDULES.values()])
+    click.echo("A sampler with a schedule type is one name: --sampler \"DPM++ 2M Karras\", \"Euler a SGM Uniform\". "
+               "Without --sampler (or the sampler setting, or a spec's [params] sampler) a run uses the model folder's own "
                "scheduler. Samplers with fresh noise each step draw it from each image's own seed (DPM++ SDE: a torchsde "
                "Brownian tree per image, seeded with it), so reruns are byte-identical and an image's noise does not "
-               "depend on its batch.")
+               "depend on its batch. Not made: " + ", ".join(NOT_RUN) + " (samplers); "
+               + ", ".join(label for label, _ in NOT_MADE.values()) + " (schedule types).")
 
 
 def _guided_settings(opts: dict):

@@ -143,7 +143,8 @@ class DiffusersBackend:
             return self._pipes[key]
         if name not in self._pipes:
             pipe = copy.copy(self.pipe)
-            pipe.scheduler = make_scheduler(sampler(name), self.pipe.scheduler.config)
+            pipe.scheduler = make_scheduler(sampler(name), self.pipe.scheduler.config,
+                                            sdxl=hasattr(self.pipe, "text_encoder_2"))  # (A1111's is_sdxl)
             self._pipes[name] = pipe
         return self._pipes[name]
 

@@ -19,7 +19,7 @@ from ..compose.prompt import clean
 from ..settings import Settings
 from ..errors import RunError, option
 from ..contract import GivenOptions, Spec
-from ..samplers import SAMPLERS, sampler
+from ..samplers import SAMPLERS, SamplerRefused, sampler
 from . import embeddings, hires
 from .loras import lora_file
 from .model_files import addnet_hash, find_all, hashes, same_file, short_hash
@@ -86,9 +86,11 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     if sampler_name is None and isinstance(recorded, str):
         try:
             sampler(recorded)
-        except RunError:
-            raise RunError(f"#{n} was made with the sampler {quoted(recorded)}, which promptism does not have: pass "
-                           f"{option('sampler', 'NAME')} ({', '.join(SAMPLERS)})") from None
+        except SamplerRefused as exc:
+            why = f" ({exc.reason})" if exc.reason else ""
+            raise RunError(f"#{n} was made with the sampler {quoted(recorded)}, which promptism does not have{why}: "
+                           f"pass {option('sampler', 'NAME')} ({', '.join(SAMPLERS)}, alone or with a schedule type)"
+                           ) from None
     clip_skip = _number(params.get("clip_skip"), int)
     if clip_skip is not None and clip_skip > 1:  # A1111 applies it to SD 1.x/2.x; it leaves SDXL's encoders alone
         source = resolve_model(name)

@@ -9,6 +9,13 @@ the generators the pipeline passes to each step — each image's own, seeded wit
 DPMSolverSDEScheduler) draws it from torchsde Brownian trees seeded at random unless told; here each image gets a
 tree of its own seeded with the image's seed (as A1111 does), so its reruns are byte-identical and an image's noise
 does not depend on the batch it is made in.
+
+Schedules: a schedule type is a setting of the class (Karras' sigmas, trailing timesteps …: ``workshop/samplers.py``)
+but for Align Your Steps, which diffusers offers only as lists to pass to a pipeline call: its sampler runs a
+subclass whose Karras hook (``_convert_to_karras``, which every class that takes Karras sigmas calls with the step
+count and then goes on as for Karras' sigmas) gives NVIDIA's 10-step sigmas for SD 1.x or SDXL — diffusers'
+``AysSchedules``, ending, as A1111's do, at 0.029 — log-linearly interpolated to the step count as A1111 1.10 does
+(at 11 steps the list itself), then 0. So the pipeline call is the same as for any sampler.
 """
 
 from __future__ import annotations
@@ -18,14 +25,33 @@ import functools
 from journal.text import quoted
 
 from ..errors import RunError
-from ..samplers import Sampler
+from ..samplers import AYS, Sampler
+
+AYS_END = 0.029  # where A1111's Align Your Steps lists end (diffusers' end at 0: their 10th step goes to 0)
 
 
-def make_scheduler(chosen: Sampler, config) -> object:
-    """``chosen``'s scheduler, configured from a model's scheduler ``config``; RunError where that config cannot
-    take it (a flow-matching model and an SD sampler, say)."""
+def align_your_steps(steps: int, sdxl: bool) -> list[float]:
+    """The Align Your Steps sigmas of ``steps`` steps (the final 0 not included), as A1111 1.10 makes them: NVIDIA's
+    list of 11 for SD 1.x (and 2.x) or SDXL, log-linearly interpolated to ``steps`` points unless there are 11."""
+    import numpy as np
+    from diffusers.schedulers.scheduling_utils import AysSchedules
+
+    known = AysSchedules["StableDiffusionXLSigmas" if sdxl else "StableDiffusionSigmas"][:-1] + [AYS_END]
+    if steps == len(known):
+        return known
+    logs = np.interp(np.linspace(0, 1, steps), np.linspace(0, 1, len(known)), np.log(known[::-1]))
+    return np.exp(logs)[::-1].tolist()
+
+
+def make_scheduler(chosen: Sampler, config, *, sdxl: bool = False) -> object:
+    """``chosen``'s scheduler, configured from a model's scheduler ``config`` (``sdxl``: an SDXL model's, for the
+    schedules that differ by model: Align Your Steps); RunError where that config cannot take it (a flow-matching
+    model and an SD sampler, say)."""
+    made = _scheduler_class(chosen.scheduler)
+    if chosen.sigmas == AYS:
+        made = _aligned(made, sdxl)
     try:
-        return _scheduler_class(chosen.scheduler).from_config(config, **chosen.settings)
+        return made.from_config(config, **chosen.settings)
     except Exception as exc:  # noqa: BLE001 - whatever the config lacks: one line naming the sampler
         detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
         raise RunError(f"sampler {quoted(chosen.name)} cannot run with this model's scheduler config: {detail}") from None
@@ -36,6 +62,17 @@ def _scheduler_class(name: str) -> type:
     import diffusers
 
     return _seeded_sde() if name == "DPMSolverSDEScheduler" else getattr(diffusers, name)
+
+
+@functools.cache
+def _aligned(base: type, sdxl: bool) -> type:
+    """``base`` (a class that takes Karras sigmas) with Align Your Steps' sigmas where it would compute Karras'."""
+    import numpy as np
+
+    def _convert_to_karras(self, in_sigmas, num_inference_steps=None):
+        return np.array(align_your_steps(num_inference_steps or self.num_inference_steps, sdxl))
+
+    return type(f"AlignYourSteps{base.__name__}", (base,), {"_convert_to_karras": _convert_to_karras})
 
 
 @functools.cache

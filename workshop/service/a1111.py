@@ -10,7 +10,9 @@ Decisions, where A1111 and promptism differ:
 - Sampler: ``sampler_name`` (or the older ``sampler_index``) with the newer ``scheduler`` ("DPM++ 2M" + "Karras",
   or "DPM++ 2M Karras" alone) is the run's sampler by its A1111 name, as ``--sampler`` takes it (``GET /samplers``
   and ``/schedulers`` list them); "", "Default" or "automatic" ask for the ``sampler`` setting, else the model's own
-  scheduler; an unknown one is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
+  scheduler; ``scheduler`` is any of A1111 1.10's schedule types promptism makes (``karras``, ``sgm_uniform``,
+  ``align_your_steps``, ``normal`` …, by name or label); an unknown sampler, or a schedule type promptism or that
+  sampler cannot make, is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
   What promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
   (Clip skip) and ``sd_vae`` — is
   accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
@@ -54,7 +56,6 @@ from journal import InvalidInput, Journal, JournalError
 from journal.atomic import write_atomic
 from journal.images import clean_png, open_image
 from journal.journal import tool_version
-from journal.samplers import a1111_sampler
 from journal.text import one_line
 
 from ..compose.errors import SpecError
@@ -66,14 +67,20 @@ from ..paths import journal_dir
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
-from ..samplers import OWN, SAMPLERS, named, sampler
+from ..samplers import NOT_MADE, OWN, SAMPLERS, named, sampler, schedule_label, with_schedule
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
 OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in particular
-#: The schedule types promptism's samplers take (A1111's /schedulers: name, label); others are refused by name.
-SCHEDULERS = {"automatic": "Automatic", "uniform": "Uniform", "karras": "Karras"}
+#: The schedule types promptism's samplers take, as A1111 1.10's /schedulers lists them (its name, label, aliases,
+#: default rho and whether it needs the model); others are refused by name.
+SCHEDULERS = {"automatic": ("Automatic", None, -1, False), "uniform": ("Uniform", None, -1, True),
+              "karras": ("Karras", None, 7.0, False), "exponential": ("Exponential", None, -1, False),
+              "polyexponential": ("Polyexponential", None, 1.0, False),
+              "sgm_uniform": ("SGM Uniform", ["SGMUniform"], -1, True),
+              "align_your_steps": ("Align Your Steps", None, -1, False), "simple": ("Simple", None, -1, True),
+              "normal": ("Normal", None, -1, True), "beta": ("Beta", None, -1, True)}
 
 
 Prose = Annotated[str, AfterValidator(valid_text)]  # a prompt: valid Unicode, of a bounded length (contract.TEXT_MAX)
@@ -258,25 +265,30 @@ def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
     lacks."""
     asked = req.sampler_name or req.sampler_index or ""
     field = "sampler_name" if req.sampler_name else "sampler_index" if req.sampler_index else "scheduler"
-    schedule = (req.scheduler or "").strip()
-    if schedule and schedule.lower() not in SCHEDULERS:
-        raise BadValue(["scheduler"], f"unknown scheduler {schedule!r}: promptism's samplers take "
-                       f"{', '.join(SCHEDULERS.values())} (see /sdapi/v1/schedulers)")
+    schedule = " ".join((req.scheduler or "").split())
+    label = schedule_label(schedule) if schedule else "Automatic"
+    if label is None:
+        made, why = NOT_MADE.get(schedule.lower().replace(" ", "").replace("_", ""), (None, None))
+        said = f"promptism does not make {made} ({why})" if made else "unknown scheduler"
+        raise BadValue(["scheduler"], f"{said} {schedule!r}: promptism's samplers take "
+                       f"{', '.join(name for name in SCHEDULERS)} (see /sdapi/v1/schedulers)")
     from_setting = asked.strip().lower() in OWN_SAMPLER
     base = run_sampler(None, setting, model) if from_setting else asked
-    if from_setting and base is not None and schedule.lower() in ("", "automatic"):
+    if from_setting and base is not None and label == "Automatic":
         return sampler(base).name  # the setting's sampler as promptism names it (A1111's Automatic is a named one's)
     if base is None:
-        if schedule.lower() in ("", "automatic"):
+        if label == "Automatic":
             return None  # the model's own scheduler
         raise BadValue(["scheduler"], f"scheduler {schedule!r} goes with a sampler: name one in sampler_name "
                        "(see /sdapi/v1/samplers)")
     try:
-        return sampler(a1111_sampler(base, schedule)).name
-    except RunError:
-        given = f"{base} with scheduler {schedule}" if schedule.lower() not in ("", "automatic", "uniform") else base
-        raise BadValue([field], f"unknown sampler {given!r}: use one of {', '.join(SAMPLERS)} "
-                       "(see /sdapi/v1/samplers)") from None
+        sampler(base)
+    except RunError as exc:
+        raise BadValue([field], f"{exc} (see /sdapi/v1/samplers)") from None
+    try:
+        return with_schedule(base, label).name
+    except RunError as exc:  # a schedule type this sampler cannot take: the line names those it can
+        raise BadValue(["scheduler"], f"{exc} (see /sdapi/v1/schedulers)") from None
 
 
 def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name: str | None = None,
@@ -600,7 +612,8 @@ def router(service) -> APIRouter:
 
     @api.get("/schedulers", response_model=list[SchedulerItem])
     async def schedulers():
-        return [SchedulerItem(name=name, label=label) for name, label in SCHEDULERS.items()]
+        return [SchedulerItem(name=name, label=label, aliases=aliases, default_rho=rho, need_inner_model=inner)
+                for name, (label, aliases, rho, inner) in SCHEDULERS.items()]
 
     @api.get("/options")
     async def options():

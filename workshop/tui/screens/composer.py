@@ -25,7 +25,7 @@ from ...compose.prompt import Keyword
 from ...compose.spec import spec_from, spec_values
 from ...contract import GivenOptions, Spec, first_problem
 from ...paths import APP
-from ...samplers import OWN, SAMPLERS
+from ...samplers import NAMES, OWN
 from journal.text import quoted, visible
 
 from ..composition import Composition, CompositionError, from_job, load_composition, save_composition
@@ -288,7 +288,7 @@ class ComposerScreen(Screen):
             if kind := row.show(c.axes.get(row.axis, "")):
                 unknown.append(f"the {row.axis} axis kind {quoted(kind)}")
         self.choose_model(c.model or self.app.model)
-        if c.sampler is None or c.sampler in SAMPLERS or c.sampler == OWN and self.app.settings.sampler:
+        if c.sampler is None or c.sampler in NAMES or c.sampler == OWN and self.app.settings.sampler:
             self.query_one("#sampler", Select).value = c.sampler or ""
         else:
             unknown.append(f"the sampler {quoted(c.sampler)}")
@@ -547,8 +547,8 @@ class ComposerScreen(Screen):
         own" is a choice of its own ("default", as --sampler default)."""
         setting = self.app.settings.sampler
         if setting is None or setting.lower() == OWN:
-            return [(MODELS_OWN, "")] + [(name, name) for name in SAMPLERS]
-        return [(f"setting: {setting}", ""), (MODELS_OWN, OWN)] + [(name, name) for name in SAMPLERS]
+            return [(MODELS_OWN, "")] + [(name, name) for name in NAMES]
+        return [(f"setting: {setting}", ""), (MODELS_OWN, OWN)] + [(name, name) for name in NAMES]
 
     def given(self, mode: str | None = None) -> tuple[Spec, GivenOptions]:
         """The job the composer holds: its spec and the run options its fields give (blank: not given, so the
