@@ -6,7 +6,8 @@ no runner (the settings check their sampler with it).
 
 The schedule types are A1111 1.10's (its ``sd_schedulers``), each as diffusers makes it:
 - Uniform and Normal (A1111's are one: its discrete model's timesteps evenly from 999 to 0) and no type at all: the
-  sampler on the model's own timestep spacing, as promptism has always run the plain names;
+  sampler on the model's own timestep spacing, as promptism has always run the plain names (recorded runs name them;
+  SD 1.x's folders say "leading", which starts lower than A1111's 999);
 - Automatic: the sampler's own default in A1111 1.10 (``journal.samplers.AUTOMATIC``: DPM++ 2M → Karras …);
 - Karras, Exponential, Beta: diffusers' ``use_karras_sigmas``, ``use_exponential_sigmas``, ``use_beta_sigmas`` (the
   same formulas; Beta with A1111's default alpha = beta = 0.6); Polyexponential is Exponential (A1111's rho for it is
@@ -16,9 +17,9 @@ The schedule types are A1111 1.10's (its ``sd_schedulers``), each as diffusers m
 - Align Your Steps: NVIDIA's 10-step sigmas for SD 1.x or SDXL, log-linearly interpolated to the step count as A1111
   does (``sigmas``: the runner computes them where diffusers computes Karras').
 A1111's KL Optimal (it ends at the model's smallest sigma, ComfyUI's at 0), DDIM (it adds a step at some step
-counts) and ComfyUI's beta (not A1111's) have no faithful diffusers mapping, and are refused by name. A class takes a type where its ``__init__`` has
-the option (diffusers 0.42.1; a test checks this table against the installed diffusers); another is refused in one
-line naming those it takes."""
+counts) and ComfyUI's beta (not A1111's) have no faithful diffusers mapping, and are refused by name. A class takes a
+type where its ``__init__`` has the option (diffusers 0.42.1; a test checks this table against the installed
+diffusers); another is refused in one line naming those it takes."""
 
 from __future__ import annotations
 

@@ -529,7 +529,7 @@ def samplers_cmd(as_json: bool) -> None:
     every = list(SCHEDULES)
     print_table(["sampler", "diffusers scheduler", "settings", "schedule types", "noise"],
                 [[s.name, s.scheduler, ", ".join(f"{k}={v}" for k, v in s.settings.items()),
-                  "all" if schedules_of(s) == every else ", ".join(schedules_of(s)) or "—",
+                  "all below" if schedules_of(s) == every else ", ".join(schedules_of(s)) or "—",
                   "fresh each step" if s.ancestral else ""] for s in SAMPLERS.values()])
     click.echo()
     print_table(["schedule type", "API name", "diffusers"],
