@@ -138,6 +138,30 @@ def test_a_lora_that_cannot_apply_is_one_line_and_nothing_is_written(webui, tmp_
     assert not (tmp_path / "j").exists()
 
 
+def test_a_lora_for_another_model_family_is_one_line_before_any_run_and_leaves_nothing_behind(webui, tmp_path, capfd):
+    """An SDXL LoRA on an SD 1.x model: one line on the terminal (diffusers logged a line per layer), no run, and the
+    warm model without a half-loaded adapter (a LoRA that fits makes the same bytes before and after)."""
+    from tests.test_weights import tiny_sdxl
+    from workshop.cli import main
+
+    kohya_lora(tiny_sdxl(), webui / "models" / "Lora" / "xlstyle.safetensors")
+    j = str(tmp_path / "j")
+
+    def fitting() -> list[bytes]:
+        assert main(["generate", "a red circle <lora:tinydetail:1>", "--model", "tiny", "--steps", "1", "--clip", "none",
+                     "--journal", j]) == 0
+        return images_of(max(list_runs(Journal.open(j)), key=lambda r: r.record.created_ns))
+
+    before = fitting()
+    capfd.readouterr()
+    code = main(["generate", "a red circle <lora:xlstyle:1>", "--model", "tiny", "--steps", "1", "--journal", j])
+    _, err = capfd.readouterr()  # (the file descriptor's: what a terminal shows, loggers included)
+    assert code == 1 and err.count("\n") == 1, err
+    assert "LoRA xlstyle (xlstyle.safetensors) does not fit this model: its layers have other sizes" in err
+    assert len(list_runs(Journal.open(j))) == 1  # no run for it
+    assert fitting() == before
+
+
 def test_two_loras_at_once_load_without_peft_s_warning(webui, tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 

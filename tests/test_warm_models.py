@@ -6,16 +6,16 @@ import shutil
 import pytest
 import torch
 
-from workshop.runner.models import PIPELINES, keep_warm, load_pipeline, loaded_models, resolve
-from workshop.runner.scoring import SCORERS, load_scorer
+from workshop.runner.models import Warm, keep_warm, load_pipeline, loaded_models, resolve
+from workshop.runner.scoring import load_scorer
 
 CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def cold():
-    PIPELINES.entries.clear()
-    SCORERS.entries.clear()
+    for pool in Warm.pools:  # pipelines, scorers, VAEs: whatever tests before left warm
+        pool.entries.clear()
     yield
     keep_warm(2)
 

@@ -189,6 +189,10 @@ def test_weight_zero_on_shapes_comes_near_the_prompt_without_the_keyword():
 
 @pytest.fixture(scope="module")
 def sdxl():
+    return tiny_sdxl()
+
+
+def tiny_sdxl():
     """A tiny random SDXL pipeline (two CLIP text encoders, the second with a projection and "!" padding)."""
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection

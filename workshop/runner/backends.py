@@ -23,6 +23,7 @@ from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
 from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
 from .guided_engine import GuidedEngine
+from .loras import activate
 from .models import A1111, GUIDED, GUIDED_MAX_STEPS, ModelSource, is_guided, load_pipeline, warm
 from .models import resolve as resolve_pipeline
 from .options import RunOptions
@@ -105,6 +106,9 @@ class DiffusersBackend:
         if not hasattr(self.pipe, "load_lora_weights") and any(networks(c.prompt) for c in grid.cells):
             raise RunError(f"{self.source.credit} is a {type(self.pipe).__name__}, which takes no LoRA: take the "
                            "<lora:…> tags out")
+        if hasattr(self.pipe, "get_list_adapters"):  # each LoRA loaded now: one that does not fit is said before a run
+            for wanted in dict.fromkeys(networks(c.prompt) for c in grid.cells if "model" not in c.params):
+                activate(self.pipe, wanted)
         if options.clip_skip not in (None, 1):
             check_clip_skip(self, options.clip_skip)
         if options.emphasis_mode is not None and (family(self.pipe) is None or self.source.emphasis != A1111):

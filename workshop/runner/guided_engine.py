@@ -32,6 +32,10 @@ class GuidedEngine(Engine):
         if self.stopped_at:  # the last batch was cut short and kept: the run is still a cancelled one
             raise Cancelled()
 
+    def _alike(self, jobs: list[Job]) -> list[list[int]]:
+        """One group: the guided pipeline takes its prompts as strings, of any length, in one batch."""
+        return [[j.index for j in jobs]]
+
     def _call(self, jobs: list[Job]) -> np.ndarray:
         first = jobs[0]
         batch_no = len(self.layout)

@@ -7,7 +7,9 @@ model's own outputs, bit for bit)."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import warnings
+from contextlib import contextmanager
 
 from ..compose.networks import Network
 from ..errors import RunError
@@ -24,6 +26,34 @@ def lora_file(name: str) -> ModelFile:
         raise RunError(f"LoRA {name} is a pickle file ({found.path.name}), which can run code when loaded: use its "
                        ".safetensors")
     return found
+
+
+def _why(exc: Exception) -> str:
+    text = str(exc)
+    if "size mismatch" in text:
+        return ("its layers have other sizes than this model's — a LoRA made for another model family (SD 1.x, SD 2.x "
+                "and SDXL LoRAs do not mix): use one made for this model")
+    return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
+
+
+@contextmanager
+def _diffusers_quiet():
+    """diffusers logs a failed LoRA load's whole error (a line per layer) before raising it: the one line is ours."""
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _forget(pipe, adapter: str) -> None:
+    """Take out of ``pipe`` what a failed load left of ``adapter`` (a text encoder's part may have loaded)."""
+    if any(adapter in names for names in pipe.get_list_adapters().values()):
+        with warnings.catch_warnings():  # (peft's note that the adapter was active: it was half loaded)
+            warnings.simplefilter("ignore")
+            pipe.delete_adapters(adapter)
 
 
 def adapter_name(name: str) -> str:
@@ -44,12 +74,14 @@ def activate(pipe, wanted: tuple[Network, ...]) -> None:
         if adapter not in loaded:
             path = lora_file(network.name).path
             try:
-                with warnings.catch_warnings():  # (peft's note that a model holds several adapters: here it does)
-                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")
+                with warnings.catch_warnings(), _diffusers_quiet():  # (peft's note that a model holds several
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # adapters: it does)
+                    warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")  # (a
+                    # failed load's clean-up: said in our one line)
                     pipe.load_lora_weights(str(path), adapter_name=adapter)
             except Exception as exc:  # noqa: BLE001 - another model family's LoRA, a broken file: one line
-                detail = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-                raise RunError(f"LoRA {network.name} ({path.name}) does not fit this model: {detail[:200]}") from None
+                _forget(pipe, adapter)
+                raise RunError(f"LoRA {network.name} ({path.name}) does not fit this model: {_why(exc)}") from None
             loaded.add(adapter)
     parts = pipe.get_list_adapters()
     weights = [{part: network.te if part in TEXT_ENCODERS else network.unet
