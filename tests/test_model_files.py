@@ -271,3 +271,59 @@ def test_a_pickle_checkpoint_loads_with_allow_pickle_to_the_same_pictures(tiny_c
     assert run_cli(capsys, "generate", *common, "--model", str(tiny_checkpoint))[0] == 0
     runs = list_runs(Journal.open(j))
     assert len({r.image(r.record.cells[0]).read_bytes() for r in runs}) == 1 and len(runs) == 2
+
+
+def test_an_sdxl_refiner_single_file_refines_an_image_as_its_diffusers_folder_does(tmp_path, capsys):
+    """A refiner checkpoint (its one encoder, OpenCLIP bigG, under conditioner.embedders.0) loads offline as diffusers'
+    SDXL image-to-image pipeline: without an init image it is one line; with one it makes the pixels of the same
+    pipeline saved as a diffusers folder."""
+    import shutil
+
+    import torch
+    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLImg2ImgPipeline,
+                           UNet2DConditionModel)
+    from safetensors.torch import save_file
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    from helpers import images_of, make_png
+    from ldm_export import pipeline_to_ldm
+    from workshop.runner.models import load_pipeline, resolve
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        block_out_channels=(32, 64), layers_per_block=1, sample_size=32, in_channels=4, out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, addition_embed_type="text_time", addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=5 * 8 + 32, cross_attention_dim=32, norm_num_groups=8)  # 5 time ids
+    vae = AutoencoderKL(block_out_channels=(32, 64), in_channels=3, out_channels=3, latent_channels=4, norm_num_groups=8,
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    config = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=37, num_hidden_layers=10,  # (diffusers
+                            num_attention_heads=4, projection_dim=32, bos_token_id=49406,  # tells a refiner by its
+                            eos_token_id=49407, pad_token_id=49407)  # tenth layer)
+    tokenizer = type(load_pipeline(resolve("tiny"), torch.device("cpu")).tokenizer).from_pretrained(
+        resolve("tiny").path / "tokenizer", pad_token="!")
+    refiner = StableDiffusionXLImg2ImgPipeline(
+        vae=vae, text_encoder=None, tokenizer=None, text_encoder_2=CLIPTextModelWithProjection(config),
+        tokenizer_2=tokenizer, unet=unet, scheduler=EulerDiscreteScheduler(beta_schedule="scaled_linear"),
+        requires_aesthetics_score=True, force_zeros_for_empty_prompt=False)
+    folder = tmp_path / "refiner-folder"
+    refiner.save_pretrained(folder)
+    webui = tmp_path / "webui" / "models" / "Stable-diffusion"
+    webui.mkdir(parents=True)
+    save_file(pipeline_to_ldm(refiner, "xl_refiner"), webui / "tinyrefiner.safetensors")
+    shutil.copytree(folder, webui / "tinyrefiner.config", ignore=shutil.ignore_patterns("*.safetensors"))
+    init = make_png(tmp_path / "init.png", noise=True)
+    j = str(tmp_path / "j")
+
+    code, _, err = run_cli(capsys, "generate", "a red circle", "--model", str(webui / "tinyrefiner.safetensors"),
+                           "--steps", "4", "--journal", j)
+    assert code == 1 and err.count("\n") == 1 and "refines an image rather than making one (an SDXL refiner)" in err, err
+    assert not Path(j).exists()
+    made = []
+    for model in (webui / "tinyrefiner.safetensors", folder):
+        code, _, err = run_cli(capsys, "generate", "a red circle", "--model", str(model), "--init-image", str(init),
+                               "--strength", "0.5", "--steps", "4", "--size", "64x64", "--clip", "none", "--journal", j)
+        assert code == 0, err
+        made.append(max(list_runs(Journal.open(j)), key=lambda r: r.record.created_ns))
+    assert images_of(made[0]) == images_of(made[1])
+    assert made[0].record.params.emphasis == "a1111"  # its prompts encoded A1111's way, by its one encoder

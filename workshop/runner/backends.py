@@ -67,7 +67,8 @@ class DiffusersBackend:
         self._pipes = {None: pipe}  # by sampler name: made once per backend, so once per run
 
     def native_size(self) -> int:
-        denoiser = getattr(self.pipe, "unet", None) or self.pipe.transformer  # (SD3, Flux: a transformer)
+        denoiser = getattr(self.pipe, "unet", None)  # (not `or`: a compiled module has no truth value)
+        denoiser = self.pipe.transformer if denoiser is None else denoiser  # (SD3, Flux: a transformer)
         return denoiser.config.sample_size * self.pipe.vae_scale_factor
 
     def max_steps(self) -> tuple[int | None, str]:
@@ -106,6 +107,10 @@ class DiffusersBackend:
         if not hasattr(self.pipe, "load_lora_weights") and any(networks(c.prompt) for c in grid.cells):
             raise RunError(f"{self.source.credit} is a {type(self.pipe).__name__}, which takes no LoRA: take the "
                            "<lora:…> tags out")
+        if type(self.pipe).__name__.endswith("Img2ImgPipeline") and options.init_image is None:  # (the SDXL refiner)
+            raise RunError(f"{self.source.credit} refines an image rather than making one (an SDXL refiner): give "
+                           f"{option('init-image')} (a file, or #N for an experiment's image) and a low "
+                           f"{option('strength')}, e.g. 0.3")
         if hasattr(self.pipe, "get_list_adapters"):  # each LoRA loaded now: one that does not fit is said before a run
             for wanted in dict.fromkeys(networks(c.prompt) for c in grid.cells if "model" not in c.params):
                 activate(self.pipe, wanted)

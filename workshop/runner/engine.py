@@ -316,6 +316,8 @@ class Engine:
 
     def _img2img_pipe(self, pipe, key: tuple):
         """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""
+        if type(pipe).__name__.endswith("Img2ImgPipeline"):  # already one (the SDXL refiner): its config kept
+            return pipe
         if key not in self._img2img:
             from diffusers import AutoPipelineForImage2Image
 

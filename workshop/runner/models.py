@@ -371,11 +371,13 @@ def _load(source: ModelSource, device, allow_pickle: bool):
 def _text2image_class(folder: Path):
     """The pipeline class that loads ``folder`` for text to image: the class its model_index.json names when it is
     a common text-to-image pipeline (importing that pipeline's module alone), else AutoPipelineForText2Image (it
-    imports every pipeline it knows, and picks an img2img or inpainting folder's text-to-image sibling)."""
+    imports every pipeline it knows, and picks an img2img or inpainting folder's text-to-image sibling); an SDXL
+    refiner's own class (image to image only: its sibling would drop the aesthetic score its UNet takes)."""
     import diffusers
 
-    name = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))["_class_name"]
-    if name in TEXT2IMAGE_CLASSES:
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    name = index["_class_name"]
+    if name in TEXT2IMAGE_CLASSES or (name == "StableDiffusionXLImg2ImgPipeline" and index.get("requires_aesthetics_score")):
         return getattr(diffusers, name)
     return diffusers.AutoPipelineForText2Image
 

@@ -27,7 +27,7 @@ from . import single_file_configs
 SUFFIXES = (".safetensors", ".ckpt")
 _UNET = "model.diffusion_model.input_blocks.0.0.weight"
 _OPEN_CLIP_SD2 = "cond_stage_model.model.token_embedding.weight"
-NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL"}
+NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL", "xl_refiner": "the SDXL refiner"}
 _HEADER_MAX = 100 << 20  # bytes: a safetensors header past this is no checkpoint's
 _V_WORDS = ("v", "v_prediction", "v-prediction", "velocity")
 
@@ -108,9 +108,6 @@ def _kind(path: Path, shapes: dict, metadata: dict) -> Checkpoint:
     kind = infer_diffusers_model_type(shapes)
     if kind == "v1" and _OPEN_CLIP_SD2 in shapes:
         kind = "v2"  # (diffusers tells SD 2 by a 1024-wide cross-attention: a smaller one with OpenCLIP is SD 2 too)
-    if kind == "xl_refiner":
-        raise RunError(f"{path.name} is an SDXL refiner, which refines another model's images; promptism makes "
-                       "images from a prompt: pass an SDXL base checkpoint")
     if kind not in NAMES:
         raise RunError(f"{path.name} is a {kind} checkpoint; promptism loads single files of "
                        f"{', '.join(NAMES.values())} (a diffusers folder of this model loads too)")

@@ -1,6 +1,6 @@
 """The diffusers configs of the model types a single-file checkpoint can be (``single_file.py``), shipped so that
 loading one needs no network: the values of the Hugging Face repos diffusers itself maps each type to (SD 1.5,
-SD 2.1 768-v, SD 2 512-base, SDXL base 1.0), only the keys that differ from the classes' defaults. ``write``
+SD 2.1 768-v, SD 2 512-base, SDXL base 1.0 and refiner 1.0), only the keys that differ from the classes' defaults. ``write``
 makes a type's config folder — these JSON files and the CLIP tokenizers' vocabulary, written from open_clip's BPE
 as the tiny model's is — where ``from_single_file(config=FOLDER)`` reads them."""
 
@@ -53,6 +53,17 @@ _XL = {"_class_name": "StableDiffusionXLPipeline", "feature_extractor": [None, N
        "tokenizer_2": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
        "vae": ["diffusers", "AutoencoderKL"]}
 
+_UNET_XL_REFINER = {**_UNET_XL, "attention_head_dim": [6, 12, 24, 24], "block_out_channels": [384, 768, 1536, 1536],
+                    "cross_attention_dim": 1280, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D",
+                                                                      "CrossAttnDownBlock2D", "DownBlock2D"],
+                    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"],
+                    "transformer_layers_per_block": 4, "projection_class_embeddings_input_dim": 2560}
+# (the refiner's sd_xl_refiner.yaml: model_channels 384, channel_mult 1 2 4 4, attention at the middle two levels,
+# transformer_depth 4, context_dim 1280 — its one encoder, OpenCLIP bigG — adm_in_channels 2560: 5 time ids × 256 +
+# the pooled 1280, 64 channels a head)
+_XL_REFINER = {**_XL, "_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None],
+               "tokenizer": [None, None], "force_zeros_for_empty_prompt": False, "requires_aesthetics_score": True}
+
 #: Each type's files (a tokenizer folder's value is its tokenizer_config.json), by diffusers' name for the type.
 TYPES: dict[str, dict[str, dict]] = {
     "v1": {"model_index.json": _SD, "scheduler/scheduler_config.json": {"_class_name": "PNDMScheduler", **_SCHEDULE,
@@ -78,6 +89,9 @@ TYPES: dict[str, dict[str, dict]] = {
                 "text_encoder/config.json": _CLIP_L, "text_encoder_2/config.json": _OPEN_CLIP_BIGG,
                 "tokenizer": _TOKENIZER, "tokenizer_2": {**_TOKENIZER, "pad_token": "!"}},
 }
+TYPES["xl_refiner"] = {"model_index.json": _XL_REFINER, "unet/config.json": _UNET_XL_REFINER,
+                       **{k: v for k, v in TYPES["xl_base"].items() if k.startswith(("scheduler", "vae", "text_encoder_2",
+                                                                                       "tokenizer_2"))}}
 
 
 def write(kind: str, folder: Path) -> None:
