@@ -17,7 +17,8 @@ from workshop.service.errors import ServiceError
 def test_events_round_trip_through_json_previews_included():
     image = Image.new("RGB", (8, 8), (200, 30, 30))
     for event in (ev.Loading("tiny", "CPU"), ev.RunStarted("r1", 4, 2, "tiny", "CPU"),
-                  ev.Step(0, [0, 1], 1, 4, 3, 8, 2.5, None), ev.RunFinished("r1", "finished", 4, 1.5)):
+                  ev.Step(0, [0, 1], 1, 4, 3, 8, 2.5, None), ev.RunFinished("r1", "finished", 4, 1.5),
+                  ev.Note("m has no T5 text encoder")):
         assert ev.from_json(event.to_json()) == event
     preview = ev.from_json(ev.Preview(0, [0], 2, [image]).to_json(previews=True))
     assert preview.images[0].tobytes() == image.tobytes() and preview.step == 2

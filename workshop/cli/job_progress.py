@@ -147,6 +147,8 @@ class Progress:
             return
         if isinstance(event, ev.PromptPastLimit):
             click.echo(f"note: {past_limit_line(event)}", err=True)
+        if isinstance(event, ev.Note):
+            click.echo(f"note: {event.text}", err=True)
         if isinstance(event, ev.BatchSplit):
             click.echo(f"out of GPU memory: retrying {event.size} images as batches of {event.new_size}", err=True)
         if isinstance(event, ev.BatchRetried):

@@ -80,8 +80,22 @@ class DiffusersBackend:
         from .model_files import short_hash
 
         hashed = short_hash(self.source.path) if self.source.kind == "file" else None  # A1111's `Model hash`
+        without = " (without T5)" if self._without_t5 else ""
         return ModelInfo(id=self.source.credit, revision=self.source.revision, hash=hashed,
-                         pipeline=type(self.pipe).__name__, scheduler=type(self.pipe.scheduler).__name__)
+                         pipeline=type(self.pipe).__name__ + without, scheduler=type(self.pipe.scheduler).__name__)
+
+    @property
+    def _without_t5(self) -> bool:
+        """An SD 3 loaded without its T5 text encoder (a single file without it: ``single_file``)."""
+        return type(self.pipe).__name__.startswith("StableDiffusion3") and self.pipe.text_encoder_3 is None
+
+    @property
+    def note(self) -> str | None:
+        """What a run of it says before it starts (``events.Note``), where there is something to say."""
+        if self._without_t5:
+            return (f"{self.source.credit} has no T5 text encoder: its prompts are read by its two CLIPs alone (a "
+                    "file with T5, such as sd3_medium_incl_clips_t5xxlfp16, reads them with T5 too)")
+        return None
 
     def params(self, options: RunOptions) -> dict:
         encoding = {"emphasis": self.source.emphasis} if family(self.pipe) is not None else {}

@@ -1,5 +1,5 @@
 """Progress events a run emits, in order: Loading (the pipeline, then a scorer: seconds the first time), RunStarted,
-PromptPastLimit (when a prompt is longer than the model reads), then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory; BatchRetried when a
+PromptPastLimit (when a prompt is longer than the model reads), Note (what a model lacks that its images depend on), then per batch BatchStarted, Step…, Preview…, BatchFinished (or BatchSplit when out of memory; BatchRetried when a
 Ray worker died), then RunFinished —
 and, before the first step, a Phase as each part of getting there ends (imports, loading the model: see ``timing``).
 ``to_json`` gives the JSON-lines form (previews carry images, which JSON leaves out unless ``previews=True``: then
@@ -98,6 +98,14 @@ class PromptPastLimit(Event):
 
 
 @dataclass(frozen=True)
+class Note(Event):
+    """Something about the model the run's images depend on, said once before it starts (an SD 3 without T5: its
+    prompts are read by its CLIPs alone)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class BatchStarted(Event):
     batch: int
     cells: list[int]
@@ -159,5 +167,5 @@ class RunFinished(Event):
 
 
 _KINDS: dict[str, type[Event]] = {kind.__name__: kind for kind in
-                                  (Loading, Phase, RunStarted, PromptPastLimit, BatchStarted, Step, Preview, BatchFinished, BatchSplit, BatchRetried,
+                                  (Loading, Phase, RunStarted, PromptPastLimit, Note, BatchStarted, Step, Preview, BatchFinished, BatchSplit, BatchRetried,
                                    RunFinished)}

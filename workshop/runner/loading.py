@@ -77,6 +77,8 @@ def load_plan(plan: LoadPlan, *, on_event: Callable[[ev.Event], None] = lambda e
         on_event(ev.Loading(model=what.id, device=where))
         with phase("load the model"):
             made = loader(what, device, allow_pickle=plan.allow_pickle, speedups=plan.speedups)
+        if note := getattr(made, "note", None):
+            on_event(ev.Note(text=note))
         check(name, made)
         return made
 

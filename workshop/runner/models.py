@@ -355,7 +355,8 @@ def _load(source: ModelSource, device, allow_pickle: bool):
             pipeline_class = _text2image_class(source.path)
             with _silent_loaders(), phase("read weights to the GPU" if to_device else "read weights"):
                 pipe = pipeline_class.from_pretrained(source.path, torch_dtype=dtype, use_safetensors=True if not allow_pickle else None,
-                                                      local_files_only=True, device_map="cuda" if to_device else None)
+                                                      local_files_only=True, device_map="cuda" if to_device else None,
+                                                      **_left_out(source.path))
     except RunError:
         raise
     except Exception as exc:  # noqa: BLE001 - a model diffusers cannot load, whatever the reason: one line
@@ -366,6 +367,13 @@ def _load(source: ModelSource, device, allow_pickle: bool):
         return pipe
     with phase("move to the device"):
         return pipe.to(device)
+
+
+def _left_out(folder: Path) -> dict:
+    """The components a folder's model_index.json leaves out ([null, null]), given as None: diffusers loads a folder
+    saved without one (an SD 3 without T5) only where it is told so."""
+    index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    return {name: None for name, value in index.items() if value == [None, None]}
 
 
 def _text2image_class(folder: Path):

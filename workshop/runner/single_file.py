@@ -8,7 +8,15 @@ its neighbours say — a ``NAME.yaml`` beside it with ``parameterization: "v"`` 
 ``modelspec.prediction_type`` — else v-prediction (SD 2.1 768's, diffusers' default for the type).
 
 ``config_folder``: a diffusers config folder beside the file (``NAME.config/``, for a model whose architecture
-differs from its type's) or the type's shipped one (``single_file_configs``), written into the cache once."""
+differs from its type's), else for SD 3 the local Hugging Face cache's copy of the repo diffusers maps the type to,
+else the type's shipped one (``single_file_configs``), written into the cache once.
+
+SD 3 files come with or without their text encoders (Stability's ``sd3_medium`` holds the MMDiT and VAE alone,
+``…_incl_clips`` the two CLIPs too, ``…_t5xxlfp16`` T5 as well): a text encoder the file lacks is read from the
+config folder where it has the weights; T5 is left out where it has none (the run says so: ``note``), a CLIP is
+refused. T5's tokenizer is no small text file: it is read from the config folder, a ``NAME.config/tokenizer_3/``
+beside the file or a cached Hugging Face repo that has one, else the file is refused in one line saying where to
+put it."""
 
 from __future__ import annotations
 
@@ -27,17 +35,33 @@ from . import single_file_configs
 SUFFIXES = (".safetensors", ".ckpt")
 _UNET = "model.diffusion_model.input_blocks.0.0.weight"
 _OPEN_CLIP_SD2 = "cond_stage_model.model.token_embedding.weight"
-NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL", "xl_refiner": "the SDXL refiner"}
+NAMES = {"v1": "Stable Diffusion 1.x", "v2": "Stable Diffusion 2.x", "xl_base": "SDXL", "xl_refiner": "the SDXL refiner",
+         "sd3": "SD 3",
+         "sd35_medium": "SD 3.5 Medium", "sd35_large": "SD 3.5 Large"}
+SD3 = ("sd3", "sd35_medium", "sd35_large")
+_MMDIT = "model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias"  # (SD 3's; bare in some files)
+_CLIP_L, _CLIP_G = "text_encoders.clip_l.transformer.", "text_encoders.clip_g.transformer."
+_T5 = "text_encoders.t5xxl.transformer."
+# where a T5 tokenizer may be in the local Hugging Face cache: the repos diffusers maps SD 3 and Flux to, and T5's own
+T5_TOKENIZERS = (("stabilityai/stable-diffusion-3-medium-diffusers", "tokenizer_3"),
+                 ("stabilityai/stable-diffusion-3.5-large", "tokenizer_3"),
+                 ("stabilityai/stable-diffusion-3.5-medium", "tokenizer_3"),
+                 ("black-forest-labs/FLUX.1-dev", "tokenizer_2"), ("black-forest-labs/FLUX.1-schnell", "tokenizer_2"),
+                 ("google/t5-v1_1-xxl", ""))
+_TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 _HEADER_MAX = 100 << 20  # bytes: a safetensors header past this is no checkpoint's
 _V_WORDS = ("v", "v_prediction", "v-prediction", "velocity")
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """What a single file holds: diffusers' model type (v1, v2, xl_base) and, for SD 2, its prediction type."""
+    """What a single file holds: diffusers' model type (v1, v2, xl_base, sd3, sd35_medium, sd35_large), for SD 2
+    its prediction type, for SD 3 which text encoders it has."""
 
     kind: str
     prediction: str = "epsilon"  # or "v_prediction"
+    clips: bool = True  # SD 3: both CLIPs' weights are in the file
+    t5: bool = False  # SD 3: T5's are
 
     @property
     def config_kind(self) -> str:
@@ -95,6 +119,8 @@ def inspect(path: Path) -> Checkpoint:
 def _kind(path: Path, shapes: dict, metadata: dict) -> Checkpoint:
     from diffusers.loaders.single_file_utils import infer_diffusers_model_type
 
+    if _MMDIT in shapes or _MMDIT.removeprefix("model.diffusion_model.") in shapes:
+        return _sd3(path, shapes, infer_diffusers_model_type(shapes))
     if _UNET not in shapes:
         if (other := infer_diffusers_model_type(shapes)) != "v1":  # (v1: diffusers' answer when nothing matched)
             raise RunError(f"{path.name} is a {other} checkpoint; promptism loads single files of "
@@ -116,6 +142,18 @@ def _kind(path: Path, shapes: dict, metadata: dict) -> Checkpoint:
     return Checkpoint(kind, _prediction(path, shapes, metadata))
 
 
+def _sd3(path: Path, shapes: dict, said: str) -> Checkpoint:
+    """An SD 3 file: diffusers' type where it tells one (it knows the published sizes), else the one its blocks are
+    like (3.5 Medium's MMDiT-X has second attentions, 3.5 Large's normed queries alone); its parts."""
+    if not any(key.startswith(("first_stage_model.", "vae.")) for key in shapes):
+        raise RunError(f"{path.name} is an SD 3 transformer alone (no VAE), not a checkpoint: pass the checkpoint it "
+                       "came with (models/Stable-diffusion or models/checkpoints), or load the model's diffusers folder")
+    kind = said if said in SD3 else "sd35_medium" if any(".attn2." in k for k in shapes) else \
+        "sd35_large" if any(".ln_q." in k for k in shapes) else "sd3"
+    clip_l, clip_g = (any(key.startswith(prefix) for key in shapes) for prefix in (_CLIP_L, _CLIP_G))
+    return Checkpoint(kind, clips=clip_l and clip_g, t5=_T5 + "shared.weight" in shapes)
+
+
 def _prediction(path: Path, shapes: dict, metadata: dict) -> str:
     sidecar = path.with_suffix(".yaml")
     if sidecar.is_file():
@@ -132,10 +170,13 @@ def _prediction(path: Path, shapes: dict, metadata: dict) -> str:
 
 
 def config_folder(path: Path, checkpoint: Checkpoint) -> Path:
-    """The diffusers config folder ``path`` loads with: ``NAME.config/`` beside it, else its type's shipped one."""
+    """The diffusers config folder ``path`` loads with: ``NAME.config/`` beside it, else (SD 3) the cached Hugging
+    Face repo diffusers maps its type to, else its type's shipped one."""
     beside = path.with_name(path.stem + ".config")
     if (beside / "model_index.json").is_file():
         return beside
+    if checkpoint.kind in SD3 and (cached := _cached_repo(_default_repo(checkpoint.kind))) is not None:
+        return cached
     return made_once(cache_dir() / "single-file-configs" / f"{checkpoint.config_kind}-1",
                      lambda folder: single_file_configs.write(checkpoint.config_kind, folder))
 
@@ -154,14 +195,31 @@ def load(path: Path, dtype, *, allow_pickle: bool):
     config = config_folder(path, checkpoint)
     index = json.loads((config / "model_index.json").read_text(encoding="utf-8"))
     extra = {"add_watermarker": False} if index["_class_name"].startswith("StableDiffusionXL") else {}
-    pipe = getattr(diffusers, index["_class_name"]).from_single_file(str(path), config=str(config), local_files_only=True,
-                                                                     torch_dtype=dtype, **extra)
+    if checkpoint.kind in SD3:
+        extra = _sd3_parts(path, checkpoint, config, dtype)
+    try:
+        pipe = getattr(diffusers, index["_class_name"]).from_single_file(str(path), config=str(config),
+                                                                         local_files_only=True, torch_dtype=dtype, **extra)
+    except KeyError as exc:  # (diffusers' SD 3 and Flux conversions take each weight they need by its name)
+        raise RunError(f"{path.name} is an incomplete checkpoint (its weight "
+                       f"{quoted(_original_key(str(exc.args[0]), path))} is missing): copy it again") from None
     missing = [f"{name}.{key}" for name, module in pipe.components.items() if hasattr(module, "state_dict")
                for key, tensor in module.state_dict().items() if tensor.device.type == "meta"]
     if missing:
         raise RunError(f"{path.name} is an incomplete checkpoint ({len(missing)} weights missing, e.g. "
                        f"{quoted(missing[0])}): copy it again")
+    for module in pipe.components.values():  # (diffusers 0.42 leaves a T5 from a single file training: its dropout on)
+        if hasattr(module, "eval"):
+            module.eval()
     return pipe
+
+
+def _original_key(key: str, path: Path) -> str:
+    """The name a weight diffusers missed has in the file (its conversions take the prefix off first)."""
+    if path.suffix.lower() == ".safetensors" and key not in (keys := set(header_keys(path))) and \
+            "model.diffusion_model." + key not in keys:
+        return "model.diffusion_model." + key if any(k.startswith("model.diffusion_model.") for k in keys) else key
+    return key
 
 
 def _pickled_kind(path: Path) -> Checkpoint:
@@ -170,3 +228,76 @@ def _pickled_kind(path: Path) -> Checkpoint:
 
     state = load_single_file_checkpoint(str(path), local_files_only=True)
     return _kind(path, {key: value for key, value in state.items() if hasattr(value, "shape")}, {})
+
+
+def _default_repo(kind: str) -> str:
+    from diffusers.loaders.single_file_utils import DIFFUSERS_DEFAULT_PIPELINE_PATHS
+
+    return DIFFUSERS_DEFAULT_PIPELINE_PATHS[kind]["pretrained_model_name_or_path"]
+
+
+def _cached_repo(repo: str) -> Path | None:
+    """The local Hugging Face cache's snapshot of ``repo`` (never fetched), or None where it has none."""
+    from .models import hf_snapshot
+
+    try:
+        return hf_snapshot(repo, allow_download=False)
+    except RunError:
+        return None
+
+
+def _has_weights(folder: Path) -> bool:
+    """Whether a component folder has safetensors weights (one file, or shards with their index)."""
+    from .models import _SAFETENSORS_WEIGHTS
+
+    return folder.is_dir() and any(_SAFETENSORS_WEIGHTS.match(f.name) or f.name.endswith(".safetensors.index.json")
+                                   for f in folder.iterdir())
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in _TOKENIZER_FILES)
+
+
+def t5_tokenizer_folder(path: Path, config: Path, component: str) -> Path | None:
+    """Where T5's tokenizer is, offline: the config folder's ``component``, a ``NAME.config/COMPONENT/`` beside the
+    file, a cached Hugging Face repo that has one (``T5_TOKENIZERS``); None where none is."""
+    beside = path.with_name(path.stem + ".config") / component
+    for folder in (config / component, beside):
+        if _has_tokenizer(folder):
+            return folder
+    for repo, sub in T5_TOKENIZERS:
+        if (cached := _cached_repo(repo)) is not None and _has_tokenizer(cached / sub):
+            return cached / sub
+    return None
+
+
+def _sd3_parts(path: Path, checkpoint: Checkpoint, config: Path, dtype) -> dict:
+    """The components ``from_single_file`` is given for an SD 3 file: a text encoder the file lacks, from the config
+    folder's weights (diffusers' own check knows no shards); T5 none where neither has it; T5's tokenizer where the
+    config folder has none. RunError for a file without its CLIPs where the config folder has none either, and for
+    T5 without a tokenizer to be found."""
+    from transformers import CLIPTextModelWithProjection, T5EncoderModel, T5TokenizerFast
+
+    given: dict = {}
+    if not checkpoint.clips:
+        if not all(_has_weights(config / name) for name in ("text_encoder", "text_encoder_2")):
+            raise RunError(f"{path.name} holds SD 3's transformer and VAE without its CLIP text encoders: pass the file "
+                           f"that includes them (e.g. sd3_medium_incl_clips.safetensors), or put the model's diffusers "
+                           f"folder beside it as {path.stem}.config/")
+        for name in ("text_encoder", "text_encoder_2"):
+            given[name] = CLIPTextModelWithProjection.from_pretrained(config, subfolder=name, torch_dtype=dtype,
+                                                                      local_files_only=True, use_safetensors=True)
+    t5 = checkpoint.t5 or _has_weights(config / "text_encoder_3")
+    if not t5:
+        return {**given, "text_encoder_3": None, "tokenizer_3": None}
+    if not checkpoint.t5:
+        given["text_encoder_3"] = T5EncoderModel.from_pretrained(config, subfolder="text_encoder_3", torch_dtype=dtype,
+                                                                 local_files_only=True, use_safetensors=True)
+    if not _has_tokenizer(config / "tokenizer_3"):
+        found = t5_tokenizer_folder(path, config, "tokenizer_3")
+        if found is None:
+            raise RunError(f"{path.name} has SD 3's T5 text encoder, whose tokenizer is not here: put T5's tokenizer "
+                           f"(tokenizer.json or spiece.model, as in {_default_repo(checkpoint.kind)}'s tokenizer_3/) "
+                           f"in {path.stem}.config/tokenizer_3/ beside it")
+        given["tokenizer_3"] = T5TokenizerFast.from_pretrained(found)
+    return given

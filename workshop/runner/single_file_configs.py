@@ -1,8 +1,9 @@
 """The diffusers configs of the model types a single-file checkpoint can be (``single_file.py``), shipped so that
 loading one needs no network: the values of the Hugging Face repos diffusers itself maps each type to (SD 1.5,
-SD 2.1 768-v, SD 2 512-base, SDXL base 1.0 and refiner 1.0), only the keys that differ from the classes' defaults. ``write``
-makes a type's config folder — these JSON files and the CLIP tokenizers' vocabulary, written from open_clip's BPE
-as the tiny model's is — where ``from_single_file(config=FOLDER)`` reads them."""
+SD 2.1 768-v, SD 2 512-base, SDXL base and refiner 1.0, SD 3 medium, SD 3.5 medium and large), only the keys that differ from
+the classes' defaults. ``write`` makes a type's config folder — these JSON files and the CLIP tokenizers'
+vocabulary, written from open_clip's BPE as the tiny model's is — where ``from_single_file(config=FOLDER)`` reads
+them. T5's tokenizer (SD 3's third text encoder) is a sentencepiece model, not shipped: ``single_file`` finds it."""
 
 from __future__ import annotations
 
@@ -52,6 +53,29 @@ _XL = {"_class_name": "StableDiffusionXLPipeline", "feature_extractor": [None, N
        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"], "tokenizer": ["transformers", "CLIPTokenizer"],
        "tokenizer_2": ["transformers", "CLIPTokenizer"], "unet": ["diffusers", "UNet2DConditionModel"],
        "vae": ["diffusers", "AutoencoderKL"]}
+_CLIP_L_SD3 = {**_CLIP_L, "architectures": ["CLIPTextModelWithProjection"]}
+_T5_XXL = {"architectures": ["T5EncoderModel"], "d_ff": 10240, "d_kv": 64, "d_model": 4096, "dense_act_fn": "gelu_new",
+           "dropout_rate": 0.1, "feed_forward_proj": "gated-gelu", "is_encoder_decoder": True, "is_gated_act": True,
+           "layer_norm_epsilon": 1e-6, "model_type": "t5", "num_decoder_layers": 24, "num_heads": 64, "num_layers": 24,
+           "relative_attention_max_distance": 128, "relative_attention_num_buckets": 32, "tie_word_embeddings": False,
+           "vocab_size": 32128, "pad_token_id": 0, "eos_token_id": 1, "decoder_start_token_id": 0}
+_VAE_SD3 = {**_VAE, "latent_channels": 16, "sample_size": 1024, "scaling_factor": 1.5305, "shift_factor": 0.0609,
+            "force_upcast": True, "use_quant_conv": False, "use_post_quant_conv": False}
+_MMDIT = {"_class_name": "SD3Transformer2DModel", "attention_head_dim": 64, "caption_projection_dim": 1536,
+          "in_channels": 16, "joint_attention_dim": 4096, "num_attention_heads": 24, "num_layers": 24, "out_channels": 16,
+          "patch_size": 2, "pooled_projection_dim": 2048, "pos_embed_max_size": 192, "sample_size": 128}
+_SD3 = {"_class_name": "StableDiffusion3Pipeline", "feature_extractor": [None, None], "image_encoder": [None, None],
+        "text_encoder": ["transformers", "CLIPTextModelWithProjection"],
+        "text_encoder_2": ["transformers", "CLIPTextModelWithProjection"], "text_encoder_3": ["transformers", "T5EncoderModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "CLIPTokenizer"],
+        "tokenizer_3": ["transformers", "T5TokenizerFast"], "transformer": ["diffusers", "SD3Transformer2DModel"],
+        "vae": ["diffusers", "AutoencoderKL"]}
+_SD3_FILES = {"model_index.json": _SD3,
+              "scheduler/scheduler_config.json": {"_class_name": "FlowMatchEulerDiscreteScheduler",
+                                                  "num_train_timesteps": 1000, "shift": 3.0},
+              "vae/config.json": _VAE_SD3, "text_encoder/config.json": _CLIP_L_SD3,
+              "text_encoder_2/config.json": _OPEN_CLIP_BIGG, "text_encoder_3/config.json": _T5_XXL,
+              "tokenizer": _TOKENIZER, "tokenizer_2": {**_TOKENIZER, "pad_token": "!"}}
 
 _UNET_XL_REFINER = {**_UNET_XL, "attention_head_dim": [6, 12, 24, 24], "block_out_channels": [384, 768, 1536, 1536],
                     "cross_attention_dim": 1280, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D",
@@ -88,6 +112,12 @@ TYPES: dict[str, dict[str, dict]] = {
                 "vae/config.json": {**_VAE, "sample_size": 1024, "scaling_factor": 0.13025, "force_upcast": True},
                 "text_encoder/config.json": _CLIP_L, "text_encoder_2/config.json": _OPEN_CLIP_BIGG,
                 "tokenizer": _TOKENIZER, "tokenizer_2": {**_TOKENIZER, "pad_token": "!"}},
+    "sd3": {**_SD3_FILES, "transformer/config.json": _MMDIT},
+    "sd35_medium": {**_SD3_FILES, "transformer/config.json": {**_MMDIT, "dual_attention_layers": list(range(13)),
+                                                              "pos_embed_max_size": 384, "qk_norm": "rms_norm"}},
+    "sd35_large": {**_SD3_FILES, "transformer/config.json": {**_MMDIT, "caption_projection_dim": 2432,
+                                                             "num_attention_heads": 38, "num_layers": 38,
+                                                             "qk_norm": "rms_norm"}},
 }
 TYPES["xl_refiner"] = {"model_index.json": _XL_REFINER, "unet/config.json": _UNET_XL_REFINER,
                        **{k: v for k, v in TYPES["xl_base"].items() if k.startswith(("scheduler", "vae", "text_encoder_2",

@@ -349,6 +349,8 @@ class GridScreen(Screen):
                     tile.show(image)
         elif isinstance(event, ev.BatchSplit):
             self.notify(f"out of GPU memory: batches of {event.new_size} from now on", severity="warning")
+        elif isinstance(event, ev.Note):
+            self.notify(event.text, severity="warning", timeout=10)
         elif isinstance(event, ev.PromptPastLimit):
             self.notify(f"{len(event.cells)} of the prompts are longer than the model reads (up to {event.tokens} of "
                         f"{event.limit} tokens): it sees only their start", severity="warning", timeout=10)
