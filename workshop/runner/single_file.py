@@ -123,6 +123,10 @@ def _kind(path: Path, shapes: dict, metadata: dict) -> Checkpoint:
         return _sd3(path, shapes, infer_diffusers_model_type(shapes))
     if _UNET not in shapes:
         if (other := infer_diffusers_model_type(shapes)) != "v1":  # (v1: diffusers' answer when nothing matched)
+            if other.startswith("flux") and not any(key.startswith(("first_stage_model.", "vae.")) for key in shapes):
+                raise RunError(f"{path.name} is a {other} transformer alone (no VAE, no text encoders: a models/unet "
+                               "or models/diffusion_models file), not a checkpoint: load the model from its diffusers "
+                               "folder")
             raise RunError(f"{path.name} is a {other} checkpoint; promptism loads single files of "
                            f"{', '.join(NAMES.values())}: load this model from its diffusers folder")
         looks = ("a LoRA" if any("lora" in key for key in shapes) else
