@@ -147,6 +147,31 @@ def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
     assert response.parameters["seed"] == 11 and response.parameters["sampler_name"] == "Euler a"
 
 
+def test_enable_hr_makes_the_hires_fix_and_says_it_as_a1111_does(jdir):
+    req = a1111.Txt2ImgRequest(prompt=PROMPT, seed=3, steps=2, width=32, height=32, enable_hr=True, hr_scale=2,
+                               hr_second_pass_steps=2, denoising_strength=0.5, hr_upscaler="Lanczos", hr_sampler_name="",
+                               hr_prompt="", override_settings={"sd_model_checkpoint": "tiny"})
+    mapped = a1111.map_request(req, jdir, Settings(model="shapes"))
+    options = mapped.job.options
+    assert (options.hires, options.hires_steps, options.hires_strength, options.hires_upscaler) == (2, 2, 0.5, "Lanczos")
+    run = execute(build_grid(spec_from(mapped.job.spec)), resolve(mapped.job.spec, options, Settings()),
+                  Journal.open(jdir, create=True))
+    response = a1111.build_response(req, run, mapped.seeds)
+    assert Image.open(io.BytesIO(base64.b64decode(response.images[0]))).size == (64, 64)  # the second pass's size
+    info = json.loads(response.info)
+    assert (info["width"], info["height"], info["denoising_strength"]) == (32, 32, 0.5)  # A1111: the first pass's size
+    assert all(f in info["infotexts"][0] for f in ("Hires upscale: 2", "Hires steps: 2", "Hires upscaler: Lanczos",
+                                                   "Denoising strength: 0.5"))
+    by_size = a1111.map_request(req.model_copy(update={"hr_resize_x": 96, "hr_resize_y": 96}), jdir, Settings())
+    assert by_size.job.options.hires == 3  # a target of the same proportions: its scale
+    with pytest.raises(a1111.BadValue) as refused:  # A1111 crops to another shape; promptism scales
+        a1111.map_request(req.model_copy(update={"hr_resize_x": 96, "hr_resize_y": 64}), jdir, Settings())
+    assert refused.value.loc == ["hr_resize_x"] and "A1111 crops it" in str(refused.value)
+    with pytest.raises(a1111.BadValue) as refused:
+        a1111.map_request(req.model_copy(update={"hr_upscaler": "R-ESRGAN 4x+"}), jdir, Settings())
+    assert "R-ESRGAN 4x+" in str(refused.value) and "Lanczos" in str(refused.value)
+
+
 def test_tiling_sd_vae_and_a_variation_seed_are_applied_and_said_as_a1111_says_them(jdir, tmp_path):
     from tests.helpers import tiny_pipeline
     from tests.ldm_export import write_vae_file
@@ -359,7 +384,8 @@ def test_models_options_and_idle_progress(api):
     ({"width": 36}, ["body", "width"]),
     ({"cfg_scale": "nan"}, ["body", "cfg_scale"]),
     ({"seed": -2}, ["body", "seed"]),
-    ({"enable_hr": True}, ["body", "enable_hr"]),
+    ({"enable_hr": True, "hr_sampler_name": "DDIM"}, ["body"]),  # (A1111 1.6+: the second pass's own sampler)
+    ({"enable_hr": True, "hr_scale": 0}, ["body", "hr_scale"]),
     ({"restore_faces": True}, ["body", "restore_faces"]),
     ({"batch_size": 8, "n_iter": 9}, ["body"]),
     ({"override_settings": {"sd_model_checkpoint": "no-such-model"}}, ["body", "override_settings", "sd_model_checkpoint"]),

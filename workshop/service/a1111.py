@@ -16,12 +16,15 @@ Decisions, where A1111 and promptism differ:
   What promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
   (Clip skip) and ``sd_vae`` — is
   accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
+- ``enable_hr`` makes the hires fix (``runner/hires.py``): ``hr_scale`` (or ``hr_resize_x/y`` in the first pass's
+  proportions: A1111 crops another shape, refused), ``hr_second_pass_steps``, ``denoising_strength``, ``hr_upscaler``;
+  a second pass with its own checkpoint, sampler or prompts is refused (promptism's is the first pass's).
 - ``tiling``, ``override_settings.sd_vae`` and ``subseed`` / ``subseed_strength`` (the variation seed; -1: a random
   one, reported in info) are applied. A1111 keeps one seed and steps the subseed per image where the strength is not
   0; promptism's images keep their seeds ``seed + i`` and share the subseed (its variation seed is the run's), said in
   "Not applied" where there are several images.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
-  hires fix, face restoration, styles, scripts, inpainting masks, resize modes other than "just resize", more
+  face restoration, styles, scripts, inpainting masks, resize modes other than "just resize", more
   than one init image, and the CLIP-guided backend (it has no cfg_scale).
 - Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
 - Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
@@ -144,16 +147,51 @@ class _Request(BaseModel):
 
 
 class Txt2ImgRequest(_Request):
-    enable_hr: bool = False
-    denoising_strength: float | None = None  # A1111 uses it for hires fix only
+    enable_hr: bool = False  # A1111's hires fix (runner/hires.py): a second, image-to-image pass at hr_scale
+    denoising_strength: float | None = Field(None, allow_inf_nan=False)  # its second pass's (A1111: hires fix only)
+    hr_scale: float = Field(2.0, gt=0, allow_inf_nan=False)
+    hr_upscaler: str | None = None  # None or "": A1111's default, Latent
+    hr_second_pass_steps: int = Field(0, ge=0)  # 0: the first pass's
+    hr_resize_x: int = Field(0, ge=0)  # a target size instead of hr_scale
+    hr_resize_y: int = Field(0, ge=0)
+    hr_checkpoint_name: str | None = None  # (A1111 1.6+: the second pass's own model, sampler, prompts; promptism
+    hr_sampler_name: str | None = None  # makes it with the first pass's: empty or "Use same …" only)
+    hr_scheduler: str | None = None
+    hr_prompt: Prose = ""
+    hr_negative_prompt: Prose = ""
 
-    @field_validator("enable_hr")
-    @classmethod
-    def _no_hires(cls, value: bool):
-        if value:
-            raise ValueError("this API does not take the hires fix yet (`promptism generate --hires` makes it): "
-                             "leave out enable_hr")
-        return value
+    @model_validator(mode="after")
+    def _second_pass_as_the_first(self):
+        if not self.enable_hr:
+            return self
+        same = {"hr_checkpoint_name": self.hr_checkpoint_name, "hr_sampler_name": self.hr_sampler_name,
+                "hr_scheduler": self.hr_scheduler}
+        for name, value in same.items():
+            if value and not value.lower().startswith("use same"):
+                raise ValueError(f"{name}: promptism makes the hires fix's second pass with the first pass's model, "
+                                 f"sampler and schedule: leave {name} out")
+        for name, value, first in (("hr_prompt", self.hr_prompt, self.prompt),
+                                   ("hr_negative_prompt", self.hr_negative_prompt, self.negative_prompt)):
+            if value and value != first:
+                raise ValueError(f"{name}: promptism makes the hires fix's second pass with the first pass's prompts: "
+                                 f"leave {name} out")
+        return self
+
+    def hires_scale(self) -> float | None:
+        """The hires fix's scale: hr_scale, or hr_resize_x/y's where they keep the first pass's proportions."""
+        if not self.enable_hr:
+            return None
+        if not (self.hr_resize_x or self.hr_resize_y):
+            return self.hr_scale
+        if self.width is None or self.height is None:
+            raise BadValue(["hr_resize_x"], "hr_resize_x/hr_resize_y need width and height: give them, or hr_scale")
+        scales = {side / first for side, first in ((self.hr_resize_x, self.width), (self.hr_resize_y, self.height))
+                  if side}
+        if len(scales) > 1:
+            raise BadValue(["hr_resize_x"], f"hr_resize {self.hr_resize_x}x{self.hr_resize_y} is not {self.width}x"
+                           f"{self.height} scaled (A1111 crops it); promptism scales: give hr_scale, or a size of the "
+                           "same proportions")
+        return scales.pop()
 
 
 class Img2ImgRequest(_Request):
@@ -306,7 +344,7 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
         given = GivenOptions(model=req.override_settings.get("sd_model_checkpoint") or None, steps=req.steps,
                              clip_skip=req.override_settings.get(CLIP_SKIP), emphasis=req.override_settings.get(EMPHASIS),
                              vae=req.override_settings.get(SD_VAE) or None,
-                             tiling=req.tiling or None, variation_seed=subseed,
+                             tiling=req.tiling or None, variation_seed=subseed, **_hires(req),
                              variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
                              init_image=str(init_image) if img2img and init_image else None,
@@ -318,6 +356,15 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
         carried = A1111_FIELDS.get(name, name)
         raise BadValue(carried.split(".") if carried else [], error["msg"]) from None
     return JobRequest(kind="grid", journal=str(journal), spec=spec, options=given, create=True)  # the service's own
+
+
+def _hires(req: _Request) -> dict:
+    """The hires fix's options a txt2img request asks for (none without enable_hr)."""
+    scale = req.hires_scale() if isinstance(req, Txt2ImgRequest) else None
+    if scale is None:
+        return {}
+    return {"hires": scale, "hires_steps": req.hr_second_pass_steps or None, "hires_strength": req.denoising_strength,
+            "hires_upscaler": req.hr_upscaler or None}
 
 
 def check_job(job: JobRequest, settings: Settings) -> None:
@@ -357,7 +404,9 @@ A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height
                 "strength": "denoising_strength", "sampler": "sampler_name", "seeds": "seed", "seed": "seed",
                 "model": "override_settings.sd_model_checkpoint", "negative": "negative_prompt", "prompt": "prompt",
                 "clip-skip": f"override_settings.{CLIP_SKIP}", "vae": f"override_settings.{SD_VAE}", "emphasis": f"override_settings.{EMPHASIS}", "tiling": "tiling",
-                "variation-seed": "subseed", "variation-strength": "subseed_strength"}
+                "variation-seed": "subseed", "variation-strength": "subseed_strength", "hires": "hr_scale",
+                "hires-steps": "hr_second_pass_steps", "hires-strength": "denoising_strength",
+                "hires-upscaler": "hr_upscaler"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -453,7 +502,8 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
         "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": vae_name,
         "sd_vae_hash": vae_hash, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-        "denoising_strength": params.strength, "extra_generation_params": extra, "index_of_first_image": 0,
+        "denoising_strength": params.strength if params.strength is not None else params.hires_strength,
+        "extra_generation_params": extra, "index_of_first_image": 0,
         "infotexts": infotexts, "styles": [], "job_timestamp": re.sub(r"\D", "", record.created or "")[:14],
         "clip_skip": params.clip_skip or 1, "is_using_inpainting_conditioning": False, "version": f"promptism {tool_version()}",
         "promptism_run": run.id, "promptism_state": run.state,
@@ -473,7 +523,9 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
              "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
              "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
-             "Variation seed strength": p.variation_strength, "Denoising strength": p.strength,
+             "Variation seed strength": p.variation_strength,
+             "Denoising strength": p.strength if p.strength is not None else p.hires_strength,
+             "Hires upscale": p.hires, "Hires steps": p.hires_steps, "Hires upscaler": p.hires_upscaler,
              "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "Tiling": "True" if p.tiling else None, **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
