@@ -114,10 +114,11 @@ def test_a_request_maps_to_a_plain_grid_job_with_a1111s_batches(jdir):
     assert mapped.seeds == [5, 6, 7, 8, 9, 10]
     assert mapped.job.kind == "grid" and mapped.job.journal == str(jdir)
     assert mapped.job.spec == Spec(prompt=PROMPT, negative="blurry", seeds=[5, 6, 7, 8, 9, 10], max_cells=6)
-    assert mapped.job.options == GivenOptions(model="tiny", steps=3, guidance=4.5, max_batch=2, size=(32, 48))
+    assert mapped.job.options == GivenOptions(model="tiny", steps=3, guidance=4.5, max_batch=2, size=(32, 48),
+                                              preview_every=a1111.PREVIEW_EVERY)
     assert not jdir.exists()  # txt2img writes nothing before the job runs
     default = a1111.map_request(a1111.Txt2ImgRequest(prompt=PROMPT), jdir, Settings(model="shapes")).job.options
-    assert default == GivenOptions(max_batch=1)  # the settings' model, the model's defaults
+    assert default == GivenOptions(max_batch=1, preview_every=a1111.PREVIEW_EVERY)  # the settings' model and defaults
 
 
 def test_a_mapped_request_runs_and_answers_as_a1111(jdir):
@@ -428,6 +429,13 @@ def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, jd
         time.sleep(0.02)
     assert progress["state"]["job_count"] == 1 and progress["state"]["sampling_steps"] == 400
     assert 0 < progress["progress"] < 1
+    while (progress := api.get_progress())["current_image"] is None:  # a live preview every 10 steps, as A1111's
+        assert time.monotonic() < deadline and call.is_alive()
+        time.sleep(0.02)
+    preview = Image.open(io.BytesIO(base64.b64decode(progress["current_image"])))
+    assert preview.size == (32, 32) and preview.info == {}  # (the latents seen cheaply, at the image's size)
+    skipped = httpx.get(f"{api.baseurl}/progress", params={"skip_current_image": "true"}, auth=api.session.auth).json()
+    assert skipped["current_image"] is None
     api.interrupt()
     call.join(120)
     result = done["result"]

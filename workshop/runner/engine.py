@@ -335,7 +335,7 @@ class Engine:
             if step + 1 in changes:  # prompt editing: the next step's conditioning
                 tensors.update(_step_inputs(pipe, conditionings, step + 1, tensors))
             if self.preview_every and (step + 1) % self.preview_every == 0 and step + 1 < steps:
-                if (previews := latent_preview(tensors["latents"])) is not None:
+                if (previews := latent_preview(tensors["latents"], getattr(pipe, "vae_scale_factor", 8))) is not None:
                     self.on_event(ev.Preview(batch=batch_no, cells=cells, step=step + 1, images=previews))
             if self.cancel() and step + 1 < steps:
                 pipe._interrupt = True  # diffusers skips the remaining steps
@@ -449,13 +449,14 @@ def out_of_cpu_memory(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or "DefaultCPUAllocator" in str(exc) or "can't allocate memory" in str(exc)
 
 
-def latent_preview(latents: torch.Tensor) -> list[Image.Image] | None:
-    """A cheap RGB look at SD-style 4-channel latents (no VAE): a linear map, upscaled ×8."""
+def latent_preview(latents: torch.Tensor, scale: int = 8) -> list[Image.Image] | None:
+    """A cheap RGB look at SD-style 4-channel latents (no VAE): a linear map, upscaled by the VAE's ``scale`` to the
+    image's size."""
     if latents.ndim != 4 or latents.shape[1] != 4:
         return None
     rgb = torch.einsum("bchw,cr->bhwr", latents.detach().float().cpu(), _LATENT_RGB)
     rgb = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
-    return [Image.fromarray(a).resize((a.shape[1] * 8, a.shape[0] * 8), Image.NEAREST) for a in rgb]
+    return [Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST) for a in rgb]
 
 
 def _load_init(path: Path, width: int, height: int) -> Image.Image:

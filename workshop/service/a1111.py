@@ -32,7 +32,8 @@ Decisions, where A1111 and promptism differ:
 - Returned PNGs are the run's own files (pixels only); the generation parameters travel in the JSON ``info``, to the
   client that sent the prompt. Nothing here logs a prompt.
 - ``/interrupt`` cancels the running job only if it came through this API (a TUI grid is not an A1111 client's to
-  stop); ``/progress`` reports whatever job runs.
+  stop); ``/progress`` reports whatever job runs, with its latest live preview as ``current_image`` (every 10 steps,
+  as A1111's default; the latents mapped to RGB, no VAE) unless ``skip_current_image``.
 """
 
 from __future__ import annotations
@@ -345,6 +346,7 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                              clip_skip=req.override_settings.get(CLIP_SKIP), emphasis=req.override_settings.get(EMPHASIS),
                              vae=req.override_settings.get(SD_VAE) or None,
                              tiling=req.tiling or None, variation_seed=subseed, **_hires(req),
+                             preview_every=PREVIEW_EVERY,
                              variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
                              init_image=str(init_image) if img2img and init_image else None,
@@ -395,6 +397,7 @@ def check_job(job: JobRequest, settings: Settings) -> None:
             raise BadValue(["override_settings", SD_VAE], exc.worded(as_a1111)) from None
 
 
+PREVIEW_EVERY = 10  # steps between live previews (/progress's current_image): A1111's show_progress_every_n_steps
 CLIP_SKIP = "CLIP_stop_at_last_layers"  # A1111's setting for Clip skip
 SD_VAE = "sd_vae"  # A1111's setting for the VAE
 EMPHASIS = "emphasis"  # A1111's setting for the Emphasis mode
@@ -562,6 +565,13 @@ def journal_for(service) -> Path:
     return Path(service.journal or journal_dir()).expanduser().absolute()
 
 
+def _png_b64(image) -> str:
+    """A live preview as A1111's ``current_image``: a PNG, base64 (pixels only)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def progress_of(job: JobInfo | None, step, interrupted: bool) -> ProgressResponse:
     """A1111's progress for the running job (from its last step event), or an idle one."""
     if job is None:
@@ -639,7 +649,10 @@ def router(service) -> APIRouter:
     @api.get("/progress", response_model=ProgressResponse)
     async def progress(skip_current_image: bool = False):
         job = service.current()
-        return progress_of(job, service.last_step(job.id) if job else None, job is not None and job.id in interrupted)
+        answer = progress_of(job, service.last_step(job.id) if job else None, job is not None and job.id in interrupted)
+        if job is not None and not skip_current_image and (preview := service.last_preview(job.id)) is not None:
+            answer.current_image = await run_in_threadpool(_png_b64, preview.images[0])
+        return answer
 
     @api.post("/interrupt")
     async def interrupt():

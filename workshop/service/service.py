@@ -121,6 +121,10 @@ class Service:
         with self._cond:
             return self._jobs[job_id].last_step
 
+    def last_preview(self, job_id: str) -> ev.Preview | None:
+        with self._cond:
+            return self._jobs[job_id].last_preview
+
     def cancel(self, job_id: str) -> JobInfo:
         """A queued job is cancelled at once, a running one between steps (its finished images stay)."""
         with self._cond:
