@@ -77,6 +77,19 @@ def test_scale_1_still_makes_the_second_pass_and_the_hires_settings_change_it(tm
     assert len({images_of(plain)[0], images_of(same)[0], images_of(weaker)[0]}) == 3  # (3 steps of 4, of 6)
 
 
+def test_strength_0_is_the_upscale_alone_as_a1111s_schedule_of_no_steps(tmp_path, capsys):
+    """A1111 at denoising strength 0 makes a second pass of no steps (its API tests send that): the first pass's
+    image, upscaled."""
+    j = tmp_path / "j"
+    plain, _ = _generate(capsys, j)
+    upscaled, steps = _generate(capsys, j, "--hires", "2", "--hires-strength", "0", "--hires-upscaler", "Lanczos")
+    assert steps[-1]["total"] == steps[-1]["done"] == 2  # the first pass's steps alone
+    expected = Image.open(plain.image(plain.record.cells[0])).convert("RGB").resize((128, 128), Image.LANCZOS)
+    assert Image.open(upscaled.image(upscaled.record.cells[0])).convert("RGB").tobytes() == expected.tobytes()
+    latent, _ = _generate(capsys, j, "--hires", "2", "--hires-strength", "0")  # the latents enlarged, decoded
+    assert _sizes(latent) == [(128, 128)] and images_of(latent) != images_of(upscaled)
+
+
 def test_a_specs_params_and_a_size_axis_take_the_hires_fix(tmp_path, capsys):
     spec = tmp_path / "spec.toml"
     spec.write_text('prompt = "a red circle"\nseeds = 1\n[params]\nhires = 2\nhires_steps = 1\n'
@@ -100,8 +113,8 @@ def test_a_specs_params_and_a_size_axis_take_the_hires_fix(tmp_path, capsys):
     (("--hires", "200", "--size", "64x64"), "over the limit of 67,108,864 (max_image_pixels in config.toml): use --hires 128"),
     (("--hires", "200"), "over the limit"),  # the model's own size: checked once it loads, before anything is written
     (("--hires", "2", "--init-image", "INIT"), "with --init-image this is img2img: leave out --hires"),
-    (("--hires", "2", "--hires-strength", "1.5"), "must be above 0 and at most 1, not 1.5"),
-    (("--hires", "2", "--hires-strength", "0"), "must be above 0 and at most 1, not 0"),
+    (("--hires", "2", "--hires-strength", "1.5"), "is 0 (the upscale alone) to 1, not 1.5"),
+    (("--hires", "2", "--hires-strength", "-0.1"), "is 0 (the upscale alone) to 1, not -0.1"),
     (("--hires", "2", "--hires-steps", "-1"), "hires steps are 1 or more, or 0"),
     (("--hires", "2", "--hires-steps", "900", "--hires-strength", "0.1"), "a schedule of 9000 steps"),
     (("--hires-strength", "0.5"), "--hires-strength is a setting of the hires fix: give --hires SCALE"),

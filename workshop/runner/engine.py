@@ -31,7 +31,7 @@ from . import events as ev
 from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, family
 from .emphasis_encoder import encode as weights_encode
 from .embeddings import installed as installed_embeddings, load as load_embeddings
-from .hires import Hires, second_pass
+from .hires import Hires, second_pass, upscale_alone
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -247,7 +247,8 @@ class Engine:
         with torch.inference_mode(), circular(pipe, self.tiling):
             images = pipe(**kwargs).images
             if self.hires is not None and not self._interrupted:
-                images = self._hires_pass(pipe, jobs, batch_no, kwargs, images)
+                images = (upscale_alone(pipe, self.hires, images, jobs) if self.hires.strength == 0 else
+                          self._hires_pass(pipe, jobs, batch_no, kwargs, images))
             if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
                 self._steps_done = steps_before
                 raise Cancelled()

@@ -75,8 +75,8 @@ def check(options) -> None:
     if options.hires_steps is not None and options.hires_steps < 0:
         raise RunError(f"hires steps are 1 or more, or 0 for the first pass's steps, not {options.hires_steps}")
     strength = options.hires_strength
-    if strength is not None and not (math.isfinite(strength) and 0 < strength <= 1):
-        raise RunError(f"the hires strength (the second pass's denoising strength) must be above 0 and at most 1, not "
+    if strength is not None and not (math.isfinite(strength) and 0 <= strength <= 1):
+        raise RunError(f"the hires strength (the second pass's denoising strength) is 0 (the upscale alone) to 1, not "
                        f"{strength:g}")
     if options.init_image is not None:
         raise RunError(f"the hires fix upscales a txt2img run; with {option('init-image')} this is img2img: leave out "
@@ -126,7 +126,7 @@ def check_model(options, family: str | None, name: str, sizes, steps, most: int 
     for width, height in dict.fromkeys(sizes):
         check_size(width, height, options.hires)
     strength = DEFAULT_STRENGTH if options.hires_strength is None else options.hires_strength
-    for first in dict.fromkeys(steps):
+    for first in dict.fromkeys(steps) if strength > 0 else ():  # (at 0 there is no second pass to schedule)
         total = schedule(options.hires_steps or first, strength)[0]
         if most is not None and total > most:
             raise RunError(f"hires steps {options.hires_steps or first} at hires strength {strength:g} take a schedule "
@@ -147,8 +147,8 @@ class Hires:
     def of(cls, params) -> Hires | None:
         if not getattr(params, "hires", None):
             return None
-        return cls(params.hires, params.hires_steps or 0, params.hires_strength or DEFAULT_STRENGTH,
-                   params.hires_upscaler or LATENT)
+        strength = DEFAULT_STRENGTH if params.hires_strength is None else params.hires_strength
+        return cls(params.hires, params.hires_steps or 0, strength, params.hires_upscaler or LATENT)
 
     @property
     def first_output(self) -> str:
@@ -156,8 +156,9 @@ class Hires:
         return "latent" if self.upscaler in LATENT_MODES else "pil"
 
     def steps_of(self, job) -> int:
-        """The denoising steps the second pass runs for ``job`` (its first pass's where none were given, as A1111)."""
-        return self.steps or job.steps
+        """The denoising steps the second pass runs for ``job`` (its first pass's where none were given, as A1111;
+        none at strength 0, where A1111's schedule has no step: the upscale is the image)."""
+        return 0 if self.strength == 0 else self.steps or job.steps
 
 
 def schedule(steps: int, strength: float) -> tuple[int, float]:
@@ -194,6 +195,20 @@ def _pixel_upscale(image, size: tuple[int, int], resample) -> object:
     scale = max(size[0] / image.width, size[1] / image.height)
     image = image.resize((int(image.width * scale), int(image.height * scale)), resample)
     return image if image.size == size else image.resize(size, Image.LANCZOS)
+
+
+def upscale_alone(pipe, hires: Hires, first, jobs):
+    """The images of a hires fix at strength 0 (A1111 makes a schedule of no steps): the upscaled latents decoded,
+    or the upscaled pixels, as the pipeline's ``output_type="pt"`` gives its images."""
+    import numpy as np
+    import torch
+
+    up = upscaled(hires, first, jobs)
+    if isinstance(up, list):
+        return torch.from_numpy(np.stack([np.asarray(image.convert("RGB"), dtype=np.float32) / 255 for image in up])
+                                ).permute(0, 3, 1, 2)
+    decoded = pipe.vae.decode(up.to(pipe.vae.dtype) / pipe.vae.config.scaling_factor, return_dict=False)[0]
+    return pipe.image_processor.postprocess(decoded, output_type="pt")
 
 
 def second_pass(hires: Hires, first, jobs, guidance: float, inputs: dict) -> dict:
