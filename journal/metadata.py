@@ -96,6 +96,16 @@ def read_generation_info(im: Image.Image, name: str = "") -> GenerationInfo:
     return GenerationInfo(in_pixels=stealth is not None, problem=problem)
 
 
+def a1111_infotext(im: Image.Image) -> str | None:
+    """The text an A1111-style image carries as its infotext, where ``read_generation_info`` looks for it (the
+    ``parameters`` text chunk, EXIF UserComment, stealth info), bounded as there; None where it has none."""
+    text = im.info.get("parameters")
+    for found in (text if isinstance(text, str) else None, _exif_user_comment(im), _stealth_text(im)):
+        if found and len(found) <= _LIMITS["parameters"]:
+            return found
+    return None
+
+
 def _parse(chunks: dict[str, str], name: str) -> tuple[GenerationInfo | None, str | None]:
     """The first parser that reads ``chunks``, as a GenerationInfo; else None and why (None: nothing to read)."""
     too_long = [k for k in chunks if len(chunks[k]) > _LIMITS.get(k, MAX_METADATA)]

@@ -684,4 +684,7 @@ def router(service) -> APIRouter:
     async def options():
         return {"sd_model_checkpoint": load_settings().model, "sd_checkpoint_hash": None, "samples_format": "png"}
 
+    from .a1111_extras import add_routes  # (it imports this module)
+
+    add_routes(api, service)  # png-info, interrogate, extra-single-image, extra-batch-images (a1111_extras.py)
     return api
