@@ -185,7 +185,8 @@ FEATURES = {f.key: f for f in (
             said=r"hires fix|Hires upscaler|Hires sampler|Hires prompt|Hires checkpoint"),
     Feature("img2img", "img2img / inpaint (Denoising strength without hires, Mask blur)", DROPPED,
             "not applied: no init image is recorded", said=r"denoising strength"),
-    Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "not applied, named by rerun: the model's own VAE is used"),
+    Feature("vae", "VAE (VAE: / VAE hash:)", DROPPED, "applied where the install has the file (by name, else hash); "
+            "this sandbox has none, so rerun names it and uses the model's own"),
     Feature("ensd", "ENSD (eta noise seed delta)", MOOT, "changes only an ancestral sampler's step noise (A1111 seeds "
             "it with seed + ENSD), where rerun names it: counted among that infotext's said drops"),
     Feature("rng", "RNG: CPU", MOOT, "ignored; promptism's noise is its own"),
