@@ -226,7 +226,7 @@ def mutations(base: dict) -> list[bytes]:
 
 
 @pytest.mark.parametrize("route", ["/v1/jobs", "/v1/jobs/{job}/cancel", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
-                                   "/sdapi/v1/interrupt"])
+                                   "/sdapi/v1/interrupt", "/sdapi/v1/skip", "/sdapi/v1/options"])
 def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service, http, tmp_path, caplog, route):
     from tests.helpers import make_png
 
@@ -238,6 +238,10 @@ def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service,
                                    "width": 32, "height": 32, "seed": 3, "batch_size": 1, "n_iter": 1,
                                    "sampler_name": "Euler", "scheduler": "karras",
                                    "override_settings": {"sd_model_checkpoint": "tiny"}}}
+    bases["/sdapi/v1/skip"] = good
+    bases["/sdapi/v1/options"] = {"sd_model_checkpoint": "tiny", "sd_vae": "Automatic", "CLIP_stop_at_last_layers": 2,
+                                  "emphasis": "No norm", "send_seed": False, "outdir_samples": SECRET,
+                                  "jpeg_quality": 80, "img_downscale_threshold": 4.0, "hide_samplers": ["DDIM"]}
     bases["/sdapi/v1/img2img"] = {**bases["/sdapi/v1/txt2img"], "init_images": [base64.b64encode(png).decode()],
                                   "denoising_strength": 0.5}
     bodies = mutations(bases[route])

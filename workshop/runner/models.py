@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import gc
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -460,6 +461,20 @@ def keep_warm(count: int) -> None:
         pool.size = count
         while len(pool.entries) > max(1, count):
             pool._drop(on_gpu=False)
+
+
+def let_go() -> int:
+    """Let go of every warm model (pipelines, VAEs, scorers: A1111's ``unload-checkpoint``): the next run loads what
+    it needs again, a run going on keeps the ones it holds. How many went."""
+    with _LOADING:
+        count = sum(len(pool.entries) for pool in Warm.pools)
+        for pool in Warm.pools:
+            pool.entries.clear()
+    gc.collect()
+    torch = sys.modules.get("torch")  # (imported only if a model was ever loaded)
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return count
 
 
 def loaded_models() -> list[str]:

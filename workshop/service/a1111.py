@@ -1,6 +1,7 @@
 """AUTOMATIC1111's HTTP API on promptism's service, with A1111's field names and shapes, so existing clients
 (``webuiapi`` and the like) work: ``POST /sdapi/v1/txt2img`` and ``/img2img``, ``GET /sdapi/v1/sd-models``,
-``/samplers``, ``/schedulers``, ``/progress``, ``/options`` and ``POST /interrupt``.
+``/samplers``, ``/schedulers``, ``/progress`` and ``POST /interrupt``; ``a1111_settings`` adds ``/options`` (GET and
+POST) and the other lists.
 
 Each call becomes a grid job (plain mode, one cell per image, seeds ``seed + i`` for ``batch_size × n_iter`` images,
 ``batch_size`` images per pipeline call) in the journal the service was started for (``serve --journal``), else the
@@ -286,6 +287,7 @@ class Mapped:
 
     job: JobRequest
     seeds: list[int]
+    defaults: dict[str, Any] | None = None  # the override settings POST /options gave it (a1111_settings)
 
 
 def seeds_for(seed: int, count: int) -> list[int]:
@@ -462,16 +464,19 @@ def store_image(journal: Journal, image) -> Path:
     return path
 
 
-def map_request(req: _Request, journal: Path, settings: Settings) -> Mapped:
+def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict[str, Any] | None = None) -> Mapped:
     """Check a request and turn it into its job; an img2img's init image is stored in the journal (created if
-    need be) only once everything else has passed. BadValue for what the runner would refuse."""
+    need be) only once everything else has passed. ``defaults``: the override settings where the request's say
+    nothing (what POST /options switched: a1111_settings). BadValue for what the runner would refuse."""
+    if defaults:
+        req = req.model_copy(update={"override_settings": {**defaults, **req.override_settings}})
     seeds = seeds_for(req.seed, req.count)
     chosen = sampler_of(req, settings.sampler, model_name(req, settings.model))
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
                           init_image=Path("init_images[0]") if image else None), settings)
     stored = store_image(Journal.open(journal, create=True), image) if image else None
-    return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored), seeds)
+    return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored), seeds, defaults)
 
 
 # ------------------------------------------------------------------ finished run → response
@@ -608,6 +613,8 @@ class _A1111Route(APIRoute):
 def router(service) -> APIRouter:
     """A1111's routes on ``service`` (submit, wait, current, last_step, cancel, journal), for the app to mount at
     ``/sdapi/v1``."""
+    from . import a1111_extras, a1111_settings  # (they import this module)
+
     api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route)
     ours: set[str] = set()  # jobs submitted through these routes and not yet answered
     interrupted: set[str] = set()
@@ -616,7 +623,7 @@ def router(service) -> APIRouter:
         journal = journal_for(service)
         try:
             settings = load_settings()
-            mapped = await run_in_threadpool(map_request, req, journal, settings)
+            mapped = await run_in_threadpool(a1111_settings.map_with_options, req, journal, settings, service)
         except BadValue as exc:
             return exc.response()
         except JournalError as exc:  # the journal cannot take the init image: the service's, not the request's, fault
@@ -633,7 +640,7 @@ def router(service) -> APIRouter:
         if job.state not in ("finished", "cancelled") or job.run is None:
             said = worded(from_wire(job.error), as_a1111) if job.error else f"the job ended {job.state}"
             if job.error_type not in (None, "machine", "internal"):  # the request's own fault, found as it ran
-                return BadValue([], said).response()
+                return a1111_settings.with_origin(BadValue([], said), req, mapped.defaults).response()
             return failed(said)
         run = await run_in_threadpool(lambda: load_run(Journal.open(journal), job.run))
         return await run_in_threadpool(build_response, req, run, mapped.seeds)
@@ -680,11 +687,6 @@ def router(service) -> APIRouter:
         return [SchedulerItem(name=name, label=label, aliases=aliases, default_rho=rho, need_inner_model=inner)
                 for name, (label, aliases, rho, inner) in SCHEDULERS.items()]
 
-    @api.get("/options")
-    async def options():
-        return {"sd_model_checkpoint": load_settings().model, "sd_checkpoint_hash": None, "samples_format": "png"}
-
-    from .a1111_extras import add_routes  # (it imports this module)
-
-    add_routes(api, service)  # png-info, interrogate, extra-single-image, extra-batch-images (a1111_extras.py)
+    a1111_extras.add_routes(api, service)  # png-info, interrogate, extra-single-image, extra-batch-images
+    a1111_settings.add_routes(api, service, interrupt=interrupt)  # /options, the lists, /skip, refresh and unload
     return api

@@ -116,9 +116,10 @@ def create_app(service: Service, *, token: str | None = None, stop=lambda: None)
         return {"stopping": True}
 
     if importlib.util.find_spec(f"{__package__}.a1111") is not None:
-        from . import a1111
+        from . import a1111, a1111_settings
 
         app.include_router(a1111.router(service), prefix="/sdapi/v1")
+        app.include_router(a1111_settings.internal_router())  # A1111's /internal/ping, at the root
     return app
 
 
