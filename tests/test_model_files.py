@@ -176,9 +176,10 @@ def test_an_installs_checkpoint_loads_by_its_a1111_name_and_reruns(tiny_checkpoi
     (b"\x80\x02}q\x00.", "is not a safetensors file (a pickle)"),
     ("truncated", "is a damaged safetensors file"),
     ("lora", "is not a Stable Diffusion checkpoint (it has no UNet in the original layout; it looks like a LoRA)"),
-    ("flux", "is a flux-schnell transformer alone (no VAE, no text encoders: a models/unet or models/diffusion_models "
-             "file), not a checkpoint"),  # detected as diffusers detects it
-    ("flux+vae", "is a flux-schnell checkpoint; promptism loads single files of"),  # ComfyUI's all-in-one Flux files
+    ("flux", "holds FLUX.1 schnell's transformer alone (a models/unet file) without its VAE, CLIP-L and T5: put the "
+             "model's diffusers folder"),  # detected as diffusers detects it (tests/test_flux_files.py loads them)
+    ("flux+vae", "holds FLUX.1 schnell's transformer without its CLIP-L and T5"),
+    ("flux2", "is a flux-2-dev checkpoint; promptism loads single files of"),
 ])
 def test_a_file_that_is_no_checkpoint_is_one_line_saying_what_it_is(tiny_checkpoint, tmp_path, capsys, content, said):
     import torch
@@ -193,6 +194,8 @@ def test_a_file_that_is_no_checkpoint_is_one_line_saying_what_it_is(tiny_checkpo
         vae = {"vae.decoder.conv_in.weight": torch.zeros(4, 4)} if content == "flux+vae" else {}
         save_file({"double_blocks.0.img_attn.norm.key_norm.scale": torch.zeros(8),
                    "double_blocks.0.img_attn.qkv.weight": torch.zeros(24, 8), **vae}, bad)
+    elif content == "flux2":
+        save_file({"model.diffusion_model.single_stream_modulation.lin.weight": torch.zeros(4, 4)}, bad)
     else:
         bad.write_bytes(content)
     code, _, err = run_cli(capsys, "generate", "a red circle", "--model", str(bad), "--steps", "1",

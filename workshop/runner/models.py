@@ -110,7 +110,8 @@ def resolve(name: str, *, allow_download: bool = False) -> ModelSource:
         if not (folder / "model_index.json").exists():
             raise RunError(f"{folder} is a folder but not a diffusers pipeline (it has no model_index.json)")
         check_model_index(folder)
-        return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder")
+        return ModelSource(str(folder.resolve()), "local", folder.resolve(), "local diffusers folder",
+                           **_flux_defaults(folder))
     installed = installed_checkpoint(name)
     if installed is not None:
         return _single_file(installed)
@@ -167,7 +168,26 @@ def installed_checkpoint(name: str) -> Path | None:
 
 
 def _single_file(path: Path) -> ModelSource:
-    return ModelSource(str(path.resolve()), "file", path.resolve(), "single-file checkpoint")
+    from .single_file import defaults
+
+    said = defaults(path)
+    return ModelSource(str(path.resolve()), "file", path.resolve(), "single-file checkpoint",
+                       **({} if said is None else {"steps": said[0], "guidance": said[1]}))
+
+
+def _flux_defaults(folder: Path) -> dict:
+    """A FLUX.1 folder's default steps and guidance (dev's where its transformer embeds the guidance, else
+    schnell's: ``single_file.FLUX_DEFAULTS``), as its single file has them; none for another pipeline."""
+    from .single_file import FLUX_DEFAULTS
+
+    try:
+        if json.loads((folder / "model_index.json").read_text(encoding="utf-8")).get("_class_name") != "FluxPipeline":
+            return {}
+        config = json.loads((folder / "transformer" / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return {}
+    steps, guidance = FLUX_DEFAULTS["flux-dev" if config.get("guidance_embeds") else "flux-schnell"]
+    return {"steps": steps, "guidance": guidance}
 
 
 def family_hint(source: ModelSource) -> str | None:
@@ -221,7 +241,7 @@ def _from_hf_cache(repo_id: str, allow_download: bool) -> ModelSource:
     if not (path / "model_index.json").exists():
         raise RunError(f"{quoted(repo_id)} is in the cache but is not a diffusers pipeline (no model_index.json)")
     check_model_index(path)
-    return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name)
+    return ModelSource(repo_id, "hf-cache", path, "Hugging Face cache", revision=path.name, **_flux_defaults(path))
 
 
 def _hf_cache() -> str | None:

@@ -1,9 +1,10 @@
 """The diffusers configs of the model types a single-file checkpoint can be (``single_file.py``), shipped so that
 loading one needs no network: the values of the Hugging Face repos diffusers itself maps each type to (SD 1.5,
-SD 2.1 768-v, SD 2 512-base, SDXL base and refiner 1.0, SD 3 medium, SD 3.5 medium and large), only the keys that differ from
+SD 2.1 768-v, SD 2 512-base, SDXL base and refiner 1.0, SD 3 medium, SD 3.5 medium and large, FLUX.1 dev and
+schnell), only the keys that differ from
 the classes' defaults. ``write`` makes a type's config folder — these JSON files and the CLIP tokenizers'
 vocabulary, written from open_clip's BPE as the tiny model's is — where ``from_single_file(config=FOLDER)`` reads
-them. T5's tokenizer (SD 3's third text encoder) is a sentencepiece model, not shipped: ``single_file`` finds it."""
+them. T5's tokenizer (SD 3's third text encoder, Flux's second) is a sentencepiece model, not shipped: ``single_file`` finds it."""
 
 from __future__ import annotations
 
@@ -88,6 +89,21 @@ _UNET_XL_REFINER = {**_UNET_XL, "attention_head_dim": [6, 12, 24, 24], "block_ou
 _XL_REFINER = {**_XL, "_class_name": "StableDiffusionXLImg2ImgPipeline", "text_encoder": [None, None],
                "tokenizer": [None, None], "force_zeros_for_empty_prompt": False, "requires_aesthetics_score": True}
 
+_FLUX_TRANSFORMER = {"_class_name": "FluxTransformer2DModel", "attention_head_dim": 128, "axes_dims_rope": [16, 56, 56],
+                     "guidance_embeds": True, "in_channels": 64, "joint_attention_dim": 4096, "num_attention_heads": 24,
+                     "num_layers": 19, "num_single_layers": 38, "patch_size": 1, "pooled_projection_dim": 768}
+_FLUX_SHIFTS = {"base_image_seq_len": 256, "base_shift": 0.5, "max_image_seq_len": 4096, "max_shift": 1.15,
+                "num_train_timesteps": 1000}
+_FLUX = {"_class_name": "FluxPipeline", "feature_extractor": [None, None], "image_encoder": [None, None],
+         "text_encoder": ["transformers", "CLIPTextModel"], "text_encoder_2": ["transformers", "T5EncoderModel"],
+         "tokenizer": ["transformers", "CLIPTokenizer"], "tokenizer_2": ["transformers", "T5TokenizerFast"],
+         "transformer": ["diffusers", "FluxTransformer2DModel"], "vae": ["diffusers", "AutoencoderKL"]}
+_FLUX_FILES = {"model_index.json": _FLUX,
+               "vae/config.json": {**_VAE, "latent_channels": 16, "sample_size": 1024, "scaling_factor": 0.3611,
+                                   "shift_factor": 0.1159, "force_upcast": True, "use_quant_conv": False,
+                                   "use_post_quant_conv": False},
+               "text_encoder/config.json": _CLIP_L, "text_encoder_2/config.json": _T5_XXL, "tokenizer": _TOKENIZER}
+
 #: Each type's files (a tokenizer folder's value is its tokenizer_config.json), by diffusers' name for the type.
 TYPES: dict[str, dict[str, dict]] = {
     "v1": {"model_index.json": _SD, "scheduler/scheduler_config.json": {"_class_name": "PNDMScheduler", **_SCHEDULE,
@@ -119,6 +135,12 @@ TYPES: dict[str, dict[str, dict]] = {
                                                              "num_attention_heads": 38, "num_layers": 38,
                                                              "qk_norm": "rms_norm"}},
 }
+TYPES["flux-dev"] = {**_FLUX_FILES, "transformer/config.json": _FLUX_TRANSFORMER,
+                     "scheduler/scheduler_config.json": {"_class_name": "FlowMatchEulerDiscreteScheduler", **_FLUX_SHIFTS,
+                                                         "shift": 3.0, "use_dynamic_shifting": True}}
+TYPES["flux-schnell"] = {**_FLUX_FILES, "transformer/config.json": {**_FLUX_TRANSFORMER, "guidance_embeds": False},
+                         "scheduler/scheduler_config.json": {"_class_name": "FlowMatchEulerDiscreteScheduler",
+                                                             **_FLUX_SHIFTS, "shift": 1.0, "use_dynamic_shifting": False}}
 TYPES["xl_refiner"] = {"model_index.json": _XL_REFINER, "unet/config.json": _UNET_XL_REFINER,
                        **{k: v for k, v in TYPES["xl_base"].items() if k.startswith(("scheduler", "vae", "text_encoder_2",
                                                                                        "tokenizer_2"))}}
