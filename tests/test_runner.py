@@ -101,7 +101,8 @@ def test_progress_events_and_previews(pipe):
     steps = [e for e in seen if isinstance(e, ev.Step)]
     assert [s.step for s in steps] == [1, 2, 3, 4] and steps[-1].done == steps[-1].total == 4 and steps[-1].eta_s == 0
     previews = [e for e in seen if isinstance(e, ev.Preview)]
-    assert len(previews) == 1 and len(previews[0].images) == 2 and previews[0].images[0].size == (256, 256)
+    size = (jobs[0].width, jobs[0].height)  # the latents mapped to RGB, enlarged by the VAE's scale to the image's size
+    assert len(previews) == 1 and len(previews[0].images) == 2 and previews[0].images[0].size == size
     assert isinstance(seen[0], ev.BatchStarted) and seen[-1] == steps[-1]  # BatchFinished is the writer's (on disk)
     assert json.loads(json.dumps(steps[0].to_json()))["event"] == "Step"
 
