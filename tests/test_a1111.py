@@ -371,6 +371,24 @@ def test_samplers_and_schedulers_are_listed_as_a1111_lists_them(api):
         *PLAIN.values(), *SCHEDULES}
 
 
+def test_sd_models_lists_the_installs_checkpoints_by_their_a1111_titles(api, tmp_path):
+    """util_set_model finds a checkpoint by its title: the installs' are listed as A1111 lists them (the hash where it
+    is known; /sd-models never hashes a file itself)."""
+    from workshop.runner.model_files import hashes
+
+    folder = tmp_path / "webui" / "models" / "Stable-diffusion"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "dreamy.safetensors").write_bytes(b"not read here")
+    (folder / "sub" / "other.safetensors").write_bytes(b"nor here")
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text(f'a1111 = "{tmp_path / "webui"}"\n', encoding="utf-8")
+    listed = {m["model_name"]: m for m in api.get_sd_models()}
+    assert listed["dreamy"]["title"] == "dreamy.safetensors" and listed["dreamy"]["hash"] is None  # not hashed yet
+    assert listed["sub/other"]["title"] == "sub/other.safetensors" and "tiny" in listed
+    sha = hashes(folder / "dreamy.safetensors")[0]  # (as a run, an import or `promptism models` hashes it)
+    dreamy = {m["model_name"]: m for m in api.get_sd_models()}["dreamy"]
+    assert (dreamy["title"], dreamy["hash"], dreamy["sha256"]) == (f"dreamy.safetensors [{sha[:10]}]", sha[:10], sha)
+
+
 def test_models_options_and_idle_progress(api):
     assert "shapes" in api.util_get_model_names() and "tiny" in api.util_get_model_names()
     assert api.util_get_current_model() == "shapes"

@@ -570,6 +570,22 @@ def journal_for(service) -> Path:
     return Path(service.journal or journal_dir()).expanduser().absolute()
 
 
+def _sd_models(settings: Settings) -> list[SDModelItem]:
+    """The models a request may name: promptism's (built-ins, folders, the Hugging Face cache) by their names, and the
+    installs' checkpoints by A1111's title — ``name.safetensors [hash]`` where its hash is known (computed once and
+    cached; never here, where hashing every checkpoint would take minutes), else ``name.safetensors``."""
+    from ..runner.model_files import cached_hashes, model_files
+    from ..runner.models import available
+
+    found = [SDModelItem(title=s.id, model_name=s.id, filename=str(s.path)) for s in available(settings)
+             if s.kind != "guided"]
+    for file in model_files(settings, "checkpoint"):
+        known = cached_hashes(file.path)
+        found.append(SDModelItem(title=file.title(), model_name=file.name, hash=known[0][:10] if known else None,
+                                 sha256=known[0] if known else None, filename=str(file.path)))
+    return found
+
+
 def _png_b64(image) -> str:
     """A live preview as A1111's ``current_image``: a PNG, base64 (pixels only)."""
     buffer = io.BytesIO()
@@ -671,10 +687,7 @@ def router(service) -> APIRouter:
 
     @api.get("/sd-models", response_model=list[SDModelItem])
     async def sd_models():
-        from ..runner.models import available
-
-        sources = await run_in_threadpool(available, load_settings())
-        return [SDModelItem(title=s.id, model_name=s.id, filename=str(s.path)) for s in sources if s.kind != "guided"]
+        return await run_in_threadpool(_sd_models, load_settings())
 
     @api.get("/samplers", response_model=list[SamplerItem])
     async def samplers():
