@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 import webuiapi
@@ -417,13 +418,27 @@ def test_bad_values_get_a_422_in_fastapis_shape(sdapi, jdir, values, loc):
     assert not jdir.exists()
 
 
-def test_img2img_without_an_image_or_with_a_mask_is_a_422(sdapi):
+def test_img2img_without_an_image_is_a_422_and_a_mask_inpaints_what_promptism_makes(sdapi, jdir):
     url = f"{sdapi.url}/img2img"
     missing = httpx.post(url, json={"prompt": PROMPT}, timeout=300, auth=sdapi.auth)
-    masked = httpx.post(url, json={"init_images": [_b64(_png())], "mask": _b64(_png())}, timeout=300, auth=sdapi.auth)
-    assert [missing.status_code, masked.status_code] == [422, 422]
-    assert missing.json()["detail"][0]["loc"] == ["body", "init_images"]
-    assert masked.json()["detail"][0]["loc"] == ["body", "mask"]
+    assert missing.status_code == 422 and missing.json()["detail"][0]["loc"] == ["body", "init_images"]
+    mask = Image.new("L", (32, 32), 0)
+    mask.paste(255, (8, 8, 24, 24))
+    body = {"prompt": PROMPT, "init_images": [_b64(_png())], "mask": _b64(mask), "seed": 3, "steps": 4, "width": 32,
+            "height": 32, "inpainting_fill": 0, "inpaint_full_res": False, "mask_blur": 2,
+            "override_settings": {"sd_model_checkpoint": "tiny"}}
+    for changed, loc in [({"inpaint_full_res": True}, "inpaint_full_res"), ({"inpainting_fill": 2}, "inpainting_fill"),
+                         ({"mask": "%%%"}, "mask"), ({"mask_blur": None, "mask_blur_x": 2, "mask_blur_y": 6}, "mask_blur_x")]:
+        refused = httpx.post(url, json={**body, **changed}, timeout=300, auth=sdapi.auth)
+        assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", loc], refused.text
+    made = httpx.post(url, json=body, timeout=300, auth=sdapi.auth)
+    assert made.status_code == 200, made.text
+    out = np.asarray(Image.open(io.BytesIO(base64.b64decode(made.json()["images"][0]))).convert("RGB"), dtype=int)
+    init = np.asarray(_png(), dtype=int)
+    assert (out[:2] == init[:2]).all() and (out[14:18, 14:18] != init[14:18, 14:18]).any()  # kept / painted again
+    run = load_run(Journal.open(jdir), json.loads(made.json()["info"])["promptism_run"])
+    p = run.record.params
+    assert (p.mask_blur, p.mask_fill, p.mask_invert) == (2, "fill", None) and p.mask.endswith(".png")
 
 
 def test_unknown_fields_are_ignored(sdapi, jdir):

@@ -73,6 +73,10 @@ class RunParams(Contract):
     size: Named | None = None  # WIDTHxHEIGHT
     strength: Number | None = None
     init_image: Named | None = None  # a path (a spec file's is relative to the file) or #N[:K]
+    mask: Named | None = None  # inpainting: an image whose white marks what of the init image to paint again
+    mask_blur: Whole | None = None
+    mask_invert: Flag | None = None
+    mask_fill: Named | None = None  # "original" or "fill" (A1111's masked content)
     max_batch: Whole | None = None
     clip: Named | None = None
     sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
@@ -133,6 +137,10 @@ class GivenOptions(Contract):
     size: tuple[Whole, Whole] | None = None  # (width, height)
     init_image: Named | None = None  # a path, or "#N[:K]" for experiment N's image K
     strength: Number | None = None
+    mask: Named | None = None  # inpainting (runner/masks.py): a path, or "#N[:K]"; white is painted again
+    mask_blur: Whole | None = None  # A1111's mask blur (default 4)
+    mask_invert: Flag | None = None  # paint the black part instead
+    mask_fill: Named | None = None  # A1111's masked content: "original" (default) or "fill"
     sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
     clip_skip: Whole | None = None  # A1111's Clip skip (1: the text encoder's last layer)
     emphasis: Named | None = None  # A1111's Emphasis mode: Original (its default), No norm, Ignore

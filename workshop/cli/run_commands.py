@@ -55,6 +55,13 @@ def run_options(fn):
         click.option("--init-image", help="Start from an image: a file, #N for experiment N's first image, or #N:K for its "
                      "image K (1-based, as `promptism show N` numbers them)."),
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
+        click.option("--mask", help="Inpaint: an image whose white marks what of the init image to paint again (a file, "
+                     "or #N / #N:K); the rest is kept."),
+        click.option("--mask-blur", type=int, help="Blur the mask's edge by this many pixels (A1111's mask blur; "
+                     "default 4)."),
+        click.option("--mask-invert/--no-mask-invert", default=None, help="Paint the mask's black part instead."),
+        click.option("--mask-fill", help="What the masked part starts from: original (the init image; default) or "
+                     "fill (the colours round it, as A1111's masked content \"fill\")."),
         click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
                      "samplers` lists them; default: the sampler setting, else the model's own scheduler, which "
                      "--sampler default asks for)."),
@@ -131,6 +138,8 @@ def given_options(opts: dict):
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
+                  mask=opts["mask"], mask_blur=opts["mask_blur"], mask_invert=opts["mask_invert"],
+                  mask_fill=opts["mask_fill"],
                   clip_skip=opts["clip_skip"], emphasis=opts["emphasis"], vae=opts["vae"], tiling=opts["tiling"],
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
                   hires=opts["hires"], hires_steps=opts["hires_steps"],
@@ -151,16 +160,19 @@ def given_options(opts: dict):
 def absolute(given):
     """``given`` with its paths made absolute (the service runs elsewhere): an init image file, a model folder, a
     CLIP checkpoint."""
-    init, clip = given.init_image, given.clip
+    init, clip, mask = given.init_image, given.clip, given.mask
     if init and not init.startswith("#"):
         init = str(Path(init).expanduser().absolute())
+    if mask and not mask.startswith("#"):
+        mask = str(Path(mask).expanduser().absolute())
     arch, sep, checkpoint = (clip or "").partition(":")
     if sep and Path(checkpoint).expanduser().is_file():
         clip = f"{arch}:{Path(checkpoint).expanduser().absolute()}"
     vae = given.vae
     if vae and Path(vae).expanduser().exists():  # a VAE file or folder (an install's is named, as it is)
         vae = str(Path(vae).expanduser().absolute())
-    return given.model_copy(update={"init_image": init, "model": _model_folder(given.model), "clip": clip, "vae": vae})
+    return given.model_copy(update={"init_image": init, "model": _model_folder(given.model), "clip": clip, "vae": vae,
+                                    "mask": mask})
 
 
 def absolute_spec(spec):

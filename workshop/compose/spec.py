@@ -13,7 +13,7 @@ a GridSpec.
     model = "shapes"
     [params]                          # the run flags' settings (flags win); unknown keys are refused
     steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler,
-                                      # clip_skip, emphasis, vae, tiling, variation_seed, variation_strength
+                                      # mask, mask_blur, mask_invert, mask_fill, clip_skip, emphasis, vae, tiling, variation_seed, variation_strength
     [axes]
     y = "guidance=3,7.5"
 
@@ -65,8 +65,9 @@ def read_spec_file(path: Path) -> dict[str, Any]:
     if isinstance(raw.get("wildcards"), str):
         raw["wildcards"] = str((here / raw["wildcards"]).resolve())
     params = raw.get("params")
-    if isinstance(params, dict) and isinstance(params.get("init_image"), str) and not params["init_image"].startswith("#"):
-        params["init_image"] = str((here / Path(params["init_image"]).expanduser()).resolve())
+    for key in ("init_image", "mask"):
+        if isinstance(params, dict) and isinstance(params.get(key), str) and not params[key].startswith("#"):
+            params[key] = str((here / Path(params[key]).expanduser()).resolve())
     if isinstance(params, dict) and isinstance(params.get("vae"), str) and (here / Path(params["vae"]).expanduser()).exists():
         params["vae"] = str((here / Path(params["vae"]).expanduser()).resolve())  # (a file beside it; else a VAE's name)
     return raw

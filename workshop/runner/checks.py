@@ -46,6 +46,7 @@ class Inputs:
     loras: dict[str, ModelFile]
     embeddings: dict[str, ModelFile]
     vae: VaeFile | None = None
+    mask: Init | None = None  # inpainting's mask, found as an init image is
 
 
 def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> Inputs:
@@ -59,7 +60,8 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
     vae = find_vae(options.vae, allow_pickle=options.allow_pickle) if options.vae else None
-    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used}, vae)
+    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used}, vae,
+                  resolve_init(journal, options.mask, "mask"))
 
 
 def check_loras(grid: Grid, options: RunOptions) -> dict[str, ModelFile]:
@@ -74,9 +76,10 @@ def check_loras(grid: Grid, options: RunOptions) -> dict[str, ModelFile]:
     return {name: lora_file(name) for name in names}
 
 
-def resolve_init(journal: Journal | None, given: str | None) -> Init | None:
+def resolve_init(journal: Journal | None, given: str | None, flag: str = "init-image") -> Init | None:
     """The init image ``given`` (a path, or ``#N[:K]``: experiment N's image K), opened within the pixel limit;
-    RunError for one that is not there or not an image. ``journal`` is None where it does not exist yet."""
+    RunError for one that is not there or not an image, naming ``flag`` (the init image's, or inpainting's mask's).
+    ``journal`` is None where it does not exist yet."""
     if given is None:
         return None
     if given.startswith("#"):
@@ -84,21 +87,21 @@ def resolve_init(journal: Journal | None, given: str | None) -> Init | None:
         try:
             number, place = int(number_text), int(place_text) if sep else 1
         except ValueError:
-            raise RunError(f"{option('init-image')} {quoted(given)}: write #N for experiment N's first image, #N:K "
+            raise RunError(f"{option(flag)} {quoted(given)}: write #N for experiment N's first image, #N:K "
                            "for its image K, or a file path") from None
         if journal is None:
-            raise RunError(f"{option('init-image')} {given}: no experiment #{number}; the journal does not exist "
+            raise RunError(f"{option(flag)} {given}: no experiment #{number}; the journal does not exist "
                            "yet, so pass an image file")
         try:
             exp = journal.get(number)
         except ExperimentNotFound as exc:
-            raise RunError(f"{option('init-image')} {given}: {exc.message}") from None
+            raise RunError(f"{option(flag)} {given}: {exc.message}") from None
         if not 1 <= place <= len(exp.images):
-            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number} has {len(exp.images)} "
+            raise RunError(f"{option(flag)} {given}: experiment #{exp.number} has {len(exp.images)} "
                            f"image(s): pick K from 1 to {len(exp.images)} (as `promptism show {exp.number}` lists them)")
         path = journal.image_path(exp, exp.images[place - 1])
         if not path.is_file():
-            raise RunError(f"{option('init-image')} {given}: experiment #{exp.number}'s image {path} is missing from "
+            raise RunError(f"{option(flag)} {given}: experiment #{exp.number}'s image {path} is missing from "
                            "the journal (run `promptism doctor`)")
         init = Init(path, given, exp.number)
     else:
@@ -107,7 +110,7 @@ def resolve_init(journal: Journal | None, given: str | None) -> Init | None:
     try:
         image = open_image(path)  # bounded in pixels, like every image promptism opens
     except InvalidInput as exc:
-        raise RunError(f"{option('init-image')}: {exc.message}") from None
+        raise RunError(f"{option(flag)}: {exc.message}") from None
     if min(image.size) < 8:
-        raise RunError(f"{option('init-image')} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
+        raise RunError(f"{option(flag)} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
     return init

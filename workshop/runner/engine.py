@@ -32,6 +32,7 @@ from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, famil
 from .emphasis_encoder import encode as weights_encode
 from .embeddings import installed as installed_embeddings, load as load_embeddings
 from .hires import Hires, second_pass, upscale_alone
+from .masks import Mask, overlaid, prepared
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -56,11 +57,12 @@ class Job:
     init_image: Path | None = None
     sampler: str | None = None  # an A1111 sampler name (None: the run's own)
     model: str | None = None  # a model axis's name for it (None: the run's own)
+    mask: Mask | None = None  # inpainting (masks.py): what of the init image is painted again
 
     @property
     def batch_key(self) -> tuple:
         return (self.model, self.sampler, self.steps, self.guidance, self.width, self.height, self.strength,
-                str(self.init_image), networks(self.prompt))
+                str(self.init_image), networks(self.prompt), self.mask)
 
     @property
     def effective_steps(self) -> int:
@@ -238,10 +240,16 @@ class Engine:
             if self.variation is not None:  # (drawn from the generators the pipeline then goes on with)
                 kwargs["latents"] = starting_noise(pipe, first.width, first.height, generators, *self.variation,
                                                    dtype=_latent_dtype(pipe, kwargs))
-        else:
+        elif first.mask is None:
             pipe = self._img2img_pipe(pipe, (first.model, first.sampler))
             init = _load_init(first.init_image, first.width, first.height)
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
+        else:  # inpainting: the masked part denoised, the rest kept (masks.py)
+            pipe = self._inpaint_pipe(pipe, (first.model, first.sampler))
+            init = _load_init(first.init_image, first.width, first.height)
+            blurred, start = prepared(first.mask, init)
+            kwargs.update(image=[start] * len(jobs), mask_image=[blurred] * len(jobs), strength=first.strength,
+                          width=first.width, height=first.height)
         if self.hires is not None:  # the first pass's latents (or pixels) go on to the second pass
             kwargs["output_type"] = self.hires.first_output
         with torch.inference_mode(), circular(pipe, self.tiling):
@@ -252,6 +260,8 @@ class Engine:
             if self._interrupted:  # cut short: its images are not finished (a batch that got through is kept)
                 self._steps_done = steps_before
                 raise Cancelled()
+            if first.mask is not None:
+                images = overlaid(images, init, blurred)
             return host_pixels(images)
 
     def _conditioning(self, pipe, job: Job, first_pass: int | None = None) -> Conditioning | None:
@@ -314,6 +324,17 @@ class Engine:
                       **_text_inputs(second, conditionings))
         img2img = self._img2img_pipe(pipe, (jobs[0].model, jobs[0].sampler))
         return img2img(**second_pass(self.hires, first, jobs, kwargs["guidance_scale"], inputs)).images
+
+    def _inpaint_pipe(self, pipe, key: tuple):
+        """The inpainting pipeline made of ``pipe``'s parts, once per run and ``key`` (a model without an inpainting
+        UNet inpaints by keeping the unmasked latents, as A1111 does with it)."""
+        key = ("inpaint", *key)
+        if key not in self._img2img:
+            from diffusers import AutoPipelineForInpainting
+
+            self._img2img[key] = made = AutoPipelineForInpainting.from_pipe(pipe)
+            made.set_progress_bar_config(disable=True)
+        return self._img2img[key]
 
     def _img2img_pipe(self, pipe, key: tuple):
         """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""

@@ -29,6 +29,7 @@ from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
 from .checks import NO_SCORER, Init, check_inputs, resolve_init
+from .masks import DEFAULT_BLUR, Mask
 from .loading import LoadPlan, Loader, load_plan
 from .model_files import ModelFile
 from .models import A1111, GUIDED, ModelSource
@@ -55,13 +56,34 @@ def check_backend(source: ModelSource, options: RunOptions) -> None:
                        f"model (use {option('model')} {GUIDED}:<decoder>+<clip>)")
 
 
-def _jobs(cells: list[CellRecord], params: ParamsRecord, init: Init | None, *, in_full: bool = False) -> list[Job]:
+def _jobs(cells: list[CellRecord], params: ParamsRecord, init: Init | None, mask: Init | None = None, *,
+          in_full: bool = False) -> list[Job]:
     """One job per cell; a CLIP-guided image kept from a cancel reruns the steps it had (unless ``in_full``: a resume
-    makes it as it would have been)."""
+    makes it as it would have been); with the run's mask (inpainting) and its recorded settings where it has one."""
     steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
+    masked = Mask(mask.path, params.mask_blur or 0, bool(params.mask_invert), params.mask_fill or "original") if mask else None
     return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, c.width or params.width,
                 c.height or params.height, (params.strength if c.strength is None else c.strength) if init else None,
-                init.path if init else None, c.sampler, c.model) for c in cells]
+                init.path if init else None, c.sampler, c.model, masked) for c in cells]
+
+
+def _mask_params(mask: Init | None, options: RunOptions) -> dict:
+    """What a run records of its mask: as given, its sha256, and its settings with their defaults resolved."""
+    if mask is None:
+        return {}
+    return {"mask": mask.given, "mask_sha256": sha256_file(mask.path),
+            "mask_blur": DEFAULT_BLUR if options.mask_blur is None else options.mask_blur,
+            "mask_invert": options.mask_invert or None, "mask_fill": (options.mask_fill or "original").strip().lower()}
+
+
+def _recorded_image(journal: Journal, given: str | None, sha256: str | None, flag: str, made: str) -> Init | None:
+    """A run's recorded init image or mask, found again and unchanged since it was ``made``."""
+    if given is None:
+        return None
+    found = resolve_init(journal, given, flag)
+    if sha256 and sha256_file(found.path) != sha256:
+        raise RunError(f"the {flag.replace('-', ' ')} {found.given} has changed since {made}")
+    return found
 
 
 @dataclass(frozen=True)
@@ -117,9 +139,10 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
                           init_image=init.given if init else None, init_sha256=sha256_file(init.path) if init else None,
                           parent=init.parent if init else None, loras=hashed(inputs.loras, lora=True),
                           embeddings=hashed(inputs.embeddings), vae=inputs.vae.recorded() if inputs.vae else None,
+                          **_mask_params(inputs.mask, options),
                           tiling=options.tiling or None, variation_seed=options.variation_seed,
                           variation_strength=options.variation_strength, **backend.params(options))
-    jobs = _jobs(cells, params, init)
+    jobs = _jobs(cells, params, init, inputs.mask)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:
         raise RunError(f"{short.steps} steps at strength {short.strength:g} leave no step to run from the init image: "
@@ -372,9 +395,8 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     params = ParamsRecord(**{**exp.params, "parent": exp.parent})
     if "animate_every" in exp.params:
         params.animate_every = 0  # the rerun checks the images; it makes no animations
-    init = resolve_init(journal, params.init_image) if params.init_image else None
-    if init and params.init_sha256 and sha256_file(init.path) != params.init_sha256:
-        raise RunError(f"the init image {init.given} has changed since #{number} was made")
+    init = _recorded_image(journal, params.init_image, params.init_sha256, "init-image", f"#{number} was made")
+    mask = _recorded_image(journal, params.mask, params.mask_sha256, "mask", f"#{number} was made")
     loaded = load_plan(LoadPlan(recorded.model_source or exp.model.id, options.device, Speedups.from_params(params),
                                 options.allow_pickle, options.allow_download),  # the experiment's speed-ups, no scorer
                        on_event=on_event, check_source=lambda source: check_dispatch(source, dispatch),
@@ -390,7 +412,7 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
     renumber = {c.index: k for k, c in enumerate(cells)}  # the run's cells are numbered 0..n-1
     run_cells = [c.model_copy(update={**place, "file": None, "index": k}) for k, (c, place) in enumerate(zip(cells, places))]
     layout = [[renumber[i] for i in b] for b in batches]
-    jobs = _jobs(run_cells, params, init)
+    jobs = _jobs(run_cells, params, init, mask)
     threads = exp.compute.threads if exp.compute and device.type == "cpu" else None
     with using_threads(threads):  # the experiment's CPU threads: they decide float reduction order, so the pixels
         record = run_record(backend, device, spec=SpecRecord(
@@ -426,9 +448,8 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     todo = [c for c in r.cells if not c.file or c.steps_done is not None]
     if not todo:
         raise RunError(f"run {run.id} has every image already: nothing to resume")
-    init = resolve_init(journal, r.params.init_image) if r.params.init_image else None
-    if init and r.params.init_sha256 and sha256_file(init.path) != r.params.init_sha256:
-        raise RunError(f"the init image {init.given} has changed since run {run.id} started")
+    init = _recorded_image(journal, r.params.init_image, r.params.init_sha256, "init-image", f"run {run.id} started")
+    mask = _recorded_image(journal, r.params.mask, r.params.mask_sha256, "mask", f"run {run.id} started")
     kind = r.compute.kind
     if options.device not in ("auto", kind) or not device_available(kind):
         raise RunError(f"run {run.id} ran on {r.compute.device or kind}; resume it where that device is (its images "
@@ -453,7 +474,7 @@ def resume(journal: Journal, run: Run, options: RunOptions, *, on_event=lambda e
     missing = {c.index for c in todo}
     earlier = _kept(run, [c for c in r.done if c.index not in missing], scorer)
     layout = [left for b in r.planned_layout if (left := [i for i in b if i in missing])]
-    jobs = _jobs(todo, r.params, init, in_full=True)
+    jobs = _jobs(todo, r.params, init, mask, in_full=True)
     r.layout = [b for b in r.layout if not set(b) & missing]  # batches cut short are made again
     with using_threads(r.compute.threads if device.type == "cpu" else None):
         run.claim()

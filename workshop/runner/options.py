@@ -41,6 +41,10 @@ class RunOptions(BaseModel):
     size: tuple[int, int] | None = None  # default: the model's native size
     init_image: str | None = None  # a path, or "#N[:K]" for experiment N's image K (1-based; default the first)
     strength: float | None = None  # img2img with a diffusion model; default DEFAULT_STRENGTH
+    mask: str | None = None  # inpainting (masks.py): a path, or "#N[:K]"; its white is painted again
+    mask_blur: int | None = None  # default masks.DEFAULT_BLUR, A1111's 4
+    mask_invert: bool = False
+    mask_fill: str | None = None  # masks.FILLS; default "original"
     max_batch: int = 8
     clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
     allow_pickle: bool = False
@@ -93,6 +97,8 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         model=model, steps=_first(given.steps, params.steps), guidance=_first(given.guidance, params.guidance),
         size=given.size if given.size is not None else parse_size(params.size) if params.size is not None else None,
         init_image=_first(given.init_image, params.init_image), strength=_first(given.strength, params.strength),
+        mask=_first(given.mask, params.mask), mask_blur=_first(given.mask_blur, params.mask_blur),
+        mask_invert=bool(_first(given.mask_invert, params.mask_invert)), mask_fill=_first(given.mask_fill, params.mask_fill),
         max_batch=_first(given.max_batch, params.max_batch, settings.max_batch),
         clip=_first(given.clip, params.clip, settings.clip),
         sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
@@ -154,6 +160,29 @@ def emphasis_mode(name: str | None) -> str | None:
     return None if found == "Original" else found
 
 
+def check_mask(options: RunOptions) -> None:
+    """Inpainting's settings: a mask with an init image, for a diffusion model; a blur of 0 to 64; a fill A1111 has
+    and promptism makes."""
+    from .masks import BLUR_MAX, FILLS
+
+    others = [name for name, value in (("mask-blur", options.mask_blur), ("mask-fill", options.mask_fill),
+                                       ("mask-invert", options.mask_invert or None)) if value is not None]
+    if options.mask is None:
+        if others:
+            raise RunError(f"{option(others[0])} is a setting of inpainting: give {option('mask')} IMAGE too, or leave "
+                           "it out")
+        return
+    if options.init_image is None:
+        raise RunError(f"{option('mask')} marks what of the init image to paint again: give {option('init-image')}")
+    if is_guided(options.model):
+        raise RunError(f"{option('mask')} is for diffusion models (inpainting): leave it out")
+    if options.mask_blur is not None and not 0 <= options.mask_blur <= BLUR_MAX:
+        raise RunError(f"mask blur is 0 to {BLUR_MAX} pixels, not {options.mask_blur}")
+    if options.mask_fill is not None and options.mask_fill.strip().lower() not in FILLS:
+        raise RunError(f"mask fill {quoted(options.mask_fill)}: use {' or '.join(FILLS)} (A1111's latent noise and "
+                       "latent nothing are not made)")
+
+
 def check_options(options: RunOptions) -> None:
     if options.sampler is not None:
         sampler(options.sampler)
@@ -186,6 +215,7 @@ def check_options(options: RunOptions) -> None:
                        "up to 30; far above, the pixels overflow)")
     if options.strength is not None and not 0 < options.strength <= 1:
         raise RunError(f"strength must be above 0 and at most 1, not {options.strength}")
+    check_mask(options)
     if options.strength is not None and options.init_image is None and not is_guided(options.model):  # (it has none)
         raise RunError(f"{option('strength')} goes with {option('init-image')}: give an init "
                        "image, or leave out the strength")

@@ -58,6 +58,11 @@ class ParamsRecord(Record):
     height: int | None = None
     strength: float | None = None
     init_image: str | None = None
+    mask: str | None = None  # inpainting: the mask as given (masks.py), its sha256, blur, invert and fill
+    mask_sha256: str | None = None
+    mask_blur: int | None = None
+    mask_invert: bool | None = None
+    mask_fill: str | None = None
     init_sha256: str | None = None
     parent: int | None = None
     scheduler: str | None = None  # the diffusers class that sampled

@@ -25,7 +25,8 @@ Decisions, where A1111 and promptism differ:
   0; promptism's images keep their seeds ``seed + i`` and share the subseed (its variation seed is the run's), said in
   "Not applied" where there are several images.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
-  face restoration, styles, scripts, inpainting masks, resize modes other than "just resize", more
+  face restoration, styles, scripts, A1111's "only masked" inpainting (``inpaint_full_res``, its API's default)
+  and latent-noise / latent-nothing fills, resize modes other than "just resize", more
   than one init image, and the CLIP-guided backend (it has no cfg_scale).
 - Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
 - Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
@@ -200,7 +201,14 @@ class Img2ImgRequest(_Request):
     init_images: list[str] | None = Field(None, validate_default=True)
     denoising_strength: float = Field(0.75, gt=0, le=1)
     resize_mode: int = 0
-    mask: str | None = None
+    mask: str | None = None  # inpainting (runner/masks.py): base64, white is painted again
+    mask_blur: int | None = Field(None, ge=0)  # (A1111 1.10: both of mask_blur_x / _y where given)
+    mask_blur_x: int = Field(4, ge=0)
+    mask_blur_y: int = Field(4, ge=0)
+    inpainting_fill: int = Field(0, ge=0, le=3)  # 0 fill, 1 original (2 latent noise, 3 latent nothing: not made)
+    inpaint_full_res: bool = True  # A1111's "Only masked" (its API's default): not made
+    inpaint_full_res_padding: int = Field(0, ge=0)
+    inpainting_mask_invert: int = Field(0, ge=0, le=1)
     include_init_images: bool = False
 
     @field_validator("init_images")
@@ -219,12 +227,24 @@ class Img2ImgRequest(_Request):
             raise ValueError("promptism resizes the init image to width × height (resize_mode 0) and nothing else")
         return value
 
-    @field_validator("mask")
-    @classmethod
-    def _no_mask(cls, value: str | None):
-        if value:
-            raise ValueError("promptism does no inpainting: leave out mask")
-        return value
+    def inpainting(self) -> dict:
+        """The run options the mask asks for (none without one); BadValue for what promptism does not make."""
+        if not self.mask:
+            return {}
+        if self.inpainting_fill > 1:
+            raise BadValue(["inpainting_fill"], f"inpainting_fill {self.inpainting_fill} (latent noise or latent "
+                           "nothing) is not made: use 0 (fill) or 1 (original)")
+        if self.inpaint_full_res:
+            raise BadValue(["inpaint_full_res"], "promptism inpaints the whole picture; A1111's \"only masked\" is not "
+                           "made yet: send inpaint_full_res false")
+        blur = self.mask_blur
+        if blur is None:
+            if self.mask_blur_x != self.mask_blur_y:
+                raise BadValue(["mask_blur_x"], "promptism blurs a mask the same across and down: give mask_blur, or "
+                               "mask_blur_x equal to mask_blur_y")
+            blur = self.mask_blur_x
+        return {"mask_blur": blur, "mask_invert": bool(self.inpainting_mask_invert) or None,
+                "mask_fill": "fill" if self.inpainting_fill == 0 else "original"}
 
 
 class ImagesResponse(BaseModel):
@@ -333,7 +353,7 @@ def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
 
 
 def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name: str | None = None,
-                init_image: Path | None = None) -> JobRequest:
+                init_image: Path | None = None, mask: Path | None = None) -> JobRequest:
     """The grid job an A1111 request asks for: one plain cell per seed, ``batch_size`` images a pipeline call; what
     the request leaves out, the settings decide (``runner.options.resolve``), as for every job."""
     if (req.width is None) != (req.height is None):  # (it was made square; A1111 would take 512 for the other)
@@ -352,7 +372,8 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                              variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
                              init_image=str(init_image) if img2img and init_image else None,
-                             strength=req.denoising_strength if img2img else None)
+                             strength=req.denoising_strength if img2img else None,
+                             **({"mask": str(mask), **req.inpainting()} if img2img and mask else {}))
         spec = Spec(prompt=req.prompt, negative=req.negative_prompt, seeds=seeds, max_cells=len(seeds))
     except ValidationError as exc:  # a value the request's own model let through (a model name with a lone surrogate)
         error = exc.errors(include_input=False)[0]
@@ -411,7 +432,8 @@ A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height
                 "clip-skip": f"override_settings.{CLIP_SKIP}", "vae": f"override_settings.{SD_VAE}", "emphasis": f"override_settings.{EMPHASIS}", "tiling": "tiling",
                 "variation-seed": "subseed", "variation-strength": "subseed_strength", "hires": "hr_scale",
                 "hires-steps": "hr_second_pass_steps", "hires-strength": "denoising_strength",
-                "hires-upscaler": "hr_upscaler"}
+                "hires-upscaler": "hr_upscaler", "mask": "mask", "mask-blur": "mask_blur",
+                "mask-fill": "inpainting_fill", "mask-invert": "inpainting_mask_invert"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -473,10 +495,14 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
     seeds = seeds_for(req.seed, req.count)
     chosen = sampler_of(req, settings.sampler, model_name(req, settings.model))
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
+    mask = decode_image(req.mask, "mask") if isinstance(req, Img2ImgRequest) and req.mask else None
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
-                          init_image=Path("init_images[0]") if image else None), settings)
+                          init_image=Path("init_images[0]") if image else None, mask=Path("mask") if mask else None),
+              settings)
     stored = store_image(Journal.open(journal, create=True), image) if image else None
-    return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored), seeds, defaults)
+    stored_mask = store_image(Journal.open(journal, create=True), mask) if mask else None
+    return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored, mask=stored_mask),
+                  seeds, defaults)
 
 
 # ------------------------------------------------------------------ finished run → response
