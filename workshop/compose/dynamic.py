@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +16,7 @@ from journal.files import read_text
 from journal.text import quoted
 
 from ..errors import option
+from ..quiet import quieted
 from .errors import SpecError
 
 _WILDCARD_LEFT = re.compile(r"__([^_\s][^\s]*?)__")
@@ -54,7 +53,8 @@ def expand(text: str, wildcards: Path | None, limit: int) -> list[str]:
     manager = WildcardManager(root_map={"": [_wildcard_files(wildcards)]} if wildcards else None)
     generator = CombinatorialPromptGenerator(wildcard_manager=manager)
     try:
-        with _quiet_dynamicprompts():
+        with quieted("dynamicprompts", level=logging.ERROR):  # (its warning for a wildcard it cannot find: the
+            # SpecError that follows says it once)
             out = list(generator.generate(text, max_prompts=limit + 1))
     except SpecError:  # a wildcard file that cannot be read: said by its name
         raise
@@ -98,18 +98,6 @@ class _WildcardFile:
         except InvalidInput as exc:
             raise SpecError(exc.message, field="wildcards") from None
         return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-
-
-@contextmanager
-def _quiet_dynamicprompts() -> Iterator[None]:
-    """dynamicprompts logs a warning for a wildcard it cannot find; the SpecError that follows says it once."""
-    logger = logging.getLogger("dynamicprompts")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def varying_part(variant: str, siblings: list[str]) -> str:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from contextlib import contextmanager
 
 from ..compose.networks import Network
 from ..errors import RunError
+from ..quiet import quieted
 from ..settings import load_settings
 from .model_files import ModelFile, find
 
@@ -34,18 +34,6 @@ def _why(exc: Exception) -> str:
         return ("its layers have other sizes than this model's — a LoRA made for another model family (SD 1.x, SD 2.x "
                 "and SDXL LoRAs do not mix): use one made for this model")
     return (text.splitlines()[0] if text else exc.__class__.__name__)[:200]
-
-
-@contextmanager
-def _diffusers_quiet():
-    """diffusers logs a failed LoRA load's whole error (a line per layer) before raising it: the one line is ours."""
-    logger = logging.getLogger("diffusers")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _forget(pipe, adapter: str) -> None:
@@ -74,8 +62,9 @@ def activate(pipe, wanted: tuple[Network, ...]) -> None:
         if adapter not in loaded:
             path = lora_file(network.name).path
             try:
-                with warnings.catch_warnings(), _diffusers_quiet():  # (peft's note that a model holds several
-                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # adapters: it does)
+                # (diffusers logs a failed load's whole error, a line per layer, before raising it: the line is ours)
+                with warnings.catch_warnings(), quieted("diffusers", level=logging.CRITICAL):  # (peft's note: a model
+                    warnings.filterwarnings("ignore", message="Already found a `peft_config`")  # holds several adapters)
                     warnings.filterwarnings("ignore", message="Adapter .* was active which is now deleted")  # (a
                     # failed load's clean-up: said in our one line)
                     pipe.load_lora_weights(str(path), adapter_name=adapter)

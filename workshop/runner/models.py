@@ -13,8 +13,7 @@ import gc
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from journal.text import quoted
 from ..paths import cache_dir
 from ..settings import Settings, config_file
 from ..errors import RunError, option
+from ..quiet import quieted
 from . import tiny
 from .speedups import Speedups
 from .speedups import apply as apply_speedups
@@ -333,19 +333,10 @@ def quiet_libraries() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
-@contextmanager
-def _silent_loaders() -> Iterator[None]:
+def _silent_loaders():
     """diffusers and transformers log errors (``An error occurred while trying to fetch …``) before raising them;
     while a pipeline loads, the exception alone speaks (as one RunError line)."""
-    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+    return quieted("diffusers", "transformers", level=logging.CRITICAL + 1)
 
 
 def load_pipeline(source: ModelSource, device, *, allow_pickle: bool = False, speedups: Speedups = Speedups()):
