@@ -165,14 +165,16 @@ class Engine:
             if len(batch) > max_batch:  # an earlier batch ran out of memory: keep to the size that worked
                 queue[:0] = [batch[i : i + max_batch] for i in range(0, len(batch), max_batch)]
                 continue
-            if len(parts := self._alike([by_index[i] for i in batch])) > 1:  # prompts of different lengths
+            batch_jobs = [by_index[i] for i in batch]
+            pipe, conditionings = self._prepare(batch_jobs)
+            if len(parts := self._alike(pipe, batch_jobs, conditionings)) > 1:  # prompts of different lengths
                 self._steps_total += (len(parts) - 1) * self._job_steps(by_index[batch[0]])
                 queue[:0] = parts
                 continue
             steps_before = self._steps_done
             started = time.monotonic()
             try:
-                images = self._call([by_index[i] for i in batch])
+                images = self._call(batch_jobs, pipe, conditionings)
             except torch.cuda.OutOfMemoryError:
                 self._steps_done = steps_before  # the batch is redone in halves: its steps count again
                 if len(batch) == 1:
@@ -205,9 +207,8 @@ class Engine:
         load_embeddings(pipe, [text for j in jobs for text in (j.prompt, j.negative)], self._embedding_files)
         return pipe, [self._conditioning(pipe, job) for job in jobs]
 
-    def _alike(self, jobs: list[Job]) -> list[list[int]]:
+    def _alike(self, pipe, jobs: list[Job], conditionings: list[Conditioning | None]) -> list[list[int]]:
         """The batch's jobs in groups of the same prompt length at every step (``Conditioning.tokens``), in order."""
-        pipe, conditionings = self._prepare(jobs)
         seconds = self._second(pipe, jobs)[1] if self.hires else [None] * len(jobs)  # (and in a hires fix's pass)
         groups: dict[tuple, list[int]] = {}
         for job, conditioning, second in zip(jobs, conditionings, seconds):
@@ -218,9 +219,9 @@ class Engine:
         """The denoising steps a job's batch runs: its own, and a hires fix's second pass's."""
         return job.effective_steps + (self.hires.steps_of(job) if self.hires else 0)
 
-    def _call(self, jobs: list[Job]) -> np.ndarray:
+    def _call(self, jobs: list[Job], pipe, conditionings: list[Conditioning | None]) -> np.ndarray:
+        """One pipeline call for ``jobs`` on ``pipe`` (``_prepare``'s, with their ``conditionings``)."""
         first = jobs[0]
-        pipe, conditionings = self._prepare(jobs)
         batch_no = len(self.layout)
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         steps_before = self._steps_done

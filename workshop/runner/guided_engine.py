@@ -32,11 +32,11 @@ class GuidedEngine(Engine):
         if self.stopped_at:  # the last batch was cut short and kept: the run is still a cancelled one
             raise Cancelled()
 
-    def _alike(self, jobs: list[Job]) -> list[list[int]]:
-        """One group: the guided pipeline takes its prompts as strings, of any length, in one batch."""
-        return [[j.index for j in jobs]]
+    def _prepare(self, jobs: list[Job]) -> tuple[GuidedPipeline, list[None]]:
+        """The guided pipeline, which takes its prompts as strings (of any length, in one batch: no conditioning)."""
+        return self.pipe, [None] * len(jobs)
 
-    def _call(self, jobs: list[Job]) -> np.ndarray:
+    def _call(self, jobs: list[Job], pipe, conditionings) -> np.ndarray:
         first = jobs[0]
         batch_no = len(self.layout)
         cells = [j.index for j in jobs]
