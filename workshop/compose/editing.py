@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import SpecError
 
@@ -74,8 +75,10 @@ def edited(text: str) -> bool:
     return has_editing(text) and _edited(tree(text))
 
 
+@lru_cache(maxsize=1024)
 def tree(text: str, what: str = "the prompt") -> Tree:
-    """``text`` read into words, edits and alternations; SpecError for what A1111 reads otherwise than it looks."""
+    """``text`` read into words, edits and alternations; SpecError for what A1111 reads otherwise than it looks.
+    Kept for the texts read last (a grid's prompt is scheduled for every seed, checked and scored again)."""
     nodes = _Reader(text, what).read()
     if _edited(nodes) and (bar := _top_level_bar(nodes)) is not None:
         raise SpecError(f'{what}: the "|" at character {bar + 1} is outside brackets, which makes A1111 read the '
