@@ -139,7 +139,7 @@ class Engine:
         self.on_event = on_event
         self.cancel = cancel
         self.preview_every = preview_every
-        self._img2img: dict[tuple, object] = {}  # by model and sampler
+        self._img2img: dict[tuple, object] = {}  # image-to-image and inpainting pipelines, by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
         self.emphasis, self.clip_skip, self.emphasis_mode, self.hires = emphasis, clip_skip, emphasis_mode, hires
         self.tiling, self.variation = tiling, variation
@@ -327,24 +327,22 @@ class Engine:
         return img2img(**second_pass(self.hires, first, jobs, kwargs["guidance_scale"], inputs)).images
 
     def _inpaint_pipe(self, pipe, key: tuple):
-        """The inpainting pipeline made of ``pipe``'s parts, once per run and ``key`` (a model without an inpainting
-        UNet inpaints by keeping the unmasked latents, as A1111 does with it)."""
-        key = ("inpaint", *key)
-        if key not in self._img2img:
-            from diffusers import AutoPipelineForInpainting
-
-            self._img2img[key] = made = AutoPipelineForInpainting.from_pipe(pipe)
-            made.set_progress_bar_config(disable=True)
-        return self._img2img[key]
+        """The inpainting pipeline made of ``pipe``'s parts (a model without an inpainting UNet inpaints by keeping
+        the unmasked latents, as A1111 does with it)."""
+        return self._made_from(pipe, ("inpaint", *key), "AutoPipelineForInpainting")
 
     def _img2img_pipe(self, pipe, key: tuple):
-        """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too), once per run and ``key``."""
+        """The image-to-image pipeline made of ``pipe``'s parts (its scheduler too)."""
         if type(pipe).__name__.endswith("Img2ImgPipeline"):  # already one (the SDXL refiner): its config kept
             return pipe
-        if key not in self._img2img:
-            from diffusers import AutoPipelineForImage2Image
+        return self._made_from(pipe, key, "AutoPipelineForImage2Image")
 
-            self._img2img[key] = made = AutoPipelineForImage2Image.from_pipe(pipe)
+    def _made_from(self, pipe, key: tuple, auto: str):
+        """diffusers' ``auto`` pipeline made from ``pipe``'s parts, once per run and ``key`` (model and sampler)."""
+        if key not in self._img2img:
+            import diffusers
+
+            self._img2img[key] = made = getattr(diffusers, auto).from_pipe(pipe)
             made.set_progress_bar_config(disable=True)
         return self._img2img[key]
 
