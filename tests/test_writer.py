@@ -89,11 +89,11 @@ def test_a_run_error_in_the_engine_still_writes_the_batches_it_finished(tmp_path
     journal = Journal.init(tmp_path / "j")
     real, calls = engine.Engine._call, []
 
-    def failing(self, jobs):
+    def failing(self, jobs, *prepared):
         calls.append(1)
         if len(calls) == 2:
             raise RunError("out of memory making 2 image(s) of 32x32: use a smaller --size or --max-batch")
-        return real(self, jobs)
+        return real(self, jobs, *prepared)
 
     monkeypatch.setattr(engine.Engine, "_call", failing)
     slow_encoding(monkeypatch, 0.3)  # still being written when the engine fails
