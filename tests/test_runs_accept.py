@@ -162,3 +162,18 @@ def test_the_runs_table_says_what_each_run_sweeps_in_public_words(tmp_path, caps
     code, out, err = run_cli(capsys, "runs", "--journal", j)
     assert code == 0 and "sweeps" in out.splitlines()[0] and "leave-one-out · steps × weight" in out, out
     assert "glowingsecret" not in out  # a weight axis's keyword is private
+
+
+def test_two_runs_of_one_second_that_draw_the_same_id_both_get_a_folder(tmp_path, monkeypatch):
+    """A service making small A1111 jobs starts several runs a second; a run id's random part repeating failed one
+    with FileExistsError. The second draws again."""
+    import workshop.runner.runs as runs
+    from workshop.runner.records import RunRecord
+
+    journal = Journal.init(tmp_path / "j")
+    drawn = iter(["20261206-220156-d04e", "20261206-220156-d04e", "20261206-220156-0001"])
+    monkeypatch.setattr(runs, "new_run_id", lambda: next(drawn))
+    first = runs.Run.create(journal, RunRecord(id=""))
+    second = runs.Run.create(journal, RunRecord(id=""))
+    assert (first.id, second.id) == ("20261206-220156-d04e", "20261206-220156-0001")
+    assert sorted(r.id for r in list_runs(journal)) == sorted([first.id, second.id])

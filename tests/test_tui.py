@@ -156,10 +156,10 @@ async def test_hostile_titles_are_shown_literally(tmp_path):
 
 def _fixed(monkeypatch):
     import journal.journal as jj
-    import workshop.runner.execution as execution
+    import workshop.runner.runs as runs
 
     monkeypatch.setattr(jj, "_now", lambda: "2026-11-25T12:00:00Z")
-    monkeypatch.setattr(execution, "new_run_id", lambda: "20261125-120000-test")
+    monkeypatch.setattr(runs, "new_run_id", lambda: "20261125-120000-test")
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ from .model_files import ModelFile
 from .models import A1111, GUIDED, ModelSource
 from .options import DEFAULT_STRENGTH, RunOptions, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
-from .runs import Run, model_source, new_run_id
+from .runs import Run, model_source
 from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
 from .sheet import RunSheets
 from .speedups import Speedups, active
@@ -192,9 +192,7 @@ def start(prepared: Prepared, journal: Journal, *, on_event: Callable[[ev.Event]
     """Create the run's folder in ``journal`` and run it (see ``prepare``): its batches made here, or dealt out by
     ``dispatch``."""
     check_dispatch(prepared.backend.source, dispatch)
-    record = prepared.record.model_copy(deep=True)
-    record.id = new_run_id()
-    run = Run.create(journal, record)
+    run = Run.create(journal, prepared.record.model_copy(deep=True))
     _run(run, prepared.backend, prepared.jobs, prepared.layout, prepared.scorer, prepared.device, prepared.options,
          on_event, cancel, sources=prepared.sources, dispatch=dispatch)
     return run
@@ -420,7 +418,6 @@ def rerun(journal: Journal, number: int, options: RunOptions, *, on_event=lambda
             keywords=list(exp.keywords), terms=list(exp.terms), seeds=recorded.seeds, axes=recorded.axes),
             params=params, grid=shape, cells=run_cells, layout=layout, clip=None, allow_pickle=options.allow_pickle,
             rerun_of=number)
-        record.id = new_run_id()
         run = Run.create(journal, record)
         _run(run, backend, jobs, layout, None, device, options.model_copy(update={"preview_every": 0}), on_event, cancel,
              dispatch=dispatch)

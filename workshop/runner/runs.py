@@ -70,8 +70,17 @@ class Run:
 
     @classmethod
     def create(cls, journal: Journal, record: RunRecord) -> "Run":
-        folder = runs_dir(journal) / record.id
-        folder.mkdir(parents=True)
+        """A new run of ``record`` in ``journal``, under a new id (``new_run_id``; drawn again where two runs of one
+        second drew the same: a service making small A1111 jobs starts several a second)."""
+        for attempt in range(16):
+            record.id = new_run_id()
+            folder = runs_dir(journal) / record.id
+            try:
+                folder.mkdir(parents=True)
+                break
+            except FileExistsError:
+                if attempt == 15:
+                    raise
         run = cls(folder, record)
         run.claim()
         record.created, record.created_ns = _now(), time.time_ns()
