@@ -522,12 +522,13 @@ def test_a_queued_job_cancelled_by_another_client_answers_no_images_not_500(jdir
     assert body["images"] == [] and json.loads(body["info"])["promptism_state"] == "cancelled"
 
 
-def test_plms_below_its_warm_up_is_a_422_naming_steps(app):
-    """The tiny model's scheduler config warms PNDM up with Runge-Kutta steps: 3 steps failed mid-run with a 500."""
+def test_plms_at_three_steps_as_a1111s_own_test_sends_it(app):
+    """A1111's test_txt2img_with_vanilla_sampler_performed runs PLMS at 3 steps: a 422 while PLMS warmed up with
+    Runge-Kutta steps on the tiny model's config (they need 4); A1111's PLMS has none."""
     from fastapi.testclient import TestClient
 
     http = TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
-    reply = http.post("/sdapi/v1/txt2img", json={"prompt": PROMPT, "sampler_name": "PLMS", "steps": 3, "width": 32,
+    reply = http.post("/sdapi/v1/txt2img", json={"prompt": PROMPT, "sampler_index": "PLMS", "steps": 3, "width": 32,
                                                   "height": 32, "override_settings": {"sd_model_checkpoint": "tiny"}})
-    assert reply.status_code == 422, reply.text
-    assert "needs 4 steps or more, not 3: give steps 4 or more" in reply.json()["detail"][0]["msg"]
+    assert reply.status_code == 200, reply.text
+    assert len(reply.json()["images"]) == 1 and json.loads(reply.json()["info"])["sampler_name"] == "PLMS"

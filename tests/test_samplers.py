@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import generated, images_of, run_cli, tiny_pipeline
 from workshop.errors import RunError
 from workshop.runner.models import load_pipeline, resolve
 from workshop.runner.options import run_sampler
@@ -116,12 +116,14 @@ BEFORE = {
     "DPM++ 3M SDE Exponential": ("DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++", "solver_order": 3,
                                                                  "use_exponential_sigmas": True}),
     "DPM++ SDE": ("DPMSolverSDEScheduler", {}), "DPM++ SDE Karras": ("DPMSolverSDEScheduler", {"use_karras_sigmas": True}),
-    "DDIM": ("DDIMScheduler", {}), "PLMS": ("PNDMScheduler", {}), "UniPC": ("UniPCMultistepScheduler", {}),
+    "DDIM": ("DDIMScheduler", {}), "UniPC": ("UniPCMultistepScheduler", {}),
     "LCM": ("LCMScheduler", {}),
 }
 
 
 def test_every_name_of_the_old_table_makes_the_same_scheduler_and_settings_as_before():
+    """(PLMS aside: it ran with a Runge-Kutta warm-up wherever a model's config did not skip it — the tiny model's,
+    SDXL's — which A1111's PLMS, LDM's, never has; it now always skips it, as SD 1.x's own config does.)"""
     for name, (scheduler, settings) in BEFORE.items():
         made = sampler(name)
         assert (made.name, made.scheduler, list(made.settings.items()), made.sigmas) == (
@@ -278,7 +280,6 @@ def test_the_sampler_setting_leaves_the_clip_guided_backend_alone_and_default_me
     (["--sampler", "Restart"], "diffusers has no Restart sampler"),
     (["--sampler", "DPM++ 2M KL Optimal"], "promptism has no KL Optimal schedule type"),
     (["--sampler", "Euler", "--model", "vqgan-clip"], "--sampler is for diffusion models"),
-    (["--sampler", "PLMS", "--steps", "3"], "needs 4 steps or more, not 3: give --steps 4 or more"),  # (a broadcast error)
 ])
 def test_bad_samplers_are_one_line_and_write_nothing(tmp_path, capsys, args, message):
     j = tmp_path / "j"
@@ -297,3 +298,31 @@ def test_samplers_lists_them(capsys):
     assert list(listed["Euler a"]["schedules"]) == ["SGM Uniform", "Simple"] == schedules_of(SAMPLERS["DDIM"])
     assert listed["DPM++ 2M"]["schedules"]["Karras"] == {"use_karras_sigmas": True}
     assert {f"{n} {label}" for n, s in listed.items() for label in s["schedules"]} | set(listed) == set(NAMES)
+
+
+def test_plms_is_a1111s_without_a_runge_kutta_warm_up_whatever_the_models_config(tmp_path, capsys):
+    """A1111's own API test runs PLMS at 3 steps; the tiny model's config (DDIM's, no skip_prk_steps) made diffusers'
+    PNDM warm up with Runge-Kutta steps, which need 4."""
+    from diffusers import PNDMScheduler
+
+    made = make_scheduler(sampler("PLMS"), tiny_pipeline().scheduler.config)
+    assert isinstance(made, PNDMScheduler) and made.config.skip_prk_steps is True
+    made.set_timesteps(3)
+    assert len(made.prk_timesteps) == 0 and len(made.timesteps) == 4  # (PLMS's first step evaluates the model twice)
+    run = generated(capsys, tmp_path / "j", PROMPT, "--sampler", "PLMS", "--steps", "3")
+    assert len(images_of(run)) == 1
+
+
+def test_a_models_own_pndm_with_its_warm_up_below_four_steps_is_one_line(tmp_path, capsys):
+    """A model whose own scheduler is PNDM with Runge-Kutta steps (diffusers' default) needs 4 steps: said before a
+    run, not a broadcast error mid-run."""
+    from diffusers import PNDMScheduler
+
+    pipe = tiny_pipeline()
+    pipe.scheduler = PNDMScheduler.from_config(pipe.scheduler.config)
+    pipe.save_pretrained(tmp_path / "prk-model", safe_serialization=True)
+    j = tmp_path / "j"
+    code, _, err = run_cli(capsys, "generate", PROMPT, "--model", str(tmp_path / "prk-model"), "--steps", "3",
+                           "--journal", str(j))
+    assert code != 0 and "needs 4 steps or more, not 3: give --steps 4 or more" in err and err.count("\n") == 1, err
+    assert not j.exists()

@@ -71,7 +71,7 @@ SAMPLERS = {s.name: s for s in (
     Sampler("DPM++ 3M SDE", "DPMSolverMultistepScheduler", {**_SDE, **_THIRD}, ancestral=True),
     Sampler("DPM++ SDE", "DPMSolverSDEScheduler", ancestral=True),
     Sampler("DDIM", "DDIMScheduler"),
-    Sampler("PLMS", "PNDMScheduler"),
+    Sampler("PLMS", "PNDMScheduler", {"skip_prk_steps": True}),  # (A1111's and LDM's PLMS: no Runge-Kutta warm-up)
     Sampler("UniPC", "UniPCMultistepScheduler"),
     Sampler("LCM", "LCMScheduler"),
 )}
