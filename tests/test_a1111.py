@@ -50,6 +50,7 @@ def serve_journal(jdir) -> Path | None:
 def service(serve_journal, tmp_path):
     service = Service(tmp_path / "queue.json", journal=serve_journal)
     service.start()
+    assert service.wait_warm(300)  # (a test that imports diffusers itself must not race the worker's import of it)
     yield service
     service.stop()
 

@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -657,7 +657,12 @@ def router(service) -> APIRouter:
     ``/sdapi/v1``."""
     from . import a1111_extras, a1111_settings  # (they import this module)
 
-    api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route)
+    async def warmed(request: Request) -> None:
+        """Every route but the progress ones waits for the service's warm-up: they import the runner."""
+        if request.url.path.rpartition("/")[2] not in ("progress", "interrupt", "skip"):
+            await run_in_threadpool(service.wait_warm)
+
+    api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route, dependencies=[Depends(warmed)])
     ours: set[str] = set()  # jobs submitted through these routes and not yet answered
     interrupted: set[str] = set()
 

@@ -24,7 +24,9 @@ Decisions, where A1111 and promptism differ:
 - ``/loras`` gives each LoRA's ``metadata`` as ``{}`` (promptism does not read it); ``/embeddings`` lists the
   safetensors embeddings as loaded (their shape from the header) and pickled ones as skipped (the API never loads
   pickles); ``/sd-modules`` (Forge's route, not A1111's) lists the installs' VAEs; ``/prompt-styles`` reads the a1111
-  install's ``styles.csv``.
+  install's ``styles.csv``; ``/extensions``, ``/hypernetworks``, ``/face-restorers``, ``/realesrgan-models`` and
+  ``/script-info`` are empty. A1111's embedding and hypernetwork training routes (``/create/…``, ``/train/…``) are a
+  422 saying promptism does not train them.
 """
 
 from __future__ import annotations
@@ -673,8 +675,15 @@ def add_routes(api: APIRouter, service, *, interrupt=None) -> None:
     async def skip():
         return await interrupt() if interrupt is not None else {}
 
-    for path in ("/refresh-checkpoints", "/refresh-loras", "/refresh-vae", "/reload-checkpoint"):
+    for path in ("/refresh-checkpoints", "/refresh-loras", "/refresh-vae", "/refresh-embeddings", "/reload-checkpoint"):
         api.add_api_route(path, _refreshed, methods=["POST"])
+
+    @api.get("/extensions", response_model=list[dict])
+    async def get_extensions():
+        return []  # promptism runs no A1111 extensions
+
+    for path in ("/create/embedding", "/create/hypernetwork", "/train/embedding", "/train/hypernetwork"):
+        api.add_api_route(path, _not_trained, methods=["POST"])
 
     @api.post("/unload-checkpoint")
     async def unload_checkpoint():
@@ -686,6 +695,12 @@ def add_routes(api: APIRouter, service, *, interrupt=None) -> None:
 
 async def _nothing() -> list:
     return []
+
+
+async def _not_trained():
+    """A1111's embedding and hypernetwork training: not promptism's (it trains only its own shapes model)."""
+    return BadValue([], "promptism does not create or train embeddings or hypernetworks: train them elsewhere and "
+                    "put the files in the A1111 install's embeddings folder").response()
 
 
 async def _refreshed() -> dict:

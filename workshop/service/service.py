@@ -64,6 +64,7 @@ class Service:
         self._started_at = time.monotonic()
         self._last_active = time.monotonic()
         self._warmed_at = float("inf")  # when the worker's warm-up ended
+        self._warm = threading.Event()  # set when it has (see wait_warm)
         self._jobs: dict[str, _Job] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -74,6 +75,11 @@ class Service:
 
     def start(self) -> None:
         self._worker.start()
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait for the worker's warm-up (it imports torch and diffusers): code that imports the runner on another
+        thread meanwhile may find diffusers half-imported (its lazy module is not thread-safe) and fail."""
+        return self._warm.wait(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Cancel the running job (its finished images stay; `resume` finishes it) and end the worker. Queued jobs
@@ -204,8 +210,11 @@ class Service:
     def _warm_up(self) -> None:
         """The executor made ready now (torch imported, the device picked, Ray's workers started), so the first job
         does not wait for it."""
-        self.device = self.executor.warm_up()
-        self._warmed_at = time.monotonic()
+        try:
+            self.device = self.executor.warm_up()
+        finally:
+            self._warmed_at = time.monotonic()
+            self._warm.set()
 
     def _next(self) -> _Job | None:
         return next((j for j in self._jobs.values() if j.info.state == "queued"), None)
