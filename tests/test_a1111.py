@@ -337,6 +337,25 @@ def test_webuiapi_txt2img_with_a_schedule_type_runs_that_schedule(api, jdir):
     assert made[0].images[0].tobytes() != made[1].images[0].tobytes()
 
 
+def test_webuiapi_inpainting_with_its_defaults_paints_only_the_masked_area(api, jdir):
+    """webuiapi's inpainting body as it sends it (inpaint_full_res true, padding 0, fill 0, mask blur 4): A1111's
+    "only masked" — the mask's box painted at width × height, the image the init image's size, the rest kept."""
+    init = Image.new("RGB", (96, 64), (40, 90, 200))
+    init.paste((230, 200, 20), (40, 24, 56, 40))
+    mask = Image.new("L", (96, 64), 0)
+    mask.paste(255, (40, 24, 56, 40))
+    result = api.img2img(images=[init], mask_image=mask, prompt=PROMPT, seed=4, steps=3, width=32, height=32,
+                         override_settings={"sd_model_checkpoint": "tiny"})
+    out = np.asarray(result.images[0].convert("RGB"), dtype=int)
+    changed = (out != np.asarray(init, dtype=int)).any(-1)
+    assert result.images[0].size == (96, 64) and changed[24:40, 40:56].any()
+    ys, xs = np.nonzero(changed)  # (the mask blurred by 4 px: within its box, padding 0)
+    assert 30 <= xs.min() and xs.max() < 66 and 14 <= ys.min() and ys.max() < 50
+    assert "Inpaint area: Only masked, Masked area padding: 0, Masked content: fill" in result.info["infotexts"][0]
+    p = load_run(Journal.open(jdir), result.info["promptism_run"]).record.params
+    assert (p.mask_area, p.mask_padding, p.mask_fill, p.mask_blur) == ("masked", 0, "fill", 4)
+
+
 def test_webuiapi_random_seed_is_reported(api, jdir):
     result = api.txt2img(prompt=PROMPT, steps=2, width=32, height=32)  # webuiapi sends seed -1
     seed = result.info["seed"]
@@ -428,10 +447,14 @@ def test_img2img_without_an_image_is_a_422_and_a_mask_inpaints_what_promptism_ma
     body = {"prompt": PROMPT, "init_images": [_b64(_png())], "mask": _b64(mask), "seed": 3, "steps": 4, "width": 32,
             "height": 32, "inpainting_fill": 0, "inpaint_full_res": False, "mask_blur": 2,
             "override_settings": {"sd_model_checkpoint": "tiny"}}
-    for changed, loc in [({"inpaint_full_res": True}, "inpaint_full_res"), ({"inpainting_fill": 2}, "inpainting_fill"),
-                         ({"mask": "%%%"}, "mask"), ({"mask_blur": None, "mask_blur_x": 2, "mask_blur_y": 6}, "mask_blur_x")]:
+    for changed, loc in [({"inpainting_fill": 4}, "inpainting_fill"), ({"mask": "%%%"}, "mask"),
+                         ({"inpaint_full_res": True, "inpaint_full_res_padding": -1}, "inpaint_full_res_padding"),
+                         ({"inpaint_full_res": True, "mask": _b64(mask.resize((40, 32)))}, "mask"),  # (another size)
+                         ({"inpaint_full_res": True, "mask": _b64(Image.new("L", (32, 32)))}, "mask"),  # (no white)
+                         ({"mask_blur": None, "mask_blur_x": 2, "mask_blur_y": 6}, "mask_blur_x")]:
         refused = httpx.post(url, json={**body, **changed}, timeout=300, auth=sdapi.auth)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", loc], refused.text
+        assert "\n" not in refused.json()["detail"][0]["msg"]
     made = httpx.post(url, json=body, timeout=300, auth=sdapi.auth)
     assert made.status_code == 200, made.text
     out = np.asarray(Image.open(io.BytesIO(base64.b64decode(made.json()["images"][0]))).convert("RGB"), dtype=int)

@@ -76,7 +76,9 @@ class RunParams(Contract):
     mask: Named | None = None  # inpainting: an image whose white marks what of the init image to paint again
     mask_blur: Whole | None = None
     mask_invert: Flag | None = None
-    mask_fill: Named | None = None  # "original" or "fill" (A1111's masked content)
+    mask_fill: Named | None = None  # original, fill, latent-noise or latent-nothing (A1111's masked content)
+    mask_area: Named | None = None  # whole (the whole picture) or masked (A1111's "only masked")
+    mask_padding: Whole | None = None  # pixels round the masked area (with mask_area "masked")
     max_batch: Whole | None = None
     clip: Named | None = None
     sampler: Named | None = None  # an AUTOMATIC1111 name, or "default"
@@ -140,7 +142,9 @@ class GivenOptions(Contract):
     mask: Named | None = None  # inpainting (runner/masks.py): a path, or "#N[:K]"; white is painted again
     mask_blur: Whole | None = None  # A1111's mask blur (default 4)
     mask_invert: Flag | None = None  # paint the black part instead
-    mask_fill: Named | None = None  # A1111's masked content: "original" (default) or "fill"
+    mask_fill: Named | None = None  # A1111's masked content: original (default), fill, latent-noise, latent-nothing
+    mask_area: Named | None = None  # A1111's inpaint area: whole (default) or masked ("only masked")
+    mask_padding: Whole | None = None  # A1111's "only masked padding, pixels" (default 32)
     sampler: Named | None = None  # an A1111 name, or "default" for the model folder's own scheduler
     clip_skip: Whole | None = None  # A1111's Clip skip (1: the text encoder's last layer)
     emphasis: Named | None = None  # A1111's Emphasis mode: Original (its default), No norm, Ignore

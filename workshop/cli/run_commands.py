@@ -60,8 +60,14 @@ def run_options(fn):
         click.option("--mask-blur", type=int, help="Blur the mask's edge by this many pixels (A1111's mask blur; "
                      "default 4)."),
         click.option("--mask-invert/--no-mask-invert", default=None, help="Paint the mask's black part instead."),
-        click.option("--mask-fill", help="What the masked part starts from: original (the init image; default) or "
-                     "fill (the colours round it, as A1111's masked content \"fill\")."),
+        click.option("--mask-fill", help="What the masked part starts from (A1111's masked content): original (the "
+                     "init image; default), fill (the colours round it), latent-noise or latent-nothing (its latents "
+                     "replaced by noise from the image's seed, or by zeros)."),
+        click.option("--mask-area", help="Where to paint: whole (the whole picture at --size; default) or masked "
+                     "(A1111's \"only masked\": the mask's box painted at --size, the image kept at the init image's "
+                     "size)."),
+        click.option("--mask-padding", type=int, help="With --mask-area masked: pixels round the mask's box that are "
+                     "painted too (A1111's only masked padding; default 32)."),
         click.option("--sampler", help="An AUTOMATIC1111 sampler, e.g. \"Euler a\" or \"DPM++ 2M Karras\" (`promptism "
                      "samplers` lists them; default: the sampler setting, else the model's own scheduler, which "
                      "--sampler default asks for)."),
@@ -139,7 +145,7 @@ def given_options(opts: dict):
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
                   mask=opts["mask"], mask_blur=opts["mask_blur"], mask_invert=opts["mask_invert"],
-                  mask_fill=opts["mask_fill"],
+                  mask_fill=opts["mask_fill"], mask_area=opts["mask_area"], mask_padding=opts["mask_padding"],
                   clip_skip=opts["clip_skip"], emphasis=opts["emphasis"], vae=opts["vae"], tiling=opts["tiling"],
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
                   hires=opts["hires"], hires_steps=opts["hires_steps"],

@@ -60,8 +60,21 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
     if options.clip not in (None, NO_SCORER, *BUILTIN_CLIPS):
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
     vae = find_vae(options.vae, allow_pickle=options.allow_pickle) if options.vae else None
-    return Inputs(resolve_init(journal, options.init_image), loras, {f.name.rpartition("/")[2]: f for f in used}, vae,
-                  resolve_init(journal, options.mask, "mask"))
+    init, mask = resolve_init(journal, options.init_image), resolve_init(journal, options.mask, "mask")
+    if init and mask:
+        check_mask_image(init, mask, options)
+    return Inputs(init, loras, {f.name.rpartition("/")[2]: f for f in used}, vae, mask)
+
+
+def check_mask_image(init: Init, mask: Init, options: RunOptions) -> None:
+    """A mask that cannot paint the init image as asked (``masks.refusal``): RunError naming it."""
+    from .masks import refusal
+    from .options import area_name
+
+    problem = refusal(open_image(init.path), open_image(mask.path), invert=options.mask_invert,
+                      area=area_name(options.mask_area))
+    if problem:
+        raise RunError(f"{option('mask')} {mask.given}: {problem}")
 
 
 def check_loras(grid: Grid, options: RunOptions) -> dict[str, ModelFile]:

@@ -11,7 +11,7 @@ CPU; the same image made alone or inside a batch differs only by float reduction
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,7 +32,7 @@ from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, famil
 from .emphasis_encoder import encode as weights_encode
 from .embeddings import installed as installed_embeddings, load as load_embeddings
 from .hires import Hires, second_pass, upscale_alone
-from .masks import Mask, overlaid, prepared
+from .masks import Mask, latent_fill, overlaid, prepared
 from .loras import activate
 from .models import A1111
 from .pixels import host_pixels
@@ -247,14 +247,17 @@ class Engine:
             kwargs.update(image=[init] * len(jobs), strength=first.strength)
         else:  # inpainting: the masked part denoised, the rest kept (masks.py)
             pipe = self._inpaint_pipe(pipe, (first.model, first.sampler))
-            init = _load_init(first.init_image, first.width, first.height)
-            blurred, start = prepared(first.mask, init)
-            kwargs.update(image=[start] * len(jobs), mask_image=[blurred] * len(jobs), strength=first.strength,
+            whole = first.mask.area == "whole"  # (only the masked area: the init image as it is, cropped)
+            made = prepared(first.mask, _load_init(first.init_image, *((first.width, first.height) if whole else ())),
+                            first.width, first.height)
+            kwargs.update(image=[made.start] * len(jobs), mask_image=[made.mask] * len(jobs), strength=first.strength,
                           width=first.width, height=first.height)
         if self.hires is not None:  # the first pass's latents (or pixels) go on to the second pass
             kwargs["output_type"] = self.hires.first_output
+        filling = latent_fill(pipe, made, [j.seed for j in jobs], first.mask.fill) if first.mask else nullcontext()
         with torch.inference_mode(), circular(pipe, self.tiling):
-            images = pipe(**kwargs).images
+            with filling:
+                images = pipe(**kwargs).images
             if self.hires is not None and not self._interrupted:
                 images = (upscale_alone(pipe, self.hires, images, jobs) if self.hires.strength == 0 else
                           self._hires_pass(pipe, jobs, batch_no, kwargs, images))
@@ -262,7 +265,7 @@ class Engine:
                 self._steps_done = steps_before
                 raise Cancelled()
             if first.mask is not None:
-                images = overlaid(images, init, blurred)
+                images = overlaid(images, made)
             return host_pixels(images)
 
     def _conditioning(self, pipe, job: Job, first_pass: int | None = None) -> Conditioning | None:
@@ -480,10 +483,12 @@ def latent_preview(latents: torch.Tensor, scale: int = 8) -> list[Image.Image] |
     return [Image.fromarray(a).resize((a.shape[1] * scale, a.shape[0] * scale), Image.NEAREST) for a in rgb]
 
 
-def _load_init(path: Path, width: int, height: int) -> Image.Image:
-    """The init image at the run's size, opened as the journal opens every image (bounded in pixels)."""
+def _load_init(path: Path, width: int | None = None, height: int | None = None) -> Image.Image:
+    """The init image at the run's size (None: its own), opened as the journal opens every image (bounded in
+    pixels)."""
     try:
         image = open_image(path)
     except InvalidInput as exc:
         raise RunError(f"{option('init-image')}: {exc.message}") from None
-    return image.convert("RGB").resize((width, height), Image.LANCZOS)
+    image = image.convert("RGB")
+    return image if width is None else image.resize((width, height), Image.LANCZOS)

@@ -29,11 +29,11 @@ from .batches import Dispatch, RunModels, Work
 from .engine import Cancelled, Engine, Interrupted, Job, plan_batches
 from .imported import is_imported
 from .checks import NO_SCORER, Init, check_inputs, resolve_init
-from .masks import DEFAULT_BLUR, Mask
+from .masks import DEFAULT_BLUR, DEFAULT_PADDING, Mask
 from .loading import LoadPlan, Loader, load_plan
 from .model_files import ModelFile
 from .models import A1111, GUIDED, ModelSource
-from .options import DEFAULT_STRENGTH, RunOptions, grid_models
+from .options import DEFAULT_STRENGTH, RunOptions, area_name, fill_name, grid_models
 from .records import CellRecord, ComputeRecord, GridShape, ModelInfoRecord, ModelRecord, ParamsRecord, RunRecord, SpecRecord
 from .runs import Run, model_source
 from .scoring import keyword_effects, load_scorer, score_cells, weight_curves
@@ -61,7 +61,8 @@ def _jobs(cells: list[CellRecord], params: ParamsRecord, init: Init | None, mask
     """One job per cell; a CLIP-guided image kept from a cancel reruns the steps it had (unless ``in_full``: a resume
     makes it as it would have been); with the run's mask (inpainting) and its recorded settings where it has one."""
     steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
-    masked = Mask(mask.path, params.mask_blur or 0, bool(params.mask_invert), params.mask_fill or "original") if mask else None
+    masked = Mask(mask.path, params.mask_blur or 0, bool(params.mask_invert), params.mask_fill or "original",
+                  params.mask_area or "whole", params.mask_padding or 0) if mask else None
     return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, c.width or params.width,
                 c.height or params.height, (params.strength if c.strength is None else c.strength) if init else None,
                 init.path if init else None, c.sampler, c.model, masked) for c in cells]
@@ -73,7 +74,9 @@ def _mask_params(mask: Init | None, options: RunOptions) -> dict:
         return {}
     return {"mask": mask.given, "mask_sha256": sha256_file(mask.path),
             "mask_blur": DEFAULT_BLUR if options.mask_blur is None else options.mask_blur,
-            "mask_invert": options.mask_invert or None, "mask_fill": (options.mask_fill or "original").strip().lower()}
+            "mask_invert": options.mask_invert or None, "mask_fill": fill_name(options.mask_fill or "original"),
+            **({"mask_area": "masked", "mask_padding": DEFAULT_PADDING if options.mask_padding is None else
+                options.mask_padding} if area_name(options.mask_area) == "masked" else {})}
 
 
 def _recorded_image(journal: Journal, given: str | None, sha256: str | None, flag: str, made: str) -> Init | None:

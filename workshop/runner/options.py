@@ -45,6 +45,8 @@ class RunOptions(BaseModel):
     mask_blur: int | None = None  # default masks.DEFAULT_BLUR, A1111's 4
     mask_invert: bool = False
     mask_fill: str | None = None  # masks.FILLS; default "original"
+    mask_area: str | None = None  # masks.AREAS; default "whole"
+    mask_padding: int | None = None  # with mask_area "masked": default masks.DEFAULT_PADDING
     max_batch: int = 8
     clip: str | None = None  # default: the model's own scorer (shapes-clip for shapes), else none; "none": no scoring
     allow_pickle: bool = False
@@ -99,6 +101,7 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         init_image=_first(given.init_image, params.init_image), strength=_first(given.strength, params.strength),
         mask=_first(given.mask, params.mask), mask_blur=_first(given.mask_blur, params.mask_blur),
         mask_invert=bool(_first(given.mask_invert, params.mask_invert)), mask_fill=_first(given.mask_fill, params.mask_fill),
+        mask_area=_first(given.mask_area, params.mask_area), mask_padding=_first(given.mask_padding, params.mask_padding),
         max_batch=_first(given.max_batch, params.max_batch, settings.max_batch),
         clip=_first(given.clip, params.clip, settings.clip),
         sampler=run_sampler(_first(given.sampler, params.sampler), settings.sampler, model),
@@ -163,10 +166,11 @@ def emphasis_mode(name: str | None) -> str | None:
 def check_mask(options: RunOptions) -> None:
     """Inpainting's settings: a mask with an init image, for a diffusion model; a blur of 0 to 64; a fill A1111 has
     and promptism makes."""
-    from .masks import BLUR_MAX, FILLS
+    from .masks import AREAS, BLUR_MAX, FILLS
 
     others = [name for name, value in (("mask-blur", options.mask_blur), ("mask-fill", options.mask_fill),
-                                       ("mask-invert", options.mask_invert or None)) if value is not None]
+                                       ("mask-invert", options.mask_invert or None), ("mask-area", options.mask_area),
+                                       ("mask-padding", options.mask_padding)) if value is not None]
     if options.mask is None:
         if others:
             raise RunError(f"{option(others[0])} is a setting of inpainting: give {option('mask')} IMAGE too, or leave "
@@ -178,9 +182,28 @@ def check_mask(options: RunOptions) -> None:
         raise RunError(f"{option('mask')} is for diffusion models (inpainting): leave it out")
     if options.mask_blur is not None and not 0 <= options.mask_blur <= BLUR_MAX:
         raise RunError(f"mask blur is 0 to {BLUR_MAX} pixels, not {options.mask_blur}")
-    if options.mask_fill is not None and options.mask_fill.strip().lower() not in FILLS:
-        raise RunError(f"mask fill {quoted(options.mask_fill)}: use {' or '.join(FILLS)} (A1111's latent noise and "
-                       "latent nothing are not made)")
+    if options.mask_fill is not None and fill_name(options.mask_fill) not in FILLS:
+        raise RunError(f"mask fill {quoted(options.mask_fill)}: use {', '.join(FILLS[:-1])} or {FILLS[-1]} (A1111's "
+                       "masked content)")
+    if options.mask_area is not None and area_name(options.mask_area) not in AREAS:
+        raise RunError(f"mask area {quoted(options.mask_area)}: use whole (the whole picture) or masked (A1111's "
+                       "\"only masked\")")
+    if options.mask_padding is not None:
+        if area_name(options.mask_area) != "masked":
+            raise RunError(f"{option('mask-padding')} widens the area that {option('mask-area')} masked paints: give "
+                           "that too, or leave it out")
+        if options.mask_padding < 0:
+            raise RunError(f"mask padding is a number of pixels, 0 or more, not {options.mask_padding}")
+
+
+def fill_name(given: str) -> str:
+    """A mask fill as given (``latent noise``, ``Latent-Noise``) by its name in ``masks.FILLS``."""
+    return "-".join(given.strip().lower().split())
+
+
+def area_name(given: str | None) -> str:
+    """A mask area as given (None: the whole picture) by its name in ``masks.AREAS``."""
+    return "whole" if given is None else given.strip().lower()
 
 
 def check_options(options: RunOptions) -> None:

@@ -63,6 +63,8 @@ class ParamsRecord(Record):
     mask_blur: int | None = None
     mask_invert: bool | None = None
     mask_fill: str | None = None
+    mask_area: str | None = None  # "masked": A1111's "only masked", with its padding (None: the whole picture)
+    mask_padding: int | None = None
     init_sha256: str | None = None
     parent: int | None = None
     scheduler: str | None = None  # the diffusers class that sampled

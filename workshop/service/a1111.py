@@ -24,10 +24,16 @@ Decisions, where A1111 and promptism differ:
   one, reported in info) are applied. A1111 keeps one seed and steps the subseed per image where the strength is not
   0; promptism's images keep their seeds ``seed + i`` and share the subseed (its variation seed is the run's), said in
   "Not applied" where there are several images.
+- ``mask`` inpaints (``runner/masks.py``): ``inpaint_full_res`` (its API's default, "only masked") paints the mask's
+  box, ``inpaint_full_res_padding`` wider, at width × height and returns images of the init image's size (as A1111);
+  false paints the whole picture at width × height. ``inpainting_fill`` 0-3 (fill, original, latent noise, latent
+  nothing; latent noise drawn from each image's own seed, where A1111 takes the first images' seeds for every batch),
+  ``mask_blur`` (or equal ``mask_blur_x`` / ``_y``) and ``inpainting_mask_invert``. A1111 finds the only-masked box in
+  the mask and cuts it from the init image even where their sizes differ; promptism refuses such a mask with a 422,
+  and one with no white (A1111 falls back to img2img), rather than paint the wrong part.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
-  face restoration, styles, scripts, A1111's "only masked" inpainting (``inpaint_full_res``, its API's default)
-  and latent-noise / latent-nothing fills, resize modes other than "just resize", more
-  than one init image, and the CLIP-guided backend (it has no cfg_scale).
+  face restoration, styles, scripts, resize modes other than "just resize", more than one init image, and the
+  CLIP-guided backend (it has no cfg_scale).
 - Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
 - Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
   (``.promptism/inputs/<sha256>.png``): the run records that path as ``--init-image`` does.
@@ -70,6 +76,7 @@ from ..compose.spec import spec_from
 from ..contract import GivenOptions, Spec, valid_text
 from ..errors import RunError, from_wire, worded
 from ..paths import journal_dir
+from ..runner.masks import refusal
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
@@ -205,9 +212,9 @@ class Img2ImgRequest(_Request):
     mask_blur: int | None = Field(None, ge=0)  # (A1111 1.10: both of mask_blur_x / _y where given)
     mask_blur_x: int = Field(4, ge=0)
     mask_blur_y: int = Field(4, ge=0)
-    inpainting_fill: int = Field(0, ge=0, le=3)  # 0 fill, 1 original (2 latent noise, 3 latent nothing: not made)
-    inpaint_full_res: bool = True  # A1111's "Only masked" (its API's default): not made
-    inpaint_full_res_padding: int = Field(0, ge=0)
+    inpainting_fill: int = Field(0, ge=0, le=3)  # 0 fill, 1 original, 2 latent noise, 3 latent nothing
+    inpaint_full_res: bool = True  # A1111's "Only masked" (its API's default): the mask's box painted at width × height
+    inpaint_full_res_padding: int = Field(0, ge=0)  # (only masked: pixels round the box)
     inpainting_mask_invert: int = Field(0, ge=0, le=1)
     include_init_images: bool = False
 
@@ -231,12 +238,7 @@ class Img2ImgRequest(_Request):
         """The run options the mask asks for (none without one); BadValue for what promptism does not make."""
         if not self.mask:
             return {}
-        if self.inpainting_fill > 1:
-            raise BadValue(["inpainting_fill"], f"inpainting_fill {self.inpainting_fill} (latent noise or latent "
-                           "nothing) is not made: use 0 (fill) or 1 (original)")
-        if self.inpaint_full_res:
-            raise BadValue(["inpaint_full_res"], "promptism inpaints the whole picture; A1111's \"only masked\" is not "
-                           "made yet: send inpaint_full_res false")
+        area = {"mask_area": "masked", "mask_padding": self.inpaint_full_res_padding} if self.inpaint_full_res else {}
         blur = self.mask_blur
         if blur is None:
             if self.mask_blur_x != self.mask_blur_y:
@@ -244,7 +246,7 @@ class Img2ImgRequest(_Request):
                                "mask_blur_x equal to mask_blur_y")
             blur = self.mask_blur_x
         return {"mask_blur": blur, "mask_invert": bool(self.inpainting_mask_invert) or None,
-                "mask_fill": "fill" if self.inpainting_fill == 0 else "original"}
+                "mask_fill": ("fill", "original", "latent-noise", "latent-nothing")[self.inpainting_fill], **area}
 
 
 class ImagesResponse(BaseModel):
@@ -433,7 +435,8 @@ A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height
                 "variation-seed": "subseed", "variation-strength": "subseed_strength", "hires": "hr_scale",
                 "hires-steps": "hr_second_pass_steps", "hires-strength": "denoising_strength",
                 "hires-upscaler": "hr_upscaler", "mask": "mask", "mask-blur": "mask_blur",
-                "mask-fill": "inpainting_fill", "mask-invert": "inpainting_mask_invert"}
+                "mask-fill": "inpainting_fill", "mask-invert": "inpainting_mask_invert", "mask-area": "inpaint_full_res",
+                "mask-padding": "inpaint_full_res_padding"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -499,6 +502,9 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
                           init_image=Path("init_images[0]") if image else None, mask=Path("mask") if mask else None),
               settings)
+    if mask is not None and (problem := refusal(image, mask, invert=bool(req.inpainting_mask_invert),
+                                                 area="masked" if req.inpaint_full_res else "whole")):
+        raise BadValue(["mask"], problem)
     stored = store_image(Journal.open(journal, create=True), image) if image else None
     stored_mask = store_image(Journal.open(journal, create=True), mask) if mask else None
     return Mapped(job_request(req, journal, seeds=seeds, sampler_name=chosen, init_image=stored, mask=stored_mask),
@@ -560,10 +566,22 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
              "Variation seed strength": p.variation_strength,
              "Denoising strength": p.strength if p.strength is not None else p.hires_strength,
              "Hires upscale": p.hires, "Hires steps": p.hires_steps, "Hires upscaler": p.hires_upscaler,
-             "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "Tiling": "True" if p.tiling else None, **extra, "Version": f"promptism {tool_version()}"}
+             "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "Tiling": "True" if p.tiling else None,
+             **_mask_fields(p), **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""
     return f"{cell.prompt}{negative}\n{text}"
+
+
+def _mask_fields(p) -> dict:
+    """The inpainting fields A1111 writes in an infotext (and only where it writes them)."""
+    if p.mask is None:
+        return {}
+    return {"Mask blur": p.mask_blur or None, "Mask mode": "Inpaint not masked" if p.mask_invert else None,
+            "Inpaint area": "Only masked" if p.mask_area == "masked" else None,
+            "Masked area padding": p.mask_padding if p.mask_area == "masked" else None,
+            "Masked content": {"fill": "fill", "latent-noise": "latent noise", "latent-nothing": "latent nothing"}.get(
+                p.mask_fill or "original")}
 
 
 def _echoed(req: _Request) -> dict:
