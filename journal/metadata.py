@@ -181,6 +181,7 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         params["vae"] = _text(fields.get("VAE") or None)  # A1111's sd_vae: its file name, and its sha256[:10]
         params["vae_hash"] = _text(fields.get("VAE hash") or None)
         params["tiling"] = True if fields.get("Tiling") == "True" else None
+        params |= _a1111_mask(fields)
         if (strength := _float(fields.get("Variation seed strength"))) and fields.get("Variation seed") is not None:
             params["variation_seed"] = _int(fields.get("Variation seed"))  # (A1111 writes them where strength > 0)
             params["variation_strength"] = strength
@@ -205,6 +206,10 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
     )
 
 
+#: A1111's inpainting fields, as its img2img writes them (Mask blur where it blurs, Mask mode where it inverts, Inpaint
+#: area and Masked area padding for "only masked", Masked content for all but "original"), read as promptism's run
+#: parameters (runner/masks.py) under the names its runs record them by
+_MASK_FIELDS = {"Mask blur", "Mask mode", "Inpaint area", "Masked area padding", "Masked content"}
 #: A1111's `Key: value` fields on its infotext's settings line: a value may be quoted ("…", with \" inside), as
 #: extensions write theirs (ControlNet's holds `Model: …` of its own)
 _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
@@ -214,7 +219,23 @@ _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
                "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG", "VAE", "VAE hash", "Tiling",
                "Variation seed", "Variation seed strength", "Emphasis", "Hires upscale", "Hires steps",
-               "Hires upscaler", "Hires resize"}
+               "Hires upscaler", "Hires resize", *_MASK_FIELDS}
+_MASKED_CONTENT = {"fill": "fill", "original": "original", "latent noise": "latent-noise",
+                   "latent nothing": "latent-nothing"}
+
+
+def _a1111_mask(fields: dict[str, str]) -> dict:
+    """An A1111 infotext's inpainting settings (none where it names none): mask_blur, mask_invert, mask_area,
+    mask_padding, mask_fill (another Masked content than A1111's four kept as written, for rerun to name)."""
+    if not _MASK_FIELDS & fields.keys():
+        return {}
+    masked = (fields.get("Inpaint area") or "").strip() == "Only masked"
+    return {"mask_blur": _int(fields.get("Mask blur")),
+            "mask_invert": True if (fields.get("Mask mode") or "").strip() == "Inpaint not masked" else None,
+            "mask_area": "masked" if masked else None,
+            "mask_padding": _int(fields.get("Masked area padding")) if masked else None,
+            "mask_fill": _MASKED_CONTENT.get(content := (fields.get("Masked content") or "original").strip().lower(),
+                                             _text(content))}
 
 
 def _no_resize(value: str) -> bool:

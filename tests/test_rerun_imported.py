@@ -139,6 +139,26 @@ def test_a_hires_fix_is_read_and_made_again_not_named_as_an_img2img_strength(tmp
     assert "hires" not in (out + err).lower() and "no init image" not in out + err
 
 
+def test_a1111_inpainting_fields_are_read_and_named_as_not_made_again(tmp_path, capsys):
+    """A1111's img2img writes Mask blur, Mask mode, Inpaint area, Masked area padding and Masked content; an import has
+    no init image or mask to paint with, so rerun names the inpainting in one line (and --strict refuses)."""
+    text = INFOTEXT.format(model="tiny").replace("Size: 64x32", "Size: 64x64") + (
+        ", Denoising strength: 0.6, Mask blur: 4, Mask mode: Inpaint not masked, Inpaint area: Only masked, "
+        "Masked area padding: 32, Masked content: latent noise")
+    j = _import(tmp_path, capsys, text)
+    params = Journal.open(j).get(1).params
+    assert {k: v for k, v in params.items() if k.startswith("mask_")} == {
+        "mask_blur": 4, "mask_invert": True, "mask_area": "masked", "mask_padding": 32, "mask_fill": "latent-noise"}
+    assert "not_applied" not in params
+    code, out, err = run_cli(capsys, "rerun", "1", "--journal", j)
+    assert code == 0, err
+    said = [line for line in (out + err).splitlines() if "inpainting" in line]
+    assert len(said) == 1 and ("Mask blur 4, Inpaint not masked, Only masked, padding 32, Masked content latent noise): "
+                               "no init image or mask is recorded") in said[0], out + err
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code != 0 and "inpainting (" in out + err
+
+
 def test_an_extensions_quoted_model_is_not_the_checkpoint_and_what_is_not_applied_is_named(tmp_path, capsys):
     """The coverage bench's finds: a ControlNet unit's quoted `Model: …` was credited as the checkpoint, and fields
     promptism does not apply (an extension's, Eta …) were dropped without a word."""

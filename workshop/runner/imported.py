@@ -117,6 +117,8 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     hires_given = _hires(params, asked, (width, height), name, left_out, notes)
     if hires_given is None and params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
+    if any(key.startswith("mask_") for key in params):  # A1111's inpainting (journal/metadata.py's _a1111_mask): its image and mask are not
+        left_out.append(f"inpainting ({_inpainting(params)}): no init image or mask is recorded")
     if isinstance(names := params.get("not_applied"), list) and names:  # A1111 settings, extensions' fields
         shown = ", ".join(map(str, names[:8])) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
         left_out.append(f"{shown} (A1111 settings or extensions' fields promptism does not apply)")
@@ -145,6 +147,16 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
     spec = Spec(prompt=exp.prompt, negative=exp.negative_prompt, seeds=seeds, max_cells=len(seeds))
     resolve(spec, given, settings)  # refused now what the run would refuse
     return Remake(spec, given, left_out, notes)
+
+
+def _inpainting(params: dict) -> str:
+    """An imported image's inpainting settings, as A1111 names them."""
+    said = [f"Mask blur {params['mask_blur']}" if isinstance(params.get("mask_blur"), int) else None,
+            "Inpaint not masked" if params.get("mask_invert") is True else None,
+            "Only masked" if params.get("mask_area") == "masked" else "Whole picture",
+            f"padding {params['mask_padding']}" if isinstance(params.get("mask_padding"), int) else None,
+            f"Masked content {params['mask_fill'].replace('-', ' ')}" if isinstance(params.get("mask_fill"), str) else None]
+    return ", ".join(s for s in said if s)
 
 
 def _vae(params: dict, settings: Settings, left_out: list[str]) -> str | None:
