@@ -185,7 +185,7 @@ def test_each_a1111_schedule_type_runs_or_is_a_422_naming_those_that_do(sdapi):
 # ------------------------------------------------------------------ masks, hires fix, prompt editing
 
 
-def test_a_mask_repaints_its_white_and_keeps_the_rest_and_inverted_the_other_way(sdapi):
+def test_a_mask_repaints_its_white_keeps_the_rest_inverted_the_other_way_and_only_masked_by_default(sdapi):
     init = pixels((32, 32), seed=4)
     mask = Image.new("L", (32, 32), 0)
     mask.paste(255, (0, 0, 16, 32))  # the left half painted again
@@ -197,6 +197,16 @@ def test_a_mask_repaints_its_white_and_keeps_the_rest_and_inverted_the_other_way
         assert reply.status_code == 200, reply.text
         after = np.asarray(_image(reply.json()["images"][0]).convert("RGB"), dtype=int)
         assert (after[kept] == before[kept]).all() and (after[painted] != before[painted]).any(), invert
+    small = Image.new("L", (48, 40), 0)
+    small.paste(255, (4, 4, 12, 12))
+    wide = pixels((48, 40), seed=5)
+    only = _post(sdapi, "/img2img", {"prompt": PROMPT, **SMALL, "init_images": [_b64(wide)], "mask": _b64(small),
+                                     "denoising_strength": 0.9})  # A1111's defaults: only masked, fill, blur 4
+    assert only.status_code == 200, only.text
+    after = np.asarray(_image(only.json()["images"][0]).convert("RGB"), dtype=int)
+    before = np.asarray(wide.convert("RGB"), dtype=int)
+    assert after.shape == before.shape  # the init image's size, not width × height
+    assert (after[20:, 20:] == before[20:, 20:]).all() and (after[6:10, 6:10] != before[6:10, 6:10]).any()
 
 
 def test_enable_hr_answers_the_second_pass_size_and_a1111s_hires_keys(sdapi):
