@@ -233,6 +233,7 @@ def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service,
     good = a_job(tmp_path / "j")
     job = http.post("/v1/jobs", json=good).json()["id"]
     png = make_png(tmp_path / "init.png", size=(32, 32)).read_bytes()
+    mask = make_png(tmp_path / "mask.png", color=(255, 255, 255), size=(32, 32)).read_bytes()
     bases = {"/v1/jobs": good, "/v1/jobs/{job}/cancel": good, "/sdapi/v1/interrupt": good,  # (bodies they ignore)
              "/sdapi/v1/txt2img": {"prompt": SECRET, "negative_prompt": "blurry", "steps": 1, "cfg_scale": 5,
                                    "width": 32, "height": 32, "seed": 3, "batch_size": 1, "n_iter": 1,
@@ -243,7 +244,9 @@ def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service,
                                   "emphasis": "No norm", "send_seed": False, "outdir_samples": SECRET,
                                   "jpeg_quality": 80, "img_downscale_threshold": 4.0, "hide_samplers": ["DDIM"]}
     bases["/sdapi/v1/img2img"] = {**bases["/sdapi/v1/txt2img"], "init_images": [base64.b64encode(png).decode()],
-                                  "denoising_strength": 0.5}
+                                  "denoising_strength": 0.5, "mask": base64.b64encode(mask).decode(),
+                                  "inpaint_full_res": True, "inpaint_full_res_padding": 4, "inpainting_fill": 2,
+                                  "mask_blur": 2, "inpainting_mask_invert": 0}
     bodies = mutations(bases[route])
     assert len(bodies) >= 200
     with caplog.at_level(logging.INFO):
