@@ -92,6 +92,9 @@ class RunParams(Contract):
     hires_steps: Whole | None = None  # its second pass's steps (0: the first pass's)
     hires_strength: Number | None = None  # its second pass's denoising strength (default 0.7)
     hires_upscaler: Named | None = None  # an A1111 upscaler name: Latent (the default), Lanczos, None …
+    sd_upscale: Number | None = None  # A1111's SD upscale script: the init image's scale (e.g. 2); tiles of the size
+    sd_upscale_overlap: Whole | None = None  # the tiles' overlap in pixels (default 64)
+    sd_upscale_upscaler: Named | None = None  # None, Lanczos (the default) or Nearest
 
 
 class KeywordTable(Contract):
@@ -156,6 +159,9 @@ class GivenOptions(Contract):
     hires_steps: Whole | None = None
     hires_strength: Number | None = None
     hires_upscaler: Named | None = None
+    sd_upscale: Number | None = None  # A1111's SD upscale (runner/sd_upscale.py), with its overlap and upscaler
+    sd_upscale_overlap: Whole | None = None
+    sd_upscale_upscaler: Named | None = None
     max_batch: Whole | None = None
     clip: Named | None = None  # a scorer, or "none"
     guided: GuidedSettings | None = None

@@ -94,7 +94,15 @@ def run_options(fn):
         click.option("--hires-upscaler", metavar="NAME", help="The hires fix's upscaler, by its AUTOMATIC1111 name: "
                      "Latent (the default), Latent (antialiased), Latent (bicubic), Latent (bicubic antialiased), "
                      "Latent (nearest), Latent (nearest-exact), Lanczos, Nearest or None."),
-        click.option("--max-batch", type=int, help="Images per pipeline call (default 8, or the configured max_batch)."),
+        click.option("--sd-upscale", type=float, metavar="SCALE", help="AUTOMATIC1111's SD upscale: upscale the "
+                     "--init-image by SCALE (e.g. 2), cut it into tiles of --size overlapping by --sd-upscale-overlap "
+                     "and make each tile again image to image (tile k of seed S with seed S + k), then blend them "
+                     "together; the images are the upscaled size."),
+        click.option("--sd-upscale-overlap", type=int, metavar="N", help="SD upscale: the tiles' overlap in pixels "
+                     "(default 64, as AUTOMATIC1111)."),
+        click.option("--sd-upscale-upscaler", metavar="NAME", help="SD upscale's upscaler: Lanczos (the default), "
+                     "Nearest, or None (the init image at its own size, as AUTOMATIC1111)."),
+        click.option("--max-batch", type=int, help="Images (SD upscale: tiles) per pipeline call (default 8, or the configured max_batch)."),
         click.option("--clip", help="Score images with this CLIP: shapes-clip, tiny-clip, ARCH:CHECKPOINT, ARCH:TAG, or none (default: the model's own scorer, if it has one)."),
         click.option("--lr", type=float, help="vqgan-clip: Adam learning rate on the latent (default 0.4)."),
         click.option("--cutouts", type=int, help="vqgan-clip: random crops CLIP sees per step (default 24)."),
@@ -150,6 +158,8 @@ def given_options(opts: dict):
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
                   hires=opts["hires"], hires_steps=opts["hires_steps"],
                   hires_strength=opts["hires_strength"], hires_upscaler=opts["hires_upscaler"],
+                  sd_upscale=opts["sd_upscale"], sd_upscale_overlap=opts["sd_upscale_overlap"],
+                  sd_upscale_upscaler=opts["sd_upscale_upscaler"],
                   max_batch=opts["max_batch"], clip=opts["clip"],
                   animate_every=opts["animate"], compile=opts["compile"], channels_last=opts["channels_last"],
                   tf32=opts["tf32"], allow_pickle=opts["allow_pickle"], allow_download=opts["allow_download"])

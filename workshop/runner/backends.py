@@ -19,6 +19,7 @@ from ..contract import GuidedSettings
 from ..errors import RunError, option
 from ..samplers import sampler
 from . import hires
+from .sd_upscale import SdUpscale
 from .emphasis_encoder import SUPPORTED, family
 from .engine import Engine
 from .guided import GuidedPipeline, load_guided, parse_spec, prompt_parts, resolve_guided
@@ -182,7 +183,8 @@ class DiffusersBackend:
                       preview_every=preview_every,
                       pick=lambda job: model_of(job.model).pipeline(job.sampler or params.sampler, vae, channels_last=fast),
                       emphasis=params.emphasis, clip_skip=params.clip_skip or 1, emphasis_mode=params.emphasis_mode,
-                      tiling=bool(params.tiling), variation=variation, hires=hires.Hires.of(params))
+                      tiling=bool(params.tiling), variation=variation, hires=hires.Hires.of(params),
+                      sd_upscale=SdUpscale.of(params))
 
 
 PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (below: a broadcast error mid-run)

@@ -4,7 +4,7 @@ fail them is refused then, never queued) and ``execution.prepare`` makes them ag
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +14,7 @@ from journal.text import quoted
 
 from ..errors import RunError, option
 from ..compose.networks import networks
-from . import embeddings
+from . import embeddings, sd_upscale
 from .loras import lora_file
 from .model_files import ModelFile
 from .models import BUILTIN_CLIPS, GUIDED, check_name, is_guided, scorer_weights
@@ -35,6 +35,7 @@ class Init:
     path: Path
     given: str
     parent: int | None
+    size: tuple[int, int] | None = None  # its width and height
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ def check_inputs(grid: Grid, options: RunOptions, journal: Journal | None) -> In
         scorer_weights(options.clip, allow_pickle=options.allow_pickle)
     vae = find_vae(options.vae, allow_pickle=options.allow_pickle) if options.vae else None
     init, mask = resolve_init(journal, options.init_image), resolve_init(journal, options.mask, "mask")
+    if init is not None:  # (SD upscale: the image it makes of this one, within the limits)
+        sd_upscale.params(options, init.size)
     if init and mask:
         check_mask_image(init, mask, options)
     return Inputs(init, loras, {f.name.rpartition("/")[2]: f for f in used}, vae, mask)
@@ -126,4 +129,4 @@ def resolve_init(journal: Journal | None, given: str | None, flag: str = "init-i
         raise RunError(f"{option(flag)}: {exc.message}") from None
     if min(image.size) < 8:
         raise RunError(f"{option(flag)} {init.given} is {image.width}x{image.height}; it must be at least 8x8")
-    return init
+    return replace(init, size=image.size)

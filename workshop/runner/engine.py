@@ -10,6 +10,7 @@ CPU; the same image made alone or inside a batch differs only by float reduction
 
 from __future__ import annotations
 
+import math
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
@@ -35,7 +36,8 @@ from .hires import Hires, second_pass, upscale_alone
 from .masks import Mask, latent_fill, overlaid, prepared
 from .loras import activate
 from .models import A1111
-from .pixels import host_pixels
+from .pixels import eight_bit, host_pixels
+from .sd_upscale import SdUpscale, tile_seed
 
 # SD 1.x/2.x latent -> RGB approximation: a cheap preview without running the VAE.
 _LATENT_RGB = torch.tensor([[0.3512, 0.2297, 0.3227], [0.3250, 0.4974, 0.2350], [-0.2829, 0.1762, 0.2721], [-0.2120, -0.2616, -0.7177]])
@@ -128,12 +130,14 @@ class Engine:
                  cancel: Callable[[], bool] = lambda: False, preview_every: int = 0,
                  pick: Callable[[Job], object] | None = None, emphasis: str | None = A1111, clip_skip: int = 1,
                  emphasis_mode: str | None = None, tiling: bool = False,
-                 variation: tuple[int, float] | None = None, hires: Hires | None = None):
+                 variation: tuple[int, float] | None = None, hires: Hires | None = None,
+                 sd_upscale: SdUpscale | None = None):
         """``pipe`` runs every batch, unless ``pick`` gives the pipeline of each batch (its first job's model and
         sampler); ``emphasis``: how prompts are encoded (``ParamsRecord.emphasis``: "a1111", or None for a run
         recorded before it, whose prompts compel weighs); ``clip_skip``, ``emphasis_mode``: A1111's, for its
         encoding; ``tiling``: A1111's (``circular``); ``variation``: A1111's variation seed and strength
-        (``starting_noise``); ``hires``: A1111's hires fix, a second pass after each batch's first (``hires.py``)."""
+        (``starting_noise``); ``hires``: A1111's hires fix, a second pass after each batch's first (``hires.py``);
+        ``sd_upscale``: A1111's SD upscale, each image made as tiles of its upscaled init image (``sd_upscale.py``)."""
         self.pipe = pipe
         self.pick = pick or (lambda job: pipe)
         self.on_event = on_event
@@ -142,7 +146,7 @@ class Engine:
         self._img2img: dict[tuple, object] = {}  # image-to-image and inpainting pipelines, by model and sampler
         self._embeddings: dict[tuple[str | None, str, str], tuple] = {}
         self.emphasis, self.clip_skip, self.emphasis_mode, self.hires = emphasis, clip_skip, emphasis_mode, hires
-        self.tiling, self.variation = tiling, variation
+        self.tiling, self.variation, self.sd_upscale = tiling, variation, sd_upscale
         self._embedding_files: dict | None = None  # the installs' embeddings by name (embeddings.installed)
         self._weights: dict[str | None, object] = {}  # by model: its prompt encoder, made for its first prompt
         self.layout: list[list[int]] = []  # the batches as actually run (after any out-of-memory split)
@@ -154,7 +158,7 @@ class Engine:
     def run(self, jobs: list[Job], layout: list[list[int]]) -> Iterator[FinishedBatch]:
         """Yield each finished batch; raise Cancelled when cancelled between steps."""
         by_index = {j.index: j for j in jobs}
-        self._steps_total = sum(self._job_steps(by_index[b[0]]) for b in layout)
+        self._steps_total = sum(self._batch_steps([by_index[i] for i in b]) for b in layout)
         self._started = time.monotonic()
         max_batch = max((len(b) for b in layout), default=1)
         queue = [list(b) for b in layout]
@@ -168,7 +172,8 @@ class Engine:
             batch_jobs = [by_index[i] for i in batch]
             pipe, conditionings = self._prepare(batch_jobs)
             if len(parts := self._alike(pipe, batch_jobs, conditionings)) > 1:  # prompts of different lengths
-                self._steps_total += (len(parts) - 1) * self._job_steps(by_index[batch[0]])
+                self._steps_total += sum(self._batch_steps([by_index[i] for i in part]) for part in parts) - \
+                    self._batch_steps(batch_jobs)
                 queue[:0] = parts
                 continue
             steps_before = self._steps_done
@@ -219,6 +224,13 @@ class Engine:
         """The denoising steps a job's batch runs: its own, and a hires fix's second pass's."""
         return job.effective_steps + (self.hires.steps_of(job) if self.hires else 0)
 
+    def _batch_steps(self, jobs: list[Job]) -> int:
+        """The denoising steps a batch runs: its first job's, or with SD upscale, its tiles' pipeline calls'."""
+        if self.sd_upscale is None:
+            return self._job_steps(jobs[0])
+        tiles = len(jobs) * self.sd_upscale.tiling((jobs[0].width, jobs[0].height)).count
+        return math.ceil(tiles / self.sd_upscale.batch) * jobs[0].effective_steps
+
     def _call(self, jobs: list[Job], pipe, conditionings: list[Conditioning | None]) -> np.ndarray:
         """One pipeline call for ``jobs`` on ``pipe`` (``_prepare``'s, with their ``conditionings``)."""
         first = jobs[0]
@@ -226,6 +238,8 @@ class Engine:
         self.on_event(ev.BatchStarted(batch=batch_no, cells=[j.index for j in jobs]))
         steps_before = self._steps_done
         self._interrupted = False
+        if self.sd_upscale is not None:
+            return host_pixels(self._tiled(jobs, pipe, conditionings, batch_no, steps_before))
         generators = [torch.Generator("cpu").manual_seed(j.seed) for j in jobs]
         kwargs = dict(
             num_inference_steps=first.steps,
@@ -328,6 +342,36 @@ class Engine:
                       **_text_inputs(second, conditionings))
         img2img = self._img2img_pipe(pipe, (jobs[0].model, jobs[0].sampler))
         return img2img(**second_pass(self.hires, first, jobs, kwargs["guidance_scale"], inputs)).images
+
+    def _tiled(self, jobs: list[Job], pipe, conditionings: list[Conditioning | None], batch_no: int,
+               steps_before: int) -> list[Image.Image]:
+        """A1111's SD upscale of each job's image (``sd_upscale.py``): the init image upscaled and cut into tiles of
+        the job's size, every job's tiles made image to image ``SdUpscale.batch`` at a time — tile ``k`` with its
+        job's prompt and ``tile_seed`` — in 8 bits, then each job's laid back together."""
+        first = jobs[0]
+        img2img = self._img2img_pipe(pipe, (first.model, first.sampler))
+        tiling = self.sd_upscale.tiling((first.width, first.height))
+        crops = tiling.crops(self.sd_upscale.source(_load_init(first.init_image)))
+        work = [(place, k) for place in range(len(jobs)) for k in range(len(crops))]
+        made: dict[tuple[int, int], Image.Image] = {}
+        for start in range(0, len(work), self.sd_upscale.batch):
+            chunk = work[start : start + self.sd_upscale.batch]
+            tiles = [replace(jobs[place], seed=tile_seed(jobs[place].seed, k)) for place, k in chunk]
+            conds = [conditionings[place] for place, _ in chunk]
+            kwargs = dict(num_inference_steps=first.steps, guidance_scale=first.guidance, strength=first.strength,
+                          image=[crops[k] for _, k in chunk], output_type="pt",
+                          generator=[torch.Generator("cpu").manual_seed(t.seed) for t in tiles],
+                          callback_on_step_end=self._callback(tiles, batch_no, conds),
+                          callback_on_step_end_tensor_inputs=["latents", *_scheduled_inputs(conds)],
+                          **_text_inputs(tiles, conds))
+            with torch.inference_mode(), circular(pipe, self.tiling):
+                images = img2img(**kwargs).images
+            if self._interrupted:  # cut short: the batch's images are not finished
+                self._steps_done = steps_before
+                raise Cancelled()
+            for key, pixels in zip(chunk, eight_bit(images).permute(0, 2, 3, 1).cpu().numpy()):
+                made[key] = Image.fromarray(pixels)  # (8 bits, as A1111's tiles are images when it lays them down)
+        return [tiling.combined([made[place, k] for k in range(len(crops))]) for place in range(len(jobs))]
 
     def _inpaint_pipe(self, pipe, key: tuple):
         """The inpainting pipeline made of ``pipe``'s parts (a model without an inpainting UNet inpaints by keeping

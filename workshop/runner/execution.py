@@ -22,7 +22,7 @@ from journal.images import clean_png, open_image, sha256_file
 from ..compose.grid import Grid
 from ..compose.tokens import budget, clip_bpe
 from ..errors import RunCancelled, RunError, option
-from . import events as ev
+from . import events as ev, sd_upscale
 from .devices import EnergyMeter, cpu_threads, device_available, device_name, pick_device, using_threads
 from .backends import Backend, load
 from .batches import Dispatch, RunModels, Work
@@ -144,7 +144,11 @@ def prepare(grid: Grid, options: RunOptions, journal: Journal | None, *,
                           embeddings=hashed(inputs.embeddings), vae=inputs.vae.recorded() if inputs.vae else None,
                           **_mask_params(inputs.mask, options),
                           tiling=options.tiling or None, variation_seed=options.variation_seed,
-                          variation_strength=options.variation_strength, **backend.params(options))
+                          variation_strength=options.variation_strength,
+                          **sd_upscale.params(options, init.size if init else None), **backend.params(options))
+    if params.sd_upscale:  # (the tiles: the run's size, and a size axis's)
+        for w, h in dict.fromkeys((c.width or width, c.height or height) for c in cells):
+            sd_upscale.check_tile(w, h, params.sd_upscale_overlap)
     jobs = _jobs(cells, params, init, inputs.mask)
     check_steps(backend, max(j.steps for j in jobs))
     if init and strength and (short := min(jobs, key=lambda j: j.steps * j.strength)).steps * short.strength < 1:

@@ -56,7 +56,10 @@ def hires_size(width: int, height: int, scale: float) -> tuple[int, int]:
 
 
 def made_size(params, width: int, height: int) -> tuple[int, int]:
-    """The size of the images a run (its ``ParamsRecord``) makes of a ``width``×``height`` first pass."""
+    """The size of the images a run (its ``ParamsRecord``) makes of a ``width``×``height`` first pass (with SD
+    upscale, of tiles of that size: the upscaled init image's, recorded)."""
+    if made := getattr(params, "sd_upscale_size", None):
+        return made[0], made[1]
     scale = getattr(params, "hires", None)
     return hires_size(width, height, scale) if scale else (width, height)
 
@@ -195,6 +198,35 @@ def _pixel_upscale(image, size: tuple[int, int], resample) -> object:
     scale = max(size[0] / image.width, size[1] / image.height)
     image = image.resize((int(image.width * scale), int(image.height * scale)), resample)
     return image if image.size == size else image.resize(size, Image.LANCZOS)
+
+
+RESAMPLE = {"Lanczos": "LANCZOS", "Nearest": "NEAREST"}  # the pixel upscalers' Pillow filters, by name
+
+
+def a1111_upscale(image, name: str, scale: float) -> object:
+    """A1111's ``Upscaler.upscale`` with a pixel upscaler (``Lanczos``, ``Nearest``; ``None`` resizes with Lanczos
+    alone): the image by ``scale`` with its filter, again up to three times until it reaches the size (not at all
+    where it is there already, unless the scale is 1), then with Lanczos to ``int(side × scale)`` rounded down to a
+    multiple of 8 where that differs. The extras routes and the SD upscale script (``sd_upscale.py``) use it."""
+    from PIL import Image
+
+    dest = upscale_size(image.size, scale)
+    for i in range(3):
+        if image.width >= dest[0] and image.height >= dest[1] and (i > 0 or scale != 1):
+            break
+        before = image.size
+        if name != "None":
+            image = image.resize((int(image.width * scale), int(image.height * scale)),
+                                 getattr(Image, RESAMPLE[name]))
+        if image.size == before:
+            break
+    return image if image.size == dest else image.resize(dest, Image.LANCZOS)
+
+
+def upscale_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """The size A1111's ``Upscaler.upscale`` makes of ``size``: each side times ``scale``, rounded down to a multiple
+    of 8."""
+    return int(size[0] * scale // 8 * 8), int(size[1] * scale // 8 * 8)
 
 
 def upscale_alone(pipe, hires: Hires, first, jobs):

@@ -16,7 +16,7 @@ from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
 from ..errors import RunError, option
 from ..samplers import OWN, sampler
-from . import hires
+from . import hires, sd_upscale
 from .models import GUIDED, GUIDED_MAX_STEPS, is_guided
 from .speedups import Speedups
 
@@ -68,6 +68,9 @@ class RunOptions(BaseModel):
     hires_steps: int | None = None  # its steps (None or 0: the first pass's)
     hires_strength: float | None = None  # its denoising strength (default hires.DEFAULT_STRENGTH, A1111's 0.7)
     hires_upscaler: str | None = None  # an A1111 upscaler name (hires.UPSCALERS; default Latent)
+    sd_upscale: float | None = None  # A1111's SD upscale (sd_upscale.py): the init image's scale; tiles of the size
+    sd_upscale_overlap: int | None = None  # the tiles' overlap (default sd_upscale.DEFAULT_OVERLAP, A1111's 64)
+    sd_upscale_upscaler: str | None = None  # sd_upscale.UPSCALERS (default Lanczos)
 
 
 def suggest_size(width: int, height: int) -> str:
@@ -114,6 +117,9 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         hires_strength=_first(given.hires_strength, params.hires_strength),
         hires_upscaler=hires.upscaler(upscaler) if (upscaler := _first(given.hires_upscaler, params.hires_upscaler))
         is not None else None,
+        sd_upscale=_first(given.sd_upscale, params.sd_upscale),
+        sd_upscale_overlap=_first(given.sd_upscale_overlap, params.sd_upscale_overlap),
+        sd_upscale_upscaler=_first(given.sd_upscale_upscaler, params.sd_upscale_upscaler),
         allow_pickle=given.allow_pickle, allow_download=given.allow_download, device=given.device,
         preview_every=given.preview_every, co2_g_per_kwh=settings.co2_g_per_kwh, guided=given.guided,
         animate_every=given.animate_every or 0,
@@ -250,6 +256,7 @@ def check_options(options: RunOptions) -> None:
         raise RunError(f"{option('animate')} takes a number of steps between frames, 1 or more, not "
                        f"{options.animate_every}")
     hires.check(options)
+    sd_upscale.check(options)
     if options.hires_steps is not None and options.hires_steps > STEPS_MAX:
         raise RunError(f"hires steps must be at most {STEPS_MAX:,}, not {options.hires_steps}")
     if options.guided:
@@ -326,3 +333,5 @@ def check_grid(grid: Grid, options: RunOptions) -> None:
                            f"config.toml): use e.g. {suggest_size(w, h)}")
         if options.hires is not None:  # a size axis's, at the hires size
             hires.check_size(w, h, options.hires)
+        if options.sd_upscale is not None:  # (a size axis's: the tiles')
+            sd_upscale.check_tile(w, h, sd_upscale.overlap_of(options))

@@ -77,6 +77,11 @@ class ParamsRecord(Record):
     hires_steps: int | None = None  # images are hires.made_size; steps of its second pass (none: the first pass's),
     hires_strength: float | None = None  # its denoising strength
     hires_upscaler: str | None = None  # and its upscaler (A1111's name)
+    sd_upscale: float | None = None  # A1111's SD upscale (sd_upscale.py): its scale, tile overlap, upscaler, tiles per
+    sd_upscale_overlap: int | None = None  # pipeline call and the images' size [w, h]; width and height are the
+    sd_upscale_upscaler: str | None = None  # tiles' (A1111's Size)
+    sd_upscale_batch: int | None = None
+    sd_upscale_size: list[int] | None = None
     loras: list[str] | None = None  # the LoRAs the prompts name, "NAME: HASH" as A1111's `Lora hashes` (12 digits)
     embeddings: list[str] | None = None  # the embeddings the prompts' words are, "NAME: HASH" (A1111's `TI hashes`)
     vae: str | None = None  # the VAE in place of the model's own, "NAME: HASH" (A1111's `VAE`, `VAE hash`; vae.py)

@@ -31,8 +31,12 @@ Decisions, where A1111 and promptism differ:
   ``mask_blur`` (or equal ``mask_blur_x`` / ``_y``) and ``inpainting_mask_invert``. A1111 finds the only-masked box in
   the mask and cuts it from the init image even where their sizes differ; promptism refuses such a mask with a 422,
   and one with no white (A1111 falls back to img2img), rather than paint the wrong part.
+- img2img's ``script_name`` "SD upscale" (any case, as A1111 matches it) with ``script_args`` ``[info, overlap,
+  upscaler, scale_factor]`` is the run's SD upscale (``runner/sd_upscale.py``): width × height is the tile, n_iter
+  images of seeds seed + n, ``batch_size`` tiles per pipeline call (tile k seeded seed + k: A1111's at batch_size 1;
+  a larger batch_size, which A1111 also seeds by, is said in "Not applied"); bad script_args are a 422 naming the one.
 - Features that would change the picture past recognition are refused with a 422, as A1111 refuses an unknown script:
-  face restoration, styles, scripts, resize modes other than "just resize", more than one init image, and the
+  face restoration, styles, other scripts, resize modes other than "just resize", more than one init image, and the
   CLIP-guided backend (it has no cfg_scale).
 - Steps, cfg_scale, width and height left out mean the model's own defaults (not A1111's 50, 7 and 512).
 - Init images are decoded under the journal's pixel limit and stored, pixels only, in the journal's scratch area
@@ -50,6 +54,7 @@ import base64
 import binascii
 import io
 import json
+import math
 import re
 import secrets
 from dataclasses import dataclass
@@ -80,11 +85,13 @@ from ..runner.masks import refusal
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
+from ..runner.sd_upscale import UPSCALERS as SD_UPSCALERS, check_image as sd_upscale_check, upscaler as sd_upscaler
 from ..samplers import NOT_MADE, OWN, SAMPLERS, named, sampler, schedule_label, with_schedule
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
+SD_UPSCALE = "sd upscale"  # the one script promptism has: img2img's, by its A1111 title (matched in any case)
 OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in particular
 #: The schedule types promptism's samplers take, as A1111 1.10's /schedulers lists them (its name, label, aliases,
 #: default rho and whether it needs the model); others are refused by name.
@@ -122,16 +129,26 @@ class _Request(BaseModel):
     restore_faces: bool | None = None
     tiling: bool | None = None
     styles: list[str] | None = None
-    script_name: str | None = None
+    script_name: str | None = None  # img2img's "SD upscale" (runner/sd_upscale.py), with its script_args
+    script_args: list[Any] = []
     alwayson_scripts: dict[str, Any] = {}
     send_images: bool = True
     save_images: bool = False
 
-    @field_validator("restore_faces", "styles", "script_name", "alwayson_scripts")
+    @field_validator("restore_faces", "styles", "alwayson_scripts")
     @classmethod
     def _not_offered(cls, value, info: ValidationInfo):
         if value:
             raise ValueError(f"promptism does not offer {info.field_name}: leave it out")
+        return value
+
+    @field_validator("script_name")
+    @classmethod
+    def _script_offered(cls, value: str | None):
+        if value and (cls.__name__ != "Img2ImgRequest" or value.lower() != SD_UPSCALE):  # (A1111: any case)
+            shown = json.dumps(value) if len(value) <= 80 else "of that name"
+            raise ValueError(f"promptism offers no script {shown} here: img2img's \"SD upscale\" is the one it has; "
+                             "leave script_name out")
         return value
 
     @field_validator("override_settings")
@@ -233,6 +250,40 @@ class Img2ImgRequest(_Request):
         if value != 0:
             raise ValueError("promptism resizes the init image to width × height (resize_mode 0) and nothing else")
         return value
+
+    @property
+    def count(self) -> int:
+        """The images made: SD upscale makes n_iter (batch_size is its tiles per call), else batch_size × n_iter."""
+        return self.n_iter if self.script_name else self.batch_size * self.n_iter
+
+    def sd_upscale(self) -> dict:
+        """The run options SD upscale's ``script_args`` ask for — ``[info, overlap, upscaler, scale_factor]``, as
+        A1111's script takes them (the upscaler by name, any case, or its place in A1111's list) — none without the
+        script; BadValue naming the argument at fault."""
+        if not self.script_name:
+            return {}
+        if len(self.script_args) != 4:
+            raise BadValue(["script_args"], f"SD upscale takes 4 script_args, [info, tile overlap, upscaler, scale "
+                           f"factor] (e.g. [\"\", 64, \"Lanczos\", 2]), not {len(self.script_args)}")
+        _, overlap, name, scale = self.script_args
+        whole = isinstance(overlap, int) or isinstance(overlap, float) and overlap.is_integer()
+        if isinstance(overlap, bool) or not whole or overlap < 0:
+            raise BadValue(["script_args", 1], f"SD upscale's tile overlap is a whole number of pixels, 0 or more, not "
+                           f"{json.dumps(overlap)[:40]}")
+        if isinstance(name, int) and not isinstance(name, bool) and 0 <= name < len(SD_UPSCALERS):
+            name = SD_UPSCALERS[name]  # (A1111's list starts None, Lanczos, Nearest)
+        if not isinstance(name, str):
+            raise BadValue(["script_args", 2], f"SD upscale's upscaler: one of {', '.join(SD_UPSCALERS)} by name (or "
+                           f"its place in /sdapi/v1/upscalers), not {json.dumps(name)[:40]}")
+        try:
+            name = sd_upscaler(name)
+        except RunError as exc:
+            raise BadValue(["script_args", 2], f"{exc} (see /sdapi/v1/upscalers)") from None
+        number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
+        if not number or not (math.isfinite(scale) and scale > 0):
+            raise BadValue(["script_args", 3], f"SD upscale's scale factor multiplies the init image's size: a number "
+                           f"above 0 (e.g. 2), not {json.dumps(scale)[:40]}")
+        return {"sd_upscale": float(scale), "sd_upscale_overlap": int(overlap), "sd_upscale_upscaler": name}
 
     def inpainting(self) -> dict:
         """The run options the mask asks for (none without one); BadValue for what promptism does not make."""
@@ -370,6 +421,7 @@ def job_request(req: _Request, journal: Path, *, seeds: list[int], sampler_name:
                              clip_skip=req.override_settings.get(CLIP_SKIP), emphasis=req.override_settings.get(EMPHASIS),
                              vae=req.override_settings.get(SD_VAE) or None,
                              tiling=req.tiling or None, variation_seed=subseed, **_hires(req),
+                             **(req.sd_upscale() if img2img else {}),
                              preview_every=PREVIEW_EVERY,
                              variation_strength=req.subseed_strength if varied else None,
                              guidance=req.cfg_scale, max_batch=req.batch_size, sampler=sampler_name, size=size,
@@ -436,7 +488,8 @@ A1111_FIELDS = {"guidance": "cfg_scale", "steps": "steps", "size": "width/height
                 "hires-steps": "hr_second_pass_steps", "hires-strength": "denoising_strength",
                 "hires-upscaler": "hr_upscaler", "mask": "mask", "mask-blur": "mask_blur",
                 "mask-fill": "inpainting_fill", "mask-invert": "inpainting_mask_invert", "mask-area": "inpaint_full_res",
-                "mask-padding": "inpaint_full_res_padding"}
+                "mask-padding": "inpaint_full_res_padding", "sd-upscale": "script_args[3]",
+                "sd-upscale-overlap": "script_args[1]", "sd-upscale-upscaler": "script_args[2]"}
 # …and those the service's settings (config.toml) decide for A1111 jobs
 SETTINGS = {"max-batch", "compile", "channels-last", "tf32", "clip"}
 
@@ -498,6 +551,12 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
     seeds = seeds_for(req.seed, req.count)
     chosen = sampler_of(req, settings.sampler, model_name(req, settings.model))
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
+    if image is not None and (upscale := req.sd_upscale()):  # the image it makes, within the limits
+        try:
+            sd_upscale_check(image.size, upscale["sd_upscale"], upscale["sd_upscale_upscaler"],
+                             upscale["sd_upscale_overlap"])
+        except RunError as exc:
+            raise BadValue(["script_args", 3], exc.worded(as_a1111)) from None
     mask = decode_image(req.mask, "mask") if isinstance(req, Img2ImgRequest) and req.mask else None
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
                           init_image=Path("init_images[0]") if image else None, mask=Path("mask") if mask else None),
@@ -519,6 +578,9 @@ def not_applied(req: _Request) -> list[str]:
     notes = []
     if req.subseed_strength and req.count > 1:
         notes.append("subseed + i per image (promptism's images keep their seeds, seed + i, and share the subseed)")
+    if getattr(req, "script_name", None) and req.batch_size > 1:
+        notes.append(f"SD upscale's seeds per batch of {req.batch_size} tiles (promptism seeds tile k of an image "
+                     "seed + k, as A1111 does at batch_size 1; batch_size is its tiles per pipeline call)")
     notes += [f"override_settings.{key}" for key in req.override_settings if key not in APPLIED_SETTINGS]
     return notes
 
@@ -566,7 +628,8 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
              "Variation seed strength": p.variation_strength,
              "Denoising strength": p.strength if p.strength is not None else p.hires_strength,
              "Hires upscale": p.hires, "Hires steps": p.hires_steps, "Hires upscaler": p.hires_upscaler,
-             "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "Tiling": "True" if p.tiling else None,
+             "Clip skip": p.clip_skip, "Emphasis": p.emphasis_mode, "SD upscale overlap": p.sd_upscale_overlap,
+             "SD upscale upscaler": p.sd_upscale_upscaler, "Tiling": "True" if p.tiling else None,
              **_mask_fields(p), **extra, "Version": f"promptism {tool_version()}"}
     text = ", ".join(f"{k}: {json.dumps(v) if ',' in str(v) else v}" for k, v in pairs.items() if v is not None)
     negative = f"\nNegative prompt: {cell.negative}" if cell.negative else ""

@@ -39,11 +39,11 @@ from journal.limits import pixel_limit
 from journal.metadata import GenerationInfo, a1111_fields, a1111_infotext, read_generation_info
 
 from ..errors import RunError
+from ..runner.hires import a1111_upscale
 from ..settings import load_settings
 from .a1111 import BadValue, _Named
 
 EXTRAS_UPSCALERS = ("None", "Lanczos", "Nearest")  # A1111's extras upscalers that need no weights
-RESAMPLE = {"Lanczos": Image.LANCZOS, "Nearest": Image.NEAREST}
 MAX_BATCH = 32  # images of one extra-batch-images call
 VOCABULARY = Path(__file__).parent / "interrogate"
 _IGNORED_ITEMS = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background",
@@ -290,10 +290,10 @@ def upscaled(image: Image.Image, req: ExtrasRequest, field: str) -> tuple[Image.
     if min(dest) < 1:
         raise BadValue(where, f"{field}: {image.width}x{image.height} scaled by {scale:g} is {dest[0]}x{dest[1]} (A1111 "
                        "rounds each side down to a multiple of 8): no image; scale it up more")
-    result = _upscale(image, req.upscaler_1, scale, dest)
+    result = a1111_upscale(image, req.upscaler_1, scale)
     info["Postprocess upscaler"] = req.upscaler_1
     if req.upscaler_2 != "None" and req.extras_upscaler_2_visibility > 0:
-        second = _upscale(image, req.upscaler_2, scale, dest)
+        second = a1111_upscale(image, req.upscaler_2, scale)
         result = Image.blend(result, second.convert(result.mode), req.extras_upscaler_2_visibility)
         info["Postprocess upscaler 2"] = req.upscaler_2
     if canvas:
@@ -302,20 +302,6 @@ def upscaled(image: Image.Image, req: ExtrasRequest, field: str) -> tuple[Image.
         result = cropped
         info["Postprocess crop to"] = f"{canvas[0]}x{canvas[1]}"
     return result, ", ".join(f"{k}: {v}" for k, v in info.items())
-
-
-def _upscale(image: Image.Image, name: str, scale: float, dest: tuple[int, int]) -> Image.Image:
-    """A1111's ``Upscaler.upscale`` for a pixel upscaler: resized by ``scale`` with its filter (up to three times,
-    until the size is reached; not at all when shrinking), then with Lanczos to ``dest`` where that differs."""
-    for i in range(3):
-        if image.width >= dest[0] and image.height >= dest[1] and (i > 0 or scale != 1):
-            break
-        before = image.size
-        if name != "None":
-            image = image.resize((int(image.width * scale), int(image.height * scale)), RESAMPLE[name])
-        if image.size == before:
-            break
-    return image if image.size == dest else image.resize(dest, Image.LANCZOS)
 
 
 def as_html(text: str) -> str:
