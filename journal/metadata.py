@@ -170,6 +170,8 @@ def _convert(found: PromptInfo, chunks: dict[str, str], graph: dict | None, name
         params["hires_steps"] = _int(meta.get("Hires steps"))
         params["hires_upscaler"] = _text(_str(meta.get("Hires upscaler")))
         params["hires_resize"] = _hires_resize(fields.get("Hires resize"))  # a size asked for instead of a scale
+        params["sd_upscale_overlap"] = _int(fields.get("SD upscale overlap"))  # A1111's SD upscale script (its
+        params["sd_upscale_upscaler"] = _text(fields.get("SD upscale upscaler") or None)  # scale is not written)
         for key, field_name in (("loras", "Lora hashes"), ("embeddings", "TI hashes")):
             if field_name in fields:
                 params[key], note = _hashes(fields[field_name], field_name)
@@ -219,7 +221,7 @@ _FIELD = re.compile(r'\s*(\w[\w \-/]*):\s*("(?:\\.|[^\\"])*"|[^,]*)(?:,|$)')
 _A1111_READ = {"Steps", "Sampler", "Schedule type", "CFG scale", "Seed", "Size", "Model", "Model hash", "Clip skip",
                "Denoising strength", "Version", "Lora hashes", "TI hashes", "ENSD", "RNG", "VAE", "VAE hash", "Tiling",
                "Variation seed", "Variation seed strength", "Emphasis", "Hires upscale", "Hires steps",
-               "Hires upscaler", "Hires resize", *_MASK_FIELDS}
+               "Hires upscaler", "Hires resize", "SD upscale overlap", "SD upscale upscaler", *_MASK_FIELDS}
 _MASKED_CONTENT = {"fill": "fill", "original": "original", "latent noise": "latent-noise",
                    "latent nothing": "latent-nothing"}
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from journal import Journal
-from tests.helpers import run_cli
+from tests.helpers import make_png, run_cli
 from tests.test_a1111 import _b64, app, sdapi, service, serve_journal  # noqa: F401 - the A1111 server fixtures
 from workshop.runner.hires import a1111_upscale
 from workshop.runner.runs import list_runs, load_run
@@ -145,6 +145,22 @@ def test_bad_values_are_one_line_and_nothing_is_written(init, tmp_path, capsys, 
     code, _, err = run_cli(capsys, "generate", "a red circle", *TINY, "--steps", "2", "--journal", str(j), *args)
     assert code != 0 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not j.exists()
+
+
+def test_an_imported_a1111_sd_upscale_is_read_and_named_in_one_line_by_rerun(tmp_path, capsys):
+    text = ("a castle\nSteps: 3, Sampler: Euler a, CFG scale: 5, Seed: 7, Size: 64x64, Model: tiny, Denoising "
+            "strength: 0.4, SD upscale overlap: 8, SD upscale upscaler: Lanczos")
+    j = str(tmp_path / "j")
+    code, _, err = run_cli(capsys, "import", str(make_png(tmp_path / "a.png", text={"parameters": text})), "--title",
+                           "Upscaled", "--journal", j)
+    assert code == 0, err
+    params = Journal.open(j).get(1).params
+    assert (params["sd_upscale_overlap"], params["sd_upscale_upscaler"]) == (8, "Lanczos")
+    assert "not_applied" not in params  # (read, not kept as a field promptism knows nothing of)
+    code, out, err = run_cli(capsys, "rerun", "1", "--strict", "--journal", j)
+    assert code != 0 and err.splitlines() == ["promptism: --strict: #1 is not made, as it would leave out A1111's SD "
+                                              "upscale (overlap 8, upscaler Lanczos, denoising strength 0.4: it made "
+                                              "the image as tiles of an upscaled init image, which no import records)"]
 
 
 # ------------------------------------------------------------------ the A1111 API

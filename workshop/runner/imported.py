@@ -115,7 +115,13 @@ def remake(exp: Experiment, settings: Settings, *, model: str | None = None, sam
         width, height = width // 8 * 8, height // 8 * 8
     asked = (params.get("width"), params.get("height"))  # (A1111's hires size comes from the size as asked)
     hires_given = _hires(params, asked, (width, height), name, left_out, notes)
-    if hires_given is None and params.get("strength") is not None:
+    upscaled = {k: params[f"sd_upscale_{k}"] for k in ("overlap", "upscaler") if params.get(f"sd_upscale_{k}") is not None}
+    if upscaled:  # (A1111's SD upscale made tiles of an init image: neither it nor the scale is recorded)
+        said = ", ".join(f"{k} {v}" for k, v in upscaled.items())
+        strength = f", denoising strength {params['strength']:g}" if params.get("strength") is not None else ""
+        left_out.append(f"A1111's SD upscale ({said}{strength}: it made the image as tiles of an upscaled init image, "
+                        "which no import records)")
+    elif hires_given is None and params.get("strength") is not None:
         left_out.append(f"denoising strength {params['strength']:g} (no init image is recorded)")
     if any(key.startswith("mask_") for key in params):  # A1111's inpainting (journal/metadata.py's _a1111_mask): its image and mask are not
         left_out.append(f"inpainting ({_inpainting(params)}): no init image or mask is recorded")
