@@ -182,6 +182,9 @@ class Engine:
                 images = self._call(batch_jobs, pipe, conditionings)
             except torch.cuda.OutOfMemoryError:
                 self._steps_done = steps_before  # the batch is redone in halves: its steps count again
+                if len(batch) == 1 and self.sd_upscale is not None and self.sd_upscale.batch > 1:
+                    raise RunError(f"out of GPU memory making {self.sd_upscale.batch} SD upscale tiles at once: use a "
+                                   f"smaller {option('max-batch')} (the tiles made in one call)") from None
                 if len(batch) == 1:
                     raise RunError(f"out of GPU memory even for a single image: use a smaller {option('size')} or "
                                    "model") from None
