@@ -20,7 +20,11 @@ from tests.helpers import make_png, run_cli
 from tests.test_a1111 import _b64, app, sdapi, service, serve_journal  # noqa: F401 - the A1111 server fixtures
 from workshop.runner.hires import a1111_upscale
 from workshop.runner.runs import list_runs, load_run
-from workshop.runner.sd_upscale import Tiling
+from workshop.contract import GivenOptions, RunParams, Spec
+from workshop.errors import RunError
+from workshop.runner.options import resolve
+from workshop.runner.sd_upscale import Tiling, params as sd_upscale_params
+from workshop.settings import Settings
 
 TINY = ("--model", "tiny", "--clip", "none", "--size", "64x64", "--json")
 
@@ -145,6 +149,17 @@ def test_bad_values_are_one_line_and_nothing_is_written(init, tmp_path, capsys, 
     code, _, err = run_cli(capsys, "generate", "a red circle", *TINY, "--steps", "2", "--journal", str(j), *args)
     assert code != 0 and says in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert not j.exists()
+
+
+def test_a_specs_params_give_it_and_flags_win(init):
+    spec = Spec(prompt="p", params=RunParams(sd_upscale=2, sd_upscale_overlap=8, sd_upscale_upscaler="nearest"))
+    options = resolve(spec, GivenOptions(init_image=str(init), size=(64, 64)), Settings())
+    assert (options.sd_upscale, options.sd_upscale_overlap, options.sd_upscale_upscaler) == (2, 8, "nearest")
+    assert sd_upscale_params(options, (48, 40))["sd_upscale_upscaler"] == "Nearest"  # (recorded by its A1111 name)
+    flagged = resolve(spec, GivenOptions(init_image=str(init), size=(64, 64), sd_upscale=1.5), Settings())
+    assert flagged.sd_upscale == 1.5
+    with pytest.raises(RunError, match="under 64"):
+        resolve(spec, GivenOptions(init_image=str(init), size=(64, 64), sd_upscale_overlap=64), Settings())
 
 
 def test_an_imported_a1111_sd_upscale_is_read_and_named_in_one_line_by_rerun(tmp_path, capsys):
