@@ -41,9 +41,9 @@ ITEMS = {
     "/prompt-styles": {"name", "prompt", "negative_prompt"},
     "/loras": {"name", "alias", "path", "metadata"},  # (A1111's built-in Lora extension's route)
 }
-#: Lists promptism has nothing for (no hypernetworks, face restorers, Real-ESRGAN weights, A1111 extensions or
-#: scripts' UI): A1111's empty answer.
-EMPTY = ("/hypernetworks", "/face-restorers", "/realesrgan-models", "/extensions", "/script-info")
+#: Lists promptism has nothing for (no hypernetworks, face restorers, Real-ESRGAN weights, A1111 extensions): A1111's
+#: empty answer.
+EMPTY = ("/hypernetworks", "/face-restorers", "/realesrgan-models", "/extensions")
 #: The POST routes that act on the server and answer an empty body.
 ACTIONS = ("/refresh-checkpoints", "/refresh-vae", "/refresh-embeddings", "/refresh-loras", "/reload-checkpoint",
            "/unload-checkpoint", "/interrupt", "/skip")
@@ -102,7 +102,11 @@ def test_every_route_answers_in_a1111s_shapes_and_only_with_the_token(sdapi, web
     assert all(set(e) == {"step", "sd_checkpoint", "sd_checkpoint_name", "shape", "vectors"}
                for e in embeddings["loaded"].values())
     assert set(_get(sdapi, "/memory").json()) == {"ram", "cuda"}
-    assert set(_get(sdapi, "/scripts").json()) == {"txt2img", "img2img"}
+    assert _get(sdapi, "/scripts").json() == {"txt2img": [], "img2img": ["sd upscale"]}  # (A1111's titles, lower case)
+    (script,) = _get(sdapi, "/script-info").json()
+    assert set(script) == {"name", "is_alwayson", "is_img2img", "args"} and script["name"] == "sd upscale"
+    assert [a["label"] for a in script["args"]] == ["info", "Tile overlap", "Upscaler", "Scale Factor"]
+    assert all(set(a) == {"label", "value", "minimum", "maximum", "step", "choices"} for a in script["args"])
     assert isinstance(_get(sdapi, "/cmd-flags").json(), dict)
     assert set(_get(sdapi, "/progress").json()) == {"progress", "eta_relative", "state", "current_image", "textinfo"}
     assert STATE <= set(_get(sdapi, "/progress").json()["state"])
@@ -110,9 +114,12 @@ def test_every_route_answers_in_a1111s_shapes_and_only_with_the_token(sdapi, web
         reply = _post(sdapi, route)
         assert reply.status_code == 200 and reply.json() in ({}, None), (route, reply.text)
     root = sdapi.url.removesuffix("/sdapi/v1")
-    assert httpx.get(f"{root}/internal/ping", auth=sdapi.auth).status_code == 200
-    for method, route in [("GET", "/options"), ("GET", "/sd-models"), ("POST", "/txt2img"), ("POST", "/png-info"),
-                          ("POST", "/refresh-checkpoints"), ("GET", "/progress")]:
+    assert httpx.get(f"{root}/internal/ping", auth=sdapi.auth).json() == {}  # (at the root, as A1111's)
+    assert httpx.get(f"{sdapi.url}/internal/ping", auth=sdapi.auth).status_code == 404
+    gets = [*ITEMS, *EMPTY, "/embeddings", "/memory", "/scripts", "/script-info", "/cmd-flags", "/options", "/progress"]
+    posts = [*ACTIONS, "/options", "/txt2img", "/img2img", "/png-info", "/interrogate", "/extra-single-image",
+             "/extra-batch-images", "/create/embedding", "/train/embedding"]
+    for method, route in [*(("GET", r) for r in gets), *(("POST", r) for r in posts)]:
         assert httpx.request(method, f"{sdapi.url}{route}", json={}).status_code == 401, route
         assert httpx.request(method, f"{sdapi.url}{route}", json={}, auth=("x", "wrong")).status_code == 401, route
     assert httpx.get(f"{root}/internal/ping").status_code == 401

@@ -41,12 +41,14 @@ DEFAULT_STRENGTH = 0.7  # A1111's denoising strength of the second pass, as its 
 STRENGTH_MAX = 0.999  # A1111 counts the second pass's schedule with the strength at most this
 
 
-def upscaler(name: str) -> str:
-    """An upscaler promptism has, by its A1111 name (any case); RunError naming those it has."""
-    found = next((u for u in UPSCALERS if u.lower() == name.strip().lower()), None)
+def upscaler(name: str, choices: tuple[str, ...] = UPSCALERS, what: str = "hires") -> str:
+    """An upscaler of ``choices`` (the hires fix's, or SD upscale's) by its A1111 name (any case); RunError naming
+    those there are."""
+    found = next((u for u in choices if u.lower() == name.strip().lower()), None)
     if found is None:
-        raise RunError(f"the hires upscaler {quoted(name)} is not one promptism has (those that need weights, as "
-                       f"R-ESRGAN or 4x-UltraSharp do, are not here): use one of {', '.join(UPSCALERS)}")
+        shown = quoted(name) if len(name) <= 80 else "of that name"
+        raise RunError(f"the {what} upscaler {shown} is not one promptism has (those that need weights, as R-ESRGAN "
+                       f"or 4x-UltraSharp do, are not here): use one of {', '.join(choices)}")
     return found
 
 

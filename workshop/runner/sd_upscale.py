@@ -30,9 +30,9 @@ import math
 from dataclasses import dataclass
 
 from journal.limits import pixel_limit
-from journal.text import quoted
 
 from ..errors import RunError, option
+from . import hires
 from .hires import a1111_upscale, upscale_size
 from .models import is_guided
 
@@ -42,13 +42,8 @@ DEFAULT_OVERLAP = 64  # A1111's UI's tile overlap
 
 
 def upscaler(name: str) -> str:
-    """An upscaler promptism has, by its A1111 name (any case); RunError naming those it has."""
-    found = next((u for u in UPSCALERS if u.lower() == name.strip().lower()), None)
-    if found is None:
-        shown = quoted(name) if len(name) <= 80 else "of that name"
-        raise RunError(f"the SD upscale upscaler {shown} is not one promptism has (those that need weights, as R-ESRGAN "
-                       f"or 4x-UltraSharp do, are not here): use one of {', '.join(UPSCALERS)}")
-    return found
+    """An upscaler SD upscale takes, by its A1111 name (any case); RunError naming those it takes."""
+    return hires.upscaler(name, UPSCALERS, "SD upscale")
 
 
 def made_size(size: tuple[int, int], scale: float, name: str) -> tuple[int, int]:

@@ -24,8 +24,8 @@ Decisions, where A1111 and promptism differ:
 - ``/loras`` gives each LoRA's ``metadata`` as ``{}`` (promptism does not read it); ``/embeddings`` lists the
   safetensors embeddings as loaded (their shape from the header) and pickled ones as skipped (the API never loads
   pickles); ``/sd-modules`` (Forge's route, not A1111's) lists the installs' VAEs; ``/prompt-styles`` reads the a1111
-  install's ``styles.csv``; ``/extensions``, ``/hypernetworks``, ``/face-restorers``, ``/realesrgan-models`` and
-  ``/script-info`` are empty. A1111's embedding and hypernetwork training routes (``/create/…``, ``/train/…``) are a
+  install's ``styles.csv``; ``/extensions``, ``/hypernetworks``, ``/face-restorers`` and ``/realesrgan-models``
+  are empty; ``/scripts`` and ``/script-info`` name SD upscale, img2img's one script promptism has. A1111's embedding and hypernetwork training routes (``/create/…``, ``/train/…``) are a
   422 saying promptism does not train them.
 """
 
@@ -52,7 +52,7 @@ from journal.journal import tool_version
 
 from ..errors import RunError
 from ..settings import Settings, load_settings
-from .a1111 import CLIP_SKIP, EMPHASIS, SD_VAE, BadValue, as_a1111
+from .a1111 import CLIP_SKIP, EMPHASIS, SD_UPSCALE, SD_VAE, BadValue, as_a1111
 
 CHECKPOINT = "sd_model_checkpoint"
 APPLIED = (CHECKPOINT, SD_VAE, CLIP_SKIP, EMPHASIS)  # what POST /options switches for later requests
@@ -445,6 +445,33 @@ class ScriptsList(BaseModel):
     img2img: list[str] = []
 
 
+class ScriptArg(BaseModel):
+    label: str | None = None
+    value: Any = None
+    minimum: Any = None
+    maximum: Any = None
+    step: Any = None
+    choices: list[str] | None = None
+
+
+class ScriptInfo(BaseModel):
+    name: str
+    is_alwayson: bool = False
+    is_img2img: bool
+    args: list[ScriptArg]
+
+
+def sd_upscale_info() -> ScriptInfo:
+    """A1111's script-info for SD upscale, the one script promptism has: its arguments as script_args takes them."""
+    from ..runner.sd_upscale import DEFAULT_OVERLAP, UPSCALERS
+
+    return ScriptInfo(name=SD_UPSCALE, is_img2img=True, args=[
+        ScriptArg(label="info", value=""), ScriptArg(label="Tile overlap", value=DEFAULT_OVERLAP, minimum=0,
+                                                     maximum=256, step=16),
+        ScriptArg(label="Upscaler", value=UPSCALERS[0], choices=list(UPSCALERS)),
+        ScriptArg(label="Scale Factor", value=2.0, minimum=1.0, maximum=4.0, step=0.05)])
+
+
 class MemoryResponse(BaseModel):
     ram: dict
     cuda: dict
@@ -653,8 +680,12 @@ def add_routes(api: APIRouter, service, *, interrupt=None) -> None:
 
         return [NameItem(name=name) for name in LATENT_MODES]
 
-    for path in ("/hypernetworks", "/face-restorers", "/realesrgan-models", "/script-info"):
+    for path in ("/hypernetworks", "/face-restorers", "/realesrgan-models"):
         api.add_api_route(path, _nothing, methods=["GET"], response_model=list[dict])
+
+    @api.get("/script-info", response_model=list[ScriptInfo])
+    async def get_script_info():
+        return [sd_upscale_info()]
 
     @api.get("/prompt-styles", response_model=list[PromptStyleItem])
     async def get_prompt_styles():
@@ -665,7 +696,7 @@ def add_routes(api: APIRouter, service, *, interrupt=None) -> None:
 
     @api.get("/scripts", response_model=ScriptsList)
     async def get_scripts():
-        return ScriptsList()
+        return ScriptsList(img2img=[SD_UPSCALE])
 
     @api.get("/memory", response_model=MemoryResponse)
     async def get_memory():
