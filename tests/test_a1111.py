@@ -450,8 +450,7 @@ def test_img2img_without_an_image_is_a_422_and_a_mask_inpaints_what_promptism_ma
     for changed, loc in [({"inpainting_fill": 4}, "inpainting_fill"), ({"mask": "%%%"}, "mask"),
                          ({"inpaint_full_res": True, "inpaint_full_res_padding": -1}, "inpaint_full_res_padding"),
                          ({"inpaint_full_res": True, "mask": _b64(mask.resize((40, 32)))}, "mask"),  # (another size)
-                         ({"inpaint_full_res": True, "mask": _b64(Image.new("L", (32, 32)))}, "mask"),  # (no white)
-                         ({"mask_blur": None, "mask_blur_x": 2, "mask_blur_y": 6}, "mask_blur_x")]:
+                         ({"inpaint_full_res": True, "mask": _b64(Image.new("L", (32, 32)))}, "mask")]:  # (no white)
         refused = httpx.post(url, json={**body, **changed}, timeout=300, auth=sdapi.auth)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", loc], refused.text
         assert "\n" not in refused.json()["detail"][0]["msg"]
@@ -463,6 +462,13 @@ def test_img2img_without_an_image_is_a_422_and_a_mask_inpaints_what_promptism_ma
     run = load_run(Journal.open(jdir), json.loads(made.json()["info"])["promptism_run"])
     p = run.record.params
     assert (p.mask_blur, p.mask_fill, p.mask_invert) == (2, "fill", None) and p.mask.endswith(".png")
+    assert "Mask blur: 2" in json.loads(made.json()["info"])["infotexts"][0]
+    apart = httpx.post(url, json={**body, "mask_blur": None, "mask_blur_x": 0, "mask_blur_y": 6}, timeout=300,
+                       auth=sdapi.auth)  # (A1111 blurs across, then down, each by its own)
+    assert apart.status_code == 200, apart.text
+    p = load_run(Journal.open(jdir), json.loads(apart.json()["info"])["promptism_run"]).record.params
+    assert (p.mask_blur, p.mask_blur_y) == (0, 6)
+    assert "Mask blur" not in json.loads(apart.json()["info"])["infotexts"][0]  # (as A1111: its mask_blur is None)
 
 
 def test_unknown_fields_are_ignored(sdapi, jdir):

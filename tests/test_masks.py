@@ -1,7 +1,9 @@
 """Inpainting (``runner/masks.py``): ``--mask`` paints the mask's white part of the init image again and keeps the
 rest to the pixel; invert, blur and A1111's fills change what is painted; A1111's "only masked" (``--mask-area
-masked``) paints the mask's box and keeps the init image's size; recorded, rerun byte for byte; bad input one line,
-nothing written."""
+masked``) paints the mask's box and keeps the init image's size; the blur is OpenCV's (A1111's), across and down
+apart, the whole picture's overlay the blurred mask doubled, the fill through the blurred mask, and a 4-channel UNet's
+latents kept where A1111's rounded latent mask keeps them; recorded, rerun byte for byte; bad input one line, nothing
+written."""
 
 from __future__ import annotations
 
@@ -10,8 +12,9 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from journal import Journal
-from tests.helpers import images_of, run_cli
-from workshop.runner.masks import crop_box, filled, fitted
+from tests.helpers import run_cli, tiny_pipeline
+from workshop.runner.masks import (Mask, Prepared, blurred, crop_box, filled, fitted, grey, inpainting, latent_mask,
+                                   overlaid, prepared)
 from workshop.runner.runs import list_runs
 
 
@@ -73,7 +76,7 @@ def test_only_the_masked_area_is_painted_at_the_run_size_and_the_image_keeps_the
     j = tmp_path / "j"
     run, out = _made(capsys, j, "--init-image", str(tmp_path / "init.png"), "--mask", str(tmp_path / "mask.png"),
                      "--mask-blur", "2", "--mask-area", "masked", "--mask-padding", "4")
-    kept = np.asarray(_box(40, 30, 56, 46, size=(96, 80)).filter(ImageFilter.GaussianBlur(2))) == 0
+    kept = blurred(blurred(np.asarray(_box(40, 30, 56, 46, size=(96, 80))), 2, 1), 2, 0) == 0
     original = np.asarray(init, dtype=int)
     assert out.shape == (80, 96, 3)  # the init image's size, not --size's 64x64
     assert (out[kept] == original[kept]).all() and (out[34:42, 44:52] != original[34:42, 44:52]).any()
@@ -103,8 +106,9 @@ def test_latent_fills_start_from_the_seeds_noise_or_nothing_and_batch_as_alone(p
     assert runs["latent-noise"].record.params.mask_fill == "latent-noise"
     for fill in ("latent-noise", "latent-nothing"):  # each image alone, and seed 6 first: the same bytes
         alone, _ = _made(capsys, j, *common, "--mask-fill", fill, "--max-batch", "1", seeds=("--seeds", "6,5"))
-        by_seed = {c.seed: run_image for c, run_image in zip(alone.record.cells, images_of(alone))}
-        assert [by_seed[c.seed] for c in runs[fill].record.cells] == images_of(runs[fill])
+        by_seed = {c.seed: np.asarray(Image.open(alone.image(c)), dtype=int) for c in alone.record.cells}
+        for c, batched in zip(runs[fill].record.cells, made[fill]):  # (a batch's float sums may round a value apart)
+            assert np.abs(by_seed[c.seed] - batched).max() <= 1
 
 
 def test_the_masked_part_is_painted_again_and_the_rest_kept_to_the_pixel(pictures, tmp_path, capsys):
@@ -140,9 +144,98 @@ def test_fill_spreads_the_colours_round_the_mask_over_it(pictures):
     assert abs(centre - np.array([220, 80, 40])).sum() > 30 and centre.min() > 20
 
 
+def test_the_blur_is_opencvs_to_the_bit_across_then_down():
+    # OpenCV 4.10's and 5.1's cv2.GaussianBlur(m, (2*int(2.5*s + 0.5) + 1, 1), s) (A1111's call) gave these:
+    row = np.zeros((1, 9), np.uint8)
+    row[0, 4] = 255
+    assert blurred(row, 1, axis=1).tolist() == [[0, 1, 14, 62, 102, 62, 14, 1, 0]]
+    edge = np.zeros((1, 6), np.uint8)  # a kernel of 11 on 6 pixels: mirrored about the edges, again and again
+    edge[0, 0] = 255
+    assert blurred(edge, 2, axis=1).tolist() == [[52, 45, 31, 17, 7, 4]]
+    dot = np.zeros((5, 5), np.uint8)
+    dot[2, 2] = 255
+    assert blurred(blurred(dot, 2, axis=1), 1, axis=0).tolist() == [  # 2 across, then 1 down
+        [7, 7, 7, 7, 7], [15, 16, 16, 16, 15], [25, 26, 26, 26, 25], [15, 16, 16, 16, 15], [7, 7, 7, 7, 7]]
+    assert blurred(row, 0, axis=1) is row
+    pillow = np.asarray(Image.fromarray(row).filter(ImageFilter.GaussianBlur(1)))
+    assert pillow.tolist() != blurred(blurred(row, 1, 1), 1, 0).tolist()  # (what promptism blurred with before)
+
+
+def test_the_whole_pictures_overlay_is_the_blurred_mask_doubled_and_the_fill_goes_through_the_blurred_mask(pictures):
+    init_path, mask_path = pictures
+    init = Image.open(init_path).convert("RGB")
+    made = prepared(Mask(mask_path, blur=4, fill="fill"), init, 64, 64)
+    soft = np.asarray(made.mask, dtype=int)
+    assert soft.tolist() == blurred(blurred(np.asarray(Image.open(mask_path)), 4, 1), 4, 0).tolist()
+    assert (np.asarray(made.overlay, dtype=int) == np.minimum(soft * 2, 255)).all()
+    assert np.asarray(made.start).tolist() == np.asarray(filled(init, made.mask)).tolist()
+    assert np.asarray(made.start).tolist() != np.asarray(filled(init, Image.open(mask_path))).tolist()
+    import torch
+
+    black = torch.zeros(1, 3, 64, 64)  # painted black: black wherever the blurred mask is half white or more
+    out = (overlaid(black, made)[0].permute(1, 2, 0).numpy() * 255).round()
+    assert (soft >= 128).any() and (out[soft >= 128] == 0).all()
+    halfway = (soft > 0) & (soft < 128)
+    assert (out[halfway] > 0).any() and (out[soft == 0] == np.asarray(init)[soft == 0]).all()
+
+
+def test_a_mask_with_transparency_is_read_by_its_alpha_as_a1111_reads_a_drawn_one():
+    drawn = Image.new("RGBA", (4, 1), (0, 0, 0, 0))
+    drawn.putdata([(0, 0, 0, 0), (0, 0, 0, 128), (0, 0, 0, 129), (10, 10, 10, 255)])
+    assert list(grey(drawn).getdata()) == [0, 0, 255, 255]  # (more than half opaque: painted, whatever its colour)
+    opaque = Image.new("RGBA", (2, 1), (255, 255, 255, 255))
+    assert list(grey(opaque).getdata()) == [255, 255]  # (no transparency: its grey)
+
+
+def test_a_blur_across_and_another_down_is_made_recorded_and_rerun(pictures, tmp_path, capsys):
+    init_path, mask_path = pictures
+    j = tmp_path / "j"
+    run, out = _made(capsys, j, "--init-image", str(init_path), "--mask", str(mask_path), "--mask-blur", "0,6")
+    p = run.record.params
+    assert (p.mask_blur, p.mask_blur_y) == (0, 6)
+    init = np.asarray(Image.open(init_path), dtype=int)
+    assert (out[24:41, 8:20] == init[24:41, 8:20]).all()  # beside the square: not blurred across, kept
+    assert (out[18:24, 28:36] != init[18:24, 28:36]).any()  # above it: blurred down, painted in part
+    same, _ = _made(capsys, j, "--init-image", str(init_path), "--mask", str(mask_path), "--mask-blur", "4")
+    assert (same.record.params.mask_blur, same.record.params.mask_blur_y) == (4, None)
+    code, _, err = run_cli(capsys, "accept", run.id, "--title", "Blurred down", "--journal", str(j))
+    assert code == 0, err
+    code, out_text, err = run_cli(capsys, "rerun", "1", "--verify", "--journal", str(j))
+    assert code == 0 and "identical" in out_text + err, out_text + err
+
+
+def test_a_4_channel_unet_keeps_the_latents_where_a1111s_rounded_latent_mask_keeps_them(pictures):
+    from diffusers import AutoPipelineForInpainting
+
+    init = Image.open(pictures[0]).convert("RGB")
+    dots = np.zeros((64, 64), np.uint8)
+    dots[0:64:2, 0:32:2] = 255  # the left half: every other pixel's every other row (diffusers: painted; A1111: kept)
+    dots[16:48, 40:56] = 255  # a square on the right, painted by both
+    mask = Image.fromarray(dots)
+    latents = latent_mask(mask, 32, 32)
+    assert (latents[:, :16] == 0).all() and (latents[8:24, 21:27] == 1).all()
+    pipe = AutoPipelineForInpainting.from_pipe(tiny_pipeline())
+    assert pipe.unet.config.in_channels == 4
+
+    def final(white):
+        made = Prepared(init, white, init, white)
+        with inpainting(pipe, made, [5], "original"):
+            return pipe("a red circle", image=init, mask_image=white, strength=0.75, num_inference_steps=3,
+                        generator=torch.Generator("cpu").manual_seed(5), output_type="latent", width=64,
+                        height=64).images
+
+    import torch
+
+    nothing, painted = final(Image.new("L", (64, 64), 0)), final(mask)
+    assert torch.equal(painted[..., :16], nothing[..., :16])  # the init image's own latents (diffusers' painted them)
+    assert not torch.equal(painted[..., 21:27], nothing[..., 21:27])
+
+
 @pytest.mark.parametrize("args, said", [
     (("--mask", "MASK"), "--mask marks what of the init image to paint again: give --init-image"),
     (("--init-image", "INIT", "--mask", "MASK", "--mask-blur", "99"), "mask blur is 0 to 64 pixels, not 99"),
+    (("--init-image", "INIT", "--mask", "MASK", "--mask-blur", "2,65"), "mask blur is 0 to 64 pixels, not 65"),
+    (("--init-image", "INIT", "--mask", "MASK", "--mask-blur", "2x4"), "mask blur '2x4': write pixels, N (across"),
     (("--init-image", "INIT", "--mask", "MASK", "--mask-fill", "noise"),
      "mask fill 'noise': use original, fill, latent-noise or latent-nothing"),
     (("--init-image", "INIT", "--mask", "MASK", "--mask-area", "box"), "mask area 'box': use whole"),

@@ -75,6 +75,7 @@ class RunParams(Contract):
     init_image: Named | None = None  # a path (a spec file's is relative to the file) or #N[:K]
     mask: Named | None = None  # inpainting: an image whose white marks what of the init image to paint again
     mask_blur: Whole | None = None
+    mask_blur_y: Whole | None = None  # down, where it differs from mask_blur (across)
     mask_invert: Flag | None = None
     mask_fill: Named | None = None  # original, fill, latent-noise or latent-nothing (A1111's masked content)
     mask_area: Named | None = None  # whole (the whole picture) or masked (A1111's "only masked")
@@ -143,7 +144,8 @@ class GivenOptions(Contract):
     init_image: Named | None = None  # a path, or "#N[:K]" for experiment N's image K
     strength: Number | None = None
     mask: Named | None = None  # inpainting (runner/masks.py): a path, or "#N[:K]"; white is painted again
-    mask_blur: Whole | None = None  # A1111's mask blur (default 4)
+    mask_blur: Whole | None = None  # A1111's mask blur (default 4), across and down
+    mask_blur_y: Whole | None = None  # down, where it differs (A1111's mask_blur_y)
     mask_invert: Flag | None = None  # paint the black part instead
     mask_fill: Named | None = None  # A1111's masked content: original (default), fill, latent-noise, latent-nothing
     mask_area: Named | None = None  # A1111's inpaint area: whole (default) or masked ("only masked")

@@ -57,8 +57,8 @@ def run_options(fn):
         click.option("--strength", type=float, help="How far to move from the init image (0–1], default 0.75; diffusion models only."),
         click.option("--mask", help="Inpaint: an image whose white marks what of the init image to paint again (a file, "
                      "or #N / #N:K); the rest is kept."),
-        click.option("--mask-blur", type=int, help="Blur the mask's edge by this many pixels (A1111's mask blur; "
-                     "default 4)."),
+        click.option("--mask-blur", metavar="N|X,Y", help="Blur the mask's edge by this many pixels (A1111's mask "
+                     "blur; default 4), or by X across and Y down."),
         click.option("--mask-invert/--no-mask-invert", default=None, help="Paint the mask's black part instead."),
         click.option("--mask-fill", help="What the masked part starts from (A1111's masked content): original (the "
                      "init image; default), fill (the colours round it), latent-noise or latent-nothing (its latents "
@@ -152,7 +152,7 @@ def given_options(opts: dict):
     values = dict(model=opts["model"], steps=opts["steps"], guidance=opts["guidance"],
                   size=parse_size(opts["size"]) if opts["size"] is not None else None,
                   init_image=opts["init_image"], strength=opts["strength"], sampler=opts["sampler"],
-                  mask=opts["mask"], mask_blur=opts["mask_blur"], mask_invert=opts["mask_invert"],
+                  mask=opts["mask"], **_blurs(opts["mask_blur"]), mask_invert=opts["mask_invert"],
                   mask_fill=opts["mask_fill"], mask_area=opts["mask_area"], mask_padding=opts["mask_padding"],
                   clip_skip=opts["clip_skip"], emphasis=opts["emphasis"], vae=opts["vae"], tiling=opts["tiling"],
                   variation_seed=opts["variation_seed"], variation_strength=opts["variation_strength"],
@@ -171,6 +171,16 @@ def given_options(opts: dict):
         if problem.kind == "blank":
             raise click.BadParameter("it is empty: give a value or leave the flag out", param_hint=flag) from None
         raise click.BadParameter(f"it must be {problem.wanted}, not {quoted(problem.given)}", param_hint=flag) from None
+
+
+def _blurs(text: str | None) -> dict:
+    """``--mask-blur`` N or X,Y as GivenOptions' mask_blur and mask_blur_y (RunError, one line, for what is neither)."""
+    from ..runner.options import parse_blur
+
+    if text is None:
+        return {"mask_blur": None}
+    across, down = parse_blur(text)
+    return {"mask_blur": across, "mask_blur_y": down}
 
 
 def absolute(given):

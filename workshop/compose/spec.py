@@ -13,9 +13,9 @@ a GridSpec.
     model = "shapes"
     [params]                          # the run flags' settings (flags win); unknown keys are refused
     steps = 12                        # also guidance, size = "64x64", strength, init_image, max_batch, clip, sampler,
-                                      # mask, mask_blur, mask_invert, mask_fill, mask_area, mask_padding, clip_skip, emphasis, vae,
-                                      # tiling, variation_seed, variation_strength, hires…, sd_upscale, sd_upscale_overlap,
-                                      # sd_upscale_upscaler
+                                      # mask, mask_blur, mask_blur_y, mask_invert, mask_fill, mask_area, mask_padding, clip_skip,
+                                      # emphasis, vae, tiling, variation_seed, variation_strength, hires…, sd_upscale,
+                                      # sd_upscale_overlap, sd_upscale_upscaler
     [axes]
     y = "guidance=3,7.5"
 

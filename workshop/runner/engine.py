@@ -33,7 +33,7 @@ from .emphasis_encoder import A1111Encoder, WeightedEncoder, a1111_encode, famil
 from .emphasis_encoder import encode as weights_encode
 from .embeddings import installed as installed_embeddings, load as load_embeddings
 from .hires import Hires, second_pass, upscale_alone
-from .masks import Mask, latent_fill, overlaid, prepared
+from .masks import Mask, inpainting, overlaid, prepared
 from .loras import activate
 from .models import A1111
 from .pixels import eight_bit, host_pixels
@@ -271,7 +271,7 @@ class Engine:
                           width=first.width, height=first.height)
         if self.hires is not None:  # the first pass's latents (or pixels) go on to the second pass
             kwargs["output_type"] = self.hires.first_output
-        filling = latent_fill(pipe, made, [j.seed for j in jobs], first.mask.fill) if first.mask else nullcontext()
+        filling = inpainting(pipe, made, [j.seed for j in jobs], first.mask.fill) if first.mask else nullcontext()
         with torch.inference_mode(), circular(pipe, self.tiling):
             with filling:
                 images = pipe(**kwargs).images

@@ -62,7 +62,7 @@ def _jobs(cells: list[CellRecord], params: ParamsRecord, init: Init | None, mask
     makes it as it would have been); with the run's mask (inpainting) and its recorded settings where it has one."""
     steps = {c.index: c.steps if in_full or c.steps_done is None else c.steps_done for c in cells}
     masked = Mask(mask.path, params.mask_blur or 0, bool(params.mask_invert), params.mask_fill or "original",
-                  params.mask_area or "whole", params.mask_padding or 0) if mask else None
+                  params.mask_area or "whole", params.mask_padding or 0, params.mask_blur_y) if mask else None
     return [Job(c.index, c.prompt, c.negative, c.seed, steps[c.index], c.guidance, c.width or params.width,
                 c.height or params.height, (params.strength if c.strength is None else c.strength) if init else None,
                 init.path if init else None, c.sampler, c.model, masked) for c in cells]
@@ -73,7 +73,8 @@ def _mask_params(mask: Init | None, options: RunOptions) -> dict:
     if mask is None:
         return {}
     return {"mask": mask.given, "mask_sha256": sha256_file(mask.path),
-            "mask_blur": DEFAULT_BLUR if options.mask_blur is None else options.mask_blur,
+            "mask_blur": (blur := DEFAULT_BLUR if options.mask_blur is None else options.mask_blur),
+            "mask_blur_y": None if options.mask_blur_y in (None, blur) else options.mask_blur_y,
             "mask_invert": options.mask_invert or None, "mask_fill": fill_name(options.mask_fill or "original"),
             **({"mask_area": "masked", "mask_padding": DEFAULT_PADDING if options.mask_padding is None else
                 options.mask_padding} if area_name(options.mask_area) == "masked" else {})}

@@ -1,23 +1,29 @@
-"""Inpainting as A1111's img2img with a mask makes it (its "Inpaint"): the mask's white is painted again, its black
-kept (``invert``: the other way round); the mask is blurred by ``blur`` pixels (A1111's mask blur, 4 by default).
+"""Inpainting as A1111's img2img with a mask makes it (its "Inpaint"), to the pixel: the mask's white is painted
+again, its black kept (``invert``: the other way round; a mask with transparency: its alpha, as A1111 reads a drawn
+one); the mask is blurred at its own size by ``blur`` pixels across and ``blur_y`` down (A1111's mask blur, 4 by
+default: OpenCV's Gaussian blur, made here in numpy to its bit, ``blurred``), then resized to the run's size.
 
 What the masked part starts from (A1111's "Masked content", ``fill``): the init image as it is (``original``); the
-colours round it spread over it (``fill``: coarse to fine blurs of the unmasked part: no trace of what was there);
-or, in the latents the init image encodes to, noise drawn from the image's own seed (``latent-noise``) or zeros
-(``latent-nothing``) where the mask, at the latents' size and rounded, is white (``latent_fill``; A1111 spreads the
-colours over the pixels first for these two as well).
+colours round it spread over it (``fill``: A1111's coarse to fine blurs of the unmasked part, through the blurred
+mask); or, in the latents the init image encodes to, noise drawn from the image's own seed (``latent-noise``) or
+zeros (``latent-nothing``) where the blurred mask, at the latents' size and rounded, is white (``latent_fill``; A1111
+spreads the colours over the pixels first for these two as well). A model without an inpainting UNet keeps the init
+latents where that same rounded mask is black (A1111's ``mask``; diffusers' own is the mask made 0 or 1 at the
+image's size, then taken at every eighth pixel: ``inpainting``).
 
 Where it paints (A1111's "Inpaint area", ``area``): the whole picture at the run's size (``whole``), or ``masked``
 (A1111's "Only masked"): the blurred mask's bounding box, ``padding`` pixels wider on each side, widened to the run's
 proportions and kept within the image (``crop_box``), is cut from the init image and the mask, resized to the run's
 size (``fitted``: A1111's "resize and fill"), painted, and resized back into the box (``covered``: its "crop and
 resize"); the image made is the init image's size. diffusers' inpainting pipeline — made from the model's own parts,
-so any SD 1.x/2.x or SDXL model inpaints — denoises the masked part; and the result is laid over the init image
-through the blurred mask, so what is not masked keeps its pixels."""
+so any SD 1.x/2.x or SDXL model inpaints — denoises the masked part; and the result, in 8 bits, is laid over the init
+image as A1111 lays it (Pillow's alpha compositing) through the blurred mask — doubled (clipped at white) for the
+whole picture, as it is for the masked area — so what is not masked keeps its pixels."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import math
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,17 +36,18 @@ AREAS = ("whole", "masked")  # A1111's inpaint area: whole picture, only masked
 DEFAULT_BLUR = 4
 DEFAULT_PADDING = 32  # A1111's "Only masked padding, pixels" in its UI (its API's default is 0)
 BLUR_MAX = 64
-_FILL_RADII = (256, 64, 16, 4, 2, 0)  # coarse to fine: each finer spread drawn over the coarser
+_FILL_PASSES = ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1))  # A1111's: coarse to fine, radius and times
 
 
 @dataclass(frozen=True)
 class Mask:
     path: Path
-    blur: int = DEFAULT_BLUR
+    blur: int = DEFAULT_BLUR  # across (A1111's mask_blur_x)
     invert: bool = False
     fill: str = "original"
     area: str = "whole"
     padding: int = 0  # (masked area only)
+    blur_y: int | None = None  # down (A1111's mask_blur_y); None: as ``blur``
 
 
 @dataclass(frozen=True)
@@ -56,25 +63,31 @@ class Prepared:
     box: tuple[int, int, int, int] | None = None
 
 
-def sharp_mask(mask: Mask, size: tuple[int, int] | None = None) -> Image.Image:
-    """The mask as given (at ``size``, where given), grey, inverted where asked."""
+def sharp_mask(mask: Mask) -> Image.Image:
+    """The mask as given, grey (``grey``), inverted where asked."""
     from journal.images import open_image
 
-    sharp = open_image(mask.path).convert("L")
-    if size is not None:
-        sharp = sharp.resize(size, Image.LANCZOS)
+    sharp = grey(open_image(mask.path))
     return ImageOps.invert(sharp) if mask.invert else sharp
+
+
+def grey(mask: Image.Image) -> Image.Image:
+    """A mask image as A1111 reads one: one with transparency by its alpha (more than half opaque: white), as its
+    canvas draws masks; any other by its grey."""
+    if mask.mode == "RGBA" and mask.getextrema()[-1] != (255, 255):
+        return mask.getchannel("A").point(lambda a: 255 if a > 128 else 0)
+    return mask.convert("L")
 
 
 def prepared(mask: Mask, init: Image.Image, width: int, height: int) -> Prepared:
     """The pipeline's start image and mask for ``init`` (at the run's size for the whole picture; as it is for the
     masked area), and what its images are laid over."""
+    blurred = _blurred(sharp_mask(mask), mask)
     if mask.area == "whole":
-        sharp = sharp_mask(mask, init.size)
-        blurred = _blurred(sharp, mask.blur)
-        start = filled(init, sharp) if mask.fill != "original" else init
-        return Prepared(start, blurred, init, blurred)
-    blurred = _blurred(sharp_mask(mask), mask.blur)
+        blurred = blurred.resize(init.size, Image.LANCZOS)
+        start = filled(init, blurred) if mask.fill != "original" else init
+        doubled = Image.fromarray(np.minimum(np.asarray(blurred, dtype=np.uint16) * 2, 255).astype(np.uint8))
+        return Prepared(start, blurred, init, doubled)
     box = crop_box(blurred, mask.padding, width, height)
     if box is None:  # (refused before a run starts: refusal)
         raise ValueError("the mask has no white")
@@ -94,14 +107,61 @@ def refusal(init: Image.Image, mask: Image.Image, *, invert: bool, area: str) ->
     if mask.size != init.size:
         return (f"the mask is {mask.width}x{mask.height} and the init image {init.width}x{init.height}: the masked area "
                 "is found in the mask and cut from the init image, so give a mask of the init image's size")
-    grey = mask.convert("L")
-    if (ImageOps.invert(grey) if invert else grey).getbbox() is None:
+    white = grey(mask)
+    if (ImageOps.invert(white) if invert else white).getbbox() is None:
         return "the mask has no white: there is nothing to paint (invert it, or leave out the mask for plain img2img)"
     return None
 
 
-def _blurred(sharp: Image.Image, blur: int) -> Image.Image:
-    return sharp.filter(ImageFilter.GaussianBlur(blur)) if blur else sharp
+def _blurred(sharp: Image.Image, mask: Mask) -> Image.Image:
+    """``sharp`` blurred across by ``mask.blur`` pixels, then down by ``mask.blur_y`` (A1111's mask blur)."""
+    values = np.asarray(sharp)
+    values = blurred(values, mask.blur, axis=1)
+    values = blurred(values, mask.blur if mask.blur_y is None else mask.blur_y, axis=0)
+    return Image.fromarray(values)
+
+
+def blurred(values: np.ndarray, sigma: int, axis: int) -> np.ndarray:
+    """8-bit ``values`` blurred along ``axis`` as A1111 blurs a mask: OpenCV's ``GaussianBlur`` with a kernel
+    2·int(2.5·sigma + 0.5) + 1 long and that sigma, to its bit. OpenCV blurs 8-bit images in fixed point: the
+    kernel's weights (exp(-d²/2σ²), summing to 1) are made whole 256ths, each rounded with the rounding error of the
+    ones before carried on to it, the middle one taking what makes them 256; each output is the weighted sum of
+    its neighbours, the edge mirrored without repeating its last pixel (BORDER_REFLECT_101), plus 128, over 256.
+    A sigma of 0: no blur."""
+    if sigma <= 0:
+        return values
+    weights = _kernel(2 * int(2.5 * sigma + 0.5) + 1, sigma)
+    reach = len(weights) // 2
+    moved = np.moveaxis(values.astype(np.int64), axis, -1)
+    n = moved.shape[-1]
+    at = np.arange(-reach, n + reach)
+    if n == 1:
+        at = np.zeros_like(at)
+    else:  # mirrored about the first and last pixels, as often as the kernel is longer than the image
+        at = np.abs(at) % (2 * n - 2)
+        at = np.where(at >= n, 2 * n - 2 - at, at)
+    padded = moved[..., at]
+    total = np.zeros(moved.shape, np.int64)
+    for i, weight in enumerate(weights):
+        total += weight * padded[..., i : i + n]
+    return np.moveaxis(((total + 128) >> 8).clip(0, 255).astype(np.uint8), -1, axis)
+
+
+def _kernel(size: int, sigma: float) -> list[int]:
+    """OpenCV's bit-exact Gaussian kernel of ``size`` (odd) for 8-bit images, in 256ths (see ``blurred``)."""
+    half = size // 2
+    scale = -0.125 / (sigma * sigma)  # (x runs over even numbers 1-size .. size-1: x² is 4d²)
+    values = [math.exp(float(x * x) * scale) for x in range(1 - size, 0, 2)]
+    share = 1.0 / (sum(values) * 2 + 1.0)
+    weights, carried, given = [0] * size, 0.0, 0
+    for i, value in enumerate(values):
+        exact = value * share * 256 + carried
+        whole = round(exact)  # (to even, as OpenCV's cvRound)
+        carried = exact - whole
+        weights[i] = weights[size - 1 - i] = whole
+        given += whole
+    weights[half] = 256 - 2 * given
+    return weights
 
 
 def crop_box(mask: Image.Image, padding: int, width: int, height: int) -> tuple[int, int, int, int] | None:
@@ -172,32 +232,27 @@ def _covered_floats(channel: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def filled(image: Image.Image, mask: Image.Image) -> Image.Image:
-    """``image`` with its masked part (``mask``'s white) painted with the colours round it: the unmasked part, with
-    its weights, blurred at each radius, the finer over the coarser where they reach."""
-    keep = 1.0 - np.asarray(mask, dtype=np.float32)[..., None] / 255
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-    out = rgb * keep
-    for radius in _FILL_RADII:
-        colour, weight = (_blur(rgb * keep, radius), _blur(keep, radius)) if radius else (rgb * keep, keep)
-        spread = colour / np.maximum(weight, 1e-6)
-        reach = np.clip(weight * 2, 0, 1)  # where the unmasked part is near enough to say
-        out = out * (1 - reach) + spread * reach
-    out = rgb * keep + out * (1 - keep)
-    return Image.fromarray((out.clip(0, 1) * 255).round().astype(np.uint8))
-
-
-def _blur(values: np.ndarray, radius: int) -> np.ndarray:
-    """A Gaussian blur of channels in 0..1 (each as an 8-bit image: Pillow blurs those)."""
-    channels = [Image.fromarray((values[..., c] * 255).round().astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius))
-                for c in range(values.shape[-1])]
-    return np.stack([np.asarray(c, dtype=np.float32) / 255 for c in channels], axis=-1)
+    """``image`` with its masked part (``mask``'s white: the blurred mask) painted with the colours round it, as
+    A1111's fill makes it: the unmasked part as the opaque part of a premultiplied picture, blurred at each radius
+    (Pillow's Gaussian blur) and laid over what the coarser ones made, the finer more times."""
+    unmasked = Image.new("RGBa", image.size)
+    unmasked.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L")))
+    out = Image.new("RGBA", image.size)
+    for radius, times in _FILL_PASSES:
+        layer = unmasked.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(times):
+            out.alpha_composite(layer)
+    return out.convert("RGB")
 
 
 def overlaid(images, made: Prepared):
     """The pipeline's images (``output_type="pt"``: N×3×H×W in 0..1) — resized back into the crop box, where only the
-    masked area was painted — laid over the init image through the blurred mask: A1111's overlay, which keeps the
-    unmasked pixels as they were."""
+    masked area was painted — made 8-bit (as every image is: ``pixels.eight_bit``) and laid over the init image as
+    A1111 lays them: the init image, transparent where ``made.overlay`` is white, alpha-composited over them (Pillow),
+    which keeps the unmasked pixels as they were. Floats again (whole 255ths), for the writer."""
     import torch
+
+    from .pixels import eight_bit
 
     if made.box is not None:
         x1, y1, x2, y2 = made.box
@@ -206,9 +261,58 @@ def overlaid(images, made: Prepared):
         for n, c in np.ndindex(floats.shape[:2]):
             canvas[n, c, y1:y2, x1:x2] = _covered_floats(floats[n, c], x2 - x1, y2 - y1)
         images = torch.from_numpy(canvas.clip(0, 1)).to(images)
-    alpha = torch.from_numpy(np.asarray(made.overlay, dtype=np.float32) / 255)[None, None].to(images)
-    base = torch.from_numpy(np.asarray(made.base.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)[None].to(images)
-    return images * alpha + base * (1 - alpha)
+    cover = Image.new("RGBa", made.base.size)
+    cover.paste(made.base.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(made.overlay))
+    cover = cover.convert("RGBA")
+    out = []
+    for pixels in eight_bit(images).permute(0, 2, 3, 1).cpu().numpy():
+        image = Image.fromarray(pixels).convert("RGBA")
+        image.alpha_composite(cover)
+        out.append(np.asarray(image.convert("RGB")))
+    return (torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255).to(images.device)
+
+
+def latent_mask(mask: Image.Image, width: int, height: int) -> np.ndarray:
+    """A1111's mask of the latents (1: painted): the blurred mask resized to the latents' ``width``×``height`` (Pillow's
+    bicubic), each value rounded to 0 or 1 (half to even)."""
+    return np.around(np.asarray(mask.resize((width, height), Image.BICUBIC), dtype=np.float32) / 255)
+
+
+@contextmanager
+def inpainting(pipe, made: Prepared, seeds: list[int], fill: str):
+    """Around one inpainting call of ``pipe``: A1111's latent fills (``latent_fill``) and, for a UNet of 4 input
+    channels (no inpainting model), the latents kept as the init image's where A1111 keeps them (``kept_latents``)."""
+    with ExitStack() as stack:
+        stack.enter_context(latent_fill(pipe, made, seeds, fill))
+        stack.enter_context(kept_latents(pipe, made))
+        yield
+
+
+@contextmanager
+def kept_latents(pipe, made: Prepared):
+    """A model without an inpainting UNet keeps the init image's latents (noised to each step's level) where the mask
+    of the latents is black: diffusers' mask for that is the pipeline's mask made 0 or 1 at the image's size and
+    then taken at every eighth pixel (nearest), A1111's is ``latent_mask``; its is given to the pipeline instead. An
+    inpainting UNet (9 channels) is given diffusers' own, which is A1111's for it (the mask rounded at the image's
+    size, then nearest)."""
+    unet = getattr(pipe, "unet", None)
+    if unet is None or unet.config.in_channels != 4:
+        yield
+        return
+    import torch
+
+    own = pipe.prepare_mask_latents
+
+    def prepare_mask_latents(*args, **kwargs):
+        mask, *rest = own(*args, **kwargs)
+        a1111 = torch.from_numpy(latent_mask(made.mask, mask.shape[-1], mask.shape[-2]))
+        return (a1111[None, None].to(mask).expand(mask.shape).contiguous(), *rest)
+
+    pipe.prepare_mask_latents = prepare_mask_latents
+    try:
+        yield
+    finally:
+        del pipe.prepare_mask_latents
 
 
 @contextmanager
@@ -231,8 +335,7 @@ def latent_fill(pipe, made: Prepared, seeds: list[int], fill: str):
             return own(*args, **kwargs)
         latents, noise, image_latents = own(*args, **{**kwargs, "return_noise": True, "return_image_latents": True})
         n, channels, lh, lw = image_latents.shape
-        keep = np.asarray(made.mask.resize((lw, lh), Image.BICUBIC), dtype=np.float32) / 255
-        white = torch.from_numpy(np.round(keep))[None, None].to(image_latents)
+        white = torch.from_numpy(latent_mask(made.mask, lw, lh))[None, None].to(image_latents)
         if fill == "latent-noise":
             drawn = torch.cat([randn_tensor((1, channels, lh, lw), generator=torch.Generator("cpu").manual_seed(seed),
                                             dtype=torch.float32) for seed in seeds])

@@ -42,7 +42,8 @@ class RunOptions(BaseModel):
     init_image: str | None = None  # a path, or "#N[:K]" for experiment N's image K (1-based; default the first)
     strength: float | None = None  # img2img with a diffusion model; default DEFAULT_STRENGTH
     mask: str | None = None  # inpainting (masks.py): a path, or "#N[:K]"; its white is painted again
-    mask_blur: int | None = None  # default masks.DEFAULT_BLUR, A1111's 4
+    mask_blur: int | None = None  # default masks.DEFAULT_BLUR, A1111's 4 (across, and down where mask_blur_y is None)
+    mask_blur_y: int | None = None  # down (A1111's mask_blur_y), where it differs
     mask_invert: bool = False
     mask_fill: str | None = None  # masks.FILLS; default "original"
     mask_area: str | None = None  # masks.AREAS; default "whole"
@@ -83,6 +84,17 @@ def suggest_size(width: int, height: int) -> str:
     return f"{w}x{h}"
 
 
+def parse_blur(text: str) -> tuple[int, int | None]:
+    """A mask blur: ``N`` (across and down), or ``X,Y`` (across, then down: A1111's mask_blur_x and _y); Y is None
+    where it is X."""
+    across, sep, down = text.partition(",")
+    if not across.strip().isdigit() or (sep and not down.strip().isdigit()):
+        raise RunError(f"mask blur {quoted(text)}: write pixels, N (across and down) or X,Y (across, then down), e.g. 4 "
+                       "or 4,8")
+    x, y = int(across), int(down) if sep else None
+    return x, None if y == x else y
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT`` (or with ``×``, as promptism itself writes sizes)."""
     width, sep, height = text.lower().replace("×", "x").partition("x")
@@ -103,6 +115,7 @@ def resolve(spec: Spec | None, given: GivenOptions, settings: Settings) -> RunOp
         size=given.size if given.size is not None else parse_size(params.size) if params.size is not None else None,
         init_image=_first(given.init_image, params.init_image), strength=_first(given.strength, params.strength),
         mask=_first(given.mask, params.mask), mask_blur=_first(given.mask_blur, params.mask_blur),
+        mask_blur_y=_first(given.mask_blur_y, params.mask_blur_y),
         mask_invert=bool(_first(given.mask_invert, params.mask_invert)), mask_fill=_first(given.mask_fill, params.mask_fill),
         mask_area=_first(given.mask_area, params.mask_area), mask_padding=_first(given.mask_padding, params.mask_padding),
         max_batch=_first(given.max_batch, params.max_batch, settings.max_batch),
@@ -174,7 +187,8 @@ def check_mask(options: RunOptions) -> None:
     and promptism makes."""
     from .masks import AREAS, BLUR_MAX, FILLS
 
-    others = [name for name, value in (("mask-blur", options.mask_blur), ("mask-fill", options.mask_fill),
+    others = [name for name, value in (("mask-blur", options.mask_blur), ("mask-blur", options.mask_blur_y),
+                                       ("mask-fill", options.mask_fill),
                                        ("mask-invert", options.mask_invert or None), ("mask-area", options.mask_area),
                                        ("mask-padding", options.mask_padding)) if value is not None]
     if options.mask is None:
@@ -186,8 +200,9 @@ def check_mask(options: RunOptions) -> None:
         raise RunError(f"{option('mask')} marks what of the init image to paint again: give {option('init-image')}")
     if is_guided(options.model):
         raise RunError(f"{option('mask')} is for diffusion models (inpainting): leave it out")
-    if options.mask_blur is not None and not 0 <= options.mask_blur <= BLUR_MAX:
-        raise RunError(f"mask blur is 0 to {BLUR_MAX} pixels, not {options.mask_blur}")
+    for blur in (options.mask_blur, options.mask_blur_y):
+        if blur is not None and not 0 <= blur <= BLUR_MAX:
+            raise RunError(f"mask blur is 0 to {BLUR_MAX} pixels, not {blur}")
     if options.mask_fill is not None and fill_name(options.mask_fill) not in FILLS:
         raise RunError(f"mask fill {quoted(options.mask_fill)}: use {', '.join(FILLS[:-1])} or {FILLS[-1]} (A1111's "
                        "masked content)")

@@ -61,6 +61,7 @@ class ParamsRecord(Record):
     mask: str | None = None  # inpainting: the mask as given (masks.py), its sha256, blur, invert and fill
     mask_sha256: str | None = None
     mask_blur: int | None = None
+    mask_blur_y: int | None = None  # (down, where it differs from mask_blur: across)
     mask_invert: bool | None = None
     mask_fill: str | None = None
     mask_area: str | None = None  # "masked": A1111's "only masked", with its padding (None: the whole picture)

@@ -28,7 +28,7 @@ Decisions, where A1111 and promptism differ:
   box, ``inpaint_full_res_padding`` wider, at width × height and returns images of the init image's size (as A1111);
   false paints the whole picture at width × height. ``inpainting_fill`` 0-3 (fill, original, latent noise, latent
   nothing; latent noise drawn from each image's own seed, where A1111 takes the first images' seeds for every batch),
-  ``mask_blur`` (or equal ``mask_blur_x`` / ``_y``) and ``inpainting_mask_invert``. A1111 finds the only-masked box in
+  ``mask_blur`` (or ``mask_blur_x`` across and ``mask_blur_y`` down) and ``inpainting_mask_invert``. A1111 finds the only-masked box in
   the mask and cuts it from the init image even where their sizes differ; promptism refuses such a mask with a 422,
   and one with no white (A1111 falls back to img2img), rather than paint the wrong part.
 - img2img's ``script_name`` "SD upscale" (any case, as A1111 matches it) with ``script_args`` ``[info, overlap,
@@ -290,13 +290,9 @@ class Img2ImgRequest(_Request):
         if not self.mask:
             return {}
         area = {"mask_area": "masked", "mask_padding": self.inpaint_full_res_padding} if self.inpaint_full_res else {}
-        blur = self.mask_blur
-        if blur is None:
-            if self.mask_blur_x != self.mask_blur_y:
-                raise BadValue(["mask_blur_x"], "promptism blurs a mask the same across and down: give mask_blur, or "
-                               "mask_blur_x equal to mask_blur_y")
-            blur = self.mask_blur_x
-        return {"mask_blur": blur, "mask_invert": bool(self.inpainting_mask_invert) or None,
+        across, down = (self.mask_blur, None) if self.mask_blur is not None else (self.mask_blur_x, self.mask_blur_y)
+        return {"mask_blur": across, "mask_blur_y": None if down == across else down,
+                "mask_invert": bool(self.inpainting_mask_invert) or None,
                 "mask_fill": ("fill", "original", "latent-noise", "latent-nothing")[self.inpainting_fill], **area}
 
 
@@ -640,7 +636,8 @@ def _mask_fields(p) -> dict:
     """The inpainting fields A1111 writes in an infotext (and only where it writes them)."""
     if p.mask is None:
         return {}
-    return {"Mask blur": p.mask_blur or None, "Mask mode": "Inpaint not masked" if p.mask_invert else None,
+    return {"Mask blur": None if p.mask_blur_y is not None else p.mask_blur or None,  # (A1111: none where X ≠ Y)
+            "Mask mode": "Inpaint not masked" if p.mask_invert else None,
             "Inpaint area": "Only masked" if p.mask_area == "masked" else None,
             "Masked area padding": p.mask_padding if p.mask_area == "masked" else None,
             "Masked content": {"fill": "fill", "latent-noise": "latent noise", "latent-nothing": "latent nothing"}.get(
