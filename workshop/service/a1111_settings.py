@@ -204,7 +204,7 @@ REFUSED = {
     "sdxl_refiner_high_aesthetic_score": "promptism uses diffusers' aesthetic scores",
     "sd3_enable_t5": "promptism loads an SD 3 checkpoint's T5 where the file has it",
     "sd_vae_encode_method": "promptism has no TAESD", "sd_vae_decode_method": "promptism has no TAESD",
-    "inpainting_mask_weight": "promptism does no inpainting", "initial_noise_multiplier": "promptism does not scale "
+    "inpainting_mask_weight": "promptism masks an inpainting model's image fully (A1111's 1.0)", "initial_noise_multiplier": "promptism does not scale "
     "img2img's noise", "img2img_extra_noise": "promptism adds no extra noise",
     "img2img_color_correction": "promptism does no colour correction", "img2img_fix_steps": "promptism runs "
     "img2img's steps as A1111's default does", "img2img_background_color": "promptism does not fill transparency",
