@@ -598,7 +598,8 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "all_subseeds": [_or(params.variation_seed, -1) for _ in cells], "subseed_strength": params.variation_strength or 0, "width": params.width, "height": params.height,
         "sampler_name": params.sampler or named(params.scheduler),
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
-        "face_restoration_model": None, "sd_model_name": record.model.id, "sd_model_hash": None, "sd_vae_name": vae_name,
+        "face_restoration_model": None, "sd_model_name": credited(run), "sd_model_hash": record.model.info.hash,
+        "sd_vae_name": vae_name,
         "sd_vae_hash": vae_hash, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.strength if params.strength is not None else params.hires_strength,
         "extra_generation_params": extra, "index_of_first_image": 0,
@@ -611,6 +612,12 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
 
 
+def credited(run: Run) -> str:
+    """The model as A1111 names it in info and infotexts: its credited name (an install's checkpoint by its name,
+    never the path it was asked for or loaded from, which stay private)."""
+    return run.record.model.info.id or run.record.model.id
+
+
 def _or(value, otherwise):
     return otherwise if value is None else value
 
@@ -619,7 +626,8 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
     p = run.record.params
     pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
-             "Size": f"{p.width}x{p.height}", "Model": run.record.model.id, "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
+             "Size": f"{p.width}x{p.height}", "Model hash": run.record.model.info.hash, "Model": credited(run),
+             "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
              "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
              "Variation seed strength": p.variation_strength,
              "Denoising strength": p.strength if p.strength is not None else p.hires_strength,

@@ -5,7 +5,7 @@ work. Added to the A1111 router by ``add_routes``; ``/internal/ping`` sits at th
 
 Decisions, where A1111 and promptism differ:
 - ``GET /options`` has every key of A1111 1.10's settings (``A1111_OPTIONS``: its defaults), with promptism's value
-  where it has one (``sd_model_checkpoint``: the ``model`` setting; ``randn_source``: CPU, promptism's generators;
+  where it has one (``sd_model_checkpoint``: the ``model`` setting, an install's checkpoint by its current title; ``randn_source``: CPU, promptism's generators;
   ``enable_pnginfo``: False, the PNGs carry pixels only; the ``outdir_*`` stay A1111's: no route hands out the
   journal's path). Most keys are informational: promptism keeps what a client sets and gives it back, and nothing else reads them.
 - ``POST /options`` switches, for the service's life (never written to config.toml), what later txt2img / img2img
@@ -309,7 +309,26 @@ def current(service, settings: Settings) -> dict[str, Any]:
     values = {**A1111_OPTIONS, **promptism_values(settings), **switched}
     if CHECKPOINT in switched:
         values["sd_checkpoint_hash"] = _checkpoint_hash(switched[CHECKPOINT])
+    values[CHECKPOINT] = _checkpoint_title(values[CHECKPOINT], settings)
     return values
+
+
+def _checkpoint_title(model: str | None, settings: Settings) -> str | None:
+    """``model`` as ``/sd-models`` lists it now: an install's checkpoint by its A1111 title (with its hash once a run
+    has hashed it, as A1111 names the checkpoint it loaded), so a client finds the current model in that list
+    (SillyTavern's model dropdown, Open WebUI's comparison before it switches); any other model as it was named."""
+    from ..runner.model_files import find_all
+    from ..runner.models import BUILTINS
+
+    if not model or model in BUILTINS:
+        return model
+    try:
+        if Path(model).expanduser().exists():  # a path: a model of its own, not an install's (models.resolve's order)
+            return model
+        found = find_all(settings, "checkpoint", model)
+    except (OSError, ValueError):  # a name no file can have
+        return model
+    return found[0].title() if len(found) == 1 else model
 
 
 def checked(body: dict[str, Any], now: dict[str, Any], settings: Settings) -> dict[str, Any]:
