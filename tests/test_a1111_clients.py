@@ -305,6 +305,10 @@ class OpenWebUI:
 def test_open_webui_verifies_switches_the_model_by_posting_the_options_back_and_generates(sdapi, jdir, install):
     owui = OpenWebUI(_root(sdapi), f"admin:{TOKEN}")
     assert owui.verify_url()
+    before = owui._send("GET", "/sdapi/v1/options").json()
+    with pytest.raises(Refused, match="sd_model_checkpoint takes a name"):  # (as A1111 refuses a model it lacks)
+        owui.set_image_model("")  # saved before a model is chosen: IMAGE_GENERATION_MODEL's default
+    assert owui._send("GET", "/sdapi/v1/options").json() == before  # nothing of the posted body was set
     models = owui.get_models()
     checkpoint = next(m["id"] for m in models if m["name"] == "tinyckpt")
     assert owui.get_image_model() in [m["id"] for m in models]
