@@ -229,7 +229,9 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
     ({"sampler_name": "Euler", "scheduler": "Beta"}, None, "Euler Beta"),
     ({"sampler_name": "DPM++ 2M", "scheduler": "SGM Uniform"}, None, "DPM++ 2M SGM Uniform"),  # by its label
     ({"sampler_name": "Euler", "scheduler": "SGMUniform"}, None, "Euler SGM Uniform"),  # A1111's alias
-    ({"sampler_name": "UniPC", "scheduler": "exponential"}, None, "UniPC Exponential"),
+    ({"sampler_name": "UniPC", "scheduler": "exponential"}, None, "UniPC"),  # A1111's timestep samplers take no type
+    ({"sampler_name": "DDIM", "scheduler": "karras"}, None, "DDIM"),  # (SillyTavern users pick either)
+    ({"sampler_name": "PLMS", "scheduler": "align_your_steps"}, None, "PLMS"),
     ({"sampler_name": "DPM2 a", "scheduler": "polyexponential"}, None, "DPM2 a Polyexponential"),
     ({"sampler_name": "LMS", "scheduler": "simple"}, None, "LMS Simple"),
     ({"sampler_name": "DDIM", "scheduler": "uniform"}, None, "DDIM"),
@@ -238,6 +240,8 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
 def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)
     assert a1111.map_request(req, jdir, Settings(model="tiny", sampler=setting)).job.options.sampler == sampler
+    ignored = [n for n in a1111.not_applied(req) if n.startswith("scheduler ")]
+    assert bool(ignored) == (sampler in a1111.TIMESTEP_SAMPLERS and fields.get("scheduler") not in (None, "uniform"))
 
 
 @pytest.mark.parametrize("fields, loc, says", [
@@ -246,7 +250,7 @@ def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, 
     ({"sampler_name": "Euler a", "scheduler": "karras"}, ["scheduler"],
      "Euler a (EulerAncestralDiscreteScheduler) takes the schedule types Automatic, Uniform, Normal, SGM Uniform, Simple, "
      "not Karras"),
-    ({"sampler_name": "DDIM", "scheduler": "align_your_steps"}, ["scheduler"], "DDIM (DDIMScheduler) takes the schedule types"),
+    ({"sampler_name": "LCM", "scheduler": "karras"}, ["scheduler"], "LCM (LCMScheduler) takes the schedule types"),
     ({"sampler_name": "Euler", "scheduler": "kl_optimal"}, ["scheduler"], "promptism does not make KL Optimal"),
     ({"sampler_name": "Euler", "scheduler": "cosine"}, ["scheduler"], "unknown scheduler 'cosine': promptism's samplers "
      "take automatic, uniform, karras, exponential, polyexponential, sgm_uniform, align_your_steps, simple, normal, beta"),

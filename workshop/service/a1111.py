@@ -13,7 +13,8 @@ Decisions, where A1111 and promptism differ:
   and ``/schedulers`` list them); "", "Default" or "automatic" ask for the ``sampler`` setting, else the model's own
   scheduler; ``scheduler`` is any of A1111 1.10's schedule types promptism makes (``karras``, ``sgm_uniform``,
   ``align_your_steps``, ``normal`` …, by name or label); an unknown sampler, or a schedule type promptism or that
-  sampler cannot make, is a 422 naming the valid ones. ``info`` and the infotexts name the sampler that ran.
+  sampler cannot make, is a 422 naming the valid ones. DDIM, PLMS and UniPC run on their own timesteps whatever the
+  schedule type, as A1111 1.10 runs its timestep samplers (said in "Not applied"). ``info`` and the infotexts name the sampler that ran.
   What promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
   (Clip skip) and ``sd_vae`` — is
   accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
@@ -86,13 +87,15 @@ from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
 from ..runner.sd_upscale import UPSCALERS as SD_UPSCALERS, check_image as sd_upscale_check, upscaler as sd_upscaler
-from ..samplers import NOT_MADE, OWN, SAMPLERS, named, sampler, schedule_label, with_schedule
+from ..samplers import NOT_MADE, OWN, PLAIN, SAMPLERS, named, sampler, schedule_label, with_schedule
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
 
 INPUTS = "inputs"  # init images sent over the API, in the journal's scratch area
 SD_UPSCALE = "sd upscale"  # the one script promptism has: img2img's, by its A1111 title (matched in any case)
 OWN_SAMPLER = {"", OWN, "automatic"}  # sampler names that ask for nothing in particular
+#: A1111 1.10's timestep samplers: they take no schedule type (A1111 ignores the request's ``scheduler`` for them)
+TIMESTEP_SAMPLERS = ("DDIM", "PLMS", "UniPC")
 #: The schedule types promptism's samplers take, as A1111 1.10's /schedulers lists them (its name, label, aliases,
 #: default rho and whether it needs the model); others are refused by name.
 SCHEDULERS = {"automatic": ("Automatic", None, -1, False), "uniform": ("Uniform", None, -1, True),
@@ -392,9 +395,11 @@ def sampler_of(req: _Request, setting: str | None, model: str) -> str | None:
         raise BadValue(["scheduler"], f"scheduler {schedule!r} goes with a sampler: name one in sampler_name "
                        "(see /sdapi/v1/samplers)")
     try:
-        sampler(base)
+        chosen = sampler(base)
     except RunError as exc:
         raise BadValue([field], f"{exc} (see /sdapi/v1/samplers)") from None
+    if chosen.name in TIMESTEP_SAMPLERS:
+        return chosen.name  # (A1111 runs them on their own timesteps whatever the schedule type: said in info)
     try:
         return with_schedule(base, label).name
     except RunError as exc:  # a schedule type this sampler cannot take: the line names those it can
@@ -577,6 +582,11 @@ def not_applied(req: _Request) -> list[str]:
     if getattr(req, "script_name", None) and req.batch_size > 1:
         notes.append(f"SD upscale's seeds per batch of {req.batch_size} tiles (promptism seeds tile k of an image "
                      "seed + k, as A1111 does at batch_size 1; batch_size is its tiles per pipeline call)")
+    asked = (req.sampler_name or req.sampler_index or "").strip()
+    schedule = schedule_label(" ".join((req.scheduler or "").split())) if req.scheduler else None
+    if asked in TIMESTEP_SAMPLERS and schedule not in (None, *PLAIN.values()):
+        notes.append(f"scheduler {schedule} ({asked} runs on its own timesteps: A1111 ignores the schedule type for "
+                     f"{', '.join(TIMESTEP_SAMPLERS)})")
     notes += [f"override_settings.{key}" for key in req.override_settings if key not in APPLIED_SETTINGS]
     return notes
 
