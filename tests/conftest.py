@@ -43,6 +43,8 @@ TUI_TESTS = {"test_job_contract.py": {"test_the_tui_resolves_the_same_job_the_sa
                                       "test_a_number_field_holding_nan_is_named_in_one_line"}}
 SERVICE_MODULES = {"test_service.py"}
 SLOW: dict[str, set[str]] = {
+    "test_a1111_conformance.py": {"test_interrupt_returns_the_finished_images_and_progress_showed_a_preview_on_the_way",
+                                  "test_each_a1111_schedule_type_runs_or_is_a_422_naming_those_that_do"},
     "test_a1111_clients.py": {"test_sillytavern_connects_switches_to_an_installs_checkpoint_and_generates",
                               "test_open_webui_verifies_switches_the_model_by_posting_the_options_back_and_generates"},
     "test_job_contract.py": {"test_one_job_resolves_the_same_from_the_cli_the_service_and_the_a1111_route"},

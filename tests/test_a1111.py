@@ -485,32 +485,6 @@ def test_unknown_fields_are_ignored(sdapi, jdir):
     assert "some_extension_field" not in body["parameters"]
 
 
-def test_interrupt_stops_the_running_a1111_job_and_returns_what_finished(api, jdir):
-    done: dict = {}
-    call = threading.Thread(target=lambda: done.update(result=api.txt2img(
-        prompt=PROMPT, seed=1, steps=400, width=32, height=32, n_iter=8)))
-    call.start()
-    deadline = time.monotonic() + 300
-    while (progress := api.get_progress())["progress"] <= 0:
-        assert time.monotonic() < deadline and call.is_alive()
-        time.sleep(0.02)
-    assert progress["state"]["job_count"] == 1 and progress["state"]["sampling_steps"] == 400
-    assert 0 < progress["progress"] < 1
-    while (progress := api.get_progress())["current_image"] is None:  # a live preview every 10 steps, as A1111's
-        assert time.monotonic() < deadline and call.is_alive()
-        time.sleep(0.02)
-    preview = Image.open(io.BytesIO(base64.b64decode(progress["current_image"])))
-    assert preview.size == (32, 32) and preview.info == {}  # (the latents seen cheaply, at the image's size)
-    skipped = httpx.get(f"{api.baseurl}/progress", params={"skip_current_image": "true"}, auth=api.session.auth).json()
-    assert skipped["current_image"] is None
-    api.interrupt()
-    call.join(120)
-    result = done["result"]
-    assert result.info["promptism_state"] == "cancelled" and len(result.images) < 8
-    assert result.info["all_seeds"] == list(range(1, 1 + len(result.images)))
-    assert load_run(Journal.open(jdir), result.info["promptism_run"]).state == "cancelled"
-
-
 @pytest.mark.parametrize("serve_journal", [None])
 def test_without_serve_journal_calls_go_to_the_users_default_journal(api, tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTISM_JOURNAL", str(tmp_path / "default"))

@@ -279,6 +279,7 @@ def test_interrupt_returns_the_finished_images_and_progress_showed_a_preview_on_
         time.sleep(0.05)
     assert _image(progress["current_image"]).size == (32, 32) and 0 < progress["progress"] < 1
     assert progress["state"]["sampling_steps"] == 300 and progress["state"]["job_count"] == 1
+    assert _get(sdapi, "/progress", skip_current_image="true").json()["current_image"] is None
     assert _post(sdapi, "/interrupt").status_code == 200
     call.join(300)
     body = done["reply"].json()
