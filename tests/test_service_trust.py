@@ -226,7 +226,9 @@ def mutations(base: dict) -> list[bytes]:
 
 
 @pytest.mark.parametrize("route", ["/v1/jobs", "/v1/jobs/{job}/cancel", "/sdapi/v1/txt2img", "/sdapi/v1/img2img",
-                                   "/sdapi/v1/interrupt", "/sdapi/v1/skip", "/sdapi/v1/options"])
+                                   "/sdapi/v1/img2img?sd-upscale", "/sdapi/v1/interrupt", "/sdapi/v1/skip",
+                                   "/sdapi/v1/options"])  # (?sd-upscale: img2img's body with the script; the route
+                                                          # takes no query)
 def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service, http, tmp_path, caplog, route):
     from tests.helpers import make_png
 
@@ -247,6 +249,9 @@ def test_every_route_takes_200_malformed_bodies_and_the_service_runs_on(service,
                                   "denoising_strength": 0.5, "mask": base64.b64encode(mask).decode(),
                                   "inpaint_full_res": True, "inpaint_full_res_padding": 4, "inpainting_fill": 2,
                                   "mask_blur": 2, "inpainting_mask_invert": 0}
+    bases["/sdapi/v1/img2img?sd-upscale"] = {**bases["/sdapi/v1/txt2img"], "init_images": [base64.b64encode(png).decode()],
+                                             "denoising_strength": 0.5, "steps": 2, "script_name": "SD upscale",
+                                             "script_args": ["", 8, "Lanczos", 1.5]}
     bodies = mutations(bases[route])
     assert len(bodies) >= 200
     with caplog.at_level(logging.INFO):
