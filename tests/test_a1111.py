@@ -225,6 +225,8 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
     ({"scheduler": "automatic"}, "DPM++ 2M", "DPM++ 2M"),  # the setting's sampler is promptism's name: as it is
     ({"sampler_name": "Euler a", "scheduler": "normal"}, None, "Euler a"),  # SillyTavern's
     ({"sampler_name": "Euler a", "scheduler": "sgm_uniform"}, None, "Euler a SGM Uniform"),
+    ({"sampler_name": "Euler a", "scheduler": "karras"}, None, "Euler a Karras"),  # SillyTavern's and Open WebUI's pick
+    ({"sampler_name": "Euler a", "scheduler": "align_your_steps"}, None, "Euler a Align Your Steps"),
     ({"sampler_name": "DPM++ 2M", "scheduler": "align_your_steps"}, None, "DPM++ 2M Align Your Steps"),
     ({"sampler_name": "Euler", "scheduler": "Beta"}, None, "Euler Beta"),
     ({"sampler_name": "DPM++ 2M", "scheduler": "SGM Uniform"}, None, "DPM++ 2M SGM Uniform"),  # by its label
@@ -247,9 +249,6 @@ def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, 
 @pytest.mark.parametrize("fields, loc, says", [
     ({"sampler_name": "Euler b"}, ["sampler_name"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
     ({"sampler_name": "DPM++ 2S a", "scheduler": "Karras"}, ["sampler_name"], "the nearest are DPM++ SDE and DPM++ 2M SDE"),
-    ({"sampler_name": "Euler a", "scheduler": "karras"}, ["scheduler"],
-     "Euler a (EulerAncestralDiscreteScheduler) takes the schedule types Automatic, Uniform, Normal, SGM Uniform, Simple, "
-     "not Karras"),
     ({"sampler_name": "LCM", "scheduler": "karras"}, ["scheduler"], "LCM (LCMScheduler) takes the schedule types"),
     ({"sampler_name": "Euler", "scheduler": "kl_optimal"}, ["scheduler"], "promptism does not make KL Optimal"),
     ({"sampler_name": "Euler", "scheduler": "cosine"}, ["scheduler"], "unknown scheduler 'cosine': promptism's samplers "
@@ -339,6 +338,15 @@ def test_webuiapi_txt2img_with_a_schedule_type_runs_that_schedule(api, jdir):
     assert [m.info["sampler_name"] for m in made] == ["DPM++ 2M", "DPM++ 2M Align Your Steps"]
     assert "Sampler: DPM++ 2M Align Your Steps," in made[1].info["infotexts"][0]
     assert made[0].images[0].tobytes() != made[1].images[0].tobytes()
+
+
+def test_euler_a_with_karras_as_sillytavern_and_open_webui_send_it_runs_euler_a_on_karras_sigmas(api, jdir):
+    made = [api.txt2img(prompt=PROMPT, seed=5, steps=3, width=32, height=32, sampler_name="Euler a", scheduler=schedule)
+            for schedule in ("normal", "karras", "karras")]
+    assert [m.info["sampler_name"] for m in made] == ["Euler a", "Euler a Karras", "Euler a Karras"]
+    assert "Sampler: Euler a Karras," in made[1].info["infotexts"][0]
+    assert "Not applied" not in made[1].info["extra_generation_params"]
+    assert made[0].images[0].tobytes() != made[1].images[0].tobytes() == made[2].images[0].tobytes()
 
 
 def test_webuiapi_inpainting_with_its_defaults_paints_only_the_masked_area(api, jdir):

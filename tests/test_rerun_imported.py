@@ -43,6 +43,7 @@ def test_an_imported_a1111_image_is_made_again_with_its_weights_sampler_and_sett
 
 
 @pytest.mark.parametrize("schedule, sampler", [("SGM Uniform", "Euler a SGM Uniform"), ("Automatic", "Euler a"),
+                                               ("Karras", "Euler a Karras"),
                                                ("Align Your Steps", "DPM++ 2M Align Your Steps")])
 def test_an_a1111_schedule_type_is_made_again_with_it(tmp_path, capsys, schedule, sampler):
     base = sampler.removesuffix(" " + schedule) if sampler.endswith(schedule) else sampler
@@ -74,9 +75,9 @@ def test_a_comfyui_graph_is_made_again_with_its_sampler_and_scheduler(tmp_path, 
      "DPM++ solver"),
     (INFOTEXT.format(model="tiny").replace("Euler a", "DPM++ 2S a"), [], "the nearest are DPM++ SDE and DPM++ 2M SDE): "
      "pass --sampler NAME (Euler, Euler a"),
-    (INFOTEXT.format(model="tiny").replace("Euler a,", "Euler a, Schedule type: Karras,"), [],
-     "#1 was made with the sampler 'Euler a Karras', which promptism does not have (Euler a "
-     "(EulerAncestralDiscreteScheduler) takes the schedule types Automatic, Uniform, Normal, SGM Uniform, Simple, not Karras)"),
+    (INFOTEXT.format(model="tiny").replace("Euler a,", "LCM, Schedule type: Karras,"), [],
+     "#1 was made with the sampler 'LCM Karras', which promptism does not have (LCM (LCMScheduler) takes the schedule "
+     "types Automatic, Uniform, Normal, not Karras)"),
     (INFOTEXT.format(model="tiny").replace("Euler a,", "Euler, Schedule type: KL Optimal,"), [],
      "which promptism does not have (promptism has no KL Optimal schedule type"),
     (INFOTEXT.format(model="tiny"), ["--verify"], "#1 was imported (made by another tool)"),

@@ -16,7 +16,7 @@ from workshop.runner.models import load_pipeline, resolve
 from workshop.runner.options import run_sampler
 from workshop.runner.runs import list_runs
 from workshop.runner.samplers import align_your_steps, make_scheduler
-from workshop.samplers import NAMES, OPTIONS, SAMPLERS, SCHEDULES, sampler, schedules_of
+from workshop.samplers import EXTENDED, NAMES, OPTIONS, SAMPLERS, SCHEDULES, sampler, schedules_of
 from workshop.settings import load_settings
 
 PROMPT = "a red circle on a blue background"
@@ -132,16 +132,24 @@ def test_every_name_of_the_old_table_makes_the_same_scheduler_and_settings_as_be
 
 def test_the_schedule_types_each_class_takes_are_the_options_its_diffusers_init_has():
     """The pure-data table against the installed diffusers: a class takes a schedule type exactly where its __init__
-    has that type's option (LCM's timestep_spacing aside: its set_timesteps never reads it)."""
+    has that type's option (LCM's timestep_spacing aside: its set_timesteps never reads it), or where promptism
+    extends it with one — an option diffusers' class still lacks (were diffusers to add it, its own would do) and the
+    runner's subclass has."""
     import inspect
 
     import diffusers
+
+    from workshop.runner.samplers import _with_sigmas
 
     options = {s.needs for s in SCHEDULES.values()}
     for name, takes in OPTIONS.items():
         has = options & set(inspect.signature(getattr(diffusers, name).__init__).parameters)
         assert takes == (has - {"timestep_spacing"} if name == "LCMScheduler" else has), name
     assert {s.scheduler for s in SAMPLERS.values()} == set(OPTIONS)
+    for name, (added, why) in EXTENDED.items():
+        assert added and why and not added & OPTIONS[name] and added <= options, name
+        assert added <= set(inspect.signature(_with_sigmas(getattr(diffusers, name)).__init__).parameters), name
+    assert schedules_of(SAMPLERS["Euler a"]) == list(SCHEDULES) == schedules_of(SAMPLERS["Euler"])
 
 
 def _sigmas(name: str, steps: int, *, sdxl: bool = False):
@@ -169,6 +177,62 @@ def test_each_schedule_type_makes_its_own_sigmas_as_a1111_computes_them():
     assert np.allclose(made["Beta"], beta, rtol=1e-5)
     assert len({tuple(np.round(sigmas, 4)) for sigmas in made.values()}) == len(made) - 2  # (Simple = SGM Uniform)
     assert all(made[label][-1] > 0 for label in made) and _sigmas("DPM++ 2M Karras", 6).sigmas[-1] == 0
+
+
+@pytest.mark.parametrize("spacing", [None, "linspace", "trailing"])
+def test_euler_a_takes_each_schedule_type_with_the_sigmas_and_timesteps_euler_makes(spacing):
+    """Euler a's diffusers class has no Karras, Exponential or Beta sigmas: promptism's subclass computes them with
+    Euler's code, so they are Euler's exactly, on the model's own timestep spacing (leading) or another, at any step
+    count; Align Your Steps too, through the same Karras hook. Its steps stay diffusers' Euler a."""
+    import torch
+    from diffusers import EulerAncestralDiscreteScheduler
+
+    config = dict(tiny_pipeline().scheduler.config, **({"timestep_spacing": spacing} if spacing else {}))
+    for label in ("Karras", "Exponential", "Polyexponential", "Beta", "Align Your Steps"):
+        for steps in (1, 3, 8, 25):
+            ancestral, euler = (make_scheduler(sampler(f"{name} {label}"), config) for name in ("Euler a", "Euler"))
+            ancestral.set_timesteps(steps)
+            euler.set_timesteps(steps)
+            assert isinstance(ancestral, EulerAncestralDiscreteScheduler) and ancestral.step.__func__ is (
+                EulerAncestralDiscreteScheduler.step)
+            assert torch.equal(ancestral.sigmas, euler.sigmas) and ancestral.sigmas[-1] == 0, (label, steps)
+            assert torch.equal(ancestral.timesteps, euler.timesteps), (label, steps)
+            assert ancestral.init_noise_sigma == euler.init_noise_sigma
+    plain = make_scheduler(sampler("Euler a"), config)
+    karras = make_scheduler(sampler("Euler a Karras"), config)
+    plain.set_timesteps(8)
+    karras.set_timesteps(8)
+    assert type(plain) is EulerAncestralDiscreteScheduler and not torch.equal(plain.sigmas, karras.sigmas)
+
+
+def test_euler_a_takes_one_schedule_at_a_time_as_euler_does():
+    """A model's scheduler config that asks for Exponential sigmas with "Euler a Karras": one line, as for Euler."""
+    config = dict(tiny_pipeline().scheduler.config, use_exponential_sigmas=True)
+    for name in ("Euler Karras", "Euler a Karras"):
+        with pytest.raises(RunError, match=f"sampler '{name}' cannot run with this model's scheduler config: Only one"):
+            make_scheduler(sampler(name), config)
+
+
+def test_euler_a_karras_alone_and_batched_within_1_of_255_and_its_own_seeds_noise():
+    """Each image's fresh noise comes from its own generator: in a batch or alone, the same image within 1/255."""
+    import copy
+
+    import numpy as np
+
+    from workshop.runner.engine import Engine, Job
+    from workshop.runner.pixels import uint8_pixels
+
+    pipe = copy.copy(tiny_pipeline())
+    pipe.scheduler = make_scheduler(sampler("Euler a Karras"), pipe.scheduler.config)
+    jobs = [Job(i, PROMPT, "", seed, 4, 7.5, 64, 64) for i, seed in enumerate((1, 2, 3))]
+
+    def made(layout):
+        return {i: np.asarray(uint8_pixels(pixels), dtype=np.int16) for batch in Engine(pipe).run(jobs, layout)
+                for i, pixels in zip(batch.cells, batch.pixels)}
+
+    batched, alone = made([[0, 1, 2]]), made([[0], [1], [2]])
+    assert all(np.abs(batched[i] - alone[i]).max() <= 1 for i in range(3))
+    assert not np.array_equal(batched[0], batched[1])
 
 
 @pytest.mark.parametrize("name", ["Euler a", "DPM++ 2M", "DDIM", "DPM2"])
@@ -211,6 +275,7 @@ def test_align_your_steps_is_nvidias_list_for_the_models_family_interpolated_as_
                                              ("DPM++ SDE Karras", "DPMSolverSDEScheduler"),
                                              ("DPM++ 3M SDE Exponential", "DPMSolverMultistepScheduler"),  # A1111 1.10
                                              ("Euler a SGM Uniform", "EulerAncestralDiscreteScheduler"),
+                                             ("Euler a Karras", "EulerAncestralDiscreteScheduler"),
                                              ("DPM++ SDE Align Your Steps", "DPMSolverSDEScheduler")])
 def test_a_run_with_a_sampler_records_it_and_reruns_byte_identical(tmp_path, capsys, name, scheduler):
     j = str(tmp_path / "j")
@@ -229,12 +294,13 @@ def test_a_run_with_a_sampler_records_it_and_reruns_byte_identical(tmp_path, cap
 
 def test_the_sampler_changes_the_images_and_the_default_is_the_models_own(tmp_path, capsys):
     j = str(tmp_path / "j")
-    for extra in ([], ["--sampler", "Euler a"]):
+    for extra in ([], ["--sampler", "Euler a"], ["--sampler", "Euler a Karras"]):
         code, _, err = run_cli(capsys, "generate", PROMPT, "--seed", "3", "--model", "tiny", *extra, "--journal", j)
         assert code == 0, err
-    euler, own = list_runs(Journal.open(j))
+    karras, euler, own = list_runs(Journal.open(j))
     assert own.record.params.sampler is None and own.record.params.scheduler == "DDIMScheduler"
     assert euler.image(euler.done[0]).read_bytes() != own.image(own.done[0]).read_bytes()
+    assert karras.image(karras.done[0]).read_bytes() != euler.image(euler.done[0]).read_bytes()  # (the same seed)
 
 
 def test_schedule_types_change_the_images(tmp_path, capsys):
@@ -275,7 +341,7 @@ def test_the_sampler_setting_leaves_the_clip_guided_backend_alone_and_default_me
     (["--sampler", "Euler b"], "unknown sampler 'Euler b': use one of Euler, Euler a"),
     (["--sampler", "DDIM Karras"], "DDIM (DDIMScheduler) takes the schedule types Automatic, Uniform, Normal, SGM "
                                    "Uniform, Simple, not Karras"),
-    (["--sampler", "Euler a Align Your Steps"], "Euler a (EulerAncestralDiscreteScheduler) takes the schedule types"),
+    (["--sampler", "LCM Karras"], "LCM (LCMScheduler) takes the schedule types Automatic, Uniform, Normal, not Karras"),
     (["--sampler", "DPM++ 2S a Karras"], "which promptism does not run: diffusers has no singlestep ancestral"),
     (["--sampler", "Restart"], "diffusers has no Restart sampler"),
     (["--sampler", "DPM++ 2M KL Optimal"], "promptism has no KL Optimal schedule type"),
@@ -292,10 +358,13 @@ def test_samplers_lists_them(capsys):
     code, out, _ = run_cli(capsys, "samplers")
     assert code == 0 and "DPM++ 2M Karras" in out and "DPMSolverMultistepScheduler" in out and "fresh each step" in out
     assert "Align Your Steps" in out and "timestep_spacing=trailing" in out and "DPM++ 2S a" in out
+    assert "promptism extends EulerAncestralDiscreteScheduler with use_beta_sigmas, use_exponential_sigmas, " \
+           "use_karras_sigmas" in " ".join(out.split())
     code, out, _ = run_cli(capsys, "samplers", "--json")
     listed = {s["name"]: s for s in json.loads(out)}
     assert set(listed) == set(SAMPLERS) and listed["Euler a"]["ancestral"] is True
-    assert list(listed["Euler a"]["schedules"]) == ["SGM Uniform", "Simple"] == schedules_of(SAMPLERS["DDIM"])
+    assert list(listed["DDIM"]["schedules"]) == ["SGM Uniform", "Simple"] == schedules_of(SAMPLERS["PLMS"])
+    assert listed["Euler a"]["schedules"]["Karras"] == {"use_karras_sigmas": True}
     assert listed["DPM++ 2M"]["schedules"]["Karras"] == {"use_karras_sigmas": True}
     assert {f"{n} {label}" for n, s in listed.items() for label in s["schedules"]} | set(listed) == set(NAMES)
 

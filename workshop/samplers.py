@@ -12,6 +12,8 @@ The schedule types are A1111 1.10's (its ``sd_schedulers``), each as diffusers m
 - Karras, Exponential, Beta: diffusers' ``use_karras_sigmas``, ``use_exponential_sigmas``, ``use_beta_sigmas`` (the
   same formulas; Beta with A1111's default alpha = beta = 0.6); Polyexponential is Exponential (A1111's rho for it is
   1, where k-diffusion's polyexponential is the exponential schedule);
+  for Euler a, whose diffusers class lacks them, promptism's subclass computes them as EulerDiscreteScheduler does
+  (``EXTENDED``);
 - SGM Uniform and Simple: ``timestep_spacing="trailing"`` (diffusers' documented equivalent of SGM Uniform; both
   step from timestep 999 in even strides, A1111's within a timestep of diffusers' rounding);
 - Align Your Steps: NVIDIA's 10-step sigmas for SD 1.x or SDXL, log-linearly interpolated to the step count as A1111
@@ -19,7 +21,8 @@ The schedule types are A1111 1.10's (its ``sd_schedulers``), each as diffusers m
 A1111's KL Optimal (it ends at the model's smallest sigma, ComfyUI's at 0), DDIM (it adds a step at some step
 counts) and ComfyUI's beta (not A1111's) have no faithful diffusers mapping, and are refused by name. A class takes a
 type where its ``__init__`` has the option (diffusers 0.42.1; a test checks this table against the installed
-diffusers); another is refused in one line naming those it takes."""
+diffusers) or promptism extends it with that option (``EXTENDED``); another is refused in one line naming those it
+takes."""
 
 from __future__ import annotations
 
@@ -119,11 +122,25 @@ OPTIONS = {
     "EulerAncestralDiscreteScheduler": frozenset({"timestep_spacing"}), "DDIMScheduler": frozenset({"timestep_spacing"}),
     "PNDMScheduler": frozenset({"timestep_spacing"}), "LCMScheduler": frozenset(),
 }
+#: The schedule options promptism adds to a class whose diffusers __init__ lacks them, and why: the runner makes such
+#: a class as a subclass that takes them and computes their sigmas with EulerDiscreteScheduler's own code
+#: (``runner/samplers.py``; a test checks the sigmas equal Euler's, and that diffusers' class still lacks the options).
+EXTENDED = {
+    "EulerAncestralDiscreteScheduler": (
+        frozenset({"use_karras_sigmas", "use_exponential_sigmas", "use_beta_sigmas"}),
+        "A1111 runs Euler a (k-diffusion's sample_euler_ancestral) on any schedule type's sigmas; diffusers' class "
+        "computes only its timestep spacing's"),
+}
+
+
+def options_of(scheduler: str) -> frozenset:
+    """The schedule options a diffusers class takes as promptism makes it: its __init__'s, and those it extends."""
+    return OPTIONS[scheduler] | EXTENDED.get(scheduler, (frozenset(), ""))[0]
 
 
 def schedules_of(base: Sampler) -> list[str]:
     """The schedule types ``base`` takes, by A1111's labels (Automatic, Uniform and Normal: every sampler)."""
-    return [s.label for s in SCHEDULES.values() if s.needs in OPTIONS[base.scheduler]]
+    return [s.label for s in SCHEDULES.values() if s.needs in options_of(base.scheduler)]
 
 
 def _combined(base: Sampler, schedule: Schedule) -> Sampler:

@@ -557,7 +557,7 @@ def models_cmd(as_json: bool) -> None:
 def samplers_cmd(as_json: bool) -> None:
     """List the samplers --sampler takes: AUTOMATIC1111's names, each with the diffusers scheduler it runs and the
     schedule types it takes ("DPM++ 2M" + "Karras": --sampler "DPM++ 2M Karras")."""
-    from ..samplers import NOT_MADE, NOT_RUN, PLAIN, SAMPLERS, SCHEDULES, schedules_of
+    from ..samplers import EXTENDED, NOT_MADE, NOT_RUN, PLAIN, SAMPLERS, SCHEDULES, schedules_of
 
     if as_json:
         click.echo(dump_json([{"name": s.name, "scheduler": s.scheduler, "settings": s.settings, "ancestral": s.ancestral,
@@ -581,6 +581,9 @@ def samplers_cmd(as_json: bool) -> None:
                "Brownian tree per image, seeded with it), so reruns are byte-identical and an image's noise does not "
                "depend on its batch. Not made: " + ", ".join(NOT_RUN) + " (samplers); "
                + ", ".join(label for label, _ in NOT_MADE.values()) + " (schedule types).")
+    for name, (added, why) in EXTENDED.items():
+        click.echo(f"promptism extends {name} with {', '.join(sorted(added))} (EulerDiscreteScheduler's sigmas for "
+                   f"them): {why}.")
 
 
 def _guided_settings(opts: dict):
