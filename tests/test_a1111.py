@@ -336,7 +336,7 @@ def test_webuiapi_txt2img_with_a_schedule_type_runs_that_schedule(api, jdir):
     made = [api.txt2img(prompt=PROMPT, seed=5, steps=3, width=32, height=32, sampler_name="DPM++ 2M", scheduler=schedule)
             for schedule in ("normal", "align_your_steps")]
     assert [m.info["sampler_name"] for m in made] == ["DPM++ 2M", "DPM++ 2M Align Your Steps"]
-    assert "Sampler: DPM++ 2M Align Your Steps," in made[1].info["infotexts"][0]
+    assert "Sampler: DPM++ 2M, Schedule type: Align Your Steps," in made[1].info["infotexts"][0]
     assert made[0].images[0].tobytes() != made[1].images[0].tobytes()
 
 
@@ -344,7 +344,7 @@ def test_euler_a_with_karras_as_sillytavern_and_open_webui_send_it_runs_euler_a_
     made = [api.txt2img(prompt=PROMPT, seed=5, steps=3, width=32, height=32, sampler_name="Euler a", scheduler=schedule)
             for schedule in ("normal", "karras", "karras")]
     assert [m.info["sampler_name"] for m in made] == ["Euler a", "Euler a Karras", "Euler a Karras"]
-    assert "Sampler: Euler a Karras," in made[1].info["infotexts"][0]
+    assert "Sampler: Euler a, Schedule type: Karras," in made[1].info["infotexts"][0]
     assert "Not applied" not in made[1].info["extra_generation_params"]
     assert made[0].images[0].tobytes() != made[1].images[0].tobytes() == made[2].images[0].tobytes()
 

@@ -323,3 +323,24 @@ def test_routes_that_import_the_runner_wait_for_the_services_warm_up_and_progres
     finally:
         gate.set()
         slow.stop()
+
+
+def test_infotexts_name_the_sampler_and_schedule_type_as_a1111_writes_them_and_read_back_to_the_same(sdapi):
+    """A1111 1.10 writes "Sampler: DPM++ 2M, Schedule type: Karras" (Automatic where it was asked for: Karras for
+    DPM++ 2M), so promptism's plain DPM++ 2M, on its own spacing, says Uniform; plain Euler a, Automatic (the same)."""
+    from journal.metadata import read_generation_info
+
+    for sampler_name, scheduler, fields in (("DPM++ 2M", "karras", "Sampler: DPM++ 2M, Schedule type: Karras, "),
+                                            ("DPM++ 2M", "uniform", "Sampler: DPM++ 2M, Schedule type: Uniform, "),
+                                            ("Euler a", "karras", "Sampler: Euler a, Schedule type: Karras, "),
+                                            ("Euler a", "normal", "Sampler: Euler a, Schedule type: Automatic, ")):
+        reply = _post(sdapi, "/txt2img", {"prompt": PROMPT, **SMALL, "sampler_name": sampler_name,
+                                          "scheduler": scheduler})
+        info = json.loads(reply.json()["info"])
+        assert fields in info["infotexts"][0], (sampler_name, scheduler, info["infotexts"][0])
+        stamped = PngImagePlugin.PngInfo()
+        stamped.add_text("parameters", info["infotexts"][0])
+        buffer = io.BytesIO()
+        pixels((16, 16)).save(buffer, format="PNG", pnginfo=stamped)
+        read = read_generation_info(Image.open(io.BytesIO(buffer.getvalue())))
+        assert read.params["sampler"] == info["sampler_name"], (read.params, info["sampler_name"])  # the same again

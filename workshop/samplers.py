@@ -161,6 +161,18 @@ def named(scheduler: str | None) -> str | None:
     return next((s.name for s in SAMPLERS.values() if s.scheduler == scheduler and not s.settings), scheduler)
 
 
+def a1111_fields(name: str) -> tuple[str, str]:
+    """A sampler promptism runs as A1111 1.10 writes it in an infotext: "Sampler" and "Schedule type" ("DPM++ 2M
+    Karras" → "DPM++ 2M", "Karras"). A plain name is the sampler on its own spacing, which is A1111's Uniform, and
+    its Automatic where A1111 has no other default for it: "DPM++ 2M" → "DPM++ 2M", "Uniform" (its Automatic is
+    Karras); "Euler a" → "Euler a", "Automatic"."""
+    made = sampler(name)
+    if made.name in SAMPLERS:
+        return made.name, ("Uniform" if AUTOMATIC.get(made.name) else "Automatic")
+    base, rest = _split(made.name)
+    return base.name, rest
+
+
 OWN = "default"  # where a sampler name goes (--sampler, [params], the setting): the model folder's own scheduler
 
 

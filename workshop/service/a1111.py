@@ -14,10 +14,11 @@ Decisions, where A1111 and promptism differ:
   scheduler; ``scheduler`` is any of A1111 1.10's schedule types promptism makes (``karras``, ``sgm_uniform``,
   ``align_your_steps``, ``normal`` …, by name or label); an unknown sampler, or a schedule type promptism or that
   sampler cannot make, is a 422 naming the valid ones. DDIM, PLMS and UniPC run on their own timesteps whatever the
-  schedule type, as A1111 1.10 runs its timestep samplers (said in "Not applied"). ``info`` and the infotexts name the sampler that ran.
-  What promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
-  (Clip skip) and ``sd_vae`` — is
-  accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
+  schedule type, as A1111 1.10 runs its timestep samplers (said in "Not applied"). ``info`` names the sampler that
+  ran by promptism's name (a client may send it back); the infotexts as A1111 1.10 writes them ("Sampler: DPM++ 2M,
+  Schedule type: Karras"; a plain name's own spacing is Uniform, or Automatic where that is the same). What
+  promptism does not do — override settings other than ``sd_model_checkpoint``, ``CLIP_stop_at_last_layers``
+  (Clip skip) and ``sd_vae`` — is accepted and named in ``extra_generation_params["Not applied"]`` (also in the infotexts), never silently dropped.
 - ``enable_hr`` makes the hires fix (``runner/hires.py``): ``hr_scale`` (or ``hr_resize_x/y`` in the first pass's
   proportions: A1111 crops another shape, refused), ``hr_second_pass_steps``, ``denoising_strength``, ``hr_upscaler``;
   a second pass with its own checkpoint, sampler or prompts is refused (promptism's is the first pass's).
@@ -87,7 +88,7 @@ from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
 from ..runner.sd_upscale import UPSCALERS as SD_UPSCALERS, check_image as sd_upscale_check, upscaler as sd_upscaler
-from ..samplers import NOT_MADE, OWN, PLAIN, SAMPLERS, named, sampler, schedule_label, with_schedule
+from ..samplers import NOT_MADE, OWN, PLAIN, SAMPLERS, a1111_fields, named, sampler, schedule_label, with_schedule
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
 
@@ -635,7 +636,8 @@ def _or(value, otherwise):
 def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     """A1111's infotext for one image: the prompt, the negative prompt, then ``Key: value`` pairs."""
     p = run.record.params
-    pairs = {"Steps": p.steps, "Sampler": p.sampler or named(p.scheduler), "CFG scale": p.guidance, "Seed": cell.seed,
+    ran, schedule = _sampler_fields(p.sampler or named(p.scheduler))
+    pairs = {"Steps": p.steps, "Sampler": ran, "Schedule type": schedule, "CFG scale": p.guidance, "Seed": cell.seed,
              "Size": f"{p.width}x{p.height}", "Model hash": run.record.model.info.hash, "Model": credited(run),
              "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
              "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
@@ -660,6 +662,15 @@ def _mask_fields(p) -> dict:
             "Masked area padding": p.mask_padding if p.mask_area == "masked" else None,
             "Masked content": {"fill": "fill", "latent-noise": "latent noise", "latent-nothing": "latent nothing"}.get(
                 p.mask_fill or "original")}
+
+
+def _sampler_fields(name: str | None) -> tuple[str | None, str | None]:
+    """The run's sampler as A1111 1.10's infotext names it, "Sampler" and "Schedule type" (``samplers.a1111_fields``);
+    a model's own scheduler promptism has no name for, by its class."""
+    try:
+        return a1111_fields(name) if name else (None, None)
+    except RunError:
+        return name, None
 
 
 def _echoed(req: _Request) -> dict:
