@@ -344,3 +344,29 @@ def test_infotexts_name_the_sampler_and_schedule_type_as_a1111_writes_them_and_r
         pixels((16, 16)).save(buffer, format="PNG", pnginfo=stamped)
         read = read_generation_info(Image.open(io.BytesIO(buffer.getvalue())))
         assert read.params["sampler"] == info["sampler_name"], (read.params, info["sampler_name"])  # the same again
+
+
+def test_a_warm_up_that_fails_fails_each_job_in_one_line_and_the_service_serves_on(tmp_path):
+    """An executor that cannot get the runner ready (a Ray cluster that lacks what it needs, say) ended the worker
+    thread: every A1111 request then waited for its job for ever."""
+    from fastapi.testclient import TestClient
+
+    from workshop.service.executor import LocalExecutor
+    from workshop.service.server import create_app
+    from workshop.service.service import Service
+
+    class Broken(LocalExecutor):
+        def warm_up(self) -> str:
+            raise RuntimeError("no device of the kind asked for")
+
+    broken = Service(tmp_path / "queue.json", journal=tmp_path / "j", executor=Broken())
+    broken.start()
+    try:
+        http = TestClient(create_app(broken, token=served.TOKEN), headers={"Authorization": f"Bearer {served.TOKEN}"})
+        for _ in range(2):  # the worker lives on: each job is answered
+            reply = http.post("/sdapi/v1/txt2img", json={"prompt": PROMPT, **SMALL})
+            assert reply.status_code == 500, reply.text
+            assert "could not get its runner ready" in reply.text and "no device" in reply.text
+        assert http.get("/sdapi/v1/progress").status_code == 200
+    finally:
+        broken.stop()

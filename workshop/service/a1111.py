@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -476,6 +476,7 @@ def check_job(job: JobRequest, settings: Settings) -> None:
             raise BadValue(["override_settings", SD_VAE], exc.worded(as_a1111)) from None
 
 
+WARM_WAIT_S = 300  # how long an A1111 route waits for the service's warm-up before a 503
 PREVIEW_EVERY = 10  # steps between live previews (/progress's current_image): A1111's show_progress_every_n_steps
 CLIP_SKIP = "CLIP_stop_at_last_layers"  # A1111's setting for Clip skip
 SD_VAE = "sd_vae"  # A1111's setting for the VAE
@@ -767,7 +768,8 @@ def router(service) -> APIRouter:
     async def warmed(request: Request) -> None:
         """Every route but the progress ones waits for the service's warm-up: they import the runner."""
         if request.url.path.rpartition("/")[2] not in ("progress", "interrupt", "skip"):
-            await run_in_threadpool(service.wait_warm)
+            if not await run_in_threadpool(service.wait_warm, WARM_WAIT_S):
+                raise HTTPException(503, "the service is still getting its runner ready: try again in a minute")
 
     api = APIRouter(tags=["AUTOMATIC1111"], route_class=_A1111Route, dependencies=[Depends(warmed)])
     ours: set[str] = set()  # jobs submitted through these routes and not yet answered

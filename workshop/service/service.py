@@ -64,7 +64,8 @@ class Service:
         self._started_at = time.monotonic()
         self._last_active = time.monotonic()
         self._warmed_at = float("inf")  # when the worker's warm-up ended
-        self._warm = threading.Event()  # set when it has (see wait_warm)
+        self._warm = threading.Event()  # set when it has (see wait_warm), or the service stops
+        self._warm_error: str | None = None  # why the warm-up failed: every job fails with it
         self._jobs: dict[str, _Job] = {}
         self._cond = threading.Condition()
         self._stopping = False
@@ -87,6 +88,7 @@ class Service:
     def stop(self, timeout: float = 60.0) -> None:
         """Cancel the running job (its finished images stay; `resume` finishes it) and end the worker. Queued jobs
         end with this service (the next one lists them as interrupted, never run: their commands were told so)."""
+        self._warm.set()  # (nothing waits for a warm-up any more)
         with self._cond:
             self._stopping = True
             for job in self._jobs.values():
@@ -215,6 +217,9 @@ class Service:
         does not wait for it."""
         try:
             self.device = self.executor.warm_up()
+        except Exception as exc:  # noqa: BLE001 - the worker lives on: each job fails with this line (``_execute``)
+            self._warm_error = failure(exc)[0]
+            log.error("the warm-up failed (%s): every job fails with it", type(exc).__name__)
         finally:
             self._warmed_at = time.monotonic()
             self._warm.set()
@@ -227,11 +232,16 @@ class Service:
         if job.queued_at < self._warmed_at:  # it came while the service was starting: it waited for the warm-up
             self._emit(job, ev.Phase(name="service warm-up (torch, diffusers, the device)",
                                      seconds=round(self._warmed_at - job.queued_at, 3)))
-        try:
-            outcome = self.executor.run(job.request, on_event=lambda e: self._emit(job, e), cancel=lambda: job.cancel)
-        except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
-            log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
-            outcome, (error, kind) = JobOutcome(run=job.info.run, state="failed"), failure(exc)
+        if self._warm_error:  # (the machine's: a job cannot run where the runner could not be made ready)
+            outcome, error, kind = JobOutcome(run=job.info.run, state="failed"), \
+                f"the service could not get its runner ready: {self._warm_error}", "machine"
+        else:
+            try:
+                outcome = self.executor.run(job.request, on_event=lambda e: self._emit(job, e),
+                                            cancel=lambda: job.cancel)
+            except Exception as exc:  # noqa: BLE001 - a job that fails is one line to its client; the service serves on
+                log.info("job %s failed (%s)", job.info.id, type(exc).__name__)
+                outcome, (error, kind) = JobOutcome(run=job.info.run, state="failed"), failure(exc)
         if outcome.state == "interrupted":  # (the executor's workers were lost: a Ray cluster gone)
             error = f"the Ray workers were lost during the job; `promptism resume {outcome.run}` finishes it"
             kind = "machine"
