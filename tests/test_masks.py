@@ -244,6 +244,9 @@ def test_a_4_channel_unet_keeps_the_latents_where_a1111s_rounded_latent_mask_kee
     (("--init-image", "INIT", "--mask", "MASK", "--mask-padding", "8"), "--mask-padding widens the area that --mask-area"),
     (("--init-image", "INIT", "--mask", "SMALL", "--mask-area", "masked"), "the mask is 32x64 and the init image 64x64"),
     (("--init-image", "INIT", "--mask", "BLANK", "--mask-area", "masked"), "the mask has no white"),
+    (("--init-image", "INIT", "--mask", "DOT", "--mask-area", "masked", "--mask-blur", "16"),
+     "the mask's white is blurred away (a blur of 16 spreads it to nothing)"),  # (it was an internal error, exit 70)
+    (("--init-image", "INIT", "--mask", "MASK", "--mask-blur", "²"), "mask blur '²': write pixels"),  # (int() refuses ²)
     (("--init-image", "INIT", "--mask", "nosuch.png"), "--mask"),
     (("--init-image", "INIT", "--mask-blur", "3"), "--mask-blur is a setting of inpainting: give --mask IMAGE too"),
 ])
@@ -251,9 +254,22 @@ def test_bad_mask_input_is_one_line_and_nothing_is_written(pictures, tmp_path, c
     init_path, mask_path = pictures
     Image.new("L", (32, 64), 255).save(tmp_path / "small.png")
     Image.new("L", (64, 64), 0).save(tmp_path / "blank.png")
-    named = {"INIT": init_path, "MASK": mask_path, "SMALL": tmp_path / "small.png", "BLANK": tmp_path / "blank.png"}
+    dot = Image.new("L", (64, 64), 0)
+    dot.putpixel((30, 30), 255)
+    dot.save(tmp_path / "dot.png")
+    named = {"INIT": init_path, "MASK": mask_path, "SMALL": tmp_path / "small.png", "BLANK": tmp_path / "blank.png",
+             "DOT": tmp_path / "dot.png"}
     args = [str(named.get(a, a)) for a in args]
     code, _, err = run_cli(capsys, "generate", "a red circle", "--model", "tiny", "--steps", "2", "--size", "64x64",
                            "--journal", str(tmp_path / "j"), *args)
     assert code != 0 and err.count("\n") == 1 and said in err and "Traceback" not in err, err
     assert not (tmp_path / "j").exists()
+
+
+def test_a_sliver_of_an_init_image_is_painted_only_masked_not_an_internal_error(tmp_path, capsys):
+    """A 1024×8 init image (8 px is the smallest side allowed) fitted to 64×64 made a box 0 pixels high."""
+    Image.new("RGB", (1024, 8), (120, 160, 200)).save(tmp_path / "sliver.png")
+    Image.new("L", (1024, 8), 255).save(tmp_path / "white.png")
+    run, made = _made(capsys, tmp_path / "j", "--init-image", str(tmp_path / "sliver.png"), "--mask",
+                      str(tmp_path / "white.png"), "--mask-area", "masked", "--steps", "4")
+    assert made.shape == (8, 1024, 3)  # the init image's size

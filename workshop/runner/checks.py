@@ -75,7 +75,7 @@ def check_mask_image(init: Init, mask: Init, options: RunOptions) -> None:
     from .options import area_name
 
     problem = refusal(open_image(init.path), open_image(mask.path), invert=options.mask_invert,
-                      area=area_name(options.mask_area))
+                      area=area_name(options.mask_area), blur=options.mask_blur, blur_y=options.mask_blur_y)
     if problem:
         raise RunError(f"{option('mask')} {mask.given}: {problem}")
 

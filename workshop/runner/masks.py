@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, ImageOps
 
+from ..errors import RunError
+
 FILLS = ("original", "fill", "latent-noise", "latent-nothing")  # A1111's masked content, in its API's order 1, 0, 2, 3
 LATENT_FILLS = ("latent-noise", "latent-nothing")
 AREAS = ("whole", "masked")  # A1111's inpaint area: whole picture, only masked
@@ -90,7 +92,7 @@ def prepared(mask: Mask, init: Image.Image, width: int, height: int) -> Prepared
         return Prepared(start, blurred, init, doubled)
     box = crop_box(blurred, mask.padding, width, height)
     if box is None:  # (refused before a run starts: refusal)
-        raise ValueError("the mask has no white")
+        raise RunError("the mask has no white after its blur: give a smaller mask blur or a larger white area")
     mask_crop = fitted(blurred.crop(box), width, height)
     start = fitted(init.crop(box), width, height)
     if mask.fill != "original":
@@ -98,18 +100,24 @@ def prepared(mask: Mask, init: Image.Image, width: int, height: int) -> Prepared
     return Prepared(start, mask_crop, init, blurred, box)
 
 
-def refusal(init: Image.Image, mask: Image.Image, *, invert: bool, area: str) -> str | None:
-    """Why ``mask`` cannot paint ``init`` only where it is white (None: it can): A1111 finds the box in the mask and
-    cuts it from the init image, so they must be one size; a mask with no white has no box (A1111 falls back to
-    plain img2img: promptism says so instead)."""
+def refusal(init: Image.Image, mask: Image.Image, *, invert: bool, area: str, blur: int | None = None,
+            blur_y: int | None = None) -> str | None:
+    """Why ``mask`` cannot paint ``init`` only where it is white (None: it can): A1111 finds the box in the blurred
+    mask and cuts it from the init image, so they must be one size; a mask with no white, or whose white the blur
+    spreads to nothing, has no box (A1111 falls back to plain img2img: promptism says so instead)."""
     if area != "masked":
         return None
     if mask.size != init.size:
         return (f"the mask is {mask.width}x{mask.height} and the init image {init.width}x{init.height}: the masked area "
                 "is found in the mask and cut from the init image, so give a mask of the init image's size")
     white = grey(mask)
-    if (ImageOps.invert(white) if invert else white).getbbox() is None:
+    white = ImageOps.invert(white) if invert else white
+    if white.getbbox() is None:
         return "the mask has no white: there is nothing to paint (invert it, or leave out the mask for plain img2img)"
+    across = DEFAULT_BLUR if blur is None else blur
+    if _blurred(white, Mask(Path(), across, blur_y=blur_y)).getbbox() is None:
+        return (f"the mask's white is blurred away (a blur of {across} spreads it to nothing): give a smaller mask blur "
+                "or a larger white area")
     return None
 
 
@@ -198,8 +206,8 @@ def fitted(image: Image.Image, width: int, height: int) -> Image.Image:
     """``image`` resized to fit ``width``×``height`` with its proportions, centred, the bands either side filled
     with its edge rows or columns stretched (A1111's "resize and fill")."""
     ratio, own = width / height, image.width / image.height
-    w = width if ratio < own else image.width * height // image.height
-    h = height if ratio >= own else image.height * width // image.width
+    w = width if ratio < own else max(1, image.width * height // image.height)  # (a sliver of a box: a pixel)
+    h = height if ratio >= own else max(1, image.height * width // image.width)
     resized = image.resize((w, h), Image.LANCZOS)
     if (w, h) == (width, height):
         return resized

@@ -88,17 +88,22 @@ def parse_blur(text: str) -> tuple[int, int | None]:
     """A mask blur: ``N`` (across and down), or ``X,Y`` (across, then down: A1111's mask_blur_x and _y); Y is None
     where it is X."""
     across, sep, down = text.partition(",")
-    if not across.strip().isdigit() or (sep and not down.strip().isdigit()):
+    if not _digits(across) or (sep and not _digits(down)):
         raise RunError(f"mask blur {quoted(text)}: write pixels, N (across and down) or X,Y (across, then down), e.g. 4 "
                        "or 4,8")
     x, y = int(across), int(down) if sep else None
     return x, None if y == x else y
 
 
+def _digits(text: str) -> bool:
+    """Only the digits 0-9 (str.isdigit also takes "²", which int() refuses)."""
+    return text.strip().isascii() and text.strip().isdigit()
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``WIDTHxHEIGHT`` (or with ``×``, as promptism itself writes sizes)."""
     width, sep, height = text.lower().replace("×", "x").partition("x")
-    if not sep or not width.strip().isdigit() or not height.strip().isdigit():
+    if not sep or not _digits(width) or not _digits(height):
         raise RunError(f"size {quoted(text)}: write WIDTHxHEIGHT, e.g. 512x512")
     return int(width), int(height)
 
