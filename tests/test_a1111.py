@@ -233,6 +233,7 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
     ({"sampler_name": "Euler", "scheduler": "SGMUniform"}, None, "Euler SGM Uniform"),  # A1111's alias
     ({"sampler_name": "UniPC", "scheduler": "exponential"}, None, "UniPC"),  # A1111's timestep samplers take no type
     ({"sampler_name": "DDIM", "scheduler": "karras"}, None, "DDIM"),  # (SillyTavern users pick either)
+    ({"sampler_name": "ddim", "scheduler": "karras"}, None, "DDIM"),  # (in any case: said as well)
     ({"sampler_name": "PLMS", "scheduler": "align_your_steps"}, None, "PLMS"),
     ({"sampler_name": "DPM2 a", "scheduler": "polyexponential"}, None, "DPM2 a Polyexponential"),
     ({"sampler_name": "LMS", "scheduler": "simple"}, None, "LMS Simple"),
@@ -242,7 +243,7 @@ def test_clip_skip_in_override_settings_is_applied_and_said_as_a1111_says_it(jdi
 def test_sampler_name_and_scheduler_are_the_runs_sampler(jdir, fields, setting, sampler):
     req = a1111.Txt2ImgRequest(prompt=PROMPT, **fields)
     assert a1111.map_request(req, jdir, Settings(model="tiny", sampler=setting)).job.options.sampler == sampler
-    ignored = [n for n in a1111.not_applied(req) if n.startswith("scheduler ")]
+    ignored = [n for n in a1111.not_applied(req, sampler) if n.startswith("scheduler ")]
     assert bool(ignored) == (sampler in a1111.TIMESTEP_SAMPLERS and fields.get("scheduler") not in (None, "uniform"))
 
 

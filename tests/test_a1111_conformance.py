@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -157,6 +159,11 @@ def test_txt2img_answers_with_a1111s_defaults_parameters_and_info(sdapi, jdir):
 
 
 def test_options_round_trip_and_switch_the_model_later_requests_use(sdapi, jdir):
+    private = str(jdir.parent / "my models" / "secret-project.safetensors")  # (a model of its own, by its path)
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text(f"model = {json.dumps(private)}\n", encoding="utf-8")
+    options = _get(sdapi, "/options")
+    assert options.json()["sd_model_checkpoint"] == "secret-project.safetensors" and "my models" not in options.text
+    Path(os.environ["PROMPTISM_CONFIG"]).write_text("", encoding="utf-8")
     options = _get(sdapi, "/options").json()
     assert options["sd_model_checkpoint"] == "shapes" and options["CLIP_stop_at_last_layers"] == 1
     assert _post(sdapi, "/options", {"sd_model_checkpoint": "tiny", "CLIP_stop_at_last_layers": 2,

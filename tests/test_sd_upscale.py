@@ -197,17 +197,23 @@ def test_the_a1111_test_request_upscales_and_bad_script_args_are_a_422_naming_th
     url = f"{sdapi.url}/img2img"
     body = _a1111_test_request(Image.open(init))
     refusals = [({"script_args": ["", 8, "Lanczos"]}, ["body", "script_args"]),
-                ({"script_args": ["", 64, "Lanczos", 2]}, ["body"]),  # (the tile is 64: the runner's check names it)
+                ({"script_args": ["", 64, "Lanczos", 2]}, ["body", "script_args", 1]),  # (the tile is 64)
                 ({"script_args": ["", -1, "Lanczos", 2]}, ["body", "script_args", 1]),
                 ({"script_args": ["", 8, "R-ESRGAN 4x+", 2]}, ["body", "script_args", 2]),
                 ({"script_args": ["", 8, "Lanczos", 0]}, ["body", "script_args", 3]),
                 ({"script_args": ["", 8, "Lanczos", 4000]}, ["body", "script_args", 3]),
+                ({"script_args": ["", 8, "Lanczos", 10 ** 400]}, ["body", "script_args", 3]),  # (was a 500)
+                ({"script_args": ["", 80, "Lanczos", 2]}, ["body", "script_args", 1]),  # (the 96x80 image's height)
+                ({"width": 8, "height": 8, "script_args": ["", 7, "Lanczos", 8]}, ["body", "script_args", 1]),  # tiles
                 ({"script_name": "X/Y/Z plot"}, ["body", "script_name"])]
     for changed, loc in refusals:
         refused = httpx.post(url, json={**body, **changed}, timeout=300, auth=sdapi.auth)
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == loc, refused.text
-        if loc == ["body"]:
-            assert "script_args[1]" in refused.json()["detail"][0]["msg"]
+    from workshop.service import a1111
+
+    assert a1111.Img2ImgRequest(**{**body, "batch_size": 4, "n_iter": 20}).count == 20  # (tiles a call, 20 images)
+    too_many = httpx.post(url, json={**body, "batch_size": 1, "n_iter": 65}, timeout=300, auth=sdapi.auth)
+    assert too_many.status_code == 422 and "n_iter is 65 images" in too_many.text
     txt2img = httpx.post(f"{sdapi.url}/txt2img", json={"prompt": "x", "script_name": "sd upscale"}, timeout=300,
                          auth=sdapi.auth)
     assert txt2img.status_code == 422 and txt2img.json()["detail"][0]["loc"] == ["body", "script_name"]  # (img2img's)

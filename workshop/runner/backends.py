@@ -191,7 +191,8 @@ PRK_STEPS = 4  # PNDM's fewest steps when it warms up with Runge-Kutta steps (be
 
 
 def _warms_up(scheduler) -> bool:
-    """PNDM (A1111's PLMS) configured to start with Runge-Kutta steps: SD 1.5's config skips them, others do not."""
+    """A model's own PNDM scheduler configured to start with Runge-Kutta steps (SD 1.5's config skips them; the
+    sampler PLMS always does, as A1111's)."""
     return type(scheduler).__name__ == "PNDMScheduler" and not scheduler.config.get("skip_prk_steps", False)
 
 

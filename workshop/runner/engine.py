@@ -354,15 +354,15 @@ class Engine:
         first = jobs[0]
         img2img = self._img2img_pipe(pipe, (first.model, first.sampler))
         tiling = self.sd_upscale.tiling((first.width, first.height))
-        crops = tiling.crops(self.sd_upscale.source(_load_init(first.init_image)))
-        work = [(place, k) for place in range(len(jobs)) for k in range(len(crops))]
+        source, boxes = self.sd_upscale.source(_load_init(first.init_image)), tiling.boxes()
+        work = [(place, k) for place in range(len(jobs)) for k in range(len(boxes))]
         made: dict[tuple[int, int], Image.Image] = {}
         for start in range(0, len(work), self.sd_upscale.batch):
             chunk = work[start : start + self.sd_upscale.batch]
             tiles = [replace(jobs[place], seed=tile_seed(jobs[place].seed, k)) for place, k in chunk]
             conds = [conditionings[place] for place, _ in chunk]
             kwargs = dict(num_inference_steps=first.steps, guidance_scale=first.guidance, strength=first.strength,
-                          image=[crops[k] for _, k in chunk], output_type="pt",
+                          image=[source.crop(boxes[k]) for _, k in chunk], output_type="pt",  # (cut as needed)
                           generator=[torch.Generator("cpu").manual_seed(t.seed) for t in tiles],
                           callback_on_step_end=self._callback(tiles, batch_no, conds),
                           callback_on_step_end_tensor_inputs=["latents", *_scheduled_inputs(conds)],
@@ -374,7 +374,7 @@ class Engine:
                 raise Cancelled()
             for key, pixels in zip(chunk, eight_bit(images).permute(0, 2, 3, 1).cpu().numpy()):
                 made[key] = Image.fromarray(pixels)  # (8 bits, as A1111's tiles are images when it lays them down)
-        return [tiling.combined([made[place, k] for k in range(len(crops))]) for place in range(len(jobs))]
+        return [tiling.combined([made[place, k] for k in range(len(boxes))]) for place in range(len(jobs))]
 
     def _inpaint_pipe(self, pipe, key: tuple):
         """The inpainting pipeline made of ``pipe``'s parts (a model without an inpainting UNet inpaints by keeping

@@ -15,7 +15,8 @@ Where it paints (A1111's "Inpaint area", ``area``): the whole picture at the run
 (A1111's "Only masked"): the blurred mask's bounding box, ``padding`` pixels wider on each side, widened to the run's
 proportions and kept within the image (``crop_box``), is cut from the init image and the mask, resized to the run's
 size (``fitted``: A1111's "resize and fill"), painted, and resized back into the box (``covered``: its "crop and
-resize"); the image made is the init image's size. diffusers' inpainting pipeline — made from the model's own parts,
+resize", in floats where A1111 resizes the 8-bit image: the one step not made to the pixel); the image made is the
+init image's size. diffusers' inpainting pipeline — made from the model's own parts,
 so any SD 1.x/2.x or SDXL model inpaints — denoises the masked part; and the result, in 8 bits, is laid over the init
 image as A1111 lays it (Pillow's alpha compositing) through the blurred mask — doubled (clipped at white) for the
 whole picture, as it is for the masked area — so what is not masked keeps its pixels."""

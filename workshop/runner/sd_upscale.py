@@ -39,6 +39,7 @@ from .models import is_guided
 UPSCALERS = ("None", "Lanczos", "Nearest")  # A1111's upscalers that need no weights, as its list starts
 DEFAULT_UPSCALER = "Lanczos"  # (A1111's UI preselects None, which leaves the image at its size)
 DEFAULT_OVERLAP = 64  # A1111's UI's tile overlap
+TILES_MAX = 1024  # tiles an image may be cut into (A1111 has no cap; 4× of 2048² in 512² tiles is 361)
 
 
 def upscaler(name: str) -> str:
@@ -92,9 +93,9 @@ def check_tile(width: int, height: int, overlap: int) -> None:
                        f"larger {option('size')}")
 
 
-def check_image(size: tuple[int, int], scale: float, name: str, overlap: int) -> tuple[int, int]:
-    """The size of the image an init image of ``size`` upscales to: RunError where it is no image, over the pixel
-    limit, or no wider or higher than the overlap (no tile would fit)."""
+def check_image(size: tuple[int, int], scale: float, name: str) -> tuple[int, int]:
+    """The size of the image an init image of ``size`` upscales to: RunError where it is no image or over the pixel
+    limit."""
     wide, high = size[0] * scale, size[1] * scale  # (the upscaler's first resize: the most pixels it holds)
     if name != "None" and wide * high > pixel_limit():
         most = math.sqrt(pixel_limit() / (size[0] * size[1]))
@@ -106,10 +107,18 @@ def check_image(size: tuple[int, int], scale: float, name: str, overlap: int) ->
     if min(w, h) < 8:
         raise RunError(f"SD upscale {scale:g} makes the {size[0]}x{size[1]} init image {max(w, 0)}x{max(h, 0)} (A1111 "
                        f"rounds each side down to a multiple of 8): too small; use a larger {option('sd-upscale')}")
-    if min(w, h) <= overlap:
-        raise RunError(f"the SD upscale overlap of {overlap} pixels is as wide as the {w}x{h} upscaled image: use a "
-                       f"smaller {option('sd-upscale-overlap')}")
     return w, h
+
+
+def check_tiles(size: tuple[int, int], tile: tuple[int, int] | None, overlap: int) -> None:
+    """The upscaled image of ``size`` cut into tiles of ``tile`` (None: the model's own size, checked as the run makes
+    them): RunError where the overlap is as wide as the image (no tile would fit) or the tiles too many."""
+    if min(size) <= overlap:
+        raise RunError(f"the SD upscale overlap of {overlap} pixels is as wide as the {size[0]}x{size[1]} upscaled "
+                       f"image: use a smaller {option('sd-upscale-overlap')}")
+    if tile is not None:
+        check_tile(*tile, overlap)
+        Tiling.of(size, tile, overlap).checked()
 
 
 def params(options, init_size: tuple[int, int] | None) -> dict:
@@ -119,9 +128,10 @@ def params(options, init_size: tuple[int, int] | None) -> dict:
         return {}
     name = upscaler(options.sd_upscale_upscaler or DEFAULT_UPSCALER)
     overlap = overlap_of(options)
+    size = check_image(init_size, options.sd_upscale, name)
+    check_tiles(size, options.size, overlap)
     return {"sd_upscale": options.sd_upscale, "sd_upscale_overlap": overlap, "sd_upscale_upscaler": name,
-            "sd_upscale_batch": options.max_batch,
-            "sd_upscale_size": list(check_image(init_size, options.sd_upscale, name, overlap))}
+            "sd_upscale_batch": options.max_batch, "sd_upscale_size": list(size)}
 
 
 @dataclass(frozen=True)
@@ -145,9 +155,21 @@ class Tiling:
     def count(self) -> int:
         return sum(len(xs) for _, xs in self.rows)
 
+    def boxes(self) -> list[tuple[int, int, int, int]]:
+        """Each tile's box in the image, row by row."""
+        return [(x, y, x + self.tile_w, y + self.tile_h) for y, xs in self.rows for x in xs]
+
     def crops(self, image) -> list:
         """The tiles of ``image`` (its size this tiling's), row by row; black where one reaches past the image."""
-        return [image.crop((x, y, x + self.tile_w, y + self.tile_h)) for y, xs in self.rows for x in xs]
+        return [image.crop(box) for box in self.boxes()]
+
+    def checked(self) -> Tiling:
+        """This tiling, or RunError where it has more tiles than a run makes (``TILES_MAX``)."""
+        if self.count > TILES_MAX:
+            raise RunError(f"SD upscale would cut the {self.width}x{self.height} image into {self.count:,} tiles of "
+                           f"{self.tile_w}x{self.tile_h}, over promptism's {TILES_MAX:,}: use a larger {option('size')} "
+                           f"(the tile), a smaller {option('sd-upscale-overlap')} or {option('sd-upscale')}")
+        return self
 
     def combined(self, tiles: list) -> object:
         """The tiles (PIL RGB images, in ``crops``' order) laid together: A1111's ``combine_grid``."""
@@ -211,6 +233,9 @@ class SdUpscale:
                    params.sd_upscale_batch or 1, tuple(params.sd_upscale_size))
 
     def tiling(self, tile: tuple[int, int]) -> Tiling:
+        """The tiles of the upscaled image at ``tile`` (a cell's size: the model's own where the run gives none, so
+        checked here too): RunError as ``check_tiles``."""
+        check_tiles(self.size, tile, self.overlap)
         return Tiling.of(self.size, tile, self.overlap)
 
     def source(self, init) -> object:

@@ -87,7 +87,8 @@ from ..runner.masks import refusal
 from ..runner.options import resolve, run_sampler
 from ..runner.records import CellRecord
 from ..runner.runs import Run, load_run
-from ..runner.sd_upscale import UPSCALERS as SD_UPSCALERS, check_image as sd_upscale_check, upscaler as sd_upscaler
+from ..runner import sd_upscale
+from ..runner.sd_upscale import UPSCALERS as SD_UPSCALERS, upscaler as sd_upscaler
 from ..samplers import NOT_MADE, OWN, PLAIN, SAMPLERS, a1111_fields, named, sampler, schedule_label, with_schedule
 from ..settings import Settings, load_settings
 from .api import JobInfo, JobRequest
@@ -165,9 +166,10 @@ class _Request(BaseModel):
 
     @model_validator(mode="after")
     def _count(self):
-        count = self.batch_size * self.n_iter
+        count = self.count  # (SD upscale's: n_iter images, batch_size being its tiles per call)
         if count > DEFAULT_MAX_CELLS:
-            raise ValueError(f"batch_size × n_iter is {count} images, over promptism's cap of {DEFAULT_MAX_CELLS} a run")
+            raise ValueError(f"{'n_iter' if count != self.batch_size * self.n_iter else 'batch_size × n_iter'} is "
+                             f"{count} images, over promptism's cap of {DEFAULT_MAX_CELLS} a run")
         if self.seed + count - 1 > SEED_MAX:
             raise ValueError(f"seeds seed … seed + {count - 1} run past {SEED_MAX}: start from a lower seed")
         return self
@@ -284,7 +286,11 @@ class Img2ImgRequest(_Request):
         except RunError as exc:
             raise BadValue(["script_args", 2], f"{exc} (see /sdapi/v1/upscalers)") from None
         number = isinstance(scale, (int, float)) and not isinstance(scale, bool)
-        if not number or not (math.isfinite(scale) and scale > 0):
+        try:
+            number = number and math.isfinite(scale)
+        except OverflowError:  # (an int past a float's range)
+            number = False
+        if not number or not scale > 0:
             raise BadValue(["script_args", 3], f"SD upscale's scale factor multiplies the init image's size: a number "
                            f"above 0 (e.g. 2), not {json.dumps(scale)[:40]}")
         return {"sd_upscale": float(scale), "sd_upscale_overlap": int(overlap), "sd_upscale_upscaler": name}
@@ -556,10 +562,14 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
     image = decode_image(req.init_images[0]) if isinstance(req, Img2ImgRequest) else None
     if image is not None and (upscale := req.sd_upscale()):  # the image it makes, within the limits
         try:
-            sd_upscale_check(image.size, upscale["sd_upscale"], upscale["sd_upscale_upscaler"],
-                             upscale["sd_upscale_overlap"])
+            size = sd_upscale.check_image(image.size, upscale["sd_upscale"], upscale["sd_upscale_upscaler"])
         except RunError as exc:
             raise BadValue(["script_args", 3], exc.worded(as_a1111)) from None
+        try:
+            sd_upscale.check_tiles(size, (req.width, req.height) if req.width and req.height else None,
+                                   upscale["sd_upscale_overlap"])
+        except RunError as exc:
+            raise BadValue(["script_args", 1], exc.worded(as_a1111)) from None
     mask = decode_image(req.mask, "mask") if isinstance(req, Img2ImgRequest) and req.mask else None
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
                           init_image=Path("init_images[0]") if image else None, mask=Path("mask") if mask else None),
@@ -578,18 +588,18 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
 # ------------------------------------------------------------------ finished run → response
 
 
-def not_applied(req: _Request) -> list[str]:
-    """What the request asked for that promptism did not do (reported in info, never silently dropped)."""
+def not_applied(req: _Request, ran: str | None) -> list[str]:
+    """What the request asked for that promptism did not do (reported in info, never silently dropped); ``ran``: the
+    sampler that ran (promptism's name), whatever named it."""
     notes = []
     if req.subseed_strength and req.count > 1:
         notes.append("subseed + i per image (promptism's images keep their seeds, seed + i, and share the subseed)")
     if getattr(req, "script_name", None) and req.batch_size > 1:
         notes.append(f"SD upscale's seeds per batch of {req.batch_size} tiles (promptism seeds tile k of an image "
                      "seed + k, as A1111 does at batch_size 1; batch_size is its tiles per pipeline call)")
-    asked = (req.sampler_name or req.sampler_index or "").strip()
     schedule = schedule_label(" ".join((req.scheduler or "").split())) if req.scheduler else None
-    if asked in TIMESTEP_SAMPLERS and schedule not in (None, *PLAIN.values()):
-        notes.append(f"scheduler {schedule} ({asked} runs on its own timesteps: A1111 ignores the schedule type for "
+    if ran in TIMESTEP_SAMPLERS and schedule not in (None, *PLAIN.values()):
+        notes.append(f"scheduler {schedule} ({ran} runs on its own timesteps: A1111 ignores the schedule type for "
                      f"{', '.join(TIMESTEP_SAMPLERS)})")
     notes += [f"override_settings.{key}" for key in req.override_settings if key not in APPLIED_SETTINGS]
     return notes
@@ -601,7 +611,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     record, params = run.record, run.record.params
     vae_name, _, vae_hash = (params.vae or "").rpartition(": ")
     vae_name, vae_hash = vae_name or None, vae_hash or None
-    notes = "; ".join(not_applied(req))
+    notes = "; ".join(not_applied(req, params.sampler))
     extra = {"Not applied": notes} if notes else {}
     cells = run.done
     infotexts = [_infotext(run, cell, extra) for cell in cells]

@@ -316,15 +316,17 @@ def current(service, settings: Settings) -> dict[str, Any]:
 def _checkpoint_title(model: str | None, settings: Settings) -> str | None:
     """``model`` as ``/sd-models`` lists it now: an install's checkpoint by its A1111 title (with its hash once a run
     has hashed it, as A1111 names the checkpoint it loaded), so a client finds the current model in that list
-    (SillyTavern's model dropdown, Open WebUI's comparison before it switches); any other model as it was named."""
+    (SillyTavern's model dropdown, Open WebUI's comparison before it switches); a path by its file or folder name;
+    any other model as it was named."""
     from ..runner.model_files import find_all
     from ..runner.models import BUILTINS
 
     if not model or model in BUILTINS:
         return model
     try:
-        if Path(model).expanduser().exists():  # a path: a model of its own, not an install's (models.resolve's order)
-            return model
+        path = Path(model).expanduser()
+        if path.is_absolute() or path.exists():  # a path: a model of its own, not an install's (models.resolve's
+            return path.name  # order), by its name: no route hands out a path on this machine
         found = find_all(settings, "checkpoint", model)
     except (OSError, ValueError):  # a name no file can have
         return model

@@ -79,11 +79,9 @@ class Service:
 
     def wait_warm(self, timeout: float | None = None) -> bool:
         """Wait for the worker's warm-up (it imports torch and diffusers): code that imports the runner on another
-        thread meanwhile may find diffusers half-imported (its lazy module is not thread-safe) and fail. A service
-        whose worker is not running (not started, or ended) has no warm-up to wait for."""
-        if not self._worker.is_alive():
-            return self._warm.is_set()
-        return self._warm.wait(timeout)
+        thread meanwhile may find diffusers half-imported (its lazy module is not thread-safe) and fail. False where
+        ``timeout`` passed first; a service whose worker is not running (not started, or ended) has none to wait for."""
+        return not self._worker.is_alive() or self._warm.wait(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Cancel the running job (its finished images stay; `resume` finishes it) and end the worker. Queued jobs
