@@ -15,7 +15,7 @@ import errno
 from journal.wording import Namer, Worded, as_flag, as_wire, from_wire, option, worded
 
 __all__ = ["Namer", "PromptismError", "RunCancelled", "RunError", "as_flag", "as_wire", "from_wire", "option",
-           "os_error_line", "worded"]
+           "os_error_line", "settings_without", "worded"]
 
 
 class PromptismError(Worded):
@@ -43,6 +43,15 @@ class RunCancelled(RunError):
     def __init__(self, message: str, run_id: str | None = None):
         super().__init__(message)
         self.run_id = run_id
+
+
+def settings_without(feature: str, needed: str, settings) -> None:
+    """RunError where one of ``settings`` — (option name, value) pairs of ``feature``'s settings — is given while the
+    option that asks for ``feature`` (``needed``: how to give it) is not: "--hires-steps is a setting of the hires
+    fix: give --hires SCALE (e.g. 2) too, or leave it out"."""
+    given = next((name for name, value in settings if value is not None), None)
+    if given is not None:
+        raise RunError(f"{option(given)} is a setting of {feature}: give {needed} too, or leave it out")
 
 
 _OS_FIXES = {

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from journal.limits import pixel_limit
 from journal.text import quoted
 
-from ..errors import RunError, option
+from ..errors import RunError, option, settings_without
 from .models import is_guided
 
 LATENT = "Latent"
@@ -69,10 +69,9 @@ def made_size(params, width: int, height: int) -> tuple[int, int]:
 def check(options) -> None:
     """A run's hires settings (``RunOptions``), as far as they are checked without a model: RunError, one line."""
     if options.hires is None:
-        given = [name for name in ("hires_steps", "hires_strength", "hires_upscaler") if getattr(options, name) is not None]
-        if given:
-            raise RunError(f"{option(given[0].replace('_', '-'))} is a setting of the hires fix: give "
-                           f"{option('hires')} SCALE (e.g. 2) too, or leave it out")
+        settings_without("the hires fix", f"{option('hires')} SCALE (e.g. 2)",
+                         [(name.replace("_", "-"), getattr(options, name))
+                          for name in ("hires_steps", "hires_strength", "hires_upscaler")])
         return
     if not (math.isfinite(options.hires) and options.hires > 0):
         raise RunError(f"the hires scale multiplies the size: a number above 0 (A1111's Hires upscale, e.g. 2), not "

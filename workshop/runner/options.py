@@ -14,7 +14,7 @@ from journal.text import quoted
 
 from ..contract import GivenOptions, GuidedSettings, RunParams, Spec
 from ..settings import Settings
-from ..errors import RunError, option
+from ..errors import RunError, option, settings_without
 from ..samplers import OWN, sampler
 from . import hires, sd_upscale
 from .models import GUIDED, GUIDED_MAX_STEPS, is_guided
@@ -192,14 +192,11 @@ def check_mask(options: RunOptions) -> None:
     and promptism makes."""
     from .masks import AREAS, BLUR_MAX, FILLS
 
-    others = [name for name, value in (("mask-blur", options.mask_blur), ("mask-blur", options.mask_blur_y),
-                                       ("mask-fill", options.mask_fill),
-                                       ("mask-invert", options.mask_invert or None), ("mask-area", options.mask_area),
-                                       ("mask-padding", options.mask_padding)) if value is not None]
     if options.mask is None:
-        if others:
-            raise RunError(f"{option(others[0])} is a setting of inpainting: give {option('mask')} IMAGE too, or leave "
-                           "it out")
+        settings_without("inpainting", f"{option('mask')} IMAGE", (
+            ("mask-blur", options.mask_blur), ("mask-blur", options.mask_blur_y), ("mask-fill", options.mask_fill),
+            ("mask-invert", options.mask_invert or None), ("mask-area", options.mask_area),
+            ("mask-padding", options.mask_padding)))
         return
     if options.init_image is None:
         raise RunError(f"{option('mask')} marks what of the init image to paint again: give {option('init-image')}")

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from journal.limits import pixel_limit
 
-from ..errors import RunError, option
+from ..errors import RunError, option, settings_without
 from . import hires
 from .hires import a1111_upscale, upscale_size
 from .models import is_guided
@@ -55,10 +55,9 @@ def made_size(size: tuple[int, int], scale: float, name: str) -> tuple[int, int]
 def check(options) -> None:
     """A run's SD upscale settings (``RunOptions``), as far as they are checked without the init image or a model."""
     if options.sd_upscale is None:
-        given = [name for name in ("sd_upscale_overlap", "sd_upscale_upscaler") if getattr(options, name) is not None]
-        if given:
-            raise RunError(f"{option(given[0].replace('_', '-'))} is a setting of SD upscale: give "
-                           f"{option('sd-upscale')} SCALE (e.g. 2) too, or leave it out")
+        settings_without("SD upscale", f"{option('sd-upscale')} SCALE (e.g. 2)",
+                         [(name.replace("_", "-"), getattr(options, name))
+                          for name in ("sd_upscale_overlap", "sd_upscale_upscaler")])
         return
     if not (math.isfinite(options.sd_upscale) and options.sd_upscale > 0):
         raise RunError(f"the SD upscale scale multiplies the init image's size: a number above 0 (A1111's Scale "
