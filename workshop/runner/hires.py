@@ -35,7 +35,7 @@ LATENT = "Latent"
 LATENT_MODES = {LATENT: ("bilinear", False), "Latent (antialiased)": ("bilinear", True),
                 "Latent (bicubic)": ("bicubic", False), "Latent (bicubic antialiased)": ("bicubic", True),
                 "Latent (nearest)": ("nearest", False), "Latent (nearest-exact)": ("nearest-exact", False)}
-PIXEL = ("Lanczos", "Nearest", "None")  # its upscalers of pixels that need no weights
+PIXEL = ("None", "Lanczos", "Nearest")  # its upscalers of pixels that need no weights, as its /upscalers lists them
 UPSCALERS = (*LATENT_MODES, *PIXEL)
 DEFAULT_STRENGTH = 0.7  # A1111's denoising strength of the second pass, as its txt2img page has it
 STRENGTH_MAX = 0.999  # A1111 counts the second pass's schedule with the strength at most this

@@ -36,7 +36,7 @@ from . import hires
 from .hires import a1111_upscale, upscale_size
 from .models import is_guided
 
-UPSCALERS = ("None", "Lanczos", "Nearest")  # A1111's upscalers that need no weights, as its list starts
+UPSCALERS = hires.PIXEL  # A1111's upscalers of pixels that need no weights (its script takes no latent one)
 DEFAULT_UPSCALER = "Lanczos"  # (A1111's UI preselects None, which leaves the image at its size)
 DEFAULT_OVERLAP = 64  # A1111's UI's tile overlap
 TILES_MAX = 1024  # tiles an image may be cut into (A1111 has no cap; 4× of 2048² in 512² tiles is 361)

@@ -39,11 +39,10 @@ from journal.limits import pixel_limit
 from journal.metadata import GenerationInfo, a1111_fields, a1111_infotext, read_generation_info
 
 from ..errors import RunError
-from ..runner.hires import a1111_upscale
+from ..runner.hires import PIXEL, a1111_upscale
 from ..settings import load_settings
 from .a1111 import BadValue, _Named
 
-EXTRAS_UPSCALERS = ("None", "Lanczos", "Nearest")  # A1111's extras upscalers that need no weights
 MAX_BATCH = 32  # images of one extra-batch-images call
 VOCABULARY = Path(__file__).parent / "interrogate"
 _IGNORED_ITEMS = {"jfif", "jfif_version", "jfif_unit", "jfif_density", "dpi", "exif", "loop", "background",
@@ -258,11 +257,11 @@ def check_extras(req: ExtrasRequest) -> None:
                            "promptism has not got): leave it 0")
     for field in ("upscaler_1", "upscaler_2"):
         name = getattr(req, field)
-        if name not in EXTRAS_UPSCALERS:
+        if name not in PIXEL:
             latent = " (latent upscalers work on a model's latents: the hires fix's)" if name.startswith("Latent") else ""
             shown = json.dumps(name) if len(name) <= 80 else "of that name"
             raise BadValue([field], f"promptism has no upscaler {shown}{latent}; those that need no weights "
-                           f"are {', '.join(EXTRAS_UPSCALERS)} (see /sdapi/v1/upscalers)")
+                           f"are {', '.join(PIXEL)} (see /sdapi/v1/upscalers)")
 
 
 def upscaled(image: Image.Image, req: ExtrasRequest, field: str) -> tuple[Image.Image, str]:

@@ -548,8 +548,7 @@ def vaes(settings: Settings) -> list[VaeItem]:
 def upscalers() -> list[UpscalerItem]:
     from ..runner.hires import PIXEL
 
-    order = sorted(PIXEL, key=("None", "Lanczos", "Nearest").index)  # as A1111 lists those it has without weights
-    return [UpscalerItem(name=name, scale=4) for name in order]
+    return [UpscalerItem(name=name, scale=4) for name in PIXEL]
 
 
 def prompt_styles(settings: Settings) -> list[PromptStyleItem]:
