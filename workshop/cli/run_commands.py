@@ -606,8 +606,8 @@ def _report(run, cells: bool = False, reveal: bool = False, keep_hint: bool = Tr
     comp = r.compute
     took = f" in {comp.seconds:.1f} s on {comp.device}" if comp.seconds is not None else ""
     energy = f", {comp.energy_wh:.3f} Wh ≈ {comp.co2_g:.2f} g CO2" if comp.energy_wh is not None else ""
-    credit = lambda m: m.info.id or m.id  # noqa: E731 - a local folder or file by its name (its path is private)
-    made_by = ", ".join(map(credit, r.models.values())) if r.models else f"{credit(r.model)} ({r.model.description})"
+    made_by = ", ".join(m.credited for m in r.models.values()) if r.models else \
+        f"{r.model.credited} ({r.model.description})"
     out.print(literal(f"run {run.id} · {run.state} · {len(run.done)}/{len(r.cells)} images by {made_by}{took}{energy}"))
     if cells:
         print_table(["#", "seed", "steps", "guidance", "score", "image"],

@@ -246,7 +246,7 @@ def _run(run: Run, backend: Backend, jobs: list[Job], layout: list[list[int]], s
     resumed run). Workers that are lost leave it ``interrupted``."""
     r = run.record
     emit = _one_at_a_time(on_event)  # the engine's events and the writer's
-    emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.info.id or r.model.id,
+    emit(ev.RunStarted(run=run.id, cells=len(jobs), batches=len(layout), model=r.model.credited,
                        device=device_name(device)))  # (the model as credited: a local folder's or file's name, not its path)
     if r.params.emphasis != A1111 and (past := past_limit(jobs)) is not None:  # (A1111's encoding reads it all)
         emit(past)

@@ -33,6 +33,12 @@ class ModelRecord(Record):
     source: str | None = None  # the folder it was loaded from
     info: ModelInfoRecord = Field(default_factory=ModelInfoRecord)
 
+    @property
+    def credited(self) -> str:
+        """The name the model is credited by: its own (a local folder's or file's name), never the path it was asked
+        for or loaded from."""
+        return self.info.id or self.id
+
 
 class SpecRecord(Record):
     """What the grid was composed from (private: prompts and keywords)."""

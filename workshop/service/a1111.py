@@ -622,7 +622,7 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
         "all_subseeds": [_or(params.variation_seed, -1) for _ in cells], "subseed_strength": params.variation_strength or 0, "width": params.width, "height": params.height,
         "sampler_name": params.sampler or named(params.scheduler),
         "cfg_scale": params.guidance, "steps": params.steps, "batch_size": req.batch_size, "restore_faces": False,
-        "face_restoration_model": None, "sd_model_name": credited(run), "sd_model_hash": record.model.info.hash,
+        "face_restoration_model": None, "sd_model_name": record.model.credited, "sd_model_hash": record.model.info.hash,
         "sd_vae_name": vae_name,
         "sd_vae_hash": vae_hash, "seed_resize_from_w": -1, "seed_resize_from_h": -1,
         "denoising_strength": params.strength if params.strength is not None else params.hires_strength,
@@ -636,12 +636,6 @@ def build_response(req: _Request, run: Run, seeds: list[int]) -> ImagesResponse:
     return ImagesResponse(images=encoded, parameters=parameters, info=json.dumps(info, ensure_ascii=False))
 
 
-def credited(run: Run) -> str:
-    """The model as A1111 names it in info and infotexts: its credited name (an install's checkpoint by its name,
-    never the path it was asked for or loaded from, which stay private)."""
-    return run.record.model.info.id or run.record.model.id
-
-
 def _or(value, otherwise):
     return otherwise if value is None else value
 
@@ -651,7 +645,7 @@ def _infotext(run: Run, cell: CellRecord, extra: dict[str, str]) -> str:
     p = run.record.params
     ran, schedule = _sampler_fields(p.sampler or named(p.scheduler))
     pairs = {"Steps": p.steps, "Sampler": ran, "Schedule type": schedule, "CFG scale": p.guidance, "Seed": cell.seed,
-             "Size": f"{p.width}x{p.height}", "Model hash": run.record.model.info.hash, "Model": credited(run),
+             "Size": f"{p.width}x{p.height}", "Model hash": run.record.model.info.hash, "Model": run.record.model.credited,
              "VAE hash": (p.vae or "").rpartition(": ")[2] or None,
              "VAE": (p.vae or "").rpartition(": ")[0] or None, "Variation seed": p.variation_seed,
              "Variation seed strength": p.variation_strength,
