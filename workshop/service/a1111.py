@@ -574,10 +574,10 @@ def map_request(req: _Request, journal: Path, settings: Settings, defaults: dict
     check_job(job_request(req, journal, seeds=seeds, sampler_name=chosen,
                           init_image=Path("init_images[0]") if image else None, mask=Path("mask") if mask else None),
               settings)
-    blurs = req.inpainting() if mask is not None else {}
-    if mask is not None and (problem := refusal(image, mask, invert=bool(req.inpainting_mask_invert),
-                                                 area="masked" if req.inpaint_full_res else "whole",
-                                                 blur=blurs.get("mask_blur"), blur_y=blurs.get("mask_blur_y"))):
+    asked = req.inpainting() if mask is not None else {}  # (the run options the job was given above)
+    if mask is not None and (problem := refusal(image, mask, invert=bool(asked["mask_invert"]),
+                                                 area=asked.get("mask_area", "whole"), blur=asked["mask_blur"],
+                                                 blur_y=asked["mask_blur_y"])):
         raise BadValue(["mask"], problem)
     stored = store_image(Journal.open(journal, create=True), image) if image else None
     stored_mask = store_image(Journal.open(journal, create=True), mask) if mask else None
